@@ -1,0 +1,1 @@
+"""analysis: seed formulas, the closed-form step model, planner, reports and the CLI."""

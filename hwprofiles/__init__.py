@@ -1,0 +1,25 @@
+"""hwprofiles: what hardware can do (datasheet catalogue and measured calibration profiles)."""
+
+from hwprofiles.profile import (
+    Accelerator,
+    CollectiveFit,
+    EfficiencyCurve,
+    Fabric,
+    HardwareProfile,
+    Link,
+    Node,
+    PowerModel,
+    Provenance,
+)
+
+__all__ = [
+    "Accelerator",
+    "CollectiveFit",
+    "EfficiencyCurve",
+    "Fabric",
+    "HardwareProfile",
+    "Link",
+    "Node",
+    "PowerModel",
+    "Provenance",
+]

@@ -1,0 +1,159 @@
+"""`ParallelConfig` and `Workload`: how a model is trained, validated at construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from simulator.model import ModelSpec
+
+Recompute = Literal["none", "selective", "full"]
+Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
+RECOMPUTE_MODES = ("none", "selective", "full")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8")
+
+BYTES_PER_PARAM = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1}
+"""Bytes of one element in the compute dtype (activations, gradients communicated).
+
+fp8 training (Transformer Engine) keeps activations between layers in bf16 and casts GEMM
+inputs to fp8; we count activation/communication bytes at 2 for fp8 in the cost model."""
+
+
+@dataclass(frozen=True)
+class ParallelConfig:
+    """A Megatron-style parallel layout and batch, with torchtitan-style validation."""
+
+    tp: int = 1
+    """Tensor-parallel degree (inside a node)."""
+    pp: int = 1
+    """Pipeline-parallel stages."""
+    vpp: int = 1
+    """Virtual stages per pipeline rank (interleaved 1F1B when > 1)."""
+    cp: int = 1
+    """Context-parallel degree (sequence split across ranks for attention)."""
+    dp: int = -1
+    """Data-parallel degree; -1 = whatever GPUs remain (gpus / (tp*pp*cp))."""
+    sequence_parallel: bool = False
+    """Megatron sequence parallelism: norms/dropout split over tp; all-reduce -> RS + AG."""
+    zero_stage: int = 0
+    """0: plain DP; 1: optimizer states sharded; 2: + gradients; 3: + parameters (FSDP)."""
+    micro_batch_size: int = 1
+    """Sequences per micro-batch per model replica."""
+    global_batch_size: int | None = None
+    """Sequences per optimizer step; None = micro_batch_size * dp (one micro-batch)."""
+    recompute: Recompute = "none"
+    precision: Precision = "bf16"
+
+    def __post_init__(self) -> None:
+        for f in ("tp", "pp", "vpp", "cp", "micro_batch_size"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{f}: {v!r} must be an integer >= 1")
+        if not isinstance(self.dp, int) or (self.dp < 1 and self.dp != -1):
+            raise ValueError(f"dp: {self.dp!r} must be >= 1 or -1 (= the rest)")
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise ValueError(f"zero_stage: {self.zero_stage!r} must be 0, 1, 2 or 3")
+        if self.recompute not in RECOMPUTE_MODES:
+            raise ValueError(f"recompute: {self.recompute!r} must be one of {RECOMPUTE_MODES}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: {self.precision!r} must be one of {PRECISIONS}")
+        if self.vpp > 1 and self.pp == 1:
+            raise ValueError(f"vpp: {self.vpp} needs pp > 1 (interleaving needs a pipeline)")
+        if self.global_batch_size is not None and self.global_batch_size < 1:
+            raise ValueError(f"global_batch_size: {self.global_batch_size} must be >= 1")
+
+    @property
+    def model_parallel(self) -> int:
+        return self.tp * self.pp * self.cp
+
+    def resolve(self, num_gpus: int) -> ParallelConfig:
+        """Fill in dp and the global batch for `num_gpus`; check the product."""
+        if num_gpus < 1:
+            raise ValueError(f"gpus: {num_gpus} must be >= 1")
+        mp = self.model_parallel
+        dp = self.dp
+        if dp == -1:
+            if num_gpus % mp:
+                raise ValueError(
+                    f"gpus: {num_gpus} not divisible by tp*pp*cp = "
+                    f"{self.tp}*{self.pp}*{self.cp} = {mp}"
+                )
+            dp = num_gpus // mp
+        if mp * dp != num_gpus:
+            raise ValueError(
+                f"tp*pp*cp*dp = {self.tp}*{self.pp}*{self.cp}*{dp} = {mp * dp} != {num_gpus} GPUs"
+            )
+        gbs = self.global_batch_size or self.micro_batch_size * dp
+        per_step = self.micro_batch_size * dp
+        if gbs % per_step:
+            raise ValueError(
+                f"global_batch_size: {gbs} not divisible by micro_batch_size*dp = "
+                f"{self.micro_batch_size}*{dp} = {per_step}"
+            )
+        m = gbs // per_step
+        if self.vpp > 1 and m % self.pp:
+            raise ValueError(
+                f"num_microbatches: {m} must be a multiple of pp = {self.pp} for interleaved 1F1B"
+            )
+        return replace(self, dp=dp, global_batch_size=gbs)
+
+    @property
+    def num_microbatches(self) -> int:
+        """Micro-batches per step per pipeline, as Megatron derives it (needs `resolve`)."""
+        if self.dp < 1 or self.global_batch_size is None:
+            raise ValueError("num_microbatches: call resolve(num_gpus) first")
+        return self.global_batch_size // (self.micro_batch_size * self.dp)
+
+    @property
+    def num_gpus(self) -> int:
+        if self.dp < 1:
+            raise ValueError("num_gpus: dp unresolved (-1); call resolve(num_gpus) first")
+        return self.model_parallel * self.dp
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A model, a resolved parallel layout and a sequence length: one training step to cost."""
+
+    model: ModelSpec
+    parallel: ParallelConfig
+    seq_len: int = 2048
+
+    def __post_init__(self) -> None:
+        m, p = self.model, self.parallel
+        if p.dp < 1 or p.global_batch_size is None:
+            raise ValueError("parallel: dp unresolved; use ParallelConfig.resolve(num_gpus)")
+        if self.seq_len < 1:
+            raise ValueError(f"seq_len: {self.seq_len} must be >= 1")
+        if m.num_attention_heads % p.tp:
+            raise ValueError(
+                f"tp: num_attention_heads = {m.num_attention_heads} not divisible by tp = {p.tp}"
+            )
+        if m.kv_heads % p.tp and p.tp % m.kv_heads:
+            raise ValueError(
+                f"tp: num_key_value_heads = {m.kv_heads} and tp = {p.tp}: one must divide the other"
+            )
+        stages = p.pp * p.vpp
+        if m.num_hidden_layers % stages:
+            raise ValueError(
+                f"pp: num_hidden_layers = {m.num_hidden_layers} not divisible by pp*vpp = "
+                f"{p.pp}*{p.vpp} = {stages}"
+            )
+        if self.seq_len % p.cp:
+            raise ValueError(f"cp: seq_len = {self.seq_len} not divisible by cp = {p.cp}")
+        if p.sequence_parallel and self.seq_len % (p.tp * p.cp):
+            raise ValueError(
+                f"sequence_parallel: seq_len = {self.seq_len} not divisible by tp*cp = {p.tp * p.cp}"
+            )
+
+    @property
+    def num_gpus(self) -> int:
+        return self.parallel.num_gpus
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.parallel.global_batch_size * self.seq_len  # type: ignore[operator]
+
+    @property
+    def layers_per_stage(self) -> int:
+        return self.model.num_hidden_layers // self.parallel.pp

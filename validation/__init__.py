@@ -1,0 +1,1 @@
+"""validation: real small-scale torch.distributed runs set beside llmcap's predictions."""
