@@ -17,18 +17,16 @@ app = typer.Typer(
 )
 
 # Registration order is the order in `llmcap --help`.
-from analysis.cli import (  # noqa: E402
-    accuracy,
-    calibrate,
-    hardware,
-    plan,
-    scale,
-    simulate,
-    validate,
-)
+from importlib.metadata import entry_points  # noqa: E402
 
-for _mod in (simulate, scale, plan, hardware, calibrate, validate, accuracy):
+from analysis.cli import accuracy, calibrate, hardware, plan, scale, simulate  # noqa: E402
+
+for _mod in (simulate, scale, plan, hardware, calibrate, accuracy):
     _mod.register(app)
+
+# Plug-in commands (validation registers `llmcap validate` here).
+for _ep in sorted(entry_points(group="llmcap.commands"), key=lambda e: e.name):
+    _ep.load()(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point
