@@ -1,9 +1,29 @@
-"""`ModelSpec`: a decoder-only transformer described in Hugging Face `config.json` vocabulary."""
+"""`ModelSpec`: a decoder-only transformer described in Hugging Face `config.json` vocabulary.
+
+Parameter counts follow what `sum(p.numel() for p in model.parameters())` gives for the
+Hugging Face implementation of each family (checked against published totals in
+tests/test_models.py). Not modelled: mixture-of-experts, a head width other than
+`hidden_size / num_attention_heads`, projected embeddings (OPT-350m), LM-head biases.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from os import PathLike
+from typing import Any, Literal
+
+POSITION_EMBEDDINGS = ("learned", "rope", "alibi")
+NORMS = ("layernorm", "rmsnorm")
+_POSITIVE_INTS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "vocab_size",
+    "intermediate_size",
+    "max_position_embeddings",
+)
+_FLAGS = ("gated_mlp", "tie_word_embeddings", "bias", "qkv_bias", "norm_bias", "embedding_norm")
 
 
 @dataclass(frozen=True)
@@ -34,24 +54,54 @@ class ModelSpec:
     bias: bool = True
     """Linear layers carry biases (GPT-2/3, OPT, BLOOM) or not (Llama, Mistral)."""
     source: str = ""
+    qkv_bias: bool = False
+    """Q, K and V projections carry biases even when `bias` is False (Qwen2)."""
+    norm_bias: bool = True
+    """LayerNorm carries a bias (False for MPT with `no_bias`); ignored for RMSNorm."""
+    embedding_norm: bool = False
+    """A LayerNorm right after the token embedding (BLOOM's `word_embeddings_layernorm`)."""
+    position_offset: int = 0
+    """Extra rows in a learned position table (OPT reserves 2 for its padding offset)."""
 
     def __post_init__(self) -> None:
-        for f in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
-                  "intermediate_size"):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name: {self.name!r} must be a non-empty string")
+        for f in _POSITIVE_INTS:
             v = getattr(self, f)
-            if not isinstance(v, int) or v < 1:
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{f}: {v!r} must be a positive integer")
+        for f in _FLAGS:
+            if not isinstance(getattr(self, f), bool):
+                raise ValueError(f"{f}: {getattr(self, f)!r} must be true or false")
+        if self.position_embedding not in POSITION_EMBEDDINGS:
+            raise ValueError(
+                f"position_embedding: {self.position_embedding!r} must be one of "
+                f"{POSITION_EMBEDDINGS}"
+            )
+        if self.norm not in NORMS:
+            raise ValueError(f"norm: {self.norm!r} must be one of {NORMS}")
+        if not isinstance(self.position_offset, int) or self.position_offset < 0:
+            raise ValueError(f"position_offset: {self.position_offset!r} must be an integer >= 0")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size: {self.hidden_size} not divisible by "
                 f"num_attention_heads = {self.num_attention_heads}"
             )
-        kv = self.kv_heads
-        if kv < 1 or self.num_attention_heads % kv:
+        kv = self.num_key_value_heads
+        if kv is not None and (not isinstance(kv, int) or kv < 1 or self.num_attention_heads % kv):
             raise ValueError(
-                f"num_key_value_heads: {kv} must divide num_attention_heads = "
-                f"{self.num_attention_heads}"
+                f"num_key_value_heads: {kv!r} must be a positive integer dividing "
+                f"num_attention_heads = {self.num_attention_heads}"
             )
+
+    @classmethod
+    def from_hf_config(
+        cls, source: str | PathLike[str] | Mapping[str, Any], name: str | None = None
+    ) -> ModelSpec:
+        """Build from a Hugging Face `config.json` (path, folder or dict); see `hf_config`."""
+        from simulator.hf_config import from_hf_config  # hf_config imports this module
+
+        return from_hf_config(source, name)
 
     @property
     def kv_heads(self) -> int:
@@ -67,13 +117,21 @@ class ModelSpec:
         return self.kv_heads * self.head_dim
 
     # ---- parameter counts -------------------------------------------------------------
+    def _norm_size(self) -> int:
+        """Parameters of one norm: weight, plus bias for a LayerNorm with `norm_bias`."""
+        with_bias = self.norm == "layernorm" and self.norm_bias
+        return 2 * self.hidden_size if with_bias else self.hidden_size
+
     def attention_params(self) -> int:
+        """Q, K, V and output projections: 2h² + 2h·kv_size weights, plus biases."""
         h, kv = self.hidden_size, self.kv_size
-        weights = h * h + 2 * h * kv + h * h  # Q, K, V, output projection
-        biases = (h + 2 * kv + h) if self.bias else 0
-        return weights + biases
+        weights = h * h + 2 * h * kv + h * h
+        qkv_biases = h + 2 * kv if (self.bias or self.qkv_bias) else 0
+        out_bias = h if self.bias else 0
+        return weights + qkv_biases + out_bias
 
     def mlp_params(self) -> int:
+        """Up (and gate) plus down projection: (2 or 3)·h·f weights, plus biases."""
         h, f = self.hidden_size, self.intermediate_size
         n_in = 2 if self.gated_mlp else 1
         weights = n_in * h * f + f * h
@@ -81,19 +139,19 @@ class ModelSpec:
         return weights + biases
 
     def norm_params(self) -> int:
-        """Per layer: two norms; LayerNorm has weight and bias, RMSNorm only a weight."""
-        per = 2 * self.hidden_size if self.norm == "layernorm" else self.hidden_size
-        return 2 * per
+        """Per layer: two norms (before attention and before the MLP)."""
+        return 2 * self._norm_size()
 
     def layer_params(self) -> int:
         return self.attention_params() + self.mlp_params() + self.norm_params()
 
     def embedding_params(self) -> int:
-        """Token embedding, learned positions, and the final norm."""
-        pos = self.max_position_embeddings * self.hidden_size
-        pos = pos if self.position_embedding == "learned" else 0
-        final_norm = 2 * self.hidden_size if self.norm == "layernorm" else self.hidden_size
-        return self.vocab_size * self.hidden_size + pos + final_norm
+        """Token embedding, learned positions, the embedding norm (BLOOM) and the final norm."""
+        pos = 0
+        if self.position_embedding == "learned":
+            pos = (self.max_position_embeddings + self.position_offset) * self.hidden_size
+        emb_norm = self._norm_size() if self.embedding_norm else 0
+        return self.vocab_size * self.hidden_size + pos + emb_norm + self._norm_size()
 
     def lm_head_params(self) -> int:
         return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size

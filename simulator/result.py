@@ -76,7 +76,9 @@ class StepResult:
 
     @property
     def mfu(self) -> float:
-        return self.model_flops_per_step / (self.step_time_s * self.num_gpus * self.peak_flops_per_gpu)
+        return self.model_flops_per_step / (
+            self.step_time_s * self.num_gpus * self.peak_flops_per_gpu
+        )
 
     @property
     def hfu(self) -> float:

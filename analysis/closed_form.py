@@ -1,0 +1,269 @@
+"""The closed-form step model: one training step's time, memory and energy, vectorised.
+
+Evaluates many parallel layouts of one model on one hardware profile at once (numpy arrays),
+which is what the planner searches with. The structure of a step (Megatron-LM 1F1B):
+
+    step = m * t_mb(slowest stage)                   compute + exposed TP/CP comm per micro-batch
+         + (pp - 1) / vpp * t_mb(average stage)      pipeline bubble (Narayanan et al. 2021, Sec. 2.2)
+         + exposed pipeline p2p                      fill and drain chains; all if not overlapped
+         + exposed ZeRO-3 parameter gathers          per micro-batch, beyond the compute they hide behind
+         + exposed data-parallel gradient reduction  beyond the last micro-batch's backward
+         + optimizer step                            memory-bound AdamW over the local shard
+
+Every time comes from the shared cost model (`simulator.costmodel`) and the hardware profile's
+efficiency curves and links. What it ignores: data loading, logging, kernel-launch gaps between
+ops beyond those inside the efficiency curves, stage imbalance other than the first/last stage
+ends, and contention between different groups' collectives (the SimPy engine models that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.layouts import Layouts
+from hwprofiles.profile import HardwareProfile
+from simulator.costmodel import memory as mem
+from simulator.costmodel.network import group_collective_time, p2p_time
+from simulator.costmodel.ops import embedding_ops, head_ops, layer_ops
+from simulator.costmodel.timing import ACT_BYTES, op_times
+from simulator.model import ModelSpec
+from simulator.parallel import BYTES_PER_PARAM
+
+
+@dataclass(frozen=True)
+class Options:
+    """Implementation choices that change a step's cost; defaults follow Megatron-LM 2024."""
+
+    attention: str = "flash"
+    """"flash": fused attention (no s^2 tensors); "naive": unfused softmax (pre-2022 stacks)."""
+    dropout: bool = False
+    """Dropout masks stored (GPT-2/3-era recipes); modern LLM recipes train without dropout."""
+    overlap_grad_reduce: bool = True
+    """DP gradient reduction in buckets, overlapped with the last micro-batch's backward."""
+    overlap_param_gather: bool = True
+    """ZeRO parameter all-gathers prefetched behind compute."""
+    overlap_tp_comm: bool = False
+    """TP collectives overlapped with GEMMs (Megatron --tp-comm-overlap, Transformer Engine)."""
+    overlap_p2p: bool = True
+    """Pipeline send/recv overlapped with compute in steady state (Megatron default)."""
+    grad_reduce_bytes: float = 4.0
+    """Bytes per gradient element in the DP reduction (fp32: Megatron and torch AMP default)."""
+    bucket_bytes: float = 25 * 2**20
+    """Gradient bucket (torch DDP default bucket_cap_mb = 25 MiB): the last one is exposed."""
+    optimizer_bytes_per_param: float = 34.0
+    """AdamW step memory traffic per local parameter (bytes): read fp32 master, grad, m, v
+    (16), write master, m, v (12), write the 16-bit copy (2), gradient-norm read (4)."""
+
+
+def _stage_times(model, hw, s, L, precision, opts):
+    """Per micro-batch times on one device of a stage (arrays), split by part."""
+    acc = hw.accelerator
+    e = ACT_BYTES[precision]
+    ops = layer_ops(model, L.mb, s, L.tp, L.cp, L.sp, e, opts.attention, opts.dropout)
+    fwd = bwd = sel = matmul = attn_core = 0.0
+    for op in ops:
+        tf, tb = op_times(acc, op, precision)
+        fwd = fwd + tf
+        bwd = bwd + tb
+        if op.recompute_selective:
+            sel = sel + tf
+        if op.kind == "matmul" and op.name != "attention/core":
+            matmul = matmul + tf
+        if op.name == "attention/core":
+            attn_core = attn_core + tf
+    rc = np.where(L.recompute == 2, fwd, np.where(L.recompute == 1, sel, 0.0))
+    head_f = head_b = 0.0
+    for op in head_ops(model, L.mb, s, L.tp, L.cp, e):
+        tf, tb = op_times(acc, op, precision)
+        head_f, head_b = head_f + tf, head_b + tb
+    emb_f = emb_b = 0.0
+    for op in embedding_ops(model, L.mb, s, L.cp, e):
+        tf, tb = op_times(acc, op, precision)
+        emb_f, emb_b = emb_f + tf, emb_b + tb
+
+    # tensor parallel: 2 all-reduces (or RS+AG with SP) of the activations fwd and 2 bwd
+    act = L.mb * s / L.cp * model.hidden_size * e
+    t_ar = group_collective_time(hw, "all_reduce", act, L.tp, 1)
+    t_sp = group_collective_time(hw, "all_gather", act, L.tp, 1) + group_collective_time(
+        hw, "reduce_scatter", act, L.tp, 1
+    )
+    t_tp1 = np.where(L.sp, t_sp, t_ar)
+    tp_total = (4 + 2 * (L.recompute == 2)) * t_tp1
+    tp_exposed = np.maximum(0.0, tp_total - (3 * matmul)) if opts.overlap_tp_comm else tp_total
+    # context parallel: all-gather K,V forward, reduce-scatter dK,dV backward, hidden by the
+    # ring attention's compute of the same layer
+    kv_bytes = L.mb * s * 2 * model.kv_size * e / np.minimum(L.tp, model.kv_heads)
+    cp_total = group_collective_time(hw, "all_gather", kv_bytes, L.cp, L.tp) * 2
+    cp_exposed = np.maximum(0.0, cp_total - 3.5 * attn_core)
+    layer = fwd + bwd + rc
+    return {
+        "layer": layer,
+        "fwd": fwd,
+        "bwd": bwd,
+        "rc": rc,
+        "tp_total": tp_total,
+        "tp_exposed": tp_exposed,
+        "cp_total": cp_total,
+        "cp_exposed": cp_exposed,
+        "head": head_f + head_b,
+        "emb": emb_f + emb_b,
+    }
+
+
+def evaluate(
+    model: ModelSpec,
+    hw: HardwareProfile,
+    seq_len: int,
+    layouts: Layouts,
+    precision: str,
+    options: Options | None = None,
+) -> dict[str, np.ndarray]:
+    """Step time, its breakdown, memory and energy for every layout (arrays of equal length)."""
+    opts = options or Options()
+    L = layouts
+    s = seq_len
+    acc = hw.accelerator
+    acc.peak(precision)  # clear error if the device lacks this dtype
+    n_layers = model.num_hidden_layers / L.pp
+    m = L.gbs / (L.mb * L.dp)
+    t = _stage_times(model, hw, s, L, precision, opts)
+
+    per_layer = t["layer"] + t["tp_exposed"] + t["cp_exposed"]
+    last = n_layers * per_layer + t["head"] + np.where(L.pp == 1, t["emb"], 0.0)
+    avg = (model.num_hidden_layers * per_layer + t["head"] + t["emb"]) / L.pp
+    compute_mb = (
+        n_layers * (t["fwd"] + t["bwd"] + t["rc"]) + t["head"] + np.where(L.pp == 1, t["emb"], 0.0)
+    )
+
+    # pipeline: bubble and p2p (activations scattered over tp: Megatron scatter/gather)
+    e = ACT_BYTES[precision]
+    p2p_bytes = L.mb * s / L.cp * model.hidden_size * e / L.tp
+    t_p2p = np.where(L.pp > 1, p2p_time(hw, p2p_bytes, L.tp * L.cp * L.dp), 0.0)
+    bubble = (L.pp - 1) / L.vpp * avg
+    p2p_steady = 2 * L.vpp * m * t_p2p
+    p2p_exposed = 2 * (L.pp - 1) * t_p2p + (0.0 if opts.overlap_p2p else p2p_steady)
+
+    # data parallel and ZeRO
+    params = mem.params_per_device(model, L.tp, L.pp)
+    w_bytes = BYTES_PER_PARAM[precision] if precision not in ("fp32", "tf32") else 4
+    g_bytes = opts.grad_reduce_bytes
+    dp_stride = L.tp * L.cp
+    t_ar = group_collective_time(hw, "all_reduce", params * g_bytes, L.dp, dp_stride)
+    t_rs = group_collective_time(hw, "reduce_scatter", params * g_bytes, L.dp, dp_stride)
+    t_ag = group_collective_time(hw, "all_gather", params * w_bytes, L.dp, dp_stride)
+    bwd_window = n_layers * (t["bwd"] + t["rc"])
+    fwd_window = n_layers * t["fwd"]
+    tail = group_collective_time(
+        hw, "all_reduce", np.minimum(opts.bucket_bytes, params * g_bytes), L.dp, dp_stride
+    )
+    # ZeRO-0: all-reduce; ZeRO-1/2: reduce-scatter grads + all-gather params after the step
+    grad_sync = np.where(L.zero == 0, t_ar, t_rs)
+    if opts.overlap_grad_reduce:
+        grad_exposed = np.maximum(0.0, grad_sync - bwd_window) + np.where(L.dp > 1, tail, 0.0)
+        grad_exposed = np.minimum(grad_exposed, grad_sync)
+    else:
+        grad_exposed = grad_sync
+    ag_after = np.where((L.zero == 1) | (L.zero == 2), t_ag, 0.0)
+    ag_exposed = np.maximum(0.0, ag_after - fwd_window) if opts.overlap_param_gather else ag_after
+    dp_total = np.where(L.zero == 3, 0.0, grad_sync + ag_after)
+    dp_exposed = np.where(L.zero == 3, 0.0, grad_exposed + ag_exposed)
+    # ZeRO-3 / FSDP: per micro-batch AG (fwd) + AG (bwd) + RS (bwd), prefetched behind compute
+    z3_mb = 2 * t_ag + t_rs
+    first_gather = t_ag / np.maximum(n_layers, 1)
+    z3_exposed_mb = (
+        np.maximum(0.0, z3_mb - compute_mb) + first_gather if opts.overlap_param_gather else z3_mb
+    )
+    z3_total = np.where(L.zero == 3, m * z3_mb, 0.0)
+    z3_exposed = np.where(L.zero == 3, m * np.minimum(z3_exposed_mb, z3_mb), 0.0)
+
+    # optimizer: memory-bound over the local (ZeRO-sharded) parameters
+    local = params / np.where(L.zero >= 1, L.dp, 1)
+    t_opt = (
+        local
+        * opts.optimizer_bytes_per_param
+        / (acc.memory_bandwidth_bytes_per_s * acc.memory_efficiency)
+    )
+
+    compute = m * compute_mb
+    tp_exp = m * n_layers * t["tp_exposed"]
+    cp_exp = m * n_layers * t["cp_exposed"]
+    step = compute + tp_exp + cp_exp + bubble + p2p_exposed + z3_exposed
+    step = step + dp_exposed + t_opt
+
+    out: dict[str, np.ndarray] = {
+        "step_time_s": step,
+        "num_microbatches": m,
+        "breakdown/compute": compute,
+        "breakdown/comm_tp": tp_exp,
+        "breakdown/comm_cp": cp_exp,
+        "breakdown/pipeline_bubble": bubble,
+        "breakdown/comm_pp": p2p_exposed,
+        "breakdown/comm_zero3": z3_exposed,
+        "breakdown/comm_dp": dp_exposed,
+        "breakdown/optimizer": t_opt,
+        "comm_total/tp": m * n_layers * t["tp_total"],
+        "comm_total/cp": m * n_layers * t["cp_total"],
+        "comm_total/pp": p2p_steady + 2 * (L.pp - 1) * t_p2p,
+        "comm_total/dp": dp_total,
+        "comm_total/zero3": z3_total,
+        "compute_mb_s": compute_mb,
+        "recompute_s": m * n_layers * t["rc"],
+    }
+    out.update(_memory(model, s, L, precision, opts, m))
+    out.update(_energy(hw, out, m, n_layers, t))
+    return {k: np.broadcast_to(np.asarray(v, dtype=float), L.tp.shape) for k, v in out.items()}
+
+
+def _memory(model, s, L, precision, opts, m):
+    e = ACT_BYTES[precision]
+    st = mem.state_bytes(model, L.tp, L.pp, L.dp, L.zero, precision)
+    act = np.zeros(L.tp.shape)
+    for code, name in enumerate(("none", "selective", "full")):
+        a = mem.activation_bytes_per_layer(
+            model, L.mb, s, L.tp, L.cp, L.sp, name, e, opts.attention, opts.dropout
+        )
+        act = np.where(L.recompute == code, a, act)
+    n_layers = model.num_hidden_layers / L.pp
+    in_flight = mem.in_flight_microbatches(L.pp, L.vpp, m)
+    acts = act * n_layers * in_flight + mem.logits_bytes(model, L.mb, s, L.tp, L.cp)
+    # ZeRO-3 materialises one layer's full parameters (and gradients) while computing it
+    w, g, _ = mem.param_state_bytes(precision)
+    z3_buf = np.where(L.zero == 3, 2 * model.layer_params() / L.tp * (w + g), 0.0)
+    total = st["weights"] + st["gradients"] + st["optimizer"] + acts + z3_buf
+    return {
+        "memory/weights": st["weights"],
+        "memory/gradients": st["gradients"],
+        "memory/optimizer": st["optimizer"],
+        "memory/activations": acts,
+        "memory/zero3_buffers": z3_buf,
+        "memory_per_gpu_bytes": total,
+    }
+
+
+def _energy(hw, out, m, n_layers, t):
+    """Energy per GPU per step: compute at full activity, exposed comm at comm activity,
+    optimizer at memory-bound activity, bubbles and waits at idle (PowerModel states)."""
+    pw = hw.power
+    step = out["step_time_s"]
+    busy = out["breakdown/compute"]
+    comm = sum(
+        out[k]
+        for k in (
+            "breakdown/comm_tp",
+            "breakdown/comm_cp",
+            "breakdown/comm_pp",
+            "breakdown/comm_zero3",
+            "breakdown/comm_dp",
+        )
+    )
+    opt = out["breakdown/optimizer"]
+    idle = np.maximum(0.0, step - busy - comm - opt)
+    energy = (
+        pw.power(1.0) * busy
+        + pw.power(pw.comm_activity) * comm
+        + pw.power(pw.memory_bound_activity) * opt
+        + pw.power(0.0) * idle
+    )
+    return {"energy_per_gpu_j": energy}

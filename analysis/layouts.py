@@ -1,0 +1,57 @@
+"""`Layouts`: many parallel layouts as parallel numpy arrays, for vectorised evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.parallel import RECOMPUTE_MODES, ParallelConfig
+
+
+@dataclass(frozen=True)
+class Layouts:
+    """Resolved layouts (dp known) as equal-length integer arrays.
+
+    `recompute` is coded 0 = none, 1 = selective, 2 = full; `sp` is 0/1.
+    """
+
+    tp: np.ndarray
+    pp: np.ndarray
+    vpp: np.ndarray
+    cp: np.ndarray
+    dp: np.ndarray
+    mb: np.ndarray
+    gbs: np.ndarray
+    zero: np.ndarray
+    sp: np.ndarray
+    recompute: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.tp.shape[0])
+
+    @classmethod
+    def from_arrays(cls, **arrays: Sequence[int] | np.ndarray) -> Layouts:
+        cols = {k: np.asarray(v) for k, v in arrays.items()}
+        n = max(c.size for c in cols.values())
+        return cls(**{k: np.broadcast_to(v, (n,)).astype(np.int64) for k, v in cols.items()})
+
+    @classmethod
+    def from_configs(cls, configs: Sequence[ParallelConfig]) -> Layouts:
+        """From resolved `ParallelConfig`s (dp and global batch filled in)."""
+        return cls.from_arrays(
+            tp=[c.tp for c in configs],
+            pp=[c.pp for c in configs],
+            vpp=[c.vpp for c in configs],
+            cp=[c.cp for c in configs],
+            dp=[c.dp for c in configs],
+            mb=[c.micro_batch_size for c in configs],
+            gbs=[c.global_batch_size for c in configs],
+            zero=[c.zero_stage for c in configs],
+            sp=[int(c.sequence_parallel) for c in configs],
+            recompute=[RECOMPUTE_MODES.index(c.recompute) for c in configs],
+        )
+
+    def row(self, i: int) -> dict[str, int]:
+        return {k: int(getattr(self, k)[i]) for k in self.__dataclass_fields__}

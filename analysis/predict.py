@@ -1,0 +1,164 @@
+"""`predict`: one workload on one hardware profile -> a `StepResult`, from either engine."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from typing import Any
+
+import numpy as np
+
+from analysis.closed_form import Options, evaluate
+from analysis.layouts import Layouts
+from analysis.seed import document_predictions
+from hwprofiles.profile import HardwareProfile
+from simulator.costmodel.flops import model_flops_per_token, recompute_flops_per_token
+from simulator.parallel import ParallelConfig, Workload
+from simulator.result import StepResult
+
+ENGINES = ("analytic", "des")
+
+
+def _single_gpu_time(w: Workload, hw: HardwareProfile, opts: Options) -> float:
+    """Ideal time of the same global batch on one GPU: no communication, no memory limit."""
+    p = w.parallel
+    one = ParallelConfig(
+        micro_batch_size=p.micro_batch_size,
+        global_batch_size=p.global_batch_size,
+        precision=p.precision,
+        recompute="none",
+        dp=1,
+    ).resolve(1)
+    r = evaluate(w.model, hw, w.seq_len, Layouts.from_configs([one]), p.precision, opts)
+    return float(r["step_time_s"][0])
+
+
+def analytic_arrays(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, float]:
+    r = evaluate(
+        w.model, hw, w.seq_len, Layouts.from_configs([w.parallel]), w.parallel.precision, opts
+    )
+    return {k: float(v[0]) for k, v in r.items()}
+
+
+def predict(
+    workload: Workload,
+    hardware: HardwareProfile,
+    engine: str = "analytic",
+    options: Options | None = None,
+    tokens: float | None = None,
+    **engine_options: Any,
+) -> StepResult:
+    """Predict one training step of `workload` on `hardware`.
+
+    `engine` is "analytic" (closed form) or "des" (SimPy discrete-event simulation; extra
+    `engine_options` such as `seed`, `jitter`, `contention` go to it). `tokens` sets the
+    training budget for `time_to_train_s`.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine: {engine!r} must be one of {ENGINES}")
+    opts = options or Options()
+    w, p, model = workload, workload.parallel, workload.model
+    r = analytic_arrays(w, hardware, opts)
+    extra: dict[str, Any] = {}
+    if engine == "des":
+        from simulator.des.run import simulate_step
+
+        des = simulate_step(w, hardware, opts, **engine_options)
+        r.update(des.arrays)
+        extra = des.extra
+    tokens_step = w.tokens_per_step
+    mf = model_flops_per_token(model, w.seq_len) * tokens_step
+    hf = mf + recompute_flops_per_token(model, w.seq_len, p.recompute) * tokens_step
+    n = w.num_gpus
+    t1 = _single_gpu_time(w, hardware, opts)
+    e_fp32 = None
+    if p.precision in ("fp16", "bf16", "fp8") and "fp32" in hardware.accelerator.peak_flops:
+        w32 = replace(w, parallel=replace(p, precision="fp32"))
+        e_fp32 = analytic_arrays(w32, hardware, opts)["energy_per_gpu_j"] * n
+    energy = r["energy_per_gpu_j"] * n
+    breakdown = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("breakdown/")}
+    comm = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("comm_total/")}
+    memory = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("memory/")}
+    exposed = sum(v for k, v in breakdown.items() if k.startswith("comm_"))
+    res = StepResult(
+        engine=engine,
+        step_time_s=r["step_time_s"],
+        tokens_per_step=tokens_step,
+        num_gpus=n,
+        model_flops_per_step=mf,
+        hardware_flops_per_step=hf,
+        peak_flops_per_gpu=hardware.accelerator.peak(p.precision),
+        comm_exposed_s=exposed,
+        memory_per_gpu_bytes=r["memory_per_gpu_bytes"],
+        memory_capacity_bytes=hardware.accelerator.memory_bytes,
+        energy_per_step_j=energy,
+        breakdown=breakdown,
+        memory_breakdown=memory,
+        comm_breakdown=comm,
+        single_gpu_step_time_s=t1,
+        tokens_to_train=tokens,
+        inputs=_inputs(w, hardware, opts),
+        provenance=_provenance(hardware, engine),
+        extra=extra,
+    )
+    res.document = document_predictions(
+        n_params=model.num_params(),
+        num_gpus=n,
+        model_parallel=p.model_parallel,
+        data_parallel=p.dp,
+        tokens_per_step=tokens_step,
+        single_gpu_step_time_s=t1,
+        energy_per_step_j=energy,
+        precision=p.precision,
+        energy_fp32_j=e_fp32,
+    )
+    res.document["speedup_llmcap"] = t1 / res.step_time_s
+    if not res.fits_in_memory:
+        over = res.memory_per_gpu_bytes - res.memory_capacity_bytes
+        res.notes.append(
+            f"does not fit: needs {res.memory_per_gpu_bytes / 2**30:.1f} GiB per GPU, "
+            f"{over / 2**30:.1f} GiB more than the {res.memory_capacity_bytes / 2**30:.1f} GiB "
+            "available"
+        )
+    return res
+
+
+def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
+    m = w.model
+    return {
+        "model": {k: v for k, v in asdict(m).items() if k != "source"}
+        | {"num_params": m.num_params()},
+        "parallel": asdict(w.parallel) | {"num_microbatches": w.parallel.num_microbatches},
+        "seq_len": w.seq_len,
+        "gpus": w.num_gpus,
+        "hardware": {
+            "name": hw.name,
+            "accelerator": hw.accelerator.name,
+            "node": hw.node.name,
+            "gpus_per_node": hw.node.gpus_per_node,
+            "scale_up": hw.node.scale_up.name,
+            "scale_out": hw.node.scale_out.name,
+            "nics_per_node": hw.node.nics_per_node,
+            "topology": hw.fabric.topology,
+            "oversubscription": hw.fabric.oversubscription,
+        },
+        "options": asdict(opts),
+    }
+
+
+def _provenance(hw: HardwareProfile, engine: str) -> dict[str, Any]:
+    pv = hw.provenance
+    return {
+        "engine": engine,
+        "hardware_kind": pv.kind,
+        "hardware_date": pv.date,
+        "measured": list(pv.measured),
+        "modelled": "step structure, overlap and power states are modelled; "
+        + (
+            "efficiencies and links measured by calibration"
+            if pv.kind == "calibrated"
+            else "peaks and links are datasheet values, efficiencies datasheet-derived"
+        ),
+    }
+
+
+__all__ = ["ENGINES", "Options", "np", "predict"]

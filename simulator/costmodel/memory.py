@@ -1,0 +1,120 @@
+"""Memory per device: weights, gradients, optimizer states and activations.
+
+Activations follow Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
+Transformer Models", Sec. 4, Table 2): per layer ``s b h (34 + 5 a s / h)`` bytes for 16-bit
+activations with dropout, ``/t`` terms under tensor and sequence parallelism, ``34 s b h / t``
+with selective recompute and ``2 s b h`` (the layer input) with full recompute. The terms are
+written out per tensor here so that grouped-query attention, gated MLPs, flash attention (no
+s^2 tensors stored) and no-dropout models are covered by the same accounting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.costmodel.ops import Num
+from simulator.model import ModelSpec
+
+OPTIMIZER_BYTES_PER_PARAM = 12.0
+"""Adam in mixed precision: fp32 master weights + first + second moments (4+4+4 bytes);
+ZeRO paper (Rajbhandari et al. 2020, Sec. 3.1) counts K = 12."""
+
+
+def param_state_bytes(precision: str) -> tuple[float, float, float]:
+    """Bytes per parameter of (weights, gradients, optimizer states).
+
+    Mixed precision (fp16/bf16/fp8): 16-bit weights, fp32 gradients (Megatron accumulates and
+    reduces gradients in fp32), 12 bytes of Adam state. fp32/tf32: fp32 weights and gradients
+    and 8 bytes of Adam moments (no separate master copy).
+    """
+    if precision in ("fp32", "tf32"):
+        return 4.0, 4.0, 8.0
+    return 2.0, 4.0, OPTIMIZER_BYTES_PER_PARAM
+
+
+def params_per_device(model: ModelSpec, tp: Num, pp: Num, first_or_last: bool = True) -> Num:
+    """Parameters held by the busiest pipeline stage's device (before ZeRO sharding).
+
+    The first stage holds the token embedding (vocabulary-parallel over tp); with pp > 1 the
+    last stage holds its own copy of the output matrix (Megatron), so both ends carry V*h/tp.
+    """
+    layers = model.num_hidden_layers / pp
+    body = layers * model.layer_params() / tp
+    ends = model.vocab_size * model.hidden_size / tp if first_or_last else 0.0
+    untied = np.where(pp == 1, model.lm_head_params() / tp, 0.0)
+    return body + ends + untied
+
+
+def state_bytes(
+    model: ModelSpec, tp: Num, pp: Num, dp: Num, zero_stage: Num, precision: str
+) -> dict[str, Num]:
+    """Weights, gradients and optimizer states per device, sharded by the ZeRO stage."""
+    w, g, o = param_state_bytes(precision)
+    p = params_per_device(model, tp, pp)
+    return {
+        "weights": p * w / np.where(zero_stage >= 3, dp, 1),
+        "gradients": p * g / np.where(zero_stage >= 2, dp, 1),
+        "optimizer": p * o / np.where(zero_stage >= 1, dp, 1),
+    }
+
+
+def activation_bytes_per_layer(
+    model: ModelSpec,
+    b: Num,
+    s: Num,
+    tp: Num = 1,
+    cp: Num = 1,
+    sequence_parallel: Num = False,
+    recompute: str = "none",
+    act_bytes: Num = 2,
+    attention: str = "flash",
+    dropout: bool = False,
+) -> Num:
+    """Activation bytes one layer stores for one micro-batch on one device."""
+    h, f, kv, a = (
+        model.hidden_size,
+        model.intermediate_size,
+        model.kv_size,
+        model.num_attention_heads,
+    )
+    e = act_bytes
+    t = b * s / cp
+    sp = np.where(sequence_parallel, tp, 1)
+    if recompute == "full":
+        return t * h * e / sp  # only the layer input is kept
+    mask = 1.0 if dropout else 0.0  # dropout masks are 1 byte per element
+    n_in = 2 if model.gated_mlp else 1
+    attn = (
+        2 * t * h * e / sp  # norm input
+        + t * h * e / sp  # QKV input (norm output)
+        + t * (h + 2 * kv) * e / tp  # Q, K, V
+        + t * h * e / tp  # attention output = projection input
+        + mask * t * h / sp  # dropout mask after projection
+    )
+    if attention == "naive" and recompute != "selective":
+        # softmax output, its dropout mask and dropout output: a * s^2 * b terms
+        scores = a * s * s * b / (tp * cp)
+        attn = attn + scores * e + mask * scores + mask * scores * e
+    mlp = (
+        2 * t * h * e / sp  # norm input
+        + t * h * e / sp  # up-projection input
+        + n_in * t * f * e / tp  # activation-function input(s)
+        + t * f * e / tp  # down-projection input
+        + mask * t * h / sp  # dropout mask
+    )
+    return attn + mlp
+
+
+def in_flight_microbatches(pp: Num, vpp: Num, m: Num) -> Num:
+    """Micro-batches whose activations the first stage holds at once under (interleaved) 1F1B.
+
+    1F1B: min(m, pp). Interleaving adds (pp - 1) / (pp * vpp) per Korthikanti et al. 2022,
+    Sec. 4.2.3 (the first stage warms up with more chunks).
+    """
+    base = np.minimum(m, pp)
+    return np.where(vpp > 1, base * (1 + (pp - 1) / (pp * vpp)), base)
+
+
+def logits_bytes(model: ModelSpec, b: Num, s: Num, tp: Num, cp: Num = 1) -> Num:
+    """fp32 logits of one micro-batch on the last stage (cross-entropy input), 4 bytes each."""
+    return b * s / cp * model.vocab_size / tp * 4

@@ -1,0 +1,75 @@
+"""Which links a parallel group crosses, and the bandwidth it gets on them.
+
+Ranks are placed as Megatron places them (order tp, cp, dp, pp: tensor-parallel ranks are
+adjacent, so TP stays inside a node, then CP, DP and PP groups stride across nodes). For a
+group of `size` ranks whose members are `stride` ranks apart on nodes of `gpn` GPUs:
+
+- `k_local` members share a node, the group spans `n_nodes` nodes;
+- inside a node each rank has its scale-up link (NVLink/NVSwitch, xGMI, PCIe);
+- across nodes the node's NICs are shared by the gpn / k_local groups of the same kind that
+  communicate at the same time (symmetric layouts do), so a group gets
+  ``nics * nic_bw * k_local / gpn`` of bus bandwidth (NCCL runs one ring channel per NIC),
+  divided by the fabric's oversubscription, and never more than the scale-up bandwidth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwprofiles.profile import HardwareProfile
+from simulator.costmodel.collectives import collective_time, fitted_time
+from simulator.costmodel.ops import Num
+
+
+def group_span(size: Num, stride: Num, gpn: int) -> tuple[Num, Num]:
+    """(members per node, nodes spanned) of a group with this size and rank stride."""
+    size = np.asarray(size, dtype=float)
+    stride = np.asarray(stride, dtype=float)
+    k_local = np.where(stride >= gpn, 1.0, np.minimum(size, np.floor(gpn / stride)))
+    k_local = np.maximum(k_local, 1.0)
+    return k_local, np.ceil(size / k_local)
+
+
+def group_link(hw: HardwareProfile, size: Num, stride: Num) -> tuple[Num, Num, Num]:
+    """(bus bandwidth per rank per direction, latency, nodes spanned) for a group."""
+    node = hw.node
+    gpn = node.gpus_per_node
+    k_local, n_nodes = group_span(size, stride, gpn)
+    intra_bw = node.scale_up.effective_bandwidth
+    inter_bw = (
+        node.scale_out.effective_bandwidth
+        * node.nics_per_node
+        * k_local
+        / gpn
+        / hw.fabric.oversubscription
+    )
+    inter_bw = np.where(k_local > 1, np.minimum(inter_bw, intra_bw), inter_bw)
+    bw = np.where(n_nodes > 1, inter_bw, intra_bw)
+    alpha = np.where(n_nodes > 1, node.scale_out.latency_s, node.scale_up.latency_s)
+    return bw, alpha, n_nodes
+
+
+def group_collective_time(
+    hw: HardwareProfile, collective: str, size_bytes: Num, n: Num, stride: Num
+) -> Num:
+    """Seconds for one collective of a parallel group, alpha-beta, uncontended.
+
+    A calibrated profile's measured fit for (collective, n) is used for groups inside one
+    node; otherwise the link model above.
+    """
+    bw, alpha, n_nodes = group_link(hw, n, stride)
+    t = collective_time(collective, size_bytes, n, bw, alpha)
+    if not hw.collectives:
+        return t
+    n_arr = np.asarray(n, dtype=float)
+    for fit in hw.collectives:
+        if fit.collective != collective:
+            continue
+        use = (n_arr == fit.world_size) & (np.asarray(n_nodes) == 1)
+        t = np.where(use, fitted_time(fit.alpha_s, fit.beta_s_per_byte, size_bytes), t)
+    return t
+
+
+def p2p_time(hw: HardwareProfile, size_bytes: Num, stride: Num) -> Num:
+    """Seconds for one pipeline send/recv between ranks `stride` apart."""
+    return group_collective_time(hw, "send_recv", size_bytes, 2, stride)

@@ -1,0 +1,179 @@
+"""Per-layer operations of a decoder-only transformer: FLOPs and bytes, per device.
+
+One transformer layer, one micro-batch of `b` sequences of `s` tokens, on one device after
+tensor parallelism (`tp`) and context parallelism (`cp`) have split the work. Every value may
+be a numpy array (the planner evaluates many layouts at once); shapes broadcast.
+
+Conventions (stated because sources differ):
+- A GEMM of (m x k) @ (k x n) costs 2*m*n*k FLOPs. Backward costs twice the forward (dX and dW).
+- Attention scores and attention-times-values are counted **in full** (b*s^2, no causal
+  discount) in *model* FLOPs, as Megatron eq. (3) (Narayanan et al. 2021), PaLM (Chowdhery et
+  al. 2022, App. B) and MosaicML do. Fused (flash) attention with a causal mask *executes*
+  about half of that; `exec_fwd_flops` carries what the hardware runs, and flash attention's
+  backward executes 2.5x its forward (Dao 2023, FlashAttention-2, Sec. 4 FLOP accounting).
+- Memory-bound operations (norms, residual adds, activation functions, softmax of unfused
+  attention, dropout) are costed in bytes read + written, at the compute dtype's element size.
+- GEMMs also carry the bytes they must read and write (both operands and the result), so the
+  timing applies a roofline: a GEMM with low arithmetic intensity (the per-head score and
+  context GEMMs of unfused attention, whose inner dimension is only head_dim) is memory-bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from simulator.model import ModelSpec
+
+Num = float | np.ndarray
+Kind = Literal["matmul", "attention", "memory"]
+Attention = Literal["flash", "naive"]
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of one layer for one micro-batch on one device."""
+
+    name: str
+    """Readable key, e.g. "attention/qkv"; reports group by the part before the slash."""
+    kind: Kind
+    fwd_flops: Num
+    """Model FLOPs of the forward pass (the MFU convention)."""
+    exec_fwd_flops: Num
+    """FLOPs the hardware executes in the forward pass."""
+    exec_bwd_flops: Num
+    """FLOPs the hardware executes in the backward pass."""
+    fwd_bytes: Num = 0.0
+    """Bytes read + written by a memory-bound forward op."""
+    bwd_bytes: Num = 0.0
+    recompute_selective: bool = False
+    """Re-run in the backward pass under selective recompute (Korthikanti et al. 2022)."""
+
+    @property
+    def bwd_flops(self) -> Num:
+        """Model FLOPs of the backward pass (2x forward by convention)."""
+        return 2 * self.fwd_flops
+
+
+def layer_ops(
+    model: ModelSpec,
+    b: Num,
+    s: Num,
+    tp: Num = 1,
+    cp: Num = 1,
+    sequence_parallel: Num = False,
+    act_bytes: Num = 2,
+    attention: Attention = "flash",
+    dropout: bool = False,
+) -> list[Op]:
+    """Operations of one transformer layer per micro-batch per device.
+
+    `b` sequences of `s` tokens; `tp`, `cp` split GEMMs and attention; with
+    `sequence_parallel` the norms/residuals are also split over `tp` (Korthikanti et al. 2022),
+    otherwise every TP rank repeats them. `act_bytes` is the activation element size.
+    `dropout` adds the dropout kernels of GPT-2/3-era recipes (mask of 1 byte per element).
+    """
+    h, f, kv = model.hidden_size, model.intermediate_size, model.kv_size
+    t = b * s / cp  # tokens this device handles (context parallel splits the sequence)
+    ln_split = np.where(sequence_parallel, tp, 1)
+    e = act_bytes
+    ops: list[Op] = []
+
+    def gemm(name: str, m_: Num, k_: Num, n_: Num) -> Op:
+        """(m x k) @ (k x n): 2mkn FLOPs; reads both operands, writes the result."""
+        flops = 2 * m_ * k_ * n_
+        nbytes = (m_ * k_ + k_ * n_ + m_ * n_) * e
+        return Op(name, "matmul", flops, flops, 2 * flops, nbytes, 2 * nbytes)
+
+    drop = 1.0 if dropout else 0.0
+
+    def mem_op(name: str, fwd_bytes: Num, bwd_bytes: Num, selective: bool = False) -> Op:
+        return Op(name, "memory", 0.0, 0.0, 0.0, fwd_bytes, bwd_bytes, selective)
+
+    # Attention block -------------------------------------------------------------------
+    ops.append(
+        Op(
+            "attention/norm",
+            "memory",
+            0.0,
+            0.0,
+            0.0,
+            2 * t * h * e / ln_split,
+            4 * t * h * e / ln_split,
+        )
+    )
+    ops.append(gemm("attention/qkv", t, h, (h + 2 * kv) / tp))
+    # scores (Q K^T) and context (A V): 2 * 2 * b * s^2 * h per sequence in full;
+    # with cp each rank holds s/cp queries against all s keys.
+    core = 4 * b * s * s * h / (tp * cp)
+    if attention == "flash":
+        # causal flash attention skips masked blocks: ~half the work is executed
+        ops.append(Op("attention/core", "attention", core, 0.5 * core, 1.25 * core,
+                      recompute_selective=True))  # fmt: skip
+    else:
+        # two batched GEMMs per head with inner dimension head_dim: read Q, K (and P, V),
+        # write the s x s scores (and the context)
+        heads = model.num_attention_heads / tp
+        d = model.head_dim
+        elems = b * heads * (s / cp) * s  # score elements on this device
+        qk_bytes = (elems + 2 * b * heads * (s / cp) * d + b * heads * s * d) * e
+        ops.append(Op("attention/core", "matmul", core, core, 2 * core, 2 * qk_bytes,
+                      4 * qk_bytes, recompute_selective=True))  # fmt: skip
+        # unfused softmax (scale + mask fused) reads and writes the score tensor:
+        # fwd 2 passes (read + write), bwd 3 passes (read probs, read grad, write grad);
+        # attention dropout writes a 1-byte mask and a dropped copy, bwd reads mask and grad
+        probs = elems * e
+        ops.append(mem_op("attention/softmax", 2 * probs + drop * (elems + 2 * probs),
+                          3 * probs + drop * (elems + 2 * probs), True))  # fmt: skip
+    ops.append(gemm("attention/proj", t, h, h / tp))
+    # bias + dropout + residual add (fused in Megatron): read 2, write 1 (+ 1-byte mask)
+    res = (3 * e + drop) * t * h / ln_split
+    ops.append(mem_op("attention/residual", res, res))
+    # MLP block -------------------------------------------------------------------------
+    ops.append(mem_op("mlp/norm", 2 * t * h * e / ln_split, 4 * t * h * e / ln_split))
+    n_in = 2 if model.gated_mlp else 1
+    ops.append(gemm("mlp/up", t, h, f * n_in / tp))
+    # activation: reads the n_in inputs, writes f; backward reads inputs + grad, writes grads
+    ops.append(mem_op("mlp/act", (n_in + 1) * t * f * e / tp, (2 * n_in + 1) * t * f * e / tp))
+    ops.append(gemm("mlp/down", t, f / tp, h))
+    ops.append(mem_op("mlp/residual", res, res))
+    return ops
+
+
+def head_ops(
+    model: ModelSpec, b: Num, s: Num, tp: Num = 1, cp: Num = 1, act_bytes: Num = 2
+) -> list[Op]:
+    """Final norm, logits GEMM and the softmax cross-entropy (last pipeline stage).
+
+    The logits GEMM is vocabulary-parallel over `tp` (Megatron); cross-entropy reads and
+    writes the b*s*V/tp logits in fp32 (4 bytes; Megatron computes the loss in fp32).
+    """
+    h, v = model.hidden_size, model.vocab_size
+    t = b * s / cp
+    logits = 2 * t * h * v / tp
+    lbytes = (t * h + h * v / tp + t * v / tp) * act_bytes
+    xent = t * v / tp * 4
+    return [
+        Op("head/norm", "memory", 0.0, 0.0, 0.0, 2 * t * h * act_bytes, 4 * t * h * act_bytes),
+        Op("head/logits", "matmul", logits, logits, 2 * logits, lbytes, 2 * lbytes),
+        Op("head/loss", "memory", 0.0, 0.0, 0.0, 3 * xent, 2 * xent),
+    ]
+
+
+def embedding_ops(model: ModelSpec, b: Num, s: Num, cp: Num = 1, act_bytes: Num = 2) -> list[Op]:
+    """Embedding lookup (first pipeline stage): a gather, memory-bound; no model FLOPs."""
+    t = b * s / cp
+    h = model.hidden_size
+    return [
+        Op(
+            "embedding/lookup",
+            "memory",
+            0.0,
+            0.0,
+            0.0,
+            2 * t * h * act_bytes,
+            3 * t * h * act_bytes,
+        )
+    ]

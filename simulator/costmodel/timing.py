@@ -1,0 +1,64 @@
+"""Time of one operation on one device of a hardware profile (no contention).
+
+Compute-bound ops run at ``peak(dtype) * efficiency(FLOPs per op)``; memory-bound ops at
+``memory bandwidth * memory_efficiency``. The efficiency curves come from the profile
+(datasheet-derived or calibrated), never from a global constant here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwprofiles.profile import Accelerator
+from simulator.costmodel.ops import Num, Op
+
+ACT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 2}
+"""Activation element size per training precision (fp8 recipes keep activations in bf16;
+Micikevicius et al. 2022, "FP8 Formats for Deep Learning", Sec. 4)."""
+
+
+def gemm_dtype(precision: str) -> str:
+    return precision
+
+
+def attention_dtype(precision: str) -> str:
+    """Fused attention runs in bf16 under fp8 training (Transformer Engine recipe)."""
+    return "bf16" if precision == "fp8" else precision
+
+
+def compute_time(acc: Accelerator, flops: Num, dtype: str, curve: str = "matmul") -> Num:
+    """Seconds for a compute-bound kernel of `flops` FLOPs."""
+    flops = np.asarray(flops, dtype=float)
+    if curve == "attention":
+        eff = acc.attention_efficiency.at(np.maximum(flops, 1.0))
+    else:
+        eff = acc.matmul_curve(dtype).at(np.maximum(flops, 1.0))
+    return np.where(flops > 0, flops / (acc.peak(dtype) * eff), 0.0)
+
+
+def memory_time(acc: Accelerator, nbytes: Num) -> Num:
+    """Seconds for a memory-bound kernel moving `nbytes` (read + write)."""
+    return np.asarray(nbytes, dtype=float) / (
+        acc.memory_bandwidth_bytes_per_s * acc.memory_efficiency
+    )
+
+
+def op_times(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
+    """(forward, backward) seconds of `op` on `acc` at `precision`."""
+    if op.kind == "memory":
+        return memory_time(acc, op.fwd_bytes), memory_time(acc, op.bwd_bytes)
+    if op.kind == "attention":
+        dt = attention_dtype(precision)
+        return (
+            compute_time(acc, op.exec_fwd_flops, dt, "attention"),
+            compute_time(acc, op.exec_bwd_flops, dt, "attention"),
+        )
+    dt = gemm_dtype(precision)
+    # the backward of a GEMM is two GEMMs (dX, dW) of the forward's size each; each GEMM
+    # is bounded below by its operand traffic (roofline)
+    fwd = np.maximum(compute_time(acc, op.exec_fwd_flops, dt), memory_time(acc, op.fwd_bytes))
+    bwd = 2 * np.maximum(
+        compute_time(acc, np.asarray(op.exec_bwd_flops) / 2, dt),
+        memory_time(acc, np.asarray(op.bwd_bytes) / 2),
+    )
+    return fwd, bwd

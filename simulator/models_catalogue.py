@@ -1,0 +1,168 @@
+"""Model presets (simulator/presets/models.toml) and `load_model`, the one way to get a model.
+
+`load_model` takes a preset name, a path to a Hugging Face `config.json` (or its folder), a
+path to a `.toml` model file, or a dict, and returns a frozen `ModelSpec`. The preset file is
+read once; every preset carries the `source` of its numbers (`model_info` shows it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from simulator.hf_config import from_hf_config
+from simulator.model import ModelSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SPEC_FIELDS = frozenset(f.name for f in fields(ModelSpec))
+_META = frozenset({"family", "source", "published_params", "hf_repo"})
+_HF_HINTS = ("model_type", "architectures", "n_embd", "n_embed", "d_model", "n_layer")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One entry of the catalogue: the spec and what the file says about it."""
+
+    spec: ModelSpec
+    family: str | None
+    family_source: str
+    published_params: float | None
+    hf_repo: str | None
+
+
+def _key(name: str) -> str:
+    """Look-up key: case, '-', '_' and spaces do not matter ('Llama2_7B' = 'llama-2-7b')."""
+    return "".join(ch for ch in name.lower() if ch not in "-_ ")
+
+
+def _build(name: str, table: Mapping[str, Any], families: Mapping[str, Any], where: str) -> Preset:
+    """Merge a model table over its family and construct the spec; errors name the entry."""
+    unknown = sorted(set(table) - SPEC_FIELDS - _META)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(SPEC_FIELDS)}")
+    family = table.get("family")
+    base: dict[str, Any] = {}
+    if family is not None:
+        if family not in families:
+            raise ValueError(f"{where}: family {family!r} unknown; known: {sorted(families)}")
+        base = {k: v for k, v in families[family].items() if k != "source"}
+    if not str(table.get("source", "")).strip():
+        raise ValueError(f"{where}: 'source' is required (cite the paper table or config.json)")
+    merged = base | {k: v for k, v in table.items() if k in SPEC_FIELDS}
+    merged.setdefault("name", name)
+    try:
+        spec = ModelSpec(**merged)
+    except TypeError as e:  # a required field missing
+        raise ValueError(f"{where}: {e}") from e
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from e
+    fam_source = families[family].get("source", "") if family is not None else ""
+    return Preset(spec, family, fam_source, table.get("published_params"), table.get("hf_repo"))
+
+
+def _parse(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{where}: not valid TOML ({e})") from e
+
+
+@cache
+def _presets_file() -> Mapping[str, Any]:
+    """The parsed models.toml, read once."""
+    text = resources.files("simulator.presets").joinpath("models.toml").read_text("utf-8")
+    return MappingProxyType(_parse(text, "models.toml"))
+
+
+def _families() -> Mapping[str, Any]:
+    return _presets_file().get("families", {})
+
+
+@cache
+def _catalogue() -> Mapping[str, Preset]:
+    """All presets by look-up key (name and `hf_repo`)."""
+    out: dict[str, Preset] = {}
+    for name, table in _presets_file().get("models", {}).items():
+        preset = _build(name, table, _families(), f"models.toml [models.{name}]")
+        for alias in (name, preset.hf_repo):
+            if alias is None:
+                continue
+            if _key(alias) in out:
+                raise ValueError(f"models.toml: name {alias!r} collides with another preset")
+            out[_key(alias)] = preset
+    return MappingProxyType(out)
+
+
+def list_models() -> list[str]:
+    """Preset names, in file order (GPT-3, Megatron, Llama, ..., MPT)."""
+    seen: dict[str, None] = {}
+    for p in _catalogue().values():
+        seen.setdefault(p.spec.name, None)
+    return list(seen)
+
+
+def _preset(name: str) -> Preset:
+    preset = _catalogue().get(_key(name))
+    if preset is None:
+        raise ValueError(
+            f"model: {name!r} is not a known preset; known: {', '.join(list_models())}"
+        )
+    return preset
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """A preset's fields plus `source`, `family`, `family_source`, `published_params`,
+    `hf_repo` and the counted `num_params`."""
+    p = _preset(name)
+    return asdict(p.spec) | {
+        "family": p.family,
+        "family_source": p.family_source,
+        "published_params": p.published_params,
+        "hf_repo": p.hf_repo,
+        "num_params": p.spec.num_params(),
+    }
+
+
+def _from_mapping(data: Mapping[str, Any], where: str, default_name: str) -> ModelSpec:
+    """A dict of `ModelSpec` fields (optionally `family`), or a Hugging Face config dict."""
+    if any(k in data for k in _HF_HINTS):
+        return from_hf_config(data, name=data.get("name") or None)
+    table = dict(data)
+    table.setdefault("source", f"user-supplied ({where})")
+    return _build(str(table.get("name", default_name)), table, _families(), where).spec
+
+
+def load_model(spec: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec) -> ModelSpec:
+    """A `ModelSpec` from a preset name (case-insensitive), a path, or a dict.
+
+    Paths: a Hugging Face `config.json` (or a folder holding one), or a `.toml` file whose top
+    level holds `ModelSpec` fields (and optionally `family = "<a preset family>"`). Dicts: a
+    Hugging Face config (recognised by `model_type` or GPT-2/MPT key names) or `ModelSpec`
+    fields. Raises ValueError naming what was not understood.
+    """
+    if isinstance(spec, ModelSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        return _from_mapping(spec, "dict", str(spec.get("name", "custom")))
+    if isinstance(spec, str) and _key(spec) in _catalogue():
+        return _catalogue()[_key(spec)].spec
+    path = Path(spec)
+    if path.suffix == ".toml" and path.is_file():
+        return _from_mapping(_parse(path.read_text("utf-8"), path.name), path.name, path.stem)
+    if path.is_dir() or (path.suffix == ".json" and path.is_file()):
+        return from_hf_config(path)
+    raise ValueError(
+        f"model: {str(spec)!r} is neither a known preset nor an existing config.json/.toml "
+        f"file; known presets: {', '.join(list_models())}"
+    )
