@@ -3,12 +3,12 @@
 Evaluates many parallel layouts of one model on one hardware profile at once (numpy arrays),
 which is what the planner searches with. The structure of a step (Megatron-LM 1F1B):
 
-    step = m * t_mb(slowest stage)                   compute + exposed TP/CP comm per micro-batch
-         + (pp - 1) / vpp * t_mb(average stage)      pipeline bubble (Narayanan et al. 2021, Sec. 2.2)
-         + exposed pipeline p2p                      fill and drain chains; all if not overlapped
-         + exposed ZeRO-3 parameter gathers          per micro-batch, beyond the compute they hide behind
-         + exposed data-parallel gradient reduction  beyond the last micro-batch's backward
-         + optimizer step                            memory-bound AdamW over the local shard
+    step = m * t_mb(last stage)              compute + exposed TP/CP comm per micro-batch
+         + (pp - 1) / vpp * t_mb(average)    pipeline bubble (Narayanan et al. 2021, Sec. 2.2)
+         + exposed pipeline p2p              fill and drain chains; all if not overlapped
+         + exposed ZeRO-3 gathers            per micro-batch, beyond the compute hiding them
+         + exposed DP gradient reduction     beyond the last micro-batch's backward
+         + optimizer step                    memory-bound AdamW over the local shard
 
 Every time comes from the shared cost model (`simulator.costmodel`) and the hardware profile's
 efficiency curves and links. What it ignores: data loading, logging, kernel-launch gaps between
@@ -52,16 +52,31 @@ class Options:
     """Bytes per gradient element in the DP reduction (fp32: Megatron and torch AMP default)."""
     bucket_bytes: float = 25 * 2**20
     """Gradient bucket (torch DDP default bucket_cap_mb = 25 MiB): the last one is exposed."""
+    comm_interference: float = 0.18
+    """Fraction of compute throughput lost while an overlapped collective runs: NCCL kernels
+    hold SMs (an all-gather launched 24 thread blocks on a 132-SM H100 in the measurement of
+    NVIDIA developer forum thread 337991, "Compute-communication overlap causes severe GEMM
+    performance degradation", 2025: 24/132 = 0.18) and share HBM bandwidth. Hidden
+    communication of duration T costs the compute stream `comm_interference * T`."""
     optimizer_bytes_per_param: float = 34.0
     """AdamW step memory traffic per local parameter (bytes): read fp32 master, grad, m, v
     (16), write master, m, v (12), write the 16-bit copy (2), gradient-norm read (4)."""
+
+
+def overlap(comm, window, interference):
+    """Exposed time of `comm` overlapped with `window` of compute: what does not fit, plus
+    the compute slowed by the part that does (SMs and HBM shared with the collective)."""
+    hidden = np.minimum(comm, window)
+    return np.maximum(0.0, comm - window) + interference * hidden
 
 
 def _stage_times(model, hw, s, L, precision, opts):
     """Per micro-batch times on one device of a stage (arrays), split by part."""
     acc = hw.accelerator
     e = ACT_BYTES[precision]
-    ops = layer_ops(model, L.mb, s, L.tp, L.cp, L.sp, e, opts.attention, opts.dropout)
+    ops = layer_ops(
+        model, L.mb, s, L.tp, L.cp, L.sp, e, opts.attention, opts.dropout, precision == "fp8"
+    )
     fwd = bwd = sel = matmul = attn_core = 0.0
     for op in ops:
         tf, tb = op_times(acc, op, precision)
@@ -91,12 +106,13 @@ def _stage_times(model, hw, s, L, precision, opts):
     )
     t_tp1 = np.where(L.sp, t_sp, t_ar)
     tp_total = (4 + 2 * (L.recompute == 2)) * t_tp1
-    tp_exposed = np.maximum(0.0, tp_total - (3 * matmul)) if opts.overlap_tp_comm else tp_total
+    phi = opts.comm_interference
+    tp_exposed = overlap(tp_total, 3 * matmul, phi) if opts.overlap_tp_comm else tp_total
     # context parallel: all-gather K,V forward, reduce-scatter dK,dV backward, hidden by the
     # ring attention's compute of the same layer
     kv_bytes = L.mb * s * 2 * model.kv_size * e / np.minimum(L.tp, model.kv_heads)
     cp_total = group_collective_time(hw, "all_gather", kv_bytes, L.cp, L.tp) * 2
-    cp_exposed = np.maximum(0.0, cp_total - 3.5 * attn_core)
+    cp_exposed = overlap(cp_total, 3.5 * attn_core, phi)
     layer = fwd + bwd + rc
     return {
         "layer": layer,
@@ -131,7 +147,6 @@ def evaluate(
     t = _stage_times(model, hw, s, L, precision, opts)
 
     per_layer = t["layer"] + t["tp_exposed"] + t["cp_exposed"]
-    last = n_layers * per_layer + t["head"] + np.where(L.pp == 1, t["emb"], 0.0)
     avg = (model.num_hidden_layers * per_layer + t["head"] + t["emb"]) / L.pp
     compute_mb = (
         n_layers * (t["fwd"] + t["bwd"] + t["rc"]) + t["head"] + np.where(L.pp == 1, t["emb"], 0.0)
@@ -161,19 +176,26 @@ def evaluate(
     # ZeRO-0: all-reduce; ZeRO-1/2: reduce-scatter grads + all-gather params after the step
     grad_sync = np.where(L.zero == 0, t_ar, t_rs)
     if opts.overlap_grad_reduce:
-        grad_exposed = np.maximum(0.0, grad_sync - bwd_window) + np.where(L.dp > 1, tail, 0.0)
+        phi = opts.comm_interference
+        grad_exposed = overlap(grad_sync, bwd_window, phi) + np.where(L.dp > 1, tail, 0.0)
         grad_exposed = np.minimum(grad_exposed, grad_sync)
     else:
         grad_exposed = grad_sync
     ag_after = np.where((L.zero == 1) | (L.zero == 2), t_ag, 0.0)
-    ag_exposed = np.maximum(0.0, ag_after - fwd_window) if opts.overlap_param_gather else ag_after
+    ag_exposed = (
+        overlap(ag_after, fwd_window, opts.comm_interference)
+        if opts.overlap_param_gather
+        else ag_after
+    )
     dp_total = np.where(L.zero == 3, 0.0, grad_sync + ag_after)
     dp_exposed = np.where(L.zero == 3, 0.0, grad_exposed + ag_exposed)
     # ZeRO-3 / FSDP: per micro-batch AG (fwd) + AG (bwd) + RS (bwd), prefetched behind compute
     z3_mb = 2 * t_ag + t_rs
     first_gather = t_ag / np.maximum(n_layers, 1)
     z3_exposed_mb = (
-        np.maximum(0.0, z3_mb - compute_mb) + first_gather if opts.overlap_param_gather else z3_mb
+        overlap(z3_mb, compute_mb, opts.comm_interference) + first_gather
+        if opts.overlap_param_gather
+        else z3_mb
     )
     z3_total = np.where(L.zero == 3, m * z3_mb, 0.0)
     z3_exposed = np.where(L.zero == 3, m * np.minimum(z3_exposed_mb, z3_mb), 0.0)

@@ -122,8 +122,11 @@ def _preset(name: str) -> Preset:
 
 
 def model_info(name: str) -> dict[str, Any]:
-    """A preset's fields plus `source`, `family`, `family_source`, `published_params`,
-    `hf_repo` and the counted `num_params`."""
+    """A preset's `ModelSpec` fields (incl. `source`) plus its metadata and `num_params`.
+
+    Extra keys: `family`, `family_source`, `published_params` (the size its source
+    publishes), `hf_repo`, and `num_params` (counted by `ModelSpec.num_params`).
+    """
     p = _preset(name)
     return asdict(p.spec) | {
         "family": p.family,

@@ -1,9 +1,206 @@
-"""`llmcap validate` (registered on the llmcap app through the `llmcap.commands` entry point)."""
+"""`llmcap validate` (registered on the llmcap app through the `llmcap.commands` entry point).
+
+Parses the options, checks them before anything runs (one-line errors, exit 2), calls
+`validation.validate.validate`, renders. Exit status: 0 when every run completed, 1 when a
+run failed (the report says which rank and why; completed runs are kept), 130 on Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.console import Console
+
+from analysis.cli.common import echo_json, run_guarded
+from validation.compare import ENGINES
+from validation.gpt import load_config
+from validation.netns import check_can_link, parse_rate
+from validation.spec import DEVICES, PRECISIONS, STRATEGIES, Fault, RunSpec, format_rate
+from validation.suite import Matrix, Record
+
+EXIT_RUN_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
+
+
+def _items(value: str, field: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise ValueError(f"{field}: {value!r} is empty; give a comma-separated list")
+    return items
+
+
+def _choices(value: str, field: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    items = _items(value, field)
+    for v in items:
+        if v not in allowed:
+            raise ValueError(f"{field}: {v!r} must be one of {', '.join(allowed)}")
+    return tuple(dict.fromkeys(items))
+
+
+def _nprocs(value: str) -> tuple[int, ...]:
+    out = []
+    for v in _items(value, "nproc"):
+        if not v.isdigit() or int(v) < 1:
+            raise ValueError(f"nproc: {v!r} must be an integer >= 1")
+        out.append(int(v))
+    return tuple(sorted(set(out)))
+
+
+def _links(value: str) -> tuple[float | None, ...]:
+    """ "none" (loopback) or rates, e.g. "none,1Gbit,200Mbit"."""
+    if not value:
+        return (None,)
+    return tuple(None if v.lower() == "none" else parse_rate(v) for v in _items(value, "link"))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM/SIGHUP: unwind like Ctrl-C so ranks and namespaces are removed."""
+    raise KeyboardInterrupt
+
+
+def build_matrix(**o: Any) -> Matrix:
+    """The matrix from the CLI options, validated (ValueError names field, value and rule)."""
+    links = _links(o["link_bandwidth"])
+    nprocs = _nprocs(o["nproc"])
+    if any(link is not None for link in links) and max(nprocs) > 1:
+        check_can_link()  # PermissionError: one line, exit 2
+    if o["device"] == "cuda":
+        import torch
+
+        have = torch.cuda.device_count()
+        if max(nprocs) > have:
+            raise ValueError(f"nproc: {max(nprocs)} ranks need {max(nprocs)} GPUs, found {have}")
+    m = Matrix(
+        model=load_config(o["model"]),
+        nprocs=nprocs,
+        strategies=_choices(o["strategy"], "strategy", STRATEGIES),
+        precisions=_choices(o["precision"], "precision", PRECISIONS),
+        links=links,
+        steps=o["steps"],
+        warmup=o["warmup"],
+        comm_pairs=o["comm_pairs"],
+        device=_choices(o["device"], "device", DEVICES)[0],
+        threads_per_rank=o["threads_per_rank"],
+        seed=o["seed"],
+        fault=Fault.parse(o["inject_fault"]) if o["inject_fault"] else None,
+    )
+    m.specs()  # RunSpec validation of steps, warm-up, ... before anything runs
+    if o["hang_timeout"] <= 0 or o["start_timeout"] <= 0:
+        raise ValueError("timeouts: --hang-timeout and --start-timeout must be > 0 s")
+    return m
+
+
+def canonical_command(m: Matrix, o: dict[str, Any]) -> str:
+    """The command that regenerates this report (options spelled out)."""
+    links = ",".join("none" if x is None else format_rate(x) for x in m.links)
+    parts = [
+        "llmcap validate",
+        f"--nproc {','.join(map(str, m.nprocs))}",
+        f"--model {o['model']}",
+        f"--steps {m.steps}",
+        f"--precision {','.join(m.precisions)}",
+        f"--strategy {','.join(m.strategies)}",
+        f"--link-bandwidth {links}",
+    ]
+    if o["hardware"]:
+        parts.append(f"--hardware {o['hardware']}")
+    if o["out"]:
+        parts.append(f"--out {o['out']}")
+    return " ".join(parts)
 
 
 def register(app: typer.Typer) -> None:
     """Register `llmcap validate` on the app."""
+
+    @app.command()
+    def validate(
+        nproc: str = typer.Option("1,2", help="Rank counts, comma-separated."),
+        model: str = typer.Option("small", help="tiny, small, gpt2-small, or a config.json."),
+        steps: int = typer.Option(20, help="Timed steps per run (after the warm-up)."),
+        precision: str = typer.Option("fp32,bf16", help="fp32 and/or bf16 (autocast)."),
+        strategy: str = typer.Option("ddp,fsdp", help="ddp and/or fsdp (full shard)."),
+        link_bandwidth: str = typer.Option(
+            "", help="Rate-limited links (root), e.g. none,1Gbit,200Mbit; none = loopback."
+        ),
+        hardware: str = typer.Option(
+            "", help="Profile to predict with (default: this machine's calibration; none)."
+        ),
+        out: Path | None = typer.Option(None, help="Write report.md, report.json, runs/ here."),
+        json_out: bool = typer.Option(False, "--json", help="Print the report JSON on stdout."),
+        warmup: int = typer.Option(3, help="Untimed warm-up steps per run."),
+        comm_pairs: int = typer.Option(10, help="DDP sync/no_sync step pairs (comm share)."),
+        device: str = typer.Option("cpu", help="cpu (gloo) or cuda (NCCL)."),
+        threads_per_rank: int = typer.Option(1, help="Torch threads per CPU rank."),
+        seed: int = typer.Option(0, help="Seed of weights and synthetic tokens."),
+        engines: str = typer.Option(",".join(ENGINES), help="Prediction engines."),
+        hang_timeout: float = typer.Option(120.0, help="Seconds without progress = hung."),
+        start_timeout: float = typer.Option(180.0, help="Seconds for ranks to start training."),
+        inject_fault: str = typer.Option("", hidden=True, help="RANK:exit|raise|hang[:STEP]"),
+    ) -> None:
+        """Train a real GPT with torch.distributed here; set measured beside predicted."""
+        from validation.validate import resolve_hardware
+        from validation.validate import validate as run_validation
+
+        o = dict(locals())
+        err = Console(stderr=True)
+        matrix = run_guarded(lambda: build_matrix(**o))
+        eng = run_guarded(lambda: _choices(engines, "engines", ENGINES))
+        hw = run_guarded(
+            lambda: resolve_hardware(hardware or None, matrix.device, threads_per_rank, err.print)
+        )
+        n_runs = len(matrix.specs())
+        done: list[Record] = []
+
+        def progress(rec: Record) -> None:
+            done.append(rec)
+            what = (
+                f"{rec.measured.step.median_s * 1e3:.1f} ms/step"
+                if rec.measured
+                else f"FAILED: {rec.failure.reason if rec.failure else '?'}"
+            )
+            err.print(f"[{len(done)}/{n_runs}] {rec.spec.run_id}: {what} ({rec.wall_s:.0f} s)")
+
+        old = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+        try:
+            with tempfile.TemporaryDirectory(prefix="llmcap-validate-") as tmp:
+                v = run_validation(
+                    matrix,
+                    hw,
+                    out=out or Path(tmp),
+                    command=canonical_command(matrix, o),
+                    engines=eng,
+                    on_done=progress,
+                    hang_timeout_s=hang_timeout,
+                    start_timeout_s=start_timeout,
+                )
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        _render(v.doc, json_out, out)
+        if v.result.interrupted:
+            raise typer.Exit(EXIT_INTERRUPTED)
+        if not v.ok:
+            raise typer.Exit(EXIT_RUN_FAILED)
+
+
+def _render(doc: dict[str, Any], json_out: bool, out: Path | None) -> None:
+    from validation import report
+
+    if json_out:
+        echo_json(doc)
+    else:
+        console = Console()
+        for table in report.tables(doc):
+            console.print(table)
+        for note in doc["notes"]:
+            console.print(f"note: {note}")
+    failed = [r for r in doc["runs"] if "failure" in r]
+    err = Console(stderr=True)
+    for r in failed:
+        err.print(f"llmcap: run {r['run']} failed: {r['failure']['reason']}")
+    if out is not None:
+        err.print(f"report written to {out / 'report.md'} and {out / 'report.json'}")

@@ -1,9 +1,58 @@
-"""CLI command module (filled in by its issue)."""
+"""`llmcap accuracy`: predict every usable published run and print the error table."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from analysis.cli.common import echo_json, run_guarded, write_atomic
 
 
 def register(app: typer.Typer) -> None:
-    """Register this module's commands on the `llmcap` app."""
+    """Register `llmcap accuracy`."""
+
+    @app.command()
+    def accuracy(
+        out: Annotated[Path | None, typer.Option(help="Write the markdown report here")] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False,
+    ) -> None:
+        """Predicted vs published step time for the reference runs (median and worst error)."""
+
+        def go():
+            from analysis.accuracy.collectives import collective_comparisons
+            from analysis.accuracy.run import run_accuracy
+
+            return run_accuracy(), collective_comparisons()
+
+        result, coll = run_guarded(go)
+        if out is not None:
+            from analysis.accuracy.report import to_markdown
+
+            write_atomic(out, to_markdown(result, coll))
+        if json_out:
+            echo_json({**result, "collectives": coll})
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        tab = Table(title="llmcap vs published runs (step time)")
+        for col in ("id", "model", "GPUs", "measured s", "predicted s", "error"):
+            tab.add_column(col, justify="right" if col != "id" else "left")
+        for c in result["comparisons"]:
+            tab.add_row(
+                c["id"],
+                c["model"],
+                str(c["gpus"]),
+                f"{c['measured_step_s']:.3f}",
+                f"{c['predicted_step_s']:.3f}",
+                f"{c['error']:+.1%}",
+            )
+        con = Console()
+        con.print(tab)
+        s = result["summary"]
+        con.print(
+            f"median |error| {s['median_abs_error']:.1%}, worst {s['worst_abs_error']:.1%} "
+            f"({s['worst_row']}) over {s['rows_compared']} rows"
+        )

@@ -1,9 +1,173 @@
-"""CLI command module (filled in by its issue)."""
+"""`llmcap plan`: which hardware, how many GPUs, which layout, at what cost, time and energy."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from analysis.cli.common import echo_json, fail, run_guarded
+
+Opt = typer.Option
+
+_COUNT_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
+
+
+def parse_count(text: str, what: str = "tokens") -> float:
+    """A count such as ``2T``, ``1.5e12``, ``500B`` (billion) or ``300M``; must be > 0."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMBGT]?)\s*", text)
+    if not m:
+        raise ValueError(f"{what}: {text!r} is not a count (e.g. 2T, 1.5e12, 500B)")
+    value = float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]
+    if not value > 0:
+        raise ValueError(f"{what}: {text!r} must be > 0")
+    return value
+
+
+def split_list(text: str, what: str) -> list[str]:
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items:
+        raise ValueError(f"{what}: {text!r} is empty; give a comma-separated list")
+    return items
+
+
+def parse_gpus(gpus: str | None, max_gpus: int | None) -> tuple[int, ...]:
+    from analysis.planner.request import DEFAULT_MAX_GPUS, gpu_counts_up_to
+
+    if gpus is not None and max_gpus is not None:
+        raise ValueError("gpus: give --gpus or --max-gpus, not both")
+    if gpus is None:
+        return gpu_counts_up_to(max_gpus if max_gpus is not None else DEFAULT_MAX_GPUS)
+    out = []
+    for item in split_list(gpus, "gpus"):
+        if not item.isdigit() or int(item) < 1:
+            raise ValueError(f"gpus: {item!r} must be a whole number >= 1")
+        out.append(int(item))
+    return tuple(sorted(set(out)))
+
+
+def _no_feasible_message(result) -> str:
+    """One line: why nothing is feasible, the most common reasons first."""
+    reasons: dict[str, list[str]] = {}
+    for c in result.candidates:
+        key = (c.search.reason or "").split(":")[0]
+        reasons.setdefault(key, []).append(f"{c.label}: {c.search.reason}")
+    ordered = sorted(reasons.values(), key=lambda v: -len(v))
+    return "no feasible layout for any candidate; " + " | ".join(v[0] for v in ordered[:3])
+
+
+def _constraint_message(result) -> str:
+    q = result.request
+    c = result.candidates[result.closest]
+    asked = []
+    if q.deadline_s is not None:
+        asked.append(f"within {q.deadline_s / 86400:g} days")
+    if q.budget_usd is not None:
+        asked.append(f"for at most ${q.budget_usd:,.0f}")
+    field = "deadline" if q.deadline_s is not None else "budget"
+    cost = "no price" if c.cost.cost_usd is None else f"${c.cost.cost_usd:,.0f}"
+    return (
+        f"{field}: no candidate trains {q.tokens:g} tokens {' and '.join(asked)}; closest: "
+        f"{c.label} ({c.layout_text}) in {c.cost.days:,.1f} days for {cost}"
+    )
+
+
+def _progress_bar(enabled: bool):
+    """(callback, context manager) drawing a Rich progress bar on stderr."""
+    from contextlib import nullcontext
+
+    if not enabled:
+        return None, nullcontext()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("searching layouts", total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return update, bar
 
 
 def register(app: typer.Typer) -> None:
-    """Register this module's commands on the `llmcap` app."""
+    """Register `llmcap plan`."""
+
+    @app.command()
+    def plan(
+        model: Annotated[str, Opt(help="Model preset name or HF config.json / .toml")],
+        tokens: Annotated[str, Opt(help="Tokens to train, e.g. 2T, 1.5e12, 500B")],
+        hardware: Annotated[str, Opt(help="Comma list: h100-sxm,a100-80gb,b200,mi300x")],
+        gpus: Annotated[str | None, Opt(help="Comma list of cluster sizes: 64,128,...")] = None,
+        max_gpus: Annotated[int | None, Opt(help="Try powers of two up to N GPUs")] = None,
+        deadline: Annotated[float | None, Opt(help="Deadline in days")] = None,
+        budget: Annotated[float | None, Opt(help="Budget in US dollars")] = None,
+        precision: Annotated[str, Opt(help="Comma list: fp32,tf32,fp16,bf16,fp8")] = "bf16",
+        price_table: Annotated[Path | None, Opt(help="TOML of USD per GPU-hour")] = None,
+        grid_intensity: Annotated[float | None, Opt(help="gCO2/kWh (default 481)")] = None,
+        pue: Annotated[float, Opt(help="Facility PUE applied to GPU energy")] = 1.0,
+        seq_len: Annotated[int | None, Opt(help="Tokens per sequence (default: context)")] = None,
+        global_batch: Annotated[
+            int | None, Opt(help="Sequences per step (default ~4M tok)")
+        ] = None,
+        recheck: Annotated[int, Opt(help="Re-check the best N with the SimPy engine")] = 3,
+        out: Annotated[Path | None, Opt(help="Write report.md/.html, CSV, JSON here")] = None,
+        json_out: Annotated[bool, Opt("--json", help="JSON on stdout")] = False,
+        progress: Annotated[bool, Opt("--progress/--no-progress", help="Bar on stderr")] = True,
+    ) -> None:
+        """Search every parallel layout on every hardware and cluster size; cost the budget."""
+
+        def go():
+            from analysis.planner import PlanRequest
+            from analysis.planner import plan as run_plan
+            from analysis.planner.costs import DEFAULT_GRID_G_PER_KWH
+            from hwprofiles.catalogue import load_prices, load_profile
+            from simulator.models_catalogue import load_model
+
+            if price_table is not None and not price_table.is_file():
+                raise ValueError(f"price_table: {str(price_table)!r} is not a file")
+            prices = load_prices(price_table)
+            names = split_list(hardware, "hardware")
+            req = PlanRequest(
+                model=load_model(model),
+                tokens=parse_count(tokens),
+                hardware=tuple(load_profile(n, prices=price_table) for n in names),
+                gpus=parse_gpus(gpus, max_gpus),
+                precisions=tuple(split_list(precision, "precision")),
+                seq_len=seq_len,
+                global_batch=global_batch,
+                deadline_s=None if deadline is None else deadline * 86400.0,
+                budget_usd=budget,
+                grid_g_per_kwh=DEFAULT_GRID_G_PER_KWH if grid_intensity is None else grid_intensity,
+                pue=pue,
+                recheck=recheck,
+            )
+            callback, bar = _progress_bar(progress)
+            with bar:
+                result = run_plan(req, prices, callback)
+            if not result.feasible:
+                fail(_no_feasible_message(result))
+            if result.closest is not None:
+                fail(_constraint_message(result))
+            if out is not None:
+                from analysis.report import write_reports
+
+                write_reports(result, out)
+            return result
+
+        result = run_guarded(go)
+        if json_out:
+            echo_json(result.to_dict())
+            return
+        from analysis.report.terminal import render_plan
+
+        render_plan(result, out)

@@ -85,7 +85,7 @@ def activation_bytes_per_layer(
     mask = 1.0 if dropout else 0.0  # dropout masks are 1 byte per element
     n_in = 2 if model.gated_mlp else 1
     attn = (
-        2 * t * h * e / sp  # norm input
+        t * h * e / sp  # norm input
         + t * h * e / sp  # QKV input (norm output)
         + t * (h + 2 * kv) * e / tp  # Q, K, V
         + t * h * e / tp  # attention output = projection input
@@ -96,7 +96,7 @@ def activation_bytes_per_layer(
         scores = a * s * s * b / (tp * cp)
         attn = attn + scores * e + mask * scores + mask * scores * e
     mlp = (
-        2 * t * h * e / sp  # norm input
+        t * h * e / sp  # norm input
         + t * h * e / sp  # up-projection input
         + n_in * t * f * e / tp  # activation-function input(s)
         + t * f * e / tp  # down-projection input

@@ -67,6 +67,7 @@ def layer_ops(
     act_bytes: Num = 2,
     attention: Attention = "flash",
     dropout: bool = False,
+    fp8: bool = False,
 ) -> list[Op]:
     """Operations of one transformer layer per micro-batch per device.
 
@@ -74,6 +75,7 @@ def layer_ops(
     `sequence_parallel` the norms/residuals are also split over `tp` (Korthikanti et al. 2022),
     otherwise every TP rank repeats them. `act_bytes` is the activation element size.
     `dropout` adds the dropout kernels of GPT-2/3-era recipes (mask of 1 byte per element).
+    `fp8` adds the casts an fp8 recipe runs around every GEMM (see `fp8_cast_ops`).
     """
     h, f, kv = model.hidden_size, model.intermediate_size, model.kv_size
     t = b * s / cp  # tokens this device handles (context parallel splits the sequence)
@@ -139,7 +141,31 @@ def layer_ops(
     ops.append(mem_op("mlp/act", (n_in + 1) * t * f * e / tp, (2 * n_in + 1) * t * f * e / tp))
     ops.append(gemm("mlp/down", t, f / tp, h))
     ops.append(mem_op("mlp/residual", res, res))
+    if fp8:
+        ops.extend(fp8_cast_ops([o for o in ops if o.kind == "matmul"], t, e))
     return ops
+
+
+def fp8_cast_ops(gemms: list[Op], t: Num, e: Num) -> list[Op]:
+    """Quantisation kernels of fp8 training around each GEMM (Transformer Engine recipe).
+
+    Forward: the activation input and the weight are read in 16-bit and written in fp8
+    (e + 1 bytes per element, plus the amax reduction folded into the same pass). Backward:
+    the output gradient is cast, and Hopper's fp8 GEMMs take only the "TN" layout, so the
+    input and weight are also written transposed (Micikevicius et al. 2022, "FP8 Formats for
+    Deep Learning", Sec. 4; NVIDIA Transformer Engine docs, "FP8 primer"). With the GEMM's
+    operand bytes (k*t + k*n), the traffic is (e+1) per element of each cast tensor.
+    """
+    out = []
+    for g in gemms:
+        # gemm bytes = (t*k + k*n + t*n) * e; recover the operands from the FLOPs
+        # (2*t*k*n) is not possible in general, so cast what the op reads and writes:
+        operands = np.asarray(g.fwd_bytes) / e  # elements of input, weight and output
+        out.append(
+            Op(g.name.split("/")[0] + "/fp8_cast", "memory", 0.0, 0.0, 0.0,
+               (e + 1) * operands, 2 * (e + 1) * operands)
+        )  # fmt: skip
+    return out
 
 
 def head_ops(

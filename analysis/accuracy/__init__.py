@@ -1,0 +1,1 @@
+"""Accuracy of llmcap's predictions against published training runs."""

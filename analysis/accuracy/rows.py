@@ -1,0 +1,263 @@
+"""Turn rows of the published-runs table into (workload candidates, hardware, measured step time).
+
+Data: `analysis/data/published_runs.csv` (copied with its sources from the project's reference
+set; see `published_runs.md`). Each usable group is interpreted by one rule, written once here,
+never per row. What a source does not state (micro-batch, interleaving, recompute for the
+Megatron 2024 table) is searched over the values the framework offers, and the fastest layout
+that fits in memory is taken: these tables were tuned by their authors for throughput.
+
+Measured step time is recovered with the **source's own FLOP convention**:
+- N21 (Narayanan et al. 2021): TFLOP/s by eq. (3), which counts the recompute forward:
+  step = eq3(B, s, l, h, V) / (X * n).
+- MLM24 (Megatron-LM README 2024): model FLOPs (no recompute), as llmcap's MFU numerator.
+- MPT (llm-foundry): tokens/s/GPU directly: step = global_batch * seq / (tps * n).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from analysis.closed_form import Options
+from simulator.costmodel.flops import megatron_eq3_flops, model_flops_per_token
+from simulator.model import ModelSpec
+from simulator.parallel import ParallelConfig, Workload
+
+
+@dataclass
+class Case:
+    """One published row made predictable."""
+
+    id: str
+    group: str
+    source: str
+    model: ModelSpec
+    hardware: str
+    hw_overrides: dict[str, Any]
+    gpus: int
+    seq_len: int
+    candidates: list[ParallelConfig]
+    options: Options
+    measured_step_s: float
+    convention: str
+    assumptions: list[str] = field(default_factory=list)
+
+    def workloads(self) -> list[Workload]:
+        out = []
+        for p in self.candidates:
+            try:
+                out.append(Workload(self.model, p, self.seq_len))
+            except ValueError:
+                continue
+        return out
+
+
+@dataclass
+class Skipped:
+    id: str
+    reason: str
+
+
+def load_rows() -> list[dict[str, str]]:
+    path = resources.files("analysis") / "data" / "published_runs.csv"
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _int(x: str) -> int | None:
+    x = (x or "").strip()
+    return int(float(x)) if x else None
+
+
+def _gpt(row: dict[str, str], name: str, untied: bool = False) -> ModelSpec:
+    h = int(row["hidden"])
+    return ModelSpec(
+        name=name,
+        hidden_size=h,
+        num_hidden_layers=int(row["layers"]),
+        num_attention_heads=int(row["heads"]),
+        vocab_size=int(row["vocab"]),
+        intermediate_size=4 * h,
+        max_position_embeddings=int(row["seq_len"]),
+        tie_word_embeddings=not untied,
+    )
+
+
+def _layouts(
+    gpus: int,
+    tp: int,
+    pp: int,
+    dp: int,
+    gbs: int,
+    precision: str,
+    zero: int,
+    mbs: tuple[int, ...],
+    recomputes: tuple[str, ...],
+    vpps: tuple[int, ...],
+    sp: bool,
+) -> list[ParallelConfig]:
+    out = []
+    for mb, rc, vpp in itertools.product(mbs, recomputes, vpps):
+        if vpp > 1 and pp == 1:
+            continue
+        try:
+            out.append(
+                ParallelConfig(
+                    tp=tp,
+                    pp=pp,
+                    vpp=vpp,
+                    dp=dp,
+                    micro_batch_size=mb,
+                    global_batch_size=gbs,
+                    recompute=rc,
+                    precision=precision,
+                    zero_stage=zero,
+                    sequence_parallel=sp and tp > 1,
+                ).resolve(gpus)
+            )
+        except ValueError:
+            continue
+    return out
+
+
+N21_OPTIONS = Options(
+    attention="naive",
+    dropout=True,
+    overlap_grad_reduce=False,
+    overlap_p2p=False,
+    grad_reduce_bytes=2.0,
+)
+"""Megatron-LM as of 2021: unfused-softmax attention with dropout 0.1 (GPT-3 recipe), the
+gradient all-reduce after the backward pass (local DDP, no overlap) of fp16 gradients, and
+pipeline p2p not overlapped with compute (Narayanan et al. 2021, Sec. 4)."""
+
+MLM24_OPTIONS = Options(overlap_tp_comm=True)
+"""Megatron-LM 2024 README flags: --overlap-grad-reduce --overlap-param-gather
+--tp-comm-overlap (Transformer Engine, flash attention, distributed optimizer = ZeRO-1)."""
+
+
+def case_from_row(row: dict[str, str]) -> Case | Skipped:
+    rid = row["id"]
+    group = rid.split("-")[0]
+    value = row["value"]
+    try:
+        x = float(value)
+    except ValueError:
+        return Skipped(rid, f"value {value!r} is not a single number")
+    if group == "N21" and row["metric"] == "achieved_tflops_per_gpu":
+        m = _gpt(row, row["model"])
+        n, s, B = int(row["num_gpus"]), int(row["seq_len"]), int(row["global_batch"])
+        tp, pp, dp = int(row["tp"]), int(row["pp"]), int(row["dp"])
+        vpps = tuple(v for v in (1, 2, 3, 4, 6, 8) if m.num_hidden_layers % (pp * v) == 0)
+        cands = _layouts(n, tp, pp, dp, B, "fp16", 0, (1, 2, 4, 8), ("full",), vpps, False)
+        flops = megatron_eq3_flops(B, s, m.num_hidden_layers, m.hidden_size, m.vocab_size)
+        return Case(
+            rid,
+            group,
+            row["source"],
+            m,
+            "a100-80gb",
+            {},
+            n,
+            s,
+            cands,
+            N21_OPTIONS,
+            flops / (x * 1e12 * n),
+            "eq. (3), recompute counted",
+            ["micro-batch and interleaving (vpp) not in Table 1: fastest that fits"],
+        )
+    if group == "MLM24" and row["metric"] == "achieved_tflops_per_gpu":
+        m = _gpt(row, row["model"], untied=True)
+        n, s, B = int(row["num_gpus"]), int(row["seq_len"]), int(row["global_batch"])
+        tp, pp, dp = int(row["tp"]), int(row["pp"]), int(row["dp"])
+        vpps = tuple(v for v in (1, 2, 3, 4, 6, 8) if m.num_hidden_layers % (pp * v) == 0)
+        cands = _layouts(n, tp, pp, dp, B, "bf16", 1, (1, 2, 4), ("none", "selective"), vpps, True)
+        step = model_flops_per_token(m, s) * B * s / (x * 1e12 * n)
+        return Case(
+            rid,
+            group,
+            row["source"],
+            m,
+            "h100-sxm",
+            {},
+            n,
+            s,
+            cands,
+            MLM24_OPTIONS,
+            step,
+            "model FLOPs (MFU), no recompute",
+            ["micro-batch, vpp and recompute (none/selective) not stated: fastest that fits"],
+        )
+    if group == "MPT" and row["metric"] == "tokens_per_sec_per_gpu":
+        return _mpt_case(row, x)
+    return Skipped(rid, _skip_reason(row))
+
+
+def _mpt_case(row: dict[str, str], tps: float) -> Case:
+    rid = row["id"]
+    m = ModelSpec(
+        name=row["model"],
+        hidden_size=int(row["hidden"]),
+        num_hidden_layers=int(row["layers"]),
+        num_attention_heads=int(row["heads"]),
+        vocab_size=int(row["vocab"]),
+        intermediate_size=4 * int(row["hidden"]),
+        max_position_embeddings=int(row["seq_len"]),
+    )
+    n, s, B = int(row["num_gpus"]), int(row["seq_len"]), int(row["global_batch"])
+    mb = int(row["micro_batch"])
+    prec = "fp8" if "fp8" in row["precision"] else "bf16"
+    pure = "PURE" in row["precision"]
+    rc = "full" if row["recompute"].startswith("full") else "none"
+    gpu = row["gpu"]
+    if gpu.startswith("H100"):
+        hw, over = "h100-sxm", {}
+    else:
+        # "1600 Gbps RoCE node-node (stated for A100 tables)": 8 x 200 Gb/s RoCE per node
+        hw = "a100-40gb" if "40GB" in gpu else "a100-80gb"
+        over = {"scale_out": "roce-200", "nics_per_node": 8}
+    cands = _layouts(n, 1, 1, n, B, prec, 3, (mb,), (rc,), (1,), False)
+    # Composer FSDP mixed precision: DEFAULT reduces gradients in fp32, PURE in bf16
+    opts = Options(grad_reduce_bytes=2.0 if pure else 4.0)
+    return Case(
+        rid,
+        "MPT",
+        row["source"],
+        m,
+        hw,
+        over,
+        n,
+        s,
+        cands,
+        opts,
+        B * s / (tps * n),
+        "tokens/s/GPU",
+        [],
+    )
+
+
+def _skip_reason(row: dict[str, str]) -> str:
+    rid = row["id"]
+    if rid.startswith(("NCCL", "DDP")):
+        return "collective bandwidth row: see the collective table"
+    if rid.startswith(("TXL", "BERT")):
+        return "architecture not modelled (Transformer-XL recurrence / BERT encoder, seq unknown)"
+    if rid.startswith("MLM20v1"):
+        return "layers and hidden size not given"
+    if rid.startswith("MLM19"):
+        return "FLOP convention of the 2019 blog not stated"
+    if rid.startswith(("L2", "EN")):
+        return "whole-training totals: layout, cluster and downtime not stated"
+    return f"metric {row['metric']!r} is not a step-time quantity"
+
+
+def cases() -> tuple[list[Case], list[Skipped]]:
+    usable: list[Case] = []
+    skipped: list[Skipped] = []
+    for row in load_rows():
+        c = case_from_row(row)
+        (usable if isinstance(c, Case) else skipped).append(c)
+    return usable, skipped

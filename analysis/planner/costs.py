@@ -1,0 +1,104 @@
+"""What training the token budget costs: time, GPU-hours, dollars, energy and CO2.
+
+All from one predicted step (throughput, energy per step) and the token budget:
+
+    time      = tokens / (tokens per second)
+    GPU-hours = GPUs * time / 3600
+    cost      = GPU-hours * price per GPU-hour            (rental price, nothing else)
+    energy    = energy per step * tokens / tokens per step * PUE
+    CO2       = energy * grid carbon intensity
+
+Scope, said plainly: energy is the accelerators' own (the power model of the hardware profile)
+times an optional facility PUE; host CPUs, memory, NICs and switches are not counted, so with
+PUE = 1 it is a lower bound of the facility's draw. Cost is rental only (no staff, storage,
+egress, failed runs or restarts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hwprofiles.prices import Price
+from hwprofiles.profile import HardwareProfile
+
+J_PER_MWH = 3.6e9
+"""Joules in one megawatt-hour (1 MWh = 1e6 W * 3600 s)."""
+
+DEFAULT_GRID_G_PER_KWH = 481.0
+"""World power-sector average carbon intensity in 2023: 481 gCO2/kWh (Ember, Global
+Electricity Review 2024, as charted by Statista 943137). Pass the site's own figure with
+--grid-intensity; it ranges from ~30 (Norway) to ~700 (India)."""
+
+SECONDS_PER_DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class UnitPrice:
+    """The price the planner uses for one hardware candidate, with its provenance."""
+
+    usd_per_gpu_hour: float | None
+    source: str
+    provider: str = ""
+    date: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingCost:
+    """Totals for training `tokens` tokens on one candidate (SI units; USD; tonnes CO2)."""
+
+    tokens: float
+    steps: float
+    time_to_train_s: float
+    gpu_hours: float
+    cost_usd: float | None
+    """None when no price is known for this hardware."""
+    energy_j: float
+    co2_t: float
+
+    @property
+    def energy_mwh(self) -> float:
+        return self.energy_j / J_PER_MWH
+
+    @property
+    def days(self) -> float:
+        return self.time_to_train_s / SECONDS_PER_DAY
+
+
+def unit_price(hw: HardwareProfile, prices: Mapping[str, Price]) -> UnitPrice:
+    """The price row for `hw` (by profile name, then accelerator name), else the profile's own."""
+    for key in (hw.name, hw.accelerator.name, hw.accelerator.name.lower()):
+        p = prices.get(key)
+        if p is not None:
+            src = p.source + (f" ({p.provider}, {p.pricing}, {p.date})" if p.provider else "")
+            return UnitPrice(p.usd_per_gpu_hour, src, p.provider, p.date)
+    if hw.price_per_gpu_hour_usd is not None:
+        return UnitPrice(hw.price_per_gpu_hour_usd, hw.price_source or "hardware profile")
+    return UnitPrice(None, f"no price for {hw.name}: add a row to a --price-table file")
+
+
+def training_cost(
+    *,
+    tokens: float,
+    tokens_per_step: float,
+    step_time_s: float,
+    gpus: int,
+    energy_per_step_j: float,
+    price: UnitPrice,
+    grid_g_per_kwh: float = DEFAULT_GRID_G_PER_KWH,
+    pue: float = 1.0,
+) -> TrainingCost:
+    """Totals for `tokens` tokens from one step's time and energy (all GPUs)."""
+    if tokens <= 0:
+        raise ValueError(f"tokens: {tokens} must be > 0")
+    if pue < 1.0:
+        raise ValueError(f"pue: {pue} must be >= 1 (facility energy / IT energy)")
+    if grid_g_per_kwh < 0:
+        raise ValueError(f"grid_intensity: {grid_g_per_kwh} gCO2/kWh must be >= 0")
+    steps = tokens / tokens_per_step
+    time_s = steps * step_time_s
+    gpu_hours = gpus * time_s / 3600.0
+    cost = None if price.usd_per_gpu_hour is None else gpu_hours * price.usd_per_gpu_hour
+    energy = energy_per_step_j * steps * pue
+    co2_t = energy / 3.6e6 * grid_g_per_kwh / 1e6  # J -> kWh, g -> t
+    return TrainingCost(tokens, steps, time_s, gpu_hours, cost, energy, co2_t)

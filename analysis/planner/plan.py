@@ -1,0 +1,208 @@
+"""`plan`: answer a `PlanRequest`: search, cost, rank, and re-check the best with the SimPy engine.
+
+1. Enumerate the valid layouts of every cluster size (shared by the hardware with the same
+   GPUs per node and by every precision) and search them with the closed form.
+2. Predict each candidate's best layout with `analysis.predict.predict` (a `StepResult`, the
+   seed formulas beside it) and cost the token budget.
+3. Mark the time-vs-cost Pareto front and rank: cheapest first among those meeting a
+   deadline (and budget); fastest first among those within a budget only; with neither, the
+   Pareto front from fastest to cheapest.
+4. Re-check the first `recheck` of the ranking with the SimPy engine, when it is installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from analysis.planner.costs import training_cost, unit_price
+from analysis.planner.pareto import pareto_mask
+from analysis.planner.request import PlanRequest
+from analysis.planner.result import Candidate, PlanResult
+from analysis.planner.search import layout_workload, search_candidate
+from analysis.planner.space import Enumeration, enumerate_layouts
+from analysis.predict import predict
+from hwprofiles.prices import Price
+
+PlanProgress = Callable[[int, int], None]
+"""Called as progress(layouts evaluated so far, layouts in all) during the search."""
+
+
+def _enumerations(req: PlanRequest) -> dict[tuple[int, int], Enumeration]:
+    """Valid layouts per (GPUs per node, GPU count), computed once."""
+    out: dict[tuple[int, int], Enumeration] = {}
+    for hw in req.hardware:
+        for g in req.gpus:
+            key = (hw.node.gpus_per_node, g)
+            if key not in out:
+                out[key] = enumerate_layouts(
+                    req.model, g, key[0], req.sequence_length, req.batch, req.space
+                )
+    return out
+
+
+def search_all(
+    req: PlanRequest,
+    prices: Mapping[str, Price] | None = None,
+    progress: PlanProgress | None = None,
+) -> list[Candidate]:
+    """Search every (hardware, precision, GPU count); no costing yet."""
+    enums = _enumerations(req)
+    total = sum(
+        len(enums[(hw.node.gpus_per_node, g)].layouts)
+        for hw in req.hardware
+        for g in req.gpus
+        for _ in req.precisions
+    )
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    out = []
+    for hw in req.hardware:
+        price = unit_price(hw, prices or {})
+        for precision in req.precisions:
+            for g in req.gpus:
+                found = search_candidate(
+                    req.model,
+                    hw,
+                    g,
+                    precision,
+                    req.sequence_length,
+                    req.batch,
+                    enums[(hw.node.gpus_per_node, g)],
+                    req.options,
+                    req.space,
+                    req.usable_memory_fraction,
+                    req.top_n,
+                    advance,
+                )
+                out.append(Candidate(found, price))
+    if progress is not None:
+        progress(total, total)
+    return out
+
+
+def _cost(req: PlanRequest, c: Candidate) -> None:
+    """Predict the best layout (closed form) and cost the token budget."""
+    hw = next(h for h in req.hardware if h.name == c.hardware)
+    w = layout_workload(req.model, c.search.best, c.precision, req.sequence_length)
+    c.step = predict(w, hw, "analytic", req.options, tokens=req.tokens)
+    c.cost = training_cost(
+        tokens=req.tokens,
+        tokens_per_step=c.step.tokens_per_step,
+        step_time_s=c.step.step_time_s,
+        gpus=c.gpus,
+        energy_per_step_j=c.step.energy_per_step_j,
+        price=c.price,
+        grid_g_per_kwh=req.grid_g_per_kwh,
+        pue=req.pue,
+    )
+    if req.deadline_s is not None:
+        c.meets_deadline = c.cost.time_to_train_s <= req.deadline_s
+    if req.budget_usd is not None:
+        c.meets_budget = c.cost.cost_usd is not None and c.cost.cost_usd <= req.budget_usd
+
+
+def _money(c: Candidate) -> float:
+    return np.inf if c.cost is None or c.cost.cost_usd is None else c.cost.cost_usd
+
+
+def _rank(req: PlanRequest, cands: list[Candidate]) -> tuple[list[int], int | None]:
+    """(ranking, closest when a constraint is given and nothing meets it)."""
+    feas = [i for i, c in enumerate(cands) if c.feasible]
+    time = {i: cands[i].cost.time_to_train_s for i in feas}  # type: ignore[union-attr]
+    constrained = req.deadline_s is not None or req.budget_usd is not None
+    if not constrained:
+        front = [i for i in feas if cands[i].on_pareto]
+        return sorted(front, key=lambda i: (time[i], _money(cands[i]), i)), None
+    meets = [
+        i
+        for i in feas
+        if cands[i].meets_deadline is not False and cands[i].meets_budget is not False
+    ]
+    if req.deadline_s is not None:
+        ranking = sorted(meets, key=lambda i: (_money(cands[i]), time[i], i))
+    else:
+        ranking = sorted(meets, key=lambda i: (time[i], _money(cands[i]), i))
+    if ranking or not feas:
+        return ranking, None
+
+    def violation(i: int) -> float:
+        """The worst relative overshoot of the deadline and budget (1.0 = just meets)."""
+        v = 0.0
+        if req.deadline_s is not None:
+            v = max(v, time[i] / req.deadline_s)
+        if req.budget_usd is not None:
+            v = max(v, _money(cands[i]) / req.budget_usd)
+        return v
+
+    return [], min(feas, key=lambda i: (violation(i), i))
+
+
+def _recheck(req: PlanRequest, cands: list[Candidate], ranking: list[int]) -> str:
+    """Re-run the first `req.recheck` ranked candidates with the SimPy engine."""
+    picked = ranking[: req.recheck]
+    if not picked:
+        return "DES re-check not requested" if req.recheck == 0 else "nothing to re-check"
+    for i in picked:
+        c = cands[i]
+        hw = next(h for h in req.hardware if h.name == c.hardware)
+        w = layout_workload(req.model, c.search.best, c.precision, req.sequence_length)
+        try:
+            des = predict(w, hw, "des", req.options, tokens=req.tokens)
+        except ImportError:
+            return "DES re-check unavailable (simulator.des is not installed in this build)"
+        c.des_step_time_s = des.step_time_s
+    return f"re-checked the first {len(picked)} of the ranking with the SimPy engine"
+
+
+def plan(
+    req: PlanRequest,
+    prices: Mapping[str, Price] | None = None,
+    progress: PlanProgress | None = None,
+) -> PlanResult:
+    """Search, cost, rank and re-check; see the module docstring for the rules."""
+    cands = search_all(req, prices, progress)
+    for c in cands:
+        if c.search.feasible:
+            _cost(req, c)
+    times = [c.cost.time_to_train_s if c.feasible else np.nan for c in cands]  # type: ignore[union-attr]
+    money = [_money(c) if c.feasible else np.nan for c in cands]
+    for c, on in zip(
+        cands, pareto_mask(times, np.where(np.isinf(money), np.nan, money)), strict=True
+    ):
+        c.on_pareto = bool(on)
+    ranking, closest = _rank(req, cands)
+    constrained = req.deadline_s is not None or req.budget_usd is not None
+    result = PlanResult(
+        request=req,
+        candidates=cands,
+        ranking=ranking,
+        recommended=ranking[0] if (ranking and constrained) else None,
+        closest=closest,
+        layouts_evaluated=sum(c.search.valid for c in cands),
+    )
+    result.recheck_note = _recheck(req, cands, ranking)
+    result.notes = _notes(cands)
+    return result
+
+
+def _notes(cands: list[Candidate]) -> list[str]:
+    notes = []
+    providers = {c.price.provider for c in cands if c.price.provider}
+    if len(providers) > 1:
+        notes.append(
+            "prices come from different providers (" + ", ".join(sorted(providers)) + "); "
+            "hyperscaler on-demand and GPU-cloud prices differ several-fold: pass your own "
+            "quotes with --price-table for a fair comparison"
+        )
+    unpriced = sorted({c.hardware for c in cands if c.price.usd_per_gpu_hour is None})
+    if unpriced:
+        notes.append(f"no price for {', '.join(unpriced)}: cost and the Pareto front omit it")
+    return notes

@@ -1,0 +1,98 @@
+"""Terminal rendering of a `StepResult` (Rich tables); units converted here, at the edge."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from simulator.result import StepResult
+
+GiB = 2**30
+
+
+def _s(x: float) -> str:
+    if x >= 1:
+        return f"{x:.3f} s"
+    if x >= 1e-3:
+        return f"{x * 1e3:.2f} ms"
+    return f"{x * 1e6:.1f} µs"
+
+
+def render_step(r: StepResult, console: Console | None = None) -> None:
+    """Print the headline numbers, the time breakdown, memory and the seed formulas."""
+    con = console or Console()
+    inp = r.inputs
+    par = inp["parallel"]
+    hw = inp["hardware"]
+    title = (
+        f"{inp['model']['name']} on {r.num_gpus} x {hw['accelerator']} ({hw['node']}), "
+        f"tp={par['tp']} pp={par['pp']} vpp={par['vpp']} cp={par['cp']} dp={par['dp']} "
+        f"zero={par['zero_stage']} mb={par['micro_batch_size']} gbs={par['global_batch_size']} "
+        f"{par['precision']} recompute={par['recompute']} [{r.engine}]"
+    )
+    head = Table(title=title, show_header=False, title_justify="left")
+    head.add_column("metric")
+    head.add_column("value", justify="right")
+    rows = [
+        ("step time", _s(r.step_time_s)),
+        ("tokens/s (per GPU)", f"{r.tokens_per_s:,.0f} ({r.tokens_per_s_per_gpu:,.0f})"),
+        ("model TFLOP/s per GPU", f"{r.model_tflops_per_gpu:.1f}"),
+        ("MFU / HFU", f"{r.mfu:.1%} / {r.hfu:.1%}"),
+        ("exposed communication", f"{_s(r.comm_exposed_s)} ({r.comm_fraction:.1%} of step)"),
+        (
+            "memory per GPU",
+            f"{r.memory_per_gpu_bytes / GiB:.1f} of "
+            f"{r.memory_capacity_bytes / GiB:.1f} GiB"
+            + ("" if r.fits_in_memory else "  DOES NOT FIT"),
+        ),
+        (
+            "energy per step / avg power per GPU",
+            f"{r.energy_per_step_j / 1e3:,.1f} kJ / {r.avg_power_w:.0f} W",
+        ),
+    ]
+    if r.scaling_efficiency is not None:
+        rows.append(("scaling efficiency vs 1 ideal GPU", f"{r.scaling_efficiency:.1%}"))
+    if r.time_to_train_s is not None:
+        rows.append(("time to train", f"{r.time_to_train_s / 86400:,.1f} days"))
+    for k, v in rows:
+        head.add_row(k, v)
+    con.print(head)
+
+    bd = Table(title="where the step time goes", title_justify="left")
+    bd.add_column("part")
+    bd.add_column("time", justify="right")
+    bd.add_column("share", justify="right")
+    for k, v in r.breakdown.items():
+        if v > 0:
+            bd.add_row(k, _s(v), f"{v / r.step_time_s:.1%}")
+    con.print(bd)
+
+    doc = r.document
+    dt = Table(title="seed document formulas vs llmcap", title_justify="left")
+    dt.add_column("quantity")
+    dt.add_column("seed formula", justify="right")
+    dt.add_column("llmcap", justify="right")
+    dt.add_row(
+        "speed-up over 1 GPU (m x k)",
+        f"{doc['speedup_m_times_k']:,.0f}",
+        f"{doc['speedup_llmcap']:,.0f}",
+    )
+    if doc.get("step_time_s_linear") is not None:
+        dt.add_row("step time", _s(doc["step_time_s_linear"]), _s(r.step_time_s))
+    if "energy_mixed_literal_j" in doc:
+        dt.add_row(
+            "step energy, E x P/L (as printed)",
+            f"{doc['energy_mixed_literal_j'] / 1e3:,.1f} kJ",
+            f"{doc['energy_llmcap_j'] / 1e3:,.1f} kJ",
+        )
+        dt.add_row(
+            "step energy, E x L/P (intended)",
+            f"{doc['energy_mixed_intended_j'] / 1e3:,.1f} kJ",
+            f"{doc['energy_llmcap_j'] / 1e3:,.1f} kJ",
+        )
+    con.print(dt)
+    if "energy_note" in doc:
+        con.print(f"[dim]{doc['energy_note']}[/dim]")
+    for note in r.notes:
+        con.print(f"[yellow]note:[/yellow] {note}")
+    con.print(f"[dim]provenance: {r.provenance.get('modelled', '')}[/dim]")

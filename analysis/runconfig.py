@@ -1,0 +1,142 @@
+"""A run description from a TOML file and/or CLI flags -> (Workload, HardwareProfile, Options).
+
+Run file sections (Calculon-style separation of model, execution and system)::
+
+    [model]        name = "llama3-70b"   # or config = "path/config.json", or inline HF fields
+    [parallelism]  tp = 8  pp = 4  vpp = 1  cp = 1  dp = -1  sp = true  zero = 1
+    [training]     seq_len = 4096  micro_batch = 1  global_batch = 1024
+                   precision = "bf16"  recompute = "selective"  tokens = 15e12
+    [cluster]      hardware = "h100-sxm"  gpus = 1024  gpus_per_node = 8
+                   scale_out = "infiniband-ndr"  nics_per_node = 8  oversubscription = 1.0
+    [options]      attention = "flash"  dropout = false  overlap_tp_comm = false ...
+
+Command-line flags override the file. Unknown keys are errors (a typo must not be ignored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from analysis.closed_form import Options
+from hwprofiles.profile import HardwareProfile
+from simulator.parallel import ParallelConfig, Workload
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    # The quickstart what-if: Llama-3-70B on 1,024 H100 SXM (128 DGX H100 nodes), a layout of
+    # the kind Meta reports for Llama 3 pre-training (TP 8 inside a node, PP across nodes,
+    # Dubey et al. 2024, "The Llama 3 Herd of Models", Table 4) at 4 M tokens per step.
+    "model": {"name": "llama3-70b"},
+    "parallelism": {"tp": 8, "pp": 4, "vpp": 1, "cp": 1, "dp": -1, "sp": True, "zero": 1},
+    "training": {
+        "seq_len": 4096,
+        "micro_batch": 1,
+        "global_batch": 1024,
+        "precision": "bf16",
+        "recompute": "selective",
+        "tokens": None,
+    },
+    "cluster": {
+        "hardware": "h100-sxm",
+        "gpus": 1024,
+        "gpus_per_node": None,
+        "scale_out": None,
+        "nics_per_node": None,
+        "oversubscription": None,
+        "topology": None,
+    },
+    "options": {},
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    workload: Workload
+    hardware: HardwareProfile
+    options: Options
+    tokens: float | None
+    spec: dict[str, dict[str, Any]]
+
+
+def read_run_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Parse a run TOML file; errors name the file and the problem in one line."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config: {str(p)!r} is not a file")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config: {p} is not valid TOML ({exc})") from None
+    for section, values in data.items():
+        if section not in DEFAULTS:
+            raise ValueError(f"config: unknown section [{section}] (known: {', '.join(DEFAULTS)})")
+        if not isinstance(values, dict):
+            raise ValueError(f"config: [{section}] must be a table")
+        known = DEFAULTS[section]
+        allowed = set(known) if section not in ("model", "options") else None
+        if section == "options":
+            allowed = {f.name for f in fields(Options)}
+        for key in values:
+            if allowed is not None and key not in allowed:
+                raise ValueError(
+                    f"config: unknown key {section}.{key} (known: {', '.join(sorted(allowed))})"
+                )
+    return data
+
+
+def merge(file_spec: dict | None, overrides: dict[str, dict[str, Any]]) -> dict[str, dict]:
+    """Defaults < run file < command-line flags (None in overrides = not given)."""
+    spec = {k: dict(v) for k, v in DEFAULTS.items()}
+    for source in (file_spec or {}, overrides):
+        for section, values in source.items():
+            for key, value in values.items():
+                if value is not None:
+                    if section == "model" and key in ("name", "config"):
+                        spec["model"] = {}
+                    spec[section][key] = value
+    return spec
+
+
+def build_run(spec: dict[str, dict[str, Any]]) -> Run:
+    """Resolve model and hardware presets, validate the layout, return a ready `Run`."""
+    from hwprofiles.catalogue import load_profile
+
+    from simulator.models_catalogue import load_model
+
+    m = spec["model"]
+    model = load_model(m.get("config") or m.get("name") if ("config" in m or "name" in m) else m)
+    c = spec["cluster"]
+    hw = load_profile(
+        c["hardware"],
+        gpus_per_node=c.get("gpus_per_node"),
+        scale_out=c.get("scale_out"),
+        nics_per_node=c.get("nics_per_node"),
+        oversubscription=c.get("oversubscription"),
+        topology=c.get("topology"),
+    )
+    gpus = c["gpus"]
+    if not isinstance(gpus, int) or gpus < 1:
+        raise ValueError(f"gpus: {gpus!r} must be a positive integer")
+    p, t = spec["parallelism"], spec["training"]
+    parallel = ParallelConfig(
+        tp=p["tp"],
+        pp=p["pp"],
+        vpp=p["vpp"],
+        cp=p["cp"],
+        dp=p["dp"],
+        sequence_parallel=bool(p["sp"]) and p["tp"] > 1,
+        zero_stage=p["zero"],
+        micro_batch_size=t["micro_batch"],
+        global_batch_size=t["global_batch"],
+        recompute=t["recompute"],
+        precision=t["precision"],
+    ).resolve(gpus)
+    workload = Workload(model, parallel, t["seq_len"])
+    options = Options(**spec.get("options", {}))
+    tokens = t.get("tokens")
+    if tokens is not None and float(tokens) <= 0:
+        raise ValueError(f"tokens: {tokens} must be > 0")
+    return Run(workload, hw, options, float(tokens) if tokens else None, spec)

@@ -1,0 +1,114 @@
+"""Scenario: how fast does the planner search layouts, vectorised vs one layout at a time?
+
+The same layouts (every valid layout of Llama-3-70B on 1,024 H100-SXM GPUs, bf16, seq 8192,
+~4M-token batch) are evaluated three ways:
+
+1. vectorised: `analysis.planner.search.evaluate_chunked` (what the planner runs);
+2. a plain Python loop calling `analysis.closed_form.evaluate` once per layout (a sample of
+   them: the loop is slow, its per-layout cost is flat, so a sample gives its rate);
+3. end to end: `analysis.planner.plan` for the Llama-3-70B question (4 hardware x 5 cluster
+   sizes x 2 precisions), enumeration and costing included.
+
+Reported: layouts per second and the vectorised / loop ratio. Timings vary with the machine;
+the ratio is what docs/performance.md quotes. Run:
+
+    python benchmarks/search_rate.py [--loop-sample 2000] [--repeat 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+from analysis.closed_form import Options, evaluate
+from analysis.layouts import Layouts
+from analysis.planner import PlanRequest, plan
+from analysis.planner.search import evaluate_chunked
+from analysis.planner.space import BatchPolicy, enumerate_layouts
+from hwprofiles.catalogue import load_profile
+from simulator.models_catalogue import load_model
+
+MODEL = "llama-3-70b"
+HARDWARE = ("h100-sxm", "a100-80gb", "b200", "mi300x")
+SEQ_LEN = 8192  # Llama 3 pre-training context (Llama Team 2024, Sec. 3.4)
+
+
+def _best_of(repeat: int, fn) -> float:
+    """Best wall time of `repeat` runs (s): the least disturbed by other processes."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def measure(loop_sample: int = 2000, repeat: int = 3) -> dict[str, float | int | str]:
+    model = load_model(MODEL)
+    hw = load_profile("h100-sxm")
+    e = enumerate_layouts(model, 1024, hw.node.gpus_per_node, SEQ_LEN, BatchPolicy.default(SEQ_LEN))
+    layouts, opts = e.layouts, Options()
+    n = len(layouts)
+    t_vec = _best_of(repeat, lambda: evaluate_chunked(model, hw, SEQ_LEN, layouts, "bf16", opts))
+
+    rows = [Layouts.from_arrays(**layouts.row(i)) for i in range(0, n, max(1, n // loop_sample))]
+
+    def loop() -> None:
+        for one in rows:
+            evaluate(model, hw, SEQ_LEN, one, "bf16", opts)
+
+    t_loop = _best_of(max(1, repeat - 1), loop)
+    req = PlanRequest(
+        model=model,
+        tokens=2e12,
+        hardware=tuple(load_profile(h) for h in HARDWARE),
+        gpus=(256, 512, 1024, 2048, 4096),
+        precisions=("bf16", "fp8"),
+        recheck=0,
+    )
+    t0 = time.perf_counter()
+    res = plan(req)
+    t_plan = time.perf_counter() - t0
+    vec_rate, loop_rate = n / t_vec, len(rows) / t_loop
+    return {
+        "machine": f"{platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}",
+        "layouts": n,
+        "vectorised_layouts_per_s": round(vec_rate),
+        "loop_layouts_sampled": len(rows),
+        "loop_layouts_per_s": round(loop_rate),
+        "ratio_vectorised_over_loop": round(vec_rate / loop_rate, 1),
+        "plan_layouts": res.layouts_evaluated,
+        "plan_seconds": round(t_plan, 2),
+        "plan_layouts_per_s": round(res.layouts_evaluated / t_plan),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--loop-sample", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    r = measure(a.loop_sample, a.repeat)
+    if a.json:
+        print(json.dumps(r, indent=2))
+        return
+    print(f"{MODEL}, {r['layouts']:,} layouts on 1024 x h100-sxm, bf16 ({r['machine']})")
+    print(f"  vectorised (chunked evaluate): {r['vectorised_layouts_per_s']:>12,} layouts/s")
+    print(
+        f"  Python loop, one per call:     {r['loop_layouts_per_s']:>12,} layouts/s "
+        f"({r['loop_layouts_sampled']} sampled)"
+    )
+    print(f"  ratio vectorised / loop:       {r['ratio_vectorised_over_loop']:>12,}x")
+    print(
+        f"  end-to-end plan ({len(HARDWARE)} hw x 5 sizes x 2 precisions): "
+        f"{r['plan_layouts']:,} layouts in {r['plan_seconds']} s = "
+        f"{r['plan_layouts_per_s']:,} layouts/s"
+    )
+
+
+if __name__ == "__main__":
+    main()

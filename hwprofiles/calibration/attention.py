@@ -1,0 +1,69 @@
+"""Scaled-dot-product attention throughput (torch's fused SDPA, forward).
+
+FLOP convention: a non-causal forward is ``4 * b * h * s^2 * d`` (QK^T and PV, 2 FLOPs per
+MAC; softmax not counted), as in the FlashAttention papers. A causal call is credited half of
+that (only the lower triangle is needed). The efficiency curve is built from the non-causal
+rows so that it does not depend on how a model discounts the mask; causal rows are kept in
+the CSV for reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hwprofiles.calibration.device import ELEMENT_BYTES, matmul_mode, randn, synchronizer
+from hwprofiles.calibration.plan import AttentionShape, Plan
+from hwprofiles.calibration.timing import Repeats, time_op
+
+ATTENTION_COLUMNS = (
+    "dtype", "batch", "heads", "seq", "head_dim", "causal", "flops", "bytes",
+    "median_s", "min_s", "max_s", "count", "noisy", "flops_per_s",
+)  # fmt: skip
+
+
+def attention_flops(shape: AttentionShape, causal: bool) -> float:
+    """Forward FLOPs of one SDPA call (see module docstring for the convention)."""
+    full = 4.0 * shape.batch * shape.heads * shape.seq**2 * shape.head_dim
+    return full / 2 if causal else full
+
+
+def bench_attention(
+    shape: AttentionShape, causal: bool, dtype: str, device: str, repeats: Repeats
+) -> dict[str, object]:
+    """Time one forward SDPA call; a tidy row of `ATTENTION_COLUMNS`."""
+    import torch
+    import torch.nn.functional as F
+
+    dims = (shape.batch, shape.heads, shape.seq, shape.head_dim)
+    q, k, v = (randn(dims, dtype, device, seed=i) for i in range(3))
+    with matmul_mode(dtype), torch.inference_mode():
+        timing = time_op(
+            lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal),
+            repeats,
+            synchronizer(device),
+        )
+    flops = attention_flops(shape, causal)
+    return {
+        "dtype": dtype,
+        "batch": shape.batch,
+        "heads": shape.heads,
+        "seq": shape.seq,
+        "head_dim": shape.head_dim,
+        "causal": causal,
+        "flops": int(flops),
+        "bytes": 4 * q.numel() * ELEMENT_BYTES[dtype],
+        **timing.as_row(),
+        "flops_per_s": flops / timing.median_s,
+    }
+
+
+def run_attention(
+    plan: Plan, dtype: str, device: str, tick: Callable[[str], None]
+) -> list[dict[str, object]]:
+    """Non-causal and causal SDPA rows for every shape of `plan` in one dtype."""
+    rows = []
+    for shape in plan.attention:
+        for causal in (False, True):
+            rows.append(bench_attention(shape, causal, dtype, device, plan.repeats))
+            tick(f"attention {dtype} s={shape.seq} causal={causal}")
+    return rows

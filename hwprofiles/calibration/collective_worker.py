@@ -1,0 +1,160 @@
+"""One rank of a collective benchmark: ``python -m hwprofiles.calibration.collective_worker
+CONFIG RANK``. Started and supervised by `collectives.run_collective_group`; not for users.
+
+Per collective and size: warm-up, then samples of `inner` back-to-back calls, each sample
+opened by a barrier. Every rank times its own samples; the slowest rank's time of each sample
+is kept (a collective is finished when its last rank is), as nccl-tests reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hwprofiles.calibration.collectives import ELEMENT_BYTES, bus_factor, message_bytes
+from hwprofiles.calibration.timing import Timing
+
+HANG_S = 3600.0  # a "hang" fault sleeps this long; the supervisor's timeout ends it first
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): signal this process when its parent dies
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker if the supervisor dies (even by SIGKILL), since the
+    worker leads its own session and nothing else would stop it."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux/glibc: best effort
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _make_op(collective: str, nbytes: int, rank: int, ws: int, device: str) -> Callable[[], Any]:
+    import torch
+    import torch.distributed as dist
+
+    n = nbytes // ELEMENT_BYTES
+    if collective == "all_reduce":
+        buf = torch.ones(n, device=device)
+        return lambda: dist.all_reduce(buf)
+    if collective == "all_gather":
+        out, inp = torch.empty(n, device=device), torch.ones(n // ws, device=device)
+        return lambda: dist.all_gather_into_tensor(out, inp)
+    if collective == "reduce_scatter":
+        inp, out = torch.ones(n, device=device), torch.empty(n // ws, device=device)
+        return lambda: dist.reduce_scatter_tensor(out, inp)
+    if collective == "broadcast":
+        buf = torch.ones(n, device=device)
+        return lambda: dist.broadcast(buf, src=0)
+    if collective == "send_recv":
+        send, recv = torch.ones(n, device=device), torch.empty(n, device=device)
+
+        def ring() -> None:
+            ops = [dist.isend(send, (rank + 1) % ws), dist.irecv(recv, (rank - 1) % ws)]
+            for op in ops:
+                op.wait()
+
+        return ring
+    raise ValueError(f"collective: {collective!r} unknown")
+
+
+def _measure(
+    op: Callable[[], Any], rep: dict[str, Any], sync: Callable[[], None], device: str
+) -> Timing:
+    import torch
+    import torch.distributed as dist
+
+    t0 = time.perf_counter()
+    for _ in range(max(1, rep["warmup"])):
+        op()
+    sync()
+    # All ranks must loop the same number of times: agree on the slowest rank's estimate.
+    # (NCCL reduces device tensors only, hence device= here and below.)
+    est = torch.tensor([(time.perf_counter() - t0) / max(1, rep["warmup"])], device=device)
+    dist.all_reduce(est, op=dist.ReduceOp.MAX)
+    one = max(float(est[0].item()), 1e-9)
+    inner = max(1, min(10_000, math.ceil(rep["sample_s"] / one)))
+    fit = int(rep["budget_s"] / (one * inner))
+    count = max(rep["min_samples"], min(rep["samples"], fit))
+    local = []
+    for _ in range(count):
+        dist.barrier()
+        s0 = time.perf_counter()
+        for _ in range(inner):
+            op()
+        sync()
+        local.append((time.perf_counter() - s0) / inner)
+    times = torch.tensor(local, dtype=torch.float64, device=device)
+    dist.all_reduce(times, op=dist.ReduceOp.MAX)
+    return Timing.from_samples(times.cpu().tolist())
+
+
+def _inject(fault: dict[str, Any] | None, rank: int) -> None:
+    if not fault or fault["rank"] != rank:
+        return
+    if fault["kind"] == "die":
+        os._exit(3)
+    if fault["kind"] == "hang":
+        time.sleep(HANG_S)
+
+
+def main(argv: list[str]) -> int:
+    import torch
+    import torch.distributed as dist
+
+    die_with_parent()
+    cfg = json.loads(Path(argv[0]).read_text())
+    rank, ws = int(argv[1]), int(cfg["world_size"])
+    torch.set_num_threads(int(cfg["threads_per_rank"]))
+    device = cfg["device"]
+    extra: dict[str, Any] = {}
+    if device == "cuda":
+        local = torch.device("cuda", rank % torch.cuda.device_count())
+        torch.cuda.set_device(local)
+        extra["device_id"] = local  # binds NCCL to this GPU (barriers need to know it)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    dist.init_process_group(
+        cfg["backend"],
+        init_method=f"file://{cfg['store']}",
+        rank=rank,
+        world_size=ws,
+        timeout=datetime.timedelta(seconds=float(cfg["timeout_s"])),
+        **extra,
+    )
+    rows = []
+    for collective in cfg["collectives"]:
+        if collective == "send_recv" and ws < 2:
+            continue  # a send needs a peer
+        for size in cfg["sizes"]:
+            nbytes = message_bytes(int(size), ws)
+            op = _make_op(collective, nbytes, rank, ws, device)
+            timing = _measure(op, cfg["repeats"], sync, device)
+            _inject(cfg.get("fault"), rank)
+            algbw = nbytes / timing.median_s
+            rows.append(
+                {
+                    "collective": collective,
+                    "backend": cfg["backend"],
+                    "world_size": ws,
+                    "bytes": nbytes,
+                    **timing.as_row(),
+                    "algbw_bytes_per_s": algbw,
+                    "busbw_bytes_per_s": algbw * bus_factor(collective, ws),
+                }
+            )
+    if rank == 0:
+        tmp = Path(cfg["out"] + ".tmp")
+        tmp.write_text(json.dumps(rows))
+        os.replace(tmp, cfg["out"])
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,155 @@
+"""Load a calibration profile directory into a `HardwareProfile`.
+
+Only ``profile.toml`` is read (the CSVs are the evidence, the summary holds the fits). Mapping:
+measured GEMM peaks -> `Accelerator.peak_flops` (a *measured* peak, not a datasheet's);
+fitted curves -> `matmul_efficiency_by_dtype` / `attention_efficiency`; best of copy/triad ->
+`memory_bandwidth_bytes_per_s` with `memory_efficiency = 1.0` (already achieved); ranks that
+fit on the machine -> `Node.gpus_per_node`; the all-reduce α-β fit -> the scale-up `Link`;
+every (collective, world size >= 2) fit -> `CollectiveFit` (world size 1 stays in the CSV
+and TOML as a software-overhead reference: frameworks skip one-rank collectives); power
+measured or modelled, labelled as such.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hwprofiles.calibration.store import FORMAT, PROFILE_FILE
+from hwprofiles.profile import (
+    Accelerator,
+    CollectiveFit,
+    EfficiencyCurve,
+    Fabric,
+    HardwareProfile,
+    Link,
+    Node,
+    PowerModel,
+    Provenance,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def _get(doc: Mapping[str, Any], dotted: str, path: Path) -> Any:
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise ValueError(f"{path}: field {dotted!r} is missing (not a calibration profile?)")
+        node = node[part]
+    return node
+
+
+def _curve(c: Mapping[str, Any], where: str) -> EfficiencyCurve:
+    try:
+        return EfficiencyCurve(tuple(c["sizes"]), tuple(c["fractions"]), c.get("source", where))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: bad efficiency curve ({exc})") from exc
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """The parsed profile.toml of a profile directory (or the file itself)."""
+    path = Path(path)
+    file = path / PROFILE_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"hardware: {path} has no {PROFILE_FILE} (not a calibration)")
+    try:
+        doc = tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{file}: not valid TOML ({exc})") from exc
+    if doc.get("format") != FORMAT:
+        raise ValueError(f"{file}: field 'format' is {doc.get('format')!r}, expected {FORMAT!r}")
+    return doc
+
+
+def load_calibrated_profile(path: str | Path) -> HardwareProfile:
+    """A `HardwareProfile` from a calibration directory written by `llmcap calibrate`."""
+    path = Path(path)
+    doc = read_summary(path)
+    g = lambda key: _get(doc, key, path)  # noqa: E731
+    machine = {str(k): str(v) for k, v in g("machine").items()}
+    dev = g("device")
+    comp = g("compute")
+    peaks = {str(k): float(v) for k, v in g("compute.peak_flops").items()}
+    curves = {
+        d: _curve(c, f"{path}: compute.matmul_efficiency.{d}")
+        for d, c in g("compute.matmul_efficiency").items()
+    }
+    default = comp.get("default_dtype", next(iter(curves)))
+    att = comp.get("attention")
+    att_curve = _curve(att["efficiency"], f"{path}: attention") if att else curves[default]
+    power = g("power")
+    kind = "measured" if power.get("measured") else "modelled"
+    psrc = str(power.get("source", ""))
+    psrc = psrc if psrc.startswith(kind) else f"{kind}: {psrc}"
+    what = machine.get("gpu_name") or machine.get("cpu_model", "unknown")
+    if dev["kind"] == "cpu":
+        what = f"{what} ({dev['threads_per_rank']} thread(s) per rank)"
+    mem = g("memory")
+    acc = Accelerator(
+        name=what,
+        peak_flops=peaks,
+        memory_bytes=float(dev["memory_bytes"]),
+        memory_bandwidth_bytes_per_s=float(mem["bandwidth_bytes_per_s"]),
+        tdp_w=float(power["tdp_w"]),
+        idle_w=float(power["idle_w"]),
+        matmul_efficiency=curves[default],
+        attention_efficiency=att_curve,
+        memory_efficiency=1.0,
+        matmul_efficiency_by_dtype=curves,
+        sources={
+            "peak_flops": str(comp.get("peak_source", "calibrated: best measured GEMM")),
+            "memory_bandwidth_bytes_per_s": str(mem.get("source", "calibrated")),
+            "memory_efficiency": "1.0: the bandwidth is already an achieved figure",
+            "tdp_w": psrc,
+            "idle_w": psrc,
+        },
+    )
+    net = g("network")
+    up, out = net["scale_up"], net["scale_out"]
+    node = Node(
+        name=machine.get("hostname", "calibrated"),
+        gpus_per_node=int(dev["ranks_per_node"]),
+        scale_up=Link("scale-up", up["bandwidth_bytes_per_s"], up["latency_s"], 1.0, up["source"]),
+        scale_out=Link(
+            "scale-out", out["bandwidth_bytes_per_s"], out["latency_s"], 1.0, out["source"]
+        ),
+        nics_per_node=1,
+        source=f"calibrated on {machine.get('hostname', '?')}",
+    )
+    fits = tuple(
+        CollectiveFit(
+            collective=f["collective"],
+            world_size=int(f["world_size"]),
+            alpha_s=float(f["alpha_s"]),
+            beta_s_per_byte=float(f["beta_s_per_byte"]),
+            backend=f.get("backend", ""),
+            source=f"calibrated: alpha-beta fit, {path.name}/network/collectives.csv",
+        )
+        for f in net.get("fits", [])
+        if int(f["world_size"]) >= 2  # a one-rank "collective" is skipped by frameworks
+    )
+    measured = ["peak_flops", "matmul_efficiency", "memory_bandwidth_bytes_per_s"]
+    measured += ["attention_efficiency"] if att else []
+    measured += ["collectives", "scale_up"] if fits else []
+    measured += ["power"] if kind == "measured" else []
+    return HardwareProfile(
+        name=str(doc.get("name") or path.name),
+        accelerator=acc,
+        node=node,
+        fabric=Fabric(source="placeholder: one calibrated machine, no cluster fabric measured"),
+        power=PowerModel(idle_w=acc.idle_w, tdp_w=acc.tdp_w, source=psrc),
+        provenance=Provenance(
+            kind="calibrated",
+            date=machine.get("date", ""),
+            measured=tuple(measured),
+            machine=machine,
+            notes=f"level={doc.get('level')}; power {kind}; {power.get('note', '')}",
+        ),
+        collectives=fits,
+    )

@@ -1,0 +1,152 @@
+"""What a calibration measures: sizes per benchmark for each level (tiny, quick, full).
+
+The sizes are chosen for time, not taste: `quick` finishes in about a minute on a 2-core CPU
+(one thread per rank), `full` in about ten minutes, `tiny` in seconds (tests). GPU plans are
+larger because a GPU finishes a 1024^3 GEMM in microseconds; the GPU `full` plan is sized to
+take a few minutes on one H200.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hwprofiles.calibration.timing import Repeats
+
+LEVELS = ("tiny", "quick", "full")
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    """One scaled-dot-product-attention call: (batch, heads, seq, head_dim)."""
+
+    batch: int
+    heads: int
+    seq: int
+    head_dim: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes for one calibration run."""
+
+    level: str
+    square_sizes: tuple[int, ...]
+    """m = n = k of the square GEMM sweep."""
+    hidden_sizes: tuple[int, ...]
+    """Hidden sizes whose transformer-layer GEMMs (QKV, proj, MLP, logits) are measured."""
+    tokens: int
+    """Tokens per micro-batch (micro_batch * seq) in the transformer GEMMs."""
+    vocab: int
+    attention: tuple[AttentionShape, ...]
+    memory_bytes: tuple[int, ...]
+    """Bytes per array for the copy and triad bandwidth tests."""
+    elementwise: tuple[tuple[int, int], ...]
+    """(tokens, hidden) shapes for layernorm / gelu / add / softmax."""
+    message_bytes: tuple[int, ...]
+    """Collective sizes in the nccl-tests sense (total bytes, see collectives.py)."""
+    repeats: Repeats
+    comm_repeats: Repeats
+    idle_s: float
+    """Length of the idle-power window (s)."""
+
+
+_CPU = {
+    "tiny": Plan(
+        level="tiny",
+        square_sizes=(32, 64, 128),
+        hidden_sizes=(64,),
+        tokens=128,
+        vocab=512,
+        attention=(AttentionShape(1, 2, 64, 32), AttentionShape(1, 2, 128, 32)),
+        memory_bytes=(64 * 1024, 1 * MiB),
+        elementwise=((128, 64),),
+        message_bytes=(1024, 64 * 1024),
+        repeats=Repeats(warmup=1, samples=3, min_samples=3, budget_s=0.05, sample_s=0.002),
+        comm_repeats=Repeats(warmup=1, samples=3, min_samples=3, budget_s=0.1, sample_s=0.002),
+        idle_s=0.05,
+    ),
+    "quick": Plan(
+        level="quick",
+        square_sizes=(64, 128, 256, 512, 1024, 2048),
+        hidden_sizes=(256, 512, 1024),
+        tokens=1024,
+        vocab=8192,
+        attention=(
+            AttentionShape(1, 4, 256, 64),
+            AttentionShape(1, 8, 512, 64),
+            AttentionShape(1, 8, 1024, 64),
+        ),
+        memory_bytes=(1 * MiB, 16 * MiB, 256 * MiB),
+        elementwise=((1024, 512), (2048, 1024)),
+        message_bytes=(1024, 64 * 1024, 1 * MiB, 16 * MiB),
+        repeats=Repeats(warmup=1, samples=5, min_samples=3, budget_s=0.25, sample_s=0.005),
+        comm_repeats=Repeats(warmup=2, samples=5, min_samples=3, budget_s=0.3, sample_s=0.005),
+        idle_s=0.5,
+    ),
+    "full": Plan(
+        level="full",
+        square_sizes=(64, 128, 256, 512, 1024, 2048, 4096),
+        hidden_sizes=(256, 512, 1024, 2048),
+        tokens=2048,
+        vocab=32768,
+        attention=(
+            AttentionShape(1, 4, 256, 64),
+            AttentionShape(1, 8, 512, 64),
+            AttentionShape(1, 8, 1024, 64),
+            AttentionShape(1, 16, 2048, 64),
+        ),
+        memory_bytes=(1 * MiB, 16 * MiB, 128 * MiB, 512 * MiB),
+        elementwise=((1024, 512), (2048, 1024), (2048, 4096)),
+        message_bytes=(256, 4096, 64 * 1024, 1 * MiB, 8 * MiB, 32 * MiB),
+        repeats=Repeats(warmup=2, samples=7, min_samples=3, budget_s=1.5, sample_s=0.02),
+        comm_repeats=Repeats(warmup=3, samples=9, min_samples=5, budget_s=2.0, sample_s=0.02),
+        idle_s=2.0,
+    ),
+}
+
+_GPU = {
+    "tiny": _CPU["tiny"],
+    "quick": Plan(
+        level="quick",
+        square_sizes=(256, 512, 1024, 2048, 4096, 8192),
+        hidden_sizes=(1024, 4096),
+        tokens=8192,
+        vocab=32768,
+        attention=(AttentionShape(4, 16, 1024, 128), AttentionShape(2, 32, 4096, 128)),
+        memory_bytes=(16 * MiB, 256 * MiB, 2048 * MiB),
+        elementwise=((8192, 1024), (8192, 8192)),
+        message_bytes=(1024, 1 * MiB, 64 * MiB),
+        repeats=Repeats(warmup=3, samples=10, min_samples=5, budget_s=0.5, sample_s=0.01),
+        comm_repeats=Repeats(warmup=3, samples=10, min_samples=5, budget_s=0.5, sample_s=0.01),
+        idle_s=2.0,
+    ),
+    "full": Plan(
+        level="full",
+        square_sizes=(256, 512, 1024, 2048, 4096, 6144, 8192, 12288, 16384),
+        hidden_sizes=(1024, 2048, 4096, 8192),
+        tokens=8192,
+        vocab=131072,
+        attention=(
+            AttentionShape(8, 16, 512, 128),
+            AttentionShape(4, 16, 1024, 128),
+            AttentionShape(2, 32, 4096, 128),
+            AttentionShape(1, 64, 8192, 128),
+        ),
+        memory_bytes=(16 * MiB, 256 * MiB, 2048 * MiB, 8192 * MiB),
+        elementwise=((8192, 1024), (8192, 8192), (16384, 16384)),
+        message_bytes=(1024, 64 * 1024, 1 * MiB, 16 * MiB, 256 * MiB),
+        repeats=Repeats(warmup=5, samples=20, min_samples=5, budget_s=1.0, sample_s=0.02),
+        comm_repeats=Repeats(warmup=5, samples=20, min_samples=5, budget_s=1.0, sample_s=0.02),
+        idle_s=5.0,
+    ),
+}
+
+
+def make_plan(level: str, device: str = "cpu") -> Plan:
+    """The plan for `level` in `LEVELS` on `device` ("cpu" or "cuda")."""
+    if level not in LEVELS:
+        raise ValueError(f"level: {level!r} is not one of {', '.join(LEVELS)}")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device: {device!r} is not one of cpu, cuda")
+    return (_GPU if device == "cuda" else _CPU)[level]

@@ -1,0 +1,195 @@
+"""Calibrate this machine: run every benchmark, fit, and write one profile directory.
+
+`calibrate(config, out)` is the library entry point behind ``llmcap calibrate``. Compute is
+measured in this process with ``threads_per_rank`` torch threads (one CPU "device" is one rank
+of that many threads); collectives run as real process groups, one per world size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from hwprofiles.calibration import attention, elementwise, gemm, memory
+from hwprofiles.calibration.collectives import COLLECTIVES, GroupConfig, run_collective_group
+from hwprofiles.calibration.device import check_device, torch_threads
+from hwprofiles.calibration.gemm import gemm_shapes
+from hwprofiles.calibration.machine import (
+    device_memory_bytes,
+    gpu_power_limit_w,
+    machine_info,
+    ranks_per_node,
+)
+from hwprofiles.calibration.plan import LEVELS, Plan, make_plan
+from hwprofiles.calibration.power import (
+    idle_window,
+    measured_power,
+    modelled_power,
+    window_row,
+)
+from hwprofiles.calibration.summary import Measurements, summarise
+from hwprofiles.calibration.writer import check_target, write_profile
+from hwprofiles.energy import EnergyMeter, measure, probe_energy_meter
+
+DEFAULT_DTYPES = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "tf32", "bf16", "fp16")}
+
+
+class ProgressHook(Protocol):
+    """Told the number of steps once, then each finished step's label."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, label: str) -> None: ...
+
+
+class _Silent:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, label: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """What to calibrate and how hard (see `plan.make_plan` for the levels' sizes)."""
+
+    device: str = "cpu"
+    dtypes: tuple[str, ...] = ()
+    """Empty: the device's defaults (`DEFAULT_DTYPES`)."""
+    world_sizes: tuple[int, ...] = (1, 2)
+    """Collective world sizes; each runs as that many processes."""
+    level: str = "full"
+    threads_per_rank: int = 1
+    """Torch threads per rank (CPU); compute is measured with this many."""
+    timeout_s: float = 120.0
+    """Per world size: a collective group still running after this is stopped (s)."""
+    name: str = ""
+    collectives: tuple[str, ...] = COLLECTIVES
+    meter: EnergyMeter | str | None = "auto"
+    """"auto" probes RAPL/NVML; tests pass a fake meter or None."""
+    plan: Plan | None = field(default=None, compare=False)
+    """Override the level's plan (tests)."""
+
+    def resolved_dtypes(self) -> tuple[str, ...]:
+        return self.dtypes or DEFAULT_DTYPES.get(self.device, ("fp32",))
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field, value and rule for bad settings."""
+        if self.level not in LEVELS:
+            raise ValueError(f"level: {self.level!r} is not one of {', '.join(LEVELS)}")
+        check_device(self.device, self.resolved_dtypes())
+        if self.threads_per_rank < 1:
+            raise ValueError(f"threads_per_rank: {self.threads_per_rank} must be >= 1")
+        if any(w < 1 for w in self.world_sizes):
+            raise ValueError(f"world_sizes: {list(self.world_sizes)} must all be >= 1")
+        if self.device == "cuda":
+            import torch
+
+            n = torch.cuda.device_count()
+            if max(self.world_sizes, default=1) > n:
+                raise ValueError(f"world_sizes: {max(self.world_sizes)} > {n} visible GPUs")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout: {self.timeout_s} s must be > 0")
+        bad = [c for c in self.collectives if c not in COLLECTIVES]
+        if bad:
+            raise ValueError(f"collectives: {bad} not in {', '.join(COLLECTIVES)}")
+
+
+def _steps(plan: Plan, dtypes: tuple[str, ...], cfg: CalibrationConfig) -> int:
+    per_dtype = len(gemm_shapes(plan)) + 2 * len(plan.attention)
+    ew = len(plan.elementwise) * len(elementwise.OPS)
+    ew_dtypes = len([d for d in dtypes if d != "tf32"])
+    return (
+        len(dtypes) * per_dtype + ew_dtypes * ew + 2 * len(plan.memory_bytes) + len(cfg.world_sizes)
+    )
+
+
+def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) -> Measurements:
+    """Run every benchmark of `cfg` on this machine; nothing is written."""
+    cfg.validate()
+    plan = cfg.plan or make_plan(cfg.level, cfg.device)
+    dtypes = cfg.resolved_dtypes()
+    machine = machine_info(cfg.device, cfg.threads_per_rank)  # before we add any load
+    hook = progress or _Silent()
+    hook.start(_steps(plan, dtypes, cfg))
+    tick: Callable[[str], None] = hook.advance
+    if cfg.meter == "auto":
+        meter, why = probe_energy_meter(cfg.device)
+    else:
+        meter, why = cfg.meter, "" if cfg.meter is not None else "no energy meter given"  # type: ignore[assignment]
+    tables: dict[str, list[dict[str, Any]]] = {k: [] for k in ("gemm", "attention", "elementwise")}
+    power_rows: list[dict[str, object]] = []
+    with torch_threads(cfg.threads_per_rank):
+        if meter is not None:
+            power_rows.append(window_row("idle", idle_window(meter, plan.idle_s)))
+        for dtype in dtypes:
+            with measure(meter) as w:
+                tables["gemm"] += gemm.run_gemms(plan, dtype, cfg.device, tick)
+            if meter is not None:
+                power_rows.append(window_row(f"gemm-{dtype}", w))
+            tables["attention"] += attention.run_attention(plan, dtype, cfg.device, tick)
+            if dtype != "tf32":  # tf32 only changes matmuls; elementwise is fp32
+                tables["elementwise"] += elementwise.run_elementwise(plan, dtype, cfg.device, tick)
+        tables["memory"] = memory.run_memory(plan, cfg.device, tick)
+    tables["collectives"] = []
+    for ws in cfg.world_sizes:
+        group = GroupConfig(
+            world_size=ws,
+            backend="nccl" if cfg.device == "cuda" else "gloo",
+            device=cfg.device,
+            collectives=cfg.collectives,
+            sizes=plan.message_bytes,
+            repeats=plan.comm_repeats,
+            threads_per_rank=cfg.threads_per_rank,
+            timeout_s=cfg.timeout_s,
+        )
+        tables["collectives"] += run_collective_group(group)
+        tick(f"collectives world_size={ws}")
+    rpn = ranks_per_node(cfg.device, cfg.threads_per_rank)
+    if meter is not None:
+        tables["power"] = power_rows
+        power = measured_power(power_rows, cfg.device, rpn, meter.name)
+        note = f"measured with {meter.name}"
+    else:
+        power = modelled_power(cfg.device, cfg.threads_per_rank, _power_limit(cfg.device))
+        note = f"not measured ({why}); datasheet-derived power model, labelled modelled"
+    return Measurements(
+        name=cfg.name,
+        level=plan.level,
+        device=cfg.device,
+        dtypes=dtypes,
+        world_sizes=cfg.world_sizes,
+        threads_per_rank=cfg.threads_per_rank,
+        ranks_per_node=rpn,
+        memory_bytes=device_memory_bytes(cfg.device, cfg.threads_per_rank),
+        machine=machine,
+        power=power,
+        power_note=note,
+        tables=tables,
+    )
+
+
+def _power_limit(device: str) -> float | None:
+    return gpu_power_limit_w() if device == "cuda" else None
+
+
+def calibrate(
+    cfg: CalibrationConfig,
+    out: Path,
+    force: bool = False,
+    progress: ProgressHook | None = None,
+) -> dict[str, Any]:
+    """Measure this machine and write the profile directory `out`; returns its summary.
+
+    Refuses (ValueError) before measuring if `out` holds a profile and `force` is false.
+    """
+    out = Path(out)
+    check_target(out, force)
+    m = measure_all(cfg, progress)
+    m.name = m.name or out.name
+    summary = summarise(m)
+    write_profile(out, summary, m.tables, force)
+    return summary

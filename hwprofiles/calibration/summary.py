@@ -1,0 +1,228 @@
+"""From measured tables to the profile summary (the content of profile.toml).
+
+The summary holds what the models need without reading the CSVs: measured peaks per dtype,
+fitted and sampled efficiency curves, memory bandwidth, α-β fits per collective and world
+size, the scale-up link derived from them, power (measured or modelled), and noise flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from hwprofiles.calibration.collectives import bus_factor
+from hwprofiles.calibration.fit import fit_alpha_beta, fit_efficiency
+from hwprofiles.calibration.power import DevicePower, fallback
+from hwprofiles.calibration.store import FORMAT
+from hwprofiles.calibration.timing import NOISY_SPREAD
+
+SIG_DIGITS = 6  # measurements are noisier than 1e-6; keeps profile.toml readable
+TRAINING_DTYPES = ("bf16", "fp16", "tf32", "fp32")
+"""Preference order for the profile's default matmul and attention curves."""
+FILES = {
+    "gemm": "compute/gemm.csv",
+    "attention": "compute/attention.csv",
+    "elementwise": "compute/elementwise.csv",
+    "memory": "compute/memory.csv",
+    "collectives": "network/collectives.csv",
+    "power": "power.csv",
+}
+
+
+@dataclass
+class Measurements:
+    """Everything one calibration measured, as tidy rows per table, plus context."""
+
+    name: str
+    level: str
+    device: str
+    dtypes: tuple[str, ...]
+    world_sizes: tuple[int, ...]
+    threads_per_rank: int
+    ranks_per_node: int
+    memory_bytes: float
+    machine: dict[str, str]
+    power: DevicePower
+    power_note: str
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _curve(sizes: pd.Series, fractions: pd.Series, what: str) -> dict[str, Any]:
+    fit = fit_efficiency(sizes.tolist(), fractions.tolist())
+    s, f = fit.sample()
+    return {
+        "max_fraction": fit.max_fraction,
+        "half_size": fit.half_size,
+        "exponent": fit.exponent,
+        "rel_rms": fit.rel_rms,
+        "min_size": fit.min_size,
+        "max_size": fit.max_size,
+        "sizes": list(s),
+        "fractions": list(f),
+        "source": f"calibrated: Hill fit to {what} (f = f_max / (1 + (s_half/s)^p))",
+    }
+
+
+def _compute(m: Measurements) -> dict[str, Any]:
+    gemm = pd.DataFrame(m.tables["gemm"])
+    peaks: dict[str, float] = {}
+    at: dict[str, str] = {}
+    curves: dict[str, Any] = {}
+    for dtype, g in gemm.groupby("dtype", sort=False):
+        best = g.loc[g["flops_per_s"].idxmax()]
+        peaks[str(dtype)] = float(best["flops_per_s"])
+        dims = f"m={best['m']} n={best['n']} k={best['k']}"
+        at[str(dtype)] = f"{best['name']} {best['pass']} ({dims})"
+        frac = (g["flops_per_s"] / peaks[str(dtype)]).clip(upper=1.0)
+        curves[str(dtype)] = _curve(g["flops"], frac, f"compute/gemm.csv {dtype} FLOP/s / peak")
+    default = next(d for d in (*TRAINING_DTYPES, *peaks) if d in peaks)
+    out: dict[str, Any] = {
+        "peak_flops": peaks,
+        "peak_source": "calibrated: best measured GEMM FLOP/s per dtype (the measured peak)",
+        "peak_at": at,
+        "default_dtype": default,
+        "matmul_efficiency": curves,
+    }
+    att = pd.DataFrame(m.tables["attention"])
+    nc = att[~att["causal"].astype(bool)]
+    adt = next((d for d in (*TRAINING_DTYPES, *peaks) if d in set(nc["dtype"])), None)
+    if adt is not None:
+        a = nc[nc["dtype"] == adt]
+        frac = (a["flops_per_s"] / peaks[adt]).clip(upper=1.0)
+        out["attention"] = {
+            "dtype": adt,
+            "best_flops_per_s": float(a["flops_per_s"].max()),
+            "efficiency": _curve(a["flops"], frac, f"non-causal SDPA {adt} / {adt} GEMM peak"),
+        }
+    ew = pd.DataFrame(m.tables["elementwise"])
+    if not ew.empty:
+        largest = ew[ew["bytes"] == ew.groupby("op")["bytes"].transform("max")]
+        out["elementwise_bytes_per_s"] = {
+            str(d): {str(r["op"]): float(r["bytes_per_s"]) for _, r in g.iterrows()}
+            for d, g in largest.groupby("dtype", sort=False)
+        }
+    return out
+
+
+def _memory(m: Measurements) -> dict[str, Any]:
+    mem = pd.DataFrame(m.tables["memory"])
+    big = mem[mem["array_bytes"] == mem["array_bytes"].max()].set_index("op")["bytes_per_s"]
+    return {
+        "array_bytes": int(mem["array_bytes"].max()),
+        "copy_bytes_per_s": float(big["copy"]),
+        "triad_bytes_per_s": float(big["triad"]),
+        "bandwidth_bytes_per_s": float(big.max()),
+        "source": "calibrated: best of copy/triad (STREAM byte counting) at the largest array",
+    }
+
+
+def _network(m: Measurements, copy_bw: float) -> dict[str, Any]:
+    fb = fallback()
+    col = pd.DataFrame(m.tables.get("collectives", []))
+    fits = []
+    for (coll, ws), g in [] if col.empty else col.groupby(["collective", "world_size"]):
+        ab = fit_alpha_beta(g["bytes"].tolist(), g["median_s"].tolist())
+        fits.append(
+            {
+                "collective": str(coll),
+                "world_size": int(ws),
+                "backend": str(g["backend"].iloc[0]),
+                "alpha_s": ab.alpha_s,
+                "beta_s_per_byte": ab.beta_s_per_byte,
+                "rel_rms": ab.rel_rms,
+                "points": ab.points,
+                "max_busbw_bytes_per_s": float(g["busbw_bytes_per_s"].max()),
+            }
+        )
+    ar = [f for f in fits if f["collective"] == "all_reduce" and f["world_size"] >= 2]
+    if ar:
+        top = max(ar, key=lambda f: f["world_size"])
+        n = top["world_size"]
+        beta = max(top["beta_s_per_byte"], 1e-30)
+        # A ring all-reduce takes 2(n-1) latency steps and moves S * 2(n-1)/n per rank
+        # (simulator.costmodel.collectives), so the link that reproduces the fit has:
+        steps = 2 * (n - 1)
+        bw = bus_factor("all_reduce", n) / beta
+        capped = bw > copy_bw  # beta ~ 0 when only small messages were measured
+        scale_up = {
+            "bandwidth_bytes_per_s": min(bw, copy_bw),
+            "latency_s": top["alpha_s"] / steps,
+            "source": f"calibrated: {top['backend']} all_reduce alpha-beta fit at world_size={n}"
+            f"; bandwidth = 2(n-1)/n / beta, latency = alpha / 2(n-1) (ring steps)"
+            + ("; bandwidth capped at the measured memory bandwidth" if capped else ""),
+        }
+    else:
+        scale_up = {
+            "bandwidth_bytes_per_s": copy_bw,
+            "latency_s": fb["scale_up"]["latency_s"],
+            "source": fb["scale_up"]["source"],
+        }
+    backend = "nccl" if m.device == "cuda" else "gloo"
+    return {"backend": backend, "fits": fits, "scale_up": scale_up, "scale_out": fb["scale_out"]}
+
+
+def _noise(m: Measurements) -> dict[str, Any]:
+    noisy, total = [], 0
+    for table, rows in m.tables.items():
+        for r in rows:
+            if "noisy" not in r:
+                continue
+            total += 1
+            if r["noisy"]:
+                key = {k: r[k] for k in r if k in ("name", "pass", "op", "collective", "dtype")}
+                size = r.get("bytes", r.get("flops", ""))
+                noisy.append(f"{table}: " + " ".join(str(v) for v in key.values()) + f" {size:g}")
+    return {"threshold": NOISY_SPREAD, "rule": "(max - min) / median > threshold",
+            "measurements": total, "noisy": len(noisy), "noisy_configs": noisy[:200]}  # fmt: skip
+
+
+def round_floats(x: Any, digits: int = SIG_DIGITS) -> Any:
+    """`x` with every float (recursively) rounded to `digits` significant digits."""
+    if isinstance(x, float):
+        return float(f"{x:.{digits}g}")
+    if isinstance(x, dict):
+        return {k: round_floats(v, digits) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [round_floats(v, digits) for v in x]
+    return x
+
+
+def summarise(m: Measurements) -> dict[str, Any]:
+    """The profile summary (TOML-ready: no None values, floats to 6 digits) of a calibration."""
+    memory = _memory(m)
+    p = m.power
+    power: dict[str, Any] = {
+        "measured": p.kind == "measured",
+        "kind": p.kind,
+        "idle_w": p.idle_w,
+        "tdp_w": p.tdp_w,
+        "source": p.source,
+        "note": m.power_note,
+    }
+    if p.load_w:
+        power["load_w"] = p.load_w
+    files = {k: v for k, v in FILES.items() if m.tables.get(k)}
+    return round_floats(
+        {
+            "format": FORMAT,
+            "name": m.name,
+            "level": m.level,
+            "machine": m.machine,
+            "device": {
+                "kind": m.device,
+                "dtypes": list(m.dtypes),
+                "threads_per_rank": m.threads_per_rank,
+                "ranks_per_node": m.ranks_per_node,
+                "memory_bytes": m.memory_bytes,
+                "world_sizes": list(m.world_sizes),
+            },
+            "compute": _compute(m),
+            "memory": memory,
+            "network": _network(m, memory["bandwidth_bytes_per_s"]),
+            "power": power,
+            "noise": _noise(m),
+            "files": files,
+        }
+    )

@@ -1,0 +1,101 @@
+"""Write a calibration profile directory atomically.
+
+Layout (split by what the numbers depend on, as Vidur does)::
+
+    DIR/profile.toml              summary: machine, peaks, curves, fits, power, noise
+    DIR/compute/gemm.csv          one row per measured configuration
+    DIR/compute/attention.csv
+    DIR/compute/elementwise.csv
+    DIR/compute/memory.csv
+    DIR/network/collectives.csv
+    DIR/power.csv                 only where energy was measured
+
+Everything is written into a hidden temporary directory beside DIR and renamed into place at
+the end, so an interrupted calibration leaves no half-written profile. An existing profile is
+replaced only with ``force``; a directory that is not a profile is never replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import tomli_w
+
+from hwprofiles.calibration.attention import ATTENTION_COLUMNS
+from hwprofiles.calibration.collectives import COLLECTIVE_COLUMNS
+from hwprofiles.calibration.elementwise import ELEMENTWISE_COLUMNS
+from hwprofiles.calibration.gemm import GEMM_COLUMNS
+from hwprofiles.calibration.memory import MEMORY_COLUMNS
+from hwprofiles.calibration.power import POWER_COLUMNS
+from hwprofiles.calibration.store import PROFILE_FILE, is_profile_dir
+from hwprofiles.calibration.summary import FILES
+
+COLUMNS = {
+    "gemm": GEMM_COLUMNS,
+    "attention": ATTENTION_COLUMNS,
+    "elementwise": ELEMENTWISE_COLUMNS,
+    "memory": MEMORY_COLUMNS,
+    "collectives": COLLECTIVE_COLUMNS,
+    "power": POWER_COLUMNS,
+}
+FLOAT_FORMAT = "%.6g"  # 6 significant digits: far below the measurement noise
+
+
+def check_target(out: Path, force: bool) -> None:
+    """Raise ValueError unless `out` may be written (absent, empty, or a profile with force)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"out: {out} exists and is not a directory")
+    if not any(out.iterdir()):
+        return
+    if not is_profile_dir(out):
+        raise ValueError(f"out: {out} exists and is not a calibration profile; not replacing it")
+    if not force:
+        raise ValueError(f"out: profile {out} already exists; use --force to overwrite it")
+
+
+def write_tree(
+    root: Path, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Write the profile files into an existing directory `root` (not atomic by itself)."""
+    for key, rows in tables.items():
+        if not rows:
+            continue
+        path = root / FILES[key]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame = pd.DataFrame(rows, columns=list(COLUMNS[key]))
+        frame.to_csv(path, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    (root / PROFILE_FILE).write_text(tomli_w.dumps(summary))
+
+
+def write_profile(
+    out: Path, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]], force: bool
+) -> Path:
+    """Write the profile to `out` atomically; returns `out`. See the module docstring."""
+    out = Path(out)
+    check_target(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old: Path | None = None
+    try:
+        write_tree(tmp, summary, tables)
+        check_target(out, force)  # it may have appeared while we measured
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / "profile")
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not out.exists():
+            os.replace(old / "profile", out)  # put the previous profile back
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return out

@@ -1,0 +1,1 @@
+"""Catalogue data files (TOML), loaded by hwprofiles.presets; no code lives here."""

@@ -1,0 +1,234 @@
+"""`simulate_step`: one training step of a workload on a hardware profile, discrete-event.
+
+The result has the closed form's keys (`arrays`: step time, `breakdown/*` along the critical
+path, `comm_total/*`, `memory/*` as the simulated devices held it, `energy_per_gpu_j` from the
+power states) plus `extra` (JSON-ready: saturated links, link utilisation, per-rank summary,
+the critical path's split) and the per-activity records (`timeline()`).
+
+Symmetry: one data-parallel replica's pipeline is simulated, one device per pipeline rank for
+its TP/CP group. The other replicas (and the other TP ranks' rings) run the same step at the
+same time on the same NICs and uplinks; routes carry them as flow weights, so contention with
+them is modelled while only pp devices are simulated. With variability on, the simulated
+replica is the slowest one (the others wait for it at the data-parallel synchronisation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from hwprofiles.profile import HardwareProfile
+from simulator.des.critical import breakdown, critical_path
+from simulator.des.device import Device
+from simulator.des.engine import Recorder, Row, Sim
+from simulator.des.link import Network
+from simulator.des.power import device_power
+from simulator.des.step import Step
+from simulator.des.timeline import to_frame
+from simulator.des.topology import Cluster, Placement
+from simulator.des.trace import chrome_trace, write_trace
+from simulator.des.work import WorkBuilder
+from simulator.parallel import Workload
+
+SATURATED_FRACTION = 0.01
+"""A link direction is reported saturated when it was full while shared for at least this
+fraction of the step (llmcap's reporting threshold)."""
+
+
+@dataclass
+class DesResult:
+    """What one simulated step produced."""
+
+    arrays: dict[str, float]
+    extra: dict[str, Any]
+    rows: list[Row] = field(repr=False, default_factory=list)
+    stage_of: dict[int, int] = field(repr=False, default_factory=dict)
+    node_of: dict[int, int] = field(repr=False, default_factory=dict)
+
+    @property
+    def step_time_s(self) -> float:
+        return self.arrays["step_time_s"]
+
+    def timeline(self) -> pd.DataFrame:
+        """Per-activity records as a DataFrame (see `simulator.des.timeline`)."""
+        return to_frame(self.rows, self.stage_of, self.node_of)
+
+
+def _default_options() -> Any:
+    # The step options live with the closed form (analysis.closed_form.Options) today.
+    from analysis.closed_form import Options
+
+    return Options()
+
+
+def _speeds(
+    p: Any, seed: int, speed_sigma: float
+) -> tuple[np.ndarray, int, list[np.random.Generator]]:
+    """(speed factor per pipeline rank, simulated replica, jitter generator per rank)."""
+    ss = np.random.SeedSequence(seed)
+    speed_seq, *rank_seqs = ss.spawn(1 + p.pp)
+    gens = [np.random.default_rng(s) for s in rank_seqs]
+    if speed_sigma <= 0:
+        return np.ones(p.pp), 0, gens
+    rng = np.random.default_rng(speed_seq)
+    dev = np.exp(rng.normal(0.0, speed_sigma, size=(p.pp, p.dp, p.tp * p.cp)))
+    group = dev.max(axis=2)  # a TP/CP group runs at its slowest member's pace
+    replica = int(np.argmax(group.max(axis=0)))  # the replica everyone waits for
+    return group[:, replica], replica, gens
+
+
+def simulate_step(
+    workload: Workload,
+    hw: HardwareProfile,
+    options: Any = None,
+    seed: int = 0,
+    speed_sigma: float = 0.0,
+    jitter: float = 0.0,
+    contention: bool = True,
+    trace: str | None = None,
+    placement: str | None = None,
+) -> DesResult:
+    """Simulate one training step.
+
+    `options` is the closed form's `Options` (attention, overlaps, buckets, optimizer bytes).
+    `speed_sigma` and `jitter` are the lognormal sigmas of per-device speed and per-kernel
+    jitter (0 = off); `seed` makes them reproducible. `contention=False` gives every transfer
+    its uncontended (closed-form) bandwidth. `trace` writes a Chrome/Perfetto trace there.
+    `placement` is the rank order, e.g. "tp-cp-dp-pp" (Megatron's, the default).
+    """
+    if speed_sigma < 0 or jitter < 0:
+        raise ValueError(f"speed_sigma, jitter: ({speed_sigma}, {jitter}) must be >= 0")
+    opts = options if options is not None else _default_options()
+    p = workload.parallel
+    hw.accelerator.peak(p.precision)
+    pl = Placement.parse((p.tp, p.cp, p.dp, p.pp), placement)
+    cluster = Cluster(hw, pl)
+    speeds, replica, gens = _speeds(p, seed, speed_sigma)
+    env = simpy.Environment()
+    sim = Sim(env, Network(env) if contention else None, Recorder())
+    devices = []
+    for s in range(p.pp):
+        rank = pl.rank(dp=replica, pp=s)
+        devices.append(
+            Device(
+                sim,
+                rank,
+                s,
+                cluster.node_of(rank),
+                float(speeds[s]),
+                jitter,
+                p.tp * p.cp,
+                gens[s],
+                interference=float(getattr(opts, "comm_interference", 0.0)),
+            )
+        )
+    step = Step(sim, WorkBuilder(workload, hw, cluster, opts), devices)
+    env.run(until=step.start())
+    result = _summarise(step, sim, cluster, hw, workload)
+    result.extra["options"] = {
+        "seed": seed,
+        "speed_sigma": speed_sigma,
+        "jitter": jitter,
+        "contention": contention,
+        "placement": "-".join(pl.order),
+    }
+    result.extra["representative"] = {
+        "replica": replica,
+        "ranks": [d.rank for d in devices],
+        "note": "one data-parallel replica simulated, one device per pipeline rank for its "
+        "TP/CP group; other replicas' identical flows are carried as route weights",
+    }
+    if trace is not None:
+        labels = {d.rank: f"stage {d.stage} (rank {d.rank}, node {d.node})" for d in devices}
+        logs = {d.rank: result.extra.pop("_power_logs")[d.rank] for d in devices}
+        write_trace(trace, chrome_trace(result.rows, labels, logs, result.extra["options"]))
+    result.extra.pop("_power_logs", None)
+    return result
+
+
+def simulate_timeline(
+    workload: Workload, hw: HardwareProfile, options: Any = None, **kwargs: Any
+) -> pd.DataFrame:
+    """The per-activity timeline of one simulated step (keywords as `simulate_step`)."""
+    return simulate_step(workload, hw, options, **kwargs).timeline()
+
+
+def _summarise(
+    step: Step, sim: Sim, cluster: Cluster, hw: HardwareProfile, w: Workload
+) -> DesResult:
+    rows = sim.rec.rows
+    end = max(rows[i].end for i in step.optimizer_rows)
+    last = max(step.optimizer_rows, key=lambda i: (rows[i].end, -i))
+    path = critical_path(rows, last)
+    parts, bottleneck = breakdown(rows, path)
+    by_rank: dict[int, list[Row]] = {d.rank: [] for d in step.devices}
+    for r in rows:
+        by_rank[r.rank].append(r)
+
+    def total(rank: int, cats: tuple[str, ...]) -> float:
+        return sum(r.end - r.start for r in by_rank.get(rank, []) if r.category in cats)
+
+    ranks = [d.rank for d in step.devices]
+    ref = bottleneck if bottleneck in by_rank else ranks[-1]
+    m = step.m
+    arrays: dict[str, float] = {"step_time_s": end, "num_microbatches": float(m)}
+    arrays.update({f"breakdown/{k}": v for k, v in parts.items()})
+    arrays.update(
+        {
+            "comm_total/tp": total(ref, ("comm_tp",)),
+            "comm_total/cp": total(ref, ("comm_cp",)),
+            "comm_total/pp": max(total(r, ("comm_pp",)) for r in ranks),
+            "comm_total/dp": max(total(r, ("comm_dp",)) for r in ranks),
+            "comm_total/zero3": max(total(r, ("comm_zero3",)) for r in ranks),
+            "compute_mb_s": total(ref, ("compute", "recompute")) / m,
+            "recompute_s": total(ref, ("recompute",)),
+        }
+    )
+    power = {d.rank: device_power(by_rank[d.rank], end, hw.power) for d in step.devices}
+    arrays["energy_per_gpu_j"] = float(np.mean([power[r]["energy_j"] for r in ranks]))
+    top = max(step.devices, key=lambda d: (d.memory.peak_bytes, -d.rank))
+    mem = top.memory.breakdown()
+    for k in ("weights", "gradients", "optimizer", "activations", "zero3_buffers"):
+        arrays[f"memory/{k}"] = float(mem.get(k, 0.0))
+    arrays["memory_per_gpu_bytes"] = float(top.memory.peak_bytes)
+    links = sim.net.link_report(end) if sim.net is not None else []
+    saturated = [x for x in links if float(x["saturated_s"]) >= SATURATED_FRACTION * end]
+    per_rank = []
+    for d in step.devices:
+        pw = power[d.rank]
+        per_rank.append(
+            {
+                "rank": d.rank,
+                "stage": d.stage,
+                "node": d.node,
+                "speed_factor": d.speed,
+                "compute_s": total(d.rank, ("compute", "recompute")),
+                "optimizer_s": total(d.rank, ("optimizer",)),
+                "comm_s": {
+                    c: total(d.rank, (f"comm_{c}",)) for c in ("tp", "cp", "pp", "dp", "zero3")
+                },
+                "state_s": pw["time_s"],
+                "energy_j": pw["energy_j"],
+                "peak_memory_bytes": d.memory.peak_bytes,
+            }
+        )
+    extra: dict[str, Any] = {
+        "engine": "des",
+        "critical_path": {"bottleneck_rank": bottleneck, "activities": len(path), **parts},
+        "saturated_links": sorted(f"{x['link']}:{x['direction']}" for x in saturated),
+        "links": sorted(links, key=lambda x: (-float(x["utilisation"]), str(x["link"])))[:16],
+        "per_rank": per_rank,
+        "activities": len(rows),
+        "_power_logs": {r: power[r]["log"] for r in ranks},
+    }
+    return DesResult(
+        arrays,
+        extra,
+        rows,
+        {d.rank: d.stage for d in step.devices},
+        {d.rank: d.node for d in step.devices},
+    )

@@ -1,0 +1,56 @@
+"""Pipeline schedules: the order in which one pipeline rank runs its forward and backward passes.
+
+1F1B (PipeDream-Flush, Narayanan et al. 2021, Sec. 2.2.1): rank `r` of `pp` runs
+``pp - r - 1`` warm-up forwards, then alternates one forward and one backward, then drains the
+remaining backwards. Interleaved 1F1B (Sec. 2.2.2) gives each rank `vpp` model chunks; the
+order below is Megatron-LM's `forward_backward_pipelining_with_interleaving`: warm-up of
+``2 (pp - r - 1) + (vpp - 1) pp`` chunk-forwards, micro-batches taken in groups of `pp`.
+
+A pass is ``(kind, chunk, microbatch)`` with kind "F" or "B"; the virtual stage of chunk `c` on
+rank `r` is ``c * pp + r``. Forward of virtual stage v needs v-1's forward of the same
+micro-batch; backward of v needs v+1's backward (and its own forward).
+"""
+
+from __future__ import annotations
+
+Pass = tuple[str, int, int]
+
+
+def one_f_one_b(pp: int, m: int, rank: int) -> list[Pass]:
+    """Non-interleaved 1F1B order of rank `rank` for `m` micro-batches."""
+    warmup = min(pp - rank - 1, m)
+    order: list[Pass] = [("F", 0, i) for i in range(warmup)]
+    for i in range(m - warmup):
+        order.append(("F", 0, warmup + i))
+        order.append(("B", 0, i))
+    order += [("B", 0, i) for i in range(m - warmup, m)]
+    return order
+
+
+def interleaved(pp: int, vpp: int, m: int, rank: int) -> list[Pass]:
+    """Interleaved 1F1B order (Megatron-LM); needs `m` to be a multiple of `pp`."""
+    if m % pp:
+        raise ValueError(f"interleaved 1F1B: micro-batches {m} must be a multiple of pp = {pp}")
+    total = m * vpp
+    warmup = total if m == pp else min((pp - rank - 1) * 2 + (vpp - 1) * pp, total)
+    group = pp * vpp
+
+    def fwd(k: int) -> Pass:
+        return ("F", (k % group) // pp, (k // group) * pp + k % pp)
+
+    def bwd(k: int) -> Pass:
+        return ("B", vpp - 1 - (k % group) // pp, (k // group) * pp + k % pp)
+
+    order = [fwd(k) for k in range(warmup)]
+    for k in range(total - warmup):
+        order.append(fwd(k + warmup))
+        order.append(bwd(k))
+    order += [bwd(k) for k in range(total - warmup, total)]
+    return order
+
+
+def schedule(pp: int, vpp: int, m: int, rank: int) -> list[Pass]:
+    """The pass order of `rank`: interleaved when `vpp` > 1, else 1F1B."""
+    if vpp > 1:
+        return interleaved(pp, vpp, m, rank)
+    return one_f_one_b(pp, m, rank)

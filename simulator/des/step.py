@@ -1,0 +1,337 @@
+"""A training step as SimPy processes: pipeline passes, TP/CP/PP/DP/ZeRO communication.
+
+Scenario: one data-parallel replica's pipeline is simulated, one device per pipeline rank
+(standing for its TP/CP group). Each rank runs its 1F1B (or interleaved) pass order; a pass
+executes its program (`work`) kernel by kernel: compute on the compute stream, TP collectives
+blocking it, CP exchanges beside attention. Activations and their gradients go to the next
+rank as point-to-point transfers; a pass waits for its input to arrive.
+
+Data parallelism: gradients of the last micro-batch's backward become final kernel by kernel;
+buckets of `bucket_bytes` (boundaries laid from the end, so the last bucket is full, as the
+closed form assumes) are all-reduced (ZeRO-0) or reduce-scattered (ZeRO-1/2) on the device's
+DP stream as soon as they are complete, overlapping the rest of the backward. ZeRO-1/2 gather
+the updated parameters (from the previous step's optimizer) at the start of the step, behind
+the first forward. ZeRO-3 gathers each unit (layer, embedding, head) before its forward and
+backward, prefetching the next one, and reduce-scatters its gradients after its backward, on
+two streams. The other replicas run the same step on the same links: their flows are in the
+weights of each route (`topology`), so NIC and uplink contention is modelled without
+simulating them. After every rank's gradients are reduced (the global gradient-norm
+synchronisation), each rank runs its optimizer step (memory-bound AdamW).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from simulator.costmodel.memory import activation_bytes_per_layer, logits_bytes, param_state_bytes
+from simulator.costmodel.timing import memory_time
+from simulator.des.collectives import Collective, for_group
+from simulator.des.device import Device
+from simulator.des.engine import Job, Sim
+from simulator.des.schedule import schedule
+from simulator.des.work import (
+    COLL,
+    COMPUTE,
+    GRAD,
+    OVERLAP,
+    PARAM_WAIT,
+    Z3_RS,
+    Z3_WAIT,
+    RankWork,
+    WorkBuilder,
+)
+from simulator.parallel import BYTES_PER_PARAM
+
+Gen = Generator[simpy.Event, Any, Any]
+
+
+class Step:
+    """One step of one pipeline replica: devices, their work and the events between them."""
+
+    def __init__(self, sim: Sim, builder: WorkBuilder, devices: list[Device]) -> None:
+        self.sim, self.b, self.devices = sim, builder, devices
+        w, opts = builder.w, builder.opts
+        self.p = w.parallel
+        self.opts = opts
+        self.m = self.p.num_microbatches
+        self.V = self.p.pp * self.p.vpp
+        self.work: list[RankWork] = [builder.rank_work(d.rank, d.stage) for d in devices]
+        self.arrive: dict[tuple[str, int, int], simpy.Event] = {}
+        self.grad_ready: list[list[simpy.Event]] = []
+        self.param_ready: list[dict[int, simpy.Event]] = [{} for _ in devices]
+        self.dp_done: list[simpy.Event] = []
+        self.z3_events: dict[tuple[int, str, int, int], simpy.Event] = {}
+        self.optimizer_rows: list[int] = []
+        wb, gb, ob = param_state_bytes(self.p.precision)
+        z, dp = self.p.zero_stage, self.p.dp
+        for dev, wk in zip(devices, self.work, strict=True):
+            dev.memory.static = {
+                "weights": wk.params * wb / (dp if z >= 3 else 1),
+                "gradients": wk.params * gb / (dp if z >= 2 else 1),
+                "optimizer": wk.params * ob / (dp if z >= 1 else 1),
+            }
+        # bytes per element moved: compute-dtype weights, gradients as the options say
+        self.w_bytes, self.g_bytes = BYTES_PER_PARAM[self.p.precision], opts.grad_reduce_bytes
+        act = activation_bytes_per_layer(
+            w.model,
+            self.p.micro_batch_size,
+            w.seq_len,
+            self.p.tp,
+            self.p.cp,
+            self.p.sequence_parallel,
+            self.p.recompute,
+            builder.e,
+            opts.attention,
+            opts.dropout,
+        )
+        self.chunk_act = float(act) * builder.layers_per_chunk
+        self.logits = float(
+            logits_bytes(w.model, self.p.micro_batch_size, w.seq_len, self.p.tp, self.p.cp)
+        )
+        self._colls: dict[tuple[int, str, float], Collective] = {}
+
+    # ---- set-up ----------------------------------------------------------------------------
+    def start(self) -> simpy.Event:
+        """Start every process; the returned event fires when the step ends."""
+        env = self.sim.env
+        bucketed = self.p.dp > 1 and self.p.zero_stage in (0, 1, 2)
+        for i, _dev in enumerate(self.devices):
+            pieces = self.work[i].grad_pieces
+            self.grad_ready.append([env.event() for _ in pieces] if bucketed else [])
+            if bucketed and self.p.zero_stage in (1, 2):
+                self._param_gather(i)
+        procs = [env.process(self._pipeline(i)) for i in range(len(self.devices))]
+        for i in range(len(self.devices)):
+            self.dp_done.append(self._grad_sync(i, procs[i]) if bucketed else procs[i])
+        return env.process(self._finish())
+
+    def _dp_coll(self, i: int, kind: str, size: float) -> Collective:
+        key = (i, kind, size)
+        if key not in self._colls:
+            dev, pl = self.devices[i], self.b.cluster.placement
+            route = self.b.cluster.group_route(dev.rank, "dp")
+            self._colls[key] = for_group(self.b.hw, kind, size, self.p.dp, pl.stride("dp"), route)
+        return self._colls[key]
+
+    def _buckets(self, sizes: list[float], from_end: bool) -> list[tuple[float, int]]:
+        """(bytes, index of the piece holding the bucket's last byte) per bucket, in order."""
+        total = sum(sizes)
+        bb = self.opts.bucket_bytes
+        if total <= 0:
+            return []
+        n = int(-(-total // bb))
+        if from_end:
+            bounds = [max(0.0, total - (n - 1 - j) * bb) for j in range(n)]
+        else:
+            bounds = [min(total, (j + 1) * bb) for j in range(n)]
+        out, cum, piece, lo = [], 0.0, 0, 0.0
+        for hi in bounds:
+            while piece < len(sizes) - 1 and cum + sizes[piece] < hi * (1 - 1e-12):
+                cum += sizes[piece]
+                piece += 1
+            if hi > lo:
+                out.append((hi - lo, piece))
+            lo = hi
+        return out
+
+    def _grad_sync(self, i: int, proc: simpy.Event) -> simpy.Event:
+        """Queue rank i's gradient buckets on its DP stream; returns the last one's event."""
+        dev = self.devices[i]
+        kind = "all_reduce" if self.p.zero_stage == 0 else "reduce_scatter"
+        sizes = [x * self.g_bytes for x in self.work[i].grad_pieces]
+        done: simpy.Event = proc
+        for k, (nbytes, piece) in enumerate(self._buckets(sizes, from_end=True)):
+            job = Job(
+                self._dp_coll(i, kind, nbytes),
+                f"dp {kind} {k}",
+                "comm_dp",
+                ready=self.grad_ready[i][piece],
+            )
+            done = dev.stream("dp").submit(job)
+        return self.sim.env.all_of([proc, done])
+
+    def _param_gather(self, i: int) -> None:
+        """ZeRO-1/2: gather the updated parameters in forward order, at the step's start."""
+        dev = self.devices[i]
+        sizes = [x * self.w_bytes for x in self.work[i].units]
+        for k, (nbytes, unit) in enumerate(self._buckets(sizes, from_end=False)):
+            job = Job(self._dp_coll(i, "all_gather", nbytes), f"dp param all_gather {k}", "comm_dp")
+            ev = dev.stream("dp").submit(job)
+            for u in range(unit + 1):
+                self.param_ready[i].setdefault(u, ev)
+
+    # ---- the pipeline --------------------------------------------------------------------------
+    def _event(self, key: tuple[str, int, int]) -> simpy.Event:
+        if key not in self.arrive:
+            self.arrive[key] = self.sim.env.event()
+        return self.arrive[key]
+
+    def _pipeline(self, i: int) -> Gen:
+        dev = self.devices[i]
+        for kind, c, mb in schedule(self.p.pp, self.p.vpp, self.m, dev.stage):
+            yield from self._pass(i, kind, c, mb)
+
+    def _pass(self, i: int, kind: str, c: int, mb: int) -> Gen:
+        sim, dev, rec = self.sim, self.devices[i], self.sim.rec
+        env = sim.env
+        v = c * self.p.pp + dev.stage
+        fwd = kind == "F"
+        need = v > 0 if fwd else v < self.V - 1
+        cursor = dev.last
+        if need:
+            ev = self._event((kind, v, mb))
+            if not ev.processed:
+                yield ev
+            cursor = rec.later(cursor, ev.value)
+        chunk = self.work[i].chunks[c]
+        last_bwd = not fwd and mb == self.m - 1 and bool(self.grad_ready[i])
+        prog = chunk.fwd if fwd else (chunk.bwd_last if last_bwd else chunk.bwd)
+        gathered = -1
+        for ins in prog:
+            op = ins[0]
+            if op == COMPUTE:
+                start = env.now
+                yield dev.run_kernel(dev.duration(ins[1]))
+                cursor = rec.add(
+                    dev.rank, "compute", ins[2], ins[3], start, env.now, mb, ins[4], cursor
+                )
+            elif op == COLL:
+                start = env.now
+                yield from sim.collective(ins[1])
+                cursor = rec.add(dev.rank, "tp", ins[2], ins[3], start, env.now, mb, ins[4], cursor)
+            elif op == OVERLAP:
+                start = env.now
+                comm = env.process(self._beside(dev, ins[4]))
+                yield dev.run_kernel(dev.duration(ins[1]))
+                a = rec.add(dev.rank, "compute", ins[2], ins[3], start, env.now, mb, ins[6], cursor)
+                if not comm.processed:
+                    yield comm
+                stream = "tp" if ins[5] == "comm_tp" else "cp"
+                b = rec.add(
+                    dev.rank, stream, ins[4].kind, ins[5], start, env.now, mb, ins[6], cursor
+                )
+                cursor = rec.later(a, b)
+            elif op == GRAD:
+                self.grad_ready[i][ins[1]].succeed(cursor)
+            elif op == PARAM_WAIT:
+                if mb == 0 and fwd:
+                    ev = self.param_ready[i].get(ins[1])
+                    if ev is not None:
+                        if not ev.processed:
+                            yield ev
+                        cursor = rec.later(cursor, ev.value)
+            elif op == Z3_WAIT:
+                ev = self._z3_gather(i, kind, mb, ins[1], cursor)
+                if ins[2] >= 0:
+                    self._z3_gather(i, kind, mb, ins[2], cursor)
+                if not ev.processed:
+                    yield ev
+                cursor = rec.later(cursor, ev.value)
+                self.z3_events.pop((i, kind, mb, ins[1]), None)
+                if gathered >= 0:
+                    dev.memory.free("zero3_buffers", self.work[i].units[gathered] * self.w_bytes)
+                gathered = ins[1]
+            elif op == Z3_RS:
+                self._z3_reduce(i, mb, ins[1], cursor)
+        if gathered >= 0:
+            dev.memory.free("zero3_buffers", self.work[i].units[gathered] * self.w_bytes)
+        dev.last = cursor
+        last_v = v == self.V - 1
+        if fwd:
+            dev.memory.alloc("activations", self.chunk_act)
+            if last_v:
+                dev.memory.alloc("activations", self.logits)
+        else:
+            dev.memory.free("activations", self.chunk_act + (self.logits if last_v else 0.0))
+        if fwd and v < self.V - 1:
+            yield from self._send(i, ("F", v + 1, mb), cursor)
+        elif not fwd and v > 0:
+            yield from self._send(i, ("B", v - 1, mb), cursor)
+
+    def _beside(self, dev: Device, coll: Collective) -> Gen:
+        """A collective overlapped with compute on `dev` (slowing it while it runs)."""
+        dev.comm(1)
+        yield from self.sim.collective(coll)
+        dev.comm(-1)
+
+    def _send(self, i: int, key: tuple[str, int, int], cursor: int) -> Gen:
+        dst = self.devices[key[1] % self.p.pp]
+        route = self.b.cluster.p2p_route(self.devices[i].rank, dst.rank)
+        coll = for_group(
+            self.b.hw, "send_recv", self.b.p2p_bytes, 2, abs(dst.rank - self.devices[i].rank), route
+        )
+        proc = self._transfer(i, key, coll, cursor)
+        if self.opts.overlap_p2p:
+            self.sim.env.process(proc)
+        else:
+            yield from proc
+
+    def _transfer(self, i: int, key: tuple[str, int, int], coll: Collective, cursor: int) -> Gen:
+        env, rec = self.sim.env, self.sim.rec
+        start = env.now
+        yield from self.sim.collective(coll)
+        name = ("send activations" if key[0] == "F" else "send gradients") + f" to v{key[1]}"
+        row = rec.add(
+            self.devices[i].rank, "pp", name, "comm_pp", start, env.now, key[2], -1, cursor
+        )
+        self._event(key).succeed(row)
+
+    # ---- ZeRO-3 --------------------------------------------------------------------------------
+    def _z3_gather(self, i: int, kind: str, mb: int, unit: int, issued: int) -> simpy.Event:
+        key = (i, kind, mb, unit)
+        if key not in self.z3_events:
+            dev = self.devices[i]
+            nbytes = self.work[i].units[unit] * self.w_bytes
+            job = Job(
+                self._dp_coll(i, "all_gather", nbytes),
+                "zero3 all_gather",
+                "comm_zero3",
+                mb=mb,
+                issued=issued,
+                on_done=lambda _r: dev.memory.alloc("zero3_buffers", nbytes),
+            )
+            self.z3_events[key] = dev.stream("zero3 gather").submit(job)
+        return self.z3_events[key]
+
+    def _z3_reduce(self, i: int, mb: int, unit: int, issued: int) -> None:
+        dev = self.devices[i]
+        nbytes = self.work[i].units[unit] * self.g_bytes
+        dev.memory.alloc("zero3_buffers", nbytes)
+        job = Job(
+            self._dp_coll(i, "reduce_scatter", nbytes),
+            "zero3 reduce_scatter",
+            "comm_zero3",
+            mb=mb,
+            issued=issued,
+            on_done=lambda _r: dev.memory.free("zero3_buffers", nbytes),
+        )
+        dev.stream("zero3 reduce").submit(job)
+
+    # ---- the end of the step ---------------------------------------------------------------
+    def _finish(self) -> Gen:
+        """Gradient-norm barrier over all ranks, then each rank's optimizer step."""
+        env, rec = self.sim.env, self.sim.rec
+        yield env.all_of(self.dp_done)
+        yield env.all_of([st.tail for dev in self.devices for st in dev.streams.values()])
+        pred = -1
+        for dev in self.devices:
+            pred = rec.later(pred, dev.last)
+            for st in dev.streams.values():
+                pred = rec.later(pred, st.last)
+        procs = [env.process(self._optimizer(i, pred)) for i in range(len(self.devices))]
+        yield env.all_of(procs)
+
+    def _optimizer(self, i: int, pred: int) -> Gen:
+        env, dev, acc = self.sim.env, self.devices[i], self.b.hw.accelerator
+        local = self.work[i].params / (self.p.dp if self.p.zero_stage >= 1 else 1)
+        t = float(memory_time(acc, local * self.opts.optimizer_bytes_per_param))
+        start = env.now
+        yield dev.run_kernel(dev.duration(t))
+        row = self.sim.rec.add(
+            dev.rank, "compute", "optimizer step", "optimizer", start, env.now, -1, -1, pred
+        )
+        self.optimizer_rows.append(row)
+        dev.last = row

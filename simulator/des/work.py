@@ -1,0 +1,332 @@
+"""What one pipeline rank executes, as programs of instructions built from the cost model.
+
+Every duration comes from `simulator.costmodel` (op lists, `timing.op_times`, the collectives'
+alpha-beta times through `collectives.for_group`); nothing is re-derived here. A program is the
+instruction list of one pass (forward or backward of one micro-batch through one model chunk).
+
+The order of a layer's kernels and tensor-parallel collectives follows Megatron-LM:
+forward ``norm, qkv, attention, proj, [AR], residual, norm, up, act, down, [AR], residual``;
+the backward mirrors it, with the all-reduces of the `f` operators after the qkv and up
+gradients. With sequence parallelism each all-reduce becomes an all-gather before the column-
+parallel GEMM and a reduce-scatter after the row-parallel one (Korthikanti et al. 2022).
+With `overlap_tp_comm` each TP collective runs beside its adjacent GEMM (Transformer Engine's
+userbuffer overlap); context-parallel K/V exchange runs beside the attention kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hwprofiles.profile import HardwareProfile
+from simulator.costmodel.ops import embedding_ops, head_ops, layer_ops
+from simulator.costmodel.timing import ACT_BYTES, op_times
+from simulator.des.collectives import Collective, for_group
+from simulator.des.topology import Cluster
+from simulator.parallel import Workload
+
+# instruction opcodes (first element of each instruction tuple)
+COMPUTE = 0  # (COMPUTE, seconds, name, category, layer)
+COLL = 1  # (COLL, collective, name, category, layer): blocking, on the compute stream
+OVERLAP = 2  # (OVERLAP, seconds, name, category, collective, comm_category, layer)
+GRAD = 3  # (GRAD, piece): gradients of a piece are final (last backward only)
+PARAM_WAIT = 4  # (PARAM_WAIT, piece): ZeRO-1/2 parameters gathered (first micro-batch)
+Z3_WAIT = 5  # (Z3_WAIT, unit, next_unit): ZeRO-3 unit gathered; prefetch the next
+Z3_RS = 6  # (Z3_RS, unit): ZeRO-3 reduce-scatter of a unit's gradients
+
+Instr = tuple[Any, ...]
+
+_FWD = [
+    "attention/norm",
+    "attention/qkv",
+    "attention/core",
+    "attention/softmax",
+    "attention/proj",
+    "attention/residual",
+    "mlp/norm",
+    "mlp/up",
+    "mlp/act",
+    "mlp/down",
+    "mlp/residual",
+]
+# position of the TP collectives: (index in the op order it follows, kind without SP, with SP)
+_TP_FWD = {"attention/norm": "AG", "attention/proj": "RS", "mlp/norm": "AG", "mlp/down": "RS"}
+_TP_BWD = {"mlp/residual": "AG", "mlp/up": "RS", "attention/residual": "AG", "attention/qkv": "RS"}
+_GEMMS = ("attention/qkv", "attention/proj", "mlp/up", "mlp/down")
+
+
+def op_params(w: Workload) -> dict[str, float]:
+    """Parameters (per TP rank) whose gradients each op's backward produces."""
+    m, tp = w.model, w.parallel.tp
+    h, f = m.hidden_size, m.intermediate_size
+    proj = h * h + (h if m.bias else 0)
+    down = f * h + (h if m.bias else 0)
+    norm = m.norm_params() / 2
+    out = {
+        "attention/norm": norm,
+        "attention/qkv": m.attention_params() - proj,
+        "attention/proj": proj,
+        "mlp/norm": norm,
+        "mlp/up": m.mlp_params() - down,
+        "mlp/down": down,
+    }
+    return {k: v / tp for k, v in out.items()}
+
+
+def end_params(w: Workload) -> tuple[float, float]:
+    """(embedding, output head) parameters per TP rank, as the closed form's memory counts them:
+    the first stage holds V*h/tp; the last holds its own copy when pp > 1."""
+    m, p = w.model, w.parallel
+    emb = m.vocab_size * m.hidden_size / p.tp
+    head = emb if p.pp > 1 else m.lm_head_params() / p.tp
+    return emb, head
+
+
+@dataclass
+class ChunkPrograms:
+    """The three programs of one model chunk on one rank."""
+
+    fwd: list[Instr]
+    bwd: list[Instr]
+    bwd_last: list[Instr]
+    """Backward of the last micro-batch: kernel by kernel, marking gradients as final."""
+
+
+@dataclass
+class RankWork:
+    """Everything one pipeline rank runs in a step."""
+
+    chunks: dict[int, ChunkPrograms] = field(default_factory=dict)
+    grad_pieces: list[float] = field(default_factory=list)
+    """Parameters per gradient piece, in the order backward finalises them."""
+    units: list[float] = field(default_factory=list)
+    """Parameters per unit (embedding, each layer, head) in forward order (ZeRO-1/2/3)."""
+    params: float = 0.0
+
+
+class WorkBuilder:
+    """Builds `RankWork` for each pipeline rank of one workload on one cluster."""
+
+    def __init__(self, w: Workload, hw: HardwareProfile, cluster: Cluster, opts: Any) -> None:
+        self.w, self.hw, self.cluster, self.opts = w, hw, cluster, opts
+        p, m, s = w.parallel, w.model, w.seq_len
+        self.e = ACT_BYTES[p.precision]
+        acc = hw.accelerator
+        ops = layer_ops(
+            m,
+            p.micro_batch_size,
+            s,
+            p.tp,
+            p.cp,
+            p.sequence_parallel,
+            self.e,
+            opts.attention,
+            opts.dropout,
+        )
+        self.t = {op.name: tuple(float(x) for x in op_times(acc, op, p.precision)) for op in ops}
+        self.selective = [op.name for op in ops if op.recompute_selective]
+        self.head = [
+            sum(
+                float(op_times(acc, o, p.precision)[i])
+                for o in head_ops(m, p.micro_batch_size, s, p.tp, p.cp, self.e)
+            )
+            for i in (0, 1)
+        ]
+        self.emb = [
+            sum(
+                float(op_times(acc, o, p.precision)[i])
+                for o in embedding_ops(m, p.micro_batch_size, s, p.cp, self.e)
+            )
+            for i in (0, 1)
+        ]
+        self.op_params = op_params(w)
+        self.act_bytes = p.micro_batch_size * s / p.cp * m.hidden_size * self.e
+        self.kv_bytes = p.micro_batch_size * s * 2 * m.kv_size * self.e / min(p.tp, m.kv_heads)
+        self.p2p_bytes = self.act_bytes / p.tp
+        self.layers_per_chunk = m.num_hidden_layers // (p.pp * p.vpp)
+
+    def coll(self, rank: int, dim: str, kind: str, size: float) -> Collective:
+        pl = self.cluster.placement
+        route = self.cluster.group_route(rank, dim)
+        return for_group(self.hw, kind, size, pl.size(dim), pl.stride(dim), route)
+
+    # ---- one layer -----------------------------------------------------------------------
+    def layer(
+        self,
+        rank: int,
+        layer: int,
+        backward: bool,
+        category: str,
+        pieces: list[float] | None = None,
+    ) -> list[Instr]:
+        """Instructions of one layer's forward (or backward) pass.
+
+        With `pieces` (the last backward), kernels are kept separate and each one that
+        finalises gradients is followed by a GRAD mark; the piece sizes are appended.
+        """
+        p, opts = self.w.parallel, self.opts
+        sp = p.sequence_parallel
+        cp_coll = None
+        if p.cp > 1:
+            kind = "reduce_scatter" if backward else "all_gather"
+            cp_coll = self.coll(rank, "cp", kind, self.kv_bytes)
+        names = [n for n in (reversed(_FWD) if backward else _FWD) if n in self.t]
+        out: list[Instr] = []
+        pending: Collective | None = None  # an all-gather waiting for the GEMM it feeds
+        recomputed = False
+        for name in names:
+            dur = self.t[name][1 if backward else 0]
+            if (
+                backward
+                and p.recompute == "selective"
+                and not recomputed
+                and (name in self.selective)
+            ):
+                rc = sum(self.t[n][0] for n in self.selective)
+                out.append((COMPUTE, rc, "recompute attention", "recompute", layer))
+                recomputed = True
+            if name == "attention/core" and cp_coll is not None:
+                out.append((OVERLAP, dur, name, category, cp_coll, "comm_cp", layer))
+            elif pending is not None and name in _GEMMS:
+                out.append((OVERLAP, dur, name, category, pending, "comm_tp", layer))
+                pending = None
+            else:
+                out.append((COMPUTE, dur, name, category, layer))
+            if pieces is not None and name in self.op_params:
+                out.append((GRAD, len(pieces)))
+                pieces.append(self.op_params[name])
+            point = _tp_point(name, backward, sp)
+            if point is None or p.tp == 1:
+                continue
+            kind = {"AR": "all_reduce", "AG": "all_gather", "RS": "reduce_scatter"}[point]
+            coll = self.coll(rank, "tp", kind, self.act_bytes)
+            if not opts.overlap_tp_comm:
+                out.append((COLL, coll, "tp " + kind, "comm_tp", layer))
+            elif point == "AG":
+                pending = coll  # overlaps the column-parallel GEMM that consumes it
+            else:
+                _fuse_with_previous_gemm(out, coll, layer)
+        return out
+
+    # ---- one rank ------------------------------------------------------------------------
+    def rank_work(self, rank: int, stage: int) -> RankWork:
+        """Programs of every chunk of pipeline rank `stage` (global rank `rank`)."""
+        p = self.w.parallel
+        V = p.pp * p.vpp
+        emb_p, head_p = end_params(self.w)
+        work = RankWork()
+        # units in forward order (ZeRO): chunk ascending; embedding, layers, head
+        unit_of: dict[tuple[int, str], int] = {}
+        for c in range(p.vpp):
+            v = c * p.pp + stage
+            first = v * self.layers_per_chunk
+            if v == 0:
+                unit_of[(c, "emb")] = len(work.units)
+                work.units.append(emb_p)
+            for layer in range(first, first + self.layers_per_chunk):
+                unit_of[(c, f"L{layer}")] = len(work.units)
+                work.units.append(self.w.model.layer_params() / p.tp)
+            if v == V - 1:
+                unit_of[(c, "head")] = len(work.units)
+                work.units.append(head_p)
+        work.params = sum(work.units)
+        # gradients are finalised chunk by chunk, last chunk first
+        for c in reversed(range(p.vpp)):
+            work.chunks[c] = self._chunk(rank, c, stage, unit_of, work.grad_pieces)
+        return work
+
+    def _chunk(
+        self,
+        rank: int,
+        c: int,
+        stage: int,
+        unit_of: dict[tuple[int, str], int],
+        pieces: list[float],
+    ) -> ChunkPrograms:
+        p = self.w.parallel
+        V = p.pp * p.vpp
+        v = c * p.pp + stage
+        first = v * self.layers_per_chunk
+        layers = list(range(first, first + self.layers_per_chunk))
+        z3 = p.zero_stage == 3 and p.dp > 1
+        z12 = p.zero_stage in (1, 2) and p.dp > 1
+        emb_p, head_p = end_params(self.w)
+        seq = ([("emb", -1)] if v == 0 else []) + [(f"L{i}", i) for i in layers]
+        seq += [("head", -1)] if v == V - 1 else []
+        units = [unit_of[(c, key)] for key, _ in seq]
+
+        def unit_body(
+            key: str,
+            layer: int,
+            backward: bool,
+            out_pieces: list[float] | None,
+        ) -> list[Instr]:
+            d = 1 if backward else 0
+            if key == "emb":
+                body = [(COMPUTE, self.emb[d], "embedding", "compute", -1)]
+                size = emb_p
+            elif key == "head":
+                body = [(COMPUTE, self.head[d], "head", "compute", -1)]
+                size = head_p
+            else:
+                body = []
+                if backward and p.recompute == "full":
+                    body += self.layer(rank, layer, False, "recompute")
+                body += self.layer(rank, layer, backward, "compute", out_pieces)
+                return body
+            if out_pieces is not None and size > 0:
+                body.append((GRAD, len(out_pieces)))
+                out_pieces.append(size)
+            return body
+
+        fwd: list[Instr] = []
+        for i, (key, layer) in enumerate(seq):
+            if z3:
+                nxt = units[i + 1] if i + 1 < len(units) else -1
+                fwd.append((Z3_WAIT, units[i], nxt))
+            if z12:
+                fwd.append((PARAM_WAIT, units[i]))
+            fwd += unit_body(key, layer, False, None)
+        programs = []
+        for out_pieces in (None, pieces):
+            prog: list[Instr] = []
+            for i in reversed(range(len(seq))):
+                key, layer = seq[i]
+                if z3:
+                    prog.append((Z3_WAIT, units[i], units[i - 1] if i > 0 else -1))
+                prog += unit_body(key, layer, True, out_pieces)
+                if z3:
+                    prog.append((Z3_RS, units[i]))
+            programs.append(prog)
+        return ChunkPrograms(merge(fwd, "fwd"), merge(programs[0], "bwd"), programs[1])
+
+
+def _tp_point(name: str, backward: bool, sp: bool) -> str | None:
+    """The TP collective that follows kernel `name`, if any ("AR", "AG" or "RS")."""
+    if sp:
+        return (_TP_BWD if backward else _TP_FWD).get(name)
+    ar_after = ("attention/qkv", "mlp/up") if backward else ("attention/proj", "mlp/down")
+    return "AR" if name in ar_after else None
+
+
+def _fuse_with_previous_gemm(out: list[Instr], coll: Collective, layer: int) -> None:
+    """Run `coll` beside the row-parallel GEMM just before it (TP comm overlap)."""
+    for i in range(len(out) - 1, -1, -1):
+        ins = out[i]
+        if ins[0] == COMPUTE and ins[2] in _GEMMS:
+            out[i] = (OVERLAP, ins[1], ins[2], ins[3], coll, "comm_tp", layer)
+            return
+    out.append((COLL, coll, "tp " + coll.kind, "comm_tp", layer))
+
+
+def merge(prog: list[Instr], label: str) -> list[Instr]:
+    """Merge runs of adjacent COMPUTE instructions of one category into one (fewer events)."""
+    out: list[Instr] = []
+    for ins in prog:
+        if ins[0] == COMPUTE and out and out[-1][0] == COMPUTE and out[-1][3] == ins[3]:
+            prev = out[-1]
+            name = label if ins[3] == "compute" else ins[3]
+            out[-1] = (COMPUTE, prev[1] + ins[1], name, prev[3], prev[4])
+        else:
+            out.append(ins)
+    return out

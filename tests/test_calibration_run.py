@@ -1,0 +1,216 @@
+"""A real (tiny) CPU calibration end to end: benchmarks, fits, files, loader, CLI, simulator.
+
+The calibration runs once per module (a few seconds) with a fake energy meter, so the
+measured-power path is exercised on machines without RAPL. Assertions compare the profile
+with its own CSVs (which dtype is faster is measured, not assumed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from analysis.cli.main import app
+from hwprofiles.calibration.collectives import bus_factor
+from hwprofiles.calibration.loader import load_calibrated_profile, read_summary
+from hwprofiles.calibration.machine import usable_cores
+from hwprofiles.calibration.run import CalibrationConfig, calibrate
+from hwprofiles.calibration.timing import NOISY_SPREAD
+from hwprofiles.calibration.writer import COLUMNS
+from hwprofiles.profile import HardwareProfile
+
+CSVS = {
+    "gemm": "compute/gemm.csv",
+    "attention": "compute/attention.csv",
+    "elementwise": "compute/elementwise.csv",
+    "memory": "compute/memory.csv",
+    "collectives": "network/collectives.csv",
+    "power": "power.csv",
+}
+FAKE_WATTS = 40.0
+
+
+class FakeMeter:
+    """Draws a constant FAKE_WATTS: joules grow with wall time."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def read_j(self) -> float:
+        return (time.perf_counter() - self._t0) * FAKE_WATTS
+
+
+@pytest.fixture(scope="module")
+def profile_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cal") / "tiny-cpu"
+    cfg = CalibrationConfig(level="tiny", world_sizes=(1, 2), timeout_s=120, meter=FakeMeter())
+    calibrate(cfg, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def summary(profile_dir: Path) -> dict[str, Any]:
+    return read_summary(profile_dir)
+
+
+def table(profile_dir: Path, key: str) -> pd.DataFrame:
+    return pd.read_csv(profile_dir / CSVS[key])
+
+
+def test_every_table_is_written_with_its_columns(profile_dir: Path) -> None:
+    for key, rel in CSVS.items():
+        frame = pd.read_csv(profile_dir / rel)
+        assert tuple(frame.columns) == COLUMNS[key], key
+        assert len(frame) > 0, key
+
+
+def test_rows_keep_the_spread_and_flag_noise(profile_dir: Path) -> None:
+    for key in ("gemm", "attention", "elementwise", "memory", "collectives"):
+        f = table(profile_dir, key)
+        assert (f["count"] >= 3).all()
+        assert ((f["min_s"] <= f["median_s"]) & (f["median_s"] <= f["max_s"])).all()
+        spread = (f["max_s"] - f["min_s"]) / f["median_s"]
+        # the flag follows the rule (allowing for the CSV's 6-digit rounding at the edge)
+        clear = (spread - NOISY_SPREAD).abs() > 1e-4
+        assert (f["noisy"][clear] == (spread[clear] > NOISY_SPREAD)).all(), key
+
+
+def test_peaks_are_the_best_measured_gemm_per_dtype(
+    profile_dir: Path, summary: dict[str, Any]
+) -> None:
+    gemm = table(profile_dir, "gemm")
+    best = gemm.groupby("dtype")["flops_per_s"].max()
+    peaks = summary["compute"]["peak_flops"]
+    assert set(peaks) == {"fp32", "bf16"}
+    for dtype, peak in peaks.items():
+        assert peak == pytest.approx(best[dtype], rel=1e-4)
+    # whichever dtype is faster here, the profile says the same as its CSV
+    assert (peaks["bf16"] > peaks["fp32"]) == (best["bf16"] > best["fp32"])
+
+
+def test_efficiency_curves_are_monotone_fractions(summary: dict[str, Any]) -> None:
+    curves = dict(summary["compute"]["matmul_efficiency"])
+    curves["attention"] = summary["compute"]["attention"]["efficiency"]
+    for name, c in curves.items():
+        sizes, fr = c["sizes"], c["fractions"]
+        assert all(b > a for a, b in itertools.pairwise(sizes)), name
+        assert all(b >= a for a, b in itertools.pairwise(fr)), name
+        assert all(0 < f <= 1 for f in fr), name
+
+
+def test_flops_and_bandwidth_columns_are_consistent(profile_dir: Path) -> None:
+    g = table(profile_dir, "gemm")
+    assert (g["flops"] == 2 * g["m"] * g["n"] * g["k"]).all()
+    assert (g["flops_per_s"] / (g["flops"] / g["median_s"])).between(0.9999, 1.0001).all()
+    c = table(profile_dir, "collectives")
+    assert set(c["world_size"]) == {1, 2}
+    factor = [bus_factor(k, n) for k, n in zip(c["collective"], c["world_size"], strict=True)]
+    assert (c["busbw_bytes_per_s"] - c["algbw_bytes_per_s"] * factor).abs().max() < 1e-3 * c[
+        "algbw_bytes_per_s"
+    ].max()
+
+
+def test_power_is_measured_with_the_meter(profile_dir: Path, summary: dict[str, Any]) -> None:
+    power = table(profile_dir, "power")
+    assert set(power["phase"]) == {"idle", "gemm-fp32", "gemm-bf16"}
+    assert power["watts"].to_numpy() == pytest.approx(FAKE_WATTS, rel=0.05)
+    p = summary["power"]
+    assert p["measured"] is True and p["kind"] == "measured" and "fake" in p["source"]
+    assert p["tdp_w"] >= p["idle_w"] > 0
+
+
+def test_machine_is_recorded(summary: dict[str, Any]) -> None:
+    m = summary["machine"]
+    for key in ("hostname", "cpu_model", "cpu_cores", "torch", "date", "threads_per_rank"):
+        assert m[key], key
+    assert summary["device"]["threads_per_rank"] == 1
+
+
+def test_loader_builds_a_hardware_profile(profile_dir: Path, summary: dict[str, Any]) -> None:
+    hw = load_calibrated_profile(profile_dir)
+    assert isinstance(hw, HardwareProfile)
+    assert hw.provenance.kind == "calibrated"
+    assert hw.provenance.machine["cpu_model"] == summary["machine"]["cpu_model"]
+    assert {"peak_flops", "collectives", "power"} <= set(hw.provenance.measured)
+    acc = hw.accelerator
+    assert acc.peak("bf16") == summary["compute"]["peak_flops"]["bf16"]
+    assert "measured" in acc.sources["peak_flops"]
+    assert acc.memory_efficiency == 1.0
+    fp32 = summary["compute"]["matmul_efficiency"]["fp32"]
+    assert acc.matmul_curve("fp32").fractions == tuple(fp32["fractions"])
+    assert hw.node.gpus_per_node == usable_cores()  # one thread per rank
+    assert hw.collective_fit("all_reduce", 2) is not None
+    assert hw.collective_fit("all_reduce", 1) is None  # one-rank fits stay in the files
+    assert hw.power.tdp_w == summary["power"]["tdp_w"]
+
+
+def test_catalogue_loads_the_directory(profile_dir: Path) -> None:
+    catalogue = pytest.importorskip("hwprofiles.catalogue")
+    hw = catalogue.load_profile(str(profile_dir))
+    assert hw.provenance.kind == "calibrated"
+    assert hw.accelerator.peak_flops == load_calibrated_profile(profile_dir).accelerator.peak_flops
+
+
+def test_loader_rejects_what_is_not_a_profile(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no profile\.toml"):
+        load_calibrated_profile(tmp_path)
+    (tmp_path / "profile.toml").write_text('format = "other"\n')
+    with pytest.raises(ValueError, match="field 'format'"):
+        load_calibrated_profile(tmp_path)
+
+
+def test_simulate_uses_the_calibrated_profile(profile_dir: Path, summary: dict[str, Any]) -> None:
+    args = ["simulate", "--model", "gpt3-125m", "--hardware", str(profile_dir), "--gpus", "2"]
+    args += ["--tp", "1", "--pp", "1", "--micro-batch", "1", "--global-batch", "2"]
+    args += ["--seq-len", "128", "--precision", "bf16", "--json"]
+    res = CliRunner().invoke(app, args)
+    if isinstance(res.exception, ModuleNotFoundError):
+        pytest.skip(f"simulator not complete yet: {res.exception}")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["provenance"]["hardware_kind"] == "calibrated"
+    assert out["step_time_s"] > 0
+
+
+def run_cli(*args: str) -> Any:
+    return CliRunner().invoke(app, ["calibrate", *args])
+
+
+def test_cli_rejects_bad_input_in_one_line(profile_dir: Path) -> None:
+    cases = [
+        (["--dtypes", "fp32,tf32"], "dtypes: 'tf32'"),
+        (["--world-sizes", "1,two"], "world-sizes: 'two'"),
+        (["--threads-per-rank", "0"], "threads_per_rank: 0"),
+        (["--out", str(profile_dir)], "already exists; use --force"),
+    ]
+    if "torch" in sys.modules and not sys.modules["torch"].cuda.is_available():
+        cases.append((["--device", "cuda"], "device: 'cuda'"))
+    for args, message in cases:
+        res = run_cli(*args)
+        assert res.exit_code == 2, (args, res.output)
+        assert res.stderr.strip().splitlines() == [res.stderr.strip()], res.stderr
+        assert message in res.stderr
+
+
+def test_cli_writes_a_profile_and_prints_json(tmp_path: Path) -> None:
+    out = tmp_path / "p"
+    res = run_cli("--level", "tiny", "--world-sizes", "1", "--out", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["path"] == str(out)
+    assert summary["compute"]["peak_flops"] == read_summary(out)["compute"]["peak_flops"]
+    # without RAPL/NVML the power is modelled and says so; with them it is measured
+    measured = (out / "power.csv").exists()
+    assert summary["power"]["measured"] is measured
+    assert summary["power"]["kind"] == ("measured" if measured else "modelled")
+    assert measured or "not measured" in summary["power"]["note"]

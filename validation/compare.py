@@ -1,0 +1,218 @@
+"""Measured against predicted: llmcap's engines and the seed document's formulas, per metric.
+
+Every comparison is ``{run, metric, measured, predicted, engine, error}`` with
+``error = predicted / measured - 1``. Ratios name their denominator run in `baseline`:
+
+- ``step_time_s``: median step time of `run`;
+- ``speedup``: throughput of `run` (N ranks) over the 1-rank run of the same strategy and
+  precision; weak scaling, so measured = N * t(1) / t(N); seed: ``m × k`` with m = N
+  data-parallel replicas and k = 1 sub-model (as `analysis.seed.document_predictions` reads
+  it);
+- ``comm_fraction``: exposed communication over step time (method in `validation.measure`);
+- ``bf16_fp32_time_ratio``: step time of the bf16 `run` over its fp32 twin;
+- ``energy_ratio``: energy per step of the bf16 `run` over its fp32 twin, where both were
+  metered; seed: ``E × P/L`` read literally (P = 32, L = 16: ×2) and as intended (×L/P = ½).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hwprofiles.profile import HardwareProfile
+from simulator.result import StepResult
+from validation.mapping import hardware_for_run, workload
+from validation.measure import Measured
+from validation.spec import RunSpec
+
+ENGINES = ("analytic", "des")
+METRICS = ("step_time_s", "speedup", "comm_fraction", "bf16_fp32_time_ratio", "energy_ratio")
+TARGET_ABS_ERROR = 0.10
+"""Issue 5's target: median |error| of step time, and speed-up and communication share under
+a rate-limited link, within 10 %."""
+FP32_BITS, BF16_BITS = 32, 16  # P and L of the seed's mixed-precision formula
+
+Predictor = Callable[[Any, HardwareProfile, str], StepResult]
+"""``predict(workload, hardware, engine) -> StepResult`` (`analysis.predict.predict`)."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One measured figure beside one prediction of it."""
+
+    run: str
+    metric: str
+    measured: float
+    predicted: float
+    engine: str
+    baseline: str | None = None
+
+    @property
+    def error(self) -> float:
+        """predicted / measured - 1 (dimensionless)."""
+        return self.predicted / self.measured - 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "run": self.run,
+            "metric": self.metric,
+            "measured": self.measured,
+            "predicted": self.predicted,
+            "engine": self.engine,
+            "error": self.error,
+        }
+        if self.baseline is not None:
+            d["baseline"] = self.baseline
+        return d
+
+
+def default_predictor() -> Predictor:
+    from analysis.predict import predict
+
+    return predict
+
+
+def predict_runs(
+    specs: list[RunSpec],
+    hardware: HardwareProfile,
+    engines: tuple[str, ...] = ENGINES,
+    predictor: Predictor | None = None,
+) -> tuple[dict[tuple[str, str], StepResult], list[str]]:
+    """Predict every run with every engine: ``{(run id, engine): StepResult}`` and notes
+    on engines that could not predict (an engine that fails once is not tried again)."""
+    predictor = predictor or default_predictor()
+    out: dict[tuple[str, str], StepResult] = {}
+    notes: list[str] = []
+    for engine in engines:
+        for spec in specs:
+            w = workload(spec.model, spec.nproc, spec.strategy, spec.precision)
+            hw = hardware_for_run(hardware, spec.nproc, spec.link_bytes_per_s)
+            try:
+                out[(spec.run_id, engine)] = predictor(w, hw, engine)
+            except (ValueError, ImportError, NotImplementedError) as exc:
+                notes.append(f"engine {engine}: no prediction ({type(exc).__name__}: {exc})")
+                break
+    return out, notes
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The per-run figures the metrics are made of, measured or predicted (s, J)."""
+
+    step_time_s: float
+    comm_fraction: float | None
+    energy_j: float | None
+
+    @classmethod
+    def of_measured(cls, m: Measured) -> Figures:
+        return cls(m.step.median_s, m.comm_fraction, m.energy_per_step_j)
+
+    @classmethod
+    def of_predicted(cls, r: StepResult) -> Figures:
+        return cls(r.step_time_s, r.comm_fraction, r.energy_per_step_j)
+
+
+def baseline(metric: str, spec: RunSpec) -> tuple[bool, RunSpec | None]:
+    """Whether `metric` applies to `spec`, and the run it is relative to (if any)."""
+    if metric == "step_time_s":
+        return True, None
+    if metric == "comm_fraction":
+        return spec.nproc > 1, None
+    if metric == "speedup":
+        return spec.nproc > 1, spec.with_(nproc=1, link_bytes_per_s=None, fault=None)
+    # bf16_fp32_time_ratio, energy_ratio
+    return spec.precision == "bf16", spec.with_(precision="fp32")
+
+
+def derive(metric: str, spec: RunSpec, run: Figures, base: Figures | None) -> float | None:
+    """The value of `metric` from a run's figures and its baseline's (None: not available)."""
+    if metric == "step_time_s":
+        return run.step_time_s
+    if metric == "comm_fraction":
+        return run.comm_fraction
+    if base is None:  # every other metric is relative to a baseline run
+        return None
+    if metric == "speedup":
+        return spec.nproc * base.step_time_s / run.step_time_s
+    if metric == "bf16_fp32_time_ratio":
+        return run.step_time_s / base.step_time_s
+    if run.energy_j is None or base.energy_j is None or base.energy_j <= 0:
+        return None
+    return run.energy_j / base.energy_j
+
+
+def seed_values(metric: str, spec: RunSpec) -> list[tuple[str, float]]:
+    """The seed document's prediction of `metric`, as (engine label, value)."""
+    from analysis import seed
+
+    if metric == "speedup":
+        return [("seed", seed.speedup_linear(spec.nproc, 1))]
+    if metric == "energy_ratio":
+        return [
+            ("seed-literal", seed.energy_mixed_literal(1.0, FP32_BITS, BF16_BITS)),
+            ("seed-intended", seed.energy_mixed_intended(1.0, FP32_BITS, BF16_BITS)),
+        ]
+    return []
+
+
+def compare(
+    runs: dict[str, tuple[RunSpec, Measured]],
+    predictions: dict[tuple[str, str], StepResult],
+    engines: tuple[str, ...] = ENGINES,
+) -> list[Comparison]:
+    """All comparisons the measurements allow, ordered by metric, run, engine."""
+    out: list[Comparison] = []
+    for metric in METRICS:
+        for rid, (spec, m) in sorted(runs.items()):
+            applies, base_spec = baseline(metric, spec)
+            base = base_spec.run_id if base_spec is not None else None
+            if not applies or (base is not None and base not in runs):
+                continue
+            base_m = Figures.of_measured(runs[base][1]) if base is not None else None
+            measured = derive(metric, spec, Figures.of_measured(m), base_m)
+            if measured is None or measured <= 0:
+                continue
+            for engine in engines:
+                if (rid, engine) not in predictions or (
+                    base is not None and (base, engine) not in predictions
+                ):
+                    continue
+                base_p = Figures.of_predicted(predictions[(base, engine)]) if base else None
+                pred = derive(
+                    metric, spec, Figures.of_predicted(predictions[(rid, engine)]), base_p
+                )
+                if pred is not None:
+                    out.append(Comparison(rid, metric, measured, pred, engine, base))
+            for label, value in seed_values(metric, spec):
+                out.append(Comparison(rid, metric, measured, value, label, base))
+    return out
+
+
+def summarise(comparisons: list[Comparison], rate_limited: set[str]) -> list[dict[str, Any]]:
+    """Median and max |error| per metric and engine, over all runs and over the runs that
+    crossed a rate-limited link; `meets_target` against `TARGET_ABS_ERROR` (median)."""
+    rows: list[dict[str, Any]] = []
+    groups: dict[tuple[str, str, str], list[float]] = {}
+    for c in comparisons:
+        groups.setdefault((c.metric, c.engine, "all runs"), []).append(abs(c.error))
+        if c.run in rate_limited:
+            groups.setdefault((c.metric, c.engine, "rate-limited link"), []).append(abs(c.error))
+    order = {m: i for i, m in enumerate(METRICS)}
+    for (metric, engine, scope), errs in sorted(
+        groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1], kv[0][2])
+    ):
+        med = statistics.median(errs)
+        rows.append(
+            {
+                "metric": metric,
+                "engine": engine,
+                "scope": scope,
+                "count": len(errs),
+                "median_abs_error": med,
+                "max_abs_error": max(errs),
+                "meets_target": med <= TARGET_ABS_ERROR,
+            }
+        )
+    return rows

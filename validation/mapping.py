@@ -1,0 +1,89 @@
+"""How a validation run is described to llmcap's models: GPT sizes -> `Workload`, and the
+machine's profile -> the profile of the run (ranks per node, a rate-limited link).
+
+One place for the mapping, so that the prediction is for exactly the setup that ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hwprofiles.profile import HardwareProfile, Link
+from simulator.model import ModelSpec
+from simulator.parallel import ParallelConfig, Workload
+from validation.gpt import GPTConfig
+
+STRATEGY_ZERO_STAGE = {"ddp": 0, "fsdp": 3}
+"""DDP replicates everything (ZeRO-0); FSDP full-shard shards weights, gradients and optimizer
+states (the ZeRO-3 analogue, Zhao et al. 2023, "PyTorch FSDP", Sec. 3)."""
+
+TCP_PAYLOAD_PER_FRAME = 1448 / 1514
+"""Share of a rate-limited veth's bytes that are payload for bulk TCP with MTU 1500: 1500 -
+20 (IPv4) - 20 (TCP) - 12 (timestamp option) = 1448 payload bytes per 1514-byte frame (with
+the 14-byte Ethernet header, which `tc tbf` on a veth counts; RFC 791, RFC 793, RFC 7323)."""
+
+
+def model_spec(cfg: GPTConfig) -> ModelSpec:
+    """The `ModelSpec` of the validation GPT (see `validation.gpt` for the architecture)."""
+    return ModelSpec(
+        name=cfg.name,
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        vocab_size=cfg.vocab_size,
+        intermediate_size=cfg.ffn_size,
+        gated_mlp=False,
+        hidden_act="gelu",
+        max_position_embeddings=cfg.seq_len,
+        position_embedding="learned",
+        tie_word_embeddings=True,
+        norm="layernorm",
+        bias=True,
+        source="validation.gpt (llmcap's own validation model)",
+    )
+
+
+def workload(cfg: GPTConfig, nproc: int, strategy: str, precision: str) -> Workload:
+    """One training step of the run: data parallel over `nproc` ranks, one micro-batch each.
+
+    Weak scaling: every rank trains `cfg.micro_batch_size` sequences per step, so the global
+    batch grows with `nproc`.
+    """
+    if strategy not in STRATEGY_ZERO_STAGE:
+        raise ValueError(f"strategy: {strategy!r} must be one of {sorted(STRATEGY_ZERO_STAGE)}")
+    par = ParallelConfig(
+        dp=nproc,
+        zero_stage=STRATEGY_ZERO_STAGE[strategy],
+        micro_batch_size=cfg.micro_batch_size,
+        global_batch_size=cfg.micro_batch_size * nproc,
+        precision=precision,  # type: ignore[arg-type]
+        recompute="none",
+    ).resolve(nproc)
+    return Workload(model_spec(cfg), par, seq_len=cfg.seq_len)
+
+
+def hardware_for_run(
+    profile: HardwareProfile, nproc: int, link_bytes_per_s: float | None
+) -> HardwareProfile:
+    """The profile of the run's machine as the models should see it.
+
+    Without a link all ranks share one node (its calibrated scale-up path and collective
+    fits). With a rate-limited link every rank is a node of one rank whose only path to the
+    others is a `tc tbf` port of `link_bytes_per_s` per direction; the calibrated per-message
+    latency is kept, and collective fits measured without the limit are dropped.
+    """
+    if link_bytes_per_s is None:
+        if profile.node.gpus_per_node < nproc:
+            return profile.with_gpus_per_node(nproc)
+        return profile
+    if link_bytes_per_s <= 0:
+        raise ValueError(f"link-bandwidth: {link_bytes_per_s} B/s must be > 0")
+    link = Link(
+        name=f"veth+tbf {link_bytes_per_s * 8 / 1e6:g} Mbit/s",
+        bandwidth_bytes_per_s=link_bytes_per_s,
+        latency_s=profile.node.scale_up.latency_s,
+        efficiency=TCP_PAYLOAD_PER_FRAME,
+        source="llmcap validate --link-bandwidth (tc tbf rate, per direction per port)",
+    )
+    node = replace(profile.node, gpus_per_node=1, scale_up=link, scale_out=link, nics_per_node=1)
+    return replace(profile, node=node, collectives=())

@@ -1,0 +1,124 @@
+"""Turn the ranks' raw timings of one run into its measurements.
+
+Step time: each step's time is the slowest rank's (the step is done when every rank is), and a
+run's step time is the median over the timed steps, with quartiles and extremes as spread.
+Communication share, two methods, both *exposed* communication (what the step waits for):
+- "no_sync" (DDP): interleaved pairs of the same step with and without the gradient
+  all-reduce (`DistributedDataParallel.no_sync`); share = 1 - median(no_sync) / median(sync).
+- "1-rank baseline" (FSDP, where no switch removes every collective): the same per-rank
+  work on one rank; share = 1 - t(1 rank) / t(N ranks). It also counts whatever else slows N
+  ranks down (sharing memory bandwidth and cores), and the 1-rank step's optimizer updates
+  every parameter where each of N ranks updates 1/N, so it under-states communication by
+  about that part.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from validation.launcher import Outcome
+from validation.spec import RunSpec
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median and spread of a sample of step times (s)."""
+
+    median_s: float
+    q1_s: float
+    q3_s: float
+    min_s: float
+    max_s: float
+    count: int
+
+    @classmethod
+    def of(cls, samples: list[float]) -> Spread:
+        if not samples:
+            raise ValueError("step times: no samples")
+        xs = sorted(samples)
+        if len(xs) > 1:
+            q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+        else:
+            q1 = q3 = xs[0]
+        return cls(statistics.median(xs), q1, q3, xs[0], xs[-1], len(xs))
+
+    @property
+    def iqr_rel(self) -> float:
+        """Interquartile range over the median (dimensionless)."""
+        return (self.q3_s - self.q1_s) / self.median_s
+
+
+def slowest_rank(per_rank: list[list[float]]) -> list[float]:
+    """Step-wise maximum over ranks."""
+    return [max(step) for step in zip(*per_rank, strict=True)]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one completed run measured. Times in s, memory in bytes, energy in J."""
+
+    run: str
+    step: Spread
+    tokens_per_s: float
+    peak_memory_bytes: int
+    peak_memory_kind: str
+    comm_fraction: float | None
+    comm_method: str | None
+    pair_sync_s: float | None
+    pair_no_sync_s: float | None
+    energy_per_step_j: float | None
+    energy_meter: str | None
+    energy_reason: str
+    loss_first: float
+    loss_last: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["step_time_s"] = self.step.median_s
+        return d
+
+
+def measured(outcome: Outcome) -> Measured:
+    """The measurements of a completed run (all ranks reported)."""
+    if not outcome.ok:
+        raise ValueError(f"run {outcome.spec.run_id}: incomplete, nothing to summarise")
+    spec, ranks = outcome.spec, [outcome.results[r] for r in sorted(outcome.results)]
+    step = Spread.of(slowest_rank([r["step_times_s"] for r in ranks]))
+    comm = sync = nosync = None
+    if spec.measures_comm_by_no_sync:
+        sync = statistics.median(slowest_rank([r["pair_sync_s"] for r in ranks]))
+        nosync = statistics.median(slowest_rank([r["pair_nosync_s"] for r in ranks]))
+        comm = max(0.0, 1.0 - nosync / sync)
+    metered = [r for r in ranks if r["energy_metered"]]
+    joules = [r["energy_j"] for r in metered]
+    energy = None
+    if metered and all(j is not None for j in joules):
+        energy = sum(joules) / spec.steps
+    reasons = sorted({r["energy_reason"] for r in metered if r["energy_reason"]})
+    return Measured(
+        run=spec.run_id,
+        step=step,
+        tokens_per_s=spec.tokens_per_step / step.median_s,
+        peak_memory_bytes=max(r["peak_memory_bytes"] for r in ranks),
+        peak_memory_kind=ranks[0]["peak_memory_kind"],
+        comm_fraction=comm,
+        comm_method="no_sync" if comm is not None else None,
+        pair_sync_s=sync,
+        pair_no_sync_s=nosync,
+        energy_per_step_j=energy,
+        energy_meter=",".join(sorted({r["energy_meter"] for r in metered if r["energy_meter"]}))
+        or None,
+        energy_reason="; ".join(reasons) if energy is None else "",
+        loss_first=ranks[0]["loss_first"],
+        loss_last=ranks[0]["loss_last"],
+    )
+
+
+def baseline_comm_fraction(run: Measured, spec: RunSpec, one_rank: Measured | None) -> Measured:
+    """`run` with its communication share from the 1-rank baseline, where it has none yet."""
+    if run.comm_fraction is not None or one_rank is None or spec.nproc == 1:
+        return run
+    share = max(0.0, 1.0 - one_rank.step.median_s / run.step.median_s)
+    return replace(run, comm_fraction=share, comm_method="1-rank baseline")

@@ -1,0 +1,299 @@
+"""The validation report: one JSON document, rendered as markdown and as terminal tables.
+
+`document` assembles everything (machine, runs, failures, comparisons, summary, method notes);
+`markdown` and `tables` only render it, so the three views never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from simulator.result import round_sig
+from validation.compare import TARGET_ABS_ERROR, Comparison
+from validation.mapping import model_spec
+from validation.spec import format_rate
+from validation.suite import Matrix, SuiteResult
+
+FORMAT = "llmcap-validation/1"
+METHODS = [
+    "Step time: for each timed step the slowest rank's time (a step ends when every rank is "
+    "done); the run's figure is the median over the timed steps, warm-up excluded; spread is "
+    "the interquartile range.",
+    "Communication share is *exposed* communication over step time. DDP: interleaved pairs of "
+    "the same step with and without the gradient all-reduce (`no_sync`), share = 1 - "
+    "t(no_sync)/t(sync). FSDP: 1 - t(1 rank)/t(N ranks) against the 1-rank run of the same "
+    "precision (the same per-rank work without collectives); this also counts anything else "
+    "that slows N ranks down, and the 1-rank optimizer step updates all parameters where each "
+    "FSDP rank updates 1/N.",
+    "Speed-up is weak scaling: every rank trains the same micro-batch, so speed-up = "
+    "N * t(1 rank)/t(N ranks) (throughput ratio). The seed formula m × k is read with m = N "
+    "data-parallel replicas and k = 1 sub-model.",
+    "bf16 runs use torch.autocast; DDP all-reduces fp32 gradients, FSDP gathers bf16 "
+    "parameters and reduce-scatters fp32 gradients.",
+    "Memory on CPU is a rank's peak resident set size, which includes the Python/torch "
+    "runtime (about 0.3 GB); on GPU it is torch's peak allocated memory.",
+    "error = predicted / measured - 1.",
+]
+
+
+def _run_row(rec: Any) -> dict[str, Any]:
+    s = rec.spec
+    row: dict[str, Any] = {
+        "run": s.run_id,
+        "strategy": s.strategy,
+        "precision": s.precision,
+        "nproc": s.nproc,
+        "link_bytes_per_s": s.link_bytes_per_s,
+        "status": "ok" if rec.failure is None else "failed",
+        "wall_s": rec.wall_s,
+    }
+    if rec.failure is not None:
+        f = rec.failure
+        row["failure"] = {"rank": f.rank, "reason": f.reason, "others": f.others}
+    if rec.measured is not None:
+        row["measured"] = rec.measured.to_dict()
+    return row
+
+
+def document(
+    matrix: Matrix,
+    result: SuiteResult,
+    comparisons: list[Comparison],
+    summary: list[dict[str, Any]],
+    *,
+    machine: dict[str, Any],
+    hardware: dict[str, Any] | None,
+    notes: list[str],
+    command: str,
+) -> dict[str, Any]:
+    """The whole report as a JSON-ready dict (floats rounded to 6 significant digits)."""
+    done = {r.spec.run_id for r in result.records}
+    not_run = [s.run_id for s in matrix.specs() if s.run_id not in done]
+    doc = {
+        "format": FORMAT,
+        "command": command,
+        "machine": machine,
+        "hardware": hardware,
+        "model": matrix.model.to_dict() | {"num_params": model_spec(matrix.model).num_params()},
+        "settings": {
+            "steps": matrix.steps,
+            "warmup": matrix.warmup,
+            "comm_pairs": matrix.comm_pairs,
+            "threads_per_rank": matrix.threads_per_rank,
+            "seed": matrix.seed,
+            "device": matrix.device,
+            "nprocs": list(matrix.nprocs),
+            "strategies": list(matrix.strategies),
+            "precisions": list(matrix.precisions),
+            "links_bytes_per_s": list(matrix.links),
+        },
+        "runs": [_run_row(r) for r in result.records],
+        "not_run": not_run,
+        "interrupted": result.interrupted,
+        "comparisons": [c.to_dict() for c in comparisons],
+        "summary": summary,
+        "target_abs_error": TARGET_ABS_ERROR,
+        "methods": METHODS,
+        "notes": notes,
+    }
+    return round_sig(doc)
+
+
+# ---- rendering --------------------------------------------------------------------------
+def _t(s: float | None) -> str:
+    if s is None:
+        return "–"
+    return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.3g} s"
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x * 100:+.1f} %" if x < 0 else f"{x * 100:.1f} %"
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3g}"
+
+
+def _link(bps: float | None) -> str:
+    return "loopback" if bps is None else format_rate(bps)
+
+
+def run_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """Measured figures per run, as display strings."""
+    rows = []
+    for r in doc["runs"]:
+        m = r.get("measured")
+        if m is None:
+            reason = r["failure"]["reason"] if "failure" in r else "no measurement"
+            rows.append(
+                [
+                    r["run"],
+                    str(r["nproc"]),
+                    _link(r["link_bytes_per_s"]),
+                    f"FAILED: {reason}",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+            continue
+        st = m["step"]
+        comm = _pct(m["comm_fraction"]) + (f" ({m['comm_method']})" if m["comm_method"] else "")
+        energy = _num(m["energy_per_step_j"]) + " J" if m["energy_per_step_j"] else "not measured"
+        rows.append(
+            [
+                r["run"],
+                str(r["nproc"]),
+                _link(r["link_bytes_per_s"]),
+                f"{_t(st['median_s'])} [{_t(st['q1_s'])}, {_t(st['q3_s'])}]",
+                f"{m['tokens_per_s']:.0f}",
+                comm,
+                f"{m['peak_memory_bytes'] / 2**30:.2f} GiB",
+                energy,
+                f"{m['loss_first']:.3f} → {m['loss_last']:.3f}",
+            ]
+        )
+    return rows
+
+
+RUN_HEADER = [
+    "run",
+    "ranks",
+    "link",
+    "step time median [IQR]",
+    "tokens/s",
+    "comm share (method)",
+    "peak memory",
+    "energy/step",
+    "loss",
+]
+CMP_HEADER = ["metric", "run", "baseline", "engine", "measured", "predicted", "error"]
+SUM_HEADER = ["metric", "engine", "scope", "n", "median |error|", "max |error|", "≤ 10 %?"]
+
+
+def _fmt_metric(metric: str, x: float) -> str:
+    if metric == "step_time_s":
+        return _t(x)
+    if metric == "comm_fraction":
+        return _pct(x)
+    return f"{x:.3f}"
+
+
+def comparison_rows(doc: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            c["metric"],
+            c["run"],
+            c.get("baseline") or "",
+            c["engine"],
+            _fmt_metric(c["metric"], c["measured"]),
+            _fmt_metric(c["metric"], c["predicted"]),
+            _pct(c["error"]),
+        ]
+        for c in doc["comparisons"]
+    ]
+
+
+def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            s["metric"],
+            s["engine"],
+            s["scope"],
+            str(s["count"]),
+            _pct(s["median_abs_error"]),
+            _pct(s["max_abs_error"]),
+            "yes" if s["meets_target"] else "no",
+        ]
+        for s in doc["summary"]
+    ]
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(doc: dict[str, Any], title: str = "Validation on this machine") -> str:
+    """The report as markdown: setup, measured runs, failures, comparisons, summary, notes."""
+    mc, hw, model = doc["machine"], doc["hardware"], doc["model"]
+    out = [f"## {title}", ""]
+    out.append(f"Generated by `{doc['command']}` on {mc.get('date', '?')}.")
+    out.append("")
+    facts = [
+        f"machine: {mc.get('cpu_model', '?')}, {mc.get('cpu_cores', '?')} cores"
+        + (f", {mc['gpu_name']}" if "gpu_name" in mc else ""),
+        f"torch {mc.get('torch', '?')}; {doc['settings']['threads_per_rank']} thread(s) "
+        f"per rank; load average (1 min) {mc.get('load_average_1m', '?')} before, "
+        f"{mc.get('load_average_1m_end', '?')} after",
+        f"model `{model['name']}`: {model['num_params']:,} parameters, "
+        f"{model['num_hidden_layers']} layers, hidden {model['hidden_size']}, "
+        f"{model['num_attention_heads']} heads, vocab {model['vocab_size']}, seq "
+        f"{model['seq_len']}, micro-batch {model['micro_batch_size']} per rank",
+        f"steps: {doc['settings']['warmup']} warm-up + {doc['settings']['steps']} timed "
+        f"(+ {doc['settings']['comm_pairs']} sync/no_sync pairs for DDP)",
+        "predictions: "
+        + (
+            f"profile `{hw['name']}` ({hw['kind']}"
+            + (f", {hw['date']}" if hw.get("date") else "")
+            + ")"
+            if hw
+            else "none (no hardware profile)"
+        ),
+    ]
+    out += [f"- {f}" for f in facts] + [
+        "",
+        "### Measured",
+        "",
+        _md_table(RUN_HEADER, run_rows(doc)),
+    ]
+    failed = [r for r in doc["runs"] if "failure" in r]
+    if failed or doc["not_run"] or doc["interrupted"]:
+        out += ["", "### Failures", ""]
+        for r in failed:
+            f = r["failure"]
+            out.append(
+                f"- `{r['run']}`: {f['reason']}" + ("".join(f"; then {o}" for o in f["others"]))
+            )
+        if doc["not_run"]:
+            out.append(f"- not run (interrupted): {', '.join(doc['not_run'])}")
+    if doc["summary"]:
+        out += [
+            "",
+            f"### Error summary (target: median |error| ≤ {doc['target_abs_error'] * 100:.0f} %)",
+            "",
+            _md_table(SUM_HEADER, summary_rows(doc)),
+        ]
+    if doc["comparisons"]:
+        out += ["", "### Measured vs predicted", "", _md_table(CMP_HEADER, comparison_rows(doc))]
+    out += ["", "### Method", ""] + [f"- {m}" for m in doc["methods"]]
+    if doc["notes"]:
+        out += ["", "### Notes", ""] + [f"- {n}" for n in doc["notes"]]
+    return "\n".join(out) + "\n"
+
+
+def tables(doc: dict[str, Any]) -> list[Table]:
+    """The same content as rich tables for the terminal."""
+    out = []
+    for title, header, rows in (
+        ("measured", RUN_HEADER, run_rows(doc)),
+        ("error summary", SUM_HEADER, summary_rows(doc)),
+        ("measured vs predicted", CMP_HEADER, comparison_rows(doc)),
+    ):
+        if not rows:
+            continue
+        t = Table(title=title)
+        for h in header:
+            t.add_column(h)
+        for row in rows:
+            t.add_row(*row)
+        out.append(t)
+    return out

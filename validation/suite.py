@@ -1,0 +1,139 @@
+"""The validation matrix: expand the requested axes into runs, run them one after another
+(each rate-limited run inside its own namespaces), and keep what every run gave.
+
+A failed run does not stop the matrix: its failure is recorded, the measurements already made
+are kept, and the caller exits non-zero. Ctrl-C stops the run in progress (ranks and
+namespaces are removed on the way out) and returns what was completed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from validation.gpt import GPTConfig
+from validation.launcher import Failure, Outcome, launch
+from validation.measure import Measured, baseline_comm_fraction, measured
+from validation.netns import RateLimitedLinks
+from validation.spec import Fault, RunSpec
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """The axes of a validation: every combination is one run.
+
+    One-rank runs cross no link, so they run once on the host whatever `links` says;
+    `None` in `links` means the host's loopback (no rate limit).
+    """
+
+    model: GPTConfig
+    nprocs: tuple[int, ...] = (1, 2)
+    strategies: tuple[str, ...] = ("ddp", "fsdp")
+    precisions: tuple[str, ...] = ("fp32", "bf16")
+    links: tuple[float | None, ...] = (None,)
+    steps: int = 20
+    warmup: int = 3
+    comm_pairs: int = 10
+    device: str = "cpu"
+    threads_per_rank: int = 1
+    seed: int = 0
+    fault: Fault | None = None
+    """Injected into every run with more ranks than `fault.rank` (launcher tests)."""
+
+    def specs(self) -> list[RunSpec]:
+        """All runs, 1-rank baselines first, then grouped by link."""
+        out: list[RunSpec] = []
+        for (i, link), n in itertools.product(enumerate(self.links), sorted(self.nprocs)):
+            if n == 1 and i > 0:
+                continue  # one rank crosses no link: run it once
+            for strat, prec in itertools.product(self.strategies, self.precisions):
+                fault = self.fault if self.fault is not None and self.fault.rank < n else None
+                link_n = None if n == 1 else link
+                out.append(
+                    RunSpec(
+                        self.model,
+                        strat,
+                        prec,
+                        n,
+                        steps=self.steps,
+                        warmup=self.warmup,
+                        comm_pairs=self.comm_pairs,
+                        link_bytes_per_s=link_n,
+                        device=self.device,
+                        threads_per_rank=self.threads_per_rank,
+                        seed=self.seed,
+                        fault=fault,
+                    )
+                )
+        return sorted(out, key=lambda s: s.nproc > 1)
+
+
+@dataclass
+class Record:
+    """One run of the matrix: its spec, and its measurements or its failure."""
+
+    spec: RunSpec
+    measured: Measured | None = None
+    failure: Failure | None = None
+    wall_s: float = 0.0
+    run_dir: Path | None = None
+
+
+@dataclass
+class SuiteResult:
+    records: list[Record] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[Record]:
+        return [r for r in self.records if r.failure is not None]
+
+    def measured(self) -> dict[str, tuple[RunSpec, Measured]]:
+        return {r.spec.run_id: (r.spec, r.measured) for r in self.records if r.measured}
+
+
+def run_one(spec: RunSpec, run_dir: Path, **timeouts: float) -> Outcome:
+    """Launch one run, inside rate-limited namespaces when it has a link."""
+    if spec.link_bytes_per_s is None or spec.nproc == 1:
+        return launch(spec, run_dir, **timeouts)
+    with RateLimitedLinks(spec.nproc, spec.link_bytes_per_s) as net:
+        return launch(spec, run_dir, net, **timeouts)
+
+
+def run_matrix(
+    matrix: Matrix,
+    runs_dir: Path,
+    on_done: Callable[[Record], None] | None = None,
+    **timeouts: float,
+) -> SuiteResult:
+    """Run every spec of `matrix` under `runs_dir/<run id>/`; `on_done` sees each record."""
+    result = SuiteResult()
+    try:
+        for spec in matrix.specs():
+            run_dir = runs_dir / spec.run_id
+            outcome = run_one(spec, run_dir, **timeouts)
+            rec = Record(spec, failure=outcome.failure, wall_s=outcome.wall_s, run_dir=run_dir)
+            if outcome.ok:
+                rec.measured = measured(outcome)
+            result.records.append(rec)
+            if on_done is not None:
+                on_done(rec)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    _fill_baseline_comm(result)
+    return result
+
+
+def _fill_baseline_comm(result: SuiteResult) -> None:
+    """FSDP runs: communication share from the matching 1-rank run (see `measure`)."""
+    ones = {
+        (r.spec.strategy, r.spec.precision): r.measured
+        for r in result.records
+        if r.measured is not None and r.spec.nproc == 1
+    }
+    for r in result.records:
+        if r.measured is not None:
+            one = ones.get((r.spec.strategy, r.spec.precision))
+            r.measured = baseline_comm_fraction(r.measured, r.spec, one)

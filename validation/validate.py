@@ -1,0 +1,132 @@
+"""`validate`: the library function behind ``llmcap validate``.
+
+Resolve the hardware profile (given, saved from an earlier ``llmcap calibrate``, or calibrated
+now), run the matrix, predict every run with both engines, compare, and write the report
+(``report.json``, ``report.md`` and the per-run directories under ``out``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from analysis.cli.common import dumps, write_atomic
+from hwprofiles.calibration.machine import load_average, machine_info, usable_cores
+from hwprofiles.profile import HardwareProfile
+from validation import report
+from validation.compare import ENGINES, Predictor, compare, predict_runs, summarise
+from validation.suite import Matrix, Record, SuiteResult, run_matrix
+
+NO_HARDWARE = "none"
+"""`--hardware none`: measure only, predict nothing."""
+
+
+def resolve_hardware(
+    spec: str | None, device: str, threads_per_rank: int, log: Callable[[str], None]
+) -> HardwareProfile | None:
+    """The profile to predict with: `spec` (preset, file, profile dir or saved name), else the
+    saved calibration of this machine, else a quick ``llmcap calibrate`` run now; None for
+    "none". A bad `spec` raises ValueError (a user error)."""
+    from hwprofiles.calibration.store import default_name, find_saved
+    from hwprofiles.catalogue import load_profile
+
+    if spec == NO_HARDWARE:
+        return None
+    if spec:
+        return load_profile(spec)
+    name = default_name(device)
+    if find_saved(name) is None:
+        log(f"no saved calibration {name!r}: running `llmcap calibrate --quick` first")
+        cmd = [
+            sys.executable,
+            "-c",
+            "from analysis.cli.main import app; app()",
+            "calibrate",
+            "--quick",
+            "--device",
+            device,
+            "--threads-per-rank",
+            str(threads_per_rank),
+        ]
+        proc = subprocess.run(cmd, stdout=sys.stderr, check=False)
+        if proc.returncode or find_saved(name) is None:
+            log(f"calibration failed (exit {proc.returncode}): predictions skipped")
+            return None
+    return load_profile(name)
+
+
+def hardware_info(hw: HardwareProfile | None) -> dict[str, Any] | None:
+    if hw is None:
+        return None
+    pv = hw.provenance
+    return {"name": hw.name, "kind": pv.kind, "date": pv.date, "notes": pv.notes}
+
+
+@dataclass
+class Validation:
+    """The report document and whether every run completed."""
+
+    doc: dict[str, Any]
+    result: SuiteResult
+
+    @property
+    def ok(self) -> bool:
+        return not self.result.failed and not self.result.interrupted
+
+
+def validate(
+    matrix: Matrix,
+    hardware: HardwareProfile | None,
+    *,
+    out: Path,
+    command: str,
+    engines: tuple[str, ...] = ENGINES,
+    predictor: Predictor | None = None,
+    on_done: Callable[[Record], None] | None = None,
+    **timeouts: float,
+) -> Validation:
+    """Run `matrix`, compare with predictions on `hardware`, write the report under `out`."""
+    machine: dict[str, Any] = machine_info(matrix.device, matrix.threads_per_rank)
+    notes: list[str] = []
+    busiest = max(matrix.nprocs) * matrix.threads_per_rank
+    if matrix.device == "cpu" and busiest > usable_cores():
+        notes.append(
+            f"{busiest} threads on {usable_cores()} cores: ranks share cores, so step times "
+            "include time-slicing that no model predicts"
+        )
+    result = run_matrix(matrix, out / "runs", on_done, **timeouts)
+    machine["load_average_1m_end"] = load_average()
+    comparisons, summary = [], []
+    if hardware is not None and result.measured():
+        specs = [spec for spec, _ in result.measured().values()]
+        predictions, why = predict_runs(specs, hardware, engines, predictor)
+        notes += why
+        comparisons = compare(result.measured(), predictions, engines)
+        limited = {r.spec.run_id for r in result.records if r.spec.link_bytes_per_s}
+        summary = summarise(comparisons, limited)
+        if hardware.provenance.kind != "calibrated":
+            notes.append(
+                f"predictions use the datasheet profile {hardware.name!r}, not a calibration "
+                "of this machine"
+            )
+    elif hardware is None:
+        notes.append("no hardware profile: measured figures only")
+    if result.interrupted:
+        notes.append("interrupted: the report holds the runs completed before Ctrl-C")
+    doc = report.document(
+        matrix,
+        result,
+        comparisons,
+        summary,
+        machine=machine,
+        hardware=hardware_info(hardware),
+        notes=notes,
+        command=command,
+    )
+    write_atomic(out / "report.json", dumps(doc))
+    write_atomic(out / "report.md", report.markdown(doc))
+    return Validation(doc, result)

@@ -1,0 +1,230 @@
+"""One rank of a validation run: the entry point that `torchrun -m validation.worker` starts.
+
+Usage (the launcher writes the spec): ``torchrun ... -m validation.worker RUN_DIR``.
+Reads ``RUN_DIR/spec.json``, trains the validation GPT with DDP or FSDP (fully_shard, the
+ZeRO-3 analogue) for warm-up + timed steps, and writes ``RUN_DIR/rank<R>.json``. While it
+runs it keeps ``RUN_DIR/rank<R>.progress.json`` current (pid, phase, step) so the launcher
+can tell a hung rank from a slow one; on an exception it writes ``rank<R>.error.json``.
+
+Timing: every step starts after a barrier (outside the timed region) so ranks start
+together; GPU steps are bracketed by `torch.cuda.synchronize`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import nullcontext, suppress
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from analysis.cli.common import dumps, write_atomic
+from hwprofiles.energy import measure, probe_energy_meter
+from validation.gpt import GPT, synthetic_batches
+from validation.spec import FAULT_EXIT_CODE, RunSpec
+
+PR_SET_PDEATHSIG = 1  # prctl option number (linux/prctl.h)
+N_BATCHES = 4
+"""Distinct synthetic batches cycled through (generating tokens is not part of a step)."""
+LEARNING_RATE = 1e-4  # AdamW step size; any small value keeps the loss finite
+HANG_S = 3600.0  # how long a rank told to "hang" sleeps; the launcher kills it long before
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent (the torchrun agent) dies, so no
+    rank outlives a killed launcher. torchrun starts ranks in their own sessions."""
+    with suppress(OSError):  # not glibc/Linux: the launcher still kills ranks by pid
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Progress:
+    """Writes ``rank<R>.progress.json``: the latest phase and step, for the launcher."""
+
+    def __init__(self, run_dir: Path, rank: int) -> None:
+        self.path = run_dir / f"rank{rank}.progress.json"
+        self.rank = rank
+        self.phase = "start"
+        self.step = 0
+        """Index of the step being run (counting warm-up)."""
+
+    def beat(self, phase: str | None = None) -> None:
+        self.phase = phase or self.phase
+        rec = {"rank": self.rank, "pid": os.getpid(), "phase": self.phase, "step": self.step}
+        write_atomic(self.path, json.dumps(rec))
+
+
+def wrap_model(model: torch.nn.Module, spec: RunSpec, device: torch.device) -> torch.nn.Module:
+    """DDP (gradient buckets, all-reduce in fp32) or FSDP2 full-shard per transformer block.
+
+    Under bf16 FSDP gathers parameters in bf16 and reduce-scatters gradients in fp32, the
+    mixed-precision convention llmcap's cost model assumes (16-bit weights, fp32 gradients).
+    """
+    if spec.strategy == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = init_device_mesh(device.type, (spec.nproc,))
+    mp = MixedPrecisionPolicy()
+    if spec.precision == "bf16":
+        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    for block in model.blocks:  # type: ignore[union-attr]
+        fully_shard(block, mesh=mesh, mp_policy=mp)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
+    return model
+
+
+def make_step(
+    model: torch.nn.Module, spec: RunSpec, device: torch.device, progress: Progress
+) -> Callable[[bool], tuple[float, float]]:
+    """A function running one training step (sync=False: DDP `no_sync`), returning
+    (seconds, loss). The injected fault, if any, fires at its step."""
+    opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+    rank = dist.get_rank()
+    batches = synthetic_batches(spec.model, N_BATCHES, spec.seed + rank, device)
+    bf16 = spec.precision == "bf16"
+    fault = spec.fault if spec.fault is not None and spec.fault.rank == rank else None
+    cuda = device.type == "cuda"
+
+    def step(sync: bool) -> tuple[float, float]:
+        if fault is not None and progress.step == fault.step:
+            inject(fault.kind)
+        progress.beat()
+        x, y = batches[progress.step % N_BATCHES]
+        if spec.nproc > 1:
+            dist.barrier()
+        if cuda:
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        ctx = nullcontext() if sync else model.no_sync()  # type: ignore[operator]
+        with ctx:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = model(x, y)
+            loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if cuda:
+            torch.cuda.synchronize(device)
+        dt = time.perf_counter() - t0
+        progress.step += 1
+        return dt, float(loss.detach())
+
+    return step
+
+
+def inject(kind: str) -> None:
+    """Fail on purpose (launcher tests): exit without a word, raise, or hang."""
+    if kind == "exit":
+        os._exit(FAULT_EXIT_CODE)
+    if kind == "raise":
+        raise RuntimeError("injected fault")
+    time.sleep(HANG_S)
+
+
+def peak_memory(device: torch.device) -> tuple[int, str]:
+    """Peak memory of this rank in bytes and what it counts."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device)), "cuda_max_allocated"
+    # ru_maxrss is in KiB on Linux (getrusage(2)); it includes the Python/torch runtime
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "max_rss"
+
+
+def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
+    """Build, wrap and train the model; return this rank's measurements."""
+    rank, local_rank = dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local_rank}") if spec.device == "cuda" else torch.device("cpu")
+    torch.manual_seed(spec.seed)  # the same initial weights on every rank
+    model = wrap_model(GPT(spec.model).to(device), spec, device)
+    step = make_step(model, spec, device, progress)
+
+    progress.beat("warmup")
+    losses = [step(True)[1] for _ in range(spec.warmup)]
+    # one package meter covers every rank on a CPU; each GPU has its own
+    metered = spec.device == "cuda" or local_rank == 0
+    meter, why = probe_energy_meter(spec.device, index=local_rank) if metered else (None, "")
+    progress.beat("timed")
+    times: list[float] = []
+    with measure(meter) as window:
+        for _ in range(spec.steps):
+            dt, loss = step(True)
+            times.append(dt)
+            losses.append(loss)
+    pairs_sync: list[float] = []
+    pairs_nosync: list[float] = []
+    if spec.measures_comm_by_no_sync:
+        progress.beat("comm")
+        for _ in range(spec.comm_pairs):
+            pairs_sync.append(step(True)[0])
+            pairs_nosync.append(step(False)[0])
+    mem, mem_kind = peak_memory(device)
+    return {
+        "rank": rank,
+        "world_size": dist.get_world_size(),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "device": str(device),
+        "backend": dist.get_backend(),
+        "threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "step_times_s": times,
+        "pair_sync_s": pairs_sync,
+        "pair_nosync_s": pairs_nosync,
+        "loss_first": losses[0],
+        "loss_last": losses[-1],
+        "peak_memory_bytes": mem,
+        "peak_memory_kind": mem_kind,
+        "energy_metered": metered,
+        "energy_j": window.joules,
+        "energy_window_s": window.seconds,
+        "energy_meter": window.meter,
+        "energy_reason": why,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point under torchrun (RANK, WORLD_SIZE, MASTER_ADDR/PORT set by it)."""
+    args = sys.argv[1:] if argv is None else argv
+    run_dir = Path(args[0])
+    spec = RunSpec.from_dict(json.loads((run_dir / "spec.json").read_text()))
+    rank = int(os.environ["RANK"])
+    die_with_parent()
+    progress = Progress(run_dir, rank)
+    progress.beat("start")
+    try:
+        torch.set_num_threads(spec.threads_per_rank)
+        backend = "nccl" if spec.device == "cuda" else "gloo"
+        if spec.device == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend, timeout=timedelta(seconds=spec.collective_timeout_s))
+        result = train_and_measure(spec, progress)
+        write_atomic(run_dir / f"rank{rank}.json", dumps(result))
+        progress.beat("done")
+        dist.destroy_process_group()
+        return 0
+    except BaseException as exc:
+        err = {
+            "rank": rank,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(limit=-6),
+        }
+        write_atomic(run_dir / f"rank{rank}.error.json", dumps(err))
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
