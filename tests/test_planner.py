@@ -198,6 +198,14 @@ def test_recheck_reports_when_the_des_engine_is_missing(h100, llama8b, monkeypat
     assert all(c.des_step_time_s is None for c in r.candidates)
 
 
+def test_recheck_runs_the_des_engine_on_the_ranked_candidates(h100, llama8b):
+    pytest.importorskip("simulator.des.run")
+    r = plan(_request(llama8b, [h100], recheck=1, gpus=(8, 16), deadline_s=1e9))
+    checked = [c for c in r.candidates if c.des_step_time_s is not None]
+    assert [r.candidates.index(c) for c in checked] == r.ranking[:1]
+    assert checked[0].des_ratio > 0 and r.recheck_note.startswith("re-checked the first 1")
+
+
 def test_plan_is_deterministic_and_json_ready(h100, llama8b):
     import json
 

@@ -38,7 +38,7 @@ def result():
         global_batch=64,
         deadline_s=40 * 86400.0,
         space=SPACE,
-        recheck=0,
+        recheck=1,
     )
     return plan(req)
 

@@ -19,7 +19,7 @@ from analysis.cli.common import echo_json, run_guarded
 from validation.compare import ENGINES
 from validation.gpt import load_config
 from validation.netns import check_can_link, parse_rate
-from validation.spec import DEVICES, PRECISIONS, STRATEGIES, Fault, RunSpec, format_rate
+from validation.spec import DEVICES, PRECISIONS, STRATEGIES, Fault, format_rate
 from validation.suite import Matrix, Record
 
 EXIT_RUN_FAILED = 1

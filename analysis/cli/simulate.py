@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from analysis.cli.common import echo_json, run_guarded
+from analysis.cli.common import echo_json, fail, run_guarded
 
 Opt = typer.Option
 
@@ -92,3 +92,6 @@ def register(app: typer.Typer) -> None:
             from analysis.render import render_step
 
             render_step(result)
+        if not result.fits_in_memory:
+            # the report above is complete; the exit code says the layout cannot run
+            fail(f"memory: {result.notes[0]}")

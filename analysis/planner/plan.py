@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -24,6 +25,10 @@ from analysis.planner.search import layout_workload, search_candidate
 from analysis.planner.space import Enumeration, enumerate_layouts
 from analysis.predict import predict
 from hwprofiles.prices import Price
+
+DES_AGREEMENT = (0.8, 1.25)
+"""DES / closed-form step-time ratios inside this band count as agreeing (a reporting threshold:
+the two engines differ by design in contention and overlap, by tens of percent at most)."""
 
 PlanProgress = Callable[[int, int], None]
 """Called as progress(layouts evaluated so far, layouts in all) during the search."""
@@ -159,7 +164,18 @@ def _recheck(req: PlanRequest, cands: list[Candidate], ranking: list[int]) -> st
         except ImportError:
             return "DES re-check unavailable (simulator.des is not installed in this build)"
         c.des_step_time_s = des.step_time_s
-    return f"re-checked the first {len(picked)} of the ranking with the SimPy engine"
+    note = f"re-checked the first {len(picked)} of the ranking with the SimPy engine"
+    off = [
+        cands[i] for i in picked if not DES_AGREEMENT[0] <= cands[i].des_ratio <= DES_AGREEMENT[1]
+    ]
+    if off:
+        worst = max(off, key=lambda c: abs(math.log(c.des_ratio)))
+        note += (
+            f"; it disagrees with the closed form by more than "
+            f"{DES_AGREEMENT[1] - 1:.0%} on {len(off)} of them (worst: {worst.label}, "
+            f"DES/closed form = {worst.des_ratio:.2f}): treat their ranking with caution"
+        )
+    return note
 
 
 def plan(

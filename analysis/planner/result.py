@@ -7,6 +7,7 @@ so the planner, the reports and `llmcap simulate` agree number for number.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -86,6 +87,18 @@ class Candidate:
         """Megatron-style one-liner of the best layout (see `layout_text`)."""
         return "" if self.search.best is None else layout_text(self.search.best)
 
+    @property
+    def des_ratio(self) -> float:
+        """SimPy step time / closed-form step time (NaN when not re-checked)."""
+        if self.des_step_time_s is None or self.step is None:
+            return math.nan
+        return self.des_step_time_s / self.step.step_time_s
+
+    def des_time_to_train_s(self) -> float | None:
+        if self.des_step_time_s is None or self.cost is None:
+            return None
+        return self.cost.steps * self.des_step_time_s
+
     def seed_time_to_train_s(self) -> float | None:
         """Time to train if the seed's linear speed-up m*k held (ideal single-GPU time / m*k)."""
         if self.step is None or self.cost is None:
@@ -136,6 +149,8 @@ class Candidate:
         r["llmcap_speedup"] = st.document.get("speedup_llmcap") if st else None
         r["seed_time_to_train_days"] = seed_t / SECONDS_PER_DAY if seed_t else None
         r["des_step_time_s"] = self.des_step_time_s
+        des_t = self.des_time_to_train_s()
+        r["des_time_to_train_days"] = des_t / SECONDS_PER_DAY if des_t else None
         return round_sig(r)
 
     def to_dict(self) -> dict[str, Any]:

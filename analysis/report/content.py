@@ -112,6 +112,48 @@ def answer_blocks(result: PlanResult) -> list[Block]:
     return out
 
 
+def recheck_blocks(result: PlanResult) -> list[Block]:
+    """The SimPy engine's step for the re-checked candidates, beside the closed form."""
+    done = [c for c in result.candidates if c.des_step_time_s is not None]
+    out: list[Block] = [
+        ("h", 2, "Re-check with the SimPy engine"),
+        ("p", result.recheck_note + "."),
+    ]
+    if not done:
+        return out
+    q = result.request
+    rows = []
+    for c in done:
+        des_days = c.des_time_to_train_s() / 86400  # type: ignore[operator]
+        meets = "—"
+        if q.deadline_s is not None:
+            meets = "yes" if des_days * 86400 <= q.deadline_s else "**no**"
+        rows.append(
+            (
+                c.label,
+                f"`{c.layout_text}`",
+                _n(c.step.step_time_s, "{:.2f}"),  # type: ignore[union-attr]
+                _n(c.des_step_time_s, "{:.2f}"),
+                f"{c.des_ratio:.2f}",
+                _n(c.cost.days),  # type: ignore[union-attr]
+                _n(des_days),
+                meets,
+            )
+        )
+    heads = [
+        "candidate",
+        "layout",
+        "closed-form step (s)",
+        "DES step (s)",
+        "DES / closed form",
+        "days (closed form)",
+        "days (DES)",
+        "meets deadline (DES)",
+    ]
+    out.append(("table", heads, rows))
+    return out
+
+
 def _cand_row(c: Candidate) -> tuple[str, ...]:
     s, t = c.step, c.cost
     return (
@@ -265,7 +307,6 @@ def provenance_blocks(result: PlanResult) -> list[Block]:
         "modelled, not measured: the step structure (1F1B, bubbles, overlap), communication "
         "(alpha-beta over the profile's links), memory (Korthikanti et al. 2022 accounting) "
         "and power states; the SimPy re-check models contention the closed form ignores",
-        f"DES re-check: {result.recheck_note}",
         "energy counts the GPUs only (times PUE); host CPUs, NICs, switches and cooling "
         "beyond PUE are not counted; cost is rental only",
         *result.notes,
@@ -280,6 +321,7 @@ def build(result: PlanResult, date: str, files: dict[str, str] | None = None) ->
     blocks: list[Block] = [("h", 1, title)]
     blocks += inputs_blocks(result, date)
     blocks += answer_blocks(result)
+    blocks += recheck_blocks(result)
     blocks += candidates_blocks(result)
     blocks += figure_blocks(result)
     blocks += seed_blocks(result)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 COLUMNS = ["run", "metric", "measured", "predicted", "engine", "error"]
 
@@ -72,6 +73,8 @@ def validation_figure(df: pd.DataFrame, title: str = "") -> Figure:
         ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="predicted = measured")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"measured {metric}")
         ax.set_ylabel(f"predicted {metric}")
         med = sub["error"].abs().median()

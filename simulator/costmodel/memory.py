@@ -32,17 +32,18 @@ def param_state_bytes(precision: str) -> tuple[float, float, float]:
     return 2.0, 4.0, OPTIMIZER_BYTES_PER_PARAM
 
 
-def params_per_device(model: ModelSpec, tp: Num, pp: Num, first_or_last: bool = True) -> Num:
+def params_per_device(model: ModelSpec, tp: Num, pp: Num) -> Num:
     """Parameters held by the busiest pipeline stage's device (before ZeRO sharding).
 
-    The first stage holds the token embedding (vocabulary-parallel over tp); with pp > 1 the
-    last stage holds its own copy of the output matrix (Megatron), so both ends carry V*h/tp.
+    Without a pipeline the device holds everything (split over tp). With pp > 1 the first
+    stage holds the token (and position) embedding and the last stage its own copy of the
+    output matrix (Megatron), so both ends carry about V*h/tp on top of their layers.
     """
     layers = model.num_hidden_layers / pp
     body = layers * model.layer_params() / tp
-    ends = model.vocab_size * model.hidden_size / tp if first_or_last else 0.0
-    untied = np.where(pp == 1, model.lm_head_params() / tp, 0.0)
-    return body + ends + untied
+    whole = (model.embedding_params() + model.lm_head_params()) / tp
+    ends = model.embedding_params() / tp
+    return body + np.where(pp == 1, whole, ends)
 
 
 def state_bytes(

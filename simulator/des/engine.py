@@ -16,6 +16,7 @@ import simpy
 
 from simulator.des.collectives import Collective, run
 from simulator.des.link import Network
+from simulator.des.topology import Route
 
 
 class Row(NamedTuple):
@@ -71,9 +72,15 @@ class Sim:
     net: Network | None
     """The fair-share network, or None when contention is off (each transfer alone)."""
     rec: Recorder
+    private: Callable[[Route], bool] | None = None
+    """Whether a route is used by one stream only (then no contention can happen on it)."""
 
     def collective(self, coll: Collective) -> Generator[simpy.Event, Any, None]:
-        return run(self.env, self.net, coll)
+        net = self.net
+        if net is not None and self.private is not None:
+            if all(self.private(ph.route) for ph in coll.phases):
+                net = None  # provably alone on its links: same time, fewer events
+        return run(self.env, net, coll)
 
 
 @dataclass

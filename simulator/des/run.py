@@ -109,7 +109,7 @@ def simulate_step(
     cluster = Cluster(hw, pl)
     speeds, replica, gens = _speeds(p, seed, speed_sigma)
     env = simpy.Environment()
-    sim = Sim(env, Network(env) if contention else None, Recorder())
+    sim = Sim(env, Network(env) if contention else None, Recorder(), cluster.private)
     devices = []
     for s in range(p.pp):
         rank = pl.rank(dp=replica, pp=s)

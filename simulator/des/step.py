@@ -92,6 +92,22 @@ class Step:
             logits_bytes(w.model, self.p.micro_batch_size, w.seq_len, self.p.tp, self.p.cp)
         )
         self._colls: dict[tuple[int, str, float], Collective] = {}
+        self._declare_users()
+
+    def _declare_users(self) -> None:
+        """Tell the cluster which streams send on which routes (see `Cluster.private`)."""
+        cl, p = self.b.cluster, self.p
+        for d in self.devices:
+            if p.dp > 1:
+                streams = ("zero3 gather", "zero3 reduce") if p.zero_stage == 3 else ("dp",)
+                for st in streams:
+                    cl.group_route(d.rank, "dp", (d.rank, st))
+        for v in range(self.V - 1):
+            a, b = self.devices[v % p.pp].rank, self.devices[(v + 1) % p.pp].rank
+            # sends are asynchronous: two of them may overlap, so never "private"
+            for n in (0, 1):
+                cl.p2p_route(a, b, ("pp send", a, b, n))
+                cl.p2p_route(b, a, ("pp send", b, a, n))
 
     # ---- set-up ----------------------------------------------------------------------------
     def start(self) -> simpy.Event:
@@ -108,11 +124,11 @@ class Step:
             self.dp_done.append(self._grad_sync(i, procs[i]) if bucketed else procs[i])
         return env.process(self._finish())
 
-    def _dp_coll(self, i: int, kind: str, size: float) -> Collective:
+    def _dp_coll(self, i: int, kind: str, size: float, stream: str = "dp") -> Collective:
         key = (i, kind, size)
         if key not in self._colls:
             dev, pl = self.devices[i], self.b.cluster.placement
-            route = self.b.cluster.group_route(dev.rank, "dp")
+            route = self.b.cluster.group_route(dev.rank, "dp", (dev.rank, stream))
             self._colls[key] = for_group(self.b.hw, kind, size, self.p.dp, pl.stride("dp"), route)
         return self._colls[key]
 
@@ -286,7 +302,7 @@ class Step:
             dev = self.devices[i]
             nbytes = self.work[i].units[unit] * self.w_bytes
             job = Job(
-                self._dp_coll(i, "all_gather", nbytes),
+                self._dp_coll(i, "all_gather", nbytes, "zero3 gather"),
                 "zero3 all_gather",
                 "comm_zero3",
                 mb=mb,
@@ -301,7 +317,7 @@ class Step:
         nbytes = self.work[i].units[unit] * self.g_bytes
         dev.memory.alloc("zero3_buffers", nbytes)
         job = Job(
-            self._dp_coll(i, "reduce_scatter", nbytes),
+            self._dp_coll(i, "reduce_scatter", nbytes, "zero3 reduce"),
             "zero3 reduce_scatter",
             "comm_zero3",
             mb=mb,

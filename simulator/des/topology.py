@@ -87,6 +87,9 @@ class Cluster:
         self.placement = placement
         self.gpn = hw.node.gpus_per_node
         self._links: dict[str, Link] = {}
+        self._routes: dict[tuple[int, int, int, int], Route] = {}
+        self._users: dict[tuple[int, str], set[object]] = {}
+        self._private: dict[int, bool] = {}
 
     def _link(self, name: str, bandwidth: float, latency: float) -> Link:
         if name not in self._links:
@@ -123,16 +126,40 @@ class Cluster:
             return not rail_aligned
         return True
 
-    def group_route(self, rank: int, dim: str) -> Route:
-        """Route of `rank`'s share of its `dim` group's collectives."""
+    def group_route(self, rank: int, dim: str, user: object = None) -> Route:
+        """Route of `rank`'s share of its `dim` group's collectives, used by `user`."""
         n, stride = self.placement.size(dim), self.placement.stride(dim)
-        return self._route(rank, n, stride, rail_aligned=True)
+        key = (rank, -1, n, stride)
+        if key not in self._routes:
+            self._routes[key] = self._route(rank, n, stride, rail_aligned=True)
+        return self.use(self._routes[key], user)
 
-    def p2p_route(self, src: int, dst: int) -> Route:
+    def p2p_route(self, src: int, dst: int, user: object = None) -> Route:
         """Route of a pipeline send from `src` to `dst` (stride = their rank distance)."""
-        stride = abs(dst - src)
-        aligned = (src % self.gpn) == (dst % self.gpn)
-        return self._route(src, 2, stride, rail_aligned=aligned, peer=dst)
+        key = (src, dst, 2, abs(dst - src))
+        if key not in self._routes:
+            aligned = (src % self.gpn) == (dst % self.gpn)
+            self._routes[key] = self._route(src, 2, abs(dst - src), aligned, peer=dst)
+        return self.use(self._routes[key], user)
+
+    # ---- who uses which link (contention is only possible between different users) ----
+    def use(self, route: Route, user: object) -> Route:
+        """Declare that `user` (a serial stream) sends on `route`; returns the route."""
+        if user is not None:
+            for link, d, _w in route.path:
+                self._users.setdefault((id(link), d), set()).add(user)
+        return route
+
+    def private(self, route: Route) -> bool:
+        """True when one user alone sends on every link of `route`: no flow can ever share
+        them, so a transfer there takes its uncontended time (decided on first call, after
+        every user has been declared)."""
+        key = id(route)
+        if key not in self._private:
+            self._private[key] = all(
+                len(self._users.get((id(link), d), ())) <= 1 for link, d, _w in route.path
+            )
+        return self._private[key]
 
     def _route(
         self, rank: int, n: int, stride: int, rail_aligned: bool, peer: int | None = None

@@ -147,7 +147,7 @@ class WorkBuilder:
 
     def coll(self, rank: int, dim: str, kind: str, size: float) -> Collective:
         pl = self.cluster.placement
-        route = self.cluster.group_route(rank, dim)
+        route = self.cluster.group_route(rank, dim, (rank, "compute" if dim == "tp" else dim))
         return for_group(self.hw, kind, size, pl.size(dim), pl.stride(dim), route)
 
     # ---- one layer -----------------------------------------------------------------------

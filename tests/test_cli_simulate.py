@@ -1,0 +1,147 @@
+"""`llmcap simulate`: the JSON contract, determinism, run files and one-line errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from analysis.cli.main import app
+
+GOLDEN = Path(__file__).parent / "golden"
+KEYS = [
+    "step_time_s", "tokens_per_s", "tokens_per_s_per_gpu", "model_tflops_per_gpu", "mfu", "hfu",
+    "comm_exposed_s", "comm_fraction", "memory_per_gpu_bytes", "fits_in_memory",
+    "energy_per_step_j", "avg_power_w", "scaling_efficiency", "time_to_train_s", "breakdown",
+    "document", "inputs",
+]  # fmt: skip
+SCENARIOS = {
+    "gpt3-175b-a100-1024": [
+        "--model", "gpt3-175b", "--hardware", "a100-80gb", "--gpus", "1024", "--tp", "8",
+        "--pp", "8", "--global-batch", "1536", "--seq-len", "2048", "--precision", "fp16",
+        "--recompute", "full", "--tokens", "300e9",
+    ],
+    "llama3-8b-h100-fsdp": [
+        "--model", "llama3-8b", "--hardware", "h100-sxm", "--gpus", "64", "--tp", "1",
+        "--pp", "1", "--zero", "3", "--micro-batch", "1", "--global-batch", "512",
+        "--seq-len", "8192", "--recompute", "none",
+    ],
+    "mistral-7b-mi300x-tp2": [
+        "--model", "mistral-7b", "--hardware", "mi300x", "--gpus", "16", "--tp", "2",
+        "--pp", "1", "--sp", "--global-batch", "64", "--precision", "bf16",
+    ],
+}  # fmt: skip
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, ["simulate", *args])
+
+
+def test_default_run_has_every_contract_key():
+    r = invoke("--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    for k in KEYS:
+        assert k in out, k
+    assert out["inputs"]["model"]["name"] == "llama-3-70b"
+    assert 0 < out["mfu"] < 1
+    assert out["document"]["speedup_m_times_k"] == 1024
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_golden_json(name):
+    """Byte-identical to the stored output (regenerate: python tests/golden/regen.py)."""
+    r = invoke(*SCENARIOS[name], "--json")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == (GOLDEN / f"{name}.json").read_text()
+
+
+def test_same_inputs_same_bytes():
+    a = invoke(*SCENARIOS["gpt3-175b-a100-1024"], "--json").stdout
+    b = invoke(*SCENARIOS["gpt3-175b-a100-1024"], "--json").stdout
+    assert a == b
+
+
+def test_time_to_train_from_tokens():
+    out = json.loads(invoke(*SCENARIOS["gpt3-175b-a100-1024"], "--json").stdout)
+    assert out["time_to_train_s"] == pytest.approx(300e9 / out["tokens_per_s"], rel=1e-5)
+
+
+def test_human_output_shows_breakdown_and_seed_formulas():
+    r = invoke(*SCENARIOS["llama3-8b-h100-fsdp"])
+    assert r.exit_code == 0
+    assert "where the step time goes" in r.stdout
+    assert "m x k" in r.stdout and "E x P/L" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--gpus", "1000"], "not divisible by tp*pp*cp"),
+        (["--tp", "3", "--pp", "1", "--gpus", "3", "--global-batch", "3"], "num_attention_heads"),
+        (["--pp", "3", "--gpus", "24", "--global-batch", "24"], "num_hidden_layers = 80"),
+        (["--global-batch", "1000"], "global_batch_size: 1000 not divisible"),
+        (["--model", "gpt-99"], "known presets: gpt3-"),
+        (["--hardware", "tpu-v9"], "known:"),
+        (["--precision", "fp4"], "precision"),
+        (["--hardware", "a100-80gb", "--precision", "fp8"], "not supported by a100-80gb"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, message):
+    r = invoke(*args)
+    assert r.exit_code == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("llmcap: error:")
+    assert message in lines[0]
+    assert "Traceback" not in r.output
+
+
+def test_model_that_does_not_fit_reports_then_exits_2():
+    r = invoke("--model", "gpt3-175b", "--hardware", "a100-40gb", "--gpus", "8", "--tp", "8",
+               "--pp", "1", "--global-batch", "8", "--json")  # fmt: skip
+    assert r.exit_code == 2
+    out = json.loads(r.stdout)
+    assert out["fits_in_memory"] is False
+    assert "GiB more than" in r.stderr
+
+
+def test_run_file_and_flag_override(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        '[model]\nname = "llama3-8b"\n[parallelism]\ntp = 2\npp = 1\n'
+        '[training]\nglobal_batch = 32\nseq_len = 2048\n[cluster]\nhardware = "a100-80gb"\n'
+        "gpus = 16\n"
+    )
+    out = json.loads(invoke("--config", str(cfg), "--json").stdout)
+    assert out["inputs"]["parallel"]["tp"] == 2 and out["inputs"]["gpus"] == 16
+    out2 = json.loads(invoke("--config", str(cfg), "--tp", "4", "--json").stdout)
+    assert out2["inputs"]["parallel"]["tp"] == 4
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[model\nname=1", "not valid TOML"),
+        ("[cluster]\ngpu = 8\n", "unknown key cluster.gpu"),
+        ("[hardware]\nx = 1\n", "unknown section [hardware]"),
+    ],
+)
+def test_malformed_run_file(tmp_path, text, message):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    r = invoke("--config", str(cfg))
+    assert r.exit_code == 2 and message in r.stderr
+
+
+def test_hf_config_json_as_model(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 16,
+        "num_attention_heads": 16, "num_key_value_heads": 4, "intermediate_size": 5632,
+        "vocab_size": 32000, "max_position_embeddings": 2048,
+    }))  # fmt: skip
+    r = invoke("--model", str(cfg), "--hardware", "a100-80gb", "--gpus", "8", "--tp", "1",
+               "--pp", "1", "--global-batch", "64", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["inputs"]["model"]["num_key_value_heads"] == 4

@@ -1,0 +1,119 @@
+"""Closed-form step model: physics that must hold, whatever the efficiencies are."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from analysis.closed_form import Options, evaluate, overlap
+from analysis.layouts import Layouts
+from analysis.predict import predict
+from hwprofiles.catalogue import load_profile
+from simulator.models_catalogue import load_model
+from simulator.parallel import ParallelConfig, Workload
+
+
+def run(model="llama-3-8b", hw="h100-sxm", gpus=8, seq=4096, opts=None, **par):
+    m = load_model(model)
+    p = ParallelConfig(**par).resolve(gpus)
+    return predict(Workload(m, p, seq), load_profile(hw), options=opts)
+
+
+def test_breakdown_sums_to_step_time():
+    r = run(tp=2, pp=2, global_batch_size=32, micro_batch_size=2)
+    assert sum(r.breakdown.values()) == pytest.approx(r.step_time_s, rel=1e-9)
+    assert r.breakdown["pipeline_bubble"] > 0
+    assert r.breakdown["comm_tp"] > 0
+
+
+def test_pipeline_bubble_matches_formula():
+    """Bubble = (pp - 1) / (m * vpp) of the ideal pipeline time (Narayanan et al. 2021)."""
+    r1 = run(pp=4, global_batch_size=8, gpus=4)
+    r2 = run(pp=4, vpp=2, global_batch_size=8, gpus=4)
+    assert r2.breakdown["pipeline_bubble"] == pytest.approx(r1.breakdown["pipeline_bubble"] / 2)
+    m = 8
+    ratio = r1.breakdown["pipeline_bubble"] / r1.breakdown["compute"]
+    # (pp-1)/m of an average stage; compute is the last stage's, which also runs the head
+    assert 0.7 * 3 / m < ratio <= 3 / m
+
+
+def test_more_data_parallel_gpus_shorten_the_step_but_not_linearly():
+    base = run(gpus=8, global_batch_size=256, micro_batch_size=2, hw="a100-80gb")
+    big = run(gpus=64, global_batch_size=256, micro_batch_size=2, hw="a100-80gb")
+    speedup = base.step_time_s / big.step_time_s
+    assert 1 < speedup < 8  # 8x the GPUs, less than 8x faster
+    assert big.comm_fraction >= base.comm_fraction
+
+
+def test_slower_network_exposes_more_dp_communication():
+    fast = run(gpus=64, global_batch_size=64, hw="a100-80gb", zero_stage=0)
+    m = load_model("llama-3-8b")
+    p = ParallelConfig(global_batch_size=64).resolve(64)
+    slow_hw = load_profile("a100-80gb", scale_out="ethernet-25", nics_per_node=1)
+    slow = predict(Workload(m, p, 4096), slow_hw)
+    assert slow.breakdown["comm_dp"] > 5 * fast.breakdown["comm_dp"]
+
+
+def test_overlap_hides_only_what_fits_and_costs_interference():
+    assert overlap(1.0, 3.0, 0.0) == 0.0
+    assert overlap(3.0, 1.0, 0.0) == pytest.approx(2.0)
+    assert overlap(1.0, 3.0, 0.2) == pytest.approx(0.2)
+    no = run(gpus=16, global_batch_size=16, opts=Options(overlap_grad_reduce=False))
+    yes = run(gpus=16, global_batch_size=16)
+    assert yes.breakdown["comm_dp"] < no.breakdown["comm_dp"]
+
+
+def test_zero3_reduces_memory_and_adds_gathers():
+    z0 = run(gpus=8, global_batch_size=8, zero_stage=0)
+    z3 = run(gpus=8, global_batch_size=8, zero_stage=3)
+    assert z3.memory_per_gpu_bytes < z0.memory_per_gpu_bytes / 2
+    assert z3.comm_breakdown["zero3"] > 0 and z0.comm_breakdown["zero3"] == 0
+
+
+def test_recompute_trades_time_for_memory():
+    none = run(gpus=8, global_batch_size=8, recompute="none")
+    full = run(gpus=8, global_batch_size=8, recompute="full")
+    assert full.step_time_s > none.step_time_s
+    assert full.memory_breakdown["activations"] < none.memory_breakdown["activations"] / 4
+    assert full.hfu > full.mfu and none.hfu == pytest.approx(none.mfu)
+
+
+def test_bf16_faster_than_fp32_and_energy_lower():
+    bf = run(gpus=8, global_batch_size=8, precision="bf16")
+    fp = run(gpus=8, global_batch_size=8, precision="fp32")
+    assert fp.step_time_s > 3 * bf.step_time_s
+    assert fp.energy_per_step_j > bf.energy_per_step_j
+
+
+def test_vectorised_equals_one_by_one():
+    m = load_model("llama-3-8b")
+    hw = load_profile("h100-sxm")
+    cfgs = [
+        ParallelConfig(tp=t, pp=p, global_batch_size=64, micro_batch_size=1, zero_stage=z).resolve(
+            64
+        )
+        for t in (1, 2, 8)
+        for p in (1, 2, 4)
+        for z in (0, 1, 3)
+    ]
+    many = evaluate(m, hw, 4096, Layouts.from_configs(cfgs), "bf16")["step_time_s"]
+    one = [evaluate(m, hw, 4096, Layouts.from_configs([c]), "bf16")["step_time_s"][0] for c in cfgs]
+    np.testing.assert_allclose(many, one, rtol=1e-12)
+
+
+def test_fp8_needs_a_device_with_fp8():
+    with pytest.raises(ValueError, match="precision: 'fp8' not supported by a100-80gb"):
+        run(hw="a100-80gb", precision="fp8", global_batch_size=8)
+
+
+def test_calibrated_collective_fit_is_used():
+    """A profile with a measured fit for (all_reduce, 2) uses it for a 2-rank DP group."""
+    from hwprofiles.profile import CollectiveFit
+
+    hw = load_profile("cpu")
+    slow = dataclasses.replace(hw, collectives=(CollectiveFit("all_reduce", 2, 1e-3, 1e-6),))
+    m = load_model("gpt3-125m")
+    w = Workload(m, ParallelConfig(global_batch_size=2, precision="fp32").resolve(2), 512)
+    t_fit = predict(w, slow, options=Options(overlap_grad_reduce=False)).breakdown["comm_dp"]
+    grads = m.num_params() * 4
+    assert t_fit == pytest.approx(1e-3 + grads * 1e-6, rel=1e-6)
