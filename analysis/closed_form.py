@@ -25,6 +25,7 @@ import numpy as np
 from analysis.layouts import Layouts
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
+from simulator.costmodel.collectives import bus_factor
 from simulator.costmodel.network import group_collective_time, p2p_time
 from simulator.costmodel.ops import embedding_ops, head_ops, layer_ops
 from simulator.costmodel.timing import ACT_BYTES, op_times
@@ -230,12 +231,33 @@ def evaluate(
         "comm_total/pp": p2p_steady + 2 * (L.pp - 1) * t_p2p,
         "comm_total/dp": dp_total,
         "comm_total/zero3": z3_total,
+        **_comm_bytes(model, s, L, precision, opts, m, n_layers, params),
         "compute_mb_s": compute_mb,
         "recompute_s": m * n_layers * t["rc"],
     }
     out.update(_memory(model, s, L, precision, opts, m))
     out.update(_energy(hw, out, m, n_layers, t))
     return {k: np.broadcast_to(np.asarray(v, dtype=float), L.tp.shape) for k, v in out.items()}
+
+
+def _comm_bytes(model, s, L, precision, opts, m, n_layers, params):
+    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor)."""
+    e = ACT_BYTES[precision]
+    w = BYTES_PER_PARAM[precision] if precision not in ("fp32", "tf32") else 4
+    g = opts.grad_reduce_bytes
+    act = L.mb * s / L.cp * model.hidden_size * e
+    kv = L.mb * s * 2 * model.kv_size * e / np.minimum(L.tp, model.kv_heads)
+    ar_tp = bus_factor("all_reduce", L.tp)
+    tp = m * n_layers * (4 + 2 * (L.recompute == 2)) * act * ar_tp
+    cp = m * n_layers * 2 * kv * bus_factor("all_gather", L.cp)
+    pp = np.where(L.pp > 1, m * 2 * L.vpp * act / L.tp, 0.0)
+    rs, ag = bus_factor("reduce_scatter", L.dp), bus_factor("all_gather", L.dp)
+    dp = np.select(
+        [L.zero == 0, L.zero == 3],
+        [params * g * bus_factor("all_reduce", L.dp), m * params * (2 * w * ag + g * rs)],
+        params * (g * rs + w * ag),
+    )
+    return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
 
 
 def _memory(model, s, L, precision, opts, m):

@@ -78,6 +78,9 @@ def predict(
     breakdown = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("breakdown/")}
     comm = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("comm_total/")}
     memory = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("memory/")}
+    extra["comm_bytes_per_gpu"] = {
+        k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("comm_bytes/")
+    }
     exposed = sum(v for k, v in breakdown.items() if k.startswith("comm_"))
     res = StepResult(
         engine=engine,

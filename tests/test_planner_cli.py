@@ -64,6 +64,16 @@ def test_out_writes_the_reports(tmp_path):
     assert "Recommended" in res.stdout
 
 
+def test_same_question_same_bytes(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    for d in ("a", "b"):
+        res = _run("--hardware", "h100-sxm", "--gpus", "8,16", "--out", str(tmp_path / d))
+        assert res.exit_code == 0, res.output
+    a = {p.relative_to(tmp_path / "a"): p.read_bytes() for p in (tmp_path / "a").rglob("*.*")}
+    b = {p.relative_to(tmp_path / "b"): p.read_bytes() for p in (tmp_path / "b").rglob("*.*")}
+    assert len(a) == 8 and a == b
+
+
 def test_unknown_hardware():
     _one_line_error(_run("--hardware", "h100-sxm,tpu9", "--gpus", "8"), "hardware", "tpu9")
 

@@ -71,6 +71,7 @@ def test_markdown_states_inputs_date_and_provenance(result, files):
     assert "h100-sxm: **datasheet** profile" in text
     assert "a100-80gb: **calibrated** profile (2026-01-02); measured: matmul_efficiency" in text
     assert "What the seed formulas would have predicted" in text
+    assert "## Re-check with the SimPy engine" in text
     assert "64 sequences (given (--global-batch), exact)" in text
     rec = result.candidates[result.recommended]
     assert f"**Recommended (cheapest meeting the deadline): {rec.label}**" in text

@@ -115,6 +115,10 @@ def validate(
             )
     elif hardware is None:
         notes.append("no hardware profile: measured figures only")
+    unmetered = {
+        m.energy_reason for _, m in result.measured().values() if m.energy_per_step_j is None
+    }
+    notes += [f"energy not measured: {why}" for why in sorted(unmetered) if why]
     if result.interrupted:
         notes.append("interrupted: the report holds the runs completed before Ctrl-C")
     doc = report.document(

@@ -9,6 +9,7 @@ Power per state is the profile's `PowerModel`: ``idle + (tdp - idle) * activity`
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -33,40 +34,31 @@ def activities(pm: PowerModel) -> np.ndarray:
     return np.array([float(pm.power(a)) for a in act])
 
 
-def device_power(rows: Iterable[Row], horizon_s: float, pm: PowerModel) -> dict[str, object]:
+def device_power(rows: Iterable[Row], horizon_s: float, pm: PowerModel) -> dict[str, Any]:
     """Time and energy per state of one device over [0, horizon_s], and its power log.
 
     Returns ``{"time_s": {state: s}, "energy_j": J, "log": [(t, watts), ...]}``; the log has an
     entry at each change of power.
     """
-    by_state: list[list[tuple[float, float]]] = [[] for _ in STATES]
-    for r in rows:
-        if r.end > r.start:
-            by_state[state_of(r.category)].append((r.start, r.end))
-    bounds = {0.0, horizon_s}
-    for spans in by_state:
-        for a, b in spans:
-            bounds.add(a)
-            bounds.add(b)
-    edges = np.array(sorted(t for t in bounds if 0.0 <= t <= horizon_s))
+    spans = [(r.start, r.end, state_of(r.category)) for r in rows if r.end > r.start]
+    arr = np.array(spans, dtype=float).reshape(-1, 3)
+    edges = np.unique(np.concatenate([[0.0, horizon_s], arr[:, 0], arr[:, 1]]))
+    edges = edges[(edges >= 0.0) & (edges <= horizon_s)]
     state = np.zeros(max(len(edges) - 1, 0), dtype=int)
     for level in range(1, len(STATES)):
-        spans = by_state[level]
-        if not spans:
+        sel = arr[arr[:, 2] == level]
+        if not len(sel):
             continue
-        arr = np.array(spans)
         cnt = np.zeros(len(edges) + 1)
-        np.add.at(cnt, np.searchsorted(edges, arr[:, 0]), 1)
-        np.add.at(cnt, np.searchsorted(edges, arr[:, 1]), -1)
+        np.add.at(cnt, np.searchsorted(edges, sel[:, 0]), 1)
+        np.add.at(cnt, np.searchsorted(edges, sel[:, 1]), -1)
         covered = np.cumsum(cnt)[: len(edges) - 1] > 0
         state = np.where(covered, np.maximum(state, level), state)
     watts = activities(pm)
     dt = np.diff(edges)
     time_s = {s: float(dt[state == k].sum()) for k, s in enumerate(STATES)}
     energy = float((dt * watts[state]).sum())
-    log: list[tuple[float, float]] = []
-    for t, k in zip(edges[:-1], state, strict=True):
-        w = float(watts[k])
-        if not log or log[-1][1] != w:
-            log.append((float(t), w))
+    change = np.ones(len(state), dtype=bool)
+    change[1:] = watts[state[1:]] != watts[state[:-1]]
+    log = [(float(t), float(w)) for t, w in zip(edges[:-1][change], watts[state][change], strict=True)]
     return {"time_s": time_s, "energy_j": energy, "log": log}

@@ -166,11 +166,13 @@ def _summarise(
     path = critical_path(rows, last)
     parts, bottleneck = breakdown(rows, path)
     by_rank: dict[int, list[Row]] = {d.rank: [] for d in step.devices}
+    sums: dict[tuple[int, str], float] = {}
     for r in rows:
         by_rank[r.rank].append(r)
+        sums[(r.rank, r.category)] = sums.get((r.rank, r.category), 0.0) + (r.end - r.start)
 
     def total(rank: int, cats: tuple[str, ...]) -> float:
-        return sum(r.end - r.start for r in by_rank.get(rank, []) if r.category in cats)
+        return sum(sums.get((rank, c), 0.0) for c in cats)
 
     ranks = [d.rank for d in step.devices]
     ref = bottleneck if bottleneck in by_rank else ranks[-1]

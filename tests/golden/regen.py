@@ -6,9 +6,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_cli_simulate import SCENARIOS  # noqa: E402
+from test_cli_simulate import SCENARIOS
 
-from analysis.cli.main import app  # noqa: E402
+from analysis.cli.main import app
 
 for name, args in SCENARIOS.items():
     r = CliRunner().invoke(app, ["simulate", *args, "--json"])
