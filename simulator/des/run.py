@@ -144,7 +144,7 @@ def simulate_step(
     }
     if trace is not None:
         labels = {d.rank: f"stage {d.stage} (rank {d.rank}, node {d.node})" for d in devices}
-        logs = {d.rank: result.extra.pop("_power_logs")[d.rank] for d in devices}
+        logs = result.extra["_power_logs"]
         write_trace(trace, chrome_trace(result.rows, labels, logs, result.extra["options"]))
     result.extra.pop("_power_logs", None)
     return result
