@@ -120,6 +120,18 @@ def test_flops_and_bandwidth_columns_are_consistent(profile_dir: Path) -> None:
     ].max()
 
 
+def test_elementwise_summary_covers_every_dtype(profile_dir: Path, summary: dict[str, Any]) -> None:
+    ew = table(profile_dir, "elementwise")
+    got = summary["compute"]["elementwise_bytes_per_s"]
+    assert set(got) == set(ew["dtype"])
+    for dtype, ops in got.items():
+        rows = ew[ew["dtype"] == dtype]
+        assert set(ops) == set(rows["op"])
+        for op, bps in ops.items():
+            largest = rows[rows["op"] == op].sort_values("bytes").iloc[-1]
+            assert bps == pytest.approx(largest["bytes_per_s"], rel=1e-4)
+
+
 def test_power_is_measured_with_the_meter(profile_dir: Path, summary: dict[str, Any]) -> None:
     power = table(profile_dir, "power")
     assert set(power["phase"]) == {"idle", "gemm-fp32", "gemm-bf16"}

@@ -216,11 +216,14 @@ def test_plan_is_deterministic_and_json_ready(h100, llama8b):
     assert {c["precision"] for c in a["candidates"]} == {"bf16", "fp8"}
 
 
-def test_progress_reaches_the_total(h100, llama8b):
+def test_progress_counts_the_layouts_evaluated(a100, llama8b):
     seen = []
-    plan(_request(llama8b, [h100], gpus=(8, 16)), progress=lambda d, t: seen.append((d, t)))
-    assert seen and seen[-1][0] == seen[-1][1] > 0
+    req = _request(llama8b, [a100], gpus=(8, 16), precisions=("bf16", "fp8"))  # no fp8 on A100
+    r = plan(req, progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1] == (r.layouts_evaluated, r.layouts_evaluated)
+    assert r.layouts_evaluated > 0
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert len(seen) > 2, "progress is reported while searching, not only at the end"
 
 
 def test_request_validation_names_the_field(h100, llama8b):

@@ -100,6 +100,15 @@ def test_no_feasible_layout_says_memory(tmp_path):
     assert not (tmp_path / "o").exists(), "nothing written when nothing can be reported"
 
 
+def test_no_feasible_layout_names_the_divisibility_rule_to_relax():
+    # 48 GPUs: dp is always a multiple of 3, and 8 sequences never split into dp parts
+    res = CliRunner().invoke(app, ["plan", "--model", "llama-3-8b", "--tokens", "1T",
+                                   "--hardware", "h100-sxm", "--gpus", "48", "--no-progress",
+                                   "--global-batch", "8"])  # fmt: skip
+    _one_line_error(res, "divisibility", "global_batch", "fails alone")
+    assert "gpus:" not in res.stderr
+
+
 def test_unmet_deadline_names_the_closest():
     res = _run("--hardware", "h100-sxm", "--gpus", "8,16", "--deadline", "0.001")
     _one_line_error(res, "deadline", "closest: h100-sxm x 16 bf16")

@@ -59,7 +59,7 @@ def test_every_candidate_classified_as_the_dataclasses_would(gpus, gpus_per_node
     seq_len = 96
     cols = candidate_product(SMALL, gpus, gpus_per_node, space)
     batch = BatchPolicy(gbs)  # exact batch: the dataclasses' rule and ours must coincide
-    reason, dp, out_gbs = classify(SMALL, gpus, seq_len, cols, batch)
+    reason, _, dp, out_gbs = classify(SMALL, gpus, seq_len, cols, batch)
     assert set(np.unique(reason)) - {-1}, "the test model should trip some rules"
     for i in range(reason.size):
         row = {k: int(v[i]) for k, v in cols.items()} | {"gbs": gbs}
@@ -76,7 +76,7 @@ def test_all_rules_exercised_by_the_small_model():
     seen = set()
     for gpus, gpn in ((1, 8), (6, 6), (16, 8)):  # tp=3 on 6-GPU nodes vs 4 K/V heads
         cols = candidate_product(SMALL, gpus, gpn, space)
-        reason, _, _ = classify(SMALL, gpus, 96, cols, BatchPolicy(24))
+        reason, _, _, _ = classify(SMALL, gpus, 96, cols, BatchPolicy(24))
         seen |= set(reason[reason >= 0].tolist())
     assert seen == set(range(len(REASONS)))
 
@@ -120,6 +120,7 @@ def test_no_layout_when_the_model_cannot_be_split():
     e = enumerate_layouts(SMALL, 7, 8, 96, BatchPolicy(24), SearchSpace(max_cp=1))
     assert len(e.layouts) == 0
     assert e.rejected[REASONS[6]] > 0
+    assert set(e.blocking) == {REASONS[6]}, "the batch is the rule to relax"
 
 
 def test_bad_inputs_name_the_field():

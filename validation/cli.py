@@ -67,7 +67,10 @@ def build_matrix(**o: Any) -> Matrix:
     links = _links(o["link_bandwidth"])
     nprocs = _nprocs(o["nproc"])
     if any(link is not None for link in links) and max(nprocs) > 1:
-        check_can_link()  # PermissionError: one line, exit 2
+        try:
+            check_can_link()
+        except PermissionError as exc:  # a user error here: one line, exit 2
+            raise ValueError(str(exc)) from None
     if o["device"] == "cuda":
         import torch
 

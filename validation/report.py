@@ -244,8 +244,16 @@ def _facts(doc: dict[str, Any]) -> list[str]:
     ]
 
 
-def markdown(doc: dict[str, Any], title: str = "Validation on this machine") -> str:
+def title_of(doc: dict[str, Any]) -> str:
+    """ "Results on <device>, <date>" from the machine description."""
+    mc = doc["machine"]
+    what = mc.get("gpu_name") or f"{mc.get('cpu_model', '?')} ({mc.get('cpu_cores', '?')} cores)"
+    return f"Results on {what}, {str(mc.get('date', '?'))[:10]}"
+
+
+def markdown(doc: dict[str, Any], title: str | None = None) -> str:
     """The report as markdown: setup, measured runs, failures, summary, comparisons, method."""
+    title = title or title_of(doc)
     out = [
         f"## {title}",
         "",

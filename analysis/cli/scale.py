@@ -1,9 +1,172 @@
-"""CLI command module (filled in by its issue)."""
+"""`llmcap scale`: speed-up, scaling efficiency and communication share over GPU counts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from analysis.cli.common import echo_json, run_guarded
+
+Opt = typer.Option
+
+
+def _numbers(text: str, what: str, cast: type = int) -> list[Any]:
+    try:
+        out = [cast(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise ValueError(f"{what}: {text!r} must be a comma-separated list of numbers") from None
+    if not out or any(x <= 0 for x in out):
+        raise ValueError(f"{what}: {text!r} must list positive numbers")
+    return out
 
 
 def register(app: typer.Typer) -> None:
-    """Register this module's commands on the `llmcap` app."""
+    """Register `llmcap scale`."""
+
+    @app.command()
+    def scale(
+        gpus: Annotated[str, Opt(help="GPU counts, comma-separated (e.g. 128,256,512)")],
+        model: Annotated[str | None, Opt(help="Preset name or HF config.json")] = None,
+        hardware: Annotated[str | None, Opt(help="Preset, hardware TOML or profile dir")] = None,
+        gpus_per_node: Annotated[int | None, Opt(help="Override GPUs per node")] = None,
+        scale_out: Annotated[
+            str | None, Opt(help="NIC line rates to compare, Gb/s per direction (e.g. 100,400)")
+        ] = None,
+        tp: Annotated[int | None, Opt(help="Tensor-parallel degree")] = None,
+        pp: Annotated[int | None, Opt(help="Pipeline stages")] = None,
+        vpp: Annotated[int | None, Opt(help="Virtual stages per rank (interleaved)")] = None,
+        cp: Annotated[int | None, Opt(help="Context-parallel degree")] = None,
+        sp: Annotated[bool | None, Opt("--sp/--no-sp", help="Sequence parallel")] = None,
+        zero: Annotated[int | None, Opt(help="ZeRO stage 0-3")] = None,
+        micro_batch: Annotated[int | None, Opt(help="Micro-batch (sequences)")] = None,
+        global_batch: Annotated[int | None, Opt(help="Global batch, fixed over the sweep")] = None,
+        seq_len: Annotated[int | None, Opt(help="Sequence length (tokens)")] = None,
+        precision: Annotated[str | None, Opt(help="fp32|tf32|fp16|bf16|fp8")] = None,
+        recompute: Annotated[str | None, Opt(help="none|selective|full")] = None,
+        config: Annotated[Path | None, Opt(help="Run TOML file")] = None,
+        engine: Annotated[str, Opt(help="analytic (closed form) or des (SimPy)")] = "analytic",
+        seed: Annotated[int, Opt(help="DES seed")] = 0,
+        jitter: Annotated[float, Opt(help="DES per-op jitter (lognormal sigma)")] = 0.0,
+        speed_sigma: Annotated[float, Opt(help="DES per-device speed sigma")] = 0.0,
+        contention: Annotated[bool, Opt("--contention/--no-contention")] = True,
+        plot: Annotated[Path | None, Opt(help="Write the speed-up plot (PNG/SVG/PDF)")] = None,
+        json_out: Annotated[bool, Opt("--json", help="JSON on stdout")] = False,
+    ) -> None:
+        """Strong scaling of one model: speed-up vs the seed's linear m × k, efficiency, comm."""
+
+        def go() -> tuple[list[Any], dict[str, Any]]:
+            from analysis.runconfig import build_run, merge, read_run_file
+            from analysis.scaling import sweep
+
+            counts = _numbers(gpus, "gpus")
+            rates = _numbers(scale_out, "scale-out", float) if scale_out else None
+            file_spec = read_run_file(config) if config else None
+            over: dict[str, dict[str, Any]] = {
+                "model": {"name": model},
+                "parallelism": {
+                    "tp": tp,
+                    "pp": pp,
+                    "vpp": vpp,
+                    "cp": cp,
+                    "dp": -1,
+                    "sp": sp,
+                    "zero": zero,
+                },
+                "training": {
+                    "seq_len": seq_len,
+                    "micro_batch": micro_batch,
+                    "global_batch": global_batch,
+                    "precision": precision,
+                    "recompute": recompute,
+                },
+                "cluster": {
+                    "hardware": hardware,
+                    "gpus": counts[0],
+                    "gpus_per_node": gpus_per_node,
+                },
+            }
+            spec = merge(file_spec, over)
+            first = build_run(spec)
+
+            def workload(n: int):
+                spec["cluster"]["gpus"] = n
+                return build_run(spec).workload
+
+            kw: dict[str, Any] = {}
+            if engine == "des":
+                kw = {
+                    "seed": seed,
+                    "jitter": jitter,
+                    "speed_sigma": speed_sigma,
+                    "contention": contention,
+                }
+            points = sweep(workload, first.hardware, counts, engine, first.options, rates, **kw)
+            meta = {
+                "model": first.workload.model.name,
+                "hardware": first.hardware.name,
+                "engine": engine,
+                "global_batch": first.workload.parallel.global_batch_size,
+                "seq_len": first.workload.seq_len,
+                "layout": {
+                    k: getattr(first.workload.parallel, k)
+                    for k in ("tp", "pp", "vpp", "cp", "zero_stage")
+                },
+            }
+            return points, meta
+
+        points, meta = run_guarded(go)
+        if plot is not None:
+            from analysis.scaling import plot as draw
+
+            title = f"{meta['model']} on {meta['hardware']} ({meta['engine']})"
+            run_guarded(lambda: draw(points, plot, title))
+        if json_out:
+            from analysis.scaling import to_records
+
+            echo_json({"inputs": meta, "points": to_records(points)})
+            return
+        _render(points, meta)
+
+
+def _render(points: list[Any], meta: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    lay = meta["layout"]
+    t = Table(
+        title=f"{meta['model']} on {meta['hardware']} [{meta['engine']}]: tp={lay['tp']} "
+        f"pp={lay['pp']} cp={lay['cp']} zero={lay['zero_stage']}, global batch "
+        f"{meta['global_batch']} x {meta['seq_len']} tokens",
+        title_justify="left",
+    )
+    for col in (
+        "GPUs",
+        "dp",
+        "NIC Gb/s",
+        "step time",
+        "speed-up",
+        "seed m×k",
+        "efficiency",
+        "comm share",
+        "tokens/s",
+        "MFU",
+        "fits",
+    ):
+        t.add_column(col, justify="right")
+    for p in points:
+        t.add_row(
+            f"{p.gpus:,}",
+            str(p.dp),
+            f"{p.scale_out_gbps:g}",
+            f"{p.step_time_s:.3f} s",
+            f"{p.speedup:,.1f}",
+            f"{p.linear_speedup:,.0f}",
+            f"{p.efficiency:.1%}",
+            f"{p.comm_share:.1%}",
+            f"{p.tokens_per_s:,.0f}",
+            f"{p.mfu:.1%}",
+            "yes" if p.fits_in_memory else "no",
+        )
+    Console().print(t)

@@ -21,7 +21,7 @@ from analysis.planner.costs import training_cost, unit_price
 from analysis.planner.pareto import pareto_mask
 from analysis.planner.request import PlanRequest
 from analysis.planner.result import Candidate, PlanResult
-from analysis.planner.search import layout_workload, search_candidate
+from analysis.planner.search import layout_workload, search_candidate, unsupported
 from analysis.planner.space import Enumeration, enumerate_layouts
 from analysis.predict import predict
 from hwprofiles.prices import Price
@@ -58,7 +58,8 @@ def search_all(
         len(enums[(hw.node.gpus_per_node, g)].layouts)
         for hw in req.hardware
         for g in req.gpus
-        for _ in req.precisions
+        for p in req.precisions
+        if unsupported(hw, g, p) is None
     )
     done = 0
 
@@ -80,12 +81,12 @@ def search_all(
                     precision,
                     req.sequence_length,
                     req.batch,
-                    enums[(hw.node.gpus_per_node, g)],
-                    req.options,
-                    req.space,
-                    req.usable_memory_fraction,
-                    req.top_n,
-                    advance,
+                    enumeration=enums[(hw.node.gpus_per_node, g)],
+                    options=req.options,
+                    space=req.space,
+                    usable_memory_fraction=req.usable_memory_fraction,
+                    top_n=req.top_n,
+                    progress=advance,
                 )
                 out.append(Candidate(found, price))
     if progress is not None:

@@ -116,7 +116,7 @@ def evaluate_chunked(
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
 
 
-def _unsupported(hw: HardwareProfile, gpus: int, precision: str) -> str | None:
+def unsupported(hw: HardwareProfile, gpus: int, precision: str) -> str | None:
     """Why this hardware cannot run this candidate at all, or None."""
     gpn = hw.node.gpus_per_node
     if gpus > gpn and gpus % gpn:
@@ -145,14 +145,14 @@ def search_candidate(
     """Evaluate every valid layout of one candidate; keep the best `top_n` that fit."""
     out = CandidateSearch(hw.name, gpus, precision)
     out.usable_memory_bytes = usable_memory_fraction * hw.accelerator.memory_bytes
-    why = _unsupported(hw, gpus, precision)
+    why = unsupported(hw, gpus, precision)
     if why is not None:
         out.reason = why
         return out
     e = enumeration or enumerate_layouts(model, gpus, hw.node.gpus_per_node, seq_len, batch, space)
     out.tried, out.valid, out.rejected = e.tried, len(e.layouts), dict(e.rejected)
     if out.valid == 0:
-        out.reason = "no layout passes the divisibility rules: " + _top_reasons(e.rejected)
+        out.reason = "no layout passes the divisibility rules; " + _top_reasons(e)
         return out
     r = evaluate_chunked(
         model, hw, seq_len, e.layouts, precision, options or Options(), progress=progress
@@ -186,6 +186,8 @@ def search_candidate(
     return out
 
 
-def _top_reasons(rejected: dict[str, int], n: int = 2) -> str:
-    items = sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-    return "; ".join(f"{k} ({v} layouts)" for k, v in items)
+def _top_reasons(e: Enumeration, n: int = 2) -> str:
+    """The rules to relax: those that alone reject some layouts, else the most frequent."""
+    counts, how = (e.blocking, "fails alone") if e.blocking else (e.rejected, "rejects")
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+    return "; ".join(f"{k} ({how} for {v} layouts)" for k, v in items)

@@ -144,7 +144,8 @@ def global_batch(
 def classify(
     model: ModelSpec, gpus: int, seq_len: int, cols: dict[str, np.ndarray], batch: BatchPolicy
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(reason code per row: -1 valid else an index into `REASONS`; dp; global batch)."""
+    """(reason code per row: -1 valid else the first failing rule's index into `REASONS`;
+    count of failing rules per row; dp; global batch)."""
     tp, cp, pp, vpp = cols["tp"], cols["cp"], cols["pp"], cols["vpp"]
     kv = model.kv_heads
     mp = tp * pp * cp
@@ -158,12 +159,13 @@ def classify(
         seq_len % cp != 0,
         (cols["sp"] == 1) & (seq_len % (tp * cp) != 0),
         dp == 0,
-        np.abs(gbs - batch.target_sequences) > allowed,
+        (dp == 0) | (np.abs(gbs - batch.target_sequences) > allowed),  # no dp: no split
     )
     reason = np.full(tp.shape, -1, dtype=np.int64)
     for code in range(len(failing) - 1, -1, -1):  # the first failing rule wins
         reason = np.where(failing[code], code, reason)
-    return reason, dp, gbs
+    n_failing = np.sum(np.stack([np.broadcast_to(f, tp.shape) for f in failing]), axis=0)
+    return reason, n_failing, dp, gbs
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,9 @@ class Enumeration:
     layouts: Layouts
     tried: int
     rejected: dict[str, int]
+    """Rule -> candidates it rejected (each counted under the first rule it fails)."""
+    blocking: dict[str, int]
+    """Rule -> candidates that fail this rule alone: relaxing it would admit them."""
 
 
 def enumerate_layouts(
@@ -188,12 +193,14 @@ def enumerate_layouts(
         raise ValueError(f"gpus: {gpus} must be >= 1")
     space = space or SearchSpace()
     cols = candidate_product(model, gpus, gpus_per_node, space)
-    reason, dp, gbs = classify(model, gpus, seq_len, cols, batch)
+    reason, n_failing, dp, gbs = classify(model, gpus, seq_len, cols, batch)
     redundant = ((cols["sp"] == 1) & (cols["tp"] == 1)) | ((cols["zero"] > 0) & (dp == 1))
     keep = (reason == -1) & ~redundant
     counts = np.bincount(reason[reason >= 0], minlength=len(REASONS))
     rejected = {REASONS[i]: int(c) for i, c in enumerate(counts) if c}
+    alone = np.bincount(reason[n_failing == 1], minlength=len(REASONS))
+    blocking = {REASONS[i]: int(c) for i, c in enumerate(alone) if c}
     layouts = Layouts.from_arrays(
         **{k: v[keep] for k, v in cols.items()}, dp=dp[keep], gbs=gbs[keep]
     )
-    return Enumeration(layouts, int(reason.size), rejected)
+    return Enumeration(layouts, int(reason.size), rejected, blocking)

@@ -114,7 +114,8 @@ def answer_blocks(result: PlanResult) -> list[Block]:
 
 def recheck_blocks(result: PlanResult) -> list[Block]:
     """The SimPy engine's step for the re-checked candidates, beside the closed form."""
-    done = [c for c in result.candidates if c.des_step_time_s is not None]
+    ranked = [result.candidates[i] for i in result.ranking]
+    done = [c for c in ranked if c.des_step_time_s is not None]
     out: list[Block] = [
         ("h", 2, "Re-check with the SimPy engine"),
         ("p", result.recheck_note + "."),

@@ -98,7 +98,7 @@ def _compute(m: Measurements) -> dict[str, Any]:
         }
     ew = pd.DataFrame(m.tables["elementwise"])
     if not ew.empty:
-        largest = ew[ew["bytes"] == ew.groupby("op")["bytes"].transform("max")]
+        largest = ew[ew["bytes"] == ew.groupby(["op", "dtype"])["bytes"].transform("max")]
         out["elementwise_bytes_per_s"] = {
             str(d): {str(r["op"]): float(r["bytes_per_s"]) for _, r in g.iterrows()}
             for d, g in largest.groupby("dtype", sort=False)

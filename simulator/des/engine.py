@@ -77,9 +77,9 @@ class Sim:
 
     def collective(self, coll: Collective) -> Generator[simpy.Event, Any, None]:
         net = self.net
-        if net is not None and self.private is not None:
-            if all(self.private(ph.route) for ph in coll.phases):
-                net = None  # provably alone on its links: same time, fewer events
+        private = self.private
+        if net is not None and private is not None and all(private(p.route) for p in coll.phases):
+            net = None  # provably alone on its links: same time, fewer events
         return run(self.env, net, coll)
 
 

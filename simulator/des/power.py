@@ -60,5 +60,7 @@ def device_power(rows: Iterable[Row], horizon_s: float, pm: PowerModel) -> dict[
     energy = float((dt * watts[state]).sum())
     change = np.ones(len(state), dtype=bool)
     change[1:] = watts[state[1:]] != watts[state[:-1]]
-    log = [(float(t), float(w)) for t, w in zip(edges[:-1][change], watts[state][change], strict=True)]
+    log = [
+        (float(t), float(w)) for t, w in zip(edges[:-1][change], watts[state][change], strict=True)
+    ]
     return {"time_s": time_s, "energy_j": energy, "log": log}

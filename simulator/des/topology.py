@@ -131,7 +131,7 @@ class Cluster:
         n, stride = self.placement.size(dim), self.placement.stride(dim)
         key = (rank, -1, n, stride)
         if key not in self._routes:
-            self._routes[key] = self._route(rank, n, stride, rail_aligned=True)
+            self._routes[key] = self.route(rank, n, stride, rail_aligned=True)
         return self.use(self._routes[key], user)
 
     def p2p_route(self, src: int, dst: int, user: object = None) -> Route:
@@ -139,7 +139,7 @@ class Cluster:
         key = (src, dst, 2, abs(dst - src))
         if key not in self._routes:
             aligned = (src % self.gpn) == (dst % self.gpn)
-            self._routes[key] = self._route(src, 2, abs(dst - src), aligned, peer=dst)
+            self._routes[key] = self.route(src, 2, abs(dst - src), aligned, peer=dst)
         return self.use(self._routes[key], user)
 
     # ---- who uses which link (contention is only possible between different users) ----
@@ -161,7 +161,7 @@ class Cluster:
             )
         return self._private[key]
 
-    def _route(
+    def route(
         self, rank: int, n: int, stride: int, rail_aligned: bool, peer: int | None = None
     ) -> Route:
         bw, alpha, n_nodes = (float(x) for x in group_link(self.hw, n, stride))

@@ -62,15 +62,15 @@ def chrome_trace(
                 "ph": "X",
                 "pid": r.rank,
                 "tid": tid,
-                "ts": r.start * 1e6,
-                "dur": (r.end - r.start) * 1e6,
+                "ts": round(r.start * 1e6, 3),
+                "dur": round((r.end - r.start) * 1e6, 3),
                 "args": {"microbatch": r.mb, "layer": r.layer},
             }
         )
     for rank, log in sorted((power_logs or {}).items()):
         for t, w in log:
             events.append(
-                {"name": "power", "ph": "C", "pid": rank, "ts": t * 1e6, "args": {"W": w}}
+                {"name": "power", "ph": "C", "pid": rank, "ts": round(t * 1e6, 3), "args": {"W": w}}
             )
     return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": dict(metadata or {})}
 
@@ -81,6 +81,9 @@ def write_trace(path: str | os.PathLike[str], trace: Mapping[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
         with os.fdopen(fd, "w") as fh:
             json.dump(trace, fh, separators=(",", ":"), allow_nan=False)
         os.replace(tmp, path)

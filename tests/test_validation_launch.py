@@ -1,0 +1,139 @@
+"""Real torchrun runs of the tiny GPT with gloo on CPU: a 2-rank run completes, a rank that
+exits or hangs is named, every rank is stopped, and the CLI reports it all.
+
+Each run starts two torchrun agents and two ranks (a few seconds of imports on 2 cores).
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from analysis.cli.main import app
+from validation.gpt import PRESETS
+from validation.launcher import launch
+from validation.spec import Fault, RunSpec
+
+TINY = PRESETS["tiny"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _rank_pids(run_dir: Path) -> list[int]:
+    pids = []
+    for p in run_dir.glob("rank*.progress.json"):
+        pids.append(json.loads(p.read_text())["pid"])
+    return pids
+
+
+def test_two_rank_gloo_run_completes(tmp_path):
+    spec = RunSpec(TINY, "ddp", "fp32", 2, steps=4, warmup=1, comm_pairs=2)
+    out = launch(spec, tmp_path)
+    assert out.ok, out.failure
+    assert sorted(out.results) == [0, 1]
+    for r, res in out.results.items():
+        assert res["rank"] == r and res["world_size"] == 2 and res["backend"] == "gloo"
+        assert res["threads"] == 1
+        assert len(res["step_times_s"]) == 4 and all(t > 0 for t in res["step_times_s"])
+        assert len(res["pair_sync_s"]) == len(res["pair_nosync_s"]) == 2
+        assert 5.0 < res["loss_last"] < 7.5  # ln(512) = 6.24 for random tokens
+    assert len(_rank_pids(tmp_path)) == 2
+    assert not any(_alive(pid) for pid in _rank_pids(tmp_path))
+
+
+def test_rank_that_raises_reports_its_error(tmp_path):
+    spec = RunSpec(TINY, "fsdp", "fp32", 2, steps=50, warmup=1, fault=Fault(0, "raise", 1))
+    out = launch(spec, tmp_path, hang_timeout_s=60)
+    assert out.failure.rank == 0
+    assert "RuntimeError: injected fault" in out.failure.reason
+    assert not any(_alive(pid) for pid in _rank_pids(tmp_path))
+
+
+@pytest.mark.slow
+def test_hung_rank_is_detected_and_stopped(tmp_path):
+    spec = RunSpec(TINY, "ddp", "fp32", 2, steps=50, warmup=1, fault=Fault(1, "hang", 3))
+    out = launch(spec, tmp_path, hang_timeout_s=3)
+    assert out.failure is not None and out.failure.rank == 1
+    assert "hung" in out.failure.reason and "step 2" in out.failure.reason
+    assert not any(_alive(pid) for pid in _rank_pids(tmp_path))
+
+
+def test_cli_end_to_end_fsdp_bf16(tmp_path):
+    """2 ranks, FSDP, bf16: the JSON report has measurements and analytic comparisons."""
+    args = [
+        "validate",
+        "--nproc",
+        "2",
+        "--model",
+        "tiny",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--strategy",
+        "fsdp",
+        "--precision",
+        "bf16",
+        "--hardware",
+        "cpu",
+        "--engines",
+        "analytic",
+        "--json",
+        "--out",
+        str(tmp_path),
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["format"] == "llmcap-validation/1"
+    (run,) = doc["runs"]
+    assert run["run"] == "fsdp-bf16-n2" and run["status"] == "ok"
+    assert run["measured"]["step"]["count"] == 3
+    (cmp_,) = [c for c in doc["comparisons"] if c["metric"] == "step_time_s"]
+    assert cmp_["engine"] == "analytic"
+    assert cmp_["error"] == pytest.approx(cmp_["predicted"] / cmp_["measured"] - 1, rel=1e-4)
+    assert (tmp_path / "report.md").is_file()
+    assert json.loads((tmp_path / "report.json").read_text()) == doc
+
+
+def test_cli_failed_rank_exits_non_zero_and_keeps_completed_runs(tmp_path):
+    args = [
+        "validate",
+        "--nproc",
+        "1,2",
+        "--model",
+        "tiny",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--strategy",
+        "ddp",
+        "--precision",
+        "fp32",
+        "--hardware",
+        "none",
+        "--inject-fault",
+        "1:exit:1",
+        "--json",
+        "--out",
+        str(tmp_path),
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1
+    doc = json.loads(res.stdout)
+    ok, failed = doc["runs"]
+    assert ok["run"] == "ddp-fp32-n1" and ok["status"] == "ok"  # kept
+    assert failed["run"] == "ddp-fp32-n2" and failed["failure"]["rank"] == 1
+    assert "exited with status 3" in failed["failure"]["reason"]  # the injected os._exit(3)
+    assert "run ddp-fp32-n2 failed: rank 1 failed" in res.stderr
+    assert not any(_alive(p) for p in _rank_pids(tmp_path / "runs" / "ddp-fp32-n2"))
+    assert os.path.isfile(tmp_path / "runs" / "ddp-fp32-n2" / "rank1.log")

@@ -1,0 +1,311 @@
+"""Validation pieces without processes: specs, rates, measurement summaries, comparisons,
+report rendering, and CLI input errors (one line, exit 2, nothing run)."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from analysis.cli.main import app
+from simulator.result import StepResult
+from validation import compare, report
+from validation.gpt import PRESETS
+from validation.launcher import Failure, Outcome
+from validation.measure import Spread, baseline_comm_fraction, measured, slowest_rank
+from validation.netns import parse_rate
+from validation.spec import Fault, RunSpec, format_rate
+from validation.suite import Matrix, Record, SuiteResult
+
+TINY = PRESETS["tiny"]
+
+
+# ---- specs, rates -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "bytes_per_s"),
+    [
+        ("200Mbit", 25e6),
+        ("1Gbit", 125e6),
+        ("1.5gbit", 187.5e6),
+        ("25MB/s", 25e6),
+        ("800kbit", 1e5),
+        ("100bit", 12.5),
+    ],
+)
+def test_parse_rate(text, bytes_per_s):
+    assert parse_rate(text) == pytest.approx(bytes_per_s)
+
+
+@pytest.mark.parametrize("text", ["fast", "100", "-5Mbit", "0Mbit", "10 Tbit"])
+def test_parse_rate_rejects(text):
+    with pytest.raises(ValueError, match="link-bandwidth"):
+        parse_rate(text)
+
+
+def test_format_rate_round_trips():
+    for text in ("200Mbit", "1Gbit", "1.5Gbit"):
+        assert format_rate(parse_rate(text)) == text
+
+
+def test_run_ids_and_validation():
+    s = RunSpec(TINY, "fsdp", "bf16", 2, link_bytes_per_s=25e6)
+    assert s.run_id == "fsdp-bf16-n2@200Mbit"
+    assert RunSpec.from_dict(s.to_dict()) == s
+    assert not s.measures_comm_by_no_sync and s.with_(strategy="ddp").measures_comm_by_no_sync
+    with pytest.raises(ValueError, match="strategy: 'zero'"):
+        RunSpec(TINY, "zero", "fp32", 1)
+    with pytest.raises(ValueError, match="steps: 0"):
+        RunSpec(TINY, "ddp", "fp32", 1, steps=0)
+    with pytest.raises(ValueError, match=r"fault\.rank: 2"):
+        RunSpec(TINY, "ddp", "fp32", 2, fault=Fault(2, "exit"))
+
+
+def test_fault_parse():
+    assert Fault.parse("1:hang:4") == Fault(1, "hang", 4)
+    assert Fault.parse("0:exit") == Fault(0, "exit", 0)
+    for bad in ("1", "x:exit", "1:explode", "1:exit:y"):
+        with pytest.raises(ValueError, match="fault"):
+            Fault.parse(bad)
+
+
+def test_matrix_runs_one_rank_once_and_first():
+    m = Matrix(
+        TINY, nprocs=(2, 1), strategies=("ddp",), precisions=("fp32",), links=(None, 125e6, 25e6)
+    )
+    ids = [s.run_id for s in m.specs()]
+    assert ids == ["ddp-fp32-n1", "ddp-fp32-n2", "ddp-fp32-n2@1Gbit", "ddp-fp32-n2@200Mbit"]
+
+
+# ---- measurement summaries ------------------------------------------------------------------
+def _rank(times, sync=(), nosync=(), energy=None, metered=False):
+    return {
+        "step_times_s": list(times),
+        "pair_sync_s": list(sync),
+        "pair_nosync_s": list(nosync),
+        "peak_memory_bytes": 1000,
+        "peak_memory_kind": "max_rss",
+        "energy_metered": metered,
+        "energy_j": energy,
+        "energy_meter": "fake" if energy else None,
+        "energy_reason": "" if energy else "no meter",
+        "loss_first": 6.0,
+        "loss_last": 5.9,
+    }
+
+
+def test_spread_and_slowest_rank():
+    sp = Spread.of([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert sp.median_s == 3.0 and sp.min_s == 1.0 and sp.max_s == 100.0 and sp.count == 5
+    assert sp.q1_s == 2.0 and sp.q3_s == 4.0
+    assert slowest_rank([[1.0, 5.0], [2.0, 3.0]]) == [2.0, 5.0]
+
+
+def test_measured_from_outcome_ddp():
+    spec = RunSpec(TINY, "ddp", "fp32", 2, steps=3, comm_pairs=2)
+    ranks = {
+        0: _rank([0.1, 0.2, 0.3], [0.2, 0.2], [0.15, 0.15], energy=6.0, metered=True),
+        1: _rank([0.1, 0.25, 0.2], [0.2, 0.2], [0.1, 0.1]),
+    }
+    m = measured(Outcome(spec, Path("."), ranks, None, 1.0))
+    assert m.step.median_s == pytest.approx(0.25)
+    assert m.tokens_per_s == pytest.approx(spec.tokens_per_step / 0.25)
+    assert m.comm_fraction == pytest.approx(0.25) and m.comm_method == "no_sync"
+    assert m.energy_per_step_j == pytest.approx(2.0)  # 6 J over 3 steps, rank 0's meter
+
+
+def test_failed_outcome_has_no_measurement():
+    spec = RunSpec(TINY, "ddp", "fp32", 2)
+    with pytest.raises(ValueError, match="incomplete"):
+        measured(Outcome(spec, Path("."), {}, Failure(1, "rank 1 failed"), 1.0))
+
+
+def test_fsdp_comm_share_from_one_rank_baseline():
+    one = RunSpec(TINY, "fsdp", "fp32", 1, steps=2)
+    two = one.with_(nproc=2)
+    m1 = measured(Outcome(one, Path("."), {0: _rank([0.3, 0.3])}, None, 1.0))
+    m2 = measured(Outcome(two, Path("."), {0: _rank([0.4, 0.4]), 1: _rank([0.4, 0.4])}, None, 1))
+    assert m2.comm_fraction is None
+    m2 = baseline_comm_fraction(m2, two, m1)
+    assert m2.comm_fraction == pytest.approx(0.25) and m2.comm_method == "1-rank baseline"
+
+
+# ---- comparisons ----------------------------------------------------------------------------
+def _step(t, comm=0.0, energy=1.0, n=1):
+    return StepResult(
+        engine="fake",
+        step_time_s=t,
+        tokens_per_step=1,
+        num_gpus=n,
+        model_flops_per_step=1.0,
+        hardware_flops_per_step=1.0,
+        peak_flops_per_gpu=1.0,
+        comm_exposed_s=comm * t,
+        memory_per_gpu_bytes=0.0,
+        memory_capacity_bytes=1.0,
+        energy_per_step_j=energy,
+    )
+
+
+def _measured_runs():
+    runs = {}
+    for prec, n, t, energy in (
+        ("fp32", 1, 0.2, 10.0),
+        ("fp32", 2, 0.25, 24.0),
+        ("bf16", 1, 0.1, 6.0),
+        ("bf16", 2, 0.2, 15.0),
+    ):
+        spec = RunSpec(TINY, "ddp", prec, n, steps=2, comm_pairs=2)
+        ranks = {
+            r: _rank([t, t], [t, t], [t * 0.8] * 2, energy=energy * 2, metered=r == 0)
+            for r in range(n)
+        }
+        runs[spec.run_id] = (spec, measured(Outcome(spec, Path("."), ranks, None, 1.0)))
+    return runs
+
+
+def test_compare_all_metrics_with_a_fake_predictor():
+    runs = _measured_runs()
+    fake = {
+        "ddp-fp32-n1": _step(0.2, 0, 10.0),
+        "ddp-fp32-n2": _step(0.2, 0.1, 20.0, 2),
+        "ddp-bf16-n1": _step(0.1, 0, 5.0),
+        "ddp-bf16-n2": _step(0.125, 0.2, 12.0, 2),
+    }
+
+    def predictor(w, hw, engine):
+        prec, n = w.parallel.precision, w.parallel.dp
+        return fake[f"ddp-{prec}-n{n}"]
+
+    specs = [s for s, _ in runs.values()]
+    preds, notes = compare.predict_runs(
+        specs, hardware=_any_profile(), engines=("analytic",), predictor=predictor
+    )
+    assert notes == []
+    got = {(c.metric, c.run, c.engine): c for c in compare.compare(runs, preds, ("analytic",))}
+    c = got[("step_time_s", "ddp-fp32-n2", "analytic")]
+    assert (c.measured, c.predicted, c.error) == (0.25, 0.2, pytest.approx(-0.2))
+    c = got[("speedup", "ddp-fp32-n2", "analytic")]
+    assert c.measured == pytest.approx(1.6) and c.predicted == pytest.approx(2.0)
+    assert c.baseline == "ddp-fp32-n1"
+    assert got[("speedup", "ddp-fp32-n2", "seed")].predicted == 2.0
+    assert got[("comm_fraction", "ddp-bf16-n2", "analytic")].measured == pytest.approx(0.2)
+    assert got[("comm_fraction", "ddp-bf16-n2", "analytic")].predicted == pytest.approx(0.2)
+    c = got[("bf16_fp32_time_ratio", "ddp-bf16-n2", "analytic")]
+    assert c.measured == pytest.approx(0.8) and c.predicted == pytest.approx(0.625)
+    c = got[("energy_ratio", "ddp-bf16-n1", "analytic")]
+    assert c.measured == pytest.approx(0.6) and c.predicted == pytest.approx(0.5)
+    assert got[("energy_ratio", "ddp-bf16-n1", "seed-literal")].predicted == 2.0
+    assert got[("energy_ratio", "ddp-bf16-n1", "seed-intended")].predicted == 0.5
+    assert ("speedup", "ddp-fp32-n1", "analytic") not in got  # no speed-up of 1 rank
+    assert {c.metric for c in got.values()} == set(compare.METRICS)
+    d = c.to_dict()
+    assert list(d)[:6] == ["run", "metric", "measured", "predicted", "engine", "error"]
+
+
+def _any_profile():
+    from hwprofiles.catalogue import load_profile
+
+    return load_profile("cpu")
+
+
+def test_engine_that_cannot_predict_is_noted_once():
+    runs = _measured_runs()
+    calls = []
+
+    def predictor(w, hw, engine):
+        calls.append(engine)
+        raise NotImplementedError("not yet")
+
+    preds, notes = compare.predict_runs(
+        [s for s, _ in runs.values()], _any_profile(), ("des",), predictor
+    )
+    assert preds == {} and calls == ["des"] and "not yet" in notes[0]
+
+
+def test_summary_median_and_target():
+    cs = [compare.Comparison("a", "step_time_s", 1.0, p, "analytic") for p in (1.05, 0.8, 1.02)]
+    cs.append(compare.Comparison("b@x", "speedup", 2.0, 1.0, "seed"))
+    rows = compare.summarise(cs, rate_limited={"b@x"})
+    st = next(r for r in rows if r["metric"] == "step_time_s")
+    assert st["count"] == 3 and st["median_abs_error"] == pytest.approx(0.05)
+    assert st["max_abs_error"] == pytest.approx(0.2) and st["meets_target"]
+    scopes = {(r["metric"], r["scope"]) for r in rows}
+    assert ("speedup", "rate-limited link") in scopes
+    assert ("step_time_s", "rate-limited link") not in scopes
+
+
+# ---- report ---------------------------------------------------------------------------------
+def test_report_document_and_markdown():
+    runs = _measured_runs()
+    matrix = Matrix(TINY, strategies=("ddp",), links=(None,), steps=2, comm_pairs=2)
+    recs = [Record(s, m, wall_s=1.0) for s, m in runs.values()]
+    failed = RunSpec(TINY, "ddp", "fp32", 2, link_bytes_per_s=25e6)
+    recs.append(Record(failed, None, Failure(1, "rank 1 failed: exited with status 3"), 2.0))
+    cs = [compare.Comparison("ddp-fp32-n2", "step_time_s", 0.25, 0.2, "analytic")]
+    doc = report.document(
+        matrix,
+        SuiteResult(recs),
+        cs,
+        compare.summarise(cs, set()),
+        machine={"date": "today"},
+        hardware={"name": "fake", "kind": "calibrated", "date": "", "notes": ""},
+        notes=["a note"],
+        command="llmcap validate --model tiny",
+    )
+    assert doc["comparisons"][0]["error"] == pytest.approx(-0.2)
+    failed_row = next(r for r in doc["runs"] if r["status"] == "failed")
+    assert failed_row["failure"] == {
+        "rank": 1,
+        "reason": "rank 1 failed: exited with status 3",
+        "others": [],
+    }
+    md = report.markdown(doc)
+    assert "rank 1 failed: exited with status 3" in md and "a note" in md
+    assert "| step_time_s | ddp-fp32-n2 |  | analytic | 250.0 ms | 200.0 ms | -20.0 % |" in md
+    for line in md.splitlines():  # every table row has as many cells as its header
+        if line.startswith("| metric | engine"):
+            assert line.count("|") == 8
+    assert len(report.tables(doc)) == 3
+
+
+# ---- CLI input errors -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nproc", "0"], "nproc: '0' must be an integer >= 1"),
+        (["--strategy", "zero9"], "strategy: 'zero9' must be one of ddp, fsdp"),
+        (["--precision", "fp64"], "precision: 'fp64'"),
+        (["--model", "huge"], "model: 'huge'"),
+        (["--link-bandwidth", "fast"], "link-bandwidth: 'fast'"),
+        (["--steps", "0"], "steps: 0"),
+        (["--hardware", "no-such-box"], "hardware: 'no-such-box'"),
+        (["--engines", "oracle"], "engines: 'oracle'"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(args, message):
+    res = CliRunner().invoke(app, ["validate", "--model", "tiny", *args])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert lines == [f"llmcap: error: {lines[0].split('error: ', 1)[1]}"]
+    assert message in lines[0] and "Traceback" not in res.output
+
+
+def test_cli_link_bandwidth_needs_root(monkeypatch):
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    res = CliRunner().invoke(app, ["validate", "--model", "tiny", "--link-bandwidth", "1Gbit"])
+    assert res.exit_code == 2
+    assert "link-bandwidth: needs root" in res.output and "uid 1000" in res.output
+
+
+# ---- docs splicing --------------------------------------------------------------------------
+def test_splice_replaces_only_its_block():
+    from validation.docs import splice
+
+    page = "# Validation\n\nhand-written\n"
+    once = splice(page, "cpu", "old table")
+    assert once.startswith(page.rstrip()) and "old table" in once
+    twice = splice(splice(once, "gpu-2025-01-01", "gpu table"), "cpu", "new table")
+    assert "old table" not in twice and "new table" in twice and "gpu table" in twice
+    assert twice.index("new table") < twice.index("gpu table")  # the cpu block kept its place
+    assert twice.count("hand-written") == 1
+    with pytest.raises(ValueError, match="unbalanced"):
+        splice("<!-- BEGIN generated:cpu -->\n", "cpu", "x")
