@@ -4,7 +4,7 @@ Evaluates many parallel layouts of one model on one hardware profile at once (nu
 which is what the planner searches with. The structure of a step (Megatron-LM 1F1B):
 
     step = m * t_mb(last stage)              compute + exposed TP/CP comm per micro-batch
-         + (pp - 1) / vpp * t_mb(average)    pipeline bubble (Narayanan et al. 2021, Sec. 2.2)
+         + (pp * t_avg - t_last) / vpp       pipeline bubble (Narayanan et al. 2021, Sec. 2.2)
          + exposed pipeline p2p              fill and drain chains; all if not overlapped
          + exposed ZeRO-3 gathers            per micro-batch, beyond the compute hiding them
          + exposed DP gradient reduction     beyond the last micro-batch's backward
@@ -18,8 +18,6 @@ ends, and contention between different groups' collectives (the SimPy engine mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from analysis.layouts import Layouts
@@ -30,38 +28,8 @@ from simulator.costmodel.network import group_collective_time, p2p_time
 from simulator.costmodel.ops import embedding_ops, head_ops, layer_ops
 from simulator.costmodel.timing import ACT_BYTES, op_times
 from simulator.model import ModelSpec
+from simulator.options import Options
 from simulator.parallel import BYTES_PER_PARAM
-
-
-@dataclass(frozen=True)
-class Options:
-    """Implementation choices that change a step's cost; defaults follow Megatron-LM 2024."""
-
-    attention: str = "flash"
-    """"flash": fused attention (no s^2 tensors); "naive": unfused softmax (pre-2022 stacks)."""
-    dropout: bool = False
-    """Dropout masks stored (GPT-2/3-era recipes); modern LLM recipes train without dropout."""
-    overlap_grad_reduce: bool = True
-    """DP gradient reduction in buckets, overlapped with the last micro-batch's backward."""
-    overlap_param_gather: bool = True
-    """ZeRO parameter all-gathers prefetched behind compute."""
-    overlap_tp_comm: bool = False
-    """TP collectives overlapped with GEMMs (Megatron --tp-comm-overlap, Transformer Engine)."""
-    overlap_p2p: bool = True
-    """Pipeline send/recv overlapped with compute in steady state (Megatron default)."""
-    grad_reduce_bytes: float = 4.0
-    """Bytes per gradient element in the DP reduction (fp32: Megatron and torch AMP default)."""
-    bucket_bytes: float = 25 * 2**20
-    """Gradient bucket (torch DDP default bucket_cap_mb = 25 MiB): the last one is exposed."""
-    comm_interference: float = 0.18
-    """Fraction of compute throughput lost while an overlapped collective runs: NCCL kernels
-    hold SMs (an all-gather launched 24 thread blocks on a 132-SM H100 in the measurement of
-    NVIDIA developer forum thread 337991, "Compute-communication overlap causes severe GEMM
-    performance degradation", 2025: 24/132 = 0.18) and share HBM bandwidth. Hidden
-    communication of duration T costs the compute stream `comm_interference * T`."""
-    optimizer_bytes_per_param: float = 34.0
-    """AdamW step memory traffic per local parameter (bytes): read fp32 master, grad, m, v
-    (16), write master, m, v (12), write the 16-bit copy (2), gradient-norm read (4)."""
 
 
 def overlap(comm, window, interference):
@@ -148,6 +116,7 @@ def evaluate(
     t = _stage_times(model, hw, s, L, precision, opts)
 
     per_layer = t["layer"] + t["tp_exposed"] + t["cp_exposed"]
+    last = n_layers * per_layer + t["head"] + np.where(L.pp == 1, t["emb"], 0.0)
     avg = (model.num_hidden_layers * per_layer + t["head"] + t["emb"]) / L.pp
     compute_mb = (
         n_layers * (t["fwd"] + t["bwd"] + t["rc"]) + t["head"] + np.where(L.pp == 1, t["emb"], 0.0)
@@ -157,7 +126,8 @@ def evaluate(
     e = ACT_BYTES[precision]
     p2p_bytes = L.mb * s / L.cp * model.hidden_size * e / L.tp
     t_p2p = np.where(L.pp > 1, p2p_time(hw, p2p_bytes, L.tp * L.cp * L.dp), 0.0)
-    bubble = (L.pp - 1) / L.vpp * avg
+    # 1F1B: step = (sum of the other stages' times) + m * t_last; balanced: (pp-1)/vpp * t
+    bubble = np.maximum(0.0, L.pp * avg - last) / L.vpp
     p2p_steady = 2 * L.vpp * m * t_p2p
     p2p_exposed = 2 * (L.pp - 1) * t_p2p + (0.0 if opts.overlap_p2p else p2p_steady)
 

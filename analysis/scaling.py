@@ -25,6 +25,7 @@ from analysis.predict import predict
 from analysis.seed import speedup_linear
 from hwprofiles.profile import HardwareProfile
 from simulator.parallel import Workload
+from simulator.result import round_sig
 
 BITS_PER_BYTE = 8
 
@@ -104,8 +105,8 @@ def sweep(
 
 
 def to_records(points: Sequence[ScalePoint]) -> list[dict[str, Any]]:
-    """JSON-ready rows."""
-    return [asdict(p) | {"saturated_links": list(p.saturated_links)} for p in points]
+    """JSON-ready rows (floats rounded as the `llmcap simulate` contract rounds them)."""
+    return [round_sig(asdict(p) | {"saturated_links": list(p.saturated_links)}) for p in points]
 
 
 def plot(points: Sequence[ScalePoint], path: str | Path, title: str = "") -> Path:
@@ -117,28 +118,26 @@ def plot(points: Sequence[ScalePoint], path: str | Path, title: str = "") -> Pat
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     speeds = sorted({p.scale_out_gbps for p in points})
-    for s in speeds:
+    many = len(speeds) > 1
+    for i, s in enumerate(speeds):
         pts = [p for p in points if p.scale_out_gbps == s]
-        label = f"llmcap, {s:g} Gb/s NICs" if len(speeds) > 1 else "llmcap"
-        ax1.plot([p.gpus for p in pts], [p.speedup for p in pts], "o-", label=label)
-        ax2.plot(
-            [p.gpus for p in pts],
-            [p.efficiency for p in pts],
-            "o-",
-            label=f"efficiency {s:g} Gb/s" if len(speeds) > 1 else "scaling efficiency",
-        )
-        ax2.plot(
-            [p.gpus for p in pts],
-            [p.comm_share for p in pts],
-            "s--",
-            label=f"comm share {s:g} Gb/s" if len(speeds) > 1 else "communication share",
-        )
+        g = [p.gpus for p in pts]
+        c = f"C{i}"
+        tag = f", {s:g} Gb/s NICs" if many else ""
+        ax1.plot(g, [p.speedup for p in pts], "o-", color=c, label="llmcap" + tag)
+        ax2.plot(g, [p.efficiency for p in pts], "o-", color=c, label="scaling efficiency" + tag)
+        ax2.plot(g, [p.comm_share for p in pts], "s--", color=c, label="communication share" + tag)
     lin = sorted({(p.gpus, p.linear_speedup) for p in points})
     ax1.plot([g for g, _ in lin], [v for _, v in lin], "k:", label="seed: linear m × k")
-    ax1.set(xscale="log", yscale="log", xlabel="GPUs", ylabel="speed-up over one ideal GPU")
-    ax2.set(xscale="log", xlabel="GPUs", ylabel="fraction", ylim=(0, 1.05))
+    ax1.set(yscale="log", ylabel="speed-up over one ideal GPU")
+    ax2.set(ylabel="fraction", ylim=(0, 1.05))
+    ticks = sorted({p.gpus for p in points})
     for ax in (ax1, ax2):
-        ax.grid(True, which="both", alpha=0.3)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("GPUs")
+        ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)

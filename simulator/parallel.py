@@ -143,7 +143,8 @@ class Workload:
             raise ValueError(f"cp: seq_len = {self.seq_len} not divisible by cp = {p.cp}")
         if p.sequence_parallel and self.seq_len % (p.tp * p.cp):
             raise ValueError(
-                f"sequence_parallel: seq_len = {self.seq_len} not divisible by tp*cp = {p.tp * p.cp}"
+                f"sequence_parallel: seq_len = {self.seq_len} not divisible by "
+                f"tp*cp = {p.tp * p.cp}"
             )
 
     @property

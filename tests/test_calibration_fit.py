@@ -53,6 +53,15 @@ def test_efficiency_fit_is_monotone_even_for_non_monotone_data() -> None:
     assert min(f) > 0 and max(f) <= 1.0
 
 
+def test_efficiency_fit_with_few_sizes_fixes_the_exponent() -> None:
+    sizes = [1e6, 1e8, 1e10]
+    truth = [0.5 * s / (s + 1e8) for s in sizes]  # p = 1
+    fit = fit_efficiency(sizes, truth)
+    assert fit.exponent == 1.0
+    assert fit.max_fraction == pytest.approx(0.5, rel=1e-3)
+    assert fit.half_size == pytest.approx(1e8, rel=1e-2)
+
+
 def test_efficiency_fit_rejects_fractions_outside_unit_interval() -> None:
     with pytest.raises(ValueError, match=r"\(0, 1\]"):
         fit_efficiency([1, 2], [0.5, 1.5])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from analysis.cli.main import app
 from hwprofiles.calibration.collectives import bus_factor
 from hwprofiles.calibration.loader import load_calibrated_profile, read_summary
 from hwprofiles.calibration.machine import usable_cores
+from hwprofiles.calibration.refit import refit
 from hwprofiles.calibration.run import CalibrationConfig, calibrate
 from hwprofiles.calibration.timing import NOISY_SPREAD
 from hwprofiles.calibration.writer import COLUMNS
@@ -173,6 +176,23 @@ def test_catalogue_loads_the_directory(profile_dir: Path) -> None:
     assert hw.accelerator.peak_flops == load_calibrated_profile(profile_dir).accelerator.peak_flops
 
 
+def test_refit_from_the_csvs_reproduces_the_summary(
+    profile_dir: Path, summary: dict[str, Any], tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(profile_dir, copy)
+    toml = copy / "profile.toml"
+    toml.write_text(re.sub(r"max_fraction = \S+", "max_fraction = 0.5", toml.read_text()))
+    # the fits are spoilt, the tables intact
+    assert read_summary(copy)["compute"] != summary["compute"]
+    refit(copy)
+    again = read_summary(copy)
+    # the CSVs keep 6 significant digits, so the refit agrees to about that
+    assert_close(again["compute"], summary["compute"])
+    assert_close(again["network"], summary["network"])
+    assert again["machine"] == summary["machine"] and again["power"] == summary["power"]
+
+
 def test_loader_rejects_what_is_not_a_profile(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no profile\.toml"):
         load_calibrated_profile(tmp_path)
@@ -192,6 +212,22 @@ def test_simulate_uses_the_calibrated_profile(profile_dir: Path, summary: dict[s
     out = json.loads(res.stdout)
     assert out["provenance"]["hardware_kind"] == "calibrated"
     assert out["step_time_s"] > 0
+
+
+def assert_close(a: Any, b: Any, rel: float = 1e-3) -> None:
+    """Nested dicts/lists equal, numbers to `rel`."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_close(a[k], b[k], rel)
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_close(x, y, rel)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=rel, abs=1e-12)
+    else:
+        assert a == b
 
 
 def run_cli(*args: str) -> Any:

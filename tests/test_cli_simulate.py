@@ -10,27 +10,87 @@ from analysis.cli.main import app
 
 GOLDEN = Path(__file__).parent / "golden"
 KEYS = [
-    "step_time_s", "tokens_per_s", "tokens_per_s_per_gpu", "model_tflops_per_gpu", "mfu", "hfu",
-    "comm_exposed_s", "comm_fraction", "memory_per_gpu_bytes", "fits_in_memory",
-    "energy_per_step_j", "avg_power_w", "scaling_efficiency", "time_to_train_s", "breakdown",
-    "document", "inputs",
-]  # fmt: skip
+    "step_time_s",
+    "tokens_per_s",
+    "tokens_per_s_per_gpu",
+    "model_tflops_per_gpu",
+    "mfu",
+    "hfu",
+    "comm_exposed_s",
+    "comm_fraction",
+    "memory_per_gpu_bytes",
+    "fits_in_memory",
+    "energy_per_step_j",
+    "avg_power_w",
+    "scaling_efficiency",
+    "time_to_train_s",
+    "breakdown",
+    "document",
+    "inputs",
+]
 SCENARIOS = {
     "gpt3-175b-a100-1024": [
-        "--model", "gpt3-175b", "--hardware", "a100-80gb", "--gpus", "1024", "--tp", "8",
-        "--pp", "8", "--global-batch", "1536", "--seq-len", "2048", "--precision", "fp16",
-        "--recompute", "full", "--tokens", "300e9",
+        "--model",
+        "gpt3-175b",
+        "--hardware",
+        "a100-80gb",
+        "--gpus",
+        "1024",
+        "--tp",
+        "8",
+        "--pp",
+        "8",
+        "--global-batch",
+        "1536",
+        "--seq-len",
+        "2048",
+        "--precision",
+        "fp16",
+        "--recompute",
+        "full",
+        "--tokens",
+        "300e9",
     ],
     "llama3-8b-h100-fsdp": [
-        "--model", "llama3-8b", "--hardware", "h100-sxm", "--gpus", "64", "--tp", "1",
-        "--pp", "1", "--zero", "3", "--micro-batch", "1", "--global-batch", "512",
-        "--seq-len", "8192", "--recompute", "none",
+        "--model",
+        "llama3-8b",
+        "--hardware",
+        "h100-sxm",
+        "--gpus",
+        "64",
+        "--tp",
+        "1",
+        "--pp",
+        "1",
+        "--zero",
+        "3",
+        "--micro-batch",
+        "1",
+        "--global-batch",
+        "512",
+        "--seq-len",
+        "8192",
+        "--recompute",
+        "none",
     ],
     "mistral-7b-mi300x-tp2": [
-        "--model", "mistral-7b", "--hardware", "mi300x", "--gpus", "16", "--tp", "2",
-        "--pp", "1", "--sp", "--global-batch", "64", "--precision", "bf16",
+        "--model",
+        "mistral-7b",
+        "--hardware",
+        "mi300x",
+        "--gpus",
+        "16",
+        "--tp",
+        "2",
+        "--pp",
+        "1",
+        "--sp",
+        "--global-batch",
+        "64",
+        "--precision",
+        "bf16",
     ],
-}  # fmt: skip
+}
 runner = CliRunner()
 
 
@@ -98,8 +158,21 @@ def test_bad_input_is_one_line_exit_2(args, message):
 
 
 def test_model_that_does_not_fit_reports_then_exits_2():
-    r = invoke("--model", "gpt3-175b", "--hardware", "a100-40gb", "--gpus", "8", "--tp", "8",
-               "--pp", "1", "--global-batch", "8", "--json")  # fmt: skip
+    r = invoke(
+        "--model",
+        "gpt3-175b",
+        "--hardware",
+        "a100-40gb",
+        "--gpus",
+        "8",
+        "--tp",
+        "8",
+        "--pp",
+        "1",
+        "--global-batch",
+        "8",
+        "--json",
+    )
     assert r.exit_code == 2
     out = json.loads(r.stdout)
     assert out["fits_in_memory"] is False
@@ -136,12 +209,34 @@ def test_malformed_run_file(tmp_path, text, message):
 
 def test_hf_config_json_as_model(tmp_path):
     cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps({
-        "model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 16,
-        "num_attention_heads": 16, "num_key_value_heads": 4, "intermediate_size": 5632,
-        "vocab_size": 32000, "max_position_embeddings": 2048,
-    }))  # fmt: skip
-    r = invoke("--model", str(cfg), "--hardware", "a100-80gb", "--gpus", "8", "--tp", "1",
-               "--pp", "1", "--global-batch", "64", "--json")  # fmt: skip
+    cfg.write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "hidden_size": 2048,
+                "num_hidden_layers": 16,
+                "num_attention_heads": 16,
+                "num_key_value_heads": 4,
+                "intermediate_size": 5632,
+                "vocab_size": 32000,
+                "max_position_embeddings": 2048,
+            }
+        )
+    )
+    r = invoke(
+        "--model",
+        str(cfg),
+        "--hardware",
+        "a100-80gb",
+        "--gpus",
+        "8",
+        "--tp",
+        "1",
+        "--pp",
+        "1",
+        "--global-batch",
+        "64",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["inputs"]["model"]["num_key_value_heads"] == 4

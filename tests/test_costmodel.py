@@ -13,8 +13,8 @@ from simulator.costmodel.flops import (
 )
 from simulator.costmodel.memory import activation_bytes_per_layer, state_bytes
 from simulator.costmodel.ops import layer_ops
-from simulator.models_catalogue import load_model
 from simulator.model import ModelSpec
+from simulator.models_catalogue import load_model
 
 
 def gpt(h: int, layers: int, heads: int, vocab: int = 51200) -> ModelSpec:
@@ -46,8 +46,9 @@ def test_close_to_palm_6n_plus_attention(name):
     """PaLM App. B: 6N + 12 L H Q T per token (N here without position embeddings)."""
     m = load_model(name)
     s = 2048
-    n = m.num_params() - (m.max_position_embeddings * m.hidden_size
-                          if m.position_embedding == "learned" else 0)  # fmt: skip
+    n = m.num_params() - (
+        m.max_position_embeddings * m.hidden_size if m.position_embedding == "learned" else 0
+    )
     ref = palm_flops_per_token(n, m.num_hidden_layers, m.num_attention_heads, m.head_dim, s)
     # ours omits the embedding lookup (no FLOPs) but counts an untied head once: within 2%
     assert model_flops_per_token(m, s) == pytest.approx(ref, rel=0.02)
@@ -76,11 +77,20 @@ def test_korthikanti_activation_memory():
     m = gpt(h, 1, a)
     base = activation_bytes_per_layer(m, b, s, attention="naive", dropout=True)
     assert base == pytest.approx(s * b * h * (34 + 5 * a * s / h))
-    tpsp = activation_bytes_per_layer(m, b, s, tp=t, sequence_parallel=True, attention="naive",
-                                      dropout=True)  # fmt: skip
+    tpsp = activation_bytes_per_layer(
+        m, b, s, tp=t, sequence_parallel=True, attention="naive", dropout=True
+    )
     assert tpsp == pytest.approx(s * b * h * (34 / t + 5 * a * s / (h * t)))
-    sel = activation_bytes_per_layer(m, b, s, tp=t, sequence_parallel=True,
-                                     recompute="selective", attention="naive", dropout=True)  # fmt: skip
+    sel = activation_bytes_per_layer(
+        m,
+        b,
+        s,
+        tp=t,
+        sequence_parallel=True,
+        recompute="selective",
+        attention="naive",
+        dropout=True,
+    )
     assert sel == pytest.approx(34 * s * b * h / t)
     full = activation_bytes_per_layer(m, b, s, recompute="full")
     assert full == pytest.approx(2 * s * b * h)

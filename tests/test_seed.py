@@ -31,10 +31,16 @@ def test_energy_formula_as_printed_increases_energy():
 
 def test_document_predictions_explain_the_energy_reading():
     d = seed.document_predictions(
-        n_params=7e9, num_gpus=64, model_parallel=8, data_parallel=8, tokens_per_step=4e6,
-        single_gpu_step_time_s=640.0, energy_per_step_j=1e6, precision="bf16",
+        n_params=7e9,
+        num_gpus=64,
+        model_parallel=8,
+        data_parallel=8,
+        tokens_per_step=4e6,
+        single_gpu_step_time_s=640.0,
+        energy_per_step_j=1e6,
+        precision="bf16",
         energy_fp32_j=3e6,
-    )  # fmt: skip
+    )
     assert d["speedup_m_times_k"] == 64
     assert d["step_time_s_linear"] == pytest.approx(10.0)
     assert d["energy_mixed_literal_j"] == pytest.approx(6e6)

@@ -89,6 +89,9 @@ def _rank(times, sync=(), nosync=(), energy=None, metered=False):
         "energy_reason": "" if energy else "no meter",
         "loss_first": 6.0,
         "loss_last": 5.9,
+        "timed_window_s": 2.0,
+        "timed_cpu_s": 1.5,
+        "timed_machine_busy_s": 4.0,
     }
 
 
@@ -110,6 +113,7 @@ def test_measured_from_outcome_ddp():
     assert m.tokens_per_s == pytest.approx(spec.tokens_per_step / 0.25)
     assert m.comm_fraction == pytest.approx(0.25) and m.comm_method == "no_sync"
     assert m.energy_per_step_j == pytest.approx(2.0)  # 6 J over 3 steps, rank 0's meter
+    assert m.other_load_cores == pytest.approx((4.0 - 2 * 1.5) / 2.0)  # busy minus the ranks
 
 
 def test_failed_outcome_has_no_measurement():
@@ -219,6 +223,18 @@ def test_engine_that_cannot_predict_is_noted_once():
         [s for s, _ in runs.values()], _any_profile(), ("des",), predictor
     )
     assert preds == {} and calls == ["des"] and "not yet" in notes[0]
+
+
+def test_diagnostics_split_contention_and_exposed_comm():
+    runs = _measured_runs()
+    preds = {("ddp-fp32-n2", "analytic"): _step(0.2, comm=0.1, n=2)}
+    rows = {d["run"]: d for d in compare.diagnostics(runs, preds, ("analytic",))}
+    assert set(rows) == {"ddp-bf16-n2", "ddp-fp32-n2"}  # 1-rank runs have no pairs
+    d = rows["ddp-fp32-n2"]
+    assert d["contention"] == pytest.approx(0.8 * 0.25 / 0.2)  # no_sync step over 1-rank step
+    assert d["exposed_comm_s"] == pytest.approx(0.25 - 0.2)
+    assert d["predicted_exposed_comm_s"] == {"analytic": pytest.approx(0.02)}
+    assert rows["ddp-bf16-n2"]["predicted_exposed_comm_s"] == {}
 
 
 def test_summary_median_and_target():

@@ -216,3 +216,33 @@ def summarise(comparisons: list[Comparison], rate_limited: set[str]) -> list[dic
             }
         )
     return rows
+
+
+def diagnostics(
+    runs: dict[str, tuple[RunSpec, Measured]],
+    predictions: dict[tuple[str, str], StepResult],
+    engines: tuple[str, ...] = ENGINES,
+) -> list[dict[str, Any]]:
+    """Where a multi-rank DDP run's error comes from, split into its two causes.
+
+    - `contention`: median no_sync step of N ranks over the 1-rank step (1.0 = the ranks are
+      the independent devices the models assume; more = they share cores, caches, memory
+      bandwidth);
+    - `exposed_comm_s`: median sync minus no_sync step, i.e. the communication time the step
+      waits for, beside each engine's `comm_exposed_s`, free of the compute part.
+    """
+    out = []
+    for rid, (spec, m) in sorted(runs.items()):
+        if m.pair_sync_s is None or m.pair_no_sync_s is None:
+            continue
+        one = runs.get(spec.with_(nproc=1, link_bytes_per_s=None, fault=None).run_id)
+        row: dict[str, Any] = {
+            "run": rid,
+            "contention": m.pair_no_sync_s / one[1].step.median_s if one else None,
+            "exposed_comm_s": m.pair_sync_s - m.pair_no_sync_s,
+            "predicted_exposed_comm_s": {
+                e: predictions[(rid, e)].comm_exposed_s for e in engines if (rid, e) in predictions
+            },
+        }
+        out.append(row)
+    return out

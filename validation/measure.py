@@ -68,6 +68,9 @@ class Measured:
     comm_method: str | None
     pair_sync_s: float | None
     pair_no_sync_s: float | None
+    other_load_cores: float | None
+    """CPU cores kept busy by other processes during the timed steps (machine busy time
+    minus the ranks' own CPU time, over the window); None where /proc/stat is unreadable."""
     energy_per_step_j: float | None
     energy_meter: str | None
     energy_reason: str
@@ -96,6 +99,10 @@ def measured(outcome: Outcome) -> Measured:
     energy = None
     if metered and all(j is not None for j in joules):
         energy = sum(joules) / spec.steps
+    busy, window = ranks[0]["timed_machine_busy_s"], ranks[0]["timed_window_s"]
+    other = None
+    if busy is not None and window > 0:
+        other = max(0.0, (busy - sum(r["timed_cpu_s"] for r in ranks)) / window)
     reasons = sorted({r["energy_reason"] for r in metered if r["energy_reason"]})
     return Measured(
         run=spec.run_id,
@@ -107,6 +114,7 @@ def measured(outcome: Outcome) -> Measured:
         comm_method="no_sync" if comm is not None else None,
         pair_sync_s=sync,
         pair_no_sync_s=nosync,
+        other_load_cores=other,
         energy_per_step_j=energy,
         energy_meter=",".join(sorted({r["energy_meter"] for r in metered if r["energy_meter"]}))
         or None,

@@ -38,6 +38,10 @@ BURST_S = 1e-3
 """Bucket depth as time at the line rate: 1 ms, so bursts barely exceed the rate."""
 QUEUE_LATENCY = "50ms"
 """tbf queue bound (tc-tbf(8) `latency`): deep enough for TCP to keep the link busy."""
+NO_SLOW_START_AFTER_IDLE = "net.ipv4.tcp_slow_start_after_idle=0"
+"""Per-namespace sysctl: keep TCP's congestion window across the compute phases between
+collectives (Linux default 1 restarts slow start after an idle RTO, RFC 5681 Sec. 4.1), so
+the link behaves as the steady pipe the alpha-beta model assumes."""
 _RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmg]?)(bit|b/s)\s*$", re.I)
 _SCALE = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
 
@@ -160,6 +164,7 @@ class RateLimitedLinks:
             _run("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", IFNAME)
             _run("ip", "-n", ns, "link", "set", IFNAME, "up")
             _run("ip", "-n", ns, "link", "set", "lo", "up")
+            _run("ip", "netns", "exec", ns, "sysctl", "-qw", NO_SLOW_START_AFTER_IDLE)
             self.tbf(ns, IFNAME)
             self.tbf(self.hub, port)
         prefixes = tuple(("ip", "netns", "exec", ns) for ns in self.ranks)

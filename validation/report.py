@@ -63,6 +63,7 @@ def document(
     comparisons: list[Comparison],
     summary: list[dict[str, Any]],
     *,
+    diagnostics: list[dict[str, Any]] | None = None,
     machine: dict[str, Any],
     hardware: dict[str, Any] | None,
     notes: list[str],
@@ -94,6 +95,7 @@ def document(
         "interrupted": result.interrupted,
         "comparisons": [c.to_dict() for c in comparisons],
         "summary": summary,
+        "diagnostics": diagnostics or [],
         "target_abs_error": TARGET_ABS_ERROR,
         "methods": METHODS,
         "notes": notes,
@@ -213,6 +215,29 @@ def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+DIAG_HEADER = [
+    "run",
+    "contention (no_sync step / 1-rank step)",
+    "exposed comm measured",
+    "exposed comm predicted",
+]
+
+
+def diagnostic_rows(doc: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for d in doc.get("diagnostics", []):
+        pred = ", ".join(f"{_t(v)} ({e})" for e, v in d["predicted_exposed_comm_s"].items())
+        rows.append(
+            [
+                d["run"],
+                _num(d["contention"]) + "×" if d["contention"] else "–",
+                _t(d["exposed_comm_s"]),
+                pred or "–",
+            ]
+        )
+    return rows
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     def esc(cell: str) -> str:
         return cell.replace("|", "\\|")
@@ -275,6 +300,9 @@ def markdown(doc: dict[str, Any], title: str | None = None) -> str:
         target = f"{doc['target_abs_error'] * 100:.0f} %"
         out += ["", f"### Error summary (target: median absolute error ≤ {target})", ""]
         out.append(_md_table(SUM_HEADER, summary_rows(doc)))
+    if doc.get("diagnostics"):
+        out += ["", "### Where the error comes from (DDP, more than one rank)", ""]
+        out.append(_md_table(DIAG_HEADER, diagnostic_rows(doc)))
     if doc["comparisons"]:
         out += ["", "### Measured vs predicted", ""]
         out.append(_md_table(CMP_HEADER, comparison_rows(doc)))
@@ -290,6 +318,7 @@ def tables(doc: dict[str, Any]) -> list[Table]:
     for title, header, rows in (
         ("measured", RUN_HEADER, run_rows(doc)),
         ("error summary", SUM_HEADER, summary_rows(doc)),
+        ("where the error comes from", DIAG_HEADER, diagnostic_rows(doc)),
         ("measured vs predicted", CMP_HEADER, comparison_rows(doc)),
     ):
         if not rows:

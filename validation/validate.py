@@ -18,7 +18,14 @@ from analysis.cli.common import dumps, write_atomic
 from hwprofiles.calibration.machine import load_average, machine_info, usable_cores
 from hwprofiles.profile import HardwareProfile
 from validation import report
-from validation.compare import ENGINES, Predictor, compare, predict_runs, summarise
+from validation.compare import (
+    ENGINES,
+    Predictor,
+    compare,
+    diagnostics,
+    predict_runs,
+    summarise,
+)
 from validation.suite import Matrix, Record, SuiteResult, run_matrix
 
 NO_HARDWARE = "none"
@@ -100,7 +107,7 @@ def validate(
         )
     result = run_matrix(matrix, out / "runs", on_done, **timeouts)
     machine["load_average_1m_end"] = load_average()
-    comparisons, summary = [], []
+    comparisons, summary, predictions = [], [], {}
     if hardware is not None and result.measured():
         specs = [spec for spec, _ in result.measured().values()]
         predictions, why = predict_runs(specs, hardware, engines, predictor)
@@ -115,6 +122,7 @@ def validate(
             )
     elif hardware is None:
         notes.append("no hardware profile: measured figures only")
+    diag = diagnostics(result.measured(), predictions, engines)
     unmetered = {
         m.energy_reason for _, m in result.measured().values() if m.energy_per_step_j is None
     }
@@ -126,6 +134,7 @@ def validate(
         result,
         comparisons,
         summary,
+        diagnostics=diag,
         machine=machine,
         hardware=hardware_info(hardware),
         notes=notes,

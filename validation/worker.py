@@ -136,6 +136,17 @@ def inject(kind: str) -> None:
     time.sleep(HANG_S)
 
 
+def machine_busy_s(stat: Path = Path("/proc/stat")) -> float | None:
+    """CPU-seconds all cores of the machine have been busy since boot (user, nice, system,
+    irq, softirq; not idle, iowait or steal), from /proc/stat (proc(5)); None if unreadable."""
+    try:
+        fields = stat.read_text().split("\n", 1)[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+    except (OSError, ValueError):
+        return None
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_memory(device: torch.device) -> tuple[int, str]:
     """Peak memory of this rank in bytes and what it counts."""
     if device.type == "cuda":
@@ -159,11 +170,13 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
     meter, why = probe_energy_meter(spec.device, index=local_rank) if metered else (None, "")
     progress.beat("timed")
     times: list[float] = []
+    busy0, cpu0 = machine_busy_s(), time.process_time()
     with measure(meter) as window:
         for _ in range(spec.steps):
             dt, loss = step(True)
             times.append(dt)
             losses.append(loss)
+    busy1, cpu_s = machine_busy_s(), time.process_time() - cpu0
     pairs_sync: list[float] = []
     pairs_nosync: list[float] = []
     if spec.measures_comm_by_no_sync:
@@ -188,6 +201,9 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
         "loss_last": losses[-1],
         "peak_memory_bytes": mem,
         "peak_memory_kind": mem_kind,
+        "timed_window_s": window.seconds,
+        "timed_cpu_s": cpu_s,
+        "timed_machine_busy_s": busy1 - busy0 if busy0 is not None and busy1 is not None else None,
         "energy_metered": metered,
         "energy_j": window.joules,
         "energy_window_s": window.seconds,

@@ -131,42 +131,37 @@ def register(app: typer.Typer) -> None:
 
 
 def _render(points: list[Any], meta: dict[str, Any]) -> None:
+    from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     lay = meta["layout"]
     t = Table(
-        title=f"{meta['model']} on {meta['hardware']} [{meta['engine']}]: tp={lay['tp']} "
-        f"pp={lay['pp']} cp={lay['cp']} zero={lay['zero_stage']}, global batch "
-        f"{meta['global_batch']} x {meta['seq_len']} tokens",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        title=escape(
+            f"{meta['model']} on {meta['hardware']} [{meta['engine']}], tp={lay['tp']} "
+            f"pp={lay['pp']} cp={lay['cp']} zero={lay['zero_stage']}, global batch "
+            f"{meta['global_batch']} x {meta['seq_len']} tokens"
+        ),
         title_justify="left",
     )
-    for col in (
-        "GPUs",
-        "dp",
-        "NIC Gb/s",
-        "step time",
-        "speed-up",
-        "seed m×k",
-        "efficiency",
-        "comm share",
-        "tokens/s",
-        "MFU",
-        "fits",
-    ):
-        t.add_column(col, justify="right")
+    many = len({p.scale_out_gbps for p in points}) > 1
+    cols = ["GPUs", "dp"] + (["NIC Gb/s"] if many else [])
+    cols += ["step s", "speedup", "m×k", "eff", "comm", "ktok/s", "MFU"]
+    for col in cols:
+        t.add_column(col, justify="right", min_width=len(col))
     for p in points:
         t.add_row(
-            f"{p.gpus:,}",
-            str(p.dp),
-            f"{p.scale_out_gbps:g}",
-            f"{p.step_time_s:.3f} s",
-            f"{p.speedup:,.1f}",
-            f"{p.linear_speedup:,.0f}",
-            f"{p.efficiency:.1%}",
-            f"{p.comm_share:.1%}",
-            f"{p.tokens_per_s:,.0f}",
-            f"{p.mfu:.1%}",
-            "yes" if p.fits_in_memory else "no",
+            *([str(p.gpus), str(p.dp)] + ([f"{p.scale_out_gbps:g}"] if many else [])),
+            f"{p.step_time_s:.3g}",
+            f"{p.speedup:.0f}",
+            f"{p.linear_speedup:.0f}",
+            f"{p.efficiency:.0%}",
+            f"{p.comm_share:.0%}",
+            f"{p.tokens_per_s / 1e3:,.0f}",
+            f"{p.mfu:.0%}" + ("" if p.fits_in_memory else " (no fit)"),
         )
     Console().print(t)

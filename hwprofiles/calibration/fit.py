@@ -20,6 +20,9 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
 MIN_FRACTION = 1e-4  # EfficiencyCurve needs fractions > 0; clamp the far-left tail here
+MIN_SIZES_FOR_EXPONENT = 5
+"""Below this many distinct sizes the Hill exponent is fixed at 1: ``f = f_max s/(s + s_half)``,
+the curve of a fixed per-call overhead amortised over the operation."""
 
 
 @dataclass(frozen=True)
@@ -99,13 +102,21 @@ def fit_efficiency(sizes: Sequence[float], fractions: Sequence[float]) -> HillFi
     def model(logs: np.ndarray, fmax: float, log_half: float, p: float) -> np.ndarray:
         return fmax / (1.0 + np.exp(p * (log_half - logs)))
 
-    p0 = (float(y.max()), float(np.median(lx)), 1.0)
-    bounds = ([1e-6, float(lx.min()) - 12, 0.1], [1.0, float(lx.max()) + 12, 4.0])
+    lo_b, hi_b = [1e-6, float(lx.min()) - 12], [1.0, float(lx.max()) + 12]
+    p0 = [float(y.max()), float(np.median(lx))]
+    free_exponent = len(np.unique(x)) >= MIN_SIZES_FOR_EXPONENT
     with warnings.catch_warnings():  # the covariance is not used
         warnings.simplefilter("ignore", OptimizeWarning)
-        (fmax, log_half, p), _ = curve_fit(
-            model, lx, y, p0=p0, sigma=y, bounds=bounds, maxfev=20_000
-        )
+        if free_exponent:
+            (fmax, log_half, p), _ = curve_fit(
+                model, lx, y, p0=[*p0, 1.0], sigma=y, bounds=([*lo_b, 0.1], [*hi_b, 4.0]),
+                maxfev=20_000,
+            )  # fmt: skip
+        else:  # too few sizes to pin three parameters: fixed per-call overhead, p = 1
+            p = 1.0
+            (fmax, log_half), _ = curve_fit(
+                lambda s, f, h: model(s, f, h, 1.0), lx, y, p0=p0, sigma=y, bounds=(lo_b, hi_b)
+            )
     pred = model(lx, fmax, log_half, p)
     lo, hi = float(x.min()), float(x.max())
     return HillFit(float(fmax), math.exp(log_half), float(p), _rel_rms(pred, y), lo, hi)

@@ -53,6 +53,11 @@ class Collective:
     algorithm: str = "ring"
 
     @property
+    def wire_bytes(self) -> float:
+        """Bytes each rank puts on the wire: size x nccl-tests bus factor."""
+        return self.size_bytes * float(bus_factor(self.kind, self.n)) if self.n > 1 else 0.0
+
+    @property
     def uncontended_s(self) -> float:
         return sum(
             p.latency_s + (p.nbytes / p.route.rate if p.nbytes else 0.0) for p in self.phases

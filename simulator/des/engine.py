@@ -39,6 +39,8 @@ class Recorder:
 
     def __init__(self) -> None:
         self.rows: list[Row] = []
+        self.wire: dict[tuple[int, str], float] = {}
+        """Bytes put on the wire per (rank, category)."""
 
     def add(
         self,
@@ -51,7 +53,11 @@ class Recorder:
         mb: int = -1,
         layer: int = -1,
         pred: int = -1,
+        wire_bytes: float = 0.0,
     ) -> int:
+        if wire_bytes:
+            key = (rank, category)
+            self.wire[key] = self.wire.get(key, 0.0) + wire_bytes
         self.rows.append(Row(rank, stream, name, category, start, end, mb, layer, pred))
         return len(self.rows) - 1
 
@@ -149,6 +155,7 @@ class Stream:
                 job.mb,
                 job.layer,
                 pred,
+                job.coll.wire_bytes,
             )
             if job.on_done is not None:
                 job.on_done(self.last)

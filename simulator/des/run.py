@@ -59,8 +59,7 @@ class DesResult:
 
 
 def _default_options() -> Any:
-    # The step options live with the closed form (analysis.closed_form.Options) today.
-    from analysis.closed_form import Options
+    from simulator.options import Options
 
     return Options()
 
@@ -128,7 +127,7 @@ def simulate_step(
         )
     step = Step(sim, WorkBuilder(workload, hw, cluster, opts), devices)
     env.run(until=step.start())
-    result = _summarise(step, sim, cluster, hw, workload)
+    result = _summarise(step, sim, hw)
     result.extra["options"] = {
         "seed": seed,
         "speed_sigma": speed_sigma,
@@ -157,12 +156,11 @@ def simulate_timeline(
     return simulate_step(workload, hw, options, **kwargs).timeline()
 
 
-def _summarise(
-    step: Step, sim: Sim, cluster: Cluster, hw: HardwareProfile, w: Workload
-) -> DesResult:
+def _summarise(step: Step, sim: Sim, hw: HardwareProfile) -> DesResult:
+    """Arrays (the closed form's keys) and extra (JSON-ready) from the recorded step."""
     rows = sim.rec.rows
-    end = max(rows[i].end for i in step.optimizer_rows)
-    last = max(step.optimizer_rows, key=lambda i: (rows[i].end, -i))
+    end = max(rows[i].end for i in step.end_rows)
+    last = max(step.end_rows, key=lambda i: (rows[i].end, -i))
     path = critical_path(rows, last)
     parts, bottleneck = breakdown(rows, path)
     by_rank: dict[int, list[Row]] = {d.rank: [] for d in step.devices}
@@ -173,6 +171,9 @@ def _summarise(
 
     def total(rank: int, cats: tuple[str, ...]) -> float:
         return sum(sums.get((rank, c), 0.0) for c in cats)
+
+    def wire(rank: int, category: str) -> float:
+        return sim.rec.wire.get((rank, category), 0.0)
 
     ranks = [d.rank for d in step.devices]
     ref = bottleneck if bottleneck in by_rank else ranks[-1]
@@ -188,6 +189,10 @@ def _summarise(
             "comm_total/zero3": max(total(r, ("comm_zero3",)) for r in ranks),
             "compute_mb_s": total(ref, ("compute", "recompute")) / m,
             "recompute_s": total(ref, ("recompute",)),
+            "comm_bytes/tp": wire(ref, "comm_tp"),
+            "comm_bytes/cp": wire(ref, "comm_cp"),
+            "comm_bytes/pp": max(wire(r, "comm_pp") for r in ranks),
+            "comm_bytes/dp": max(wire(r, "comm_dp") + wire(r, "comm_zero3") for r in ranks),
         }
     )
     power = {d.rank: device_power(by_rank[d.rank], end, hw.power) for d in step.devices}

@@ -64,7 +64,8 @@ class Step:
         self.param_ready: list[dict[int, simpy.Event]] = [{} for _ in devices]
         self.dp_done: list[simpy.Event] = []
         self.z3_events: dict[tuple[int, str, int, int], simpy.Event] = {}
-        self.optimizer_rows: list[int] = []
+        self.end_rows: list[int] = []
+        """Each rank's last activity (its optimizer step, or the parameter gather after it)."""
         wb, gb, ob = param_state_bytes(self.p.precision)
         z, dp = self.p.zero_stage, self.p.dp
         for dev, wk in zip(devices, self.work, strict=True):
@@ -117,7 +118,7 @@ class Step:
         for i, _dev in enumerate(self.devices):
             pieces = self.work[i].grad_pieces
             self.grad_ready.append([env.event() for _ in pieces] if bucketed else [])
-            if bucketed and self.p.zero_stage in (1, 2):
+            if bucketed and self.p.zero_stage in (1, 2) and self.opts.overlap_param_gather:
                 self._param_gather(i)
         procs = [env.process(self._pipeline(i)) for i in range(len(self.devices))]
         for i in range(len(self.devices)):
@@ -164,20 +165,25 @@ class Step:
                 self._dp_coll(i, kind, nbytes),
                 f"dp {kind} {k}",
                 "comm_dp",
-                ready=self.grad_ready[i][piece],
+                # without overlap every bucket waits for the whole backward
+                ready=self.grad_ready[i][piece if self.opts.overlap_grad_reduce else -1],
             )
             done = dev.stream("dp").submit(job)
         return self.sim.env.all_of([proc, done])
 
-    def _param_gather(self, i: int) -> None:
-        """ZeRO-1/2: gather the updated parameters in forward order, at the step's start."""
+    def _param_gather(self, i: int, issued: int = -1) -> simpy.Event:
+        """ZeRO-1/2: gather the updated parameters in forward order (overlapped: at the step's
+        start, behind the first forward; otherwise after the optimizer). Returns the last."""
         dev = self.devices[i]
         sizes = [x * self.w_bytes for x in self.work[i].units]
+        ev = dev.stream("dp").tail
         for k, (nbytes, unit) in enumerate(self._buckets(sizes, from_end=False)):
-            job = Job(self._dp_coll(i, "all_gather", nbytes), f"dp param all_gather {k}", "comm_dp")
+            coll = self._dp_coll(i, "all_gather", nbytes)
+            job = Job(coll, f"dp param all_gather {k}", "comm_dp", issued=issued)
             ev = dev.stream("dp").submit(job)
             for u in range(unit + 1):
                 self.param_ready[i].setdefault(u, ev)
+        return ev
 
     # ---- the pipeline --------------------------------------------------------------------------
     def _event(self, key: tuple[str, int, int]) -> simpy.Event:
@@ -217,7 +223,18 @@ class Step:
             elif op == COLL:
                 start = env.now
                 yield from sim.collective(ins[1])
-                cursor = rec.add(dev.rank, "tp", ins[2], ins[3], start, env.now, mb, ins[4], cursor)
+                cursor = rec.add(
+                    dev.rank,
+                    "tp",
+                    ins[2],
+                    ins[3],
+                    start,
+                    env.now,
+                    mb,
+                    ins[4],
+                    cursor,
+                    ins[1].wire_bytes,
+                )
             elif op == OVERLAP:
                 start = env.now
                 comm = env.process(self._beside(dev, ins[4]))
@@ -226,8 +243,18 @@ class Step:
                 if not comm.processed:
                     yield comm
                 stream = "tp" if ins[5] == "comm_tp" else "cp"
+                # the comm row is released by the kernel beside it: only its excess is exposed
                 b = rec.add(
-                    dev.rank, stream, ins[4].kind, ins[5], start, env.now, mb, ins[6], cursor
+                    dev.rank,
+                    stream,
+                    ins[4].kind,
+                    ins[5],
+                    start,
+                    env.now,
+                    mb,
+                    ins[6],
+                    a,
+                    ins[4].wire_bytes,
                 )
                 cursor = rec.later(a, b)
             elif op == GRAD:
@@ -241,7 +268,7 @@ class Step:
                         cursor = rec.later(cursor, ev.value)
             elif op == Z3_WAIT:
                 ev = self._z3_gather(i, kind, mb, ins[1], cursor)
-                if ins[2] >= 0:
+                if ins[2] >= 0 and self.opts.overlap_param_gather:
                     self._z3_gather(i, kind, mb, ins[2], cursor)
                 if not ev.processed:
                     yield ev
@@ -251,7 +278,10 @@ class Step:
                     dev.memory.free("zero3_buffers", self.work[i].units[gathered] * self.w_bytes)
                 gathered = ins[1]
             elif op == Z3_RS:
-                self._z3_reduce(i, mb, ins[1], cursor)
+                ev = self._z3_reduce(i, mb, ins[1], cursor)
+                if not self.opts.overlap_param_gather:  # no overlap: wait for it
+                    yield ev
+                    cursor = rec.later(cursor, ev.value)
         if gathered >= 0:
             dev.memory.free("zero3_buffers", self.work[i].units[gathered] * self.w_bytes)
         dev.last = cursor
@@ -291,7 +321,16 @@ class Step:
         yield from self.sim.collective(coll)
         name = ("send activations" if key[0] == "F" else "send gradients") + f" to v{key[1]}"
         row = rec.add(
-            self.devices[i].rank, "pp", name, "comm_pp", start, env.now, key[2], -1, cursor
+            self.devices[i].rank,
+            "pp",
+            name,
+            "comm_pp",
+            start,
+            env.now,
+            key[2],
+            -1,
+            cursor,
+            coll.wire_bytes,
         )
         self._event(key).succeed(row)
 
@@ -312,7 +351,7 @@ class Step:
             self.z3_events[key] = dev.stream("zero3 gather").submit(job)
         return self.z3_events[key]
 
-    def _z3_reduce(self, i: int, mb: int, unit: int, issued: int) -> None:
+    def _z3_reduce(self, i: int, mb: int, unit: int, issued: int) -> simpy.Event:
         dev = self.devices[i]
         nbytes = self.work[i].units[unit] * self.g_bytes
         dev.memory.alloc("zero3_buffers", nbytes)
@@ -324,7 +363,7 @@ class Step:
             issued=issued,
             on_done=lambda _r: dev.memory.free("zero3_buffers", nbytes),
         )
-        dev.stream("zero3 reduce").submit(job)
+        return dev.stream("zero3 reduce").submit(job)
 
     # ---- the end of the step ---------------------------------------------------------------
     def _finish(self) -> Gen:
@@ -349,5 +388,9 @@ class Step:
         row = self.sim.rec.add(
             dev.rank, "compute", "optimizer step", "optimizer", start, env.now, -1, -1, pred
         )
-        self.optimizer_rows.append(row)
+        if self.p.zero_stage in (1, 2) and self.p.dp > 1 and not self.opts.overlap_param_gather:
+            ev = self._param_gather(i, issued=row)
+            yield ev
+            row = self.sim.rec.later(row, ev.value)
+        self.end_rows.append(row)
         dev.last = row

@@ -84,8 +84,9 @@ def write_trace(path: str | os.PathLike[str], trace: Mapping[str, Any]) -> Path:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
+        text = json.dumps(trace, separators=(",", ":"), allow_nan=False)  # C encoder: fast
         with os.fdopen(fd, "w") as fh:
-            json.dump(trace, fh, separators=(",", ":"), allow_nan=False)
+            fh.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

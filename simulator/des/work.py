@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hwprofiles.profile import HardwareProfile
+from simulator.costmodel.memory import params_per_device
 from simulator.costmodel.ops import embedding_ops, head_ops, layer_ops
 from simulator.costmodel.timing import ACT_BYTES, op_times
 from simulator.des.collectives import Collective, for_group
@@ -74,12 +75,17 @@ def op_params(w: Workload) -> dict[str, float]:
 
 
 def end_params(w: Workload) -> tuple[float, float]:
-    """(embedding, output head) parameters per TP rank, as the closed form's memory counts them:
-    the first stage holds V*h/tp; the last holds its own copy when pp > 1."""
+    """(first-stage extra, last-stage extra) parameters per TP rank beyond the layers.
+
+    The first stage's total is the cost model's `params_per_device` (the busiest device, whose
+    gradients the closed form reduces); with pp > 1 the last stage holds its own copy of the
+    output matrix, V*h/tp (Megatron); with pp = 1 the untied output matrix is the "head".
+    """
     m, p = w.model, w.parallel
-    emb = m.vocab_size * m.hidden_size / p.tp
-    head = emb if p.pp > 1 else m.lm_head_params() / p.tp
-    return emb, head
+    body = m.num_hidden_layers / p.pp * m.layer_params() / p.tp
+    head = (m.vocab_size * m.hidden_size if p.pp > 1 else m.lm_head_params()) / p.tp
+    first = float(params_per_device(m, p.tp, p.pp)) - body - (head if p.pp == 1 else 0.0)
+    return first, head
 
 
 @dataclass

@@ -1,0 +1,40 @@
+"""`Options`: implementation choices of a training stack that change a step's cost.
+
+Shared by both engines (closed form in `analysis`, SimPy in `simulator.des`), so it lives here,
+below both in the import order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Options:
+    """Implementation choices that change a step's cost; defaults follow Megatron-LM 2024."""
+
+    attention: str = "flash"
+    """"flash": fused attention (no s^2 tensors); "naive": unfused softmax (pre-2022 stacks)."""
+    dropout: bool = False
+    """Dropout masks stored (GPT-2/3-era recipes); modern LLM recipes train without dropout."""
+    overlap_grad_reduce: bool = True
+    """DP gradient reduction in buckets, overlapped with the last micro-batch's backward."""
+    overlap_param_gather: bool = True
+    """ZeRO parameter all-gathers prefetched behind compute."""
+    overlap_tp_comm: bool = False
+    """TP collectives overlapped with GEMMs (Megatron --tp-comm-overlap, Transformer Engine)."""
+    overlap_p2p: bool = True
+    """Pipeline send/recv overlapped with compute in steady state (Megatron default)."""
+    grad_reduce_bytes: float = 4.0
+    """Bytes per gradient element in the DP reduction (fp32: Megatron and torch AMP default)."""
+    bucket_bytes: float = 25 * 2**20
+    """Gradient bucket (torch DDP default bucket_cap_mb = 25 MiB): the last one is exposed."""
+    comm_interference: float = 0.18
+    """Fraction of compute throughput lost while an overlapped collective runs: NCCL kernels
+    hold SMs (an all-gather launched 24 thread blocks on a 132-SM H100 in the measurement of
+    NVIDIA developer forum thread 337991, "Compute-communication overlap causes severe GEMM
+    performance degradation", 2025: 24/132 = 0.18) and share HBM bandwidth. Hidden
+    communication of duration T costs the compute stream `comm_interference * T`."""
+    optimizer_bytes_per_param: float = 34.0
+    """AdamW step memory traffic per local parameter (bytes): read fp32 master, grad, m, v
+    (16), write master, m, v (12), write the 16-bit copy (2), gradient-norm read (4)."""
