@@ -139,7 +139,10 @@ def evaluate(
     t_ar = group_collective_time(hw, "all_reduce", params * g_bytes, L.dp, dp_stride)
     t_rs = group_collective_time(hw, "reduce_scatter", params * g_bytes, L.dp, dp_stride)
     t_ag = group_collective_time(hw, "all_gather", params * w_bytes, L.dp, dp_stride)
-    bwd_window = n_layers * (t["bwd"] + t["rc"])
+    # the reduction overlaps the last micro-batch's backward; with interleaving each chunk's
+    # buckets start when that chunk's last backward ends: (1 + (vpp-1)*pp) chunk backwards
+    chunks = (1 + (L.vpp - 1) * L.pp) / L.vpp
+    bwd_window = n_layers * (t["bwd"] + t["rc"]) * chunks
     fwd_window = n_layers * t["fwd"]
     tail = group_collective_time(
         hw, "all_reduce", np.minimum(opts.bucket_bytes, params * g_bytes), L.dp, dp_stride

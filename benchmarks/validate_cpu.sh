@@ -12,6 +12,13 @@ if [[ ! -f $out/calibration/profile.toml || ${RECALIBRATE:-0} == 1 ]]; then
     llmcap calibrate --quick --device cpu --threads-per-rank 1 --out "$out/calibration" --force
 fi
 
+# Other processes on the machine slow the ranks down (the report's "other load" column shows
+# how much). Wait, at most WAIT_IDLE_S seconds, for the 1-minute load average to fall below 0.5.
+for ((waited = 0; waited < ${WAIT_IDLE_S:-600}; waited += 10)); do
+    awk '{ exit !($1 < 0.5) }' /proc/loadavg && break
+    sleep 10
+done
+
 status=0
 llmcap validate --nproc 1,2 --model small --steps 20 --precision fp32,bf16 \
     --strategy ddp,fsdp --link-bandwidth "$links" --hardware "$out/calibration" \

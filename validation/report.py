@@ -129,19 +129,8 @@ def run_rows(doc: dict[str, Any]) -> list[list[str]]:
         m = r.get("measured")
         if m is None:
             reason = r["failure"]["reason"] if "failure" in r else "no measurement"
-            rows.append(
-                [
-                    r["run"],
-                    str(r["nproc"]),
-                    _link(r["link_bytes_per_s"]),
-                    f"FAILED: {reason}",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                ]
-            )
+            head = [r["run"], str(r["nproc"]), _link(r["link_bytes_per_s"]), f"FAILED: {reason}"]
+            rows.append(head + [""] * (len(RUN_HEADER) - len(head)))
             continue
         st = m["step"]
         comm = _pct(m["comm_fraction"]) + (f" ({m['comm_method']})" if m["comm_method"] else "")
@@ -156,6 +145,7 @@ def run_rows(doc: dict[str, Any]) -> list[list[str]]:
                 comm,
                 f"{m['peak_memory_bytes'] / 2**30:.2f} GiB",
                 energy,
+                _num(m["other_load_cores"]),
                 f"{m['loss_first']:.3f} → {m['loss_last']:.3f}",
             ]
         )
@@ -171,6 +161,7 @@ RUN_HEADER = [
     "comm share (method)",
     "peak memory",
     "energy/step",
+    "other load (cores)",
     "loss",
 ]
 CMP_HEADER = ["metric", "run", "baseline", "engine", "measured", "predicted", "error"]
