@@ -144,8 +144,9 @@ def evaluate(
     chunks = (1 + (L.vpp - 1) * L.pp) / L.vpp
     bwd_window = n_layers * (t["bwd"] + t["rc"]) * chunks
     fwd_window = n_layers * t["fwd"]
+    bucket = opts.bucket_size(L.dp, g_bytes)
     tail = group_collective_time(
-        hw, "all_reduce", np.minimum(opts.bucket_bytes, params * g_bytes), L.dp, dp_stride
+        hw, "all_reduce", np.minimum(bucket, params * g_bytes), L.dp, dp_stride
     )
     # ZeRO-0: all-reduce; ZeRO-1/2: reduce-scatter grads + all-gather params after the step
     grad_sync = np.where(L.zero == 0, t_ar, t_rs)

@@ -7,6 +7,9 @@ below both in the import order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,9 @@ class Options:
     """Pipeline send/recv overlapped with compute in steady state (Megatron default)."""
     grad_reduce_bytes: float = 4.0
     """Bytes per gradient element in the DP reduction (fp32: Megatron and torch AMP default)."""
-    bucket_bytes: float = 25 * 2**20
-    """Gradient bucket (torch DDP default bucket_cap_mb = 25 MiB): the last one is exposed."""
+    bucket_bytes: float | None = None
+    """Gradient bucket size in bytes; None = Megatron-Core's rule (see `bucket_size`). torch
+    DDP's default is 25 MiB (bucket_cap_mb = 25)."""
     comm_interference: float = 0.18
     """Fraction of compute throughput lost while an overlapped collective runs: NCCL kernels
     hold SMs (an all-gather launched 24 thread blocks on a 132-SM H100 in the measurement of
@@ -38,3 +42,20 @@ class Options:
     optimizer_bytes_per_param: float = 34.0
     """AdamW step memory traffic per local parameter (bytes): read fp32 master, grad, m, v
     (16), write master, m, v (12), write the 16-bit copy (2), gradient-norm read (4)."""
+
+    def bucket_size(self, dp: Any, grad_bytes: float | None = None) -> Any:
+        """Bytes per gradient bucket for a data-parallel group of `dp` ranks.
+
+        Megatron-Core's default: max(40 M, 1 M x dp) parameters per bucket, "larger DP sizes
+        need larger buckets to ensure collectives do not become latency-bound"
+        (megatron/core/distributed/distributed_data_parallel_config.py, `bucket_size`).
+        """
+        g = self.grad_reduce_bytes if grad_bytes is None else grad_bytes
+        if self.bucket_bytes is not None:
+            return (
+                np.full(np.shape(dp), float(self.bucket_bytes))
+                if np.ndim(dp)
+                else float(self.bucket_bytes)
+            )
+        out = np.maximum(40e6, 1e6 * np.asarray(dp, dtype=float)) * g
+        return float(out) if np.ndim(out) == 0 else out

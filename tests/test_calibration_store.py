@@ -13,6 +13,7 @@ from hwprofiles.calibration.store import (
     find_saved,
     list_saved,
     safe_name,
+    umask,
 )
 from hwprofiles.calibration.writer import write_profile
 
@@ -54,6 +55,7 @@ def test_written_profile_layout(tmp_path: Path) -> None:
     assert header == ",".join(writer.COLUMNS["memory"])
     assert not (out / "power.csv").exists()  # no rows, no file
     assert [p.name for p in tmp_path.iterdir()] == ["p"]  # no temporary left beside it
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask()  # not mkdtemp's 0700
 
 
 def test_no_overwrite_without_force(tmp_path: Path) -> None:

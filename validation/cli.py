@@ -145,10 +145,10 @@ def register(app: typer.Typer) -> None:
         inject_fault: str = typer.Option("", hidden=True, help="RANK:exit|raise|hang[:STEP]"),
     ) -> None:
         """Train a real GPT with torch.distributed here; set measured beside predicted."""
+        o = dict(locals())  # the options, by name
         from validation.validate import resolve_hardware
         from validation.validate import validate as run_validation
 
-        o = dict(locals())
         err = Console(stderr=True)
         matrix = run_guarded(lambda: build_matrix(**o))
         eng = run_guarded(lambda: _choices(engines, "engines", ENGINES))

@@ -119,6 +119,7 @@ def agent_env(spec: RunSpec, net: Network) -> dict[str, str]:
         OMP_NUM_THREADS=threads,
         MKL_NUM_THREADS=threads,
         GLOO_SOCKET_IFNAME=net.ifname,
+        NCCL_SOCKET_IFNAME=net.ifname,
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -303,5 +304,7 @@ def _watch(w: Watch, t0: float, start_timeout_s: float, hang_timeout_s: float) -
                 f"{start_timeout_s:g} s",
             )
         if started and now - last_move > hang_timeout_s:
+            if all((w.run_dir / f"rank{r}.json").exists() for r in range(w.spec.nproc)):
+                return None  # every rank reported; only the shutdown stalls: stop() ends it
             return _stall_failure(w, now - last_move)
         time.sleep(POLL_S)

@@ -223,10 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     progress.beat("start")
     try:
         torch.set_num_threads(spec.threads_per_rank)
-        backend = "nccl" if spec.device == "cuda" else "gloo"
+        timeout = timedelta(seconds=spec.collective_timeout_s)
         if spec.device == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend, timeout=timedelta(seconds=spec.collective_timeout_s))
+            dev = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
+            torch.cuda.set_device(dev)
+            dist.init_process_group("nccl", timeout=timeout, device_id=dev)
+        else:
+            dist.init_process_group("gloo", timeout=timeout)
         result = train_and_measure(spec, progress)
         write_atomic(run_dir / f"rank{rank}.json", dumps(result))
         progress.beat("done")

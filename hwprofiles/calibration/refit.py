@@ -19,7 +19,7 @@ import tomli_w
 
 from hwprofiles.calibration.loader import read_summary
 from hwprofiles.calibration.power import DevicePower
-from hwprofiles.calibration.store import PROFILE_FILE
+from hwprofiles.calibration.store import PROFILE_FILE, umask
 from hwprofiles.calibration.summary import FILES, Measurements, summarise
 
 
@@ -56,6 +56,7 @@ def refit(path: str | Path) -> dict[str, Any]:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(tomli_w.dumps(summary))
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path / PROFILE_FILE)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

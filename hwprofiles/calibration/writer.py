@@ -32,7 +32,7 @@ from hwprofiles.calibration.elementwise import ELEMENTWISE_COLUMNS
 from hwprofiles.calibration.gemm import GEMM_COLUMNS
 from hwprofiles.calibration.memory import MEMORY_COLUMNS
 from hwprofiles.calibration.power import POWER_COLUMNS
-from hwprofiles.calibration.store import PROFILE_FILE, is_profile_dir
+from hwprofiles.calibration.store import PROFILE_FILE, is_profile_dir, umask
 from hwprofiles.calibration.summary import FILES
 
 COLUMNS = {
@@ -82,6 +82,7 @@ def write_profile(
     check_target(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~umask())  # a profile is as readable as any directory made here
     old: Path | None = None
     try:
         write_tree(tmp, summary, tables)

@@ -136,7 +136,7 @@ class Step:
     def _buckets(self, sizes: list[float], from_end: bool) -> list[tuple[float, int]]:
         """(bytes, index of the piece holding the bucket's last byte) per bucket, in order."""
         total = sum(sizes)
-        bb = self.opts.bucket_bytes
+        bb = self.opts.bucket_size(self.p.dp)
         if total <= 0:
             return []
         n = int(-(-total // bb))
