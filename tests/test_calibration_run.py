@@ -25,6 +25,7 @@ from hwprofiles.calibration.collectives import bus_factor
 from hwprofiles.calibration.loader import load_calibrated_profile, read_summary
 from hwprofiles.calibration.machine import usable_cores
 from hwprofiles.calibration.refit import refit
+from hwprofiles.calibration.report import markdown_report
 from hwprofiles.calibration.run import CalibrationConfig, calibrate
 from hwprofiles.calibration.timing import NOISY_SPREAD
 from hwprofiles.calibration.writer import COLUMNS
@@ -193,6 +194,15 @@ def test_refit_from_the_csvs_reproduces_the_summary(
     assert again["machine"] == summary["machine"] and again["power"] == summary["power"]
 
 
+def test_markdown_report_shows_the_figures(profile_dir: Path, summary: dict[str, Any]) -> None:
+    text = markdown_report(profile_dir, "llmcap calibrate --level tiny")
+    bf16 = summary["compute"]["peak_flops"]["bf16"]
+    assert f"**{bf16 / 1e12:.3g}**" in text  # the measured peak, in TFLOP/s
+    assert "`llmcap calibrate --level tiny`" in text
+    assert "| all_reduce | 2 | gloo |" in text
+    assert "Power per device: measured" in text  # the fake meter
+
+
 def test_loader_rejects_what_is_not_a_profile(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no profile\.toml"):
         load_calibrated_profile(tmp_path)
@@ -262,3 +272,18 @@ def test_cli_writes_a_profile_and_prints_json(tmp_path: Path) -> None:
     assert summary["power"]["measured"] is measured
     assert summary["power"]["kind"] == ("measured" if measured else "modelled")
     assert measured or "not measured" in summary["power"]["note"]
+
+
+@pytest.mark.gpu
+def test_tiny_cuda_calibration(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cfg = CalibrationConfig(device="cuda", level="tiny", dtypes=("fp32", "tf32", "bf16"),
+                            world_sizes=(1,), timeout_s=300)  # fmt: skip
+    summary = calibrate(cfg, tmp_path / "gpu")
+    assert set(summary["compute"]["peak_flops"]) == {"fp32", "tf32", "bf16"}
+    assert summary["network"]["backend"] == "nccl"
+    hw = load_calibrated_profile(tmp_path / "gpu")
+    assert hw.node.gpus_per_node == torch.cuda.device_count()
+    assert hw.provenance.machine["gpu_name"] == torch.cuda.get_device_name(0)

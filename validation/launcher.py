@@ -11,7 +11,8 @@ Failure rules, checked every `POLL_S`:
   when several fail close together, a rank whose error is a lost peer connection is taken
   to be a consequence, not the cause;
 - no rank reaches the warm-up within `start_timeout_s`: the ranks still starting failed;
-- no rank makes progress for `hang_timeout_s`: the rank furthest behind hung.
+- no rank makes progress for `hang_timeout_s`: the rank furthest behind hung (unless every
+  rank has already written its results: then only the shutdown stalled).
 Then every rank is stopped (SIGTERM, `GRACE_S`, SIGKILL) before `launch` returns.
 """
 
@@ -54,7 +55,7 @@ class Network:
         return list(self.prefixes[rank]) if self.prefixes else []
 
 
-def loopback(nproc: int) -> Network:
+def loopback() -> Network:
     """All ranks on this host's loopback interface, on a free port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -265,7 +266,7 @@ def launch(
     for stale in run_dir.glob("rank*"):
         stale.unlink()
     write_atomic(run_dir / "spec.json", dumps(spec.to_dict()))
-    net = net or loopback(spec.nproc)
+    net = net or loopback()
     t0 = time.monotonic()
     w = Watch(spec, run_dir, net)
     try:

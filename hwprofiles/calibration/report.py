@@ -13,6 +13,8 @@ import pandas as pd
 
 from hwprofiles.calibration.loader import read_summary
 
+UNRESOLVED_BYTES_PER_S = 1e13  # 10 TB/s: far above any link or memory measured here
+
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -69,10 +71,17 @@ def _memory(path: Path, s: dict[str, Any]) -> str:
     return out
 
 
+def _inverse_beta(beta_s_per_byte: float) -> str:
+    """1/β in GB/s; β ~ 0 (time flat in size over the measured range) shows as unresolved."""
+    if beta_s_per_byte <= 1 / UNRESOLVED_BYTES_PER_S:
+        return f"> {UNRESOLVED_BYTES_PER_S / 1e9:g} (β ≈ 0)"
+    return f"{1 / beta_s_per_byte / 1e9:.3g}"
+
+
 def _network(s: dict[str, Any]) -> str:
     rows = [
         [f["collective"], str(f["world_size"]), f["backend"], f"{f['alpha_s'] * 1e6:.3g}",
-         f"{1 / f['beta_s_per_byte'] / 1e9:.3g}" if f["beta_s_per_byte"] > 0 else "inf",
+         _inverse_beta(f["beta_s_per_byte"]),
          f"{f['max_busbw_bytes_per_s'] / 1e9:.3g}", f"{f['rel_rms']:.2f}"]
         for f in s["network"]["fits"]
     ]  # fmt: skip
