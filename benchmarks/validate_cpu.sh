@@ -3,26 +3,32 @@
 # fp32 and bf16, on the host's loopback and through two rate-limited links (needs root).
 # About 10 minutes on a 2-core CPU, plus a quick calibration (about a minute) when there is
 # none yet under docs/validation/cpu/calibration (RECALIBRATE=1 forces a new one).
+#
+#   sudo benchmarks/validate_cpu.sh               # measure, predict, compare, splice
+#   REPREDICT=1 benchmarks/validate_cpu.sh        # seconds: new predictions for the stored
+#                                                 # measurements (after a model change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=docs/validation/cpu
-links=${LINKS:-none,1Gbit,200Mbit}
-if [[ ! -f $out/calibration/profile.toml || ${RECALIBRATE:-0} == 1 ]]; then
-    llmcap calibrate --quick --device cpu --threads-per-rank 1 --out "$out/calibration" --force
-fi
-
-# Other processes on the machine slow the ranks down (the report's "other load" column shows
-# how much). Wait, at most WAIT_IDLE_S seconds, for the 1-minute load average to fall below 0.5.
-for ((waited = 0; waited < ${WAIT_IDLE_S:-600}; waited += 10)); do
-    awk '{ exit !($1 < 0.5) }' /proc/loadavg && break
-    sleep 10
-done
-
+hardware=$out/calibration
 status=0
-llmcap validate --nproc 1,2 --model small --steps 20 --precision fp32,bf16 \
-    --strategy ddp,fsdp --link-bandwidth "$links" --hardware "$out/calibration" \
-    --out "$out" || status=$?
+if [[ ${REPREDICT:-0} == 1 ]]; then
+    llmcap validate --repredict "$out" --hardware "$hardware" > /dev/null || status=$?
+else
+    if [[ ! -f $hardware/profile.toml || ${RECALIBRATE:-0} == 1 ]]; then
+        llmcap calibrate --quick --device cpu --threads-per-rank 1 --out "$hardware" --force
+    fi
+    # Other processes slow the ranks down (the report's "CPU outside ranks" column shows how
+    # much): wait, at most WAIT_IDLE_S seconds, for the 1-minute load average to fall below 0.5.
+    for ((waited = 0; waited < ${WAIT_IDLE_S:-600}; waited += 10)); do
+        awk '{ exit !($1 < 0.5) }' /proc/loadavg && break
+        sleep 10
+    done
+    llmcap validate --nproc 1,2 --model small --steps 20 --precision fp32,bf16 \
+        --strategy ddp,fsdp --link-bandwidth "${LINKS:-none,1Gbit,200Mbit}" \
+        --hardware "$hardware" --out "$out" || status=$?
+fi
 
 python -m validation.docs docs/validation.md cpu "$out/report.md"
 if [[ $status == 0 ]]; then

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from analysis.cli.main import app
@@ -137,3 +138,43 @@ def test_cli_failed_rank_exits_non_zero_and_keeps_completed_runs(tmp_path):
     assert "run ddp-fp32-n2 failed: rank 1 failed" in res.stderr
     assert not any(_alive(p) for p in _rank_pids(tmp_path / "runs" / "ddp-fp32-n2"))
     assert os.path.isfile(tmp_path / "runs" / "ddp-fp32-n2" / "rank1.log")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
+def test_one_gpu_run_uses_nccl_and_cuda_memory(tmp_path):
+    spec = RunSpec(TINY, "fsdp", "bf16", 1, steps=3, warmup=1, device="cuda")
+    out = launch(spec, tmp_path)
+    assert out.ok, out.failure
+    res = out.results[0]
+    assert res["backend"] == "nccl" and res["device"] == "cuda:0"
+    assert res["peak_memory_kind"] == "cuda_max_allocated" and res["peak_memory_bytes"] > 0
+    assert (res["energy_j"] is not None and res["energy_j"] >= 0) or res["energy_reason"]
+
+
+def test_ctrl_c_stops_every_rank_and_keeps_completed_runs(tmp_path, monkeypatch):
+    """KeyboardInterrupt lands in the launcher's watch loop (where SIGINT, and SIGTERM via the
+    CLI's handler, arrive) once both ranks of the 2-rank run train: the ranks are stopped,
+    the 1-rank run measured before is kept, and the matrix reports itself interrupted."""
+    from validation import launcher
+    from validation.suite import Matrix, run_matrix
+
+    real = launcher.Watch.read_progress
+    fired = []
+
+    def interrupt_when_training(self):
+        moved = real(self)
+        training = len(self.progress) == 2 and min(self.progress.values())[0] > 0
+        if self.spec.nproc == 2 and training and not fired:
+            fired.append(True)  # one Ctrl-C
+            raise KeyboardInterrupt
+        return moved
+
+    monkeypatch.setattr(launcher.Watch, "read_progress", interrupt_when_training)
+    matrix = Matrix(TINY, strategies=("ddp",), precisions=("fp32",), steps=200, warmup=1)
+    result = run_matrix(matrix, tmp_path)
+    assert result.interrupted
+    assert [r.spec.run_id for r in result.records] == ["ddp-fp32-n1"]
+    assert result.records[0].measured is not None
+    pids = _rank_pids(tmp_path / "ddp-fp32-n2")
+    assert len(pids) == 2 and not any(_alive(p) for p in pids)

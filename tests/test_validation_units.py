@@ -1,6 +1,7 @@
 """Validation pieces without processes: specs, rates, measurement summaries, comparisons,
 report rendering, and CLI input errors (one line, exit 2, nothing run)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -175,7 +176,8 @@ def test_compare_all_metrics_with_a_fake_predictor():
         "ddp-bf16-n2": _step(0.125, 0.2, 12.0, 2),
     }
 
-    def predictor(w, hw, engine):
+    def predictor(w, hw, engine, options):
+        assert options.bucket_bytes == 25 * 2**20  # torch DDP's bucket, not Megatron's
         prec, n = w.parallel.precision, w.parallel.dp
         return fake[f"ddp-{prec}-n{n}"]
 
@@ -215,7 +217,7 @@ def test_engine_that_cannot_predict_is_noted_once():
     runs = _measured_runs()
     calls = []
 
-    def predictor(w, hw, engine):
+    def predictor(w, hw, engine, **options):
         calls.append(engine)
         raise NotImplementedError("not yet")
 
@@ -325,3 +327,68 @@ def test_splice_replaces_only_its_block():
     assert twice.count("hand-written") == 1
     with pytest.raises(ValueError, match="unbalanced"):
         splice("<!-- BEGIN generated:cpu -->\n", "cpu", "x")
+
+
+# ---- re-prediction from a stored report -----------------------------------------------------
+def _stored_report(tmp_path):
+    runs = _measured_runs()
+    matrix = Matrix(TINY, strategies=("ddp",), links=(None,), steps=2, comm_pairs=2)
+    recs = [Record(s, m, wall_s=1.0) for s, m in runs.values()]
+    doc = report.document(
+        matrix,
+        SuiteResult(recs),
+        [],
+        [],
+        machine={"date": "today", "cpu_cores": "2"},
+        hardware=None,
+        notes=[],
+        command="llmcap validate --model tiny",
+    )
+    (tmp_path / "report.json").write_text(json.dumps(doc))
+    return doc
+
+
+def test_repredict_reads_measurements_back(tmp_path):
+    from validation.validate import repredict
+
+    doc = _stored_report(tmp_path)
+    matrix, result = report.read_measurements(json.loads((tmp_path / "report.json").read_text()))
+    assert [r.spec.run_id for r in result.records] == [r["run"] for r in doc["runs"]]
+    assert result.records[1].measured.step == _measured_runs()["ddp-fp32-n2"][1].step
+    assert matrix.model == TINY and matrix.steps == 2
+
+    v = repredict(
+        tmp_path,
+        _any_profile(),
+        engines=("analytic",),
+        hardware_spec="cpu",
+        predictor=lambda w, hw, e, options: _step(0.2, n=w.parallel.dp),
+    )
+    assert v.ok
+    new = json.loads((tmp_path / "report.json").read_text())
+    assert new["runs"] == doc["runs"]  # measurements untouched
+    assert {c["metric"] for c in new["comparisons"]} >= {"step_time_s", "speedup"}
+    assert new["command"] == "llmcap validate --model tiny && llmcap validate --repredict " + (
+        f"{tmp_path} --hardware cpu"
+    )
+    assert "--repredict" in (tmp_path / "report.md").read_text()
+
+
+def test_cli_repredict_with_real_engine_and_missing_report(tmp_path):
+    _stored_report(tmp_path)
+    args = [
+        "validate",
+        "--repredict",
+        str(tmp_path),
+        "--hardware",
+        "cpu",
+        "--engines",
+        "analytic",
+        "--json",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert any(c["engine"] == "analytic" for c in doc["comparisons"])
+    res = CliRunner().invoke(app, ["validate", "--repredict", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "report.json does not exist" in res.output

@@ -142,6 +142,9 @@ def register(app: typer.Typer) -> None:
         engines: str = typer.Option(",".join(ENGINES), help="Prediction engines."),
         hang_timeout: float = typer.Option(120.0, help="Seconds without progress = hung."),
         start_timeout: float = typer.Option(180.0, help="Seconds for ranks to start training."),
+        repredict: Path | None = typer.Option(
+            None, help="Only redo the predictions of the report in this directory."
+        ),
         inject_fault: str = typer.Option("", hidden=True, help="RANK:exit|raise|hang[:STEP]"),
     ) -> None:
         """Train a real GPT with torch.distributed here; set measured beside predicted."""
@@ -150,6 +153,9 @@ def register(app: typer.Typer) -> None:
         from validation.validate import validate as run_validation
 
         err = Console(stderr=True)
+        if repredict is not None:
+            _repredict(repredict, hardware, engines, json_out, err)
+            return
         matrix = run_guarded(lambda: build_matrix(**o))
         eng = run_guarded(lambda: _choices(engines, "engines", ENGINES))
         hw = run_guarded(
@@ -188,6 +194,24 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_INTERRUPTED)
         if not v.ok:
             raise typer.Exit(EXIT_RUN_FAILED)
+
+
+def _repredict(out: Path, hardware: str, engines: str, json_out: bool, err: Console) -> None:
+    """`--repredict DIR`: new predictions for stored measurements; exit 1 if runs failed."""
+    from validation import validate as v
+
+    eng = run_guarded(lambda: _choices(engines, "engines", ENGINES))
+    doc = run_guarded(lambda: v.read_report(out))
+    st = doc["settings"]
+    hw = run_guarded(
+        lambda: v.resolve_hardware(
+            hardware or None, st["device"], st["threads_per_rank"], err.print
+        )
+    )
+    result = run_guarded(lambda: v.repredict(out, hw, engines=eng, hardware_spec=hardware))
+    _render(result.doc, json_out, out)
+    if not result.ok:
+        raise typer.Exit(EXIT_RUN_FAILED)
 
 
 def _render(doc: dict[str, Any], json_out: bool, out: Path | None) -> None:

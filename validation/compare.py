@@ -23,7 +23,7 @@ from typing import Any
 
 from hwprofiles.profile import HardwareProfile
 from simulator.result import StepResult
-from validation.mapping import hardware_for_run, workload
+from validation.mapping import hardware_for_run, stack_options, workload
 from validation.measure import Measured
 from validation.spec import RunSpec
 
@@ -34,8 +34,9 @@ TARGET_ABS_ERROR = 0.10
 a rate-limited link, within 10 %."""
 FP32_BITS, BF16_BITS = 32, 16  # P and L of the seed's mixed-precision formula
 
-Predictor = Callable[[Any, HardwareProfile, str], StepResult]
-"""``predict(workload, hardware, engine) -> StepResult`` (`analysis.predict.predict`)."""
+Predictor = Callable[..., StepResult]
+"""``predict(workload, hardware, engine, options=...) -> StepResult``
+(`analysis.predict.predict`)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def predict_runs(
             w = workload(spec.model, spec.nproc, spec.strategy, spec.precision)
             hw = hardware_for_run(hardware, spec.nproc, spec.link_bytes_per_s)
             try:
-                out[(spec.run_id, engine)] = predictor(w, hw, engine)
+                out[(spec.run_id, engine)] = predictor(w, hw, engine, options=stack_options())
             except (ValueError, ImportError, NotImplementedError) as exc:
                 notes.append(f"engine {engine}: no prediction ({type(exc).__name__}: {exc})")
                 break

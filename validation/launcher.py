@@ -192,14 +192,14 @@ class Watch:
             return f"exited with status {wc} without an error report"
         return f"torchrun agent exited with status {code}"
 
-    def stop(self) -> None:
-        """SIGTERM every agent's process group, wait `GRACE_S`, then SIGKILL agents and any
+    def stop(self, grace_s: float = GRACE_S) -> None:
+        """SIGTERM every agent's process group, wait `grace_s`, then SIGKILL agents and any
         rank still alive; wait until they are gone."""
         self.read_progress()
         for p in self.procs:
             if p.poll() is None:
                 _signal_group(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + GRACE_S
+        deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and any(p.poll() is None for p in self.procs):
             time.sleep(POLL_S)
         for p in self.procs:
@@ -272,7 +272,11 @@ def launch(
     try:
         failure = _watch(w, t0, start_timeout_s, hang_timeout_s)
     finally:
-        w.stop()
+        try:
+            w.stop()
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping: kill at once, then go
+            w.stop(grace_s=0.0)
+            raise
     results = {}
     for r in range(spec.nproc):
         rec = _read_json(run_dir / f"rank{r}.json")

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from hwprofiles.profile import HardwareProfile, Link
 from simulator.model import ModelSpec
+from simulator.options import Options
 from simulator.parallel import ParallelConfig, Workload
 from validation.gpt import GPTConfig
 
@@ -21,6 +22,16 @@ TCP_PAYLOAD_PER_FRAME = 1448 / 1514
 """Share of a rate-limited veth's bytes that are payload for bulk TCP with MTU 1500: 1500 -
 20 (IPv4) - 20 (TCP) - 12 (timestamp option) = 1448 payload bytes per 1514-byte frame (with
 the 14-byte Ethernet header, which `tc tbf` on a veth counts; RFC 791, RFC 793, RFC 7323)."""
+
+
+TORCH_DDP_BUCKET_BYTES = 25 * 2**20
+"""torch DDP's gradient bucket (`DistributedDataParallel(bucket_cap_mb=25)`, the default)."""
+
+
+def stack_options() -> Options:
+    """How the validation runs train, in the engines' terms: torch DDP's 25 MiB gradient
+    buckets (not Megatron-Core's bucket rule); everything else at the engines' defaults."""
+    return Options(bucket_bytes=TORCH_DDP_BUCKET_BYTES)
 
 
 def model_spec(cfg: GPTConfig) -> ModelSpec:

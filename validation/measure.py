@@ -15,7 +15,7 @@ Communication share, two methods, both *exposed* communication (what the step wa
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from validation.launcher import Outcome
@@ -69,8 +69,9 @@ class Measured:
     pair_sync_s: float | None
     pair_no_sync_s: float | None
     other_load_cores: float | None
-    """CPU cores kept busy by other processes during the timed steps (machine busy time
-    minus the ranks' own CPU time, over the window); None where /proc/stat is unreadable."""
+    """CPU cores kept busy by anything but the ranks during the timed steps (machine busy
+    time minus the ranks' own CPU time, over the window): torchrun agents, kernel packet
+    processing, other processes. None where /proc/stat is unreadable."""
     energy_per_step_j: float | None
     energy_meter: str | None
     energy_reason: str
@@ -81,6 +82,13 @@ class Measured:
         d = asdict(self)
         d["step_time_s"] = self.step.median_s
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Measured:
+        """Inverse of `to_dict` (reads a report's `runs[].measured`)."""
+        known = {f.name for f in fields(cls)}
+        args = {k: v for k, v in d.items() if k in known}
+        return cls(**(args | {"step": Spread(**d["step"])}))
 
 
 def measured(outcome: Outcome) -> Measured:

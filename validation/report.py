@@ -12,9 +12,12 @@ from rich.table import Table
 
 from simulator.result import round_sig
 from validation.compare import TARGET_ABS_ERROR, Comparison
+from validation.gpt import GPTConfig
+from validation.launcher import Failure
 from validation.mapping import model_spec
-from validation.spec import format_rate
-from validation.suite import Matrix, SuiteResult
+from validation.measure import Measured
+from validation.spec import RunSpec, format_rate
+from validation.suite import Matrix, Record, SuiteResult
 
 FORMAT = "llmcap-validation/1"
 METHODS = [
@@ -34,6 +37,10 @@ METHODS = [
     "parameters and reduce-scatters fp32 gradients.",
     "Memory on CPU is a rank's peak resident set size, which includes the Python/torch "
     "runtime (about 0.3 GB); on GPU it is torch's peak allocated memory.",
+    "CPU outside ranks: cores kept busy during the timed steps by anything but the ranks "
+    "(machine busy time from /proc/stat minus the ranks' own CPU time, over the window): the "
+    "torchrun agents, the kernel's packet processing for shaped links, and other processes. "
+    "Much above zero on a loopback run means the machine was not quiet.",
     "error = predicted / measured - 1.",
 ]
 
@@ -103,6 +110,45 @@ def document(
     return round_sig(doc)
 
 
+def read_measurements(doc: dict[str, Any]) -> tuple[Matrix, SuiteResult]:
+    """The matrix and the runs (measurements, failures) of a report document, so that its
+    predictions can be redone without measuring again."""
+    model = GPTConfig(**{k: v for k, v in doc["model"].items() if k != "num_params"})
+    st = doc["settings"]
+    matrix = Matrix(
+        model,
+        nprocs=tuple(st["nprocs"]),
+        strategies=tuple(st["strategies"]),
+        precisions=tuple(st["precisions"]),
+        links=tuple(st["links_bytes_per_s"]),
+        steps=st["steps"],
+        warmup=st["warmup"],
+        comm_pairs=st["comm_pairs"],
+        device=st["device"],
+        threads_per_rank=st["threads_per_rank"],
+        seed=st["seed"],
+    )
+    result = SuiteResult(interrupted=bool(doc["interrupted"]))
+    for row in doc["runs"]:
+        spec = RunSpec(
+            model,
+            row["strategy"],
+            row["precision"],
+            row["nproc"],
+            steps=matrix.steps,
+            warmup=matrix.warmup,
+            comm_pairs=matrix.comm_pairs,
+            link_bytes_per_s=row["link_bytes_per_s"],
+            device=matrix.device,
+            threads_per_rank=matrix.threads_per_rank,
+            seed=matrix.seed,
+        )
+        m = Measured.from_dict(row["measured"]) if "measured" in row else None
+        f = Failure(**row["failure"]) if "failure" in row else None
+        result.records.append(Record(spec, m, f, row["wall_s"]))
+    return matrix, result
+
+
 # ---- rendering --------------------------------------------------------------------------
 def _t(s: float | None) -> str:
     if s is None:
@@ -161,7 +207,7 @@ RUN_HEADER = [
     "comm share (method)",
     "peak memory",
     "energy/step",
-    "other load (cores)",
+    "CPU outside ranks (cores)",
     "loss",
 ]
 CMP_HEADER = ["metric", "run", "baseline", "engine", "measured", "predicted", "error"]

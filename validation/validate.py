@@ -7,6 +7,7 @@ now), run the matrix, predict every run with both engines, compare, and write th
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.cli.common import dumps, write_atomic
-from hwprofiles.calibration.machine import load_average, machine_info, usable_cores
+from hwprofiles.calibration.machine import load_average, machine_info
 from hwprofiles.profile import HardwareProfile
 from validation import report
 from validation.compare import (
@@ -98,15 +99,40 @@ def validate(
 ) -> Validation:
     """Run `matrix`, compare with predictions on `hardware`, write the report under `out`."""
     machine: dict[str, Any] = machine_info(matrix.device, matrix.threads_per_rank)
-    notes: list[str] = []
-    busiest = max(matrix.nprocs) * matrix.threads_per_rank
-    if matrix.device == "cpu" and busiest > usable_cores():
-        notes.append(
-            f"{busiest} threads on {usable_cores()} cores: ranks share cores, so step times "
-            "include time-slicing that no model predicts"
-        )
     result = run_matrix(matrix, out / "runs", on_done, **timeouts)
     machine["load_average_1m_end"] = load_average()
+    return finish(
+        matrix,
+        result,
+        hardware,
+        machine,
+        out=out,
+        command=command,
+        engines=engines,
+        predictor=predictor,
+    )
+
+
+def finish(
+    matrix: Matrix,
+    result: SuiteResult,
+    hardware: HardwareProfile | None,
+    machine: dict[str, Any],
+    *,
+    out: Path,
+    command: str,
+    engines: tuple[str, ...] = ENGINES,
+    predictor: Predictor | None = None,
+) -> Validation:
+    """Predict the measured runs, compare, and write ``report.json`` and ``report.md``."""
+    notes: list[str] = []
+    busiest = max(matrix.nprocs) * matrix.threads_per_rank
+    cores = int(machine.get("cpu_cores", 0) or 0)
+    if matrix.device == "cpu" and cores and busiest > cores:
+        notes.append(
+            f"{busiest} threads on {cores} cores: ranks share cores, so step times include "
+            "time-slicing that no model predicts"
+        )
     comparisons, summary, predictions = [], [], {}
     if hardware is not None and result.measured():
         specs = [spec for spec, _ in result.measured().values()]
@@ -143,3 +169,43 @@ def validate(
     write_atomic(out / "report.json", dumps(doc))
     write_atomic(out / "report.md", report.markdown(doc))
     return Validation(doc, result)
+
+
+def read_report(out: Path) -> dict[str, Any]:
+    """The report document in `out` (``report.json``), checked to be a validation report."""
+    path = out / "report.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"repredict: {path} does not exist (run llmcap validate first)")
+    doc = json.loads(path.read_text())
+    if not isinstance(doc, dict) or doc.get("format") != report.FORMAT:
+        raise ValueError(f"repredict: {path} is not a {report.FORMAT} report")
+    return doc
+
+
+def repredict(
+    out: Path,
+    hardware: HardwareProfile | None,
+    *,
+    engines: tuple[str, ...] = ENGINES,
+    predictor: Predictor | None = None,
+    hardware_spec: str = "",
+) -> Validation:
+    """Redo the predictions and comparisons of the report in `out` without measuring again
+    (after a model or calibration change); the measurements come from its report.json.
+    `hardware_spec` is how the user named the profile (for the regenerating command)."""
+    doc = read_report(out)
+    matrix, result = report.read_measurements(doc)
+    measured_by = doc["command"].split(" && ")[0]
+    command = f"{measured_by} && llmcap validate --repredict {out}"
+    if hardware_spec:
+        command += f" --hardware {hardware_spec}"
+    return finish(
+        matrix,
+        result,
+        hardware,
+        doc["machine"],
+        out=out,
+        command=command,
+        engines=engines,
+        predictor=predictor,
+    )
