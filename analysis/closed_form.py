@@ -25,7 +25,8 @@ from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
 from simulator.costmodel.collectives import bus_factor
 from simulator.costmodel.network import group_collective_time, p2p_time
-from simulator.costmodel.ops import embedding_ops, head_ops, layer_ops
+from simulator.costmodel.ops import embedding_ops, head_ops
+from simulator.costmodel.stack import stack_layer_ops
 from simulator.costmodel.timing import ACT_BYTES, op_times
 from simulator.model import ModelSpec
 from simulator.options import Options
@@ -43,9 +44,7 @@ def _stage_times(model, hw, s, L, precision, opts):
     """Per micro-batch times on one device of a stage (arrays), split by part."""
     acc = hw.accelerator
     e = ACT_BYTES[precision]
-    ops = layer_ops(
-        model, L.mb, s, L.tp, L.cp, L.sp, e, opts.attention, opts.dropout, precision == "fp8"
-    )
+    ops = stack_layer_ops(model, L.mb, s, L.tp, L.cp, L.sp, precision, opts)
     fwd = bwd = sel = matmul = attn_core = 0.0
     for op in ops:
         tf, tb = op_times(acc, op, precision)

@@ -45,18 +45,25 @@ def predict(
     engine: str = "analytic",
     options: Options | None = None,
     tokens: float | None = None,
+    devices_busy: int | None = None,
     **engine_options: Any,
 ) -> StepResult:
     """Predict one training step of `workload` on `hardware`.
 
     `engine` is "analytic" (closed form) or "des" (SimPy discrete-event simulation; extra
     `engine_options` such as `seed`, `jitter`, `contention` go to it). `tokens` sets the
-    training budget for `time_to_train_s`.
+    training budget for `time_to_train_s`. `devices_busy` is how many devices of one host
+    compute at once (default: GPUs per node, or all GPUs if fewer); it matters only for
+    profiles with measured `host_contention` (CPU ranks sharing a machine).
     """
     if engine not in ENGINES:
         raise ValueError(f"engine: {engine!r} must be one of {ENGINES}")
     opts = options or Options()
     w, p, model = workload, workload.parallel, workload.model
+    # devices of one node that compute at once (CPU ranks on one host slow each other down)
+    alone = hardware
+    busy = devices_busy or min(hardware.node.gpus_per_node, w.num_gpus)
+    hardware = hardware.under_load(busy, p.precision)
     r = analytic_arrays(w, hardware, opts)
     extra: dict[str, Any] = {}
     if engine == "des":
@@ -69,11 +76,12 @@ def predict(
     mf = model_flops_per_token(model, w.seq_len) * tokens_step
     hf = mf + recompute_flops_per_token(model, w.seq_len, p.recompute) * tokens_step
     n = w.num_gpus
-    t1 = _single_gpu_time(w, hardware, opts)
+    t1 = _single_gpu_time(w, alone, opts)
     e_fp32 = None
     if p.precision in ("fp16", "bf16", "fp8") and "fp32" in hardware.accelerator.peak_flops:
         w32 = replace(w, parallel=replace(p, precision="fp32"))
-        e_fp32 = analytic_arrays(w32, hardware, opts)["energy_per_gpu_j"] * n
+        hw32 = alone.under_load(busy, "fp32")
+        e_fp32 = analytic_arrays(w32, hw32, opts)["energy_per_gpu_j"] * n
     energy = r["energy_per_gpu_j"] * n
     breakdown = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("breakdown/")}
     comm = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("comm_total/")}
@@ -89,7 +97,7 @@ def predict(
         num_gpus=n,
         model_flops_per_step=mf,
         hardware_flops_per_step=hf,
-        peak_flops_per_gpu=hardware.accelerator.peak(p.precision),
+        peak_flops_per_gpu=alone.accelerator.peak(p.precision),
         comm_exposed_s=exposed,
         memory_per_gpu_bytes=r["memory_per_gpu_bytes"],
         memory_capacity_bytes=hardware.accelerator.memory_bytes,

@@ -211,6 +211,30 @@ class HardwareProfile:
     collectives: tuple[CollectiveFit, ...] = ()
     price_per_gpu_hour_usd: float | None = None
     price_source: str = ""
+    collective_backend: str = "nccl"
+    """Collective library the ranks use ("nccl", "rccl", "gloo"): gloo has no native
+    reduce-scatter (torch runs an all-reduce of the whole buffer), which the models price."""
+    host_contention: Mapping[str, float] = field(default_factory=dict)
+    """Per dtype: throughput of one device while every device of its node computes, relative
+    to the device alone (1.0 = independent devices, as GPUs are). Measured by calibration
+    for CPU ranks, which share caches, memory bandwidth and power on one host."""
+
+    def under_load(self, devices_busy: int, dtype: str) -> HardwareProfile:
+        """This profile as a job sees it with `devices_busy` devices of a node computing.
+
+        Scales compute peaks and memory bandwidth by the measured `host_contention` factor
+        when more than one device of the node is busy; unchanged otherwise.
+        """
+        f = self.host_contention.get(dtype, 1.0)
+        if devices_busy <= 1 or f == 1.0:
+            return self
+        acc = self.accelerator
+        slowed = replace(
+            acc,
+            peak_flops={k: v * f for k, v in acc.peak_flops.items()},
+            memory_bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * f,
+        )
+        return replace(self, accelerator=slowed)
 
     def with_gpus_per_node(self, n: int) -> HardwareProfile:
         if n < 1:

@@ -33,6 +33,9 @@ class Options:
     bucket_bytes: float | None = None
     """Gradient bucket size in bytes; None = Megatron-Core's rule (see `bucket_size`). torch
     DDP's default is 25 MiB (bucket_cap_mb = 25)."""
+    amp_casts: bool = False
+    """torch.autocast mixed precision: fp32 weights cast to 16-bit per GEMM, fp32 norms
+    (torch AMP); Megatron/Transformer Engine keep 16-bit weights and do not pay this."""
     comm_interference: float = 0.18
     """Fraction of compute throughput lost while an overlapped collective runs: NCCL kernels
     hold SMs (an all-gather launched 24 thread blocks on a 132-SM H100 in the measurement of

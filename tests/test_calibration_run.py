@@ -161,7 +161,12 @@ def test_loader_builds_a_hardware_profile(profile_dir: Path, summary: dict[str, 
     acc = hw.accelerator
     assert acc.peak("bf16") == summary["compute"]["peak_flops"]["bf16"]
     assert "measured" in acc.sources["peak_flops"]
-    assert acc.memory_efficiency == 1.0
+    # memory-bound kernels run at the measured elementwise rate, a fraction of STREAM bandwidth
+    assert 0.0 < acc.memory_efficiency <= 1.0
+    assert "elementwise" in acc.sources["memory_efficiency"]
+    # two ranks on one host: contention measured for every dtype, as a throughput factor
+    assert set(hw.host_contention) == {"fp32", "bf16"}
+    assert all(0.0 < f <= 1.0 for f in hw.host_contention.values())
     fp32 = summary["compute"]["matmul_efficiency"]["fp32"]
     assert acc.matmul_curve("fp32").fractions == tuple(fp32["fractions"])
     assert hw.node.gpus_per_node == usable_cores()  # one thread per rank

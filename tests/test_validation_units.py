@@ -176,8 +176,10 @@ def test_compare_all_metrics_with_a_fake_predictor():
         "ddp-bf16-n2": _step(0.125, 0.2, 12.0, 2),
     }
 
-    def predictor(w, hw, engine, options):
+    def predictor(w, hw, engine, options, devices_busy):
         assert options.bucket_bytes == 25 * 2**20  # torch DDP's bucket, not Megatron's
+        assert options.amp_casts  # torch.autocast's casts are priced
+        assert devices_busy == w.parallel.dp  # all ranks share this one host
         prec, n = w.parallel.precision, w.parallel.dp
         return fake[f"ddp-{prec}-n{n}"]
 
@@ -362,7 +364,7 @@ def test_repredict_reads_measurements_back(tmp_path):
         _any_profile(),
         engines=("analytic",),
         hardware_spec="cpu",
-        predictor=lambda w, hw, e, options: _step(0.2, n=w.parallel.dp),
+        predictor=lambda w, hw, e, options, devices_busy=None: _step(0.2, n=w.parallel.dp),
     )
     assert v.ok
     new = json.loads((tmp_path / "report.json").read_text())

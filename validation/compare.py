@@ -91,7 +91,10 @@ def predict_runs(
             w = workload(spec.model, spec.nproc, spec.strategy, spec.precision)
             hw = hardware_for_run(hardware, spec.nproc, spec.link_bytes_per_s)
             try:
-                out[(spec.run_id, engine)] = predictor(w, hw, engine, options=stack_options())
+                # every rank shares this one host, whatever the network between them
+                out[(spec.run_id, engine)] = predictor(
+                    w, hw, engine, options=stack_options(), devices_busy=spec.nproc
+                )
             except (ValueError, ImportError, NotImplementedError) as exc:
                 notes.append(f"engine {engine}: no prediction ({type(exc).__name__}: {exc})")
                 break

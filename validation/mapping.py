@@ -30,8 +30,9 @@ TORCH_DDP_BUCKET_BYTES = 25 * 2**20
 
 def stack_options() -> Options:
     """How the validation runs train, in the engines' terms: torch DDP's 25 MiB gradient
-    buckets (not Megatron-Core's bucket rule); everything else at the engines' defaults."""
-    return Options(bucket_bytes=TORCH_DDP_BUCKET_BYTES)
+    buckets (not Megatron-Core's bucket rule) and torch.autocast's casts (fp32 weights cast
+    per GEMM); everything else at the engines' defaults."""
+    return Options(bucket_bytes=TORCH_DDP_BUCKET_BYTES, amp_casts=True)
 
 
 def model_spec(cfg: GPTConfig) -> ModelSpec:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from hwprofiles.calibration import attention, elementwise, gemm, memory
 from hwprofiles.calibration.collectives import COLLECTIVES, GroupConfig, run_collective_group
+from hwprofiles.calibration.contention import measure_contention
 from hwprofiles.calibration.device import check_device, torch_threads
 from hwprofiles.calibration.gemm import gemm_shapes
 from hwprofiles.calibration.machine import (
@@ -103,7 +104,11 @@ def _steps(plan: Plan, dtypes: tuple[str, ...], cfg: CalibrationConfig) -> int:
     ew = len(plan.elementwise) * len(elementwise.OPS)
     ew_dtypes = len([d for d in dtypes if d != "tf32"])
     return (
-        len(dtypes) * per_dtype + ew_dtypes * ew + 2 * len(plan.memory_bytes) + len(cfg.world_sizes)
+        len(dtypes) * per_dtype
+        + ew_dtypes * ew
+        + 2 * len(plan.memory_bytes)
+        + len(cfg.world_sizes)
+        + (1 if cfg.device == "cpu" else 0)
     )
 
 
@@ -149,6 +154,11 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
         tables["collectives"] += run_collective_group(group)
         tick(f"collectives world_size={ws}")
     rpn = ranks_per_node(cfg.device, cfg.threads_per_rank)
+    busy = min(rpn, max(cfg.world_sizes))
+    if cfg.device == "cpu" and busy > 1:
+        reps = 10 if plan.level == "tiny" else 40
+        tables["contention"] = measure_contention(dtypes, cfg.threads_per_rank, busy, reps)
+        tick(f"host contention ranks={busy}")
     if meter is not None:
         tables["power"] = power_rows
         power = measured_power(power_rows, cfg.device, rpn, meter.name)

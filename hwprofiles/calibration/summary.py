@@ -27,6 +27,7 @@ FILES = {
     "elementwise": "compute/elementwise.csv",
     "memory": "compute/memory.csv",
     "collectives": "network/collectives.csv",
+    "contention": "compute/contention.csv",
     "power": "power.csv",
 }
 
@@ -189,6 +190,20 @@ def round_floats(x: Any, digits: int = SIG_DIGITS) -> Any:
     return x
 
 
+def _contention(m: Measurements) -> dict[str, Any]:
+    """Per-dtype throughput factor with every rank of the host busy (1.0: none measured)."""
+    rows = m.tables.get("contention") or []
+    if not rows:
+        return {"measured": False, "note": "one rank per host: no contention to measure"}
+    return {
+        "measured": True,
+        "ranks": int(rows[0]["ranks"]),
+        "factor": {r["dtype"]: r["factor"] for r in rows},
+        "source": "calibrated: the same kernel mix alone vs on every rank at once "
+        "(hwprofiles/calibration/contention.py)",
+    }
+
+
 def summarise(m: Measurements) -> dict[str, Any]:
     """The profile summary (TOML-ready: no None values, floats to 6 digits) of a calibration."""
     memory = _memory(m)
@@ -222,6 +237,7 @@ def summarise(m: Measurements) -> dict[str, Any]:
             "memory": memory,
             "network": _network(m, memory["bandwidth_bytes_per_s"]),
             "power": power,
+            "contention": _contention(m),
             "noise": _noise(m),
             "files": files,
         }

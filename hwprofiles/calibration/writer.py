@@ -28,6 +28,7 @@ import tomli_w
 
 from hwprofiles.calibration.attention import ATTENTION_COLUMNS
 from hwprofiles.calibration.collectives import COLLECTIVE_COLUMNS
+from hwprofiles.calibration.contention import CONTENTION_COLUMNS
 from hwprofiles.calibration.elementwise import ELEMENTWISE_COLUMNS
 from hwprofiles.calibration.gemm import GEMM_COLUMNS
 from hwprofiles.calibration.memory import MEMORY_COLUMNS
@@ -42,7 +43,9 @@ COLUMNS = {
     "memory": MEMORY_COLUMNS,
     "collectives": COLLECTIVE_COLUMNS,
     "power": POWER_COLUMNS,
+    "contention": CONTENTION_COLUMNS,
 }
+
 FLOAT_FORMAT = "%.6g"  # 6 significant digits: far below the measurement noise
 
 

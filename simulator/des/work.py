@@ -20,7 +20,8 @@ from typing import Any
 
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.memory import params_per_device
-from simulator.costmodel.ops import embedding_ops, head_ops, layer_ops
+from simulator.costmodel.ops import embedding_ops, head_ops
+from simulator.costmodel.stack import stack_layer_ops
 from simulator.costmodel.timing import ACT_BYTES, op_times
 from simulator.des.collectives import Collective, for_group
 from simulator.des.topology import Cluster
@@ -118,17 +119,8 @@ class WorkBuilder:
         p, m, s = w.parallel, w.model, w.seq_len
         self.e = ACT_BYTES[p.precision]
         acc = hw.accelerator
-        ops = layer_ops(
-            m,
-            p.micro_batch_size,
-            s,
-            p.tp,
-            p.cp,
-            p.sequence_parallel,
-            self.e,
-            opts.attention,
-            opts.dropout,
-            p.precision == "fp8",  # fp8 casts around GEMMs, as the closed form counts them
+        ops = stack_layer_ops(
+            m, p.micro_batch_size, s, p.tp, p.cp, p.sequence_parallel, p.precision, opts
         )
         self.t: dict[str, list[float]] = {}
         for op in ops:  # ops sharing a name (fp8 casts of each GEMM) run as one kernel here

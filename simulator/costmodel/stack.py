@@ -1,0 +1,46 @@
+"""The layer's operations as a given training stack runs them (shared by both engines).
+
+`layer_ops` describes the transformer; the stack adds what its implementation does around
+it: fp8 casts (Transformer Engine) and torch autocast's casts (`Options.amp_casts`).
+"""
+
+from __future__ import annotations
+
+from simulator.costmodel.ops import Num, Op, layer_ops
+from simulator.costmodel.timing import ACT_BYTES
+from simulator.model import ModelSpec
+from simulator.options import Options
+
+
+def stack_layer_ops(
+    model: ModelSpec,
+    b: Num,
+    s: Num,
+    tp: Num,
+    cp: Num,
+    sequence_parallel: Num,
+    precision: str,
+    opts: Options,
+) -> list[Op]:
+    """One layer's ops per micro-batch per device, with the stack's extra kernels."""
+    e = ACT_BYTES[precision]
+    ops = layer_ops(
+        model, b, s, tp, cp, sequence_parallel, e, opts.attention, opts.dropout,
+        precision == "fp8",
+    )  # fmt: skip
+    if opts.amp_casts and precision in ("bf16", "fp16"):
+        ops.append(amp_cast_op(model, b * s / cp, tp))
+    return ops
+
+
+def amp_cast_op(model: ModelSpec, tokens: Num, tp: Num) -> Op:
+    """torch.autocast's casts in one layer (memory-bound; PyTorch AMP docs, "autocast").
+
+    Weights stay fp32 and are cast to 16-bit for every GEMM in the forward (read 4, write 2
+    bytes per weight); their gradients come back through the cast (read 2, write 4). Norms run
+    in fp32 (autocast's fp32 op list), so the two norm outputs are cast to 16-bit before the
+    next GEMM (read 4, write 2 per element) and their gradients cast back in the backward.
+    """
+    weights = (model.layer_params() - model.norm_params()) / tp
+    acts = 2 * tokens * model.hidden_size
+    return Op("amp/cast", "memory", 0.0, 0.0, 0.0, 6 * (weights + acts), 6 * (weights + acts))
