@@ -28,7 +28,7 @@ MICROBATCHES = 96  # micro-batches per pipeline of the 1024-GPU run (1536 / DP 1
 
 CHILD = """
 import json, resource, sys, time
-from analysis.closed_form import Options
+from simulator.options import Options
 from hwprofiles.catalogue import load_profile
 from simulator.des.run import simulate_step
 from simulator.models_catalogue import load_model
@@ -39,7 +39,8 @@ p = ParallelConfig(tp=8, pp=8, micro_batch_size=1, global_batch_size=gbs).resolv
 w = Workload(load_model("gpt3-175b"), p, 2048)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-r = simulate_step(w, hw, Options(overlap_grad_reduce=True), contention=True)
+opts = Options(overlap_grad_reduce=True, bucket_bytes=25 * 2**20)  # torch DDP's 25 MiB
+r = simulate_step(w, hw, opts, contention=True)
 wall = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"gpus": gpus, "global_batch": gbs, "dp": p.dp,
