@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the CPU results of docs/validation.md (issue 5): DDP and FSDP, 1 and 2 ranks,
 # fp32 and bf16, on the host's loopback and through two rate-limited links (needs root).
-# About 10 minutes on a 2-core CPU, plus a quick calibration (about a minute) when there is
+# About 10 minutes on a 2-core CPU, plus a full calibration (about 6 minutes) when there is
 # none yet under docs/validation/cpu/calibration (RECALIBRATE=1 forces a new one).
 #
 #   sudo benchmarks/validate_cpu.sh               # measure, predict, compare, splice
@@ -17,7 +17,8 @@ if [[ ${REPREDICT:-0} == 1 ]]; then
     llmcap validate --repredict "$out" --hardware "$hardware" > /dev/null || status=$?
 else
     if [[ ! -f $hardware/profile.toml || ${RECALIBRATE:-0} == 1 ]]; then
-        llmcap calibrate --quick --device cpu --threads-per-rank 1 --out "$hardware" --force
+        # the full level: quick calibrations of bf16 (AMX) GEMMs varied 1.7x between runs here
+        llmcap calibrate --device cpu --threads-per-rank 1 --out "$hardware" --force
     fi
     # Other processes slow the ranks down (the report's "CPU outside ranks" column shows how
     # much): wait, at most WAIT_IDLE_S seconds, for the 1-minute load average to fall below 0.5.

@@ -92,6 +92,9 @@ class Accelerator:
     """Achievable fraction of `memory_bandwidth_bytes_per_s` for streaming kernels."""
     matmul_efficiency_by_dtype: Mapping[str, EfficiencyCurve] = field(default_factory=dict)
     """Optional per-dtype override of `matmul_efficiency` (calibrated profiles fill it)."""
+    attention_efficiency_by_dtype: Mapping[str, EfficiencyCurve] = field(default_factory=dict)
+    """Optional per-dtype override of `attention_efficiency`, each a fraction of that dtype's
+    peak (calibrated profiles fill it from measured forward + backward SDPA)."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Field name -> citation for the numbers above."""
 
@@ -104,6 +107,9 @@ class Accelerator:
 
     def matmul_curve(self, dtype: str) -> EfficiencyCurve:
         return self.matmul_efficiency_by_dtype.get(dtype, self.matmul_efficiency)
+
+    def attention_curve(self, dtype: str) -> EfficiencyCurve:
+        return self.attention_efficiency_by_dtype.get(dtype, self.attention_efficiency)
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,9 @@ def test_loader_builds_a_hardware_profile(profile_dir: Path, summary: dict[str, 
     # memory-bound kernels run at the measured elementwise rate, a fraction of STREAM bandwidth
     assert 0.0 < acc.memory_efficiency <= 1.0
     assert "elementwise" in acc.sources["memory_efficiency"]
+    # attention priced as training runs it: forward + backward SDPA, per dtype's own peak
+    assert set(acc.attention_efficiency_by_dtype) == {"fp32", "bf16"}
+    assert "fwd+bwd" in acc.attention_curve("bf16").source
     # two ranks on one host: contention measured for every dtype, as a throughput factor
     assert set(hw.host_contention) == {"fp32", "bf16"}
     assert all(0.0 < f <= 1.0 for f in hw.host_contention.values())

@@ -1,9 +1,11 @@
-"""Scaled-dot-product attention throughput (torch's fused SDPA, forward).
+"""Scaled-dot-product attention throughput (torch's fused SDPA), forward and training.
 
 FLOP convention: a non-causal forward is ``4 * b * h * s^2 * d`` (QK^T and PV, 2 FLOPs per
 MAC; softmax not counted), as in the FlashAttention papers. A causal call is credited half of
-that (only the lower triangle is needed). The efficiency curve is built from the non-causal
-rows so that it does not depend on how a model discounts the mask; causal rows are kept in
+that (only the lower triangle is needed). A training call (`pass_ = "fwd+bwd"`: forward, then
+backward) is credited 3.5x the forward, the backward being 2.5x (FlashAttention-2 accounting,
+the same the cost model uses). The efficiency curves are built from the non-causal training
+rows so that they price what a training step runs; forward-only and causal rows are kept in
 the CSV for reference.
 """
 
@@ -16,7 +18,7 @@ from hwprofiles.calibration.plan import AttentionShape, Plan
 from hwprofiles.calibration.timing import Repeats, time_op
 
 ATTENTION_COLUMNS = (
-    "dtype", "batch", "heads", "seq", "head_dim", "causal", "flops", "bytes",
+    "dtype", "pass", "batch", "heads", "seq", "head_dim", "causal", "flops", "bytes",
     "median_s", "min_s", "max_s", "count", "noisy", "flops_per_s",
 )  # fmt: skip
 
@@ -27,24 +29,46 @@ def attention_flops(shape: AttentionShape, causal: bool) -> float:
     return full / 2 if causal else full
 
 
+TRAIN_FACTOR = 3.5
+"""Forward + backward FLOPs of fused attention as a multiple of the forward (bwd = 2.5x)."""
+
+
 def bench_attention(
-    shape: AttentionShape, causal: bool, dtype: str, device: str, repeats: Repeats
+    shape: AttentionShape,
+    causal: bool,
+    dtype: str,
+    device: str,
+    repeats: Repeats,
+    train: bool = False,
 ) -> dict[str, object]:
-    """Time one forward SDPA call; a tidy row of `ATTENTION_COLUMNS`."""
+    """Time one SDPA call (forward, or forward + backward with `train`); a tidy row."""
     import torch
     import torch.nn.functional as F
 
     dims = (shape.batch, shape.heads, shape.seq, shape.head_dim)
     q, k, v = (randn(dims, dtype, device, seed=i) for i in range(3))
-    with matmul_mode(dtype), torch.inference_mode():
-        timing = time_op(
-            lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal),
-            repeats,
-            synchronizer(device),
-        )
-    flops = attention_flops(shape, causal)
+    if train:
+        q, k, v = (t.requires_grad_(True) for t in (q, k, v))
+        grad = randn(dims, dtype, device, seed=3)
+
+        def call() -> None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            out.backward(grad)
+            q.grad = k.grad = v.grad = None
+
+        with matmul_mode(dtype):
+            timing = time_op(call, repeats, synchronizer(device))
+    else:
+        with matmul_mode(dtype), torch.inference_mode():
+            timing = time_op(
+                lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal),
+                repeats,
+                synchronizer(device),
+            )
+    flops = attention_flops(shape, causal) * (TRAIN_FACTOR if train else 1.0)
     return {
         "dtype": dtype,
+        "pass": "fwd+bwd" if train else "fwd",
         "batch": shape.batch,
         "heads": shape.heads,
         "seq": shape.seq,
@@ -60,10 +84,12 @@ def bench_attention(
 def run_attention(
     plan: Plan, dtype: str, device: str, tick: Callable[[str], None]
 ) -> list[dict[str, object]]:
-    """Non-causal and causal SDPA rows for every shape of `plan` in one dtype."""
+    """Non-causal and causal SDPA rows (forward, and non-causal forward + backward) for every
+    shape of `plan` in one dtype."""
     rows = []
     for shape in plan.attention:
         for causal in (False, True):
             rows.append(bench_attention(shape, causal, dtype, device, plan.repeats))
             tick(f"attention {dtype} s={shape.seq} causal={causal}")
+        rows.append(bench_attention(shape, False, dtype, device, plan.repeats, train=True))
     return rows

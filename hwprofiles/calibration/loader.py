@@ -110,6 +110,10 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
         attention_efficiency=att_curve,
         memory_efficiency=mem_eff,
         matmul_efficiency_by_dtype=curves,
+        attention_efficiency_by_dtype={
+            d: _curve(a["efficiency"], f"{path}: attention_by_dtype.{d}")
+            for d, a in comp.get("attention_by_dtype", {}).items()
+        },
         sources={
             "peak_flops": str(comp.get("peak_source", "calibrated: best measured GEMM")),
             "memory_bandwidth_bytes_per_s": str(mem.get("source", "calibrated")),

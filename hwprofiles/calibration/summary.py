@@ -88,15 +88,22 @@ def _compute(m: Measurements) -> dict[str, Any]:
     }
     att = pd.DataFrame(m.tables["attention"])
     nc = att[~att["causal"].astype(bool)]
-    adt = next((d for d in (*TRAINING_DTYPES, *peaks) if d in set(nc["dtype"])), None)
-    if adt is not None:
-        a = nc[nc["dtype"] == adt]
-        frac = (a["flops_per_s"] / peaks[adt]).clip(upper=1.0)
-        out["attention"] = {
-            "dtype": adt,
+    if "pass" in nc and (nc["pass"] == "fwd+bwd").any():
+        nc = nc[nc["pass"] == "fwd+bwd"]  # what a training step runs
+    what = "training (fwd+bwd)" if "pass" in att and (att["pass"] == "fwd+bwd").any() else "fwd"
+    by_dtype: dict[str, Any] = {}
+    for dt, a in nc.groupby("dtype", sort=False):
+        if dt not in peaks:
+            continue
+        frac = (a["flops_per_s"] / peaks[dt]).clip(upper=1.0)
+        by_dtype[str(dt)] = {
             "best_flops_per_s": float(a["flops_per_s"].max()),
-            "efficiency": _curve(a["flops"], frac, f"non-causal SDPA {adt} / {adt} GEMM peak"),
+            "efficiency": _curve(a["flops"], frac, f"non-causal SDPA {what} {dt} / {dt} peak"),
         }
+    adt = next((d for d in (*TRAINING_DTYPES, *peaks) if d in by_dtype), None)
+    if adt is not None:
+        out["attention"] = {"dtype": adt, **by_dtype[adt]}
+        out["attention_by_dtype"] = by_dtype
     ew = pd.DataFrame(m.tables["elementwise"])
     if not ew.empty:
         largest = ew[ew["bytes"] == ew.groupby(["op", "dtype"])["bytes"].transform("max")]

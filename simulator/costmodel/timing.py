@@ -30,7 +30,7 @@ def compute_time(acc: Accelerator, flops: Num, dtype: str, curve: str = "matmul"
     """Seconds for a compute-bound kernel of `flops` FLOPs."""
     flops = np.asarray(flops, dtype=float)
     if curve == "attention":
-        eff = acc.attention_efficiency.at(np.maximum(flops, 1.0))
+        eff = acc.attention_curve(dtype).at(np.maximum(flops, 1.0))
     else:
         eff = acc.matmul_curve(dtype).at(np.maximum(flops, 1.0))
     return np.where(flops > 0, flops / (acc.peak(dtype) * eff), 0.0)
