@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from analysis.cli import runopts as ro
 from analysis.cli.common import echo_json, run_guarded
 
 Opt = typer.Option
@@ -28,31 +29,31 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def scale(
         gpus: Annotated[str, Opt(help="GPU counts, comma-separated (e.g. 128,256,512)")],
-        model: Annotated[str | None, Opt(help="Preset name or HF config.json")] = None,
-        hardware: Annotated[str | None, Opt(help="Preset, hardware TOML or profile dir")] = None,
-        gpus_per_node: Annotated[int | None, Opt(help="Override GPUs per node")] = None,
+        model: ro.Model = None,
+        hardware: ro.Hardware = None,
+        gpus_per_node: ro.GpusPerNode = None,
         scale_out: Annotated[
             str | None, Opt(help="NIC line rates to compare, Gb/s per direction (e.g. 100,400)")
         ] = None,
-        tp: Annotated[int | None, Opt(help="Tensor-parallel degree")] = None,
-        pp: Annotated[int | None, Opt(help="Pipeline stages")] = None,
-        vpp: Annotated[int | None, Opt(help="Virtual stages per rank (interleaved)")] = None,
-        cp: Annotated[int | None, Opt(help="Context-parallel degree")] = None,
-        sp: Annotated[bool | None, Opt("--sp/--no-sp", help="Sequence parallel")] = None,
-        zero: Annotated[int | None, Opt(help="ZeRO stage 0-3")] = None,
-        micro_batch: Annotated[int | None, Opt(help="Micro-batch (sequences)")] = None,
+        tp: ro.Tp = None,
+        pp: ro.Pp = None,
+        vpp: ro.Vpp = None,
+        cp: ro.Cp = None,
+        sp: ro.Sp = None,
+        zero: ro.Zero = None,
+        micro_batch: ro.MicroBatch = None,
         global_batch: Annotated[int | None, Opt(help="Global batch, fixed over the sweep")] = None,
-        seq_len: Annotated[int | None, Opt(help="Sequence length (tokens)")] = None,
-        precision: Annotated[str | None, Opt(help="fp32|tf32|fp16|bf16|fp8")] = None,
-        recompute: Annotated[str | None, Opt(help="none|selective|full")] = None,
-        config: Annotated[Path | None, Opt(help="Run TOML file")] = None,
-        engine: Annotated[str, Opt(help="analytic (closed form) or des (SimPy)")] = "analytic",
-        seed: Annotated[int, Opt(help="DES seed")] = 0,
-        jitter: Annotated[float, Opt(help="DES per-op jitter (lognormal sigma)")] = 0.0,
-        speed_sigma: Annotated[float, Opt(help="DES per-device speed sigma")] = 0.0,
-        contention: Annotated[bool, Opt("--contention/--no-contention")] = True,
+        seq_len: ro.SeqLen = None,
+        precision: ro.Precision = None,
+        recompute: ro.Recompute = None,
+        config: ro.Config = None,
+        engine: ro.Engine = "analytic",
+        seed: ro.Seed = 0,
+        jitter: ro.Jitter = 0.0,
+        speed_sigma: ro.SpeedSigma = 0.0,
+        contention: ro.Contention = True,
         plot: Annotated[Path | None, Opt(help="Write the speed-up plot (PNG/SVG/PDF)")] = None,
-        json_out: Annotated[bool, Opt("--json", help="JSON on stdout")] = False,
+        json_out: ro.JsonOut = False,
     ) -> None:
         """Strong scaling of one model: speed-up vs the seed's linear m × k, efficiency, comm."""
 
@@ -63,30 +64,24 @@ def register(app: typer.Typer) -> None:
             counts = _numbers(gpus, "gpus")
             rates = _numbers(scale_out, "scale-out", float) if scale_out else None
             file_spec = read_run_file(config) if config else None
-            over: dict[str, dict[str, Any]] = {
-                "model": {"name": model},
-                "parallelism": {
-                    "tp": tp,
-                    "pp": pp,
-                    "vpp": vpp,
-                    "cp": cp,
-                    "dp": -1,
-                    "sp": sp,
-                    "zero": zero,
-                },
-                "training": {
-                    "seq_len": seq_len,
-                    "micro_batch": micro_batch,
-                    "global_batch": global_batch,
-                    "precision": precision,
-                    "recompute": recompute,
-                },
-                "cluster": {
-                    "hardware": hardware,
-                    "gpus": counts[0],
-                    "gpus_per_node": gpus_per_node,
-                },
-            }
+            over = ro.overrides(
+                model=model,
+                hardware=hardware,
+                gpus=counts[0],
+                gpus_per_node=gpus_per_node,
+                tp=tp,
+                pp=pp,
+                vpp=vpp,
+                cp=cp,
+                dp=-1,
+                sp=sp,
+                zero=zero,
+                micro_batch=micro_batch,
+                global_batch=global_batch,
+                seq_len=seq_len,
+                precision=precision,
+                recompute=recompute,
+            )
             spec = merge(file_spec, over)
             first = build_run(spec)
 
@@ -94,14 +89,7 @@ def register(app: typer.Typer) -> None:
                 spec["cluster"]["gpus"] = n
                 return build_run(spec).workload
 
-            kw: dict[str, Any] = {}
-            if engine == "des":
-                kw = {
-                    "seed": seed,
-                    "jitter": jitter,
-                    "speed_sigma": speed_sigma,
-                    "contention": contention,
-                }
+            kw = ro.des_options(engine, seed, jitter, speed_sigma, contention)
             points = sweep(workload, first.hardware, counts, engine, first.options, rates, **kw)
             meta = {
                 "model": first.workload.model.name,
