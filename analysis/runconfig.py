@@ -103,7 +103,6 @@ def merge(file_spec: dict | None, overrides: dict[str, dict[str, Any]]) -> dict[
 def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     """Resolve model and hardware presets, validate the layout, return a ready `Run`."""
     from hwprofiles.catalogue import load_profile
-
     from simulator.models_catalogue import load_model
 
     m = spec["model"]
