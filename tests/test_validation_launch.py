@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from analysis.cli.main import app
-from validation.gpt import PRESETS
+from validation.gptconfig import PRESETS
 from validation.launcher import launch
 from validation.spec import Fault, RunSpec
 

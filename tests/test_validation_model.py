@@ -8,7 +8,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hwprofiles.catalogue import load_profile
 from simulator.costmodel.ops import head_ops, layer_ops
-from validation.gpt import GPT, PRESETS, GPTConfig, load_config, synthetic_batches
+from validation.gpt import GPT, synthetic_batches
+from validation.gptconfig import PRESETS, GPTConfig, load_config
 from validation.mapping import TCP_PAYLOAD_PER_FRAME, hardware_for_run, model_spec, workload
 
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from validation.gpt import PRESETS
+from validation.gptconfig import PRESETS
 from validation.mapping import model_spec
 from validation.netns import IFNAME, RateLimitedLinks, leftovers, namespaces
 from validation.spec import RunSpec

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from analysis.cli.main import app
 from simulator.result import StepResult
 from validation import compare, report
-from validation.gpt import PRESETS
+from validation.gptconfig import PRESETS
 from validation.launcher import Failure, Outcome
 from validation.measure import Spread, baseline_comm_fraction, measured, slowest_rank
 from validation.netns import parse_rate

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from analysis.cli.common import echo_json, run_guarded
 from validation.compare import ENGINES
-from validation.gpt import load_config
+from validation.gptconfig import load_config
 from validation.netns import check_can_link, parse_rate
 from validation.spec import DEVICES, PRECISIONS, STRATEGIES, Fault, format_rate
 from validation.suite import Matrix, Record
@@ -148,6 +148,8 @@ def register(app: typer.Typer) -> None:
         inject_fault: str = typer.Option("", hidden=True, help="RANK:exit|raise|hang[:STEP]"),
     ) -> None:
         """Train a real GPT with torch.distributed here; set measured beside predicted."""
+        import torch  # noqa: F401  (needs the torch extra: a missing one is a one-line error)
+
         o = dict(locals())  # the options, by name
         from validation.validate import resolve_hardware
         from validation.validate import validate as run_validation

@@ -12,7 +12,7 @@ from hwprofiles.profile import HardwareProfile, Link
 from simulator.model import ModelSpec
 from simulator.options import Options
 from simulator.parallel import ParallelConfig, Workload
-from validation.gpt import GPTConfig
+from validation.gptconfig import GPTConfig
 
 STRATEGY_ZERO_STAGE = {"ddp": 0, "fsdp": 3}
 """DDP replicates everything (ZeRO-0); FSDP full-shard shards weights, gradients and optimizer

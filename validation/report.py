@@ -12,7 +12,7 @@ from rich.table import Table
 
 from simulator.result import round_sig
 from validation.compare import TARGET_ABS_ERROR, Comparison
-from validation.gpt import GPTConfig
+from validation.gptconfig import GPTConfig
 from validation.launcher import Failure
 from validation.mapping import model_spec
 from validation.measure import Measured

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from validation.gpt import GPTConfig
+from validation.gptconfig import GPTConfig
 
 STRATEGIES = ("ddp", "fsdp")
 PRECISIONS = ("fp32", "bf16")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from validation.gpt import GPTConfig
+from validation.gptconfig import GPTConfig
 from validation.launcher import Failure, Outcome, launch
 from validation.measure import Measured, baseline_comm_fraction, measured
 from validation.netns import RateLimitedLinks

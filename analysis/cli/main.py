@@ -29,5 +29,19 @@ for _ep in sorted(entry_points(group="llmcap.commands"), key=lambda e: e.name):
     _ep.load()(app)
 
 
+OPTIONAL = {"torch": "torch", "pynvml": "torch"}
+"""Optional modules -> the extra that installs them (pyproject optional-dependencies)."""
+
+
 def main() -> None:  # pragma: no cover - console entry point
-    app()
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        if exc.name not in OPTIONAL:
+            raise
+        typer.echo(
+            f"llmcap: error: {exc.name}: not installed; this command needs the "
+            f"'{OPTIONAL[exc.name]}' extra (pip install -e '.[{OPTIONAL[exc.name]}]')",
+            err=True,
+        )
+        raise SystemExit(2) from None

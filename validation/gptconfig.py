@@ -1,0 +1,91 @@
+"""The validation GPT's configuration (no torch import: the planner CLI loads it).
+
+`validation.gpt` holds the torch model built from it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Sizes of the validation GPT (Hugging Face `config.json` names) and its batch."""
+
+    name: str
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    vocab_size: int
+    seq_len: int
+    """Tokens per sequence; also the number of learned positions."""
+    micro_batch_size: int = 1
+    """Sequences per rank per step."""
+    intermediate_size: int | None = None
+    """MLP width; None = 4 * hidden_size (GPT-2)."""
+
+    def __post_init__(self) -> None:
+        for f in (
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "vocab_size",
+            "seq_len",
+            "micro_batch_size",
+        ):
+            v = getattr(self, f)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"model.{f}: {v!r} must be a positive integer")
+        ffn = self.intermediate_size
+        if ffn is not None and (not isinstance(ffn, int) or ffn < 1):
+            raise ValueError(f"model.intermediate_size: {ffn!r} must be a positive integer")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"model.hidden_size: {self.hidden_size} not divisible by "
+                f"num_attention_heads = {self.num_attention_heads}"
+            )
+
+    @property
+    def ffn_size(self) -> int:
+        return self.intermediate_size or 4 * self.hidden_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS: dict[str, GPTConfig] = {
+    # seconds per run on a 2-core CPU: the test suite's 2-rank gloo run
+    "tiny": GPTConfig("tiny", 64, 2, 4, 512, 64, micro_batch_size=2),
+    # ~5.3 M parameters (21 MB of fp32 gradients): compute and a 100-1000 Mbit/s link are of
+    # the same order on one CPU core, so the comparison exercises both
+    "small": GPTConfig("small", 256, 4, 4, 8192, 128, micro_batch_size=4),
+    # GPT-2 small shape (Radford et al. 2019: 12 layers, 768 hidden, 12 heads), for one GPU
+    "gpt2-small": GPTConfig("gpt2-small", 768, 12, 12, 50304, 1024, micro_batch_size=8),
+}
+
+
+def load_config(spec: str) -> GPTConfig:
+    """A preset name, or a JSON file with `GPTConfig` fields (HF names; `seq_len` required).
+
+    Unknown keys in the file are an error so that a typo does not silently change the model.
+    """
+    if spec in PRESETS:
+        return PRESETS[spec]
+    path = Path(spec)
+    if not path.suffix == ".json":
+        raise ValueError(f"model: {spec!r} is not a preset ({', '.join(PRESETS)}) or a .json file")
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"model: {spec} must hold a JSON object")
+    known = {f.name for f in fields(GPTConfig)}
+    extra = sorted(set(data) - known)
+    if extra:
+        raise ValueError(f"model: {spec}: unknown key(s) {extra}; known: {sorted(known)}")
+    data.setdefault("name", path.stem)
+    try:
+        return GPTConfig(**data)
+    except TypeError as exc:  # a missing required field
+        raise ValueError(f"model: {spec}: {exc}") from None
