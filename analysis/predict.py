@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Any
 
-import numpy as np
-
 from analysis.closed_form import Options, evaluate
 from analysis.layouts import Layouts
 from analysis.seed import document_predictions
@@ -172,4 +170,4 @@ def _provenance(hw: HardwareProfile, engine: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["ENGINES", "Options", "np", "predict"]
+__all__ = ["ENGINES", "Options", "predict"]

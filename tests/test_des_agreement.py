@@ -2,10 +2,9 @@
 
 Both engines price every kernel and collective with the same cost model, so where the step's
 structure is the same they must agree: the issue's requirement is 2 % over DP-only, TP-only,
-PP-only, 3D and ZeRO-3 layouts. Layouts where the closed form's structure is knowingly
-simpler than the schedule (interleaving: the DP reduction of each chunk starts when that
-chunk's last backward ends, not with the stage's last micro-batch) are held to 4 % and the
-gap is explained in docs/simulator.md.
+PP-only, 3D and ZeRO-3 layouts. Layouts outside that grid (many gradient buckets, each paying
+its own latency; interleaving with ZeRO-1) are held to 4 %; docs/simulator.md says where the
+engines' structures still differ.
 """
 
 from __future__ import annotations

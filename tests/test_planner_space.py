@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from analysis.planner.search import layout_config
 from analysis.planner.space import (
     DEFAULT_BATCH_TOKENS,
     REASONS,
@@ -15,7 +16,7 @@ from analysis.planner.space import (
     enumerate_layouts,
 )
 from simulator.model import ModelSpec
-from simulator.parallel import RECOMPUTE_MODES, ParallelConfig, Workload
+from simulator.parallel import Workload
 
 # A small GQA model whose sizes make every rule bite: 12 heads (tp=8 fails), 4 K/V heads,
 # 6 layers (pp*vpp=4 fails), seq_len 96 (cp=64 fails; sp with tp*cp=64 fails); on 6-GPU
@@ -38,18 +39,7 @@ SMALL = ModelSpec(
 
 def _construct(model, gpus, seq_len, row):
     """Build the scalar objects for one row; the ValueError they raise is the reference."""
-    pc = ParallelConfig(
-        tp=row["tp"],
-        pp=row["pp"],
-        vpp=row["vpp"],
-        cp=row["cp"],
-        micro_batch_size=row["mb"],
-        global_batch_size=row["gbs"],
-        zero_stage=row["zero"],
-        sequence_parallel=bool(row["sp"]),
-        recompute=RECOMPUTE_MODES[row["recompute"]],
-    ).resolve(gpus)
-    return Workload(model, pc, seq_len)
+    return Workload(model, layout_config(row, "bf16", gpus), seq_len)
 
 
 @pytest.mark.parametrize(("gpus", "gpus_per_node"), [(1, 8), (4, 8), (16, 8), (6, 6), (12, 6)])

@@ -158,9 +158,8 @@ def fp8_cast_ops(gemms: list[Op], t: Num, e: Num) -> list[Op]:
     """
     out = []
     for g in gemms:
-        # gemm bytes = (t*k + k*n + t*n) * e; recover the operands from the FLOPs
-        # (2*t*k*n) is not possible in general, so cast what the op reads and writes:
-        operands = np.asarray(g.fwd_bytes) / e  # elements of input, weight and output
+        # the GEMM's bytes are (t*k + k*n + t*n) * e: the elements it reads and writes
+        operands = np.asarray(g.fwd_bytes) / e
         out.append(
             Op(g.name.split("/")[0] + "/fp8_cast", "memory", 0.0, 0.0, 0.0,
                (e + 1) * operands, 2 * (e + 1) * operands)
