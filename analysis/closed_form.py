@@ -8,6 +8,7 @@ which is what the planner searches with. The structure of a step (Megatron-LM 1F
          + exposed pipeline p2p              fill and drain chains; all if not overlapped
          + exposed ZeRO-3 gathers            per micro-batch, beyond the compute hiding them
          + exposed DP gradient reduction     beyond the last micro-batch's backward
+         + framework buffer copies           torch DDP buckets, FSDP2 copy-in/out (Options)
          + optimizer step                    memory-bound AdamW over the local shard
 
 Every time comes from the shared cost model (`simulator.costmodel`) and the hardware profile's
@@ -24,10 +25,11 @@ from analysis.layouts import Layouts
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
 from simulator.costmodel.collectives import bus_factor
+from simulator.costmodel.framework import copies_time, copy_bytes
 from simulator.costmodel.network import group_collective_time, p2p_time
 from simulator.costmodel.ops import embedding_ops, head_ops
 from simulator.costmodel.stack import stack_layer_ops
-from simulator.costmodel.timing import ACT_BYTES, op_times
+from simulator.costmodel.timing import ACT_BYTES, copy_time, op_times
 from simulator.model import ModelSpec
 from simulator.options import Options
 from simulator.parallel import BYTES_PER_PARAM
@@ -163,9 +165,10 @@ def evaluate(
     )
     dp_total = np.where(L.zero == 3, 0.0, grad_sync + ag_after)
     dp_exposed = np.where(L.zero == 3, 0.0, grad_exposed + ag_exposed)
-    # ZeRO-3 / FSDP: per micro-batch AG (fwd) + AG (bwd) + RS (bwd), prefetched behind compute
-    z3_mb = 2 * t_ag + t_rs
-    first_gather = t_ag / np.maximum(n_layers, 1)
+    # ZeRO-3 / FSDP: per micro-batch and per wrapping unit (each layer, the embedding, the
+    # head: the SimPy engine's units) AG (fwd) + AG (bwd) + RS (bwd), prefetched behind
+    # compute; every unit's collective pays its own latency
+    z3_mb, first_gather = _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes)
     z3_exposed_mb = (
         overlap(z3_mb, compute_mb, opts.comm_interference) + first_gather
         if opts.overlap_param_gather
@@ -174,19 +177,18 @@ def evaluate(
     z3_total = np.where(L.zero == 3, m * z3_mb, 0.0)
     z3_exposed = np.where(L.zero == 3, m * np.minimum(z3_exposed_mb, z3_mb), 0.0)
 
-    # optimizer: memory-bound over the local (ZeRO-sharded) parameters
+    # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
     local = params / np.where(L.zero >= 1, L.dp, 1)
-    t_opt = (
-        local
-        * opts.optimizer_bytes_per_param
-        / (acc.memory_bandwidth_bytes_per_s * acc.memory_efficiency)
-    )
+    t_opt = copy_time(acc, local * opts.optimizer_bytes_per_param)
+
+    # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2)
+    t_copies = copies_time(acc, copy_bytes(params, L.dp, L.zero, m, w_bytes, g_bytes, opts))
 
     compute = m * compute_mb
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]
     step = compute + tp_exp + cp_exp + bubble + p2p_exposed + z3_exposed
-    step = step + dp_exposed + t_opt
+    step = step + dp_exposed + t_copies + t_opt
 
     out: dict[str, np.ndarray] = {
         "step_time_s": step,
@@ -198,6 +200,7 @@ def evaluate(
         "breakdown/comm_pp": p2p_exposed,
         "breakdown/comm_zero3": z3_exposed,
         "breakdown/comm_dp": dp_exposed,
+        "breakdown/copies": t_copies,
         "breakdown/optimizer": t_opt,
         "comm_total/tp": m * n_layers * t["tp_total"],
         "comm_total/cp": m * n_layers * t["cp_total"],
@@ -211,6 +214,28 @@ def evaluate(
     out.update(_memory(model, s, L, precision, opts, m))
     out.update(_energy(hw, out, m, n_layers, t))
     return {k: np.broadcast_to(np.asarray(v, dtype=float), L.tp.shape) for k, v in out.items()}
+
+
+def _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes):
+    """ZeRO-3 collective time per micro-batch, unit by unit, and the first unit's gather
+    (nothing hides it). Units as FSDP wraps them and the SimPy engine simulates them: every
+    layer, the first stage's embedding and, with pp = 1, the output head (a unit of its own,
+    empty if tied: it still pays the collectives' latency)."""
+    dp_stride = L.tp * L.cp
+    layer = model.layer_params() / L.tp
+    head = np.where(L.pp == 1, model.lm_head_params() / L.tp, 0.0)
+    emb = params - n_layers * layer - head
+
+    def unit(p):
+        ag = group_collective_time(hw, "all_gather", p * w_bytes, L.dp, dp_stride)
+        rs = group_collective_time(hw, "reduce_scatter", p * g_bytes, L.dp, dp_stride)
+        return 2 * ag + rs, ag
+
+    t_layer, _ = unit(layer)
+    t_emb, ag_emb = unit(emb)
+    t_head, _ = unit(head)
+    z3_mb = n_layers * t_layer + t_emb + np.where(L.pp == 1, t_head, 0.0)
+    return z3_mb, ag_emb
 
 
 def _comm_bytes(model, s, L, precision, opts, m, n_layers, params):
@@ -261,7 +286,8 @@ def _memory(model, s, L, precision, opts, m):
 
 def _energy(hw, out, m, n_layers, t):
     """Energy per GPU per step: compute at full activity, exposed comm at comm activity,
-    optimizer at memory-bound activity, bubbles and waits at idle (PowerModel states)."""
+    optimizer and buffer copies at memory-bound activity, bubbles and waits at idle
+    (PowerModel states)."""
     pw = hw.power
     step = out["step_time_s"]
     busy = out["breakdown/compute"]
@@ -275,7 +301,7 @@ def _energy(hw, out, m, n_layers, t):
             "breakdown/comm_dp",
         )
     )
-    opt = out["breakdown/optimizer"]
+    opt = out["breakdown/optimizer"] + out["breakdown/copies"]
     idle = np.maximum(0.0, step - busy - comm - opt)
     energy = (
         pw.power(1.0) * busy

@@ -95,6 +95,12 @@ class Accelerator:
     attention_efficiency_by_dtype: Mapping[str, EfficiencyCurve] = field(default_factory=dict)
     """Optional per-dtype override of `attention_efficiency`, each a fraction of that dtype's
     peak (calibrated profiles fill it from measured forward + backward SDPA)."""
+    copy_bytes_per_s: float | None = None
+    """A copy into an existing buffer, bytes read + written per second (STREAM counting);
+    None: `memory_bandwidth_bytes_per_s * memory_efficiency`, like any memory-bound kernel."""
+    fresh_copy_bytes_per_s: float | None = None
+    """A copy into a newly allocated buffer (read + written per second). On a host without a
+    caching allocator every fresh page faults on first touch; None: as `copy_bytes_per_s`."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Field name -> citation for the numbers above."""
 
@@ -239,6 +245,8 @@ class HardwareProfile:
             acc,
             peak_flops={k: v * f for k, v in acc.peak_flops.items()},
             memory_bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * f,
+            copy_bytes_per_s=acc.copy_bytes_per_s and acc.copy_bytes_per_s * f,
+            fresh_copy_bytes_per_s=acc.fresh_copy_bytes_per_s and acc.fresh_copy_bytes_per_s * f,
         )
         return replace(self, accelerator=slowed)
 

@@ -36,6 +36,17 @@ class Options:
     amp_casts: bool = False
     """torch.autocast mixed precision: fp32 weights cast to 16-bit per GEMM, fp32 norms
     (torch AMP); Megatron/Transformer Engine keep 16-bit weights and do not pay this."""
+    grad_bucket_copies: bool = False
+    """torch DDP (`gradient_as_bucket_view=False`, its default) copies every gradient into its
+    bucket before the all-reduce and back afterwards (torch/csrc/distributed/c10d/reducer.cpp,
+    `mark_variable_ready_dense` and `finalize_bucket_dense`); Megatron's contiguous gradient
+    buffer reduces in place and pays nothing. Priced as memory traffic (`costmodel.framework`)."""
+    zero3_copies: bool = False
+    """torch FSDP2 (`fully_shard`) copies each unit's local shard into the all-gather buffer and
+    the gathered buffer out into the parameters, and the gradients into the reduce-scatter
+    buffer (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py: `all_gather_copy_in`,
+    `foreach_all_gather_copy_out`, `foreach_reduce_scatter_copy_in`); flat-parameter FSDP1
+    (MosaicML's stack) gathers into views and pays none of these."""
     comm_interference: float = 0.18
     """Fraction of compute throughput lost while an overlapped collective runs: NCCL kernels
     hold SMs (an all-gather launched 24 thread blocks on a 132-SM H100 in the measurement of
@@ -43,8 +54,10 @@ class Options:
     performance degradation", 2025: 24/132 = 0.18) and share HBM bandwidth. Hidden
     communication of duration T costs the compute stream `comm_interference * T`."""
     optimizer_bytes_per_param: float = 34.0
-    """AdamW step memory traffic per local parameter (bytes): read fp32 master, grad, m, v
-    (16), write master, m, v (12), write the 16-bit copy (2), gradient-norm read (4)."""
+    """AdamW step memory traffic per local parameter (bytes), for a fused kernel (Megatron's
+    Apex/Transformer Engine Adam): read fp32 master, grad, m, v (16), write master, m, v (12),
+    write the 16-bit copy (2), gradient-norm read (4). It streams in place over buffers that
+    live for the whole run, priced at the profile's copy rate (`timing.copy_time`)."""
 
     def bucket_size(self, dp: Any, grad_bytes: float | None = None) -> Any:
         """Bytes per gradient bucket for a data-parallel group of `dp` ranks.

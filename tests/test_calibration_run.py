@@ -164,6 +164,11 @@ def test_loader_builds_a_hardware_profile(profile_dir: Path, summary: dict[str, 
     # memory-bound kernels run at the measured elementwise rate, a fraction of STREAM bandwidth
     assert 0.0 < acc.memory_efficiency <= 1.0
     assert "elementwise" in acc.sources["memory_efficiency"]
+    # framework buffer copies: into existing and into freshly allocated buffers, measured
+    mem = summary["memory"]
+    assert acc.copy_bytes_per_s == mem["buffer_copy_bytes_per_s"] > 0
+    assert acc.fresh_copy_bytes_per_s == mem["fresh_copy_bytes_per_s"] > 0
+    assert "newly allocated" in acc.sources["fresh_copy_bytes_per_s"]
     # attention priced as training runs it: forward + backward SDPA, per dtype's own peak
     assert set(acc.attention_efficiency_by_dtype) == {"fp32", "bf16"}
     assert "fwd+bwd" in acc.attention_curve("bf16").source

@@ -70,6 +70,61 @@ def test_zero3_reduces_memory_and_adds_gathers():
     assert z3.comm_breakdown["zero3"] > 0 and z0.comm_breakdown["zero3"] == 0
 
 
+def test_zero3_collectives_are_priced_unit_by_unit():
+    """Every FSDP unit (each layer, the embedding, the head) pays its collectives' latency:
+    the total is the sum of per-unit alpha-beta times, not one collective of all bytes."""
+    from simulator.costmodel.network import group_collective_time
+
+    hw = load_profile("h100-sxm")
+    m = load_model("llama-3-8b")
+    z3 = run(gpus=8, global_batch_size=8, zero_stage=3)
+    layer = m.layer_params()
+    emb = m.num_params() - m.num_hidden_layers * layer - m.lm_head_params()
+
+    def unit(p):
+        ag = group_collective_time(hw, "all_gather", p * 2, 8, 1)
+        return 2 * ag + group_collective_time(hw, "reduce_scatter", p * 4, 8, 1)
+
+    want = m.num_hidden_layers * unit(layer) + unit(emb) + unit(m.lm_head_params())
+    assert z3.comm_breakdown["zero3"] == pytest.approx(float(want), rel=1e-9)
+    whole = unit(m.num_params())
+    assert z3.comm_breakdown["zero3"] > whole  # each unit's latency on top
+
+
+def test_framework_copies_follow_the_options():
+    """torch DDP's bucket copies and FSDP2's copy-in/out are memory traffic when asked for,
+    absent by default (Megatron) and with one rank."""
+    from simulator.costmodel.framework import copy_bytes
+
+    base = run(gpus=8, global_batch_size=8)
+    ddp = run(gpus=8, global_batch_size=8, opts=Options(grad_bucket_copies=True))
+    assert base.breakdown["copies"] == 0.0
+    assert ddp.breakdown["copies"] > 0
+    assert ddp.step_time_s == pytest.approx(base.step_time_s + ddp.breakdown["copies"])
+    o = Options(grad_bucket_copies=True, zero3_copies=True)
+    # DDP: into the bucket and back, read + write, whatever the world size (existing buffers)
+    assert copy_bytes(100.0, 1, 0, 1, 2, 4, o) == (pytest.approx(2 * 2 * 4 * 100), 0.0)
+    assert copy_bytes(100.0, 2, 0, 1, 2, 4, o)[0] == pytest.approx(2 * 2 * 4 * 100)
+    # ZeRO-3, per micro-batch: 2 gathers (shard in, full out) + reduce-scatter (in, shard
+    # out), all into fresh buffers; one rank skips the shard copy-in
+    per_mb = 2 * (2 * 100 / 4 + 2 * 100) + 4 * 100 * (1 + 1 / 4)
+    assert copy_bytes(100.0, 4, 3, 3, 2, 4, o) == (0.0, pytest.approx(2 * 3 * per_mb))
+    one = 2 * (2 * 100) + 4 * 100 * 2
+    assert copy_bytes(100.0, 1, 3, 1, 2, 4, o)[1] == pytest.approx(2 * one)
+    assert copy_bytes(100.0, 4, 1, 3, 2, 4, o) == (0.0, 0.0)  # ZeRO-1/2: Megatron buffers
+
+
+def test_fresh_copies_use_the_measured_fresh_rate():
+    from simulator.costmodel.timing import copy_time
+
+    acc = load_profile("h100-sxm").accelerator
+    hbm = acc.memory_bandwidth_bytes_per_s * acc.memory_efficiency
+    assert copy_time(acc, 1e9, fresh=True) == pytest.approx(1e9 / hbm)  # caching allocator
+    host = dataclasses.replace(acc, copy_bytes_per_s=20e9, fresh_copy_bytes_per_s=4e9)
+    assert copy_time(host, 1e9) == pytest.approx(0.05)
+    assert copy_time(host, 1e9, fresh=True) == pytest.approx(0.25)
+
+
 def test_recompute_trades_time_for_memory():
     none = run(gpus=8, global_batch_size=8, recompute="none")
     full = run(gpus=8, global_batch_size=8, recompute="full")

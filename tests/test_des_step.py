@@ -201,3 +201,31 @@ def test_placement_is_a_parameter():
     assert swapped.arrays["comm_total/dp"] > megatron.arrays["comm_total/dp"]
     with pytest.raises(ValueError, match="permutation"):
         simulate_step(w, toy_hw(), OPTS, placement="tp-dp-pp")
+
+
+def test_each_concurrent_collective_slows_compute_by_the_interference():
+    """A kernel of 1 s beside one collective (0.2 s of the kernel's time) and then two
+    (0.2 s more): progress 1 - k * phi while k collectives run, as the closed form sums
+    phi * T over hidden collectives."""
+    import simpy
+
+    from simulator.des.device import Device
+    from simulator.des.engine import Recorder, Sim
+
+    env = simpy.Environment()
+    dev = Device(Sim(env, None, Recorder()), rank=0, stage=0, node=0, interference=0.25)
+    done = dev.run_kernel(1.0)
+
+    def comms():
+        yield env.timeout(0.2)
+        dev.comm(+1)  # one collective from t = 0.2
+        yield env.timeout(0.2)
+        dev.comm(+1)  # two from t = 0.4
+        yield env.timeout(0.2)
+        dev.comm(-1)
+        dev.comm(-1)  # none from t = 0.6
+
+    env.process(comms())
+    env.run(done)
+    # work done: 0.2 + 0.2 * 0.75 + 0.2 * 0.5 = 0.45 by t = 0.6; 0.55 left at full speed
+    assert env.now == pytest.approx(1.15)

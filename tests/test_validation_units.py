@@ -1,6 +1,7 @@
 """Validation pieces without processes: specs, rates, measurement summaries, comparisons,
 report rendering, and CLI input errors (one line, exit 2, nothing run)."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +13,13 @@ from simulator.result import StepResult
 from validation import compare, report
 from validation.gptconfig import PRESETS
 from validation.launcher import Failure, Outcome
-from validation.measure import Spread, baseline_comm_fraction, measured, slowest_rank
+from validation.measure import (
+    Spread,
+    baseline_comm_fraction,
+    measured,
+    merge_rounds,
+    slowest_rank,
+)
 from validation.netns import parse_rate
 from validation.spec import Fault, RunSpec, format_rate
 from validation.suite import Matrix, Record, SuiteResult
@@ -117,6 +124,46 @@ def test_measured_from_outcome_ddp():
     assert m.other_load_cores == pytest.approx((4.0 - 2 * 1.5) / 2.0)  # busy minus the ranks
 
 
+def test_rounds_pool_steps_and_keep_each_rounds_median():
+    spec = RunSpec(TINY, "ddp", "fp32", 2, steps=2, comm_pairs=1)
+
+    def outcome(t, energy):
+        ranks = {r: _rank([t, t], [t], [t / 2], energy=energy, metered=r == 0) for r in (0, 1)}
+        return Outcome(spec, Path("."), ranks, None, 1.0)
+
+    merged = merge_rounds([outcome(0.2, 4.0), outcome(0.4, 8.0), outcome(0.3, 6.0)])
+    m = measured(merged)
+    assert m.round_medians_s == pytest.approx((0.2, 0.4, 0.3))
+    assert m.step.median_s == pytest.approx(0.3) and m.step.count == 6
+    assert m.energy_per_step_j == pytest.approx(18.0 / 6)  # mean over every timed step
+    assert m.pair_sync_s == pytest.approx(0.3) and m.comm_fraction == pytest.approx(0.5)
+    assert measured(outcome(0.2, 4.0)).round_medians_s == ()  # one round: nothing to split
+
+
+def test_matrix_rounds_run_round_robin_and_record_each_run_once(monkeypatch, tmp_path):
+    from validation import suite
+
+    order = []
+
+    def fake_run_one(spec, run_dir, **timeouts):
+        order.append((spec.run_id, run_dir.name))
+        fail = spec.nproc == 2 and run_dir.name == "round2"
+        ranks = {r: _rank([0.1 * spec.nproc] * 2, [0.2], [0.1]) for r in range(spec.nproc)}
+        failure = Failure(1, "exited") if fail else None
+        return Outcome(spec, run_dir, {} if fail else ranks, failure, 1.0)
+
+    monkeypatch.setattr(suite, "run_one", fake_run_one)
+    m = Matrix(TINY, nprocs=(1, 2), strategies=("ddp",), precisions=("fp32",), steps=2, rounds=3)
+    res = suite.run_matrix(m, tmp_path)
+    assert [o[1] for o in order] == ["round1", "round1", "round2", "round2", "round3"]
+    by_id = {r.spec.run_id: r for r in res.records}
+    assert len(res.records) == 2
+    assert by_id["ddp-fp32-n1"].measured.round_medians_s == pytest.approx((0.1, 0.1, 0.1))
+    assert by_id["ddp-fp32-n2"].failure is not None  # a failed round is not retried
+    with pytest.raises(ValueError, match="rounds"):
+        Matrix(TINY, rounds=0)
+
+
 def test_failed_outcome_has_no_measurement():
     spec = RunSpec(TINY, "ddp", "fp32", 2)
     with pytest.raises(ValueError, match="incomplete"):
@@ -213,6 +260,35 @@ def _any_profile():
     from hwprofiles.catalogue import load_profile
 
     return load_profile("cpu")
+
+
+def test_comm_share_is_predicted_by_the_method_that_measured_it():
+    """DDP (no_sync): the prediction counts the bucket copies no_sync also skips; FSDP: the
+    prediction is 1 - t(1 rank)/t(N ranks), like the measurement."""
+    one = RunSpec(TINY, "fsdp", "fp32", 1, steps=2)
+    two = one.with_(nproc=2)
+    m1 = measured(Outcome(one, Path("."), {0: _rank([0.3, 0.3])}, None, 1.0))
+    m2 = measured(Outcome(two, Path("."), {0: _rank([0.4, 0.4]), 1: _rank([0.4, 0.4])}, None, 1))
+    runs = {one.run_id: (one, m1), two.run_id: (two, baseline_comm_fraction(m2, two, m1))}
+    preds = {(one.run_id, "analytic"): _step(0.2), (two.run_id, "analytic"): _step(0.25, 0.1, n=2)}
+    got = {(c.metric, c.run): c for c in compare.compare(runs, preds, ("analytic",))}
+    c = got[("comm_fraction", two.run_id)]
+    assert c.baseline == one.run_id
+    assert c.measured == pytest.approx(0.25) and c.predicted == pytest.approx(1 - 0.2 / 0.25)
+
+    ddp = _step(0.5, 0.1, n=2)
+    ddp = dataclasses.replace(ddp, breakdown={"copies": 0.05, "comm_dp": 0.05})
+    assert compare.Figures.of_predicted(ddp).comm_fraction == pytest.approx(0.2)
+
+
+def test_stack_options_follow_torch_on_the_device():
+    from validation.mapping import stack_options
+
+    cpu, gpu = stack_options("cpu"), stack_options("cuda")
+    assert cpu.grad_bucket_copies and cpu.zero3_copies and cpu.amp_casts
+    assert not cpu.overlap_param_gather  # FSDP2 on CPU: blocking collectives
+    assert gpu.overlap_param_gather
+    assert cpu.optimizer_bytes_per_param == 80.0  # torch's AdamW, not a fused kernel
 
 
 def test_engine_that_cannot_predict_is_noted_once():

@@ -89,6 +89,7 @@ def build_matrix(**o: Any) -> Matrix:
         device=_choices(o["device"], "device", DEVICES)[0],
         threads_per_rank=o["threads_per_rank"],
         seed=o["seed"],
+        rounds=o["rounds"],
         fault=Fault.parse(o["inject_fault"]) if o["inject_fault"] else None,
     )
     m.specs()  # RunSpec validation of steps, warm-up, ... before anything runs
@@ -109,6 +110,8 @@ def canonical_command(m: Matrix, o: dict[str, Any]) -> str:
         f"--strategy {','.join(m.strategies)}",
         f"--link-bandwidth {links}",
     ]
+    if m.rounds > 1:
+        parts.append(f"--rounds {m.rounds}")
     if o["hardware"]:
         parts.append(f"--hardware {o['hardware']}")
     if o["out"]:
@@ -124,6 +127,9 @@ def register(app: typer.Typer) -> None:
         nproc: str = typer.Option("1,2", help="Rank counts, comma-separated."),
         model: str = typer.Option("small", help="tiny, small, gpt2-small, or a config.json."),
         steps: int = typer.Option(20, help="Timed steps per run (after the warm-up)."),
+        rounds: int = typer.Option(
+            1, help="Run the whole matrix this many times, round-robin; steps are pooled."
+        ),
         precision: str = typer.Option("fp32,bf16", help="fp32 and/or bf16 (autocast)."),
         strategy: str = typer.Option("ddp,fsdp", help="ddp and/or fsdp (full shard)."),
         link_bandwidth: str = typer.Option(
@@ -163,7 +169,7 @@ def register(app: typer.Typer) -> None:
         hw = run_guarded(
             lambda: resolve_hardware(hardware or None, matrix.device, threads_per_rank, err.print)
         )
-        n_runs = len(matrix.specs())
+        n_runs = len(matrix.specs()) * matrix.rounds
         done: list[Record] = []
 
         def progress(rec: Record) -> None:

@@ -8,7 +8,11 @@ Every comparison is ``{run, metric, measured, predicted, engine, error}`` with
   precision; weak scaling, so measured = N * t(1) / t(N); seed: ``m × k`` with m = N
   data-parallel replicas and k = 1 sub-model (as `analysis.seed.document_predictions` reads
   it);
-- ``comm_fraction``: exposed communication over step time (method in `validation.measure`);
+- ``comm_fraction``: exposed communication over step time, predicted by the method that
+  measured it (`validation.measure`): DDP with `no_sync`, so the prediction is what `no_sync`
+  removes (exposed collectives and bucket copies); otherwise ``1 − t(1 rank) / t(N ranks)``
+  against the 1-rank run of the same strategy and precision (its `baseline`), measured and
+  predicted alike;
 - ``bf16_fp32_time_ratio``: step time of the bf16 `run` over its fp32 twin;
 - ``energy_ratio``: energy per step of the bf16 `run` over its fp32 twin, where both were
   metered; seed: ``E × P/L`` read literally (P = 32, L = 16: ×2) and as intended (×L/P = ½).
@@ -93,7 +97,7 @@ def predict_runs(
             try:
                 # every rank shares this one host, whatever the network between them
                 out[(spec.run_id, engine)] = predictor(
-                    w, hw, engine, options=stack_options(), devices_busy=spec.nproc
+                    w, hw, engine, options=stack_options(spec.device), devices_busy=spec.nproc
                 )
             except (ValueError, ImportError, NotImplementedError) as exc:
                 notes.append(f"engine {engine}: no prediction ({type(exc).__name__}: {exc})")
@@ -115,15 +119,19 @@ class Figures:
 
     @classmethod
     def of_predicted(cls, r: StepResult) -> Figures:
-        return cls(r.step_time_s, r.comm_fraction, r.energy_per_step_j)
+        """The communication share is what DDP's `no_sync` removes: the exposed collectives
+        and the bucket copies around them (`Options.grad_bucket_copies`)."""
+        removed = r.comm_exposed_s + r.breakdown.get("copies", 0.0)
+        return cls(r.step_time_s, removed / r.step_time_s, r.energy_per_step_j)
 
 
 def baseline(metric: str, spec: RunSpec) -> tuple[bool, RunSpec | None]:
     """Whether `metric` applies to `spec`, and the run it is relative to (if any)."""
     if metric == "step_time_s":
         return True, None
-    if metric == "comm_fraction":
-        return spec.nproc > 1, None
+    if metric == "comm_fraction":  # measured with no_sync, else against the 1-rank run
+        one_rank = spec.with_(nproc=1, link_bytes_per_s=None, fault=None)
+        return spec.nproc > 1, None if spec.measures_comm_by_no_sync else one_rank
     if metric == "speedup":
         return spec.nproc > 1, spec.with_(nproc=1, link_bytes_per_s=None, fault=None)
     # bf16_fp32_time_ratio, energy_ratio
@@ -135,7 +143,9 @@ def derive(metric: str, spec: RunSpec, run: Figures, base: Figures | None) -> fl
     if metric == "step_time_s":
         return run.step_time_s
     if metric == "comm_fraction":
-        return run.comm_fraction
+        if base is None:
+            return run.comm_fraction
+        return max(0.0, 1.0 - base.step_time_s / run.step_time_s)
     if base is None:  # every other metric is relative to a baseline run
         return None
     if metric == "speedup":

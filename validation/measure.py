@@ -77,6 +77,8 @@ class Measured:
     energy_reason: str
     loss_first: float
     loss_last: float
+    round_medians_s: tuple[float, ...] = ()
+    """Median step time of each round (`llmcap validate --rounds`): the run-to-run spread."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -88,7 +90,36 @@ class Measured:
         """Inverse of `to_dict` (reads a report's `runs[].measured`)."""
         known = {f.name for f in fields(cls)}
         args = {k: v for k, v in d.items() if k in known}
+        args["round_medians_s"] = tuple(d.get("round_medians_s", ()))
         return cls(**(args | {"step": Spread(**d["step"])}))
+
+
+_POOLED = ("step_times_s", "pair_sync_s", "pair_nosync_s")
+_SUMMED = ("timed_window_s", "timed_cpu_s", "timed_machine_busy_s", "energy_j", "energy_window_s")
+
+
+def merge_rounds(outcomes: list[Outcome]) -> Outcome:
+    """One outcome from completed rounds of the same run: each rank's timed steps and pairs
+    pooled in round order, CPU and energy windows summed (energy per step stays the mean),
+    peak memory the highest, the first round's first loss and the last round's last."""
+    if not outcomes:
+        raise ValueError("rounds: no completed round to merge")
+    first = outcomes[0]
+    merged: dict[int, dict[str, Any]] = {}
+    for rank in sorted(first.results):
+        recs = [o.results[rank] for o in outcomes]
+        rec = dict(recs[0])
+        for k in _POOLED:
+            rec[k] = [x for r in recs for x in r[k]]
+        for k in _SUMMED:
+            vals = [r.get(k) for r in recs]
+            rec[k] = None if any(v is None for v in vals) else sum(vals)
+        rec["peak_memory_bytes"] = max(r["peak_memory_bytes"] for r in recs)
+        rec["loss_last"] = recs[-1]["loss_last"]
+        rec["rounds"] = len(recs)
+        merged[rank] = rec
+    spec = replace(first.spec, steps=first.spec.steps * len(outcomes))
+    return Outcome(spec, first.run_dir, merged, None, sum(o.wall_s for o in outcomes))
 
 
 def measured(outcome: Outcome) -> Measured:
@@ -96,7 +127,8 @@ def measured(outcome: Outcome) -> Measured:
     if not outcome.ok:
         raise ValueError(f"run {outcome.spec.run_id}: incomplete, nothing to summarise")
     spec, ranks = outcome.spec, [outcome.results[r] for r in sorted(outcome.results)]
-    step = Spread.of(slowest_rank([r["step_times_s"] for r in ranks]))
+    steps = slowest_rank([r["step_times_s"] for r in ranks])
+    step = Spread.of(steps)
     comm = sync = nosync = None
     if spec.measures_comm_by_no_sync:
         sync = statistics.median(slowest_rank([r["pair_sync_s"] for r in ranks]))
@@ -129,7 +161,17 @@ def measured(outcome: Outcome) -> Measured:
         energy_reason="; ".join(reasons) if energy is None else "",
         loss_first=ranks[0]["loss_first"],
         loss_last=ranks[0]["loss_last"],
+        round_medians_s=_round_medians(steps, int(ranks[0].get("rounds", 1))),
     )
+
+
+def _round_medians(steps: list[float], rounds: int) -> tuple[float, ...]:
+    """Per-round medians of the slowest-rank step times (rounds of equal length, pooled in
+    round order by `merge_rounds`); empty for a single round."""
+    if rounds <= 1:
+        return ()
+    k = len(steps) // rounds
+    return tuple(statistics.median(steps[i * k : (i + 1) * k]) for i in range(rounds))
 
 
 def baseline_comm_fraction(run: Measured, spec: RunSpec, one_rank: Measured | None) -> Measured:

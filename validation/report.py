@@ -91,6 +91,7 @@ def document(
             "comm_pairs": matrix.comm_pairs,
             "threads_per_rank": matrix.threads_per_rank,
             "seed": matrix.seed,
+            "rounds": matrix.rounds,
             "device": matrix.device,
             "nprocs": list(matrix.nprocs),
             "strategies": list(matrix.strategies),
@@ -127,6 +128,7 @@ def read_measurements(doc: dict[str, Any]) -> tuple[Matrix, SuiteResult]:
         device=st["device"],
         threads_per_rank=st["threads_per_rank"],
         seed=st["seed"],
+        rounds=st.get("rounds", 1),
     )
     result = SuiteResult(interrupted=bool(doc["interrupted"]))
     for row in doc["runs"]:
@@ -179,6 +181,8 @@ def run_rows(doc: dict[str, Any]) -> list[list[str]]:
             rows.append(head + [""] * (len(RUN_HEADER) - len(head)))
             continue
         st = m["step"]
+        rounds = m.get("round_medians_s") or []
+        per_round = ", ".join(_t(x) for x in rounds) if rounds else "–"
         comm = _pct(m["comm_fraction"]) + (f" ({m['comm_method']})" if m["comm_method"] else "")
         energy = _num(m["energy_per_step_j"]) + " J" if m["energy_per_step_j"] else "not measured"
         rows.append(
@@ -187,6 +191,7 @@ def run_rows(doc: dict[str, Any]) -> list[list[str]]:
                 str(r["nproc"]),
                 _link(r["link_bytes_per_s"]),
                 f"{_t(st['median_s'])} [{_t(st['q1_s'])}, {_t(st['q3_s'])}]",
+                per_round,
                 f"{m['tokens_per_s']:.0f}",
                 comm,
                 f"{m['peak_memory_bytes'] / 2**30:.2f} GiB",
@@ -203,6 +208,7 @@ RUN_HEADER = [
     "ranks",
     "link",
     "step time median [IQR]",
+    "round medians",
     "tokens/s",
     "comm share (method)",
     "peak memory",
@@ -301,7 +307,12 @@ def _facts(doc: dict[str, Any]) -> list[str]:
         f"{model['num_attention_heads']} heads, vocab {model['vocab_size']}, sequence "
         f"{model['seq_len']}, micro-batch {model['micro_batch_size']} per rank",
         f"steps: {st['warmup']} warm-up + {st['steps']} timed (+ {st['comm_pairs']} "
-        "sync/no_sync pairs for DDP)",
+        "sync/no_sync pairs for DDP)"
+        + (
+            f" per run, in each of {st['rounds']} rounds over the whole matrix (steps pooled)"
+            if st.get("rounds", 1) > 1
+            else ""
+        ),
         f"predictions: {pred}",
     ]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from validation.gptconfig import GPTConfig
 from validation.launcher import Failure, Outcome, launch
-from validation.measure import Measured, baseline_comm_fraction, measured
+from validation.measure import Measured, baseline_comm_fraction, measured, merge_rounds
 from validation.netns import RateLimitedLinks
 from validation.spec import Fault, RunSpec
 
@@ -39,8 +39,16 @@ class Matrix:
     device: str = "cpu"
     threads_per_rank: int = 1
     seed: int = 0
+    rounds: int = 1
+    """Times the whole matrix is run, round-robin; each run's timed steps are pooled over
+    its rounds, so a slow spell of the machine spreads over every configuration instead of
+    landing on one."""
     fault: Fault | None = None
     """Injected into every run with more ranks than `fault.rank` (launcher tests)."""
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ValueError(f"rounds: {self.rounds} must be >= 1")
 
     def specs(self) -> list[RunSpec]:
         """All runs, 1-rank baselines first, then grouped by link."""
@@ -108,20 +116,42 @@ def run_matrix(
     on_done: Callable[[Record], None] | None = None,
     **timeouts: float,
 ) -> SuiteResult:
-    """Run every spec of `matrix` under `runs_dir/<run id>/`; `on_done` sees each record."""
+    """Run every spec of `matrix` under `runs_dir/<run id>/` (`.../round<k>/` with several
+    rounds), round after round; `on_done` sees each round's record. A run is recorded once:
+    its completed rounds merged, or its first failure (a failed run is not retried)."""
     result = SuiteResult()
+    specs = matrix.specs()
+    done: dict[str, list[Outcome]] = {s.run_id: [] for s in specs}
+    failed: dict[str, Record] = {}
+    walls: dict[str, float] = dict.fromkeys(done, 0.0)
     try:
-        for spec in matrix.specs():
-            run_dir = runs_dir / spec.run_id
-            outcome = run_one(spec, run_dir, **timeouts)
-            rec = Record(spec, failure=outcome.failure, wall_s=outcome.wall_s, run_dir=run_dir)
-            if outcome.ok:
-                rec.measured = measured(outcome)
-            result.records.append(rec)
-            if on_done is not None:
-                on_done(rec)
+        for k in range(matrix.rounds):
+            for spec in specs:
+                if spec.run_id in failed:
+                    continue
+                run_dir = runs_dir / spec.run_id
+                if matrix.rounds > 1:
+                    run_dir = run_dir / f"round{k + 1}"
+                outcome = run_one(spec, run_dir, **timeouts)
+                walls[spec.run_id] += outcome.wall_s
+                rec = Record(spec, failure=outcome.failure, wall_s=outcome.wall_s, run_dir=run_dir)
+                if outcome.ok:
+                    done[spec.run_id].append(outcome)
+                    rec.measured = measured(outcome)
+                else:
+                    failed[spec.run_id] = rec
+                if on_done is not None:
+                    on_done(rec)
     except KeyboardInterrupt:
         result.interrupted = True
+    for spec in specs:
+        if spec.run_id in failed:
+            result.records.append(failed[spec.run_id])
+        elif done[spec.run_id]:
+            merged = merge_rounds(done[spec.run_id])
+            run_dir = merged.run_dir.parent if matrix.rounds > 1 else merged.run_dir
+            rec = Record(spec, measured(merged), None, walls[spec.run_id], run_dir)
+            result.records.append(rec)
     _fill_baseline_comm(result)
     return result
 

@@ -25,6 +25,7 @@ BREAKDOWN_KEYS = (
     "comm_dp",
     "comm_zero3",
     "pipeline_bubble",
+    "copies",
     "optimizer",
 )
 """Parts of a step in `StepResult.breakdown` (closed form), in report order."""

@@ -27,6 +27,7 @@ BREAKDOWN_COLOURS = {
     "comm_dp": "#937860",
     "comm_zero3": "#da8bc3",
     "pipeline_bubble": "#8c8c8c",
+    "copies": "#ccb974",
     "optimizer": "#55a868",
 }
 

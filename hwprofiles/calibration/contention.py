@@ -9,6 +9,11 @@ then in `n` processes at once, started together at a barrier, and reports per dt
 
 which the models apply to a device's compute and memory throughput when a job keeps more
 than one device of a node busy (`HardwareProfile.host_contention`).
+
+The alone and busy runs alternate, `rounds` times each, and the factor is the ratio of their
+medians: a shared VM's speed drifts over tens of seconds (one alone-then-busy pair on
+2026-11-29 read 1.0 for fp32, a busy run faster than the alone one, while the validation
+runs of the same hour showed 3-18 % contention), and alternating spreads the drift over both.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ TOKENS, HIDDEN, VOCAB = 512, 256, 8192
 """Shape of the kernel mix: a small layer (tokens x hidden, 4x MLP), a logits GEMM whose
 weight (hidden x vocab) outgrows a core's L2 cache, and an optimizer-like pass over 4 M
 fp32 values: the parts of a step that share a host's caches and memory bandwidth."""
-CONTENTION_COLUMNS = ("dtype", "ranks", "threads_per_rank", "reps", "alone_s", "busy_s", "factor")
+CONTENTION_COLUMNS = (
+    "dtype", "ranks", "threads_per_rank", "reps", "rounds", "alone_s", "busy_s", "factor",
+)  # fmt: skip
 
 
 def _mix(dtype_key: str, threads: int, reps: int, barrier: Any, out: Any) -> None:
@@ -79,21 +86,31 @@ def _run(n: int, dtype_key: str, threads: int, reps: int, timeout_s: float) -> f
 
 
 def measure_contention(
-    dtypes: tuple[str, ...], threads_per_rank: int, n: int, reps: int = 40, timeout_s: float = 120
+    dtypes: tuple[str, ...],
+    threads_per_rank: int,
+    n: int,
+    reps: int = 40,
+    timeout_s: float = 120,
+    rounds: int = 3,
 ) -> list[dict[str, Any]]:
-    """One row per dtype: time alone, time with `n` ranks busy, and the throughput factor."""
+    """One row per dtype: median time alone and with `n` ranks busy over `rounds` alternating
+    pairs of runs, and the throughput factor."""
     rows = []
     for dt in dtypes:
         if dt == "tf32":
             continue
-        alone = _run(1, dt, threads_per_rank, reps, timeout_s)
-        busy = _run(n, dt, threads_per_rank, reps, timeout_s)
+        alone_s, busy_s = [], []
+        for _ in range(rounds):
+            alone_s.append(_run(1, dt, threads_per_rank, reps, timeout_s))
+            busy_s.append(_run(n, dt, threads_per_rank, reps, timeout_s))
+        alone, busy = statistics.median(alone_s), statistics.median(busy_s)
         rows.append(
             {
                 "dtype": dt,
                 "ranks": n,
                 "threads_per_rank": threads_per_rank,
                 "reps": reps,
+                "rounds": rounds,
                 "alone_s": alone,
                 "busy_s": busy,
                 "factor": min(1.0, alone / busy),

@@ -109,6 +109,8 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
         matmul_efficiency=curves[default],
         attention_efficiency=att_curve,
         memory_efficiency=mem_eff,
+        copy_bytes_per_s=_opt_float(mem.get("buffer_copy_bytes_per_s")),
+        fresh_copy_bytes_per_s=_opt_float(mem.get("fresh_copy_bytes_per_s")),
         matmul_efficiency_by_dtype=curves,
         attention_efficiency_by_dtype={
             d: _curve(a["efficiency"], f"{path}: attention_by_dtype.{d}")
@@ -121,6 +123,14 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
             "activations, softmax, loss) / measured bandwidth"
             if ew
             else "1.0: the bandwidth is already an achieved figure",
+            **(
+                {
+                    "copy_bytes_per_s": str(mem["copy_source"]),
+                    "fresh_copy_bytes_per_s": str(mem["copy_source"]),
+                }
+                if "copy_source" in mem
+                else {}
+            ),
             "tdp_w": psrc,
             "idle_w": psrc,
         },
@@ -170,3 +180,7 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
         collective_backend="nccl" if dev["kind"] == "cuda" else "gloo",
         host_contention=dict(g("contention").get("factor", {})) if "contention" in doc else {},
     )
+
+
+def _opt_float(x: object) -> float | None:
+    return None if x is None else float(x)  # type: ignore[arg-type]

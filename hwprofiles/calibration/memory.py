@@ -1,4 +1,7 @@
-"""Memory bandwidth: a copy and a STREAM-style triad over array sizes (fp32).
+"""Memory bandwidth: a copy and a STREAM-style triad over array sizes (fp32), and a copy into
+a newly allocated buffer ("fresh_copy": what a framework pays when it frees its buffers after
+each use and allocates them again; without a caching allocator fresh pages fault on first
+touch).
 
 Bytes counted as STREAM does (McCalpin, "STREAM: Sustainable Memory Bandwidth"): copy moves
 2 arrays (read a, write b), triad ``a = b + s * c`` moves 3. Write-allocate traffic is not
@@ -20,6 +23,7 @@ MEMORY_COLUMNS = (
     "bytes_per_s",
 )  # fmt: skip
 TRIAD_SCALAR = 3.0  # STREAM's scalar; any value works
+MEMORY_OPS = ("copy", "triad", "fresh_copy")
 
 
 def bench_memory(op: str, array_bytes: int, device: str, repeats: Repeats) -> dict[str, object]:
@@ -32,10 +36,12 @@ def bench_memory(op: str, array_bytes: int, device: str, repeats: Repeats) -> di
     c = torch.full((n,), 2.0, device=device)
     if op == "copy":
         fn, moved = (lambda: b.copy_(a)), 2 * n * 4
+    elif op == "fresh_copy":
+        fn, moved = (lambda: torch.empty_like(a).copy_(a)), 2 * n * 4
     elif op == "triad":
         fn, moved = (lambda: torch.add(b, c, alpha=TRIAD_SCALAR, out=a)), 3 * n * 4
     else:
-        raise ValueError(f"memory op: {op!r} is not one of copy, triad")
+        raise ValueError(f"memory op: {op!r} is not one of {', '.join(MEMORY_OPS)}")
     with torch.inference_mode():
         timing = time_op(fn, repeats, synchronizer(device))
     return {
@@ -51,7 +57,7 @@ def run_memory(plan: Plan, device: str, tick: Callable[[str], None]) -> list[dic
     """Copy and triad rows for every array size of `plan`."""
     rows = []
     for size in plan.memory_bytes:
-        for op in ("copy", "triad"):
+        for op in MEMORY_OPS:
             rows.append(bench_memory(op, size, device, plan.repeats))
             tick(f"memory {op} {size / 2**20:g} MiB")
     return rows

@@ -59,9 +59,10 @@ def _curves(s: dict[str, Any]) -> str:
 def _memory(path: Path, s: dict[str, Any]) -> str:
     mem = pd.read_csv(path / "compute" / "memory.csv")
     piv = mem.pivot_table(index="array_bytes", columns="op", values="bytes_per_s") / 1e9
-    rows = [[f"{b / 2**20:g}", f"{r['copy']:.3g}", f"{r['triad']:.3g}"] for b, r in piv.iterrows()]
-    out = "Memory bandwidth, GB/s (STREAM byte counting):\n\n"
-    out += _table(["array MiB", "copy", "triad"], rows)
+    ops = [o for o in ("copy", "triad", "fresh_copy") if o in piv.columns]
+    rows = [[f"{b / 2**20:g}"] + [f"{r[o]:.3g}" for o in ops] for b, r in piv.iterrows()]
+    out = "Memory bandwidth, GB/s (STREAM byte counting; fresh_copy: into a new buffer):\n\n"
+    out += _table(["array MiB", *ops], rows)
     ew = s["compute"].get("elementwise_bytes_per_s", {})
     if ew:
         ops = list(next(iter(ew.values())))

@@ -106,7 +106,7 @@ def _steps(plan: Plan, dtypes: tuple[str, ...], cfg: CalibrationConfig) -> int:
     return (
         len(dtypes) * per_dtype
         + ew_dtypes * ew
-        + 2 * len(plan.memory_bytes)
+        + len(memory.MEMORY_OPS) * len(plan.memory_bytes)
         + len(cfg.world_sizes)
         + (1 if cfg.device == "cpu" else 0)
     )
@@ -156,8 +156,10 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
     rpn = ranks_per_node(cfg.device, cfg.threads_per_rank)
     busy = min(rpn, max(cfg.world_sizes))
     if cfg.device == "cpu" and busy > 1:
-        reps = 10 if plan.level == "tiny" else 40
-        tables["contention"] = measure_contention(dtypes, cfg.threads_per_rank, busy, reps)
+        reps, rounds = (10, 1) if plan.level == "tiny" else (40, 3)
+        tables["contention"] = measure_contention(
+            dtypes, cfg.threads_per_rank, busy, reps, rounds=rounds
+        )
         tick(f"host contention ranks={busy}")
     if meter is not None:
         tables["power"] = power_rows

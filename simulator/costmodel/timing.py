@@ -43,6 +43,17 @@ def memory_time(acc: Accelerator, nbytes: Num) -> Num:
     )
 
 
+def copy_time(acc: Accelerator, nbytes: Num, fresh: bool = False) -> Num:
+    """Seconds to copy buffers moving `nbytes` (read + write): into existing buffers, or into
+    newly allocated ones (`fresh`); the profile's memory-bound rate where it has no copy rate."""
+    rate = acc.copy_bytes_per_s
+    if fresh and acc.fresh_copy_bytes_per_s is not None:
+        rate = acc.fresh_copy_bytes_per_s
+    if rate is None:
+        return memory_time(acc, nbytes)
+    return np.asarray(nbytes, dtype=float) / rate
+
+
 def op_times(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
     """(forward, backward) seconds of `op` on `acc` at `precision`."""
     if op.kind == "memory":

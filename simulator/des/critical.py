@@ -24,6 +24,7 @@ BREAKDOWN = (
     "comm_pp",
     "comm_zero3",
     "comm_dp",
+    "copies",
     "optimizer",
 )
 """Keys of `breakdown/*`, as the closed form names them."""

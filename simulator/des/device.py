@@ -10,8 +10,9 @@ lognormal factors on compute durations:
 
 Interference: while the device runs a communication kernel beside compute (data-parallel
 buckets, ZeRO gathers, overlapped TP/CP exchanges), NCCL holds SMs and HBM bandwidth, so compute
-progresses at ``1 - comm_interference`` of its speed (the closed form's `Options.comm_interference`:
-hidden communication of duration T costs the compute stream about ``comm_interference * T``).
+progresses at ``1 - k * comm_interference`` of its speed while k collectives run (each NCCL
+kernel holds its own SMs; the closed form's `Options.comm_interference`: hidden communication
+of duration T costs the compute stream ``comm_interference * T``, summed over collectives).
 A kernel's finish time is recomputed whenever communication starts or stops on the device.
 
 Power states are derived afterwards from the recorded activities (`power`).
@@ -27,6 +28,9 @@ import simpy
 
 from simulator.des.engine import Sim, Stream
 
+MIN_RATE = 0.05
+"""Floor of compute progress under concurrent communication kernels (dimensionless), so that a
+profile with heavy interference still makes progress; never reached at the 0.18 default."""
 _BLOCK = 4096
 """Jitter factors drawn per refill (amortises numpy call overhead)."""
 
@@ -110,8 +114,8 @@ class Device:
     # ---- compute slowed by concurrent communication -----------------------------------------
     @property
     def rate(self) -> float:
-        """Compute progress per second now (1 unless communication runs beside it)."""
-        return 1.0 - self.interference if self._comm > 0 else 1.0
+        """Compute progress per second now (1 unless communication kernels run beside it)."""
+        return max(MIN_RATE, 1.0 - self.interference * self._comm)
 
     def run_kernel(self, seconds: float) -> simpy.Event:
         """An event that fires when a kernel of `seconds` (at full speed) has run."""

@@ -23,7 +23,7 @@ def state_of(category: str) -> int:
     """Index in `STATES` of a recorded category."""
     if category in ("compute", "recompute"):
         return 3
-    if category == "optimizer":
+    if category in ("optimizer", "copies"):
         return 2
     return 1
 

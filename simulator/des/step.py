@@ -26,8 +26,9 @@ from typing import Any
 
 import simpy
 
+from simulator.costmodel.framework import copies_time, copy_bytes
 from simulator.costmodel.memory import activation_bytes_per_layer, logits_bytes, param_state_bytes
-from simulator.costmodel.timing import memory_time
+from simulator.costmodel.timing import copy_time
 from simulator.des.collectives import Collective, for_group
 from simulator.des.device import Device
 from simulator.des.engine import Job, Sim
@@ -381,8 +382,17 @@ class Step:
 
     def _optimizer(self, i: int, pred: int) -> Gen:
         env, dev, acc = self.sim.env, self.devices[i], self.b.hw.accelerator
+        p = self.p
+        shape = (self.work[i].params, p.dp, p.zero_stage, self.m, self.w_bytes, self.g_bytes)
+        t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts)))
+        if t_copies > 0:  # the framework's buffer copies (costmodel.framework)
+            start = env.now
+            yield dev.run_kernel(dev.duration(t_copies))
+            pred = self.sim.rec.add(
+                dev.rank, "compute", "buffer copies", "copies", start, env.now, -1, -1, pred
+            )
         local = self.work[i].params / (self.p.dp if self.p.zero_stage >= 1 else 1)
-        t = float(memory_time(acc, local * self.opts.optimizer_bytes_per_param))
+        t = float(copy_time(acc, local * self.opts.optimizer_bytes_per_param))
         start = env.now
         yield dev.run_kernel(dev.duration(t))
         row = self.sim.rec.add(
