@@ -361,6 +361,24 @@ def test_report_document_and_markdown():
         if line.startswith("| metric | engine"):
             assert line.count("|") == 8
     assert len(report.tables(doc)) == 3
+    assert "steadiness" not in md  # one round: nothing to say
+
+
+def test_report_flags_runs_whose_rounds_disagree():
+    runs = _measured_runs()
+    recs = []
+    for i, (s, m) in enumerate(runs.values()):
+        medians = (0.134, 0.198, 0.198) if i == 0 else (0.2, 0.21, 0.205)
+        recs.append(Record(s, dataclasses.replace(m, round_medians_s=medians), wall_s=1.0))
+    matrix = Matrix(TINY, strategies=("ddp",), links=(None,), steps=2, comm_pairs=2, rounds=3)
+    doc = report.document(
+        matrix, SuiteResult(recs), [], [], machine={}, hardware=None, notes=[], command="x"
+    )
+    assert report.round_spread((0.134, 0.198, 0.198)) == pytest.approx(0.064 / 0.198)
+    md = report.markdown(doc)
+    assert "1 of 4 runs have round medians more than 20% apart" in md
+    assert md.count("**unsteady**") == 1
+    assert "3 rounds over the whole matrix" in md
 
 
 # ---- CLI input errors -----------------------------------------------------------------------

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from rich.table import Table
@@ -170,6 +171,16 @@ def _link(bps: float | None) -> str:
     return "loopback" if bps is None else format_rate(bps)
 
 
+UNSTEADY_ROUNDS = 0.2
+"""A run whose round medians differ by more than this share of their median is flagged: the
+machine's speed changed while the matrix ran, beyond what any prediction can follow."""
+
+
+def round_spread(medians: list[float] | tuple[float, ...]) -> float:
+    """(max - min) / median of a run's per-round medians (dimensionless)."""
+    return (max(medians) - min(medians)) / statistics.median(medians)
+
+
 def run_rows(doc: dict[str, Any]) -> list[list[str]]:
     """Measured figures per run, as display strings."""
     rows = []
@@ -182,7 +193,11 @@ def run_rows(doc: dict[str, Any]) -> list[list[str]]:
             continue
         st = m["step"]
         rounds = m.get("round_medians_s") or []
-        per_round = ", ".join(_t(x) for x in rounds) if rounds else "–"
+        per_round = "–"
+        if rounds:
+            spread = round_spread(rounds)
+            flag = " **unsteady**" if spread > UNSTEADY_ROUNDS else ""
+            per_round = ", ".join(_t(x) for x in rounds) + f" (±{spread / 2:.0%}){flag}"
         comm = _pct(m["comm_fraction"]) + (f" ({m['comm_method']})" if m["comm_method"] else "")
         energy = _num(m["energy_per_step_j"]) + " J" if m["energy_per_step_j"] else "not measured"
         rows.append(
@@ -314,6 +329,23 @@ def _facts(doc: dict[str, Any]) -> list[str]:
             else ""
         ),
         f"predictions: {pred}",
+        *_steadiness(doc),
+    ]
+
+
+def _steadiness(doc: dict[str, Any]) -> list[str]:
+    """One line on how many runs changed speed between rounds (none without rounds)."""
+    spreads = [
+        round_spread(m["round_medians_s"])
+        for r in doc["runs"]
+        if (m := r.get("measured")) and m.get("round_medians_s")
+    ]
+    if not spreads:
+        return []
+    unsteady = sum(s > UNSTEADY_ROUNDS for s in spreads)
+    return [
+        f"steadiness: {unsteady} of {len(spreads)} runs have round medians more than "
+        f"{UNSTEADY_ROUNDS:.0%} apart (the machine's speed changed during the validation)"
     ]
 
 
