@@ -34,6 +34,14 @@ from simulator.model import ModelSpec
 from simulator.options import Options
 from simulator.parallel import BYTES_PER_PARAM
 
+GEMM_FWD_PLUS_BWD = 3.0
+"""A GEMM's forward plus backward time over its forward time: the backward computes dX and dW,
+each a GEMM of the forward's FLOPs (dimensionless; the backward "requires double the number
+of FLOPs" of the forward, Narayanan et al. 2021, appendix on floating-point operations)."""
+ATTENTION_FWD_PLUS_BWD = 3.5
+"""Fused attention's forward plus backward over its forward: the backward is 2.5x the forward's
+FLOPs (5 matmuls against 2; Dao 2023, FlashAttention-2, arXiv 2307.08691, Sec. 4.1)."""
+
 
 def overlap(comm, window, interference):
     """Exposed time of `comm` overlapped with `window` of compute: what does not fit, plus
@@ -77,12 +85,15 @@ def _stage_times(model, hw, s, L, precision, opts):
     t_tp1 = np.where(L.sp, t_sp, t_ar)
     tp_total = (4 + 2 * (L.recompute == 2)) * t_tp1
     phi = opts.comm_interference
-    tp_exposed = overlap(tp_total, 3 * matmul, phi) if opts.overlap_tp_comm else tp_total
+    # the layer's GEMMs forward and backward (backward = 2x forward: dX and dW) hide its TP
+    # collectives when they are overlapped
+    tp_window = GEMM_FWD_PLUS_BWD * matmul
+    tp_exposed = overlap(tp_total, tp_window, phi) if opts.overlap_tp_comm else tp_total
     # context parallel: all-gather K,V forward, reduce-scatter dK,dV backward, hidden by the
     # ring attention's compute of the same layer
     kv_bytes = L.mb * s * 2 * model.kv_size * e / np.minimum(L.tp, model.kv_heads)
     cp_total = group_collective_time(hw, "all_gather", kv_bytes, L.cp, L.tp) * 2
-    cp_exposed = overlap(cp_total, 3.5 * attn_core, phi)
+    cp_exposed = overlap(cp_total, ATTENTION_FWD_PLUS_BWD * attn_core, phi)
     layer = fwd + bwd + rc
     return {
         "layer": layer,
@@ -134,7 +145,7 @@ def evaluate(
 
     # data parallel and ZeRO
     params = mem.params_per_device(model, L.tp, L.pp)
-    w_bytes = BYTES_PER_PARAM[precision] if precision not in ("fp32", "tf32") else 4
+    w_bytes = BYTES_PER_PARAM[precision]
     g_bytes = opts.grad_reduce_bytes
     dp_stride = L.tp * L.cp
     t_ar = group_collective_time(hw, "all_reduce", params * g_bytes, L.dp, dp_stride)
@@ -241,7 +252,7 @@ def _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes):
 def _comm_bytes(model, s, L, precision, opts, m, n_layers, params):
     """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor)."""
     e = ACT_BYTES[precision]
-    w = BYTES_PER_PARAM[precision] if precision not in ("fp32", "tf32") else 4
+    w = BYTES_PER_PARAM[precision]
     g = opts.grad_reduce_bytes
     act = L.mb * s / L.cp * model.hidden_size * e
     kv = L.mb * s * 2 * model.kv_size * e / np.minimum(L.tp, model.kv_heads)

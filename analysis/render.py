@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from analysis.planner.costs import SECONDS_PER_DAY
 from simulator.result import StepResult
 
 GiB = 2**30
@@ -53,7 +54,7 @@ def render_step(r: StepResult, console: Console | None = None) -> None:
     if r.scaling_efficiency is not None:
         rows.append(("scaling efficiency vs 1 ideal GPU", f"{r.scaling_efficiency:.1%}"))
     if r.time_to_train_s is not None:
-        rows.append(("time to train", f"{r.time_to_train_s / 86400:,.1f} days"))
+        rows.append(("time to train", f"{r.time_to_train_s / SECONDS_PER_DAY:,.1f} days"))
     for k, v in rows:
         head.add_row(k, v)
     con.print(head)

@@ -15,11 +15,15 @@ Command-line flags override the file. Unknown keys are errors (a typo must not b
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from analysis.closed_form import Options
 from hwprofiles.profile import HardwareProfile

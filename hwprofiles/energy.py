@@ -53,8 +53,8 @@ class RaplMeter:
     """Sum of the RAPL package zones under a powercap sysfs root, wrap-around corrected.
 
     Wrap-around is corrected between consecutive reads; a zone that wraps more than once
-    between two reads cannot be detected, so read at least every few minutes (a 2^32 uJ
-    counter wraps after ~70 min at 1 kW).
+    between two reads cannot be detected, so read well within one wrap: a zone's range is
+    its `max_energy_range_uj` (a 2^32 uJ = 4295 J range wraps after about 14 s at 300 W).
     """
 
     def __init__(self, zones: list[tuple[Path, int]]) -> None:

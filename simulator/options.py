@@ -48,11 +48,13 @@ class Options:
     `foreach_all_gather_copy_out`, `foreach_reduce_scatter_copy_in`); flat-parameter FSDP1
     (MosaicML's stack) gathers into views and pays none of these."""
     comm_interference: float = 0.18
-    """Fraction of compute throughput lost while an overlapped collective runs: NCCL kernels
-    hold SMs (an all-gather launched 24 thread blocks on a 132-SM H100 in the measurement of
-    NVIDIA developer forum thread 337991, "Compute-communication overlap causes severe GEMM
-    performance degradation", 2025: 24/132 = 0.18) and share HBM bandwidth. Hidden
-    communication of duration T costs the compute stream `comm_interference * T`."""
+    """Fraction of compute throughput lost while an overlapped collective runs (a modelled
+    estimate): NCCL kernels hold SMs and share HBM bandwidth. The measured figure behind it is
+    an SM count, not a slowdown: an all-gather launched 24 thread blocks on a 132-SM H100
+    (NVIDIA developer forum thread 337991, "Compute-communication overlap causes severe GEMM
+    performance degradation", 2025), 24/132 = 0.18, taken as the share of compute lost and
+    applied to every profile. Hidden communication of duration T costs the compute stream
+    `comm_interference * T`."""
     optimizer_bytes_per_param: float = 34.0
     """AdamW step memory traffic per local parameter (bytes), for a fused kernel (Megatron's
     Apex/Transformer Engine Adam): read fp32 master, grad, m, v (16), write master, m, v (12),

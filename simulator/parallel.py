@@ -13,10 +13,12 @@ RECOMPUTE_MODES = ("none", "selective", "full")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8")
 
 BYTES_PER_PARAM = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1}
-"""Bytes of one element in the compute dtype (activations, gradients communicated).
+"""Bytes of one weight element in the compute dtype, as ZeRO gathers it (the closed form's and
+the SimPy engine's `w_bytes`).
 
-fp8 training (Transformer Engine) keeps activations between layers in bf16 and casts GEMM
-inputs to fp8; we count activation/communication bytes at 2 for fp8 in the cost model."""
+Activations and their communication use `costmodel.timing.ACT_BYTES` instead, which counts
+fp8 at 2: fp8 training (Transformer Engine) keeps activations between layers in bf16 and casts
+GEMM inputs to fp8."""
 
 
 @dataclass(frozen=True)

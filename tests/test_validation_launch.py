@@ -14,18 +14,10 @@ from typer.testing import CliRunner
 
 from analysis.cli.main import app
 from validation.gptconfig import PRESETS
-from validation.launcher import launch
+from validation.launcher import launch, pid_alive
 from validation.spec import Fault, RunSpec
 
 TINY = PRESETS["tiny"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _rank_pids(run_dir: Path) -> list[int]:
@@ -47,7 +39,7 @@ def test_two_rank_gloo_run_completes(tmp_path):
         assert len(res["pair_sync_s"]) == len(res["pair_nosync_s"]) == 2
         assert 5.0 < res["loss_last"] < 7.5  # ln(512) = 6.24 for random tokens
     assert len(_rank_pids(tmp_path)) == 2
-    assert not any(_alive(pid) for pid in _rank_pids(tmp_path))
+    assert not any(pid_alive(pid) for pid in _rank_pids(tmp_path))
 
 
 def test_rank_that_raises_reports_its_error(tmp_path):
@@ -55,7 +47,7 @@ def test_rank_that_raises_reports_its_error(tmp_path):
     out = launch(spec, tmp_path, hang_timeout_s=60)
     assert out.failure.rank == 0
     assert "RuntimeError: injected fault" in out.failure.reason
-    assert not any(_alive(pid) for pid in _rank_pids(tmp_path))
+    assert not any(pid_alive(pid) for pid in _rank_pids(tmp_path))
 
 
 @pytest.mark.slow
@@ -64,7 +56,7 @@ def test_hung_rank_is_detected_and_stopped(tmp_path):
     out = launch(spec, tmp_path, hang_timeout_s=3)
     assert out.failure is not None and out.failure.rank == 1
     assert "hung" in out.failure.reason and "step 2" in out.failure.reason
-    assert not any(_alive(pid) for pid in _rank_pids(tmp_path))
+    assert not any(pid_alive(pid) for pid in _rank_pids(tmp_path))
 
 
 def test_cli_end_to_end_fsdp_bf16(tmp_path):
@@ -136,7 +128,7 @@ def test_cli_failed_rank_exits_non_zero_and_keeps_completed_runs(tmp_path):
     assert failed["run"] == "ddp-fp32-n2" and failed["failure"]["rank"] == 1
     assert "exited with status 3" in failed["failure"]["reason"]  # the injected os._exit(3)
     assert "run ddp-fp32-n2 failed: rank 1 failed" in res.stderr
-    assert not any(_alive(p) for p in _rank_pids(tmp_path / "runs" / "ddp-fp32-n2"))
+    assert not any(pid_alive(p) for p in _rank_pids(tmp_path / "runs" / "ddp-fp32-n2"))
     assert os.path.isfile(tmp_path / "runs" / "ddp-fp32-n2" / "rank1.log")
 
 
@@ -177,4 +169,4 @@ def test_ctrl_c_stops_every_rank_and_keeps_completed_runs(tmp_path, monkeypatch)
     assert [r.spec.run_id for r in result.records] == ["ddp-fp32-n1"]
     assert result.records[0].measured is not None
     pids = _rank_pids(tmp_path / "ddp-fp32-n2")
-    assert len(pids) == 2 and not any(_alive(p) for p in pids)
+    assert len(pids) == 2 and not any(pid_alive(p) for p in pids)

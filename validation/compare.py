@@ -125,15 +125,19 @@ class Figures:
         return cls(r.step_time_s, removed / r.step_time_s, r.energy_per_step_j)
 
 
+def one_rank(spec: RunSpec) -> RunSpec:
+    """The 1-rank run of the same strategy and precision (on the host, no fault)."""
+    return spec.with_(nproc=1, link_bytes_per_s=None, fault=None)
+
+
 def baseline(metric: str, spec: RunSpec) -> tuple[bool, RunSpec | None]:
     """Whether `metric` applies to `spec`, and the run it is relative to (if any)."""
     if metric == "step_time_s":
         return True, None
     if metric == "comm_fraction":  # measured with no_sync, else against the 1-rank run
-        one_rank = spec.with_(nproc=1, link_bytes_per_s=None, fault=None)
-        return spec.nproc > 1, None if spec.measures_comm_by_no_sync else one_rank
+        return spec.nproc > 1, None if spec.measures_comm_by_no_sync else one_rank(spec)
     if metric == "speedup":
-        return spec.nproc > 1, spec.with_(nproc=1, link_bytes_per_s=None, fault=None)
+        return spec.nproc > 1, one_rank(spec)
     # bf16_fp32_time_ratio, energy_ratio
     return spec.precision == "bf16", spec.with_(precision="fp32")
 
@@ -249,7 +253,7 @@ def diagnostics(
     for rid, (spec, m) in sorted(runs.items()):
         if m.pair_sync_s is None or m.pair_no_sync_s is None:
             continue
-        one = runs.get(spec.with_(nproc=1, link_bytes_per_s=None, fault=None).run_id)
+        one = runs.get(one_rank(spec).run_id)
         row: dict[str, Any] = {
             "run": rid,
             "contention": m.pair_no_sync_s / one[1].step.median_s if one else None,

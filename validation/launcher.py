@@ -133,7 +133,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -207,10 +207,10 @@ class Watch:
                 _signal_group(p.pid, signal.SIGKILL)
             p.wait()
         for pid in self.pids:
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 _signal_pid(pid, signal.SIGKILL)
         deadline = time.monotonic() + GRACE_S
-        while time.monotonic() < deadline and any(_pid_alive(pid) for pid in self.pids):
+        while time.monotonic() < deadline and any(pid_alive(pid) for pid in self.pids):
             time.sleep(POLL_S)
         for log in self.logs:
             log.close()

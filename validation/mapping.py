@@ -29,9 +29,10 @@ TORCH_ADAMW_BYTES_PER_PARAM = 80.0
 per-tensor path (`_single_tensor_adam` in torch/optim/adam.py; on accelerators the default
 foreach path runs the same element-wise operations in grouped kernels): param.mul_ (8),
 exp_avg.lerp_ (12), exp_avg_sq.mul_ (8) and addcmul_ (12), sqrt (8) and the division (8)
-into new tensors, add_ (8), param.addcdiv_ (16). Measured on this VM, 2026-11-29: 22 ms per
-step for the 5.3 M parameters of the `small` model; 80 B x 5.3 M at the calibrated copy rate
-(19.6 GB/s) is 22 ms."""
+into new tensors, add_ (8), param.addcdiv_ (16). Measured on this VM, 2026-11-29 (torch.profiler,
+1-rank DDP): 22 ms per step for the 5.3 M parameters of the `small` model; modelled, 80 B x 5.3 M
+at the copy rate calibrated 20 minutes earlier (19.6 GB/s) is 22 ms, at the rate of the
+calibration in docs/validation/cpu (16.8 GB/s) 25 ms."""
 
 TORCH_DDP_BUCKET_BYTES = 25 * 2**20
 """torch DDP's gradient bucket (`DistributedDataParallel(bucket_cap_mb=25)`, the default)."""

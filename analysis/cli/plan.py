@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from analysis.cli.common import echo_json, fail, run_guarded
+from analysis.planner.costs import SECONDS_PER_DAY
 
 Opt = typer.Option
 
@@ -63,7 +64,7 @@ def _constraint_message(result) -> str:
     c = result.candidates[result.closest]
     asked = []
     if q.deadline_s is not None:
-        asked.append(f"within {q.deadline_s / 86400:g} days")
+        asked.append(f"within {q.deadline_s / SECONDS_PER_DAY:g} days")
     if q.budget_usd is not None:
         asked.append(f"for at most ${q.budget_usd:,.0f}")
     field = "deadline" if q.deadline_s is not None else "budget"
@@ -145,7 +146,7 @@ def register(app: typer.Typer) -> None:
                 precisions=tuple(split_list(precision, "precision")),
                 seq_len=seq_len,
                 global_batch=global_batch,
-                deadline_s=None if deadline is None else deadline * 86400.0,
+                deadline_s=None if deadline is None else deadline * SECONDS_PER_DAY,
                 budget_usd=budget,
                 grid_g_per_kwh=DEFAULT_GRID_G_PER_KWH if grid_intensity is None else grid_intensity,
                 pue=pue,

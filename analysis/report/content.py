@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analysis.planner.costs import DEFAULT_GRID_G_PER_KWH
+from analysis.planner.costs import DEFAULT_GRID_G_PER_KWH, SECONDS_PER_DAY
 from analysis.planner.result import BREAKDOWN_KEYS, Candidate, PlanResult
 from analysis.report.figures import FIGURES, at_gpus, reference_gpus
 
@@ -39,7 +39,7 @@ def inputs_blocks(result: PlanResult, date: str) -> list[Block]:
         ("precisions", ", ".join(q.precisions)),
         ("sequence length", f"{q.sequence_length} tokens"),
         ("global batch", f"{b.target_sequences} sequences ({b.source})"),
-        ("deadline", "—" if q.deadline_s is None else f"{q.deadline_s / 86400:g} days"),
+        ("deadline", "—" if q.deadline_s is None else f"{q.deadline_s / SECONDS_PER_DAY:g} days"),
         ("budget", "—" if q.budget_usd is None else f"${q.budget_usd:,.0f}"),
         (
             "grid carbon intensity",
@@ -125,10 +125,10 @@ def recheck_blocks(result: PlanResult) -> list[Block]:
     q = result.request
     rows = []
     for c in done:
-        des_days = c.des_time_to_train_s() / 86400  # type: ignore[operator]
+        des_days = c.des_time_to_train_s() / SECONDS_PER_DAY  # type: ignore[operator]
         meets = "—"
         if q.deadline_s is not None:
-            meets = "yes" if des_days * 86400 <= q.deadline_s else "**no**"
+            meets = "yes" if des_days * SECONDS_PER_DAY <= q.deadline_s else "**no**"
         rows.append(
             (
                 c.label,
@@ -255,7 +255,7 @@ def seed_blocks(result: PlanResult) -> list[Block]:
                 c.label,
                 f"{d['speedup_m_times_k']:,.0f}",
                 f"{d['speedup_llmcap']:,.1f}",
-                _n(seed_t / 86400 if seed_t else None),
+                _n(seed_t / SECONDS_PER_DAY if seed_t else None),
                 _n(c.cost.days),
                 e_ratio,
             )

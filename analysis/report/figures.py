@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import matplotlib
 from matplotlib.figure import Figure
 
+from analysis.planner.costs import SECONDS_PER_DAY
 from analysis.planner.result import BREAKDOWN_KEYS, Candidate, PlanResult
 
 DPI = 110
@@ -147,7 +148,7 @@ def pareto_figure(result: PlanResult) -> Figure:
         )
     q = result.request
     if q.deadline_s is not None:
-        ax.axvline(q.deadline_s / 86400, color="red", ls=":", lw=1, label="deadline")
+        ax.axvline(q.deadline_s / SECONDS_PER_DAY, color="red", ls=":", lw=1, label="deadline")
     if q.budget_usd is not None:
         ax.axhline(q.budget_usd / 1e6, color="red", ls="--", lw=1, label="budget")
     for hw, c in col.items():

@@ -51,7 +51,7 @@ def _mix(dtype_key: str, threads: int, reps: int, barrier: Any, out: Any) -> Non
     def step() -> Any:
         y = torch.nn.functional.gelu(x @ w1) @ w2
         logits = ln(y + x) @ wv
-        state.mul_(0.9).add_(grad, alpha=0.1)  # streams 48 MiB, like an AdamW moment update
+        state.mul_(0.9).add_(grad, alpha=0.1)  # streams 80 MiB (32 + 48), like an AdamW moment
         return logits
 
     with torch.no_grad():

@@ -161,7 +161,12 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
     )
     measured = ["peak_flops", "matmul_efficiency", "memory_bandwidth_bytes_per_s"]
     measured += ["attention_efficiency"] if att else []
-    measured += ["collectives", "scale_up"] if fits else []
+    measured += ["memory_efficiency"] if ew else []
+    measured += ["copy_bytes_per_s", "fresh_copy_bytes_per_s"] if "copy_source" in mem else []
+    measured += ["collectives"] if fits else []
+    # the scale-up link is derived from the all-reduce fit; otherwise it is the placeholder
+    measured += ["scale_up"] if str(up.get("source", "")).startswith("calibrated") else []
+    measured += ["host_contention"] if doc.get("contention", {}).get("factor") else []
     measured += ["power"] if kind == "measured" else []
     return HardwareProfile(
         name=str(doc.get("name") or path.name),

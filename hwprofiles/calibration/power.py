@@ -76,13 +76,16 @@ def measured_power(
     top = max(load.values(), default=idle)
     if device == "cuda":
         idle_w, tdp_w = idle, max(top, idle)
-        how = f"measured with {meter}: board idle, and the busiest dtype's GEMMs as full load"
+        how = (
+            f"measured with {meter}: board idle; full load = the highest mean power of one "
+            "dtype's GEMM sweep (small GEMMs included)"
+        )
     else:
         idle_w = idle / ranks_per_node
         tdp_w = idle_w + max(top - idle, 0.0)
         how = (
             f"measured with {meter}: package idle / {ranks_per_node} ranks; full load = that "
-            "+ package dynamic power while one rank ran GEMMs"
+            "+ package dynamic power averaged over one rank's GEMM sweep (highest dtype)"
         )
     return DevicePower(idle_w, max(tdp_w, idle_w * (1 + 1e-9)), "measured", how, load)
 

@@ -30,7 +30,8 @@ from simulator.des.engine import Sim, Stream
 
 MIN_RATE = 0.05
 """Floor of compute progress under concurrent communication kernels (dimensionless), so that a
-profile with heavy interference still makes progress; never reached at the 0.18 default."""
+profile with heavy interference still makes progress; at the default
+`Options.comm_interference` it would take 6 collectives beside one kernel to reach it."""
 _BLOCK = 4096
 """Jitter factors drawn per refill (amortises numpy call overhead)."""
 

@@ -26,6 +26,8 @@ import simpy
 DIRECTIONS = ("tx", "rx")
 _EPS_REL = 1e-9
 """Relative tolerance for "link full" and "flow finished" tests (floating point)."""
+_EPS_BYTES = 1e-6
+"""Absolute tolerance of "flow finished" in bytes: flows of a few bytes end too."""
 
 
 @dataclass
@@ -195,7 +197,7 @@ class Network:
         if version != self._version:
             return  # a flow started or finished since: this wake-up is stale
         self._advance()
-        finished = [f for f in self.flows if f.remaining <= f.size * _EPS_REL + 1e-6]
+        finished = [f for f in self.flows if f.remaining <= f.size * _EPS_REL + _EPS_BYTES]
         if not finished:  # rounding: finish the nearest one
             finished = [min(self.flows, key=lambda f: (f.remaining / f.rate, f.seq))]
         self.flows = [f for f in self.flows if f not in finished]

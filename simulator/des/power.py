@@ -22,10 +22,10 @@ STATES = ("idle", "communicating", "memory_bound", "computing")
 def state_of(category: str) -> int:
     """Index in `STATES` of a recorded category."""
     if category in ("compute", "recompute"):
-        return 3
+        return STATES.index("computing")
     if category in ("optimizer", "copies"):
-        return 2
-    return 1
+        return STATES.index("memory_bound")
+    return STATES.index("communicating")
 
 
 def activities(pm: PowerModel) -> np.ndarray:

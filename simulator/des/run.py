@@ -122,7 +122,7 @@ def simulate_step(
                 jitter,
                 p.tp * p.cp,
                 gens[s],
-                interference=float(getattr(opts, "comm_interference", 0.0)),
+                interference=float(opts.comm_interference),
             )
         )
     step = Step(sim, WorkBuilder(workload, hw, cluster, opts), devices)
