@@ -9,7 +9,9 @@ which is what the planner searches with. The structure of a step (Megatron-LM 1F
          + exposed ZeRO-3 gathers            per micro-batch, beyond the compute hiding them
          + exposed DP gradient reduction     beyond the last micro-batch's backward
          + framework buffer copies           torch DDP buckets, FSDP2 copy-in/out (Options)
-         + optimizer step                    memory-bound AdamW over the local shard
+         + framework hooks                   FSDP2's host time per unit (Options)
+         + optimizer step                    memory-bound AdamW over the local shard (+ host
+                                             time per tensor with Options.host_overheads)
 
 Every time comes from the shared cost model (`simulator.costmodel`) and the hardware profile's
 efficiency curves and links. What it ignores: data loading, logging, kernel-launch gaps between
@@ -25,7 +27,7 @@ from analysis.layouts import Layouts
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
 from simulator.costmodel.collectives import bus_factor
-from simulator.costmodel.framework import copies_time, copy_bytes
+from simulator.costmodel.framework import copies_time, copy_bytes, host_times
 from simulator.costmodel.network import group_collective_time, p2p_time
 from simulator.costmodel.ops import embedding_ops, head_ops
 from simulator.costmodel.stack import stack_layer_ops
@@ -192,14 +194,17 @@ def evaluate(
     local = params / np.where(L.zero >= 1, L.dp, 1)
     t_opt = copy_time(acc, local * opts.optimizer_bytes_per_param)
 
-    # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2)
+    # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2), and
+    # its host time per parameter tensor (in the optimizer) and per FSDP2 unit (hooks)
     t_copies = copies_time(acc, copy_bytes(params, L.dp, L.zero, m, w_bytes, g_bytes, opts))
+    t_host_opt, t_hooks = host_times(acc, model, n_layers, L.zero, m, opts)
+    t_opt = t_opt + t_host_opt
 
     compute = m * compute_mb
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]
     step = compute + tp_exp + cp_exp + bubble + p2p_exposed + z3_exposed
-    step = step + dp_exposed + t_copies + t_opt
+    step = step + dp_exposed + t_copies + t_hooks + t_opt
 
     out: dict[str, np.ndarray] = {
         "step_time_s": step,
@@ -212,6 +217,7 @@ def evaluate(
         "breakdown/comm_zero3": z3_exposed,
         "breakdown/comm_dp": dp_exposed,
         "breakdown/copies": t_copies,
+        "breakdown/hooks": t_hooks,
         "breakdown/optimizer": t_opt,
         "comm_total/tp": m * n_layers * t["tp_total"],
         "comm_total/cp": m * n_layers * t["cp_total"],
@@ -297,8 +303,8 @@ def _memory(model, s, L, precision, opts, m):
 
 def _energy(hw, out, m, n_layers, t):
     """Energy per GPU per step: compute at full activity, exposed comm at comm activity,
-    optimizer and buffer copies at memory-bound activity, bubbles and waits at idle
-    (PowerModel states)."""
+    optimizer, buffer copies and framework hooks at memory-bound activity, bubbles and waits
+    at idle (PowerModel states)."""
     pw = hw.power
     step = out["step_time_s"]
     busy = out["breakdown/compute"]
@@ -312,7 +318,7 @@ def _energy(hw, out, m, n_layers, t):
             "breakdown/comm_dp",
         )
     )
-    opt = out["breakdown/optimizer"] + out["breakdown/copies"]
+    opt = out["breakdown/optimizer"] + out["breakdown/copies"] + out["breakdown/hooks"]
     idle = np.maximum(0.0, step - busy - comm - opt)
     energy = (
         pw.power(1.0) * busy

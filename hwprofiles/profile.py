@@ -101,6 +101,18 @@ class Accelerator:
     fresh_copy_bytes_per_s: float | None = None
     """A copy into a newly allocated buffer (read + written per second). On a host without a
     caching allocator every fresh page faults on first touch; None: as `copy_bytes_per_s`."""
+    optimizer_tensor_s: float | None = None
+    """Host seconds of torch's AdamW step per parameter tensor beyond its memory traffic (the
+    dispatch of its ~10 operations); None: not measured, not priced."""
+    dtensor_optimizer_tensor_s: float | None = None
+    """As `optimizer_tensor_s` for a DTensor parameter (torch FSDP2), whose every operation
+    goes through DTensor's Python dispatch; None: not measured, not priced."""
+    fsdp_unit_s: float | None = None
+    """Host seconds per torch FSDP2 unit per forward + backward: its pre/post hooks and the
+    dispatch of its collectives; None: not measured, not priced."""
+    fsdp_tensor_s: float | None = None
+    """Further host seconds per parameter tensor of an FSDP2 unit per forward + backward (its
+    per-tensor views, copies and gradient bookkeeping); None: not measured, not priced."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Field name -> citation for the numbers above."""
 
@@ -234,8 +246,9 @@ class HardwareProfile:
     def under_load(self, devices_busy: int, dtype: str) -> HardwareProfile:
         """This profile as a job sees it with `devices_busy` devices of a node computing.
 
-        Scales compute peaks and memory bandwidth by the measured `host_contention` factor
-        when more than one device of the node is busy; unchanged otherwise.
+        Scales compute peaks, memory bandwidth and copy rates by the measured
+        `host_contention` factor (and the host times by its inverse) when more than one device
+        of the node is busy; unchanged otherwise.
         """
         f = self.host_contention.get(dtype, 1.0)
         if devices_busy <= 1 or f == 1.0:
@@ -247,6 +260,11 @@ class HardwareProfile:
             memory_bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * f,
             copy_bytes_per_s=acc.copy_bytes_per_s and acc.copy_bytes_per_s * f,
             fresh_copy_bytes_per_s=acc.fresh_copy_bytes_per_s and acc.fresh_copy_bytes_per_s * f,
+            optimizer_tensor_s=acc.optimizer_tensor_s and acc.optimizer_tensor_s / f,
+            dtensor_optimizer_tensor_s=acc.dtensor_optimizer_tensor_s
+            and acc.dtensor_optimizer_tensor_s / f,
+            fsdp_unit_s=acc.fsdp_unit_s and acc.fsdp_unit_s / f,
+            fsdp_tensor_s=acc.fsdp_tensor_s and acc.fsdp_tensor_s / f,
         )
         return replace(self, accelerator=slowed)
 

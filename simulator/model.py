@@ -62,6 +62,9 @@ class ModelSpec:
     """A LayerNorm right after the token embedding (BLOOM's `word_embeddings_layernorm`)."""
     position_offset: int = 0
     """Extra rows in a learned position table (OPT reserves 2 for its padding offset)."""
+    fused_qkv: bool = False
+    """Q, K and V in one matrix (GPT-2's `c_attn`, nanoGPT): one weight (and bias) tensor
+    instead of three. Changes the count of parameter tensors, not of parameters."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -163,6 +166,26 @@ class ModelSpec:
             + self.embedding_params()
             + self.lm_head_params()
         )
+
+    # ---- parameter tensors (what a per-tensor optimizer loops over) ----------------------
+    def _norm_tensors(self) -> int:
+        return 2 if self.norm == "layernorm" and self.norm_bias else 1
+
+    def layer_tensors(self) -> int:
+        """Parameter tensors of one layer: two norms, the attention and MLP matrices, and
+        their biases (Hugging Face's module layout; one QKV matrix with `fused_qkv`)."""
+        qkv = 1 if self.fused_qkv else 3
+        attn = qkv + 1 + (qkv if (self.bias or self.qkv_bias) else 0) + (1 if self.bias else 0)
+        mats = 3 if self.gated_mlp else 2
+        mlp = mats + (mats if self.bias else 0)
+        return 2 * self._norm_tensors() + attn + mlp
+
+    def num_param_tensors(self) -> int:
+        """Parameter tensors of the model (`len(list(model.parameters()))`)."""
+        emb = 1 + (1 if self.position_embedding == "learned" else 0)
+        emb += self._norm_tensors() * (2 if self.embedding_norm else 1)  # (+ embedding norm)
+        head = 0 if self.tie_word_embeddings else 1
+        return self.num_hidden_layers * self.layer_tensors() + emb + head
 
     def num_params_non_embedding(self) -> int:
         """Parameters excluding token/position embeddings (and an untied LM head)."""

@@ -47,6 +47,14 @@ class Options:
     buffer (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py: `all_gather_copy_in`,
     `foreach_all_gather_copy_out`, `foreach_reduce_scatter_copy_in`); flat-parameter FSDP1
     (MosaicML's stack) gathers into views and pays none of these."""
+    host_overheads: bool = False
+    """Price the framework's fixed host time from the profile's measured figures
+    (`Accelerator.optimizer_tensor_s`, `dtensor_optimizer_tensor_s`, `fsdp_unit_s`,
+    `fsdp_tensor_s`): torch's AdamW per parameter tensor (as DTensors under ZeRO-3, torch
+    FSDP2) and FSDP2's hooks per unit and per tensor of a unit, every micro-batch
+    (`costmodel.framework.host_times`). Off by default: on an accelerator the host dispatches
+    ahead of the kernels it launches, and this time hides behind them; on a CPU every call
+    runs on the thread that makes it."""
     comm_interference: float = 0.18
     """Fraction of compute throughput lost while an overlapped collective runs (a modelled
     estimate): NCCL kernels hold SMs and share HBM bandwidth. The measured figure behind it is

@@ -38,6 +38,7 @@ CSVS = {
     "memory": "compute/memory.csv",
     "collectives": "network/collectives.csv",
     "power": "power.csv",
+    "framework": "compute/framework.csv",
 }
 FAKE_WATTS = 40.0
 
@@ -169,6 +170,15 @@ def test_loader_builds_a_hardware_profile(profile_dir: Path, summary: dict[str, 
     assert acc.copy_bytes_per_s == mem["buffer_copy_bytes_per_s"] > 0
     assert acc.fresh_copy_bytes_per_s == mem["fresh_copy_bytes_per_s"] > 0
     assert "newly allocated" in acc.sources["fresh_copy_bytes_per_s"]
+    # the framework's host time: per optimizer tensor (DTensor's dearer), per FSDP2 unit
+    fw = summary["framework"]
+    assert fw["measured"]
+    assert acc.optimizer_tensor_s == fw["optimizer_tensor_s"] > 0
+    assert acc.dtensor_optimizer_tensor_s == fw["dtensor_optimizer_tensor_s"]
+    assert acc.dtensor_optimizer_tensor_s > acc.optimizer_tensor_s
+    assert acc.fsdp_unit_s == fw["fsdp_unit_s"] and acc.fsdp_tensor_s == fw["fsdp_tensor_s"]
+    assert {"optimizer_tensor_s", "fsdp_unit_s"} <= set(hw.provenance.measured)
+    assert "framework.py" in acc.sources["fsdp_unit_s"]
     # attention priced as training runs it: forward + backward SDPA, per dtype's own peak
     assert set(acc.attention_efficiency_by_dtype) == {"fp32", "bf16"}
     assert "fwd+bwd" in acc.attention_curve("bf16").source
@@ -204,6 +214,7 @@ def test_refit_from_the_csvs_reproduces_the_summary(
     # the CSVs keep 6 significant digits, so the refit agrees to about that
     assert_close(again["compute"], summary["compute"])
     assert_close(again["network"], summary["network"])
+    assert_close(again["framework"], summary["framework"])
     assert again["machine"] == summary["machine"] and again["power"] == summary["power"]
 
 

@@ -10,7 +10,14 @@ from hwprofiles.catalogue import load_profile
 from simulator.costmodel.ops import head_ops, layer_ops
 from validation.gpt import GPT, synthetic_batches
 from validation.gptconfig import PRESETS, GPTConfig, load_config
-from validation.mapping import TCP_PAYLOAD_PER_FRAME, hardware_for_run, model_spec, workload
+from validation.mapping import (
+    TCP_PAYLOAD_PER_FRAME,
+    cpu_comm_interference,
+    hardware_for_run,
+    model_spec,
+    stack_options,
+    workload,
+)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -19,6 +26,8 @@ def test_parameter_count_matches_model_spec(name):
     with torch.device("meta"):  # shapes only: gpt2-small would take 0.5 GB for nothing
         model = GPT(cfg)
     assert sum(p.numel() for p in model.parameters()) == model_spec(cfg).num_params()
+    # and as many tensors as the optimizer's per-tensor host time is priced for
+    assert len(list(model.parameters())) == model_spec(cfg).num_param_tensors()
 
 
 def test_gemm_flops_match_the_cost_model():
@@ -123,3 +132,22 @@ def test_hardware_for_a_rate_limited_link():
     assert hw.node.scale_out.effective_bandwidth == pytest.approx(25e6 * TCP_PAYLOAD_PER_FRAME)
     assert hw.node.scale_out.latency_s == base.node.scale_up.latency_s
     assert hardware_for_run(base, 2, None).node.gpus_per_node >= 2
+
+
+def test_cpu_comm_interference_is_the_collectives_share_of_a_busy_core():
+    base = load_profile("cpu")
+    base = base.with_gpus_per_node(2)  # two single-thread ranks fill the host's two cores
+    loopback = base.node.scale_up.bandwidth_bytes_per_s
+    # over loopback gloo is CPU-bound: a collective takes a whole core from its rank
+    assert cpu_comm_interference(base, 2, None) == 1.0
+    # behind a slow link the host's cores move the bytes at the link's pace
+    phi = cpu_comm_interference(base, 2, loopback / 10)
+    assert phi == pytest.approx(TCP_PAYLOAD_PER_FRAME / 10)
+    assert cpu_comm_interference(base, 2, loopback * 10) == 1.0
+    # a spare core runs gloo beside the ranks; one rank has no collectives
+    assert cpu_comm_interference(base.with_gpus_per_node(4), 2, None) == 0.0
+    assert cpu_comm_interference(base, 1, None) == 0.0
+    # the engines get it through the stack's options; the GPU estimate stays otherwise
+    assert stack_options("cpu", 0.25).comm_interference == 0.25
+    assert stack_options("cpu").comm_interference == stack_options("cuda").comm_interference
+    assert stack_options("cpu").host_overheads and not stack_options("cuda").host_overheads

@@ -27,7 +27,7 @@ from typing import Any
 
 from hwprofiles.profile import HardwareProfile
 from simulator.result import StepResult
-from validation.mapping import hardware_for_run, stack_options, workload
+from validation.mapping import cpu_comm_interference, hardware_for_run, stack_options, workload
 from validation.measure import Measured
 from validation.spec import RunSpec
 
@@ -94,10 +94,13 @@ def predict_runs(
         for spec in specs:
             w = workload(spec.model, spec.nproc, spec.strategy, spec.precision)
             hw = hardware_for_run(hardware, spec.nproc, spec.link_bytes_per_s)
+            phi = None
+            if spec.device == "cpu":
+                phi = cpu_comm_interference(hardware, spec.nproc, spec.link_bytes_per_s)
             try:
                 # every rank shares this one host, whatever the network between them
                 out[(spec.run_id, engine)] = predictor(
-                    w, hw, engine, options=stack_options(spec.device), devices_busy=spec.nproc
+                    w, hw, engine, options=stack_options(spec.device, phi), devices_busy=spec.nproc
                 )
             except (ValueError, ImportError, NotImplementedError) as exc:
                 notes.append(f"engine {engine}: no prediction ({type(exc).__name__}: {exc})")

@@ -38,25 +38,53 @@ TORCH_DDP_BUCKET_BYTES = 25 * 2**20
 """torch DDP's gradient bucket (`DistributedDataParallel(bucket_cap_mb=25)`, the default)."""
 
 
-def stack_options(device: str = "cpu") -> Options:
+def stack_options(device: str = "cpu", comm_interference: float | None = None) -> Options:
     """How the validation runs train, in the engines' terms: torch DDP's 25 MiB gradient
     buckets (not Megatron-Core's bucket rule) with their gradient copies, FSDP2's copy-in and
     copy-out buffers, torch.autocast's casts (fp32 weights cast per GEMM), torch's AdamW;
     everything else at the engines' defaults.
 
-    On a CPU device FSDP2 overlaps nothing: its streams are no-ops there, each unit's
+    On a CPU device the framework's host time shows in the step (every call runs on the
+    thread that makes it): torch's AdamW per parameter tensor, DTensor's dispatch under FSDP2,
+    FSDP2's hooks per unit, at the calibrated profile's measured figures. And FSDP2 overlaps
+    nothing there: its streams are no-ops there, each unit's
     all-gather is issued when the unit runs and waited for, and the reduce-scatter is a
     blocking call (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py,
     `foreach_reduce`: `reduce_scatter_comm(...)` without `async_op`).
     """
+    extra = {} if comm_interference is None else {"comm_interference": comm_interference}
     return Options(
+        **extra,
         bucket_bytes=TORCH_DDP_BUCKET_BYTES,
         amp_casts=True,
         grad_bucket_copies=True,
         zero3_copies=True,
         overlap_param_gather=device != "cpu",
         optimizer_bytes_per_param=TORCH_ADAMW_BYTES_PER_PARAM,
+        host_overheads=device == "cpu",
     )
+
+
+def cpu_comm_interference(
+    profile: HardwareProfile, nproc: int, link_bytes_per_s: float | None
+) -> float:
+    """Share of a CPU rank's compute lost while one of its collectives runs beside it.
+
+    gloo moves a collective's bytes with the host's own cores (TCP copies through the kernel,
+    the reduction in a gloo thread). When the ranks occupy every core
+    (`nproc * threads >= cores`, the profile's ranks per node), those cycles come out of the
+    ranks' compute: a collective moving bytes at rate r takes r / r_cpu of a core, r_cpu being
+    the rate at which the host moves them when nothing else limits it, i.e. the calibrated
+    loopback all-reduce (the profile's scale-up bandwidth). Over loopback that is 1 (no
+    overlap gains anything); behind a `tc tbf` link of rate r_link, r_link / r_cpu. With a
+    spare core, 0. Replaces the SM-share estimate `Options.comm_interference` holds for GPUs.
+    """
+    if nproc < 2 or nproc < profile.node.gpus_per_node:
+        return 0.0
+    cpu_rate = profile.node.scale_up.bandwidth_bytes_per_s
+    if link_bytes_per_s is None or cpu_rate <= 0:
+        return 1.0
+    return min(1.0, link_bytes_per_s * TCP_PAYLOAD_PER_FRAME / cpu_rate)
 
 
 def model_spec(cfg: GPTConfig) -> ModelSpec:
@@ -75,6 +103,7 @@ def model_spec(cfg: GPTConfig) -> ModelSpec:
         tie_word_embeddings=True,
         norm="layernorm",
         bias=True,
+        fused_qkv=True,
         source="validation.gpt (llmcap's own validation model)",
     )
 

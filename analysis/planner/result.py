@@ -26,6 +26,7 @@ BREAKDOWN_KEYS = (
     "comm_zero3",
     "pipeline_bubble",
     "copies",
+    "hooks",
     "optimizer",
 )
 """Parts of a step in `StepResult.breakdown` (closed form), in report order."""

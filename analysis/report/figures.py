@@ -29,6 +29,7 @@ BREAKDOWN_COLOURS = {
     "comm_zero3": "#da8bc3",
     "pipeline_bubble": "#8c8c8c",
     "copies": "#ccb974",
+    "hooks": "#64b5cd",
     "optimizer": "#55a868",
 }
 

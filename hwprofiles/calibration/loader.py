@@ -7,7 +7,9 @@ fitted curves -> `matmul_efficiency_by_dtype` / `attention_efficiency`; best of 
 fit on the machine -> `Node.gpus_per_node`; the all-reduce α-β fit -> the scale-up `Link`;
 every (collective, world size >= 2) fit -> `CollectiveFit` (world size 1 stays in the CSV
 and TOML as a software-overhead reference: frameworks skip one-rank collectives); power
-measured or modelled, labelled as such.
+measured or modelled, labelled as such; host times per optimizer tensor and per FSDP2 unit
+(CPU profiles) -> `Accelerator.optimizer_tensor_s`, `dtensor_optimizer_tensor_s`,
+`fsdp_unit_s`, `fsdp_tensor_s`.
 """
 
 from __future__ import annotations
@@ -68,6 +70,15 @@ def read_summary(path: str | Path) -> dict[str, Any]:
     return doc
 
 
+FRAMEWORK_FIELDS = (
+    "optimizer_tensor_s",
+    "dtensor_optimizer_tensor_s",
+    "fsdp_unit_s",
+    "fsdp_tensor_s",
+)
+"""Host times per optimizer tensor and per FSDP2 unit (`framework` table, CPU profiles)."""
+
+
 def load_calibrated_profile(path: str | Path) -> HardwareProfile:
     """A `HardwareProfile` from a calibration directory written by `llmcap calibrate`."""
     path = Path(path)
@@ -92,6 +103,7 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
     if dev["kind"] == "cpu":
         what = f"{what} ({dev['threads_per_rank']} thread(s) per rank)"
     mem = g("memory")
+    fw = doc.get("framework", {})
     bw = float(mem["bandwidth_bytes_per_s"])
     # memory-bound kernels (norms, activations, softmax, loss) run at the measured elementwise
     # rate, not at STREAM copy speed: their efficiency is the median rate over bandwidth
@@ -111,6 +123,10 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
         memory_efficiency=mem_eff,
         copy_bytes_per_s=_opt_float(mem.get("buffer_copy_bytes_per_s")),
         fresh_copy_bytes_per_s=_opt_float(mem.get("fresh_copy_bytes_per_s")),
+        optimizer_tensor_s=_opt_float(fw.get("optimizer_tensor_s")),
+        dtensor_optimizer_tensor_s=_opt_float(fw.get("dtensor_optimizer_tensor_s")),
+        fsdp_unit_s=_opt_float(fw.get("fsdp_unit_s")),
+        fsdp_tensor_s=_opt_float(fw.get("fsdp_tensor_s")),
         matmul_efficiency_by_dtype=curves,
         attention_efficiency_by_dtype={
             d: _curve(a["efficiency"], f"{path}: attention_by_dtype.{d}")
@@ -131,6 +147,7 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
                 if "copy_source" in mem
                 else {}
             ),
+            **{k: str(fw["source"]) for k in FRAMEWORK_FIELDS if k in fw},
             "tdp_w": psrc,
             "idle_w": psrc,
         },
@@ -166,6 +183,7 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
     measured += ["collectives"] if fits else []
     # the scale-up link is derived from the all-reduce fit; otherwise it is the placeholder
     measured += ["scale_up"] if str(up.get("source", "")).startswith("calibrated") else []
+    measured += [k for k in FRAMEWORK_FIELDS if k in fw]
     measured += ["host_contention"] if doc.get("contention", {}).get("factor") else []
     measured += ["power"] if kind == "measured" else []
     return HardwareProfile(

@@ -16,6 +16,7 @@ from hwprofiles.calibration import attention, elementwise, gemm, memory
 from hwprofiles.calibration.collectives import COLLECTIVES, GroupConfig, run_collective_group
 from hwprofiles.calibration.contention import measure_contention
 from hwprofiles.calibration.device import check_device, torch_threads
+from hwprofiles.calibration.framework import run_framework
 from hwprofiles.calibration.gemm import gemm_shapes
 from hwprofiles.calibration.machine import (
     device_memory_bytes,
@@ -109,6 +110,7 @@ def _steps(plan: Plan, dtypes: tuple[str, ...], cfg: CalibrationConfig) -> int:
         + len(memory.MEMORY_OPS) * len(plan.memory_bytes)
         + len(cfg.world_sizes)
         + (1 if cfg.device == "cpu" else 0)
+        + (2 if cfg.device == "cpu" else 0)  # framework: optimizer, fsdp_unit
     )
 
 
@@ -161,6 +163,9 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
             dtypes, cfg.threads_per_rank, busy, reps, rounds=rounds
         )
         tick(f"host contention ranks={busy}")
+    if cfg.device == "cpu":
+        with torch_threads(cfg.threads_per_rank):
+            tables["framework"] = run_framework(plan.repeats, tick)
     if meter is not None:
         tables["power"] = power_rows
         power = measured_power(power_rows, cfg.device, rpn, meter.name)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from hwprofiles.calibration.collectives import bus_factor
 from hwprofiles.calibration.fit import fit_alpha_beta, fit_efficiency
+from hwprofiles.calibration.framework import host_overheads
 from hwprofiles.calibration.power import DevicePower, fallback
 from hwprofiles.calibration.store import FORMAT
 from hwprofiles.calibration.timing import NOISY_SPREAD
@@ -28,6 +29,7 @@ FILES = {
     "memory": "compute/memory.csv",
     "collectives": "network/collectives.csv",
     "contention": "compute/contention.csv",
+    "framework": "compute/framework.csv",
     "power": "power.csv",
 }
 
@@ -221,6 +223,19 @@ def _contention(m: Measurements) -> dict[str, Any]:
     }
 
 
+def _framework(m: Measurements) -> dict[str, Any]:
+    """Host seconds per optimizer tensor (plain, DTensor) and per FSDP2 unit, if measured."""
+    rows = m.tables.get("framework") or []
+    if not rows:
+        return {"measured": False, "note": "measured on CPU ranks only"}
+    return {
+        "measured": True,
+        **host_overheads(rows),
+        "source": "calibrated: AdamW over tiny tensors, plain and DTensor, and tiny FSDP2 "
+        "units against the same layers unwrapped (hwprofiles/calibration/framework.py)",
+    }
+
+
 def summarise(m: Measurements) -> dict[str, Any]:
     """The profile summary (TOML-ready: no None values, floats to 6 digits) of a calibration."""
     memory = _memory(m)
@@ -255,6 +270,7 @@ def summarise(m: Measurements) -> dict[str, Any]:
             "network": _network(m, memory["bandwidth_bytes_per_s"]),
             "power": power,
             "contention": _contention(m),
+            "framework": _framework(m),
             "noise": _noise(m),
             "files": files,
         }

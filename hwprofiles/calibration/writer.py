@@ -30,6 +30,7 @@ from hwprofiles.calibration.attention import ATTENTION_COLUMNS
 from hwprofiles.calibration.collectives import COLLECTIVE_COLUMNS
 from hwprofiles.calibration.contention import CONTENTION_COLUMNS
 from hwprofiles.calibration.elementwise import ELEMENTWISE_COLUMNS
+from hwprofiles.calibration.framework import FRAMEWORK_COLUMNS
 from hwprofiles.calibration.gemm import GEMM_COLUMNS
 from hwprofiles.calibration.memory import MEMORY_COLUMNS
 from hwprofiles.calibration.power import POWER_COLUMNS
@@ -44,6 +45,7 @@ COLUMNS = {
     "collectives": COLLECTIVE_COLUMNS,
     "power": POWER_COLUMNS,
     "contention": CONTENTION_COLUMNS,
+    "framework": FRAMEWORK_COLUMNS,
 }
 
 FLOAT_FORMAT = "%.6g"  # 6 significant digits: far below the measurement noise

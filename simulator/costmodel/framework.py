@@ -1,4 +1,5 @@
-"""Buffer copies a training framework adds around its data-parallel collectives.
+"""What a training framework adds to the step: buffer copies around its data-parallel
+collectives, and fixed host time per parameter tensor and per sharded unit.
 
 Memory traffic on the compute stream; each copy reads and writes its bytes. Which copies a
 stack makes is an `Options` choice (`grad_bucket_copies` for torch DDP, `zero3_copies` for
@@ -8,6 +9,11 @@ each use and allocates them again (`free_storage` / `alloc_storage` in
 torch/distributed/fsdp/_fully_shard), so its copies write fresh memory: on a host without a
 caching allocator every fresh page faults on first touch, which `timing.copy_time` prices
 with the profile's measured fresh-copy rate.
+
+Host time (`host_times`, with `Options.host_overheads`) is the dispatch cost of the
+framework's calls, measured per tensor and per unit by calibration
+(hwprofiles/calibration/framework.py); it is not arithmetic and not bytes, and it shows in
+the step only where the host does not run ahead of the device (a CPU).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import numpy as np
 
 from hwprofiles.profile import Accelerator
 from simulator.costmodel.timing import copy_time
+from simulator.model import ModelSpec
 from simulator.options import Options
 
 Num = float | np.ndarray
@@ -58,3 +65,36 @@ def copies_time(acc: Accelerator, copies: tuple[Num, Num]) -> Num:
     """Seconds per step on `acc` of the copies `copy_bytes` returns (existing, fresh)."""
     persistent, fresh = copies
     return copy_time(acc, persistent) + copy_time(acc, fresh, fresh=True)
+
+
+def host_times(
+    acc: Accelerator,
+    model: ModelSpec,
+    n_layers: Num,
+    zero: Num,
+    microbatches: Num,
+    opts: Options,
+) -> tuple[Num, Num]:
+    """(optimizer, hooks): host seconds per step of one device's framework calls beyond their
+    arithmetic and bytes, with `opts.host_overheads` (else zeros).
+
+    - optimizer: torch's AdamW loops over the stage's parameter tensors (its `n_layers`
+      layers plus the embedding, norm and head tensors, all ranks holding all of them, sharded
+      or not), paying the profile's measured time per tensor, DTensor's under ZeRO-3.
+    - hooks: torch FSDP2 (ZeRO-3) runs each unit's forward and backward hooks every
+      micro-batch, with a fixed time per unit and a time per parameter tensor of the unit;
+      the units are the stage's layers plus the root module.
+    A figure the profile has not measured (None) prices nothing.
+    """
+    zero = np.asarray(zero)
+    if not opts.host_overheads:
+        return np.zeros(np.shape(zero)), np.zeros(np.shape(zero))
+    tensors = n_layers * model.layer_tensors() + (
+        model.num_param_tensors() - model.num_hidden_layers * model.layer_tensors()
+    )
+    plain = acc.optimizer_tensor_s or 0.0
+    dtensor = acc.dtensor_optimizer_tensor_s
+    per_tensor = np.where(zero == 3, plain if dtensor is None else dtensor, plain)
+    per_step = (n_layers + 1) * (acc.fsdp_unit_s or 0.0) + tensors * (acc.fsdp_tensor_s or 0.0)
+    hooks = np.where(zero == 3, microbatches * per_step, 0.0)
+    return tensors * per_tensor, hooks

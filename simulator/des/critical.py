@@ -25,6 +25,7 @@ BREAKDOWN = (
     "comm_zero3",
     "comm_dp",
     "copies",
+    "hooks",
     "optimizer",
 )
 """Keys of `breakdown/*`, as the closed form names them."""

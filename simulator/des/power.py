@@ -23,7 +23,7 @@ def state_of(category: str) -> int:
     """Index in `STATES` of a recorded category."""
     if category in ("compute", "recompute"):
         return STATES.index("computing")
-    if category in ("optimizer", "copies"):
+    if category in ("optimizer", "copies", "hooks"):
         return STATES.index("memory_bound")
     return STATES.index("communicating")
 

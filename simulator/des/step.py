@@ -26,7 +26,7 @@ from typing import Any
 
 import simpy
 
-from simulator.costmodel.framework import copies_time, copy_bytes
+from simulator.costmodel.framework import copies_time, copy_bytes, host_times
 from simulator.costmodel.memory import activation_bytes_per_layer, logits_bytes, param_state_bytes
 from simulator.costmodel.timing import copy_time
 from simulator.des.collectives import Collective, for_group
@@ -391,8 +391,16 @@ class Step:
             pred = self.sim.rec.add(
                 dev.rank, "compute", "buffer copies", "copies", start, env.now, -1, -1, pred
             )
+        n_layers = self.b.w.model.num_hidden_layers / p.pp
+        t_host, t_hooks = host_times(acc, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts)
+        if float(t_hooks) > 0:  # FSDP2's hooks, host time per unit (costmodel.framework)
+            start = env.now
+            yield dev.run_kernel(dev.duration(float(t_hooks)))
+            pred = self.sim.rec.add(
+                dev.rank, "compute", "framework hooks", "hooks", start, env.now, -1, -1, pred
+            )
         local = self.work[i].params / (self.p.dp if self.p.zero_stage >= 1 else 1)
-        t = float(copy_time(acc, local * self.opts.optimizer_bytes_per_param))
+        t = float(copy_time(acc, local * self.opts.optimizer_bytes_per_param)) + float(t_host)
         start = env.now
         yield dev.run_kernel(dev.duration(t))
         row = self.sim.rec.add(

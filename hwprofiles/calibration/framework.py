@@ -1,0 +1,150 @@
+"""Host time of the training framework itself: torch's AdamW per parameter tensor, plain and
+as FSDP2's DTensor, and FSDP2's hooks per sharded unit.
+
+On a CPU every operator runs on the thread that dispatches it, so eager PyTorch's per-call
+cost adds to the step, and FSDP2 adds more: each optimizer operation on a DTensor parameter
+goes through DTensor's Python dispatch (sharding propagation, then the local op), and each
+`fully_shard` unit runs pre/post forward and backward hooks (all-gather and reduce-scatter
+bookkeeping, DTensor <-> local views). Both are fixed costs per tensor or per unit, so they
+are measured with tensors and units too small for their arithmetic or bytes to count:
+
+    optimizer: AdamW.step over `TENSORS` parameters of `ELEMENTS` fp32 elements each, as
+               plain tensors and as DTensors sharded over a 1-rank mesh; seconds per tensor.
+    fsdp_unit: forward + backward of `UNITS` `fully_shard` units of 1 and of 4
+               Linear(`WIDTH`, `WIDTH`) layers, minus the same model without FSDP: a fixed
+               time per unit and a time per parameter tensor of the unit (FSDP2 gathers,
+               views and reduces every tensor of a unit on its own).
+
+A 1-rank gloo group in this process (a `HashStore`, no port) hosts the mesh; its collectives
+are local copies, so a unit's figure holds its hooks and the calls' own dispatch, and the
+collectives' transfer time at more ranks stays with the collective fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from hwprofiles.calibration.timing import Repeats, time_op
+
+FRAMEWORK_COLUMNS = (
+    "bench", "variant", "items", "median_s", "min_s", "max_s", "noisy", "seconds_per_item",
+)  # fmt: skip
+TENSORS = 32  # parameters per optimizer step (the validation GPT's `small` model has 52)
+ELEMENTS = 64  # fp32 elements per parameter: 256 B, far below any bandwidth term
+UNITS = 8  # fully_shard units per model (the validation GPT has 5: 4 blocks + the root)
+WIDTH = 16  # Linear(16, 16): 272 parameters, 2 tensors
+LINEARS_PER_UNIT = (1, 4)  # units of 2 and 8 parameter tensors (a GPT block has 12)
+TOKENS = 8  # rows of the unit's input
+
+
+@contextmanager
+def one_rank_group() -> Iterator[None]:
+    """A 1-rank gloo process group in this process for the duration (none left behind)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():  # a caller's group: use it, do not tear it down
+        yield
+        return
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def _optimizer_step(dtensor: bool) -> Callable[[], None]:
+    import torch
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    gen = torch.Generator().manual_seed(0)
+    params = []
+    mesh = init_device_mesh("cpu", (1,)) if dtensor else None
+    for _ in range(TENSORS):
+        t = torch.randn(ELEMENTS, generator=gen)
+        p = torch.nn.Parameter(distribute_tensor(t, mesh, [Shard(0)]) if mesh else t)
+        p.grad = torch.zeros_like(p)
+        params.append(p)
+    # torch's default on a CPU: the per-tensor path, as the validation runs use
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    return opt.step
+
+
+def _unit_step(fsdp: bool, linears: int) -> Callable[[], None]:
+    import torch
+
+    torch.manual_seed(0)
+    units = [
+        torch.nn.Sequential(*(torch.nn.Linear(WIDTH, WIDTH) for _ in range(linears)))
+        for _ in range(UNITS)
+    ]
+    model = torch.nn.Sequential(*units)
+    if fsdp:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh("cpu", (1,))
+        for unit in units:
+            fully_shard(unit, mesh=mesh)
+    x = torch.randn(TOKENS, WIDTH)
+
+    def step() -> None:
+        model(x).sum().backward()
+
+    return step
+
+
+def run_framework(repeats: Repeats, tick: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Rows of `FRAMEWORK_COLUMNS`: seconds per call of each variant and per item (tensor
+    or unit). CPU only: on an accelerator the host runs ahead of the kernels it launches."""
+    import torch
+
+    rows = []
+    with one_rank_group(), torch.no_grad():
+        for variant, dt in (("plain", False), ("dtensor", True)):
+            timing = time_op(_optimizer_step(dt), repeats, lambda: None)
+            rows.append(_row("optimizer", variant, TENSORS, timing))
+    tick("framework optimizer")
+    with one_rank_group():
+        for linears in LINEARS_PER_UNIT:
+            for variant, fsdp in (("plain", False), ("fsdp", True)):
+                timing = time_op(_unit_step(fsdp, linears), repeats, lambda: None)
+                row = _row(f"fsdp_unit_{2 * linears}t", variant, UNITS, timing)
+                rows.append(row)
+    tick("framework fsdp_unit")
+    return rows
+
+
+def _row(bench: str, variant: str, items: int, timing: Any) -> dict[str, Any]:
+    return {
+        "bench": bench,
+        "variant": variant,
+        "items": items,
+        **timing.as_row(),
+        "seconds_per_item": timing.median_s / items,
+    }
+
+
+def host_overheads(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per-item host seconds from the rows: the plain optimizer's per tensor, DTensor's per
+    tensor, and FSDP2's per unit and per parameter tensor of a unit (the line through the
+    two unit sizes' extra time over the same layers unwrapped; never below 0)."""
+    per = {(r["bench"], r["variant"]): float(r["seconds_per_item"]) for r in rows}
+    out: dict[str, float] = {}
+    if ("optimizer", "plain") in per:
+        out["optimizer_tensor_s"] = per[("optimizer", "plain")]
+    if ("optimizer", "dtensor") in per:
+        out["dtensor_optimizer_tensor_s"] = per[("optimizer", "dtensor")]
+    extra = {}
+    for linears in LINEARS_PER_UNIT:
+        bench = f"fsdp_unit_{2 * linears}t"
+        if (bench, "fsdp") in per and (bench, "plain") in per:
+            extra[2 * linears] = per[(bench, "fsdp")] - per[(bench, "plain")]
+    if len(extra) == 2:
+        (t0, e0), (t1, e1) = sorted(extra.items())
+        slope = max(0.0, (e1 - e0) / (t1 - t0))
+        out["fsdp_tensor_s"] = slope
+        out["fsdp_unit_s"] = max(0.0, e0 - slope * t0)
+    return out

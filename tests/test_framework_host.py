@@ -1,0 +1,109 @@
+"""The framework's host time: measured per tensor and per FSDP2 unit, priced by both engines."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from analysis.closed_form import Options
+from analysis.predict import predict
+from hwprofiles.calibration.framework import host_overheads
+from hwprofiles.catalogue import load_profile
+from simulator.costmodel.framework import host_times
+from simulator.models_catalogue import load_model
+from simulator.parallel import ParallelConfig, Workload
+
+MS = 1e-3
+
+
+def _row(bench: str, variant: str, items: int, median_s: float) -> dict[str, object]:
+    return {"bench": bench, "variant": variant, "items": items, "median_s": median_s,
+            "seconds_per_item": median_s / items}  # fmt: skip
+
+
+def test_host_overheads_separate_unit_and_tensor_costs() -> None:
+    # 8 units of 2 tensors cost 8 * (0.5 + 2 * 0.1) ms over plain; of 8 tensors 8 * (0.5 + 0.8)
+    rows = [
+        _row("optimizer", "plain", 32, 32 * 0.04 * MS),
+        _row("optimizer", "dtensor", 32, 32 * 0.2 * MS),
+        _row("fsdp_unit_2t", "plain", 8, 8 * 0.1 * MS),
+        _row("fsdp_unit_2t", "fsdp", 8, 8 * (0.1 + 0.5 + 0.2) * MS),
+        _row("fsdp_unit_8t", "plain", 8, 8 * 0.3 * MS),
+        _row("fsdp_unit_8t", "fsdp", 8, 8 * (0.3 + 0.5 + 0.8) * MS),
+    ]
+    got = host_overheads(rows)
+    assert got["optimizer_tensor_s"] == pytest.approx(0.04 * MS)
+    assert got["dtensor_optimizer_tensor_s"] == pytest.approx(0.2 * MS)
+    assert got["fsdp_tensor_s"] == pytest.approx(0.1 * MS)
+    assert got["fsdp_unit_s"] == pytest.approx(0.5 * MS)
+    # FSDP measured faster than plain (noise) prices nothing rather than a negative time
+    rows[3] = _row("fsdp_unit_2t", "fsdp", 8, 8 * 0.05 * MS)
+    rows[5] = _row("fsdp_unit_8t", "fsdp", 8, 8 * 0.2 * MS)
+    got = host_overheads(rows)
+    assert got["fsdp_unit_s"] == 0.0 and got["fsdp_tensor_s"] == 0.0
+
+
+def test_param_tensor_counts_follow_the_module_layout() -> None:
+    llama = load_model("llama-2-7b")  # q, k, v, o, gate, up, down, 2 RMSNorms; untied head
+    assert llama.layer_tensors() == 9
+    assert llama.num_param_tensors() == 32 * 9 + 1 + 1 + 1  # embed, final norm, lm_head
+    gpt = dataclasses.replace(load_model("gpt3-125m"), fused_qkv=True)  # GPT-2 layout
+    assert gpt.layer_tensors() == 12  # 2 LayerNorms x 2, qkv + proj, fc + proj, with biases
+    assert gpt.num_param_tensors() == 12 * 12 + 2 + 2  # wte, wpe, ln_f (tied head)
+    assert dataclasses.replace(gpt, fused_qkv=False).layer_tensors() == 16
+
+
+def _acc(**kw: float | None):
+    return dataclasses.replace(load_profile("h100-sxm").accelerator, **kw)
+
+
+def test_host_times_price_only_what_is_measured_and_switched_on() -> None:
+    model = dataclasses.replace(load_model("gpt3-125m"), fused_qkv=True)
+    acc = _acc(
+        optimizer_tensor_s=40e-6,
+        dtensor_optimizer_tensor_s=200e-6,
+        fsdp_unit_s=500e-6,
+        fsdp_tensor_s=100e-6,
+    )
+    tensors = model.num_param_tensors()
+    off = host_times(acc, model, 12, np.array([0, 3]), 1, Options())
+    assert np.all(off[0] == 0) and np.all(off[1] == 0)
+    on = Options(host_overheads=True)
+    opt, hooks = host_times(acc, model, 12, np.array([0, 3]), 2, on)
+    assert opt == pytest.approx([tensors * 40e-6, tensors * 200e-6])
+    # hooks: ZeRO-3 only, per micro-batch, (12 layers + root) units and every tensor
+    assert hooks == pytest.approx([0.0, 2 * (13 * 500e-6 + tensors * 100e-6)])
+    # a profile that measured none of it (a datasheet) prices nothing
+    opt, hooks = host_times(_acc(), model, 12, np.array([3]), 1, on)
+    assert opt == 0 and hooks == 0
+    # a pipeline stage holds its own layers' tensors (plus the embedding's, conservatively)
+    opt_half, _ = host_times(acc, model, 6, 0, 1, on)
+    assert opt_half == pytest.approx((tensors - 6 * 12) * 40e-6)
+
+
+@pytest.mark.parametrize("zero", [0, 3])
+def test_both_engines_add_the_host_time(zero: int) -> None:
+    model = dataclasses.replace(load_model("gpt3-125m"), fused_qkv=True)
+    hw = load_profile("h100-sxm")
+    hw = dataclasses.replace(
+        hw,
+        accelerator=dataclasses.replace(
+            hw.accelerator,
+            optimizer_tensor_s=40e-6,
+            dtensor_optimizer_tensor_s=200e-6,
+            fsdp_unit_s=500e-6,
+            fsdp_tensor_s=100e-6,
+        ),
+    )
+    par = ParallelConfig(dp=2, zero_stage=zero, micro_batch_size=1, global_batch_size=2)
+    w = Workload(model, par.resolve(2), seq_len=256)
+    base = {e: predict(w, hw, engine=e) for e in ("analytic", "des")}
+    opts = Options(host_overheads=True)
+    more = {e: predict(w, hw, engine=e, options=opts) for e in ("analytic", "des")}
+    opt, hooks = host_times(hw.accelerator, model, 12, zero, 1, opts)
+    for e in base:
+        added = more[e].step_time_s - base[e].step_time_s
+        assert added == pytest.approx(float(opt + hooks), rel=0.02), e
+        assert more[e].breakdown["hooks"] == pytest.approx(float(hooks), rel=0.02, abs=1e-12)
