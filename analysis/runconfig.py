@@ -3,6 +3,7 @@
 Run file sections (Calculon-style separation of model, execution and system)::
 
     [model]        name = "llama3-70b"   # or config = "path/config.json", or inline HF fields
+                   hidden_size = 4096    # beside name/config: overrides that field of it
     [parallelism]  tp = 8  pp = 4  vpp = 1  cp = 1  dp = -1  sp = true  zero = 1
     [training]     seq_len = 4096  micro_batch = 1  global_batch = 1024
                    precision = "bf16"  recompute = "selective"  tokens = 15e12
@@ -11,12 +12,19 @@ Run file sections (Calculon-style separation of model, execution and system)::
     [options]      attention = "flash"  dropout = false  overlap_tp_comm = false ...
 
 Command-line flags override the file. Unknown keys are errors (a typo must not be ignored).
+
+`[model]`: `config` (a file) or `name` (a preset, or a file path as `--model` takes) selects the
+base model and every other key overrides that `ModelSpec` field, whatever the order of the keys;
+without either (or with a `name` that resolves to neither, beside other keys) the table is the
+whole model, inline. A `[model]` table is taken whole from the highest layer that gives one
+(defaults < run file < flags): `--model` replaces the file's model and its overrides.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +35,7 @@ else:  # pragma: no cover
 
 from analysis.closed_form import Options
 from hwprofiles.profile import HardwareProfile
+from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -96,21 +105,61 @@ def merge(file_spec: dict | None, overrides: dict[str, dict[str, Any]]) -> dict[
     spec = {k: dict(v) for k, v in DEFAULTS.items()}
     for source in (file_spec or {}, overrides):
         for section, values in source.items():
-            for key, value in values.items():
-                if value is not None:
-                    if section == "model" and key in ("name", "config"):
-                        spec["model"] = {}
-                    spec[section][key] = value
+            given = {key: value for key, value in values.items() if value is not None}
+            if section == "model":
+                # the model is one choice: a base plus its overrides, or an inline model;
+                # the layer above replaces it whole (see the module docstring)
+                if given:
+                    spec["model"] = given
+            else:
+                spec[section].update(given)
     return spec
+
+
+MODEL_SPEC_FIELDS = frozenset(f.name for f in fields(ModelSpec))
+
+
+def resolve_model(table: Mapping[str, Any]) -> ModelSpec:
+    """The `ModelSpec` of a merged `[model]` table (rules in the module docstring)."""
+    from simulator.models_catalogue import load_model
+
+    m = dict(table)
+    if "config" in m:
+        base = load_model(m.pop("config"))
+    elif "name" in m:
+        try:
+            base = load_model(m["name"])
+        except ValueError as exc:
+            if len(m) == 1:
+                raise
+            try:  # not a preset nor a file: the table is the whole model, named `name`
+                return load_model(m)
+            except (TypeError, ValueError) as inline:
+                raise ValueError(f"{exc}; nor is [model] a whole inline model ({inline})") from None
+        del m["name"]
+    else:
+        return load_model(m)
+    unknown = sorted(set(m) - MODEL_SPEC_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"model.{unknown[0]}: not a model field that can override {base.name!r} "
+            f"(fields: {', '.join(sorted(MODEL_SPEC_FIELDS))})"
+        )
+    if not m:
+        return base
+    try:
+        spec = replace(base, **m)
+    except ValueError as exc:
+        raise ValueError(f"model: {base.name!r} with overrides: {exc}") from None
+    changed = ", ".join(f"{k} = {v!r}" for k, v in sorted(m.items()))
+    return replace(spec, source=f"{base.source}; overridden by the run: {changed}")
 
 
 def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     """Resolve model and hardware presets, validate the layout, return a ready `Run`."""
     from hwprofiles.catalogue import load_profile
-    from simulator.models_catalogue import load_model
 
-    m = spec["model"]
-    model = load_model(m.get("config") or m.get("name") if ("config" in m or "name" in m) else m)
+    model = resolve_model(spec["model"])
     c = spec["cluster"]
     hw = load_profile(
         c["hardware"],

@@ -193,6 +193,17 @@ def test_loader_builds_a_hardware_profile(profile_dir: Path, summary: dict[str, 
     assert hw.power.tdp_w == summary["power"]["tdp_w"]
 
 
+def test_unmeasured_scale_out_is_the_catalogue_10gbe_link(profile_dir: Path) -> None:
+    from hwprofiles.catalogue import list_links
+
+    ref = list_links()["ethernet-10"]
+    out = load_calibrated_profile(profile_dir).node.scale_out
+    assert out.bandwidth_bytes_per_s == ref.bandwidth_bytes_per_s
+    assert out.latency_s == pytest.approx(ref.latency_s, rel=1e-5)  # profile.toml: 6 digits
+    assert out.efficiency == pytest.approx(ref.efficiency, rel=1e-5)
+    assert "ethernet-10" in out.source
+
+
 def test_catalogue_loads_the_directory(profile_dir: Path) -> None:
     catalogue = pytest.importorskip("hwprofiles.catalogue")
     hw = catalogue.load_profile(str(profile_dir))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from simulator.costmodel.collectives import bus_factor, collective_time
+from simulator.costmodel.collectives import bus_factor, collective_time, ring_time, tree_time
 from simulator.costmodel.flops import (
     megatron_eq3_flops,
     model_flops_per_step,
@@ -126,3 +126,21 @@ def test_alpha_beta_ring_time():
     small = collective_time("all_reduce", 8.0, 1024, bw, alpha)
     assert small < 2 * 1023 * alpha
     assert np.isfinite(small)
+
+
+def test_ring_and_tree_times_and_their_minimum():
+    size, bw, alpha = np.array([8.0, 1e6, 1e9]), 100e9, 5e-6
+    n = np.array([1, 2, 8, 1024])[:, None]
+    ring = ring_time("all_reduce", size, n, bw, alpha)
+    tree = tree_time("all_reduce", size, n, bw, alpha)
+    assert ring[2, 2] == pytest.approx(14 * alpha + size[2] * 14 / 8 / bw)
+    # double binary tree: 2 ceil(log2 n) steps, 2 S per rank (NCCL, pipelined)
+    assert tree[2, 2] == pytest.approx(2 * 3 * alpha + 2 * size[2] / bw)
+    assert tree[3, 0] == pytest.approx(2 * 10 * alpha + 2 * 8.0 / bw)
+    assert np.all(ring[0] == 0.0) and np.all(tree[0] == 0.0)
+    assert np.array_equal(collective_time("all_reduce", size, n, bw, alpha), np.minimum(ring, tree))
+    assert ring_time("all_gather", 1e9, 8, bw, alpha) == collective_time(
+        "all_gather", 1e9, 8, bw, alpha
+    )
+    with pytest.raises(ValueError, match="tree"):
+        tree_time("all_gather", 1e9, 8, bw, alpha)

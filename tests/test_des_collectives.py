@@ -8,9 +8,9 @@ import math
 import pytest
 from test_des_support import toy_hw
 
-from simulator.costmodel.collectives import bus_factor, collective_time
+from simulator.costmodel.collectives import bus_factor, collective_time, ring_time, tree_time
 from simulator.costmodel.network import group_collective_time, group_link
-from simulator.des.nccl import measure
+from simulator.des.nccl import build, measure
 
 SIZES = (1e3, 1e6, 256e6)
 GROUPS = ((4, 1), (8, 4), (16, 4), (2, 1))  # (ranks, stride): in a node, across nodes
@@ -66,6 +66,48 @@ def test_hierarchical_is_intra_reduce_scatter_inter_all_reduce_intra_all_gather(
     inter = float(collective_time("all_reduce", size / 4, 4, bw_o, a_o))
     assert m.algorithm == "hierarchical"
     assert m.time_s == pytest.approx(intra + inter, rel=1e-9)
+
+
+def test_hierarchical_inter_node_all_reduce_is_a_tree_where_the_tree_is_faster():
+    hw = toy_hw()  # 32 ranks, stride 1: 4 per node x 8 nodes; a small, latency-bound buffer
+    size = 4e3
+    m = measure(hw, "all_reduce", size, 32, 1, algorithm="hierarchical")
+    bw_i, a_i, _ = (float(x) for x in group_link(hw, 4, 1))
+    bw_o, a_o, _ = (float(x) for x in group_link(hw, 8, 4))
+    intra = 2 * float(collective_time("reduce_scatter", size, 4, bw_i, a_i))
+    tree = float(tree_time("all_reduce", size / 4, 8, bw_o, a_o))
+    assert tree < float(ring_time("all_reduce", size / 4, 8, bw_o, a_o))
+    assert m.time_s == pytest.approx(intra + tree, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "size,algorithm", [(1e6, "tree"), (256e6, "ring")]
+)  # 16 ranks on 16 nodes: tree below ~4.4 MB (30 - 8 alphas = 110 us vs 0.125 S / 5 GB/s)
+def test_auto_builds_the_algorithm_the_cost_model_picks_with_its_own_bytes(size, algorithm):
+    hw = toy_hw()
+    n, stride = 16, 4
+    bw, alpha, _ = (float(x) for x in group_link(hw, n, stride))
+    ring_t, tree_t = (float(f("all_reduce", size, n, bw, alpha)) for f in (ring_time, tree_time))
+    assert (tree_t < ring_t) == (algorithm == "tree")
+    coll = build(hw, "all_reduce", size, n, stride)
+    assert coll.algorithm == algorithm
+    (phase,) = coll.phases
+    steps, nbytes = (8, 2 * size) if algorithm == "tree" else (30, size * 30 / 16)
+    assert phase.latency_s == pytest.approx(steps * alpha, rel=1e-9)
+    assert phase.nbytes == pytest.approx(nbytes, rel=1e-9)
+    assert coll.uncontended_s == pytest.approx(min(ring_t, tree_t), rel=1e-9)
+
+
+def test_a_chosen_tree_contends_with_its_full_bytes():
+    """Two tree all-reduces on the same NICs: the latency is paid once each, the 2 S bytes
+    share the link (before the fix the tree was labelled ring with clamped bytes)."""
+    hw = toy_hw()
+    n, stride, size = 16, 4, 1e6
+    bw, alpha, _ = (float(x) for x in group_link(hw, n, stride))
+    two = measure(hw, "all_reduce", size, n, stride, concurrent=2)
+    assert two.algorithm == "tree"
+    for t in two.times_s:
+        assert t == pytest.approx(8 * alpha + 2 * (2 * size / bw), rel=1e-6)
 
 
 @pytest.mark.parametrize("n,stride", [(4, 1), (8, 4)])

@@ -157,10 +157,8 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
     node = Node(
         name=machine.get("hostname", "calibrated"),
         gpus_per_node=int(dev["ranks_per_node"]),
-        scale_up=Link("scale-up", up["bandwidth_bytes_per_s"], up["latency_s"], 1.0, up["source"]),
-        scale_out=Link(
-            "scale-out", out["bandwidth_bytes_per_s"], out["latency_s"], 1.0, out["source"]
-        ),
+        scale_up=_link("scale-up", up),
+        scale_out=_link("scale-out", out),
         nics_per_node=1,
         source=f"calibrated on {machine.get('hostname', '?')}",
     )
@@ -203,6 +201,13 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
         collective_backend="nccl" if dev["kind"] == "cuda" else "gloo",
         host_contention=dict(g("contention").get("factor", {})) if "contention" in doc else {},
     )
+
+
+def _link(name: str, table: Mapping[str, Any]) -> Link:
+    """A link of the summary; `efficiency` 1.0 where absent (profiles before it was written:
+    a fitted bandwidth is already achieved)."""
+    eff = float(table.get("efficiency", 1.0))
+    return Link(name, table["bandwidth_bytes_per_s"], table["latency_s"], eff, table["source"])
 
 
 def _opt_float(x: object) -> float | None:

@@ -15,13 +15,21 @@ import pandas as pd
 from hwprofiles.calibration.collectives import bus_factor
 from hwprofiles.calibration.fit import fit_alpha_beta, fit_efficiency
 from hwprofiles.calibration.framework import host_overheads
-from hwprofiles.calibration.power import DevicePower, fallback
+from hwprofiles.calibration.power import DevicePower
 from hwprofiles.calibration.store import FORMAT
 from hwprofiles.calibration.timing import NOISY_SPREAD
+from hwprofiles.catalogue import list_links
+from hwprofiles.profile import Link
 
 SIG_DIGITS = 6  # measurements are noisier than 1e-6; keeps profile.toml readable
 TRAINING_DTYPES = ("bf16", "fp16", "tf32", "fp32")
 """Preference order for the profile's default matmul and attention curves."""
+PLACEHOLDER_SCALE_OUT = "ethernet-10"
+"""Catalogue link (hwprofiles/data/links.toml) standing in for the NICs of one calibrated
+machine, which calibration does not measure: one 10 GbE port through TCP."""
+PLACEHOLDER_SCALE_UP = "shm"
+"""Catalogue link whose latency and efficiency stand in for the ranks' shared-memory link when
+no collective at world size >= 2 was measured (the bandwidth is the measured copy rate)."""
 FILES = {
     "gemm": "compute/gemm.csv",
     "attention": "compute/attention.csv",
@@ -138,8 +146,14 @@ def _memory(m: Measurements) -> dict[str, Any]:
     return out
 
 
+def placeholder_links() -> dict[str, Link]:
+    """The catalogue links calibration falls back on: {"scale_out": ..., "scale_up": ...}."""
+    links = list_links()
+    return {"scale_out": links[PLACEHOLDER_SCALE_OUT], "scale_up": links[PLACEHOLDER_SCALE_UP]}
+
+
 def _network(m: Measurements, copy_bw: float) -> dict[str, Any]:
-    fb = fallback()
+    placeholder = placeholder_links()
     col = pd.DataFrame(m.tables.get("collectives", []))
     fits = []
     for (coll, ws), g in [] if col.empty else col.groupby(["collective", "world_size"]):
@@ -169,18 +183,32 @@ def _network(m: Measurements, copy_bw: float) -> dict[str, Any]:
         scale_up = {
             "bandwidth_bytes_per_s": min(bw, copy_bw),
             "latency_s": top["alpha_s"] / steps,
+            "efficiency": 1.0,  # the fit's bandwidth is an achieved one
             "source": f"calibrated: {top['backend']} all_reduce alpha-beta fit at world_size={n}"
             f"; bandwidth = 2(n-1)/n / beta, latency = alpha / 2(n-1) (ring steps)"
             + ("; bandwidth capped at the measured memory bandwidth" if capped else ""),
         }
     else:
+        shm = placeholder["scale_up"]
         scale_up = {
             "bandwidth_bytes_per_s": copy_bw,
-            "latency_s": fb["scale_up"]["latency_s"],
-            "source": fb["scale_up"]["source"],
+            "latency_s": shm.latency_s,
+            "efficiency": shm.efficiency,
+            "preset": PLACEHOLDER_SCALE_UP,
+            "source": "placeholder (not measured): measured copy bandwidth; latency and "
+            f"efficiency of the catalogue link {PLACEHOLDER_SCALE_UP!r} ({shm.source})",
         }
+    net = placeholder["scale_out"]
+    scale_out = {
+        "bandwidth_bytes_per_s": net.bandwidth_bytes_per_s,
+        "latency_s": net.latency_s,
+        "efficiency": net.efficiency,
+        "preset": PLACEHOLDER_SCALE_OUT,
+        "source": f"placeholder (not measured): the catalogue link {PLACEHOLDER_SCALE_OUT!r} "
+        f"({net.source})",
+    }
     backend = "nccl" if m.device == "cuda" else "gloo"
-    return {"backend": backend, "fits": fits, "scale_up": scale_up, "scale_out": fb["scale_out"]}
+    return {"backend": backend, "fits": fits, "scale_up": scale_up, "scale_out": scale_out}
 
 
 def _noise(m: Measurements) -> dict[str, Any]:

@@ -12,14 +12,17 @@ intra-node all-gather.
 
 Sizes follow nccl-tests (`simulator.costmodel.collectives`): the per-rank buffer for
 all-reduce and broadcast, the gathered total for all-gather and reduce-scatter. The alpha-beta
-formulas are not rewritten here: `for_group` takes the cost model's time of the collective
-(`group_collective_time`, which also applies calibrated fits) and its latency terms, and sizes
-the transfer so that the uncontended time is exactly the cost model's.
+formulas are not rewritten here: ring and tree latency steps, bytes and times come from
+`simulator.costmodel.collectives` (`ring_time`, `tree_time`). `for_group` picks the algorithm
+the cost model's minimum picks, takes the cost model's time of the collective
+(`group_collective_time`, which also applies calibrated fits) and that algorithm's latency
+terms, and sizes the transfer so that the uncontended time is exactly the cost model's: without
+a fit, the transfer is the chosen algorithm's own bytes (ring: size x bus factor, tree:
+2 x size).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +30,14 @@ from typing import Any
 import simpy
 
 from hwprofiles.profile import HardwareProfile
-from simulator.costmodel.collectives import bus_factor, collective_time, latency_steps
+from simulator.costmodel.collectives import (
+    TREE_BYTES_FACTOR,
+    bus_factor,
+    latency_steps,
+    ring_time,
+    tree_latency_steps,
+    tree_time,
+)
 from simulator.costmodel.network import group_collective_time
 from simulator.des.link import Network
 from simulator.des.topology import Route
@@ -82,13 +92,20 @@ def tree_all_reduce(size: float, n: int, route: Route, detailed: bool = False) -
     """Double binary tree: reduce up then broadcast down, each log2(n) steps, pipelined."""
     if n <= 1:
         return Collective("all_reduce", size, n, ())
-    depth = math.ceil(math.log2(max(n, 2)))
+    steps = float(tree_latency_steps(n))
+    nbytes = TREE_BYTES_FACTOR * size
     if detailed:
-        half = Phase(depth * route.latency_s, size, route)
+        half = Phase(steps / 2 * route.latency_s, nbytes / 2, route)
         return Collective("all_reduce", size, n, (half, half), "tree")
     return Collective(
-        "all_reduce", size, n, (Phase(2 * depth * route.latency_s, 2 * size, route),), "tree"
+        "all_reduce", size, n, (Phase(steps * route.latency_s, nbytes, route),), "tree"
     )
+
+
+def tree_is_faster(size: float, n: int, route: Route) -> bool:
+    """True when the cost model prices a tree all-reduce on `route` below the ring (ties: ring)."""
+    args = (size, n, route.rate, route.latency_s)
+    return float(tree_time("all_reduce", *args)) < float(ring_time("all_reduce", *args))
 
 
 def hierarchical_all_reduce(
@@ -100,10 +117,10 @@ def hierarchical_all_reduce(
         phases += ring("reduce_scatter", size, k_local, intra).phases
     if n_nodes > 1:
         shard = size / k_local
-        ring_t = float(collective_time("all_reduce", shard, n_nodes, inter.rate, inter.latency_s))
-        tree = tree_all_reduce(shard, n_nodes, inter)
-        use_tree = tree.uncontended_s < ring_t * (1 - 1e-12)
-        phases += (tree if use_tree else ring("all_reduce", shard, n_nodes, inter)).phases
+        if tree_is_faster(shard, n_nodes, inter):
+            phases += tree_all_reduce(shard, n_nodes, inter).phases
+        else:
+            phases += ring("all_reduce", shard, n_nodes, inter).phases
     if k_local > 1:
         phases += ring("all_gather", size, k_local, intra).phases
     return Collective("all_reduce", size, k_local * n_nodes, tuple(phases), "hierarchical")
@@ -114,19 +131,18 @@ def for_group(
 ) -> Collective:
     """The collective the cost model prices for a parallel group, as one coalesced phase.
 
-    Time on an uncontended route = `group_collective_time` (ring or tree, whichever it picks,
-    or a calibrated fit); the latency terms are those of the chosen algorithm.
+    Time on an uncontended route = `group_collective_time` (ring or tree, whichever its minimum
+    picks, or a calibrated fit); the latency terms are those of the chosen algorithm and the
+    bytes the rest of the time at the route's rate (without a fit: the algorithm's own bytes).
+    `route` is the group's (`Cluster.route`: rate and alpha are `group_link`'s).
     """
     if n <= 1 or size <= 0:
         return Collective(kind, size, n, ())
     t0 = float(group_collective_time(hw, kind, size, n, stride))
     steps = float(latency_steps(kind, n))
     algorithm = "ring"
-    if kind == "all_reduce":
-        ring_t = float(collective_time(kind, size, n, route.rate, route.latency_s))
-        tree_t = tree_all_reduce(size, n, route).uncontended_s
-        if tree_t < ring_t:
-            steps, algorithm = 2 * math.ceil(math.log2(max(n, 2))), "tree"
+    if kind == "all_reduce" and tree_is_faster(size, n, route):
+        steps, algorithm = float(tree_latency_steps(n)), "tree"
     latency = min(steps * route.latency_s, t0)
     nbytes = (t0 - latency) * route.rate
     return Collective(kind, size, n, (Phase(latency, nbytes, route),), algorithm)
