@@ -37,6 +37,7 @@ def test_two_rank_gloo_run_completes(tmp_path):
         assert res["threads"] == 1
         assert len(res["step_times_s"]) == 4 and all(t > 0 for t in res["step_times_s"])
         assert len(res["pair_sync_s"]) == len(res["pair_nosync_s"]) == 2
+        assert len(res["probe_gemm_s"]) == 10 and all(t > 0 for t in res["probe_gemm_s"])
         assert 5.0 < res["loss_last"] < 7.5  # ln(512) = 6.24 for random tokens
     assert len(_rank_pids(tmp_path)) == 2
     assert not any(pid_alive(pid) for pid in _rank_pids(tmp_path))

@@ -9,11 +9,13 @@ import pytest
 from typer.testing import CliRunner
 
 from analysis.cli.main import app
+from hwprofiles.catalogue import load_profile
 from simulator.result import StepResult
 from validation import compare, report
 from validation.gptconfig import PRESETS
 from validation.launcher import Failure, Outcome
 from validation.measure import (
+    Measured,
     Spread,
     baseline_comm_fraction,
     measured,
@@ -84,8 +86,9 @@ def test_matrix_runs_one_rank_once_and_first():
 
 
 # ---- measurement summaries ------------------------------------------------------------------
-def _rank(times, sync=(), nosync=(), energy=None, metered=False):
+def _rank(times, sync=(), nosync=(), energy=None, metered=False, probe=()):
     return {
+        "probe_gemm_s": list(probe),
         "step_times_s": list(times),
         "pair_sync_s": list(sync),
         "pair_nosync_s": list(nosync),
@@ -128,7 +131,10 @@ def test_rounds_pool_steps_and_keep_each_rounds_median():
     spec = RunSpec(TINY, "ddp", "fp32", 2, steps=2, comm_pairs=1)
 
     def outcome(t, energy):
-        ranks = {r: _rank([t, t], [t], [t / 2], energy=energy, metered=r == 0) for r in (0, 1)}
+        ranks = {
+            r: _rank([t, t], [t], [t / 2], energy=energy, metered=r == 0, probe=[t / 10] * 3)
+            for r in (0, 1)
+        }
         return Outcome(spec, Path("."), ranks, None, 1.0)
 
     merged = merge_rounds([outcome(0.2, 4.0), outcome(0.4, 8.0), outcome(0.3, 6.0)])
@@ -138,6 +144,30 @@ def test_rounds_pool_steps_and_keep_each_rounds_median():
     assert m.energy_per_step_j == pytest.approx(18.0 / 6)  # mean over every timed step
     assert m.pair_sync_s == pytest.approx(0.3) and m.comm_fraction == pytest.approx(0.5)
     assert measured(outcome(0.2, 4.0)).round_medians_s == ()  # one round: nothing to split
+    # the speed probe: every rank's calls pooled, split by round like the steps
+    assert m.probe_gemm_s == pytest.approx(0.03)
+    assert m.probe_round_s == pytest.approx((0.02, 0.04, 0.03))
+    assert Measured.from_dict(m.to_dict()) == m
+
+
+def test_speed_probe_sets_the_machine_against_the_calibration():
+    from simulator.costmodel.timing import compute_time
+    from validation.compare import speed_probes
+
+    hw = load_profile("cpu")
+    spec = RunSpec(TINY, "ddp", "bf16", 1, steps=2)
+    cfg = TINY
+    flops = 2.0 * cfg.micro_batch_size * cfg.seq_len * cfg.hidden_size * cfg.ffn_size
+    calibrated = float(compute_time(hw.accelerator, flops, "bf16"))
+
+    def run(times):
+        ranks = {0: _rank([0.1, 0.1], probe=times)}
+        return (spec, measured(Outcome(spec, Path("."), ranks, None, 1.0)))
+
+    (row,) = speed_probes({"a": run([calibrated * 1.25] * 4)}, hw)
+    assert row["speed"] == pytest.approx(0.8)  # the machine ran 25 % longer than calibrated
+    assert row["measured_s"] == pytest.approx(calibrated * 1.25)
+    assert speed_probes({"a": run([])}, hw) == []  # no probe recorded (an older report)
 
 
 def test_matrix_rounds_run_round_robin_and_record_each_run_once(monkeypatch, tmp_path):

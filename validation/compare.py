@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hwprofiles.profile import HardwareProfile
+from simulator.costmodel.timing import compute_time, gemm_dtype
 from simulator.result import StepResult
 from validation.mapping import cpu_comm_interference, hardware_for_run, stack_options, workload
 from validation.measure import Measured
@@ -237,6 +238,35 @@ def summarise(comparisons: list[Comparison], rate_limited: set[str]) -> list[dic
             }
         )
     return rows
+
+
+def speed_probes(
+    runs: dict[str, tuple[RunSpec, Measured]], hardware: HardwareProfile
+) -> list[dict[str, Any]]:
+    """The machine's speed during each run against the calibration's: the probe GEMM
+    (`worker.probe_gemm`) as the profile prices it with the run's ranks busy, over its
+    measured time (1.0 = as calibrated, 0.8 = the machine ran 20 % slower), overall and per
+    round. A step-time error that follows this ratio is the machine's drift, not the model's.
+    """
+    out = []
+    for rid, (spec, m) in sorted(runs.items()):
+        if m.probe_gemm_s is None:
+            continue
+        cfg, dtype = spec.model, gemm_dtype(spec.precision)
+        flops = 2.0 * cfg.micro_batch_size * cfg.seq_len * cfg.hidden_size * cfg.ffn_size
+        acc = hardware.under_load(spec.nproc, dtype).accelerator
+        predicted = float(compute_time(acc, flops, dtype))
+        out.append(
+            {
+                "run": rid,
+                "probe_flops": flops,
+                "measured_s": m.probe_gemm_s,
+                "predicted_s": predicted,
+                "speed": predicted / m.probe_gemm_s,
+                "speed_by_round": [predicted / t for t in m.probe_round_s],
+            }
+        )
+    return out
 
 
 def diagnostics(

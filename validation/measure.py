@@ -79,6 +79,10 @@ class Measured:
     loss_last: float
     round_medians_s: tuple[float, ...] = ()
     """Median step time of each round (`llmcap validate --rounds`): the run-to-run spread."""
+    probe_gemm_s: float | None = None
+    """Median seconds of the speed probe's GEMM over ranks and rounds (`worker.probe_gemm`)."""
+    probe_round_s: tuple[float, ...] = ()
+    """The probe's median per round."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -91,10 +95,11 @@ class Measured:
         known = {f.name for f in fields(cls)}
         args = {k: v for k, v in d.items() if k in known}
         args["round_medians_s"] = tuple(d.get("round_medians_s", ()))
+        args["probe_round_s"] = tuple(d.get("probe_round_s", ()))
         return cls(**(args | {"step": Spread(**d["step"])}))
 
 
-_POOLED = ("step_times_s", "pair_sync_s", "pair_nosync_s")
+_POOLED = ("step_times_s", "pair_sync_s", "pair_nosync_s", "probe_gemm_s")
 _SUMMED = ("timed_window_s", "timed_cpu_s", "timed_machine_busy_s", "energy_j", "energy_window_s")
 
 
@@ -110,7 +115,7 @@ def merge_rounds(outcomes: list[Outcome]) -> Outcome:
         recs = [o.results[rank] for o in outcomes]
         rec = dict(recs[0])
         for k in _POOLED:
-            rec[k] = [x for r in recs for x in r[k]]
+            rec[k] = [x for r in recs for x in r.get(k, [])]
         for k in _SUMMED:
             vals = [r.get(k) for r in recs]
             rec[k] = None if any(v is None for v in vals) else sum(vals)
@@ -162,7 +167,27 @@ def measured(outcome: Outcome) -> Measured:
         loss_first=ranks[0]["loss_first"],
         loss_last=ranks[0]["loss_last"],
         round_medians_s=_round_medians(steps, int(ranks[0].get("rounds", 1))),
+        **_probe(ranks),
     )
+
+
+def _probe(ranks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The speed probe's median over every rank's calls, and per round (calls of equal count
+    per round, pooled in round order; ranks' calls of one round together)."""
+    per_rank = [r.get("probe_gemm_s") or [] for r in ranks]
+    if not all(per_rank):
+        return {}
+    rounds = int(ranks[0].get("rounds", 1))
+    k = len(per_rank[0]) // rounds
+    per_round = tuple(
+        statistics.median([x for calls in per_rank for x in calls[i * k : (i + 1) * k]])
+        for i in range(rounds)
+    )
+    all_calls = [x for calls in per_rank for x in calls]
+    return {
+        "probe_gemm_s": statistics.median(all_calls),
+        "probe_round_s": per_round if rounds > 1 else (),
+    }
 
 
 def _round_medians(steps: list[float], rounds: int) -> tuple[float, ...]:

@@ -42,6 +42,12 @@ METHODS = [
     "(machine busy time from /proc/stat minus the ranks' own CPU time, over the window): the "
     "torchrun agents, the kernel's packet processing for shaped links, and other processes. "
     "Much above zero on a loopback run means the machine was not quiet.",
+    "Machine speed: after its timed steps every rank times the model's MLP up-projection GEMM "
+    "(10 calls, all ranks at once) in the run's compute dtype; speed = the calibrated "
+    "profile's time for that GEMM with the run's ranks busy / the measured time (1.0 = as "
+    "calibrated). A step-time error that follows it is the machine's drift since the "
+    "calibration, not the model's. The GEMM is one kernel: it tracks the cores' speed, not "
+    "memory or network.",
     "error = predicted / measured - 1.",
 ]
 
@@ -72,6 +78,7 @@ def document(
     summary: list[dict[str, Any]],
     *,
     diagnostics: list[dict[str, Any]] | None = None,
+    speed: list[dict[str, Any]] | None = None,
     machine: dict[str, Any],
     hardware: dict[str, Any] | None,
     notes: list[str],
@@ -105,6 +112,7 @@ def document(
         "comparisons": [c.to_dict() for c in comparisons],
         "summary": summary,
         "diagnostics": diagnostics or [],
+        "speed": speed or [],
         "target_abs_error": TARGET_ABS_ERROR,
         "methods": METHODS,
         "notes": notes,
@@ -273,6 +281,28 @@ def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+SPEED_HEADER = [
+    "run",
+    "probe GEMM measured",
+    "calibration's figure",
+    "speed vs calibration",
+    "per round",
+]
+
+
+def speed_rows(doc: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            s["run"],
+            _t(s["measured_s"]),
+            _t(s["predicted_s"]),
+            f"{s['speed']:.2f}x",
+            ", ".join(f"{x:.2f}x" for x in s["speed_by_round"]) or "–",
+        ]
+        for s in doc.get("speed", [])
+    ]
+
+
 DIAG_HEADER = [
     "run",
     "contention (no_sync step / 1-rank step)",
@@ -383,6 +413,9 @@ def markdown(doc: dict[str, Any], title: str | None = None) -> str:
     if doc.get("diagnostics"):
         out += ["", "### Where the error comes from (DDP, more than one rank)", ""]
         out.append(_md_table(DIAG_HEADER, diagnostic_rows(doc)))
+    if doc.get("speed"):
+        out += ["", "### Machine speed during each run (probe GEMM vs calibration)", ""]
+        out.append(_md_table(SPEED_HEADER, speed_rows(doc)))
     if doc["comparisons"]:
         out += ["", "### Measured vs predicted", ""]
         out.append(_md_table(CMP_HEADER, comparison_rows(doc)))
@@ -399,6 +432,7 @@ def tables(doc: dict[str, Any]) -> list[Table]:
         ("measured", RUN_HEADER, run_rows(doc)),
         ("error summary", SUM_HEADER, summary_rows(doc)),
         ("where the error comes from", DIAG_HEADER, diagnostic_rows(doc)),
+        ("machine speed vs calibration", SPEED_HEADER, speed_rows(doc)),
         ("measured vs predicted", CMP_HEADER, comparison_rows(doc)),
     ):
         if not rows:

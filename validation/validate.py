@@ -25,6 +25,7 @@ from validation.compare import (
     compare,
     diagnostics,
     predict_runs,
+    speed_probes,
     summarise,
 )
 from validation.suite import Matrix, Record, SuiteResult, run_matrix
@@ -149,6 +150,7 @@ def finish(
     elif hardware is None:
         notes.append("no hardware profile: measured figures only")
     diag = diagnostics(result.measured(), predictions, engines)
+    speed = speed_probes(result.measured(), hardware) if hardware is not None else []
     unmetered = {
         m.energy_reason for _, m in result.measured().values() if m.energy_per_step_j is None
     }
@@ -161,6 +163,7 @@ def finish(
         comparisons,
         summary,
         diagnostics=diag,
+        speed=speed,
         machine=machine,
         hardware=hardware_info(hardware),
         notes=notes,

@@ -127,6 +127,35 @@ def make_step(
     return step
 
 
+PROBE_CALLS = 10
+"""Timed calls of the speed probe's GEMM (after 2 untimed ones)."""
+
+
+def probe_gemm(spec: RunSpec, device: torch.device) -> list[float]:
+    """Seconds per call of the model's MLP up-projection GEMM in the run's compute dtype
+    ((micro-batch x sequence) x hidden times hidden x MLP width), timed on every rank at
+    once: the machine's speed during this run, to set against the calibration's figure for
+    the same GEMM (a drift of the machine, not of the model, shows here)."""
+    cfg = spec.model
+    dtype = torch.bfloat16 if spec.precision == "bf16" else torch.float32
+    gen = torch.Generator(device=device).manual_seed(spec.seed)
+    tokens = cfg.micro_batch_size * cfg.seq_len
+    a = torch.randn(tokens, cfg.hidden_size, generator=gen, device=device).to(dtype)
+    b = torch.randn(cfg.hidden_size, cfg.ffn_size, generator=gen, device=device).to(dtype)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    if spec.nproc > 1:
+        dist.barrier()
+    out = []
+    for i in range(PROBE_CALLS + 2):
+        sync()
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        sync()
+        if i >= 2:
+            out.append(time.perf_counter() - t0)
+    return out
+
+
 def inject(kind: str) -> None:
     """Fail on purpose (launcher tests): exit without a word, raise, or hang."""
     if kind == "exit":
@@ -184,6 +213,8 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
         for _ in range(spec.comm_pairs):
             pairs_sync.append(step(True)[0])
             pairs_nosync.append(step(False)[0])
+    progress.beat("probe")
+    probe = probe_gemm(spec, device)
     mem, mem_kind = peak_memory(device)
     return {
         "rank": rank,
@@ -197,6 +228,7 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
         "step_times_s": times,
         "pair_sync_s": pairs_sync,
         "pair_nosync_s": pairs_nosync,
+        "probe_gemm_s": probe,
         "loss_first": losses[0],
         "loss_last": losses[-1],
         "peak_memory_bytes": mem,

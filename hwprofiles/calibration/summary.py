@@ -219,9 +219,11 @@ def _noise(m: Measurements) -> dict[str, Any]:
                 continue
             total += 1
             if r["noisy"]:
-                key = {k: r[k] for k in r if k in ("name", "pass", "op", "collective", "dtype")}
-                size = r.get("bytes", r.get("flops", ""))
-                noisy.append(f"{table}: " + " ".join(str(v) for v in key.values()) + f" {size:g}")
+                names = ("name", "pass", "op", "collective", "dtype", "bench", "variant")
+                key = [str(r[k]) for k in r if k in names]
+                size = r.get("bytes", r.get("flops"))
+                key += [] if size is None else [f"{size:g}"]
+                noisy.append(f"{table}: " + " ".join(key))
     return {"threshold": NOISY_SPREAD, "rule": "(max - min) / median > threshold",
             "measurements": total, "noisy": len(noisy), "noisy_configs": noisy[:200]}  # fmt: skip
 
