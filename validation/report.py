@@ -164,6 +164,8 @@ def read_measurements(doc: dict[str, Any]) -> tuple[Matrix, SuiteResult]:
 def _t(s: float | None) -> str:
     if s is None:
         return "–"
+    if s < 1e-3:
+        return f"{s * 1e6:.0f} µs"
     return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.3g} s"
 
 
