@@ -525,3 +525,13 @@ def test_cli_repredict_with_real_engine_and_missing_report(tmp_path):
     assert any(c["engine"] == "analytic" for c in doc["comparisons"])
     res = CliRunner().invoke(app, ["validate", "--repredict", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "report.json does not exist" in res.output
+
+
+def test_every_phase_a_rank_reports_is_known_to_the_launcher():
+    import inspect
+    import re
+
+    from validation import launcher, worker
+
+    reported = set(re.findall(r'beat\("(\w+)"\)', inspect.getsource(worker)))
+    assert reported and reported <= set(launcher.PHASES)

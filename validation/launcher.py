@@ -36,7 +36,8 @@ from validation.spec import RunSpec
 
 POLL_S = 0.2  # launcher polling period (s): bounded polling of processes and progress files
 GRACE_S = 5.0  # time between SIGTERM and SIGKILL when stopping ranks (s)
-PHASES = ("start", "warmup", "timed", "comm", "done")
+PHASES = ("start", "warmup", "timed", "comm", "probe", "done")
+"""What a rank reports doing, in order (`worker.Progress.beat`)."""
 _PEER_LOST = re.compile(r"DistBackendError|Connection (closed|reset)|peer|Broken pipe", re.I)
 _WORKER_EXIT = re.compile(r"exitcode\s*:\s*(-?\d+)")
 
