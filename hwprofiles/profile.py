@@ -239,32 +239,38 @@ class HardwareProfile:
     """Collective library the ranks use ("nccl", "rccl", "gloo"): gloo has no native
     reduce-scatter (torch runs an all-reduce of the whole buffer), which the models price."""
     host_contention: Mapping[str, float] = field(default_factory=dict)
-    """Per dtype: throughput of one device while every device of its node computes, relative
-    to the device alone (1.0 = independent devices, as GPUs are). Measured by calibration
-    for CPU ranks, which share caches, memory bandwidth and power on one host."""
+    """Per dtype: GEMM throughput of one device while every device of its node computes,
+    relative to the device alone (1.0 = independent devices, as GPUs are). Measured by
+    calibration for CPU ranks, which share caches, memory bandwidth, matrix units and power on
+    one host. (Profiles calibrated before 2026-11-29 07:00 UTC measured one kernel mix per
+    dtype, which also stands for memory when `host_memory_contention` is None.)"""
+    host_memory_contention: float | None = None
+    """The same for memory-bound streaming (memory bandwidth, copies); None: the dtype's
+    `host_contention` factor."""
 
     def under_load(self, devices_busy: int, dtype: str) -> HardwareProfile:
         """This profile as a job sees it with `devices_busy` devices of a node computing.
 
-        Scales compute peaks, memory bandwidth and copy rates by the measured
-        `host_contention` factor (and the host times by its inverse) when more than one device
-        of the node is busy; unchanged otherwise.
+        Scales each dtype's compute peak by its measured `host_contention` factor (a dtype
+        without one by `dtype`'s), and memory bandwidth and copy rates by
+        `host_memory_contention` (else `dtype`'s factor), when more than one device of the
+        node is busy; unchanged otherwise. Host times (framework dispatch) are not scaled:
+        their contention is not measured.
         """
-        f = self.host_contention.get(dtype, 1.0)
-        if devices_busy <= 1 or f == 1.0:
+        if devices_busy <= 1 or not self.host_contention:
             return self
+        default = self.host_contention.get(dtype, 1.0)
+        fm = self.host_memory_contention
+        fm = default if fm is None else fm
         acc = self.accelerator
         slowed = replace(
             acc,
-            peak_flops={k: v * f for k, v in acc.peak_flops.items()},
-            memory_bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * f,
-            copy_bytes_per_s=acc.copy_bytes_per_s and acc.copy_bytes_per_s * f,
-            fresh_copy_bytes_per_s=acc.fresh_copy_bytes_per_s and acc.fresh_copy_bytes_per_s * f,
-            optimizer_tensor_s=acc.optimizer_tensor_s and acc.optimizer_tensor_s / f,
-            dtensor_optimizer_tensor_s=acc.dtensor_optimizer_tensor_s
-            and acc.dtensor_optimizer_tensor_s / f,
-            fsdp_unit_s=acc.fsdp_unit_s and acc.fsdp_unit_s / f,
-            fsdp_tensor_s=acc.fsdp_tensor_s and acc.fsdp_tensor_s / f,
+            peak_flops={
+                k: v * self.host_contention.get(k, default) for k, v in acc.peak_flops.items()
+            },
+            memory_bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * fm,
+            copy_bytes_per_s=acc.copy_bytes_per_s and acc.copy_bytes_per_s * fm,
+            fresh_copy_bytes_per_s=acc.fresh_copy_bytes_per_s and acc.fresh_copy_bytes_per_s * fm,
         )
         return replace(self, accelerator=slowed)
 

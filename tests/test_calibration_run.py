@@ -39,6 +39,7 @@ CSVS = {
     "collectives": "network/collectives.csv",
     "power": "power.csv",
     "framework": "compute/framework.csv",
+    "contention": "compute/contention.csv",
 }
 FAKE_WATTS = 40.0
 
@@ -185,6 +186,10 @@ def test_loader_builds_a_hardware_profile(profile_dir: Path, summary: dict[str, 
     # two ranks on one host: contention measured for every dtype, as a throughput factor
     assert set(hw.host_contention) == {"fp32", "bf16"}
     assert all(0.0 < f <= 1.0 for f in hw.host_contention.values())
+    assert hw.host_memory_contention == summary["contention"]["memory_factor"]
+    assert 0.0 < hw.host_memory_contention <= 1.0
+    kernels = set(table(profile_dir, "contention")["kernel"])
+    assert kernels == {"gemm", "stream"}
     fp32 = summary["compute"]["matmul_efficiency"]["fp32"]
     assert acc.matmul_curve("fp32").fractions == tuple(fp32["fractions"])
     assert hw.node.gpus_per_node == usable_cores()  # one thread per rank

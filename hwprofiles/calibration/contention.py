@@ -1,14 +1,19 @@
 """Host contention: how much one CPU rank slows down when the host's other ranks compute too.
 
 GPUs are separate devices; CPU "devices" (ranks of `threads_per_rank` threads) share one
-host's caches, memory bandwidth and power budget. This benchmark runs the same small
-transformer-like kernel mix (GEMMs, GELU, LayerNorm, residual add) in one process alone and
-then in `n` processes at once, started together at a barrier, and reports per dtype
+host's caches, memory bandwidth, matrix units and power budget. This benchmark runs a kernel
+in one process alone and then in `n` processes at once, started together at a barrier, and
+reports
 
     factor = t(alone) / t(all n busy)    (1.0 = no contention, 0.5 = half speed)
 
-which the models apply to a device's compute and memory throughput when a job keeps more
-than one device of a node busy (`HardwareProfile.host_contention`).
+for two kernels, because they contend for different things: the GEMMs of a small layer in
+each dtype (matrix units; on this VM two ranks' bf16 AMX GEMMs ran at 0.48-0.56 of their
+speed alone while fp32 AVX-512 GEMMs kept 0.98-1.01, 2026-11-29), and an optimizer-like fp32
+streaming pass (memory bandwidth, caches). The models scale a device's GEMM peak per dtype and
+its memory and copy rates by them when a job keeps more than one device of a node busy
+(`HardwareProfile.host_contention`, `host_memory_contention`). An earlier version timed one
+mix of both, whose bf16 figure (0.95) was set by the streaming pass and hid the GEMMs' 0.5.
 
 The alone and busy runs alternate, `rounds` times each, and the factor is the ratio of their
 medians: a shared VM's speed drifts over tens of seconds (one alone-then-busy pair on
@@ -26,15 +31,21 @@ from typing import Any
 from hwprofiles.calibration.device import torch_dtype
 
 TOKENS, HIDDEN, VOCAB = 512, 256, 8192
-"""Shape of the kernel mix: a small layer (tokens x hidden, 4x MLP), a logits GEMM whose
-weight (hidden x vocab) outgrows a core's L2 cache, and an optimizer-like pass over 4 M
-fp32 values: the parts of a step that share a host's caches and memory bandwidth."""
+"""Shapes of the kernels: a layer's MLP GEMMs (tokens x hidden, 4x MLP) and a logits GEMM
+whose weight (hidden x vocab) outgrows a core's L2 cache, in the dtype measured; and an
+optimizer-like pass over 4 M fp32 values (`stream`)."""
+STREAM_ELEMENTS = 4 * 2**20
+KERNELS = ("gemm", "stream")
+SIXTEEN_BIT_REPS = 4
+"""16-bit GEMMs (AMX) run about 8x faster than fp32 ones: 4x the repetitions keep the timed
+window comparable."""
 CONTENTION_COLUMNS = (
-    "dtype", "ranks", "threads_per_rank", "reps", "rounds", "alone_s", "busy_s", "factor",
+    "kernel", "dtype", "ranks", "threads_per_rank", "reps", "rounds", "alone_s", "busy_s",
+    "factor",
 )  # fmt: skip
 
 
-def _mix(dtype_key: str, threads: int, reps: int, barrier: Any, out: Any) -> None:
+def _kernel(kernel: str, dtype_key: str, threads: int, reps: int, barrier: Any, out: Any) -> None:
     import torch
 
     torch.set_num_threads(threads)
@@ -44,16 +55,16 @@ def _mix(dtype_key: str, threads: int, reps: int, barrier: Any, out: Any) -> Non
     w1 = torch.randn(HIDDEN, 4 * HIDDEN, generator=g).to(dt)
     w2 = torch.randn(4 * HIDDEN, HIDDEN, generator=g).to(dt)
     wv = torch.randn(HIDDEN, VOCAB, generator=g).to(dt)
-    ln = torch.nn.LayerNorm(HIDDEN).to(dt)
-    state = torch.zeros(4 * 2**20)
-    grad = torch.randn(4 * 2**20, generator=g)
+    state = torch.zeros(STREAM_ELEMENTS)
+    grad = torch.randn(STREAM_ELEMENTS, generator=g)
 
-    def step() -> Any:
-        y = torch.nn.functional.gelu(x @ w1) @ w2
-        logits = ln(y + x) @ wv
-        state.mul_(0.9).add_(grad, alpha=0.1)  # streams 80 MiB (32 + 48), like an AdamW moment
-        return logits
+    def gemm() -> Any:
+        return ((x @ w1) @ w2) @ wv
 
+    def stream() -> Any:
+        return state.mul_(0.9).add_(grad, alpha=0.1)  # streams 80 MiB (32 + 48), an AdamW moment
+
+    step = gemm if kernel == "gemm" else stream
     with torch.no_grad():
         for _ in range(3):
             step()
@@ -65,12 +76,13 @@ def _mix(dtype_key: str, threads: int, reps: int, barrier: Any, out: Any) -> Non
         out.put(time.perf_counter() - t0)
 
 
-def _run(n: int, dtype_key: str, threads: int, reps: int, timeout_s: float) -> float:
+def _run(n: int, kernel: str, dtype_key: str, threads: int, reps: int, timeout_s: float) -> float:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     barrier = ctx.Barrier(n) if n > 1 else None
     procs = [
-        ctx.Process(target=_mix, args=(dtype_key, threads, reps, barrier, q)) for _ in range(n)
+        ctx.Process(target=_kernel, args=(kernel, dtype_key, threads, reps, barrier, q))
+        for _ in range(n)
     ]
     for p in procs:
         p.start()
@@ -93,23 +105,24 @@ def measure_contention(
     timeout_s: float = 120,
     rounds: int = 3,
 ) -> list[dict[str, Any]]:
-    """One row per dtype: median time alone and with `n` ranks busy over `rounds` alternating
-    pairs of runs, and the throughput factor."""
+    """One row per GEMM dtype and one for the fp32 streaming pass: median time alone and with
+    `n` ranks busy over `rounds` alternating pairs of runs, and the throughput factor."""
+    cases = [("gemm", d) for d in dtypes if d != "tf32"] + [("stream", "fp32")]
     rows = []
-    for dt in dtypes:
-        if dt == "tf32":
-            continue
+    for kernel, dt in cases:
+        k_reps = reps * (SIXTEEN_BIT_REPS if kernel == "gemm" and dt in ("bf16", "fp16") else 1)
         alone_s, busy_s = [], []
         for _ in range(rounds):
-            alone_s.append(_run(1, dt, threads_per_rank, reps, timeout_s))
-            busy_s.append(_run(n, dt, threads_per_rank, reps, timeout_s))
+            alone_s.append(_run(1, kernel, dt, threads_per_rank, k_reps, timeout_s))
+            busy_s.append(_run(n, kernel, dt, threads_per_rank, k_reps, timeout_s))
         alone, busy = statistics.median(alone_s), statistics.median(busy_s)
         rows.append(
             {
+                "kernel": kernel,
                 "dtype": dt,
                 "ranks": n,
                 "threads_per_rank": threads_per_rank,
-                "reps": reps,
+                "reps": k_reps,
                 "rounds": rounds,
                 "alone_s": alone,
                 "busy_s": busy,

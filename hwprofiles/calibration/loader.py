@@ -200,6 +200,7 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
         collectives=fits,
         collective_backend="nccl" if dev["kind"] == "cuda" else "gloo",
         host_contention=dict(g("contention").get("factor", {})) if "contention" in doc else {},
+        host_memory_contention=_opt_float(doc.get("contention", {}).get("memory_factor")),
     )
 
 

@@ -240,17 +240,23 @@ def round_floats(x: Any, digits: int = SIG_DIGITS) -> Any:
 
 
 def _contention(m: Measurements) -> dict[str, Any]:
-    """Per-dtype throughput factor with every rank of the host busy (1.0: none measured)."""
+    """Throughput factors with every rank of the host busy (1.0: none measured): per dtype
+    for GEMMs (`factor`), and for memory-bound streaming (`memory_factor`)."""
     rows = m.tables.get("contention") or []
     if not rows:
         return {"measured": False, "note": "one rank per host: no contention to measure"}
-    return {
+    gemm = [r for r in rows if r.get("kernel", "gemm") == "gemm"]
+    stream = [r for r in rows if r.get("kernel") == "stream"]
+    out = {
         "measured": True,
         "ranks": int(rows[0]["ranks"]),
-        "factor": {r["dtype"]: r["factor"] for r in rows},
-        "source": "calibrated: the same kernel mix alone vs on every rank at once "
-        "(hwprofiles/calibration/contention.py)",
+        "factor": {r["dtype"]: r["factor"] for r in gemm},
+        "source": "calibrated: each dtype's GEMMs and an fp32 streaming pass alone vs on "
+        "every rank at once (hwprofiles/calibration/contention.py)",
     }
+    if stream:
+        out["memory_factor"] = stream[0]["factor"]
+    return out
 
 
 def _framework(m: Measurements) -> dict[str, Any]:
