@@ -86,3 +86,21 @@ def test_two_ranks_cross_the_slow_link(tmp_path):
     exposed = min(res["pair_sync_s"]) - max(res["pair_nosync_s"])
     assert exposed > 0.5 * wire_s
     assert leftovers(f"llmcap{os.getpid()}") == []
+
+
+def test_collectives_are_measured_through_the_link(request):
+    from validation.linkcal import measure_link
+    from validation.mapping import TCP_PAYLOAD_PER_FRAME
+
+    rate = 125e6  # 1 Gbit/s: a few seconds
+    with RateLimitedLinks(2, rate, tag=_tag(request)) as net:
+        fits = measure_link(net, 2, rate)
+    got = {f.collective: f for f in fits}
+    assert set(got) == {"all_reduce", "all_gather"}
+    ar = got["all_reduce"]
+    # a 2-rank all-reduce moves its buffer once per rank: beta = 1 / (payload rate), and the
+    # link cannot be beaten (a run through loopback would be 10x faster)
+    payload = rate * TCP_PAYLOAD_PER_FRAME
+    assert 0.6 * payload < 1 / ar.beta_s_per_byte < 1.1 * payload
+    assert all(len(f.rows) == 3 and f.world_size == 2 for f in fits)
+    assert not leftovers(_tag(request))

@@ -175,7 +175,7 @@ def test_matrix_rounds_run_round_robin_and_record_each_run_once(monkeypatch, tmp
 
     order = []
 
-    def fake_run_one(spec, run_dir, **timeouts):
+    def fake_run_one(spec, run_dir, links=None, **timeouts):
         order.append((spec.run_id, run_dir.name))
         fail = spec.nproc == 2 and run_dir.name == "round2"
         ranks = {r: _rank([0.1 * spec.nproc] * 2, [0.2], [0.1]) for r in range(spec.nproc)}
@@ -535,3 +535,34 @@ def test_every_phase_a_rank_reports_is_known_to_the_launcher():
 
     reported = set(re.findall(r'beat\("(\w+)"\)', inspect.getsource(worker)))
     assert reported and reported <= set(launcher.PHASES)
+
+
+def test_link_fits_price_the_runs_through_that_link():
+    from simulator.costmodel.network import group_collective_time
+    from validation.linkcal import LinkFit, fits_from_rows
+    from validation.mapping import hardware_for_run
+
+    alpha, beta = 2e-3, 1 / 20e6
+    rows = [
+        {"collective": c, "world_size": 2, "bytes": s, "median_s": alpha + beta * s * k,
+         "noisy": False}
+        for c, k in (("all_reduce", 1.0), ("all_gather", 0.5))
+        for s in (2**18, 2**21, 2**23)
+    ]  # fmt: skip
+    fits = {f.collective: f for f in fits_from_rows(rows, 25e6)}
+    assert fits["all_reduce"].alpha_s == pytest.approx(alpha, rel=1e-3)
+    assert fits["all_reduce"].beta_s_per_byte == pytest.approx(beta, rel=1e-3)
+    assert fits["all_gather"].beta_s_per_byte == pytest.approx(beta / 2, rel=1e-3)
+    assert LinkFit.from_dict(fits["all_gather"].to_dict()) == fits["all_gather"]
+    base = dataclasses.replace(load_profile("cpu"), collective_backend="gloo")  # calibrated
+    cfits = [f.collective_fit() for f in fits.values()]
+    hw = hardware_for_run(base, 2, 25e6, cfits)
+    assert hw.node.gpus_per_node == 2 and hw.node.scale_up.bandwidth_bytes_per_s == 25e6
+    # the engines' collective time through the link is the measured one, not the nominal
+    t = group_collective_time(hw, "all_gather", 2**23, 2, 1)
+    assert t == pytest.approx(alpha + beta / 2 * 2**23, rel=1e-3)
+    # gloo's reduce-scatter is an all-reduce: priced by the all-reduce fit
+    t = group_collective_time(hw, "reduce_scatter", 2**23, 2, 1)
+    assert t == pytest.approx(alpha + beta * 2**23, rel=1e-3)
+    # without fits, the nominal link between one-rank nodes (as before)
+    assert hardware_for_run(base, 2, 25e6).node.gpus_per_node == 1

@@ -21,13 +21,14 @@ Every comparison is ``{run, metric, measured, predicted, engine, error}`` with
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.timing import compute_time, gemm_dtype
 from simulator.result import StepResult
+from validation.linkcal import LinkFit
 from validation.mapping import cpu_comm_interference, hardware_for_run, stack_options, workload
 from validation.measure import Measured
 from validation.spec import RunSpec
@@ -85,16 +86,23 @@ def predict_runs(
     hardware: HardwareProfile,
     engines: tuple[str, ...] = ENGINES,
     predictor: Predictor | None = None,
+    link_fits: Sequence[LinkFit] = (),
 ) -> tuple[dict[tuple[str, str], StepResult], list[str]]:
     """Predict every run with every engine: ``{(run id, engine): StepResult}`` and notes
-    on engines that could not predict (an engine that fails once is not tried again)."""
+    on engines that could not predict (an engine that fails once is not tried again).
+    `link_fits`: collectives measured through the runs' rate-limited links (`linkcal`)."""
     predictor = predictor or default_predictor()
     out: dict[tuple[str, str], StepResult] = {}
     notes: list[str] = []
     for engine in engines:
         for spec in specs:
             w = workload(spec.model, spec.nproc, spec.strategy, spec.precision)
-            hw = hardware_for_run(hardware, spec.nproc, spec.link_bytes_per_s)
+            fits = [
+                f.collective_fit()
+                for f in link_fits
+                if f.link_bytes_per_s == spec.link_bytes_per_s and f.collective != "none"
+            ]
+            hw = hardware_for_run(hardware, spec.nproc, spec.link_bytes_per_s, fits)
             phi = None
             if spec.device == "cpu":
                 phi = cpu_comm_interference(hardware, spec.nproc, spec.link_bytes_per_s)

@@ -6,9 +6,10 @@ One place for the mapping, so that the prediction is for exactly the setup that 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
-from hwprofiles.profile import HardwareProfile, Link
+from hwprofiles.profile import CollectiveFit, HardwareProfile, Link
 from simulator.model import ModelSpec
 from simulator.options import Options
 from simulator.parallel import ParallelConfig, Workload
@@ -128,14 +129,20 @@ def workload(cfg: GPTConfig, nproc: int, strategy: str, precision: str) -> Workl
 
 
 def hardware_for_run(
-    profile: HardwareProfile, nproc: int, link_bytes_per_s: float | None
+    profile: HardwareProfile,
+    nproc: int,
+    link_bytes_per_s: float | None,
+    link_fits: Sequence[CollectiveFit] = (),
 ) -> HardwareProfile:
     """The profile of the run's machine as the models should see it.
 
     Without a link all ranks share one node (its calibrated scale-up path and collective
     fits). With a rate-limited link every rank is a node of one rank whose only path to the
     others is a `tc tbf` port of `link_bytes_per_s` per direction; the calibrated per-message
-    latency is kept, and collective fits measured without the limit are dropped.
+    latency is kept, and collective fits measured without the limit are dropped. With
+    `link_fits` (collectives measured through that link, `linkcal`) the ranks share one
+    "node" whose scale-up path is the link, so that the engines price those collectives by
+    the fits (measured fits apply inside a node) and the rest by the link.
     """
     if link_bytes_per_s is None:
         if profile.node.gpus_per_node < nproc:
@@ -150,5 +157,9 @@ def hardware_for_run(
         efficiency=TCP_PAYLOAD_PER_FRAME,
         source="llmcap validate --link-bandwidth (tc tbf rate, per direction per port)",
     )
-    node = replace(profile.node, gpus_per_node=1, scale_up=link, scale_out=link, nics_per_node=1)
-    return replace(profile, node=node, collectives=())
+    fits = tuple(f for f in link_fits if f.world_size == nproc)
+    per_node = nproc if fits else 1
+    node = replace(
+        profile.node, gpus_per_node=per_node, scale_up=link, scale_out=link, nics_per_node=1
+    )
+    return replace(profile, node=node, collectives=fits)

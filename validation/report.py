@@ -11,11 +11,13 @@ from typing import Any
 
 from rich.table import Table
 
+from simulator.costmodel.collectives import bus_factor
 from simulator.result import round_sig
 from validation.compare import TARGET_ABS_ERROR, Comparison
 from validation.gptconfig import GPTConfig
 from validation.launcher import Failure
-from validation.mapping import model_spec
+from validation.linkcal import LinkFit
+from validation.mapping import TCP_PAYLOAD_PER_FRAME, model_spec
 from validation.measure import Measured
 from validation.spec import RunSpec, format_rate
 from validation.suite import Matrix, Record, SuiteResult
@@ -113,6 +115,8 @@ def document(
         "summary": summary,
         "diagnostics": diagnostics or [],
         "speed": speed or [],
+        "link_fits": [f.to_dict() for f in result.link_fits],
+        "suite_notes": list(result.notes),
         "target_abs_error": TARGET_ABS_ERROR,
         "methods": METHODS,
         "notes": notes,
@@ -139,7 +143,11 @@ def read_measurements(doc: dict[str, Any]) -> tuple[Matrix, SuiteResult]:
         seed=st["seed"],
         rounds=st.get("rounds", 1),
     )
-    result = SuiteResult(interrupted=bool(doc["interrupted"]))
+    result = SuiteResult(
+        interrupted=bool(doc["interrupted"]),
+        link_fits=[LinkFit.from_dict(f) for f in doc.get("link_fits", [])],
+        notes=list(doc.get("suite_notes", [])),
+    )
     for row in doc["runs"]:
         spec = RunSpec(
             model,
@@ -283,6 +291,30 @@ def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+LINK_HEADER = ["link", "collective", "ranks", "α", "β → bandwidth", "nominal", "fit rel. RMS"]
+
+
+def link_rows(doc: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for f in doc.get("link_fits", []):
+        if f["collective"] == "none":
+            continue
+        rate = f["link_bytes_per_s"]
+        bw = bus_factor(f["collective"], f["world_size"]) / f["beta_s_per_byte"]
+        rows.append(
+            [
+                _link(rate),
+                f["collective"],
+                str(f["world_size"]),
+                _t(f["alpha_s"]),
+                f"{bw / 1e6:.1f} MB/s (bus)" if f["beta_s_per_byte"] > 0 else "–",
+                f"{rate * TCP_PAYLOAD_PER_FRAME / 1e6:.1f} MB/s (payload)",
+                f"{f['rel_rms']:.1%}",
+            ]
+        )
+    return rows
+
+
 SPEED_HEADER = [
     "run",
     "probe GEMM measured",
@@ -415,6 +447,9 @@ def markdown(doc: dict[str, Any], title: str | None = None) -> str:
     if doc.get("diagnostics"):
         out += ["", "### Where the error comes from (DDP, more than one rank)", ""]
         out.append(_md_table(DIAG_HEADER, diagnostic_rows(doc)))
+    if link_rows(doc):
+        out += ["", "### Collectives measured through the rate-limited links", ""]
+        out.append(_md_table(LINK_HEADER, link_rows(doc)))
     if doc.get("speed"):
         out += ["", "### Machine speed during each run (probe GEMM vs calibration)", ""]
         out.append(_md_table(SPEED_HEADER, speed_rows(doc)))
@@ -435,6 +470,7 @@ def tables(doc: dict[str, Any]) -> list[Table]:
         ("error summary", SUM_HEADER, summary_rows(doc)),
         ("where the error comes from", DIAG_HEADER, diagnostic_rows(doc)),
         ("machine speed vs calibration", SPEED_HEADER, speed_rows(doc)),
+        ("collectives through the links", LINK_HEADER, link_rows(doc)),
         ("measured vs predicted", CMP_HEADER, comparison_rows(doc)),
     ):
         if not rows:

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hwprofiles.calibration.collectives import CollectiveError
 from validation.gptconfig import GPTConfig
 from validation.launcher import Failure, Outcome, launch
+from validation.linkcal import LinkFit, measure_link
 from validation.measure import Measured, baseline_comm_fraction, measured, merge_rounds
 from validation.netns import RateLimitedLinks
-from validation.spec import Fault, RunSpec
+from validation.spec import Fault, RunSpec, format_rate
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,9 @@ class Record:
 class SuiteResult:
     records: list[Record] = field(default_factory=list)
     interrupted: bool = False
+    link_fits: list[LinkFit] = field(default_factory=list)
+    """Collectives measured through each rate-limited link (`linkcal`), for the predictions."""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Record]:
@@ -102,11 +107,24 @@ class SuiteResult:
         return {r.spec.run_id: (r.spec, r.measured) for r in self.records if r.measured}
 
 
-def run_one(spec: RunSpec, run_dir: Path, **timeouts: float) -> Outcome:
-    """Launch one run, inside rate-limited namespaces when it has a link."""
-    if spec.link_bytes_per_s is None or spec.nproc == 1:
+def run_one(
+    spec: RunSpec, run_dir: Path, links: SuiteResult | None = None, **timeouts: float
+) -> Outcome:
+    """Launch one run, inside rate-limited namespaces when it has a link. With `links`, the
+    first run through each (link, ranks) first measures the collectives through it
+    (`linkcal.measure_link`) into `links.link_fits`; a failed measurement is a note there,
+    and the prediction falls back to the nominal link."""
+    rate = spec.link_bytes_per_s
+    if rate is None or spec.nproc == 1:
         return launch(spec, run_dir, **timeouts)
-    with RateLimitedLinks(spec.nproc, spec.link_bytes_per_s) as net:
+    with RateLimitedLinks(spec.nproc, rate) as net:
+        done = {(f.link_bytes_per_s, f.world_size) for f in links.link_fits} if links else set()
+        if links is not None and (rate, spec.nproc) not in done:
+            try:
+                links.link_fits += measure_link(net, spec.nproc, rate, spec.threads_per_rank)
+            except (CollectiveError, ValueError) as exc:
+                links.notes.append(f"collectives through {format_rate(rate)} not measured: {exc}")
+                links.link_fits.append(LinkFit(rate, "none", spec.nproc, 0.0, 0.0, 0.0))
         return launch(spec, run_dir, net, **timeouts)
 
 
@@ -132,7 +150,7 @@ def run_matrix(
                 run_dir = runs_dir / spec.run_id
                 if matrix.rounds > 1:
                     run_dir = run_dir / f"round{k + 1}"
-                outcome = run_one(spec, run_dir, **timeouts)
+                outcome = run_one(spec, run_dir, result, **timeouts)
                 walls[spec.run_id] += outcome.wall_s
                 rec = Record(spec, failure=outcome.failure, wall_s=outcome.wall_s, run_dir=run_dir)
                 if outcome.ok:

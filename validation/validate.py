@@ -126,7 +126,7 @@ def finish(
     predictor: Predictor | None = None,
 ) -> Validation:
     """Predict the measured runs, compare, and write ``report.json`` and ``report.md``."""
-    notes: list[str] = []
+    notes: list[str] = list(result.notes)
     busiest = max(matrix.nprocs) * matrix.threads_per_rank
     cores = int(machine.get("cpu_cores", 0) or 0)
     if matrix.device == "cpu" and cores and busiest > cores:
@@ -137,7 +137,9 @@ def finish(
     comparisons, summary, predictions = [], [], {}
     if hardware is not None and result.measured():
         specs = [spec for spec, _ in result.measured().values()]
-        predictions, why = predict_runs(specs, hardware, engines, predictor)
+        predictions, why = predict_runs(
+            specs, hardware, engines, predictor, link_fits=result.link_fits
+        )
         notes += why
         comparisons = compare(result.measured(), predictions, engines)
         limited = {r.spec.run_id for r in result.records if r.spec.link_bytes_per_s}

@@ -81,6 +81,11 @@ class GroupConfig:
     threads_per_rank: int
     timeout_s: float
     fault: Fault | None = None
+    prefixes: tuple[tuple[str, ...], ...] = ()
+    """Per rank, a command prefix to start it with (``ip netns exec NS``: ranks in network
+    namespaces joined by shaped links); empty: plain processes on this host."""
+    ifname: str | None = None
+    """The network interface gloo must use (``GLOO_SOCKET_IFNAME``); None: gloo's choice."""
 
 
 def _last_line(path: Path) -> str:
@@ -118,12 +123,15 @@ def run_collective_group(cfg: GroupConfig) -> list[dict[str, object]]:
         payload = asdict(cfg) | {"store": str(tmpdir / "store"), "out": str(out)}
         conf.write_text(json.dumps(payload))
         env = os.environ | {"OMP_NUM_THREADS": str(cfg.threads_per_rank)}
+        if cfg.ifname:
+            env |= {"GLOO_SOCKET_IFNAME": cfg.ifname, "NCCL_SOCKET_IFNAME": cfg.ifname}
         procs: list[subprocess.Popen[bytes]] = []
         logs = [tmpdir / f"rank{r}.log" for r in range(cfg.world_size)]
         try:
             for rank in range(cfg.world_size):
                 with open(logs[rank], "wb") as log:
                     cmd = [sys.executable, "-m", "hwprofiles.calibration.collective_worker"]
+                    cmd = [*(cfg.prefixes[rank] if cfg.prefixes else ()), *cmd]
                     procs.append(
                         subprocess.Popen(
                             [*cmd, str(conf), str(rank)],
