@@ -8,9 +8,10 @@ reports
     factor = t(alone) / t(all n busy)    (1.0 = no contention, 0.5 = half speed)
 
 for two kernels, because they contend for different things: the GEMMs of a small layer in
-each dtype (matrix units; on this VM two ranks' bf16 AMX GEMMs ran at 0.48-0.56 of their
-speed alone while fp32 AVX-512 GEMMs kept 0.98-1.01, 2026-11-29), and an optimizer-like fp32
-streaming pass (memory bandwidth, caches). The models scale a device's GEMM peak per dtype and
+each dtype (matrix units; on this VM two ranks' bf16 AMX GEMMs ran at 0.41-0.56 of their
+speed alone in five of six standalone trials and at 0.99 in one, while fp32 AVX-512 GEMMs
+kept 0.98-1.01, 2026-11-29), and an optimizer-like fp32 streaming pass (memory bandwidth,
+caches). The models scale a device's GEMM peak per dtype and
 its memory and copy rates by them when a job keeps more than one device of a node busy
 (`HardwareProfile.host_contention`, `host_memory_contention`). An earlier version timed one
 mix of both, whose bf16 figure (0.95) was set by the streaming pass and hid the GEMMs' 0.5.
