@@ -257,7 +257,7 @@ class HardwareProfile:
         node is busy; unchanged otherwise. Host times (framework dispatch) are not scaled:
         their contention is not measured.
         """
-        if devices_busy <= 1 or not self.host_contention:
+        if devices_busy <= 1 or (not self.host_contention and self.host_memory_contention is None):
             return self
         default = self.host_contention.get(dtype, 1.0)
         fm = self.host_memory_contention

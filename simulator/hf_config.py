@@ -105,6 +105,7 @@ def _gpt_neox(c: _Config) -> dict[str, Any]:
         "max_position_embeddings": c.get("max_position_embeddings", 2048),
         "position_embedding": "rope",
         "tie_word_embeddings": c.get("tie_word_embeddings", False),
+        "fused_qkv": True,  # query_key_value (transformers GPTNeoXAttention)
     }
 
 
@@ -116,6 +117,7 @@ def _gpt2(c: _Config) -> dict[str, Any]:
         "hidden_act": c.get("activation_function", "gelu_new"),
         "max_position_embeddings": c.get("max_position_embeddings", 1024),
         "tie_word_embeddings": c.get("tie_word_embeddings", True),
+        "fused_qkv": True,  # c_attn (transformers GPT2Attention)
     }
 
 
@@ -151,6 +153,7 @@ def _bloom(c: _Config) -> dict[str, Any]:
         "position_embedding": "alibi",
         "embedding_norm": True,
         "tie_word_embeddings": c.get("tie_word_embeddings", True),
+        "fused_qkv": True,  # query_key_value (transformers BloomAttention)
     }
 
 
@@ -181,6 +184,7 @@ def _mpt(c: _Config) -> dict[str, Any]:
         "norm_bias": not no_bias,
         "norm": "rmsnorm" if "rms" in str(c.get("norm_type", "layernorm")) else "layernorm",
         "tie_word_embeddings": c.get("tie_word_embeddings", True),
+        "fused_qkv": True,  # Wqkv (llm-foundry MultiheadAttention)
     }
 
 

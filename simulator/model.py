@@ -23,7 +23,15 @@ _POSITIVE_INTS = (
     "intermediate_size",
     "max_position_embeddings",
 )
-_FLAGS = ("gated_mlp", "tie_word_embeddings", "bias", "qkv_bias", "norm_bias", "embedding_norm")
+_FLAGS = (
+    "gated_mlp",
+    "tie_word_embeddings",
+    "bias",
+    "qkv_bias",
+    "norm_bias",
+    "embedding_norm",
+    "fused_qkv",
+)
 
 
 @dataclass(frozen=True)

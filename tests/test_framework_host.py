@@ -16,6 +16,7 @@ from simulator.models_catalogue import load_model
 from simulator.parallel import ParallelConfig, Workload
 
 MS = 1e-3
+ENGINES = ("analytic", "des")
 
 
 def _row(bench: str, variant: str, items: int, median_s: float) -> dict[str, object]:
@@ -70,11 +71,14 @@ def test_host_times_price_only_what_is_measured_and_switched_on() -> None:
     tensors = model.num_param_tensors()
     off = host_times(acc, model, 12, np.array([0, 3]), 1, Options())
     assert np.all(off[0] == 0) and np.all(off[1] == 0)
-    on = Options(host_overheads=True)
+    on = Options(host_overheads=True, zero3_copies=True)  # torch FSDP2 for ZeRO-3
     opt, hooks = host_times(acc, model, 12, np.array([0, 3]), 2, on)
     assert opt == pytest.approx([tensors * 40e-6, tensors * 200e-6])
     # hooks: ZeRO-3 only, per micro-batch, (12 layers + root) units and every tensor
     assert hooks == pytest.approx([0.0, 2 * (13 * 500e-6 + tensors * 100e-6)])
+    # flat-parameter FSDP1: no DTensors, no FSDP2 hooks, the plain per-tensor time
+    opt, hooks = host_times(acc, model, 12, 3, 1, Options(host_overheads=True))
+    assert opt == pytest.approx(tensors * 40e-6) and hooks == 0
     # a profile that measured none of it (a datasheet) prices nothing
     opt, hooks = host_times(_acc(), model, 12, np.array([3]), 1, on)
     assert opt == 0 and hooks == 0
@@ -99,9 +103,9 @@ def test_both_engines_add_the_host_time(zero: int) -> None:
     )
     par = ParallelConfig(dp=2, zero_stage=zero, micro_batch_size=1, global_batch_size=2)
     w = Workload(model, par.resolve(2), seq_len=256)
-    base = {e: predict(w, hw, engine=e) for e in ("analytic", "des")}
-    opts = Options(host_overheads=True)
-    more = {e: predict(w, hw, engine=e, options=opts) for e in ("analytic", "des")}
+    base = {e: predict(w, hw, engine=e, options=Options(zero3_copies=True)) for e in ENGINES}
+    opts = Options(host_overheads=True, zero3_copies=True)
+    more = {e: predict(w, hw, engine=e, options=opts) for e in ENGINES}
     opt, hooks = host_times(hw.accelerator, model, 12, zero, 1, opts)
     for e in base:
         added = more[e].step_time_s - base[e].step_time_s

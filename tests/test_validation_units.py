@@ -566,3 +566,43 @@ def test_link_fits_price_the_runs_through_that_link():
     assert t == pytest.approx(alpha + beta * 2**23, rel=1e-3)
     # without fits, the nominal link between one-rank nodes (as before)
     assert hardware_for_run(base, 2, 25e6).node.gpus_per_node == 1
+
+
+def test_a_failed_link_measurement_is_noted_once_and_priced_by_the_nominal_link(monkeypatch):
+    from contextlib import nullcontext
+
+    from hwprofiles.calibration.collectives import CollectiveError
+    from validation import suite
+    from validation.launcher import loopback
+
+    calls = []
+
+    def failing(net, nranks, rate, threads):
+        calls.append(rate)
+        raise CollectiveError("collectives: rank 1 exited with code 3")
+
+    monkeypatch.setattr(suite, "RateLimitedLinks", lambda n, rate: nullcontext(loopback()))
+    monkeypatch.setattr(suite, "measure_link", failing)
+    monkeypatch.setattr(suite, "launch", lambda spec, run_dir, net=None, **kw: "launched")
+    result = SuiteResult()
+    spec = RunSpec(TINY, "ddp", "fp32", 2, steps=2, link_bytes_per_s=25e6)
+    for _ in range(3):
+        assert suite.run_one(spec, Path("."), result) == "launched"
+    assert calls == [25e6]  # measured (and failed) once, not at every run
+    assert len(result.notes) == 1 and "exited with code 3" in result.notes[0]
+    (marker,) = result.link_fits
+    assert marker.collective == "none"
+    # the marker prices nothing: the prediction uses the nominal link
+    preds, _ = compare.predict_runs(
+        [spec], load_profile("cpu"), ("analytic",), link_fits=result.link_fits
+    )
+    nominal, _ = compare.predict_runs([spec], load_profile("cpu"), ("analytic",))
+    assert (
+        preds[(spec.run_id, "analytic")].step_time_s
+        == nominal[(spec.run_id, "analytic")].step_time_s
+    )
+    # and a report keeps marker and note through --repredict
+    doc = {"link_fits": [f.to_dict() for f in result.link_fits], "suite_notes": result.notes}
+    from validation.linkcal import LinkFit
+
+    assert [LinkFit.from_dict(d) for d in doc["link_fits"]] == result.link_fits

@@ -78,7 +78,9 @@ def cpu_comm_interference(
     the rate at which the host moves them when nothing else limits it, i.e. the calibrated
     loopback all-reduce (the profile's scale-up bandwidth). Over loopback that is 1 (no
     overlap gains anything); behind a `tc tbf` link of rate r_link, r_link / r_cpu. With a
-    spare core, 0. Replaces the SM-share estimate `Options.comm_interference` holds for GPUs.
+    spare core, 0. The cores are counted as the profile's ranks per node, i.e. at the
+    calibration's threads per rank (`llmcap validate` runs at the same, 1 by default).
+    Replaces the SM-share estimate `Options.comm_interference` holds for GPUs.
     """
     if nproc < 2 or nproc < profile.node.gpus_per_node:
         return 0.0

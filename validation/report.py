@@ -16,7 +16,7 @@ from simulator.result import round_sig
 from validation.compare import TARGET_ABS_ERROR, Comparison
 from validation.gptconfig import GPTConfig
 from validation.launcher import Failure
-from validation.linkcal import LinkFit
+from validation.linkcal import LinkFit, fits_from_rows
 from validation.mapping import TCP_PAYLOAD_PER_FRAME, model_spec
 from validation.measure import Measured
 from validation.spec import RunSpec, format_rate
@@ -124,6 +124,20 @@ def document(
     return round_sig(doc)
 
 
+def _refit_links(stored: list[dict[str, Any]]) -> list[LinkFit]:
+    """The link fits of a report, fitted again from their stored rows (the rows are the
+    measurement; the fit follows `linkcal`'s current method). Failure markers are kept."""
+    out = []
+    for d in stored:
+        f = LinkFit.from_dict(d)
+        if f.collective == "none" or len(f.rows) < 2:
+            out.append(f)
+            continue
+        rows = [r | {"collective": f.collective, "world_size": f.world_size} for r in f.rows]
+        out += fits_from_rows(rows, f.link_bytes_per_s)
+    return out
+
+
 def read_measurements(doc: dict[str, Any]) -> tuple[Matrix, SuiteResult]:
     """The matrix and the runs (measurements, failures) of a report document, so that its
     predictions can be redone without measuring again."""
@@ -145,7 +159,7 @@ def read_measurements(doc: dict[str, Any]) -> tuple[Matrix, SuiteResult]:
     )
     result = SuiteResult(
         interrupted=bool(doc["interrupted"]),
-        link_fits=[LinkFit.from_dict(f) for f in doc.get("link_fits", [])],
+        link_fits=_refit_links(doc.get("link_fits", [])),
         notes=list(doc.get("suite_notes", [])),
     )
     for row in doc["runs"]:

@@ -121,10 +121,14 @@ def run_one(
         done = {(f.link_bytes_per_s, f.world_size) for f in links.link_fits} if links else set()
         if links is not None and (rate, spec.nproc) not in done:
             try:
-                links.link_fits += measure_link(net, spec.nproc, rate, spec.threads_per_rank)
-            except (CollectiveError, ValueError) as exc:
-                links.notes.append(f"collectives through {format_rate(rate)} not measured: {exc}")
-                links.link_fits.append(LinkFit(rate, "none", spec.nproc, 0.0, 0.0, 0.0))
+                fits = measure_link(net, spec.nproc, rate, spec.threads_per_rank)
+                why = "" if fits else "no collective measured"
+            except (CollectiveError, OSError, ValueError) as exc:
+                fits, why = [], str(exc)
+            if why:  # noted once; the marker stops a retry at every run through this link
+                links.notes.append(f"collectives through {format_rate(rate)} not measured: {why}")
+                fits = [LinkFit(rate, "none", spec.nproc, 0.0, 0.0, 0.0)]
+            links.link_fits += fits
         return launch(spec, run_dir, net, **timeouts)
 
 

@@ -193,10 +193,11 @@ def _network(m: Measurements, copy_bw: float) -> dict[str, Any]:
         scale_up = {
             "bandwidth_bytes_per_s": copy_bw,
             "latency_s": shm.latency_s,
-            "efficiency": shm.efficiency,
+            "efficiency": 1.0,  # the copy bandwidth is an achieved rate already
             "preset": PLACEHOLDER_SCALE_UP,
-            "source": "placeholder (not measured): measured copy bandwidth; latency and "
-            f"efficiency of the catalogue link {PLACEHOLDER_SCALE_UP!r} ({shm.source})",
+            "source": "placeholder (not measured): measured copy bandwidth (efficiency 1.0: "
+            f"an achieved rate); latency of the catalogue link {PLACEHOLDER_SCALE_UP!r} "
+            f"({shm.source})",
         }
     net = placeholder["scale_out"]
     scale_out = {

@@ -79,11 +79,14 @@ def host_times(
     arithmetic and bytes, with `opts.host_overheads` (else zeros).
 
     - optimizer: torch's AdamW loops over the stage's parameter tensors (its `n_layers`
-      layers plus the embedding, norm and head tensors, all ranks holding all of them, sharded
-      or not), paying the profile's measured time per tensor, DTensor's under ZeRO-3.
-    - hooks: torch FSDP2 (ZeRO-3) runs each unit's forward and backward hooks every
-      micro-batch, with a fixed time per unit and a time per parameter tensor of the unit;
-      the units are the stage's layers plus the root module.
+      layers, plus the embedding, final norm and head tensors, counted on every stage: exact
+      without pipelining, an over-count of a few tensors on a middle stage; sharded or not,
+      every data-parallel rank holds a piece of every tensor), paying the profile's measured
+      time per tensor, DTensor's under torch FSDP2 (ZeRO-3 with `zero3_copies`).
+    - hooks: torch FSDP2 runs each unit's forward and backward hooks every micro-batch, with
+      a fixed time per unit and a time per parameter tensor of the unit; the units are the
+      stage's layers plus the root module. Flat-parameter FSDP1 (ZeRO-3 without
+      `zero3_copies`) has neither DTensors nor these hooks and pays the plain figure.
     A figure the profile has not measured (None) prices nothing.
     """
     zero = np.asarray(zero)
@@ -94,7 +97,8 @@ def host_times(
     )
     plain = acc.optimizer_tensor_s or 0.0
     dtensor = acc.dtensor_optimizer_tensor_s
-    per_tensor = np.where(zero == 3, plain if dtensor is None else dtensor, plain)
+    fsdp2 = (zero == 3) & opts.zero3_copies
+    per_tensor = np.where(fsdp2, plain if dtensor is None else dtensor, plain)
     per_step = (n_layers + 1) * (acc.fsdp_unit_s or 0.0) + tensors * (acc.fsdp_tensor_s or 0.0)
-    hooks = np.where(zero == 3, microbatches * per_step, 0.0)
+    hooks = np.where(fsdp2, microbatches * per_step, 0.0)
     return tensors * per_tensor, hooks
