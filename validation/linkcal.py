@@ -15,10 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
 from hwprofiles.calibration.collectives import GroupConfig, run_collective_group
-from hwprofiles.calibration.fit import AlphaBeta
+from hwprofiles.calibration.fit import fit_alpha_beta
 from hwprofiles.calibration.timing import Repeats
 from hwprofiles.profile import CollectiveFit
 from validation.launcher import Network
@@ -29,7 +27,7 @@ SIZES = (256 * 2**10, 2 * 2**20, 8 * 2**20)
 collectives span 0.3 MB (a layer's biases) to 21 MB (all gradients)."""
 REPEATS = Repeats(warmup=1, samples=4, min_samples=2, budget_s=3.0, sample_s=0.0)
 """Few samples: at 200 Mbit/s one 8 MiB all-reduce takes 0.35 s."""
-TIMEOUT_S = 600.0
+TIMEOUT_S = 600.0  # s, for the whole group (a 200 Mbit/s link takes about 10 s)
 
 
 @dataclass(frozen=True)
@@ -64,28 +62,17 @@ class LinkFit:
         )
 
 
-def _fit(sizes: list[float], seconds: list[float]) -> AlphaBeta:
-    """t = alpha + beta * S by least squares on absolute time, alpha >= 0 (else the line
-    through the origin): the large messages, which carry a step's bytes, weigh the most.
-    (Calibration's relative-error fit suits latency-bound sizes; through a slow link gloo's
-    all-gather is not linear at small sizes, and a relative fit there under-prices the
-    8 MiB gathers by a third.)"""
-    x, y = np.asarray(sizes, dtype=float), np.asarray(seconds, dtype=float)
-    beta, alpha = np.polyfit(x, y, 1)
-    if alpha < 0:
-        alpha, beta = 0.0, float(x @ y / (x @ x))
-    pred = alpha + beta * x
-    rel_rms = float(np.sqrt(np.mean(((pred - y) / y) ** 2)))
-    return AlphaBeta(float(alpha), float(beta), rel_rms, len(x))
-
-
 def fits_from_rows(rows: list[dict[str, Any]], link_bytes_per_s: float) -> list[LinkFit]:
     """One fit per collective and world size of the benchmark rows."""
     out = []
     for coll in COLLECTIVES:
         for ws in sorted({int(r["world_size"]) for r in rows if r["collective"] == coll}):
             mine = [r for r in rows if r["collective"] == coll and int(r["world_size"]) == ws]
-            ab = _fit([r["bytes"] for r in mine], [r["median_s"] for r in mine])
+            # absolute error: the large messages carry a step's bytes (through a slow link
+            # gloo's all-gather is not linear at small sizes, and a relative fit there
+            # under-prices the 8 MiB gathers by a third)
+            sizes, times = [r["bytes"] for r in mine], [r["median_s"] for r in mine]
+            ab = fit_alpha_beta(sizes, times, relative=False)
             rows_kept = tuple({k: r[k] for k in ("bytes", "median_s", "noisy")} for r in mine)
             out.append(
                 LinkFit(

@@ -65,8 +65,11 @@ def _rel_rms(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(np.mean(((pred - y) / y) ** 2)))
 
 
-def fit_alpha_beta(sizes: Sequence[float], seconds: Sequence[float]) -> AlphaBeta:
-    """Least-relative-error fit of ``t = alpha + beta * S`` with alpha, beta >= 0.
+def fit_alpha_beta(
+    sizes: Sequence[float], seconds: Sequence[float], relative: bool = True
+) -> AlphaBeta:
+    """Least-relative-error fit of ``t = alpha + beta * S`` with alpha, beta >= 0 (with
+    `relative=False`, least absolute error: the largest messages weigh the most).
 
     Needs at least two distinct sizes; sizes in bytes, times in seconds.
     """
@@ -81,7 +84,12 @@ def fit_alpha_beta(sizes: Sequence[float], seconds: Sequence[float]) -> AlphaBet
     with warnings.catch_warnings():  # the covariance is not used
         warnings.simplefilter("ignore", OptimizeWarning)
         (alpha, beta), _ = curve_fit(
-            lambda s, a, b: a + b * s, x, y, p0=p0, sigma=y, bounds=([0.0, 0.0], [np.inf, np.inf])
+            lambda s, a, b: a + b * s,
+            x,
+            y,
+            p0=p0,
+            sigma=y if relative else None,
+            bounds=([0.0, 0.0], [np.inf, np.inf]),
         )
     return AlphaBeta(float(alpha), float(beta), _rel_rms(alpha + beta * x, y), len(x))
 
