@@ -29,8 +29,8 @@ from simulator.costmodel import memory as mem
 from simulator.costmodel.collectives import bus_factor
 from simulator.costmodel.framework import copies_time, copy_bytes, host_times
 from simulator.costmodel.network import group_collective_time, p2p_time
-from simulator.costmodel.ops import embedding_ops, head_ops
-from simulator.costmodel.stack import stack_layer_ops
+from simulator.costmodel.ops import embedding_ops
+from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
 from simulator.costmodel.timing import ACT_BYTES, copy_time, op_times
 from simulator.model import ModelSpec
 from simulator.options import Options
@@ -70,7 +70,7 @@ def _stage_times(model, hw, s, L, precision, opts):
             attn_core = attn_core + tf
     rc = np.where(L.recompute == 2, fwd, np.where(L.recompute == 1, sel, 0.0))
     head_f = head_b = 0.0
-    for op in head_ops(model, L.mb, s, L.tp, L.cp, e):
+    for op in stack_head_ops(model, L.mb, s, L.tp, L.cp, precision, opts):
         tf, tb = op_times(acc, op, precision)
         head_f, head_b = head_f + tf, head_b + tb
     emb_f = emb_b = 0.0

@@ -13,6 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# ranks and calibration alike run with a caching malloc (validation.launcher.CPU_MALLOC_TUNABLES)
+export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184}
 out=docs/validation/cpu
 hardware=$out/calibration
 status=0
@@ -21,7 +23,10 @@ if [[ ${REPREDICT:-0} == 1 ]]; then
 else
     if [[ ! -f $hardware/profile.toml || ${RECALIBRATE:-0} == 1 ]]; then
         # the full level: quick calibrations of bf16 (AMX) GEMMs varied 1.7x between runs here
-        llmcap calibrate --device cpu --threads-per-rank 1 --out "$hardware" --force
+        # --attention-shape: the model's own SDPA call, timed per pass (a FLOPs-indexed curve
+        # priced its bf16 backward at a third of what it takes on this CPU)
+        llmcap calibrate --device cpu --threads-per-rank 1 --out "$hardware" --force \
+            --attention-shape "$(python -m validation.gptconfig small)"
     fi
     # Other processes slow the ranks down (the report's "CPU outside ranks" column shows how
     # much): wait, at most WAIT_IDLE_S seconds, for the 1-minute load average to fall below 0.5.

@@ -74,6 +74,24 @@ class EfficiencyCurve:
 
 
 @dataclass(frozen=True)
+class AttentionTiming:
+    """Measured seconds of one fused-attention call at one shape, per pass (calibrated for a
+    workload: `llmcap calibrate --attention-shape`)."""
+
+    dtype: str
+    batch: int
+    heads: int
+    seq: int
+    head_dim: int
+    causal: bool
+    fwd_s: float
+    bwd_s: float
+
+    def key(self) -> tuple[str, int, int, int, int, bool]:
+        return (self.dtype, self.batch, self.heads, self.seq, self.head_dim, self.causal)
+
+
+@dataclass(frozen=True)
 class Accelerator:
     """One device: peak compute per dtype, memory, power, and achieved-efficiency curves."""
 
@@ -101,6 +119,9 @@ class Accelerator:
     fresh_copy_bytes_per_s: float | None = None
     """A copy into a newly allocated buffer (read + written per second). On a host without a
     caching allocator every fresh page faults on first touch; None: as `copy_bytes_per_s`."""
+    cast_bytes_per_s: float | None = None
+    """A dtype conversion into a new tensor (fp32 <-> 16-bit, autocast's casts), bytes read +
+    written per second; None: as any memory-bound kernel."""
     optimizer_tensor_s: float | None = None
     """Host seconds of torch's AdamW step per parameter tensor beyond its memory traffic (the
     dispatch of its ~10 operations); None: not measured, not priced."""
@@ -113,8 +134,18 @@ class Accelerator:
     fsdp_tensor_s: float | None = None
     """Further host seconds per parameter tensor of an FSDP2 unit per forward + backward (its
     per-tensor views, copies and gradient bookkeeping); None: not measured, not priced."""
+    attention_timings: tuple[AttentionTiming, ...] = ()
+    """Fused attention measured at a workload's own shapes; an op of such a shape is priced
+    from these instead of `attention_curve` (none: every shape from the curve)."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Field name -> citation for the numbers above."""
+
+    def measured_attention(
+        self, dtype: str, batch: int, heads: int, seq: int, head_dim: int, causal: bool = True
+    ) -> AttentionTiming | None:
+        """The measured timing of exactly this SDPA shape, or None."""
+        key = (dtype, batch, heads, seq, head_dim, causal)
+        return next((t for t in self.attention_timings if t.key() == key), None)
 
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s for `dtype`; a clear error if the device has no such unit."""
@@ -253,8 +284,9 @@ class HardwareProfile:
 
         Scales each dtype's compute peak by its measured `host_contention` factor (a dtype
         without one by `dtype`'s), and memory bandwidth and copy rates by
-        `host_memory_contention` (else `dtype`'s factor), when more than one device of the
-        node is busy; unchanged otherwise. Host times (framework dispatch) are not scaled:
+        `host_memory_contention` (else `dtype`'s factor), and the times of attention measured
+        at a workload's shapes by their dtype's factor, when more than one device of the node
+        is busy; unchanged otherwise. Host times (framework dispatch) are not scaled:
         their contention is not measured.
         """
         if devices_busy <= 1 or (not self.host_contention and self.host_memory_contention is None):
@@ -271,6 +303,12 @@ class HardwareProfile:
             memory_bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * fm,
             copy_bytes_per_s=acc.copy_bytes_per_s and acc.copy_bytes_per_s * fm,
             fresh_copy_bytes_per_s=acc.fresh_copy_bytes_per_s and acc.fresh_copy_bytes_per_s * fm,
+            cast_bytes_per_s=acc.cast_bytes_per_s and acc.cast_bytes_per_s * fm,
+            attention_timings=tuple(
+                replace(t, fwd_s=t.fwd_s / f, bwd_s=t.bwd_s / f)
+                for t in acc.attention_timings
+                for f in [self.host_contention.get(t.dtype, default)]
+            ),
         )
         return replace(self, accelerator=slowed)
 

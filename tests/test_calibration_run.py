@@ -24,6 +24,7 @@ from analysis.cli.main import app
 from hwprofiles.calibration.collectives import bus_factor
 from hwprofiles.calibration.loader import load_calibrated_profile, read_summary
 from hwprofiles.calibration.machine import usable_cores
+from hwprofiles.calibration.plan import AttentionShape
 from hwprofiles.calibration.refit import refit
 from hwprofiles.calibration.report import markdown_report
 from hwprofiles.calibration.run import CalibrationConfig, calibrate
@@ -34,6 +35,7 @@ from hwprofiles.profile import HardwareProfile
 CSVS = {
     "gemm": "compute/gemm.csv",
     "attention": "compute/attention.csv",
+    "attention_passes": "compute/attention_passes.csv",
     "elementwise": "compute/elementwise.csv",
     "memory": "compute/memory.csv",
     "collectives": "network/collectives.csv",
@@ -42,6 +44,7 @@ CSVS = {
     "contention": "compute/contention.csv",
 }
 FAKE_WATTS = 40.0
+WORKLOAD_SHAPE = AttentionShape(2, 2, 32, 16)
 
 
 class FakeMeter:
@@ -59,7 +62,13 @@ class FakeMeter:
 @pytest.fixture(scope="module")
 def profile_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cal") / "tiny-cpu"
-    cfg = CalibrationConfig(level="tiny", world_sizes=(1, 2), timeout_s=120, meter=FakeMeter())
+    cfg = CalibrationConfig(
+        level="tiny",
+        world_sizes=(1, 2),
+        timeout_s=120,
+        meter=FakeMeter(),
+        attention_shapes=(WORKLOAD_SHAPE,),
+    )
     calibrate(cfg, out)
     return out
 
@@ -183,6 +192,20 @@ def test_loader_builds_a_hardware_profile(profile_dir: Path, summary: dict[str, 
     # attention priced as training runs it: forward + backward SDPA, per dtype's own peak
     assert set(acc.attention_efficiency_by_dtype) == {"fp32", "bf16"}
     assert "fwd+bwd" in acc.attention_curve("bf16").source
+    # the workload's own attention shape, timed per pass in each dtype, as in its CSV
+    passes = table(profile_dir, "attention_passes")
+    assert len(acc.attention_timings) == len(passes) == 2
+    for _, row in passes.iterrows():
+        t = acc.measured_attention(row["dtype"], 2, 2, 32, 16, causal=True)
+        assert t is not None and t.fwd_s == pytest.approx(row["fwd_s"], rel=1e-5)
+        assert t.bwd_s == pytest.approx(row["bwd_s"], rel=1e-5) and t.bwd_s >= 0
+    assert acc.measured_attention("bf16", 4, 2, 32, 16) is None
+    assert "attention_timings" in hw.provenance.measured
+    # autocast's casts: the median of the dtypes' measured cast rates, kept out of the
+    # memory-bound efficiency
+    casts = [ops["cast"] for ops in summary["compute"]["elementwise_bytes_per_s"].values()]
+    assert acc.cast_bytes_per_s == pytest.approx(sum(casts) / len(casts))
+    assert "cast_bytes_per_s" in hw.provenance.measured
     # two ranks on one host: contention measured for every dtype, as a throughput factor
     assert set(hw.host_contention) == {"fp32", "bf16"}
     assert all(0.0 < f <= 1.0 for f in hw.host_contention.values())
@@ -293,6 +316,7 @@ def test_cli_rejects_bad_input_in_one_line(profile_dir: Path) -> None:
         (["--dtypes", "fp32,tf32"], "dtypes: 'tf32'"),
         (["--world-sizes", "1,two"], "world-sizes: 'two'"),
         (["--threads-per-rank", "0"], "threads_per_rank: 0"),
+        (["--attention-shape", "4x4x128"], "attention shape: '4x4x128'"),
         (["--out", str(profile_dir)], "already exists; use --force"),
     ]
     if "torch" in sys.modules and not sys.modules["torch"].cuda.is_available():

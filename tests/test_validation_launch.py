@@ -171,3 +171,28 @@ def test_ctrl_c_stops_every_rank_and_keeps_completed_runs(tmp_path, monkeypatch)
     assert result.records[0].measured is not None
     pids = _rank_pids(tmp_path / "ddp-fp32-n2")
     assert len(pids) == 2 and not any(pid_alive(p) for p in pids)
+
+
+def test_cpu_ranks_run_with_a_caching_malloc(monkeypatch):
+    from validation.launcher import CPU_MALLOC_TUNABLES, Network, agent_env
+
+    net = Network("127.0.0.1", 29500, "lo")
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    cpu = RunSpec(TINY, "fsdp", "fp32", 2)
+    env = agent_env(cpu, net)
+    assert env["GLIBC_TUNABLES"] == CPU_MALLOC_TUNABLES
+    assert env["OMP_NUM_THREADS"] == "1" and env["GLOO_SOCKET_IFNAME"] == "lo"
+    # the regeneration script calibrates under the same settings
+    script = Path(__file__).parents[1] / "benchmarks" / "validate_cpu.sh"
+    assert f"GLIBC_TUNABLES:-{CPU_MALLOC_TUNABLES}" in script.read_text()
+    # a user's own allocator settings are kept
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=1")
+    assert agent_env(cpu, net)["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=1"
+
+
+def test_the_model_names_its_attention_shape_for_calibration():
+    from hwprofiles.calibration.plan import AttentionShape
+
+    small = PRESETS["small"]
+    shape = AttentionShape.parse(small.attention_shape())
+    assert shape == AttentionShape(small.micro_batch_size, 4, small.seq_len, 64)

@@ -167,7 +167,13 @@ def register(app: typer.Typer) -> None:
         matrix = run_guarded(lambda: build_matrix(**o))
         eng = run_guarded(lambda: _choices(engines, "engines", ENGINES))
         hw = run_guarded(
-            lambda: resolve_hardware(hardware or None, matrix.device, threads_per_rank, err.print)
+            lambda: resolve_hardware(
+                hardware or None,
+                matrix.device,
+                threads_per_rank,
+                err.print,
+                matrix.model.attention_shape(),
+            )
         )
         n_runs = len(matrix.specs()) * matrix.rounds
         done: list[Record] = []

@@ -52,6 +52,12 @@ class GPTConfig:
     def ffn_size(self) -> int:
         return self.intermediate_size or 4 * self.hidden_size
 
+    def attention_shape(self) -> str:
+        """Its SDPA call as `llmcap calibrate --attention-shape` takes it:
+        BATCHxHEADSxSEQxHEAD_DIM."""
+        heads = self.num_attention_heads
+        return f"{self.micro_batch_size}x{heads}x{self.seq_len}x{self.hidden_size // heads}"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -89,3 +95,9 @@ def load_config(spec: str) -> GPTConfig:
         return GPTConfig(**data)
     except TypeError as exc:  # a missing required field
         raise ValueError(f"model: {spec}: {exc}") from None
+
+
+if __name__ == "__main__":  # `python -m validation.gptconfig small`: the model's SDPA shape
+    import sys
+
+    print(load_config(sys.argv[1]).attention_shape())

@@ -114,8 +114,24 @@ def agent_command(spec: RunSpec, rank: int, run_dir: Path, net: Network) -> list
     ]
 
 
+CPU_MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184"
+"""glibc malloc settings for CPU ranks (`GLIBC_TUNABLES`, glibc manual "Memory Allocation
+Tunables"): blocks up to 32 MiB come from the heap and freed memory is kept (trim above
+16 GiB), as torch's CUDA caching allocator keeps GPU memory. By default glibc returns large
+freed blocks to the kernel, and every re-allocation page-faults: 1-rank FSDP fp32 of `small`
+took 8-16 k minor page faults per step (about 200 with these settings), and its step was
+9-77 ms longer in each of five paired runs on the 2-core Xeon of 2026-11-29 (medians 280 vs
+241 ms).
+The cost model prices a caching allocator, and `benchmarks/validate_cpu.sh` calibrates under
+the same settings."""
+
+
 def agent_env(spec: RunSpec, net: Network) -> dict[str, str]:
+    """The environment of a rank's torchrun agent (and so of the rank): its threads, the
+    interface its collectives use and, on CPU, a caching malloc unless one is set."""
     env = dict(os.environ)
+    if spec.device == "cpu":
+        env.setdefault("GLIBC_TUNABLES", CPU_MALLOC_TUNABLES)
     threads = str(spec.threads_per_rank)
     env.update(
         OMP_NUM_THREADS=threads,

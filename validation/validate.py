@@ -35,11 +35,16 @@ NO_HARDWARE = "none"
 
 
 def resolve_hardware(
-    spec: str | None, device: str, threads_per_rank: int, log: Callable[[str], None]
+    spec: str | None,
+    device: str,
+    threads_per_rank: int,
+    log: Callable[[str], None],
+    attention_shape: str = "",
 ) -> HardwareProfile | None:
     """The profile to predict with: `spec` (preset, file, profile dir or saved name), else the
-    saved calibration of this machine, else a quick ``llmcap calibrate`` run now; None for
-    "none". A bad `spec` raises ValueError (a user error)."""
+    saved calibration of this machine, else a quick ``llmcap calibrate`` run now (timing the
+    model's `attention_shape` too); None for "none". A bad `spec` raises ValueError (a user
+    error)."""
     from hwprofiles.calibration.store import default_name, find_saved
     from hwprofiles.catalogue import load_profile
 
@@ -60,6 +65,7 @@ def resolve_hardware(
             device,
             "--threads-per-rank",
             str(threads_per_rank),
+            *(["--attention-shape", attention_shape] if attention_shape else []),
         ]
         proc = subprocess.run(cmd, stdout=sys.stderr, check=False)
         if proc.returncode or find_saved(name) is None:

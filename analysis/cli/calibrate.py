@@ -116,9 +116,16 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(120.0, help="Seconds before a collective group is stopped."),
         level: str = typer.Option("", hidden=True, help="tiny|quick|full (overrides --quick)."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary JSON on stdout."),
+        attention_shape: str = typer.Option(
+            "",
+            help="A workload's SDPA shapes, BATCHxHEADSxSEQxHEAD_DIM, comma-separated "
+            "(e.g. 4x4x128x64): timed per pass (forward, backward) so that predictions "
+            "for that workload price its attention as measured.",
+        ),
     ) -> None:
         """Measure this machine with torch micro-benchmarks and write a hardware profile."""
         from hwprofiles.calibration.collectives import CollectiveError
+        from hwprofiles.calibration.plan import AttentionShape
         from hwprofiles.calibration.run import CalibrationConfig
         from hwprofiles.calibration.run import calibrate as run_calibration
         from hwprofiles.calibration.store import default_name, default_profile_root, safe_name
@@ -133,6 +140,9 @@ def register(app: typer.Typer) -> None:
                 threads_per_rank=threads_per_rank,
                 timeout_s=timeout,
                 name=safe_name(name) if name else "",
+                attention_shapes=tuple(
+                    AttentionShape.parse(t) for t in attention_shape.split(",") if t.strip()
+                ),
             )
             cfg.validate()
             target = out or default_profile_root() / (cfg.name or default_name(device))

@@ -93,3 +93,72 @@ def run_attention(
             tick(f"attention {dtype} s={shape.seq} causal={causal}")
         rows.append(bench_attention(shape, False, dtype, device, plan.repeats, train=True))
     return rows
+
+
+PASS_COLUMNS = (
+    "dtype", "batch", "heads", "seq", "head_dim", "causal", "fwd_s", "bwd_s", "fwd_noisy",
+    "bwd_noisy",
+)  # fmt: skip
+"""Columns of `compute/attention_passes.csv`: a workload's own SDPA shapes, per pass."""
+
+
+def bench_attention_passes(
+    shape: AttentionShape, dtype: str, device: str, repeats: Repeats, causal: bool = True
+) -> dict[str, object]:
+    """Forward and backward seconds of one SDPA call at a workload's own shape.
+
+    A FLOPs-indexed curve cannot price these: on the 2-core Xeon (AMX) of 2026-11-29, bf16
+    SDPA backward took 0.45-0.65 ms per (batch x head) slice at seq 128 whatever the slice
+    count, so (4, 4, 128, 64) ran 7.0 ms against 2.7 ms for (1, 4, 256, 64) of the same
+    FLOPs, and its bf16 backward was 2.8x slower than fp32's (7.0 vs 2.5 ms) while its
+    forward was 1.8x faster. The inputs are q, k and v views of one fused projection, as a
+    transformer layer makes them; backward = (forward + backward) - forward (medians).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    b, h, s, d = shape.batch, shape.heads, shape.seq, shape.head_dim
+    qkv = randn((b, s, 3 * h * d), dtype, device, seed=0).requires_grad_(True)
+    grad = randn((b, h, s, d), dtype, device, seed=3)
+
+    def forward() -> torch.Tensor:
+        q, k, v = (t.view(b, s, h, d).transpose(1, 2) for t in qkv.split(h * d, dim=2))
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    def train() -> None:
+        forward().backward(grad)
+        qkv.grad = None
+
+    sync = synchronizer(device)
+    with matmul_mode(dtype):
+        fwd = time_op(forward, repeats, sync)
+        both = time_op(train, repeats, sync)
+    bwd_s = max(both.median_s - fwd.median_s, 0.0)
+    return {
+        "dtype": dtype,
+        "batch": b,
+        "heads": h,
+        "seq": s,
+        "head_dim": d,
+        "causal": causal,
+        "fwd_s": fwd.median_s,
+        "bwd_s": bwd_s,
+        "fwd_noisy": fwd.noisy,
+        "bwd_noisy": both.noisy,
+    }
+
+
+def run_attention_passes(
+    shapes: tuple[AttentionShape, ...],
+    dtype: str,
+    device: str,
+    repeats: Repeats,
+    tick: Callable[[str], None],
+) -> list[dict[str, object]]:
+    """Per-pass rows for the workload shapes a calibration was asked for (causal, as decoder
+    training runs them)."""
+    rows = []
+    for shape in shapes:
+        rows.append(bench_attention_passes(shape, dtype, device, repeats))
+        tick(f"attention {dtype} workload {shape.label()}")
+    return rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hwprofiles.calibration.device import ELEMENT_BYTES, randn, synchronizer
+from hwprofiles.calibration.device import ELEMENT_BYTES, randn, synchronizer, torch_dtype
 from hwprofiles.calibration.plan import Plan
 from hwprofiles.calibration.timing import Repeats, time_op
 
@@ -18,8 +18,11 @@ ELEMENTWISE_COLUMNS = (
     "op", "dtype", "tokens", "hidden", "bytes", "median_s", "min_s", "max_s", "count",
     "noisy", "bytes_per_s",
 )  # fmt: skip
-OPS = ("add", "gelu", "layernorm", "softmax", "cross_entropy")
+OPS = ("add", "gelu", "layernorm", "softmax", "cross_entropy", "cast")
 _TENSORS_MOVED = {"add": 3, "gelu": 2, "layernorm": 2, "softmax": 2, "cross_entropy": 1}
+CAST_TO = {"fp32": "bf16", "bf16": "fp32", "fp16": "fp32"}
+"""A cast converts to the other training dtype, as torch.autocast does around each GEMM and
+the loss: bytes moved = elements x (source + target element size)."""
 
 
 def bench_elementwise(
@@ -39,12 +42,16 @@ def bench_elementwise(
         "layernorm": lambda: F.layer_norm(x, (hidden,)),
         "softmax": lambda: torch.softmax(x, dim=-1),
         "cross_entropy": lambda: F.cross_entropy(x, target),
+        "cast": lambda: x.to(torch_dtype(CAST_TO.get(dtype, "fp32"))),
     }
     if op not in fns:
         raise ValueError(f"elementwise op: {op!r} is not one of {', '.join(OPS)}")
     with torch.inference_mode():
         timing = time_op(fns[op], repeats, synchronizer(device))
-    moved = _TENSORS_MOVED[op] * tokens * hidden * ELEMENT_BYTES[dtype]
+    if op == "cast":
+        moved = tokens * hidden * (ELEMENT_BYTES[dtype] + ELEMENT_BYTES[CAST_TO.get(dtype, "fp32")])
+    else:
+        moved = _TENSORS_MOVED[op] * tokens * hidden * ELEMENT_BYTES[dtype]
     return {
         "op": op,
         "dtype": dtype,

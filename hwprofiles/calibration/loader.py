@@ -23,6 +23,7 @@ from typing import Any
 from hwprofiles.calibration.store import FORMAT, PROFILE_FILE
 from hwprofiles.profile import (
     Accelerator,
+    AttentionTiming,
     CollectiveFit,
     EfficiencyCurve,
     Fabric,
@@ -79,6 +80,28 @@ FRAMEWORK_FIELDS = (
 """Host times per optimizer tensor and per FSDP2 unit (`framework` table, CPU profiles)."""
 
 
+CAST_SOURCE = "calibrated: median over dtypes of an fp32 <-> 16-bit cast's rate at the largest \
+elementwise shape (compute/elementwise.csv)"
+TIMINGS_SOURCE = (
+    "calibrated: SDPA forward and backward timed at the workload's shapes "
+    "(compute/attention_passes.csv)"
+)
+
+
+def _attention_timings(rows: list[dict[str, Any]]) -> tuple[AttentionTiming, ...]:
+    keys = ("batch", "heads", "seq", "head_dim")
+    return tuple(
+        AttentionTiming(
+            str(r["dtype"]),
+            *(int(r[k]) for k in keys),
+            bool(r["causal"]),
+            float(r["fwd_s"]),
+            float(r["bwd_s"]),
+        )
+        for r in rows
+    )
+
+
 def load_calibrated_profile(path: str | Path) -> HardwareProfile:
     """A `HardwareProfile` from a calibration directory written by `llmcap calibrate`."""
     path = Path(path)
@@ -107,9 +130,9 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
     bw = float(mem["bandwidth_bytes_per_s"])
     # memory-bound kernels (norms, activations, softmax, loss) run at the measured elementwise
     # rate, not at STREAM copy speed: their efficiency is the median rate over bandwidth
-    ew = [
-        float(v) for per in comp.get("elementwise_bytes_per_s", {}).values() for v in per.values()
-    ]
+    per_op = comp.get("elementwise_bytes_per_s", {})
+    ew = [float(v) for per in per_op.values() for k, v in per.items() if k != "cast"]
+    casts = [float(per["cast"]) for per in per_op.values() if "cast" in per]
     mem_eff = min(1.0, statistics.median(ew) / bw) if ew else 1.0
     acc = Accelerator(
         name=what,
@@ -123,10 +146,12 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
         memory_efficiency=mem_eff,
         copy_bytes_per_s=_opt_float(mem.get("buffer_copy_bytes_per_s")),
         fresh_copy_bytes_per_s=_opt_float(mem.get("fresh_copy_bytes_per_s")),
+        cast_bytes_per_s=statistics.median(casts) if casts else None,
         optimizer_tensor_s=_opt_float(fw.get("optimizer_tensor_s")),
         dtensor_optimizer_tensor_s=_opt_float(fw.get("dtensor_optimizer_tensor_s")),
         fsdp_unit_s=_opt_float(fw.get("fsdp_unit_s")),
         fsdp_tensor_s=_opt_float(fw.get("fsdp_tensor_s")),
+        attention_timings=_attention_timings(comp.get("attention_shapes", [])),
         matmul_efficiency_by_dtype=curves,
         attention_efficiency_by_dtype={
             d: _curve(a["efficiency"], f"{path}: attention_by_dtype.{d}")
@@ -148,6 +173,8 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
                 else {}
             ),
             **{k: str(fw["source"]) for k in FRAMEWORK_FIELDS if k in fw},
+            **({"cast_bytes_per_s": CAST_SOURCE} if casts else {}),
+            **({"attention_timings": TIMINGS_SOURCE} if comp.get("attention_shapes") else {}),
             "tdp_w": psrc,
             "idle_w": psrc,
         },
@@ -176,6 +203,8 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
     )
     measured = ["peak_flops", "matmul_efficiency", "memory_bandwidth_bytes_per_s"]
     measured += ["attention_efficiency"] if att else []
+    measured += ["attention_timings"] if comp.get("attention_shapes") else []
+    measured += ["cast_bytes_per_s"] if casts else []
     measured += ["memory_efficiency"] if ew else []
     measured += ["copy_bytes_per_s", "fresh_copy_bytes_per_s"] if "copy_source" in mem else []
     measured += ["collectives"] if fits else []

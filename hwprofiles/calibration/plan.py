@@ -25,6 +25,28 @@ class AttentionShape:
     seq: int
     head_dim: int
 
+    def __post_init__(self) -> None:
+        dims = (self.batch, self.heads, self.seq, self.head_dim)
+        if any(not isinstance(v, int) or v < 1 for v in dims):
+            raise ValueError(
+                f"attention shape: {'x'.join(map(str, dims))} must be four integers >= 1 "
+                "(batch x heads x seq x head_dim)"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> AttentionShape:
+        """ "BATCHxHEADSxSEQxHEAD_DIM", e.g. "4x4x128x64"."""
+        parts = text.strip().lower().split("x")
+        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+            raise ValueError(
+                f"attention shape: {text!r} must be BATCHxHEADSxSEQxHEAD_DIM, e.g. 4x4x128x64"
+            )
+        b, h, s, d = (int(p) for p in parts)
+        return cls(b, h, s, d)
+
+    def label(self) -> str:
+        return f"{self.batch}x{self.heads}x{self.seq}x{self.head_dim}"
+
 
 @dataclass(frozen=True)
 class Plan:

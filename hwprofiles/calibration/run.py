@@ -24,7 +24,7 @@ from hwprofiles.calibration.machine import (
     machine_info,
     ranks_per_node,
 )
-from hwprofiles.calibration.plan import LEVELS, Plan, make_plan
+from hwprofiles.calibration.plan import LEVELS, AttentionShape, Plan, make_plan
 from hwprofiles.calibration.power import (
     idle_window,
     measured_power,
@@ -74,6 +74,8 @@ class CalibrationConfig:
     """"auto" probes RAPL/NVML; tests pass a fake meter or None."""
     plan: Plan | None = field(default=None, compare=False)
     """Override the level's plan (tests)."""
+    attention_shapes: tuple[AttentionShape, ...] = ()
+    """A workload's own SDPA shapes, timed per pass (`attention.bench_attention_passes`)."""
 
     def resolved_dtypes(self) -> tuple[str, ...]:
         return self.dtypes or DEFAULT_DTYPES.get(self.device, ("fp32",))
@@ -101,7 +103,7 @@ class CalibrationConfig:
 
 
 def _steps(plan: Plan, dtypes: tuple[str, ...], cfg: CalibrationConfig) -> int:
-    per_dtype = len(gemm_shapes(plan)) + 2 * len(plan.attention)
+    per_dtype = len(gemm_shapes(plan)) + 2 * len(plan.attention) + len(cfg.attention_shapes)
     ew = len(plan.elementwise) * len(elementwise.OPS)
     ew_dtypes = len([d for d in dtypes if d != "tf32"])
     return (
@@ -127,7 +129,9 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
         meter, why = probe_energy_meter(cfg.device)
     else:
         meter, why = cfg.meter, "" if cfg.meter is not None else "no energy meter given"  # type: ignore[assignment]
-    tables: dict[str, list[dict[str, Any]]] = {k: [] for k in ("gemm", "attention", "elementwise")}
+    tables: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in ("gemm", "attention", "attention_passes", "elementwise")
+    }
     power_rows: list[dict[str, object]] = []
     with torch_threads(cfg.threads_per_rank):
         if meter is not None:
@@ -138,6 +142,9 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
             if meter is not None:
                 power_rows.append(window_row(f"gemm-{dtype}", w))
             tables["attention"] += attention.run_attention(plan, dtype, cfg.device, tick)
+            tables["attention_passes"] += attention.run_attention_passes(
+                cfg.attention_shapes, dtype, cfg.device, plan.repeats, tick
+            )
             if dtype != "tf32":  # tf32 only changes matmuls; elementwise is fp32
                 tables["elementwise"] += elementwise.run_elementwise(plan, dtype, cfg.device, tick)
         tables["memory"] = memory.run_memory(plan, cfg.device, tick)

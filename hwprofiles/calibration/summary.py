@@ -33,6 +33,7 @@ no collective at world size >= 2 was measured (the bandwidth is the measured cop
 FILES = {
     "gemm": "compute/gemm.csv",
     "attention": "compute/attention.csv",
+    "attention_passes": "compute/attention_passes.csv",
     "elementwise": "compute/elementwise.csv",
     "memory": "compute/memory.csv",
     "collectives": "network/collectives.csv",
@@ -114,6 +115,13 @@ def _compute(m: Measurements) -> dict[str, Any]:
     if adt is not None:
         out["attention"] = {"dtype": adt, **by_dtype[adt]}
         out["attention_by_dtype"] = by_dtype
+    passes = m.tables.get("attention_passes", [])
+    if passes:
+        out["attention_shapes"] = [
+            {k: r[k] for k in ("dtype", "batch", "heads", "seq", "head_dim", "causal")}
+            | {"fwd_s": float(r["fwd_s"]), "bwd_s": float(r["bwd_s"])}
+            for r in passes
+        ]
     ew = pd.DataFrame(m.tables["elementwise"])
     if not ew.empty:
         largest = ew[ew["bytes"] == ew.groupby(["op", "dtype"])["bytes"].transform("max")]

@@ -5,6 +5,7 @@ Layout (split by what the numbers depend on, as Vidur does)::
     DIR/profile.toml              summary: machine, peaks, curves, fits, power, noise
     DIR/compute/gemm.csv          one row per measured configuration
     DIR/compute/attention.csv
+    DIR/compute/attention_passes.csv   only for workload shapes asked for
     DIR/compute/elementwise.csv
     DIR/compute/memory.csv
     DIR/network/collectives.csv
@@ -26,7 +27,7 @@ from typing import Any
 import pandas as pd
 import tomli_w
 
-from hwprofiles.calibration.attention import ATTENTION_COLUMNS
+from hwprofiles.calibration.attention import ATTENTION_COLUMNS, PASS_COLUMNS
 from hwprofiles.calibration.collectives import COLLECTIVE_COLUMNS
 from hwprofiles.calibration.contention import CONTENTION_COLUMNS
 from hwprofiles.calibration.elementwise import ELEMENTWISE_COLUMNS
@@ -40,6 +41,7 @@ from hwprofiles.calibration.summary import FILES
 COLUMNS = {
     "gemm": GEMM_COLUMNS,
     "attention": ATTENTION_COLUMNS,
+    "attention_passes": PASS_COLUMNS,
     "elementwise": ELEMENTWISE_COLUMNS,
     "memory": MEMORY_COLUMNS,
     "collectives": COLLECTIVE_COLUMNS,

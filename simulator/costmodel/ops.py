@@ -12,7 +12,8 @@ Conventions (stated because sources differ):
   about half of that; `exec_fwd_flops` carries what the hardware runs, and flash attention's
   backward executes 2.5x its forward (Dao 2023, FlashAttention-2, Sec. 4 FLOP accounting).
 - Memory-bound operations (norms, residual adds, activation functions, softmax of unfused
-  attention, dropout) are costed in bytes read + written, at the compute dtype's element size.
+  attention, dropout) are costed in bytes read + written, at the compute dtype's element size;
+  dtype conversions (kind "cast") likewise, at the profile's cast rate where it has one.
 - GEMMs also carry the bytes they must read and write (both operands and the result), so the
   timing applies a roofline: a GEMM with low arithmetic intensity (the per-head score and
   context GEMMs of unfused attention, whose inner dimension is only head_dim) is memory-bound.
@@ -28,7 +29,7 @@ import numpy as np
 from simulator.model import ModelSpec
 
 Num = float | np.ndarray
-Kind = Literal["matmul", "attention", "memory"]
+Kind = Literal["matmul", "attention", "memory", "cast"]
 Attention = Literal["flash", "naive"]
 
 
@@ -50,6 +51,10 @@ class Op:
     bwd_bytes: Num = 0.0
     recompute_selective: bool = False
     """Re-run in the backward pass under selective recompute (Korthikanti et al. 2022)."""
+    sdpa_shape: tuple[Num, Num, Num, Num] | None = None
+    """(batch, heads, seq, head_dim) of a fused attention call on this device, where the
+    sequence is whole (no context parallelism): a profile that timed that shape prices it
+    as measured (`Accelerator.attention_timings`)."""
 
     @property
     def bwd_flops(self) -> Num:
@@ -112,8 +117,13 @@ def layer_ops(
     core = 4 * b * s * s * h / (tp * cp)
     if attention == "flash":
         # causal flash attention skips masked blocks: ~half the work is executed
+        shape = (
+            None
+            if np.any(np.asarray(cp) != 1)
+            else (b, model.num_attention_heads / tp, s, model.head_dim)
+        )
         ops.append(Op("attention/core", "attention", core, 0.5 * core, 1.25 * core,
-                      recompute_selective=True))  # fmt: skip
+                      recompute_selective=True, sdpa_shape=shape))  # fmt: skip
     else:
         # two batched GEMMs per head with inner dimension head_dim: read Q, K (and P, V),
         # write the s x s scores (and the context)

@@ -43,6 +43,14 @@ def memory_time(acc: Accelerator, nbytes: Num) -> Num:
     )
 
 
+def cast_time(acc: Accelerator, nbytes: Num) -> Num:
+    """Seconds for dtype conversions moving `nbytes` (source read + target written); the
+    profile's memory-bound rate where it has no measured cast rate."""
+    if acc.cast_bytes_per_s is None:
+        return memory_time(acc, nbytes)
+    return np.asarray(nbytes, dtype=float) / acc.cast_bytes_per_s
+
+
 def copy_time(acc: Accelerator, nbytes: Num, fresh: bool = False) -> Num:
     """Seconds to copy buffers moving `nbytes` (read + write): into existing buffers, or into
     newly allocated ones (`fresh`); the profile's memory-bound rate where it has no copy rate."""
@@ -54,16 +62,46 @@ def copy_time(acc: Accelerator, nbytes: Num, fresh: bool = False) -> Num:
     return np.asarray(nbytes, dtype=float) / rate
 
 
+def _measured_attention(acc: Accelerator, op: Op, dtype: str) -> tuple[Num, Num] | None:
+    """(forward, backward) seconds of causal SDPA calls whose exact shape the profile timed
+    (`Accelerator.attention_timings`), NaN where a shape (of an array of layouts) was not;
+    None when none was."""
+    if not acc.attention_timings or op.sdpa_shape is None:
+        return None
+    dims = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in op.sdpa_shape))
+    fwd, bwd = np.full(dims[0].shape, np.nan), np.full(dims[0].shape, np.nan)
+    for idx in np.ndindex(dims[0].shape):
+        vals = [float(d[idx]) for d in dims]
+        if any(v != round(v) for v in vals):
+            continue
+        b, h, s, d = (round(v) for v in vals)
+        t = acc.measured_attention(dtype, b, h, s, d, causal=True)
+        if t is not None:
+            fwd[idx], bwd[idx] = t.fwd_s, t.bwd_s
+    if np.isnan(fwd).all():
+        return None
+    return fwd, bwd
+
+
+def _scalar(x: np.ndarray) -> Num:
+    return float(x) if np.ndim(x) == 0 else x
+
+
 def op_times(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
     """(forward, backward) seconds of `op` on `acc` at `precision`."""
     if op.kind == "memory":
         return memory_time(acc, op.fwd_bytes), memory_time(acc, op.bwd_bytes)
+    if op.kind == "cast":
+        return cast_time(acc, op.fwd_bytes), cast_time(acc, op.bwd_bytes)
     if op.kind == "attention":
         dt = attention_dtype(precision)
-        return (
-            compute_time(acc, op.exec_fwd_flops, dt, "attention"),
-            compute_time(acc, op.exec_bwd_flops, dt, "attention"),
-        )
+        fwd = compute_time(acc, op.exec_fwd_flops, dt, "attention")
+        bwd = compute_time(acc, op.exec_bwd_flops, dt, "attention")
+        measured = _measured_attention(acc, op, dt)
+        if measured is not None:
+            fwd = _scalar(np.where(np.isnan(measured[0]), fwd, measured[0]))
+            bwd = _scalar(np.where(np.isnan(measured[1]), bwd, measured[1]))
+        return fwd, bwd
     dt = gemm_dtype(precision)
     # the backward of a GEMM is two GEMMs (dX, dW) of the forward's size each; each GEMM
     # is bounded below by its operand traffic (roofline)

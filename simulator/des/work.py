@@ -20,8 +20,8 @@ from typing import Any
 
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.memory import params_per_device
-from simulator.costmodel.ops import embedding_ops, head_ops
-from simulator.costmodel.stack import stack_layer_ops
+from simulator.costmodel.ops import embedding_ops
+from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
 from simulator.costmodel.timing import ACT_BYTES, op_times
 from simulator.des.collectives import Collective, for_group
 from simulator.des.topology import Cluster
@@ -133,7 +133,7 @@ class WorkBuilder:
         self.head = [
             sum(
                 float(op_times(acc, o, p.precision)[i])
-                for o in head_ops(m, p.micro_batch_size, s, p.tp, p.cp, self.e)
+                for o in stack_head_ops(m, p.micro_batch_size, s, p.tp, p.cp, p.precision, opts)
             )
             for i in (0, 1)
         ]
