@@ -264,6 +264,9 @@ def test_markdown_report_shows_the_figures(profile_dir: Path, summary: dict[str,
     assert "`llmcap calibrate --level tiny`" in text
     assert "| all_reduce | 2 | gloo |" in text
     assert "Power per device: measured" in text  # the fake meter
+    # the workload's attention, per pass in ms, one row per dtype
+    bf16_att = next(t for t in summary["compute"]["attention_shapes"] if t["dtype"] == "bf16")
+    assert f"| 2x2x32x16 | bf16 | {bf16_att['fwd_s'] * 1e3:.3g} |" in text
 
 
 def test_loader_rejects_what_is_not_a_profile(tmp_path: Path) -> None:

@@ -53,7 +53,18 @@ def _curves(s: dict[str, Any]) -> str:
         rows.append([f"SDPA {att['dtype']}", f"{c['max_fraction']:.2f}", f"{c['half_size']:.3g}",
                      f"{c['exponent']:.2f}", f"{c['rel_rms']:.2f}"])  # fmt: skip
     head = ["curve", "f_max (of peak)", "half size (FLOP)", "exponent p", "fit rel. RMS"]
-    return "Efficiency fits f(s) = f_max / (1 + (s_half / s)^p):\n\n" + _table(head, rows)
+    out = "Efficiency fits f(s) = f_max / (1 + (s_half / s)^p):\n\n" + _table(head, rows)
+    shapes = s["compute"].get("attention_shapes", [])
+    if shapes:
+        rows = [
+            [f"{t['batch']}x{t['heads']}x{t['seq']}x{t['head_dim']}", t["dtype"],
+             f"{t['fwd_s'] * 1e3:.3g}", f"{t['bwd_s'] * 1e3:.3g}",
+             f"{t['bwd_s'] / t['fwd_s']:.2g}" if t["fwd_s"] > 0 else "–"]
+            for t in shapes
+        ]  # fmt: skip
+        out += "\n\nCausal attention at the workload's shapes (priced as measured), ms/call:\n\n"
+        out += _table(["batch x heads x seq x head_dim", "dtype", "fwd", "bwd", "bwd / fwd"], rows)
+    return out
 
 
 def _memory(path: Path, s: dict[str, Any]) -> str:
