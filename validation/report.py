@@ -38,6 +38,9 @@ METHODS = [
     "data-parallel replicas and k = 1 sub-model.",
     "bf16 runs use torch.autocast; DDP all-reduces fp32 gradients, FSDP gathers bf16 "
     "parameters and reduce-scatters fp32 gradients.",
+    "CPU ranks run with glibc malloc keeping freed memory (GLIBC_TUNABLES mmap_threshold = "
+    "32 MiB, trim_threshold = 16 GiB; validation.launcher.CPU_MALLOC_TUNABLES), as a GPU's "
+    "caching allocator keeps its memory; unless the environment sets GLIBC_TUNABLES itself.",
     "Memory on CPU is a rank's peak resident set size, which includes the Python/torch "
     "runtime (about 0.3 GB); on GPU it is torch's peak allocated memory.",
     "CPU outside ranks: cores kept busy during the timed steps by anything but the ranks "
