@@ -292,22 +292,23 @@ class HardwareProfile:
         if devices_busy <= 1 or (not self.host_contention and self.host_memory_contention is None):
             return self
         default = self.host_contention.get(dtype, 1.0)
+
+        def factor(d: str) -> float:
+            return self.host_contention.get(d, default)
+
         fm = self.host_memory_contention
         fm = default if fm is None else fm
         acc = self.accelerator
         slowed = replace(
             acc,
-            peak_flops={
-                k: v * self.host_contention.get(k, default) for k, v in acc.peak_flops.items()
-            },
+            peak_flops={k: v * factor(k) for k, v in acc.peak_flops.items()},
             memory_bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * fm,
             copy_bytes_per_s=acc.copy_bytes_per_s and acc.copy_bytes_per_s * fm,
             fresh_copy_bytes_per_s=acc.fresh_copy_bytes_per_s and acc.fresh_copy_bytes_per_s * fm,
             cast_bytes_per_s=acc.cast_bytes_per_s and acc.cast_bytes_per_s * fm,
             attention_timings=tuple(
-                replace(t, fwd_s=t.fwd_s / f, bwd_s=t.bwd_s / f)
+                replace(t, fwd_s=t.fwd_s / factor(t.dtype), bwd_s=t.bwd_s / factor(t.dtype))
                 for t in acc.attention_timings
-                for f in [self.host_contention.get(t.dtype, default)]
             ),
         )
         return replace(self, accelerator=slowed)
