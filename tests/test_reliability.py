@@ -26,8 +26,12 @@ def test_llama3_rates_give_back_419_interruptions_in_54_days():
 @pytest.mark.parametrize("async_ckpt", [False, True])
 def test_closed_form_and_simpy_agree_on_the_mean_within_3_percent(async_ckpt):
     plan = RunPlan(
-        work_s=30 * DAY, rate_per_s=1 / 20000, block_s=60.0, write_s=300.0 if async_ckpt else 60.0,
-        restart_s=900.0, async_checkpoint=async_ckpt,
+        work_s=30 * DAY,
+        rate_per_s=1 / 20000,
+        block_s=60.0,
+        write_s=300.0 if async_ckpt else 60.0,
+        restart_s=900.0,
+        async_checkpoint=async_ckpt,
     )
     tau = optimal_tau(plan)
     closed = expected(plan, tau)
@@ -48,9 +52,16 @@ def test_optimal_interval_beats_its_neighbours_and_is_near_young():
 
 def _run(gpus: int, days: float, **kw):
     return whole_run(
-        work_s=days * DAY, step_time_s=5.0, n_params=405e9 if gpus > 1000 else 7e9,
-        precision="bf16", zero_stage=1, dp=gpus // 8, num_gpus=gpus, gpus_per_node=8,
-        nics_per_node=8, options=ReliabilityOptions(**kw),
+        work_s=days * DAY,
+        step_time_s=5.0,
+        n_params=405e9 if gpus > 1000 else 7e9,
+        precision="bf16",
+        zero_stage=1,
+        dp=gpus // 8,
+        num_gpus=gpus,
+        gpus_per_node=8,
+        nics_per_node=8,
+        options=ReliabilityOptions(**kw),
     )
 
 
@@ -76,9 +87,17 @@ def test_mtbf_scale_and_async_checkpoint_improve_goodput():
 
 def test_weibull_sampling_runs_and_is_labelled():
     r = whole_run(
-        work_s=5 * DAY, step_time_s=1.0, n_params=7e9, precision="bf16", zero_stage=1, dp=128,
-        num_gpus=1024, gpus_per_node=8, nics_per_node=8,
-        options=ReliabilityOptions(weibull_shape=0.7, seeds=8, mtbf_scale=0.2), sample=True,
+        work_s=5 * DAY,
+        step_time_s=1.0,
+        n_params=7e9,
+        precision="bf16",
+        zero_stage=1,
+        dp=128,
+        num_gpus=1024,
+        gpus_per_node=8,
+        nics_per_node=8,
+        options=ReliabilityOptions(weibull_shape=0.7, seeds=8, mtbf_scale=0.2),
+        sample=True,
     )
     assert "weibull" in r["failure_model"]
     assert r["time_to_train_p10_s"] <= r["time_to_train_p90_s"]
@@ -100,7 +119,7 @@ def test_bad_options_name_the_field(kw, field):
 
 
 def test_interval_shorter_than_a_write_is_refused():
-    with pytest.raises(ValueError, match="^checkpoint_interval_s: 1 must be longer than one"):
+    with pytest.raises(ValueError, match=r"^checkpoint_interval_s: 1\.0 must be longer than one"):
         _run(16384, 30, checkpoint_interval_s=1.0, storage_bandwidth_bps=1e9)
 
 
@@ -111,8 +130,8 @@ def test_failure_rate_file(tmp_path):
     assert r.per_unit_s["gpu"] == pytest.approx(1e-5 / 3600) and r.source == "x"
     bad = tmp_path / "b.toml"
     bad.write_text("[rates_per_unit_hour]\ngpu = 1e-5\ncoolant = 3e-6\n")
-    with pytest.raises(ValueError, match="^failure_rates.coolant: unknown component"):
+    with pytest.raises(ValueError, match=r"^failure_rates\.coolant: .* is not a component"):
         read_failure_rates(bad)
     bad.write_text("[rates_per_unit_hour]\ngpu = -1.0\n")
-    with pytest.raises(ValueError, match="^failure_rates.gpu: "):
+    with pytest.raises(ValueError, match=r"^failure_rates\.gpu: "):
         read_failure_rates(bad)

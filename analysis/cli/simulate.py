@@ -43,6 +43,11 @@ def register(app: typer.Typer) -> None:
         speed_sigma: ro.SpeedSigma = 0.0,
         contention: ro.Contention = True,
         trace: Annotated[Path | None, typer.Option(help="DES: write a Perfetto trace")] = None,
+        checkpoint_interval: ro.CheckpointInterval = None,
+        mtbf_scale: ro.MtbfScale = None,
+        failure_rates: ro.FailureRates = None,
+        storage_bandwidth: ro.StorageBandwidth = None,
+        async_checkpoint: ro.AsyncCheckpoint = None,
         json_out: ro.JsonOut = False,
     ) -> None:
         """Predict step time, throughput, MFU, communication, memory and energy."""
@@ -70,6 +75,11 @@ def register(app: typer.Typer) -> None:
                 precision=precision,
                 recompute=recompute,
                 tokens=tokens,
+                checkpoint_interval=checkpoint_interval,
+                mtbf_scale=mtbf_scale,
+                failure_rates=failure_rates,
+                storage_bandwidth=storage_bandwidth,
+                async_checkpoint=async_checkpoint,
             )
             run = build_run(merge(file_spec, over))
             kw = ro.des_options(engine, seed, jitter, speed_sigma, contention)
@@ -77,7 +87,15 @@ def register(app: typer.Typer) -> None:
                 kw["trace"] = str(trace) if trace else None
             elif trace is not None:
                 raise UserError("trace: --trace needs --engine des")
-            return predict(run.workload, run.hardware, engine, run.options, run.tokens, **kw)
+            return predict(
+                run.workload,
+                run.hardware,
+                engine,
+                run.options,
+                run.tokens,
+                reliability=run.reliability,
+                **kw,
+            )
 
         result = run_guarded(go)
         if json_out:

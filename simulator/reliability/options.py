@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hwprofiles.errors import UserError
+
 FILESYSTEM_BPS = 2e12
 """Shared-filesystem cap (B/s): Meta's Tectonic for Llama 3, '2 TB/s sustained, 7 TB/s peak'
 (Dubey et al. 2024, 'The Llama 3 Herd of Models', sec. 3.3.1); the sustained figure is used."""
@@ -29,9 +31,9 @@ def _positive(name: str, value: float | None, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name}: {value!r} must be a finite number > 0")
+        raise UserError(name, value, "must be a finite number > 0")
     if value <= 0:
-        raise ValueError(f"{name}: {value!r} must be > 0")
+        raise UserError(name, value, "must be > 0")
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,8 @@ class ReliabilityOptions:
         if not (isinstance(self.restart_s, int | float) and math.isfinite(self.restart_s)) or (
             self.restart_s < 0
         ):
-            raise ValueError(f"restart_s: {self.restart_s!r} must be a finite number >= 0")
+            raise UserError("restart_s", self.restart_s, "must be a finite number >= 0")
         if not (math.isfinite(self.warmup_steps) and self.warmup_steps >= 0):
-            raise ValueError(f"warmup_steps: {self.warmup_steps!r} must be a finite number >= 0")
+            raise UserError("warmup_steps", self.warmup_steps, "must be a finite number >= 0")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ValueError(f"seeds: {self.seeds!r} must be an integer >= 1")
+            raise UserError("seeds", self.seeds, "must be an integer >= 1")

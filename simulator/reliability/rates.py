@@ -25,14 +25,11 @@ Rates are in failures per unit per second (SI). A failure-rate file (TOML) repla
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_toml
 
 COMPONENTS = ("gpu", "hbm", "software", "network", "nic", "host")
 PER_NODE = frozenset({"network", "host"})
@@ -44,8 +41,14 @@ _L3_NODES = 2048  # 8 GPUs per Grand Teton server
 _L3_NICS = 16384  # one 400 Gb/s NIC per GPU (sec. 3.3.1)
 _L3_WINDOW_S = 54 * 86400.0  # the 54-day snapshot of Table 5
 _L3_COUNTS = {"gpu": 196, "hbm": 72, "software": 63, "network": 35, "nic": 7, "host": 46}
-_L3_UNITS = {"gpu": _L3_GPUS, "hbm": _L3_GPUS, "software": _L3_GPUS, "network": _L3_NODES,
-             "nic": _L3_NICS, "host": _L3_NODES}
+_L3_UNITS = {
+    "gpu": _L3_GPUS,
+    "hbm": _L3_GPUS,
+    "software": _L3_GPUS,
+    "network": _L3_NODES,
+    "nic": _L3_NICS,
+    "host": _L3_NODES,
+}
 
 LLAMA3_SOURCE = (
     "Dubey et al. 2024, 'The Llama 3 Herd of Models' (arXiv 2407.21783), Table 5: 419 "
@@ -67,8 +70,14 @@ class FailureRates:
 
         `scale` multiplies every MTBF (2.0 = components fail half as often)."""
         nodes = math.ceil(gpus / gpus_per_node)
-        units = {"gpu": gpus, "hbm": gpus, "software": gpus, "network": nodes,
-                 "nic": nodes * nics_per_node, "host": nodes}
+        units = {
+            "gpu": gpus,
+            "hbm": gpus,
+            "software": gpus,
+            "network": nodes,
+            "nic": nodes * nics_per_node,
+            "host": nodes,
+        }
         return {c: self.per_unit_s.get(c, 0.0) * units[c] / scale for c in COMPONENTS}
 
 
@@ -80,26 +89,25 @@ def llama3_rates() -> FailureRates:
 def read_failure_rates(path: str | Path) -> FailureRates:
     """A failure-rate TOML file (format in the module docstring); errors are one line."""
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"failure_rates: {str(p)!r} is not a file")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"failure_rates: {p} is not valid TOML ({exc})") from None
+    data = read_toml(p, "failure_rates")
     table = data.get("rates_per_unit_hour")
     if not isinstance(table, dict) or not table:
-        raise ValueError(f"failure_rates: {p} needs a [rates_per_unit_hour] table")
+        raise UserError("failure_rates", str(p), "needs a [rates_per_unit_hour] table")
     rates: dict[str, float] = {}
     for name, value in table.items():
         if name not in COMPONENTS:
-            raise ValueError(
-                f"failure_rates.{name}: unknown component (known: {', '.join(COMPONENTS)})"
+            raise UserError(
+                f"failure_rates.{name}",
+                value,
+                f"is not a component (known: {', '.join(COMPONENTS)})",
             )
-        if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            math.isfinite(value) and value >= 0
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (math.isfinite(value) and value >= 0)
         ):
-            raise ValueError(f"failure_rates.{name}: {value!r} must be a finite number >= 0")
+            raise UserError(f"failure_rates.{name}", value, "must be a finite number >= 0")
         rates[name] = float(value) / 3600.0
     if not any(rates.values()):
-        raise ValueError("failure_rates: every rate is 0 (nothing can fail; give a rate > 0)")
+        raise UserError("failure_rates", str(p), "has every rate 0 (give at least one > 0)")
     return FailureRates(rates, str(data.get("source", f"user file {p}")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hwprofiles.errors import UserError
 from simulator.reliability.checkpoint import checkpoint_cost
 from simulator.reliability.goodput import RunPlan, expected, optimal_tau, young_tau
 from simulator.reliability.options import ReliabilityOptions
@@ -45,10 +46,11 @@ def whole_run(
     shortest = ck.block_s + (ck.write_s if o.async_checkpoint else 0.0)
     if o.checkpoint_interval_s is not None:
         if o.checkpoint_interval_s <= shortest:
-            raise ValueError(
-                f"checkpoint_interval_s: {o.checkpoint_interval_s:g} must be longer than one "
-                f"checkpoint write ({shortest:.3g} s for {ck.state_bytes / 1e9:,.0f} GB at "
-                f"{ck.write_bps / 1e9:,.1f} GB/s)"
+            raise UserError(
+                "checkpoint_interval_s",
+                o.checkpoint_interval_s,
+                f"must be longer than one checkpoint write ({shortest:.3g} s for "
+                f"{ck.state_bytes / 1e9:,.0f} GB at {ck.write_bps / 1e9:,.1f} GB/s)",
             )
         tau = o.checkpoint_interval_s - ck.block_s
     else:
