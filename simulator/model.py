@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from os import PathLike
 from typing import Any, Literal
 
+from hwprofiles.errors import UserError
+
 POSITION_EMBEDDINGS = ("learned", "rope", "alibi")
 NORMS = ("layernorm", "rmsnorm")
 _POSITIVE_INTS = (
@@ -133,42 +135,42 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name: {self.name!r} must be a non-empty string")
+            raise UserError(f"name: {self.name!r} must be a non-empty string")
         for f in _POSITIVE_INTS:
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{f}: {v!r} must be a positive integer")
+                raise UserError(f"{f}: {v!r} must be a positive integer")
         for f in _FLAGS:
             if not isinstance(getattr(self, f), bool):
-                raise ValueError(f"{f}: {getattr(self, f)!r} must be true or false")
+                raise UserError(f"{f}: {getattr(self, f)!r} must be true or false")
         if self.position_embedding not in POSITION_EMBEDDINGS:
-            raise ValueError(
+            raise UserError(
                 f"position_embedding: {self.position_embedding!r} must be one of "
                 f"{POSITION_EMBEDDINGS}"
             )
         if self.norm not in NORMS:
-            raise ValueError(f"norm: {self.norm!r} must be one of {NORMS}")
+            raise UserError(f"norm: {self.norm!r} must be one of {NORMS}")
         if not isinstance(self.position_offset, int) or self.position_offset < 0:
-            raise ValueError(f"position_offset: {self.position_offset!r} must be an integer >= 0")
+            raise UserError(f"position_offset: {self.position_offset!r} must be an integer >= 0")
         for f in _NON_NEGATIVE_INTS:
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{f}: {v!r} must be an integer >= 0")
+                raise UserError(f"{f}: {v!r} must be an integer >= 0")
         for f in _OPTIONAL_POSITIVE_INTS:
             v = getattr(self, f)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise ValueError(f"{f}: {v!r} must be a positive integer (or absent)")
+                raise UserError(f"{f}: {v!r} must be a positive integer (or absent)")
         if not isinstance(self.moe_layer_freq, int) or self.moe_layer_freq < 1:
-            raise ValueError(f"moe_layer_freq: {self.moe_layer_freq!r} must be an integer >= 1")
+            raise UserError(f"moe_layer_freq: {self.moe_layer_freq!r} must be an integer >= 1")
         self._check_moe()
         if self.head_dim is None and self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise UserError(
                 f"hidden_size: {self.hidden_size} not divisible by "
                 f"num_attention_heads = {self.num_attention_heads}"
             )
         kv = self.num_key_value_heads
         if kv is not None and (not isinstance(kv, int) or kv < 1 or self.num_attention_heads % kv):
-            raise ValueError(
+            raise UserError(
                 f"num_key_value_heads: {kv!r} must be a positive integer dividing "
                 f"num_attention_heads = {self.num_attention_heads}"
             )
@@ -177,15 +179,15 @@ class ModelSpec:
         e, k = self.n_routed_experts, self.num_experts_per_tok
         if e == 0:
             if k or self.n_shared_experts:
-                raise ValueError(
+                raise UserError(
                     f"num_experts_per_tok: {k} (n_shared_experts {self.n_shared_experts}) "
                     "needs n_routed_experts >= 1"
                 )
             return
         if not 1 <= k <= e:
-            raise ValueError(f"num_experts_per_tok: {k} must be in 1..n_routed_experts = {e}")
+            raise UserError(f"num_experts_per_tok: {k} must be in 1..n_routed_experts = {e}")
         if self.first_k_dense_replace > self.num_hidden_layers:
-            raise ValueError(
+            raise UserError(
                 f"first_k_dense_replace: {self.first_k_dense_replace} exceeds "
                 f"num_hidden_layers = {self.num_hidden_layers}"
             )
