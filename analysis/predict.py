@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 from analysis.closed_form import Options, evaluate
@@ -11,12 +11,16 @@ from analysis.seed import document_predictions
 from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.flops import model_flops_per_token, recompute_flops_per_token
+from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
 from simulator.reliability.options import ReliabilityOptions
 from simulator.reliability.run import whole_run
 from simulator.result import StepResult
 
 ENGINES = ("analytic", "des")
+_DEFAULTS = {f.name: f.default for f in fields(ModelSpec)}
+OPTIONAL_ARCH_FIELDS = frozenset(list(_DEFAULTS)[list(_DEFAULTS).index("head_dim") :])
+"""ModelSpec fields for decoupled heads, MoE and MLA: shown in `inputs` only when set."""
 
 
 def _single_gpu_time(w: Workload, hw: HardwareProfile, opts: Options) -> float:
@@ -156,9 +160,15 @@ def predict(
 
 def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
     m = w.model
+    spec = {
+        k: v
+        for k, v in asdict(m).items()
+        if k != "source" and not (k in OPTIONAL_ARCH_FIELDS and v == _DEFAULTS[k])
+    }
+    if m.is_moe:
+        spec["active_params"] = m.active_params()
     return {
-        "model": {k: v for k, v in asdict(m).items() if k != "source"}
-        | {"num_params": m.num_params()},
+        "model": spec | {"num_params": m.num_params()},
         "parallel": asdict(w.parallel) | {"num_microbatches": w.parallel.num_microbatches},
         "seq_len": w.seq_len,
         "gpus": w.num_gpus,

@@ -136,6 +136,11 @@ class Workload:
             raise UserError(
                 f"tp: num_key_value_heads = {m.kv_heads} and tp = {p.tp}: one must divide the other"
             )
+        if m.is_moe:
+            raise UserError(
+                f"model: {m.name} is a mixture-of-experts model; its step is not costed yet "
+                "(expert parallelism lands next)"
+            )
         stages = p.pp * p.vpp
         if m.num_hidden_layers % stages:
             raise UserError(
