@@ -17,6 +17,7 @@ import numpy as np
 
 from analysis.closed_form import Options
 from analysis.layouts import Layouts
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.parallel import RECOMPUTE_MODES
@@ -54,7 +55,7 @@ def _code(flag: str, value: Any) -> int:
         return int(bool(value))
     if flag == "recompute":
         if value not in RECOMPUTE_MODES:
-            raise ValueError(f"recompute: {value!r} must be one of {', '.join(RECOMPUTE_MODES)}")
+            raise UserError(f"recompute: {value!r} must be one of {', '.join(RECOMPUTE_MODES)}")
         return RECOMPUTE_MODES.index(value)
     return int(value)
 
@@ -128,7 +129,7 @@ def fastest_layout(
             )
             if gpu_counts and len(e.layouts):
                 why += " (and valid at every GPU count of the sweep)"
-        raise ValueError(f"layout: no layout of {where} can run: {why}")
+        raise UserError(f"layout: no layout of {where} can run: {why}")
     row = {k: int(v) for k, v in found.best.items() if k in _ROW_KEYS}  # type: ignore[union-attr]
     return ChosenLayout(row, found.valid, found.fit)
 

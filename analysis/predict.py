@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 from analysis.closed_form import Options, evaluate
 from analysis.layouts import Layouts
 from analysis.seed import document_predictions
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.flops import model_flops_per_token, recompute_flops_per_token
+from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
 from simulator.result import StepResult
 
 ENGINES = ("analytic", "des")
+_DEFAULTS = {f.name: f.default for f in fields(ModelSpec)}
+OPTIONAL_ARCH_FIELDS = frozenset(list(_DEFAULTS)[list(_DEFAULTS).index("head_dim") :])
+"""ModelSpec fields for decoupled heads, MoE and MLA: shown in `inputs` only when set."""
 
 
 def _single_gpu_time(w: Workload, hw: HardwareProfile, opts: Options) -> float:
@@ -55,7 +60,7 @@ def predict(
     profiles with measured `host_contention` (CPU ranks sharing a machine).
     """
     if engine not in ENGINES:
-        raise ValueError(f"engine: {engine!r} must be one of {ENGINES}")
+        raise UserError(f"engine: {engine!r} must be one of {ENGINES}")
     opts = options or Options()
     w, p, model = workload, workload.parallel, workload.model
     # devices of one node that compute at once (CPU ranks on one host slow each other down)
@@ -133,9 +138,15 @@ def predict(
 
 def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
     m = w.model
+    spec = {
+        k: v
+        for k, v in asdict(m).items()
+        if k != "source" and not (k in OPTIONAL_ARCH_FIELDS and v == _DEFAULTS[k])
+    }
+    if m.is_moe:
+        spec["active_params"] = m.active_params()
     return {
-        "model": {k: v for k, v in asdict(m).items() if k != "source"}
-        | {"num_params": m.num_params()},
+        "model": spec | {"num_params": m.num_params()},
         "parallel": asdict(w.parallel) | {"num_microbatches": w.parallel.num_microbatches},
         "seq_len": w.seq_len,
         "gpus": w.num_gpus,

@@ -10,6 +10,7 @@ import typer
 from analysis.cli.common import echo_json, fail, run_guarded
 from analysis.cli.parse import parse_count, parse_gpus, split_list
 from analysis.planner.costs import SECONDS_PER_DAY
+from hwprofiles.errors import UserError
 
 Opt = typer.Option
 
@@ -116,7 +117,7 @@ def register(app: typer.Typer) -> None:
             from simulator.models_catalogue import load_model
 
             if prices is not None and not prices.is_file():
-                raise ValueError(f"prices: {str(prices)!r} is not a file")
+                raise UserError("prices", str(prices), "is not a file")
             table = load_prices(prices)
             names = split_list(hardware, "hardware")
             req = PlanRequest(
