@@ -13,6 +13,8 @@ from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.flops import model_flops_per_token, recompute_flops_per_token
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
+from simulator.reliability.options import ReliabilityOptions
+from simulator.reliability.run import whole_run
 from simulator.result import StepResult
 
 ENGINES = ("analytic", "des")
@@ -49,6 +51,7 @@ def predict(
     options: Options | None = None,
     tokens: float | None = None,
     devices_busy: int | None = None,
+    reliability: ReliabilityOptions | None = None,
     **engine_options: Any,
 ) -> StepResult:
     """Predict one training step of `workload` on `hardware`.
@@ -57,7 +60,9 @@ def predict(
     `engine_options` such as `seed`, `jitter`, `contention` go to it). `tokens` sets the
     training budget for `time_to_train_s`. `devices_busy` is how many devices of one host
     compute at once (default: GPUs per node, or all GPUs if fewer); it matters only for
-    profiles with measured `host_contention` (CPU ranks sharing a machine).
+    profiles with measured `host_contention` (CPU ranks sharing a machine). With `tokens`,
+    `reliability` sets failures, checkpoints and restarts of the whole run (closed form; the
+    SimPy engine also samples the run over seeds for P10/P50/P90).
     """
     if engine not in ENGINES:
         raise UserError(f"engine: {engine!r} must be one of {ENGINES}")
@@ -126,6 +131,23 @@ def predict(
         energy_fp32_j=e_fp32,
     )
     res.document["speedup_llmcap"] = t1 / res.step_time_s
+    if tokens is not None:
+        rel = reliability or ReliabilityOptions()
+        if engine == "des":
+            rel = replace(rel, seed=int(engine_options.get("seed", 0)))
+        res.whole_run = whole_run(
+            work_s=res.time_to_train_ideal_s or 0.0,
+            step_time_s=res.step_time_s,
+            n_params=model.num_params(),
+            precision=p.precision,
+            zero_stage=p.zero_stage,
+            dp=p.dp,
+            num_gpus=n,
+            gpus_per_node=hardware.node.gpus_per_node,
+            nics_per_node=hardware.node.nics_per_node,
+            options=rel,
+            sample=engine == "des",
+        )
     if not res.fits_in_memory:
         over = res.memory_per_gpu_bytes - res.memory_capacity_bytes
         res.notes.append(

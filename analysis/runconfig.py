@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from hwprofiles.inputs import read_toml
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
+from simulator.reliability.options import ReliabilityOptions
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     # The quickstart what-if: Llama-3-70B on 1,024 H100 SXM (128 DGX H100 nodes). The layout,
@@ -72,6 +73,19 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "topology": None,
     },
     "options": {},
+    # failures, checkpoints and restarts of the whole run (None = simulator.reliability default)
+    "reliability": {
+        "checkpoint_interval_s": None,
+        "mtbf_scale": None,
+        "failure_rates": None,
+        "storage_bandwidth_gb_per_s": None,
+        "filesystem_bandwidth_gb_per_s": None,
+        "async_checkpoint": None,
+        "restart_s": None,
+        "warmup_steps": None,
+        "weibull_shape": None,
+        "seeds": None,
+    },
 }
 """None = not given: chosen per model and GPU count by `build_run`."""
 
@@ -105,6 +119,7 @@ class Run:
     options: Options
     tokens: float | None
     spec: dict[str, dict[str, Any]]
+    reliability: ReliabilityOptions = field(default_factory=ReliabilityOptions)
     seq_len_note: str = "given"
     """Where the sequence length comes from ("given" or the model's pre-training length)."""
     layout_note: str = "given"
@@ -249,7 +264,8 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
         tokens = float(tokens)
         if not (math.isfinite(tokens) and tokens > 0):
             raise UserError("tokens", t["tokens"], "must be a finite number > 0")
-    return Run(workload, hw, options, tokens, spec, seq_note, layout_note)
+    rel = reliability_options(spec.get("reliability", {}))
+    return Run(workload, hw, options, tokens, spec, rel, seq_note, layout_note)
 
 
 def layout_config(row: Mapping[str, int], precision: str, gpus: int) -> ParallelConfig:
@@ -268,3 +284,25 @@ def layout_config(row: Mapping[str, int], precision: str, gpus: int) -> Parallel
         recompute=RECOMPUTE_MODES[row["recompute"]],
         precision=precision,  # type: ignore[arg-type]
     ).resolve(gpus)
+
+
+_GB = 1e9  # run files and flags give bandwidths in decimal GB/s
+_INF = float("inf")
+
+
+def reliability_options(table: Mapping[str, Any]) -> ReliabilityOptions:
+    """`ReliabilityOptions` from a merged `[reliability]` table (None = default)."""
+    given = {k: v for k, v in table.items() if v is not None}
+    for key in ("storage_bandwidth_gb_per_s", "filesystem_bandwidth_gb_per_s"):
+        if key in given:
+            v = given.pop(key)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0 or v == _INF:
+                raise UserError(
+                    key.removesuffix("_gb_per_s"), v, "must be a finite number > 0 (GB/s)"
+                )
+            given[key.replace("_gb_per_s", "_bps")] = v * _GB
+    if "async_checkpoint" in given and not isinstance(given["async_checkpoint"], bool):
+        raise UserError("async_checkpoint", given["async_checkpoint"], "must be true or false")
+    if "failure_rates" in given:
+        given["failure_rates"] = str(given["failure_rates"])
+    return ReliabilityOptions(**given)

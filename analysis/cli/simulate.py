@@ -46,6 +46,11 @@ def register(app: typer.Typer) -> None:
         trace: Annotated[
             Path | None, typer.Option(help="DES: write a Perfetto trace [default: none]")
         ] = None,
+        checkpoint_interval: ro.CheckpointInterval = None,
+        mtbf_scale: ro.MtbfScale = None,
+        failure_rates: ro.FailureRates = None,
+        storage_bandwidth: ro.StorageBandwidth = None,
+        async_checkpoint: ro.AsyncCheckpoint = None,
         json_out: ro.JsonOut = False,
     ) -> None:
         """Predict step time, throughput, MFU, communication, memory and energy."""
@@ -73,6 +78,11 @@ def register(app: typer.Typer) -> None:
                 precision=precision,
                 recompute=recompute,
                 tokens=None if tokens is None else parse_count(tokens),
+                checkpoint_interval=checkpoint_interval,
+                mtbf_scale=mtbf_scale,
+                failure_rates=failure_rates,
+                storage_bandwidth=storage_bandwidth,
+                async_checkpoint=async_checkpoint,
             )
             run = build_run(merge(file_spec, over))
             kw = ro.des_options(engine, seed, jitter, speed_sigma, contention)
@@ -80,7 +90,15 @@ def register(app: typer.Typer) -> None:
                 kw["trace"] = str(trace) if trace else None
             elif trace is not None:
                 raise UserError("trace: --trace needs --engine des")
-            step = predict(run.workload, run.hardware, engine, run.options, run.tokens, **kw)
+            step = predict(
+                run.workload,
+                run.hardware,
+                engine,
+                run.options,
+                run.tokens,
+                reliability=run.reliability,
+                **kw,
+            )
             return step, run
 
         result, run = run_guarded(go)
