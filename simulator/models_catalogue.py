@@ -17,6 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_text
 from simulator.hf_config import from_hf_config
 from simulator.model import ModelSpec
 
@@ -26,7 +28,16 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SPEC_FIELDS = frozenset(f.name for f in fields(ModelSpec))
-_META = frozenset({"family", "source", "published_params", "hf_repo"})
+_META = frozenset(
+    {
+        "family",
+        "source",
+        "published_params",
+        "published_active_params",
+        "hf_repo",
+        "pretrain_seq_len",
+    }
+)
 _HF_HINTS = ("model_type", "architectures", "n_embd", "n_embed", "d_model", "n_layer")
 
 
@@ -39,6 +50,11 @@ class Preset:
     family_source: str
     published_params: float | None
     hf_repo: str | None
+    published_active_params: float | None = None
+    """Parameters a token uses, as published (mixture-of-experts models)."""
+    pretrain_seq_len: int | None = None
+    """Tokens per sequence in the model's (main) pre-training, which may be shorter than its
+    context `max_position_embeddings` (Llama 3.1: 8,192 vs 131,072)."""
 
 
 def _key(name: str) -> str:
@@ -50,32 +66,45 @@ def _build(name: str, table: Mapping[str, Any], families: Mapping[str, Any], whe
     """Merge a model table over its family and construct the spec; errors name the entry."""
     unknown = sorted(set(table) - SPEC_FIELDS - _META)
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(SPEC_FIELDS)}")
+        raise UserError(f"{where}: unknown key(s) {unknown}; known: {sorted(SPEC_FIELDS)}")
     family = table.get("family")
     base: dict[str, Any] = {}
     if family is not None:
         if family not in families:
-            raise ValueError(f"{where}: family {family!r} unknown; known: {sorted(families)}")
-        base = {k: v for k, v in families[family].items() if k != "source"}
+            raise UserError(f"{where}: family {family!r} unknown; known: {sorted(families)}")
+        base = {k: v for k, v in families[family].items() if k in SPEC_FIELDS}
     if not str(table.get("source", "")).strip():
-        raise ValueError(f"{where}: 'source' is required (cite the paper table or config.json)")
+        raise UserError(f"{where}: 'source' is required (cite the paper table or config.json)")
     merged = base | {k: v for k, v in table.items() if k in SPEC_FIELDS}
     merged.setdefault("name", name)
     try:
         spec = ModelSpec(**merged)
     except TypeError as e:  # a required field missing
-        raise ValueError(f"{where}: {e}") from e
+        raise UserError(f"{where}: {e}") from e
     except ValueError as e:
-        raise ValueError(f"{where}: {e}") from e
+        raise UserError(f"{where}: {e}") from e
     fam_source = families[family].get("source", "") if family is not None else ""
-    return Preset(spec, family, fam_source, table.get("published_params"), table.get("hf_repo"))
+    seq = table.get("pretrain_seq_len")
+    if seq is None and family is not None:
+        seq = families[family].get("pretrain_seq_len")
+    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
+        raise UserError(f"{where}: pretrain_seq_len {seq!r} must be an integer >= 1")
+    return Preset(
+        spec,
+        family,
+        fam_source,
+        table.get("published_params"),
+        table.get("hf_repo"),
+        table.get("published_active_params"),
+        seq,
+    )
 
 
 def _parse(text: str, where: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{where}: not valid TOML ({e})") from e
+        raise UserError(f"{where}: not valid TOML ({e})") from e
 
 
 @cache
@@ -99,7 +128,7 @@ def _catalogue() -> Mapping[str, Preset]:
             if alias is None:
                 continue
             if _key(alias) in out:
-                raise ValueError(f"models.toml: name {alias!r} collides with another preset")
+                raise UserError(f"models.toml: name {alias!r} collides with another preset")
             out[_key(alias)] = preset
     return MappingProxyType(out)
 
@@ -115,9 +144,7 @@ def list_models() -> list[str]:
 def _preset(name: str) -> Preset:
     preset = _catalogue().get(_key(name))
     if preset is None:
-        raise ValueError(
-            f"model: {name!r} is not a known preset; known: {', '.join(list_models())}"
-        )
+        raise UserError(f"model: {name!r} is not a known preset; known: {', '.join(list_models())}")
     return preset
 
 
@@ -134,7 +161,31 @@ def model_info(name: str) -> dict[str, Any]:
         "published_params": p.published_params,
         "hf_repo": p.hf_repo,
         "num_params": p.spec.num_params(),
+        "published_active_params": p.published_active_params,
+        "active_params": p.spec.active_params(),
     }
+
+
+FALLBACK_SEQ_CAP = 8192
+"""Sequence length used for a model that is not a preset when its context is longer: long
+contexts are reached by a short extension stage after pre-training at a few thousand tokens
+(Llama 3: 8K then 128K, Llama Team 2024 §3.4; Qwen2: 4K then 32K, arXiv:2407.10671 §3.2)."""
+
+
+def pretraining_seq_len(model: ModelSpec) -> tuple[int, str]:
+    """(tokens per sequence, why) the commands use when --seq-len is not given.
+
+    A preset's pre-training length (`pretrain_seq_len` in models.toml); for any other model
+    its context `max_position_embeddings`, capped at `FALLBACK_SEQ_CAP`.
+    """
+    preset = _catalogue().get(_key(model.name))
+    if preset is not None and preset.pretrain_seq_len is not None:
+        return preset.pretrain_seq_len, f"{preset.spec.name}'s pre-training length"
+    ctx = model.max_position_embeddings
+    known = "no published pre-training length" if preset is not None else "not a preset"
+    if ctx > FALLBACK_SEQ_CAP:
+        return FALLBACK_SEQ_CAP, f"context {ctx} capped at {FALLBACK_SEQ_CAP}; {known}"
+    return ctx, f"the model's context; {known}"
 
 
 def _from_mapping(data: Mapping[str, Any], where: str, default_name: str) -> ModelSpec:
@@ -162,10 +213,12 @@ def load_model(spec: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec) -> 
         return _catalogue()[_key(spec)].spec
     path = Path(spec)
     if path.suffix == ".toml" and path.is_file():
-        return _from_mapping(_parse(path.read_text("utf-8"), path.name), path.name, path.stem)
+        return _from_mapping(
+            _parse(read_text(path, "model", "a TOML file"), path.name), path.name, path.stem
+        )
     if path.is_dir() or (path.suffix == ".json" and path.is_file()):
         return from_hf_config(path)
-    raise ValueError(
+    raise UserError(
         f"model: {str(spec)!r} is neither a known preset nor an existing config.json/.toml "
         f"file; known presets: {', '.join(list_models())}"
     )

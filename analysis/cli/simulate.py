@@ -9,6 +9,8 @@ import typer
 
 from analysis.cli import runopts as ro
 from analysis.cli.common import echo_json, fail, run_guarded
+from analysis.cli.parse import parse_count
+from hwprofiles.errors import UserError
 
 
 def register(app: typer.Typer) -> None:
@@ -18,30 +20,37 @@ def register(app: typer.Typer) -> None:
     def simulate(
         model: ro.Model = None,
         hardware: ro.Hardware = None,
-        gpus: Annotated[int | None, typer.Option(help="Total GPUs")] = None,
+        gpus: Annotated[int | None, typer.Option(help="Total GPUs [default: 1024]")] = None,
         gpus_per_node: ro.GpusPerNode = None,
         tp: ro.Tp = None,
         pp: ro.Pp = None,
         vpp: ro.Vpp = None,
         cp: ro.Cp = None,
-        dp: Annotated[int | None, typer.Option(help="Data-parallel degree (-1 = the rest)")] = None,
+        dp: Annotated[
+            int | None, typer.Option(help="Data-parallel degree [default: -1, the rest]")
+        ] = None,
         sp: ro.Sp = None,
         zero: ro.Zero = None,
         micro_batch: ro.MicroBatch = None,
-        global_batch: Annotated[int | None, typer.Option(help="Global batch (sequences)")] = None,
+        global_batch: ro.GlobalBatch = None,
         seq_len: ro.SeqLen = None,
         precision: ro.Precision = None,
         recompute: ro.Recompute = None,
-        tokens: Annotated[
-            float | None, typer.Option(help="Training tokens (time to train)")
-        ] = None,
+        tokens: ro.Tokens = None,
         engine: ro.Engine = "analytic",
         config: ro.Config = None,
         seed: ro.Seed = 0,
         jitter: ro.Jitter = 0.0,
         speed_sigma: ro.SpeedSigma = 0.0,
         contention: ro.Contention = True,
-        trace: Annotated[Path | None, typer.Option(help="DES: write a Perfetto trace")] = None,
+        trace: Annotated[
+            Path | None, typer.Option(help="DES: write a Perfetto trace [default: none]")
+        ] = None,
+        checkpoint_interval: ro.CheckpointInterval = None,
+        mtbf_scale: ro.MtbfScale = None,
+        failure_rates: ro.FailureRates = None,
+        storage_bandwidth: ro.StorageBandwidth = None,
+        async_checkpoint: ro.AsyncCheckpoint = None,
         json_out: ro.JsonOut = False,
     ) -> None:
         """Predict step time, throughput, MFU, communication, memory and energy."""
@@ -68,23 +77,37 @@ def register(app: typer.Typer) -> None:
                 seq_len=seq_len,
                 precision=precision,
                 recompute=recompute,
-                tokens=tokens,
+                tokens=None if tokens is None else parse_count(tokens),
+                checkpoint_interval=checkpoint_interval,
+                mtbf_scale=mtbf_scale,
+                failure_rates=failure_rates,
+                storage_bandwidth=storage_bandwidth,
+                async_checkpoint=async_checkpoint,
             )
             run = build_run(merge(file_spec, over))
             kw = ro.des_options(engine, seed, jitter, speed_sigma, contention)
             if engine == "des":
                 kw["trace"] = str(trace) if trace else None
             elif trace is not None:
-                raise ValueError("trace: --trace needs --engine des")
-            return predict(run.workload, run.hardware, engine, run.options, run.tokens, **kw)
+                raise UserError("trace: --trace needs --engine des")
+            step = predict(
+                run.workload,
+                run.hardware,
+                engine,
+                run.options,
+                run.tokens,
+                reliability=run.reliability,
+                **kw,
+            )
+            return step, run
 
-        result = run_guarded(go)
+        result, run = run_guarded(go)
         if json_out:
             echo_json(result.to_dict())
         else:
             from analysis.render import render_step
 
-            render_step(result)
+            render_step(result, layout_note=run.layout_note, seq_note=run.seq_len_note)
         if not result.fits_in_memory:
             # the report above is complete; the exit code says the layout cannot run
             fail(f"memory: {result.notes[0]}")

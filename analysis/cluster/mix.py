@@ -26,7 +26,6 @@ A job-mix file (see examples/jobmix.toml)::
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +33,8 @@ from typing import Any
 
 import numpy as np
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_toml
 from hwprofiles.presets import check_keys, integer, number
 from simulator.parallel import PRECISIONS
 
@@ -107,39 +103,39 @@ class Draw:
 def _class(raw: Any, i: int) -> JobClass:
     where = f"job_class[{i}]"
     if not isinstance(raw, Mapping):
-        raise ValueError(f"{where}: {raw!r} must be a table")
+        raise UserError(f"{where}: {raw!r} must be a table")
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"{where}.name: {name!r} must be a non-empty string")
+        raise UserError(f"{where}.name: {name!r} must be a non-empty string")
     where = f"job_class.{name}"
     check_keys(raw, CLASS_KEYS, where)
     model = raw.get("model")
     if not isinstance(model, str) or not model.strip():
-        raise ValueError(f"{where}.model: {model!r} must be a model preset name or file")
+        raise UserError(f"{where}.model: {model!r} must be a model preset name or file")
     sizes = raw.get("gpus")
     sizes = [sizes] if isinstance(sizes, int) and not isinstance(sizes, bool) else sizes
     if not isinstance(sizes, list) or not sizes:
-        raise ValueError(f"{where}.gpus: {raw.get('gpus')!r} must be an integer or a list of them")
+        raise UserError(f"{where}.gpus: {raw.get('gpus')!r} must be an integer or a list of them")
     for g in sizes:
         if isinstance(g, bool) or not isinstance(g, int) or g < 1:
-            raise ValueError(f"{where}.gpus: {g!r} must be an integer >= 1")
+            raise UserError(f"{where}.gpus: {g!r} must be an integer >= 1")
     dist = raw.get("tokens_distribution", "fixed")
     if dist not in DISTRIBUTIONS:
-        raise ValueError(f"{where}.tokens_distribution: {dist!r} must be one of {DISTRIBUTIONS}")
+        raise UserError(f"{where}.tokens_distribution: {dist!r} must be one of {DISTRIBUTIONS}")
     precision = raw.get("precision", "bf16")
     if precision not in PRECISIONS:
-        raise ValueError(f"{where}.precision: {precision!r} must be one of {PRECISIONS}")
+        raise UserError(f"{where}.precision: {precision!r} must be one of {PRECISIONS}")
     priority = raw.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):
-        raise ValueError(f"{where}.priority: {priority!r} must be an integer")
+        raise UserError(f"{where}.priority: {priority!r} must be an integer")
     pre = raw.get("preemptible", False)
     if not isinstance(pre, bool):
-        raise ValueError(f"{where}.preemptible: {pre!r} must be true or false")
+        raise UserError(f"{where}.preemptible: {pre!r} must be true or false")
     pools = raw.get("pools")
     if pools is not None and (
         not isinstance(pools, list) or not pools or not all(isinstance(p, str) for p in pools)
     ):
-        raise ValueError(f"{where}.pools: {pools!r} must be a non-empty list of pool names")
+        raise UserError(f"{where}.pools: {pools!r} must be a non-empty list of pool names")
     gb = integer(raw, "global_batch", where) if "global_batch" in raw else None
     desc = raw.get("description", "")
     return JobClass(
@@ -177,24 +173,17 @@ def parse_mix(raw: Mapping[str, Any], where: str = "jobs") -> JobMix:
     check_keys(raw, ROOT_KEYS, where)
     classes = raw.get("job_class")
     if not isinstance(classes, list) or not classes:
-        raise ValueError(f"{where}.job_class: missing (at least one [[job_class]] table)")
+        raise UserError(f"{where}.job_class: missing (at least one [[job_class]] table)")
     out = tuple(_class(c, i) for i, c in enumerate(classes))
     names = [c.name for c in out]
     if len(set(names)) != len(names):
-        raise ValueError(f"{where}.job_class: names {names} must be unique")
+        raise UserError(f"{where}.job_class: names {names} must be unique")
     return JobMix(out, str(raw.get("description", "")), str(raw.get("source", "")))
 
 
 def read_mix(path: str | Path) -> JobMix:
     """Read and validate a job-mix TOML file."""
-    p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text("utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"jobs: {str(p)!r}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"jobs: {str(p)!r}: not valid TOML ({exc})") from None
-    return parse_mix(raw, "jobs")
+    return parse_mix(read_toml(path, "jobs"), "jobs")
 
 
 def _tokens(c: JobClass, rng: np.random.Generator, n: int) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hwprofiles.catalogue import load_profile
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.cluster.jobs import Pool
 
@@ -26,23 +27,21 @@ def parse_pools(text: str) -> tuple[PoolSpec, ...]:
     out: list[PoolSpec] = []
     parts = [p.strip() for p in str(text).split(",")]
     if not any(parts):
-        raise ValueError(f"hardware: {text!r} must list pools as NAME:GPUS[,NAME:GPUS...]")
+        raise UserError(f"hardware: {text!r} must list pools as NAME:GPUS[,NAME:GPUS...]")
     for part in parts:
         name, sep, count = part.rpartition(":")
         if not sep or not name.strip():
-            raise ValueError(f"hardware: {part!r} must be NAME:GPUS (e.g. h100-sxm:512)")
+            raise UserError(f"hardware: {part!r} must be NAME:GPUS (e.g. h100-sxm:512)")
         try:
             gpus = int(count)
         except ValueError:
-            raise ValueError(
-                f"hardware: {part!r}: GPU count {count!r} must be an integer"
-            ) from None
+            raise UserError(f"hardware: {part!r}: GPU count {count!r} must be an integer") from None
         if gpus < 1:
-            raise ValueError(f"hardware: {part!r}: GPU count {gpus} must be >= 1")
+            raise UserError(f"hardware: {part!r}: GPU count {gpus} must be >= 1")
         out.append(PoolSpec(name.strip(), gpus))
     names = [p.hardware for p in out]
     if len(set(names)) != len(names):
-        raise ValueError(f"hardware: {text!r} names a pool twice (merge the counts)")
+        raise UserError(f"hardware: {text!r} names a pool twice (merge the counts)")
     return tuple(out)
 
 
@@ -53,7 +52,7 @@ def build_pool(
     hw = profile or load_profile(spec.hardware)
     gpn = hw.node.gpus_per_node
     if spec.gpus % gpn:
-        raise ValueError(
+        raise UserError(
             f"hardware: {spec.text}: {spec.gpus} GPUs is not a whole number of "
             f"{hw.node.name} nodes ({gpn} GPUs each)"
         )

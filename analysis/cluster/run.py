@@ -13,6 +13,7 @@ from typing import Any
 from analysis.cluster.mix import JobMix, sample
 from analysis.cluster.pools import PoolSpec, build_pool
 from analysis.cluster.steps import StepModel
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.cluster import ClusterSim, Job, Pool, PoolRun, get_policy, job_rows, summarise
 
@@ -32,20 +33,20 @@ class ClusterConfig:
 
     def __post_init__(self) -> None:
         if not self.pools:
-            raise ValueError("hardware: at least one pool is needed")
+            raise UserError("hardware: at least one pool is needed")
         if not self.policies:
-            raise ValueError("policy: at least one policy is needed")
+            raise UserError("policy: at least one policy is needed")
         for p in self.policies:
             get_policy(p)
         if len(set(self.policies)) != len(self.policies):
-            raise ValueError(f"policy: {list(self.policies)} names a policy twice")
+            raise UserError(f"policy: {list(self.policies)} names a policy twice")
         if not (isinstance(self.days, (int, float)) and 0 < self.days < 3660):
-            raise ValueError(f"days: {self.days!r} must be > 0 and < 3660")
+            raise UserError(f"days: {self.days!r} must be > 0 and < 3660")
         names = {p.hardware for p in self.pools}
         for c in self.mix.classes:
             unknown = sorted(set(c.pools or ()) - names)
             if unknown:
-                raise ValueError(
+                raise UserError(
                     f"job_class.{c.name}.pools: {unknown} are not pools of the cluster "
                     f"(pools: {', '.join(sorted(names))})"
                 )
@@ -76,7 +77,7 @@ def build_cluster(
             fits = [p for p in allowed if g <= p.gpus]
             if not fits:
                 largest = max(allowed, key=lambda p: p.gpus)
-                raise ValueError(
+                raise UserError(
                     f"job_class.{c.name}.gpus: {g} > {largest.gpus}, the largest pool it may "
                     f"use ({largest.name}); a job runs inside one pool"
                 )
@@ -89,7 +90,7 @@ def build_cluster(
                 else:
                     table[(c.name, g, p.name)] = r
             if not any((c.name, g, p.name) in table for p in fits):
-                raise ValueError(
+                raise UserError(
                     f"job_class.{c.name}: {c.model} on {g} GPUs has no layout on any pool "
                     f"({'; '.join(why)})"
                 )

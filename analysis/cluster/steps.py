@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from analysis.closed_form import Options
 from analysis.planner.search import layout_workload, search_candidate
 from analysis.planner.space import BatchPolicy
 from analysis.predict import analytic_arrays
@@ -22,6 +21,7 @@ from hwprofiles.profile import HardwareProfile
 from simulator.cluster.jobs import PoolRun
 from simulator.model import ModelSpec
 from simulator.models_catalogue import load_model
+from simulator.options import Options
 
 
 @dataclass

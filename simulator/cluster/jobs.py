@@ -11,15 +11,17 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hwprofiles.errors import UserError
+
 
 def _positive(where: str, value: float) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{where}: {value!r} must be a finite number > 0")
+        raise UserError(f"{where}: {value!r} must be a finite number > 0")
 
 
 def _non_negative(where: str, value: float) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{where}: {value!r} must be a finite number >= 0")
+        raise UserError(f"{where}: {value!r} must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -39,14 +41,14 @@ class Pool:
     def __post_init__(self) -> None:
         where = f"pool {self.name}"
         if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 1:
-            raise ValueError(f"{where}.gpus: {self.gpus!r} must be an integer >= 1")
+            raise UserError(f"{where}.gpus: {self.gpus!r} must be an integer >= 1")
         if self.gpus_per_node < 1 or self.nodes_per_leaf < 1:
-            raise ValueError(
+            raise UserError(
                 f"{where}: gpus_per_node {self.gpus_per_node}, nodes_per_leaf "
                 f"{self.nodes_per_leaf} must be >= 1"
             )
         if self.gpus % self.gpus_per_node:
-            raise ValueError(
+            raise UserError(
                 f"{where}.gpus: {self.gpus} is not a whole number of {self.gpus_per_node}-GPU nodes"
             )
         _non_negative(f"{where}.usd_per_gpu_hour", self.usd_per_gpu_hour)
@@ -95,13 +97,13 @@ class Job:
     def __post_init__(self) -> None:
         where = f"job {self.id} ({self.job_class})"
         if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 1:
-            raise ValueError(f"{where}.gpus: {self.gpus!r} must be an integer >= 1")
+            raise UserError(f"{where}.gpus: {self.gpus!r} must be an integer >= 1")
         _non_negative(f"{where}.submit_s", self.submit_s)
         _positive(f"{where}.steps", self.steps)
         _positive(f"{where}.checkpoint_interval_s", self.checkpoint_interval_s)
         _non_negative(f"{where}.restart_s", self.restart_s)
         if not self.runs:
-            raise ValueError(f"{where}.runs: no pool can run it")
+            raise UserError(f"{where}.runs: no pool can run it")
 
     def run_s(self, pool: str) -> float:
         """Uninterrupted run time on `pool` (s), restart excluded."""

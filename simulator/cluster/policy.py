@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwprofiles.errors import UserError
+
 GANG_QUANTUM_S = 3600.0
 """Time slice of the gang policy (s). A policy choice: with restarts of minutes, a one-hour slice
 keeps switching overhead to a few per cent."""
@@ -45,5 +47,5 @@ POLICIES = {
 def get_policy(name: str) -> Policy:
     """The named policy; unknown names raise ValueError listing the known ones."""
     if name not in POLICIES:
-        raise ValueError(f"policy: {name!r} is not a policy (known: {', '.join(POLICIES)})")
+        raise UserError(f"policy: {name!r} is not a policy (known: {', '.join(POLICIES)})")
     return POLICIES[name]

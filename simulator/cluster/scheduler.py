@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import simpy
 
+from hwprofiles.errors import UserError
 from simulator.cluster.jobs import Job, Pool
 from simulator.cluster.placement import Placement, PoolState, earliest_start
 from simulator.cluster.policy import Policy
@@ -78,20 +79,20 @@ class ClusterSim:
         self, pools: Sequence[Pool], jobs: Sequence[Job], policy: Policy, horizon_s: float
     ) -> None:
         if not pools:
-            raise ValueError("pools: at least one pool is needed")
+            raise UserError("pools: at least one pool is needed")
         names = [p.name for p in pools]
         if len(set(names)) != len(names):
-            raise ValueError(f"pools: {names} names a pool twice")
+            raise UserError(f"pools: {names} names a pool twice")
         if not (math.isfinite(horizon_s) and horizon_s > 0):
-            raise ValueError(f"horizon_s: {horizon_s!r} must be a finite number > 0")
+            raise UserError(f"horizon_s: {horizon_s!r} must be a finite number > 0")
         by_name = {p.name: p for p in pools}
         for j in jobs:
             unknown = [p for p in j.runs if p not in by_name]
             if unknown:
-                raise ValueError(f"job {j.id}.runs: pools {unknown} are not in the cluster")
+                raise UserError(f"job {j.id}.runs: pools {unknown} are not in the cluster")
             biggest = max(by_name[p].gpus for p in j.runs)
             if j.gpus > biggest:
-                raise ValueError(
+                raise UserError(
                     f"job {j.id} ({j.job_class}).gpus: {j.gpus} > {biggest}, the largest pool "
                     "that can run it (a job runs inside one pool)"
                 )
