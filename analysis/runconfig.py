@@ -5,6 +5,7 @@ Run file sections (Calculon-style separation of model, execution and system)::
     [model]        name = "llama3-70b"   # or config = "path/config.json", or inline HF fields
                    hidden_size = 4096    # beside name/config: overrides that field of it
     [parallelism]  tp = 8  pp = 4  vpp = 1  cp = 1  dp = -1  sp = true  zero = 1
+                   first_stage_layers = 7  last_stage_layers = 7   # pin an uneven split
     [training]     seq_len = 4096  micro_batch = 1  global_batch = 1024
                    precision = "bf16"  recompute = "selective"  tokens = 15e12
     [cluster]      hardware = "h100-sxm"  gpus = 1024  gpus_per_node = 8
@@ -43,7 +44,17 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # the kind Meta reports for Llama 3 pre-training (TP 8 inside a node, PP across nodes,
     # Dubey et al. 2024, "The Llama 3 Herd of Models", Table 4) at 4 M tokens per step.
     "model": {"name": "llama3-70b"},
-    "parallelism": {"tp": 8, "pp": 4, "vpp": 1, "cp": 1, "dp": -1, "sp": True, "zero": 1},
+    "parallelism": {
+        "tp": 8,
+        "pp": 4,
+        "vpp": 1,
+        "cp": 1,
+        "dp": -1,
+        "sp": True,
+        "zero": 1,
+        "first_stage_layers": None,
+        "last_stage_layers": None,
+    },
     "training": {
         "seq_len": 4096,
         "micro_batch": 1,
@@ -185,6 +196,8 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
         global_batch_size=t["global_batch"],
         recompute=t["recompute"],
         precision=t["precision"],
+        first_stage_layers=p.get("first_stage_layers"),
+        last_stage_layers=p.get("last_stage_layers"),
     ).resolve(gpus)
     workload = Workload(model, parallel, t["seq_len"])
     options = Options(**spec.get("options", {}))

@@ -20,6 +20,15 @@ Tp = Annotated[int | None, Opt(help="Tensor-parallel degree")]
 Pp = Annotated[int | None, Opt(help="Pipeline stages")]
 Vpp = Annotated[int | None, Opt(help="Virtual stages per rank (interleaved)")]
 Cp = Annotated[int | None, Opt(help="Context-parallel degree")]
+FirstStageLayers = Annotated[
+    int | None, Opt(help="Layers on the first pipeline stage (default: Megatron-Core's split)")
+]
+LastStageLayers = Annotated[
+    int | None, Opt(help="Layers on the last pipeline stage (default: Megatron-Core's split)")
+]
+RequireFit = Annotated[
+    bool, Opt("--require-fit", help="Exit 2 if the layout does not fit in memory")
+]
 Sp = Annotated[bool | None, Opt("--sp/--no-sp", help="Sequence parallel")]
 Zero = Annotated[int | None, Opt(help="ZeRO stage 0-3 (3 = FSDP)")]
 MicroBatch = Annotated[int | None, Opt(help="Micro-batch (sequences)")]
@@ -54,11 +63,23 @@ def overrides(
     precision: str | None,
     recompute: str | None,
     tokens: float | None = None,
+    first_stage_layers: int | None = None,
+    last_stage_layers: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The flags in the run-file layout (`analysis.runconfig.merge` skips the None ones)."""
     return {
         "model": {"name": model},
-        "parallelism": {"tp": tp, "pp": pp, "vpp": vpp, "cp": cp, "dp": dp, "sp": sp, "zero": zero},
+        "parallelism": {
+            "tp": tp,
+            "pp": pp,
+            "vpp": vpp,
+            "cp": cp,
+            "dp": dp,
+            "sp": sp,
+            "zero": zero,
+            "first_stage_layers": first_stage_layers,
+            "last_stage_layers": last_stage_layers,
+        },
         "training": {
             "seq_len": seq_len,
             "micro_batch": micro_batch,
