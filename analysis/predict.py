@@ -8,6 +8,7 @@ from typing import Any
 from analysis.closed_form import Options, evaluate
 from analysis.layouts import Layouts
 from analysis.seed import document_predictions
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.flops import model_flops_per_token, recompute_flops_per_token
 from simulator.parallel import ParallelConfig, Workload
@@ -55,7 +56,7 @@ def predict(
     profiles with measured `host_contention` (CPU ranks sharing a machine).
     """
     if engine not in ENGINES:
-        raise ValueError(f"engine: {engine!r} must be one of {ENGINES}")
+        raise UserError(f"engine: {engine!r} must be one of {ENGINES}")
     opts = options or Options()
     w, p, model = workload, workload.parallel, workload.model
     # devices of one node that compute at once (CPU ranks on one host slow each other down)

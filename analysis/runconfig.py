@@ -23,18 +23,14 @@ whole model, inline. A `[model]` table is taken whole from the highest layer tha
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from analysis.closed_form import Options
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_toml
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
@@ -89,23 +85,20 @@ def read_run_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """Parse a run TOML file; errors name the file and the problem in one line."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"config: {str(p)!r} is not a file")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config: {p} is not valid TOML ({exc})") from None
+        raise UserError(f"config: {str(p)!r} is not a file")
+    data = read_toml(p, "config")
     for section, values in data.items():
         if section not in DEFAULTS:
-            raise ValueError(f"config: unknown section [{section}] (known: {', '.join(DEFAULTS)})")
+            raise UserError(f"config: unknown section [{section}] (known: {', '.join(DEFAULTS)})")
         if not isinstance(values, dict):
-            raise ValueError(f"config: [{section}] must be a table")
+            raise UserError(f"config: [{section}] must be a table")
         known = DEFAULTS[section]
         allowed = set(known) if section not in ("model", "options") else None
         if section == "options":
             allowed = {f.name for f in fields(Options)}
         for key in values:
             if allowed is not None and key not in allowed:
-                raise ValueError(
+                raise UserError(
                     f"config: unknown key {section}.{key} (known: {', '.join(sorted(allowed))})"
                 )
     return data
@@ -146,13 +139,13 @@ def resolve_model(table: Mapping[str, Any]) -> ModelSpec:
             try:  # not a preset nor a file: the table is the whole model, named `name`
                 return load_model(m)
             except (TypeError, ValueError) as inline:
-                raise ValueError(f"{exc}; nor is [model] a whole inline model ({inline})") from None
+                raise UserError(f"{exc}; nor is [model] a whole inline model ({inline})") from None
         del m["name"]
     else:
         return load_model(m)
     unknown = sorted(set(m) - MODEL_SPEC_FIELDS)
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"model.{unknown[0]}: not a model field that can override {base.name!r} "
             f"(fields: {', '.join(sorted(MODEL_SPEC_FIELDS))})"
         )
@@ -161,7 +154,7 @@ def resolve_model(table: Mapping[str, Any]) -> ModelSpec:
     try:
         spec = replace(base, **m)
     except ValueError as exc:
-        raise ValueError(f"model: {base.name!r} with overrides: {exc}") from None
+        raise UserError(f"model: {base.name!r} with overrides: {exc}") from None
     changed = ", ".join(f"{k} = {v!r}" for k, v in sorted(m.items()))
     return replace(spec, source=f"{base.source}; overridden by the run: {changed}")
 
@@ -182,7 +175,7 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     )
     gpus = c["gpus"]
     if not isinstance(gpus, int) or gpus < 1:
-        raise ValueError(f"gpus: {gpus!r} must be a positive integer")
+        raise UserError(f"gpus: {gpus!r} must be a positive integer")
     p, t = spec["parallelism"], spec["training"]
     parallel = ParallelConfig(
         tp=p["tp"],
@@ -203,5 +196,5 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     options = Options(**spec.get("options", {}))
     tokens = t.get("tokens")
     if tokens is not None and float(tokens) <= 0:
-        raise ValueError(f"tokens: {tokens} must be > 0")
+        raise UserError(f"tokens: {tokens} must be > 0")
     return Run(workload, hw, options, float(tokens) if tokens else None, spec)

@@ -11,12 +11,13 @@ projected embeddings.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_json
 from simulator.model import ModelSpec
 
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -45,11 +46,11 @@ class _Config:
         if default is _MISSING:
             others = [k for k in _ALIASES.get(field, (field,)) if k != field]
             hint = f" (or {', '.join(others)})" if others else ""
-            raise ValueError(f"{self.label}: missing {field!r}{hint}")
+            raise UserError(f"{self.label}: missing {field!r}{hint}")
         return default
 
-    def fail(self, key: str, value: Any, rule: str) -> ValueError:
-        return ValueError(f"{self.label}: {key} = {value!r} {rule}")
+    def fail(self, key: str, value: Any, rule: str) -> UserError:
+        return UserError(f"{self.label}: {key} = {value!r} {rule}")
 
 
 def _core(c: _Config) -> dict[str, Any]:
@@ -210,13 +211,10 @@ def _read(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str,
     if path.is_dir():
         path = path / "config.json"
     if not path.is_file():
-        raise ValueError(f"config.json: {str(path)!r} is not a file or a folder holding one")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path.name}: not valid JSON ({e})") from e
+        raise UserError(f"config.json: {str(path)!r} is not a file or a folder holding one")
+    data = read_json(path, "model")
     if not isinstance(data, dict):
-        raise ValueError(f"{path.name}: top level is {type(data).__name__}, expected an object")
+        raise UserError(f"{path.name}: top level is {type(data).__name__}, expected an object")
     default = str(data.get("_name_or_path") or path.resolve().parent.name)
     return data, path.name, default
 
@@ -230,7 +228,7 @@ def _model_type(c: _Config) -> str:
             return "mpt"
         if "intermediate_size" in c.data and "num_key_value_heads" in c.data:
             return "llama"
-        raise ValueError(f"{c.label}: missing 'model_type' (supported: {sorted(FAMILIES)})")
+        raise UserError(f"{c.label}: missing 'model_type' (supported: {sorted(FAMILIES)})")
     if mt not in FAMILIES:
         raise c.fail("model_type", mt, f"is not supported (supported: {sorted(FAMILIES)})")
     return mt

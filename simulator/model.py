@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from os import PathLike
 from typing import Any, Literal
 
+from hwprofiles.errors import UserError
+
 POSITION_EMBEDDINGS = ("learned", "rope", "alibi")
 NORMS = ("layernorm", "rmsnorm")
 _POSITIVE_INTS = (
@@ -76,31 +78,31 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name: {self.name!r} must be a non-empty string")
+            raise UserError(f"name: {self.name!r} must be a non-empty string")
         for f in _POSITIVE_INTS:
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{f}: {v!r} must be a positive integer")
+                raise UserError(f"{f}: {v!r} must be a positive integer")
         for f in _FLAGS:
             if not isinstance(getattr(self, f), bool):
-                raise ValueError(f"{f}: {getattr(self, f)!r} must be true or false")
+                raise UserError(f"{f}: {getattr(self, f)!r} must be true or false")
         if self.position_embedding not in POSITION_EMBEDDINGS:
-            raise ValueError(
+            raise UserError(
                 f"position_embedding: {self.position_embedding!r} must be one of "
                 f"{POSITION_EMBEDDINGS}"
             )
         if self.norm not in NORMS:
-            raise ValueError(f"norm: {self.norm!r} must be one of {NORMS}")
+            raise UserError(f"norm: {self.norm!r} must be one of {NORMS}")
         if not isinstance(self.position_offset, int) or self.position_offset < 0:
-            raise ValueError(f"position_offset: {self.position_offset!r} must be an integer >= 0")
+            raise UserError(f"position_offset: {self.position_offset!r} must be an integer >= 0")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise UserError(
                 f"hidden_size: {self.hidden_size} not divisible by "
                 f"num_attention_heads = {self.num_attention_heads}"
             )
         kv = self.num_key_value_heads
         if kv is not None and (not isinstance(kv, int) or kv < 1 or self.num_attention_heads % kv):
-            raise ValueError(
+            raise UserError(
                 f"num_key_value_heads: {kv!r} must be a positive integer dividing "
                 f"num_attention_heads = {self.num_attention_heads}"
             )

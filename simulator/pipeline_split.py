@@ -25,6 +25,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from hwprofiles.errors import UserError
+
 
 def _spread(total: int, slots: list[int], counts: dict[int, int], order: list[int]) -> None:
     """Put `total` layers on virtual stages `slots`, as evenly as possible; the remainder
@@ -48,14 +50,14 @@ def stage_layers(
     """Layer counts of the ``pp * vpp`` virtual stages, in pipeline order (rules above)."""
     V = pp * vpp
     if layers < V:
-        raise ValueError(
+        raise UserError(
             f"pp: pp*vpp = {pp}*{vpp} = {V} stages for {layers} layers: "
             f"{V - layers} stage(s) would be empty"
         )
     if pp == 1:
         for name, value in (("first_stage_layers", first), ("last_stage_layers", last)):
             if value is not None and value != layers:
-                raise ValueError(
+                raise UserError(
                     f"{name}: {value} but with pp = 1 the one stage holds all {layers} layers"
                 )
         return (layers // V,) * V if layers % V == 0 else stage_layers(layers, 1, 1)
@@ -68,14 +70,14 @@ def stage_layers(
         if value is None:
             continue
         if value < vpp:
-            raise ValueError(
+            raise UserError(
                 f"{name}: {value} leaves {vpp - value} of the stage's {vpp} chunk(s) empty "
                 "(needs >= vpp layers)"
             )
         _spread(value, sorted(vs), counts, sorted(vs))
         pinned += value
     if pinned > layers:
-        raise ValueError(
+        raise UserError(
             f"first_stage_layers/last_stage_layers: {pinned} pinned layers exceed the "
             f"model's {layers} by {pinned - layers}"
         )
@@ -83,13 +85,13 @@ def stage_layers(
     left = layers - pinned
     if not rest:
         if left:
-            raise ValueError(
+            raise UserError(
                 f"first_stage_layers/last_stage_layers: pin {pinned} of {layers} layers on the "
                 f"only stages; {left} layer(s) unplaced"
             )
         return tuple(counts[v] for v in range(V))
     if left < len(rest):
-        raise ValueError(
+        raise UserError(
             f"first_stage_layers/last_stage_layers: {left} layer(s) left for {len(rest)} other "
             f"virtual stage(s): {len(rest) - left} would be empty"
         )

@@ -9,6 +9,7 @@ import typer
 
 from analysis.cli import runopts as ro
 from analysis.cli.common import echo_json, fail, run_guarded
+from hwprofiles.errors import UserError
 
 
 def register(app: typer.Typer) -> None:
@@ -80,7 +81,7 @@ def register(app: typer.Typer) -> None:
             if engine == "des":
                 kw["trace"] = str(trace) if trace else None
             elif trace is not None:
-                raise ValueError("trace: --trace needs --engine des")
+                raise UserError("trace: --trace needs --engine des")
             return predict(run.workload, run.hardware, engine, run.options, run.tokens, **kw)
 
         result = run_guarded(go)

@@ -27,16 +27,69 @@ from simulator.des.topology import Cluster
 from simulator.parallel import Workload
 from simulator.pipeline_split import chunk_offsets
 
-# instruction opcodes (first element of each instruction tuple)
-COMPUTE = 0  # (COMPUTE, seconds, name, category, layer)
-COLL = 1  # (COLL, collective, name, category, layer): blocking, on the compute stream
-OVERLAP = 2  # (OVERLAP, seconds, name, category, collective, comm_category, layer)
-GRAD = 3  # (GRAD, piece): gradients of a piece are final (last backward only)
-PARAM_WAIT = 4  # (PARAM_WAIT, piece): ZeRO-1/2 parameters gathered (first micro-batch)
-Z3_WAIT = 5  # (Z3_WAIT, unit, next_unit): ZeRO-3 unit gathered; prefetch the next
-Z3_RS = 6  # (Z3_RS, unit): ZeRO-3 reduce-scatter of a unit's gradients
 
-Instr = tuple[Any, ...]
+@dataclass(frozen=True, slots=True)
+class Compute:
+    """A kernel on the compute stream."""
+
+    seconds: float
+    name: str
+    category: str
+    layer: int
+
+
+@dataclass(frozen=True, slots=True)
+class Blocking:
+    """A collective on the compute stream: the next kernel waits for it."""
+
+    coll: Collective
+    name: str
+    category: str
+    layer: int
+
+
+@dataclass(frozen=True, slots=True)
+class Overlapped:
+    """A kernel with a collective beside it on a communication stream (`comm_category`)."""
+
+    seconds: float
+    name: str
+    category: str
+    coll: Collective
+    comm_category: str
+    layer: int
+
+
+@dataclass(frozen=True, slots=True)
+class GradReady:
+    """The gradients of piece `piece` are final (last backward only)."""
+
+    piece: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParamWait:
+    """ZeRO-1/2: wait until unit `unit`'s parameters are gathered (first micro-batch)."""
+
+    unit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Zero3Gather:
+    """ZeRO-3: wait until unit `unit` is gathered; prefetch `prefetch` (-1: none)."""
+
+    unit: int
+    prefetch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Zero3ReduceScatter:
+    """ZeRO-3: reduce-scatter unit `unit`'s gradients."""
+
+    unit: int
+
+
+Instr = Compute | Blocking | Overlapped | GradReady | ParamWait | Zero3Gather | Zero3ReduceScatter
 
 _FWD = [
     "attention/norm",
@@ -166,7 +219,7 @@ class WorkBuilder:
         """Instructions of one layer's forward (or backward) pass.
 
         With `pieces` (the last backward), kernels are kept separate and each one that
-        finalises gradients is followed by a GRAD mark; the piece sizes are appended.
+        finalises gradients is followed by a `GradReady` mark; the piece sizes are appended.
         """
         p, opts = self.w.parallel, self.opts
         sp = p.sequence_parallel
@@ -187,17 +240,17 @@ class WorkBuilder:
                 and (name in self.selective)
             ):
                 rc = sum(self.t[n][0] for n in self.selective)
-                out.append((COMPUTE, rc, "recompute attention", "recompute", layer))
+                out.append(Compute(rc, "recompute attention", "recompute", layer))
                 recomputed = True
             if name == "attention/core" and cp_coll is not None:
-                out.append((OVERLAP, dur, name, category, cp_coll, "comm_cp", layer))
+                out.append(Overlapped(dur, name, category, cp_coll, "comm_cp", layer))
             elif pending is not None and name in _GEMMS:
-                out.append((OVERLAP, dur, name, category, pending, "comm_tp", layer))
+                out.append(Overlapped(dur, name, category, pending, "comm_tp", layer))
                 pending = None
             else:
-                out.append((COMPUTE, dur, name, category, layer))
+                out.append(Compute(dur, name, category, layer))
             if pieces is not None and name in self.op_params:
-                out.append((GRAD, len(pieces)))
+                out.append(GradReady(len(pieces)))
                 pieces.append(self.op_params[name])
             point = _tp_point(name, backward, sp)
             if point is None or p.tp == 1:
@@ -205,7 +258,7 @@ class WorkBuilder:
             kind = {"AR": "all_reduce", "AG": "all_gather", "RS": "reduce_scatter"}[point]
             coll = self.coll(rank, "tp", kind, self.act_bytes)
             if not opts.overlap_tp_comm:
-                out.append((COLL, coll, "tp " + kind, "comm_tp", layer))
+                out.append(Blocking(coll, "tp " + kind, "comm_tp", layer))
             elif point == "AG":
                 pending = coll  # overlaps the column-parallel GEMM that consumes it
             else:
@@ -267,10 +320,10 @@ class WorkBuilder:
         ) -> list[Instr]:
             d = 1 if backward else 0
             if key == "emb":
-                body = [(COMPUTE, self.emb[d], "embedding", "compute", -1)]
+                body: list[Instr] = [Compute(self.emb[d], "embedding", "compute", -1)]
                 size = emb_p
             elif key == "head":
-                body = [(COMPUTE, self.head[d], "head", "compute", -1)]
+                body = [Compute(self.head[d], "head", "compute", -1)]
                 size = head_p
             else:
                 body = []
@@ -279,7 +332,7 @@ class WorkBuilder:
                 body += self.layer(rank, layer, backward, "compute", out_pieces)
                 return body
             if out_pieces is not None and size > 0:
-                body.append((GRAD, len(out_pieces)))
+                body.append(GradReady(len(out_pieces)))
                 out_pieces.append(size)
             return body
 
@@ -287,9 +340,9 @@ class WorkBuilder:
         for i, (key, layer) in enumerate(seq):
             if z3:
                 nxt = units[i + 1] if i + 1 < len(units) else -1
-                fwd.append((Z3_WAIT, units[i], nxt))
+                fwd.append(Zero3Gather(units[i], nxt))
             if z12:
-                fwd.append((PARAM_WAIT, units[i]))
+                fwd.append(ParamWait(units[i]))
             fwd += unit_body(key, layer, False, None)
         programs = []
         for out_pieces in (None, pieces):
@@ -297,10 +350,10 @@ class WorkBuilder:
             for i in reversed(range(len(seq))):
                 key, layer = seq[i]
                 if z3:
-                    prog.append((Z3_WAIT, units[i], units[i - 1] if i > 0 else -1))
+                    prog.append(Zero3Gather(units[i], units[i - 1] if i > 0 else -1))
                 prog += unit_body(key, layer, True, out_pieces)
                 if z3:
-                    prog.append((Z3_RS, units[i]))
+                    prog.append(Zero3ReduceScatter(units[i]))
             programs.append(prog)
         return ChunkPrograms(merge(fwd, "fwd"), merge(programs[0], "bwd"), programs[1])
 
@@ -328,20 +381,20 @@ def _fuse_with_previous_gemm(out: list[Instr], coll: Collective, layer: int) -> 
     """Run `coll` beside the row-parallel GEMM just before it (TP comm overlap)."""
     for i in range(len(out) - 1, -1, -1):
         ins = out[i]
-        if ins[0] == COMPUTE and ins[2] in _GEMMS:
-            out[i] = (OVERLAP, ins[1], ins[2], ins[3], coll, "comm_tp", layer)
+        if type(ins) is Compute and ins.name in _GEMMS:
+            out[i] = Overlapped(ins.seconds, ins.name, ins.category, coll, "comm_tp", layer)
             return
-    out.append((COLL, coll, "tp " + coll.kind, "comm_tp", layer))
+    out.append(Blocking(coll, "tp " + coll.kind, "comm_tp", layer))
 
 
 def merge(prog: list[Instr], label: str) -> list[Instr]:
-    """Merge runs of adjacent COMPUTE instructions of one category into one (fewer events)."""
+    """Merge runs of adjacent `Compute` instructions of one category into one (fewer events)."""
     out: list[Instr] = []
     for ins in prog:
-        if ins[0] == COMPUTE and out and out[-1][0] == COMPUTE and out[-1][3] == ins[3]:
-            prev = out[-1]
-            name = label if ins[3] == "compute" else ins[3]
-            out[-1] = (COMPUTE, prev[1] + ins[1], name, prev[3], prev[4])
+        prev = out[-1] if out else None
+        if type(ins) is Compute and type(prev) is Compute and prev.category == ins.category:
+            name = label if ins.category == "compute" else ins.category
+            out[-1] = Compute(prev.seconds + ins.seconds, name, prev.category, prev.layer)
         else:
             out.append(ins)
     return out
