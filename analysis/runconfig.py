@@ -24,7 +24,7 @@ whole model, inline. A `[model]` table is taken whole from the highest layer tha
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from hwprofiles.inputs import read_toml
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
+from simulator.reliability.options import ReliabilityOptions
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     # The quickstart what-if: Llama-3-70B on 1,024 H100 SXM (128 DGX H100 nodes), a layout of
@@ -69,6 +70,19 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "topology": None,
     },
     "options": {},
+    # failures, checkpoints and restarts of the whole run (None = simulator.reliability default)
+    "reliability": {
+        "checkpoint_interval_s": None,
+        "mtbf_scale": None,
+        "failure_rates": None,
+        "storage_bandwidth_gb_per_s": None,
+        "filesystem_bandwidth_gb_per_s": None,
+        "async_checkpoint": None,
+        "restart_s": None,
+        "warmup_steps": None,
+        "weibull_shape": None,
+        "seeds": None,
+    },
 }
 
 
@@ -79,6 +93,7 @@ class Run:
     options: Options
     tokens: float | None
     spec: dict[str, dict[str, Any]]
+    reliability: ReliabilityOptions = field(default_factory=ReliabilityOptions)
 
 
 def read_run_file(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -197,4 +212,27 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     tokens = t.get("tokens")
     if tokens is not None and float(tokens) <= 0:
         raise UserError(f"tokens: {tokens} must be > 0")
-    return Run(workload, hw, options, float(tokens) if tokens else None, spec)
+    rel = reliability_options(spec.get("reliability", {}))
+    return Run(workload, hw, options, float(tokens) if tokens else None, spec, rel)
+
+
+_GB = 1e9  # run files and flags give bandwidths in decimal GB/s
+_INF = float("inf")
+
+
+def reliability_options(table: Mapping[str, Any]) -> ReliabilityOptions:
+    """`ReliabilityOptions` from a merged `[reliability]` table (None = default)."""
+    given = {k: v for k, v in table.items() if v is not None}
+    for key in ("storage_bandwidth_gb_per_s", "filesystem_bandwidth_gb_per_s"):
+        if key in given:
+            v = given.pop(key)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0 or v == _INF:
+                raise UserError(
+                    key.removesuffix("_gb_per_s"), v, "must be a finite number > 0 (GB/s)"
+                )
+            given[key.replace("_gb_per_s", "_bps")] = v * _GB
+    if "async_checkpoint" in given and not isinstance(given["async_checkpoint"], bool):
+        raise UserError("async_checkpoint", given["async_checkpoint"], "must be true or false")
+    if "failure_rates" in given:
+        given["failure_rates"] = str(given["failure_rates"])
+    return ReliabilityOptions(**given)

@@ -28,7 +28,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SPEC_FIELDS = frozenset(f.name for f in fields(ModelSpec))
-_META = frozenset({"family", "source", "published_params", "hf_repo"})
+_META = frozenset({"family", "source", "published_params", "published_active_params", "hf_repo"})
 _HF_HINTS = ("model_type", "architectures", "n_embd", "n_embed", "d_model", "n_layer")
 
 
@@ -41,6 +41,8 @@ class Preset:
     family_source: str
     published_params: float | None
     hf_repo: str | None
+    published_active_params: float | None = None
+    """Parameters a token uses, as published (mixture-of-experts models)."""
 
 
 def _key(name: str) -> str:
@@ -70,7 +72,14 @@ def _build(name: str, table: Mapping[str, Any], families: Mapping[str, Any], whe
     except ValueError as e:
         raise UserError(f"{where}: {e}") from e
     fam_source = families[family].get("source", "") if family is not None else ""
-    return Preset(spec, family, fam_source, table.get("published_params"), table.get("hf_repo"))
+    return Preset(
+        spec,
+        family,
+        fam_source,
+        table.get("published_params"),
+        table.get("hf_repo"),
+        table.get("published_active_params"),
+    )
 
 
 def _parse(text: str, where: str) -> dict[str, Any]:
@@ -134,6 +143,8 @@ def model_info(name: str) -> dict[str, Any]:
         "published_params": p.published_params,
         "hf_repo": p.hf_repo,
         "num_params": p.spec.num_params(),
+        "published_active_params": p.published_active_params,
+        "active_params": p.spec.active_params(),
     }
 
 

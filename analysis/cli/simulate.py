@@ -45,6 +45,11 @@ def register(app: typer.Typer) -> None:
         speed_sigma: ro.SpeedSigma = 0.0,
         contention: ro.Contention = True,
         trace: Annotated[Path | None, typer.Option(help="DES: write a Perfetto trace")] = None,
+        checkpoint_interval: ro.CheckpointInterval = None,
+        mtbf_scale: ro.MtbfScale = None,
+        failure_rates: ro.FailureRates = None,
+        storage_bandwidth: ro.StorageBandwidth = None,
+        async_checkpoint: ro.AsyncCheckpoint = None,
         json_out: ro.JsonOut = False,
         require_fit: ro.RequireFit = False,
     ) -> None:
@@ -75,6 +80,11 @@ def register(app: typer.Typer) -> None:
                 tokens=tokens,
                 first_stage_layers=first_stage_layers,
                 last_stage_layers=last_stage_layers,
+                checkpoint_interval=checkpoint_interval,
+                mtbf_scale=mtbf_scale,
+                failure_rates=failure_rates,
+                storage_bandwidth=storage_bandwidth,
+                async_checkpoint=async_checkpoint,
             )
             run = build_run(merge(file_spec, over))
             kw = ro.des_options(engine, seed, jitter, speed_sigma, contention)
@@ -82,7 +92,15 @@ def register(app: typer.Typer) -> None:
                 kw["trace"] = str(trace) if trace else None
             elif trace is not None:
                 raise UserError("trace: --trace needs --engine des")
-            return predict(run.workload, run.hardware, engine, run.options, run.tokens, **kw)
+            return predict(
+                run.workload,
+                run.hardware,
+                engine,
+                run.options,
+                run.tokens,
+                reliability=run.reliability,
+                **kw,
+            )
 
         result = run_guarded(go)
         if json_out:
