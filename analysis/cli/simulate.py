@@ -113,6 +113,7 @@ def register(app: typer.Typer) -> None:
             # the prediction above is complete; a layout over memory is still a valid layout
             # (real runs use allocator tricks the model may not see): a warning, exit 0, unless
             # the user asks for a fit
+            note = next((n for n in result.notes if n.startswith("does not fit")), "does not fit")
             if require_fit:
-                fail(f"memory: {result.notes[0]}")
-            typer.echo(f"llmcap: warning: memory: {result.notes[0]}", err=True)
+                fail(f"memory: {note}")
+            typer.echo(f"llmcap: warning: memory: {note}", err=True)
