@@ -325,7 +325,12 @@ class Step:
         dst = self.devices[key[1] % self.p.pp]
         route = self.b.cluster.p2p_route(self.devices[i].rank, dst.rank)
         coll = for_group(
-            self.b.hw, "send_recv", self.b.p2p_bytes, 2, abs(dst.rank - self.devices[i].rank), route
+            self.b.hw,
+            "send_recv",
+            float(self.b.msg.p2p),
+            2,
+            abs(dst.rank - self.devices[i].rank),
+            route,
         )
         proc = self._transfer(i, key, coll, cursor)
         if self.opts.overlap_p2p:
