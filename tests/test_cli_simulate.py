@@ -87,6 +87,8 @@ SCENARIOS = {
         "--sp",
         "--global-batch",
         "64",
+        "--seq-len",
+        "4096",
         "--precision",
         "bf16",
     ],
@@ -143,10 +145,10 @@ def test_human_output_shows_breakdown_and_seed_formulas():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--gpus", "1000"], "not divisible by tp*pp*cp"),
+        (["--gpus", "1000", "--tp", "8", "--pp", "4"], "not divisible by tp*pp*cp"),
         (["--tp", "3", "--pp", "1", "--gpus", "3", "--global-batch", "3"], "num_attention_heads"),
         (["--pp", "81", "--tp", "1", "--gpus", "81", "--global-batch", "81"], "1 stage(s) would"),
-        (["--global-batch", "1000"], "global_batch_size: 1000 not divisible"),
+        (["--global-batch", "1000", "--tp", "8", "--pp", "4"], "global_batch_size: 1000 not"),
         (["--model", "gpt-99"], "known presets: gpt3-"),
         (["--hardware", "tpu-v9"], "known:"),
         (["--precision", "fp4"], "precision"),

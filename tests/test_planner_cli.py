@@ -129,8 +129,8 @@ def test_unmet_budget_names_the_closest():
         (["--hardware", "h100-sxm", "--gpus", "8", "--precision", "int4"], "precision"),
         (["--hardware", "h100-sxm", "--gpus", "8", "--pue", "0.5"], "pue"),
         (
-            ["--hardware", "h100-sxm", "--gpus", "8", "--price-table", "/nonexistent.toml"],
-            "price_table",
+            ["--hardware", "h100-sxm", "--gpus", "8", "--prices", "/nonexistent.toml"],
+            "prices",
         ),
     ],
 )
