@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from analysis.cli.common import echo_json, fail, run_guarded
+from analysis.cli.common import check_output, echo_json, fail, run_guarded
 from analysis.planner.costs import SECONDS_PER_DAY
 from hwprofiles.errors import UserError
 
@@ -135,6 +135,8 @@ def register(app: typer.Typer) -> None:
             from hwprofiles.catalogue import load_prices, load_profile
             from simulator.models_catalogue import load_model
 
+            if out is not None:
+                check_output(out, "--out", "dir")  # before the search, not after it
             if price_table is not None and not price_table.is_file():
                 raise UserError(f"price_table: {str(price_table)!r} is not a file")
             prices = load_prices(price_table)
