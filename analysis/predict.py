@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 from analysis.closed_form import Options, evaluate
+from analysis.energy_levels import run_levels, step_levels
 from analysis.layouts import Layouts
 from analysis.seed import document_predictions
 from hwprofiles.errors import UserError
+from hwprofiles.power_levels import compute_power_model
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.flops import model_flops_per_token, recompute_flops_per_token
+from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
+from simulator.reliability.options import ReliabilityOptions
+from simulator.reliability.run import whole_run
 from simulator.result import StepResult
 
 ENGINES = ("analytic", "des")
+_DEFAULTS = {f.name: f.default for f in fields(ModelSpec)}
+OPTIONAL_ARCH_FIELDS = frozenset(list(_DEFAULTS)[list(_DEFAULTS).index("head_dim") :])
+"""ModelSpec fields for decoupled heads, MoE and MLA: shown in `inputs` only when set."""
 
 
 def _single_gpu_time(w: Workload, hw: HardwareProfile, opts: Options) -> float:
@@ -45,6 +53,7 @@ def predict(
     options: Options | None = None,
     tokens: float | None = None,
     devices_busy: int | None = None,
+    reliability: ReliabilityOptions | None = None,
     **engine_options: Any,
 ) -> StepResult:
     """Predict one training step of `workload` on `hardware`.
@@ -53,7 +62,9 @@ def predict(
     `engine_options` such as `seed`, `jitter`, `contention` go to it). `tokens` sets the
     training budget for `time_to_train_s`. `devices_busy` is how many devices of one host
     compute at once (default: GPUs per node, or all GPUs if fewer); it matters only for
-    profiles with measured `host_contention` (CPU ranks sharing a machine).
+    profiles with measured `host_contention` (CPU ranks sharing a machine). With `tokens`,
+    `reliability` sets failures, checkpoints and restarts of the whole run (closed form; the
+    SimPy engine also samples the run over seeds for P10/P50/P90).
     """
     if engine not in ENGINES:
         raise UserError(f"engine: {engine!r} must be one of {ENGINES}")
@@ -63,6 +74,8 @@ def predict(
     alone = hardware
     busy = devices_busy or min(hardware.node.gpus_per_node, w.num_gpus)
     hardware = hardware.under_load(busy, p.precision)
+    # the board draws less than TDP while computing, by dtype (hwprofiles/data/power.toml)
+    hardware = replace(hardware, power=compute_power_model(hardware, p.precision))
     r = analytic_arrays(w, hardware, opts)
     extra: dict[str, Any] = {}
     if engine == "des":
@@ -80,6 +93,7 @@ def predict(
     if p.precision in ("fp16", "bf16", "fp8") and "fp32" in hardware.accelerator.peak_flops:
         w32 = replace(w, parallel=replace(p, precision="fp32"))
         hw32 = alone.under_load(busy, "fp32")
+        hw32 = replace(hw32, power=compute_power_model(hw32, "fp32"))
         e_fp32 = analytic_arrays(w32, hw32, opts)["energy_per_gpu_j"] * n
     energy = r["energy_per_gpu_j"] * n
     breakdown = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("breakdown/")}
@@ -122,6 +136,37 @@ def predict(
         energy_fp32_j=e_fp32,
     )
     res.document["speedup_llmcap"] = t1 / res.step_time_s
+    if e_fp32 is not None:
+        d = res.document
+        d["energy_per_token_j"] = {
+            "fp32_llmcap": e_fp32 / tokens_step,
+            "seed_literal": d["energy_mixed_literal_j"] / tokens_step,
+            "seed_intended": d["energy_mixed_intended_j"] / tokens_step,
+            p.precision + "_llmcap": energy / tokens_step,
+        }
+        d["compute_power_w"] = {
+            "fp32": float(hw32.power.power(1.0)),
+            p.precision: float(hardware.power.power(1.0)),
+        }
+    res.power = step_levels(res, hardware)
+    if tokens is not None:
+        rel = reliability or ReliabilityOptions()
+        if engine == "des":
+            rel = replace(rel, seed=int(engine_options.get("seed", 0)))
+        res.whole_run = whole_run(
+            work_s=res.time_to_train_ideal_s or 0.0,
+            step_time_s=res.step_time_s,
+            n_params=model.num_params(),
+            precision=p.precision,
+            zero_stage=p.zero_stage,
+            dp=p.dp,
+            num_gpus=n,
+            gpus_per_node=hardware.node.gpus_per_node,
+            nics_per_node=hardware.node.nics_per_node,
+            options=rel,
+            sample=engine == "des",
+        )
+        res.whole_run.update(run_levels(res, hardware, res.power))
     if not res.fits_in_memory:
         over = res.memory_per_gpu_bytes - res.memory_capacity_bytes
         res.notes.append(
@@ -134,10 +179,16 @@ def predict(
 
 def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
     m = w.model
+    spec = {
+        k: v
+        for k, v in asdict(m).items()
+        if k != "source" and not (k in OPTIONAL_ARCH_FIELDS and v == _DEFAULTS[k])
+    }
+    if m.is_moe:
+        spec["active_params"] = m.active_params()
     return {
-        "model": {k: v for k, v in asdict(m).items() if k != "source"}
-        | {"num_params": m.num_params()},
-        "parallel": asdict(w.parallel) | {"num_microbatches": w.parallel.num_microbatches},
+        "model": spec | {"num_params": m.num_params()},
+        "parallel": _parallel_inputs(w),
         "seq_len": w.seq_len,
         "gpus": w.num_gpus,
         "hardware": {
@@ -153,6 +204,20 @@ def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
         },
         "options": asdict(opts),
     }
+
+
+def _parallel_inputs(w: Workload) -> dict[str, Any]:
+    """The layout as given; the pins and the per-stage layers only where the split is uneven
+    or pinned (even splits keep their documents unchanged)."""
+    out = asdict(w.parallel) | {"num_microbatches": w.parallel.num_microbatches}
+    for k in ("first_stage_layers", "last_stage_layers"):
+        if out[k] is None:
+            del out[k]
+    if len(set(w.split)) > 1:
+        out["stage_layers"] = list(w.stage_layer_counts)
+        if w.parallel.vpp > 1:
+            out["chunk_layers"] = list(w.split)
+    return out
 
 
 def _provenance(hw: HardwareProfile, engine: str) -> dict[str, Any]:
