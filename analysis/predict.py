@@ -188,7 +188,7 @@ def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
         spec["active_params"] = m.active_params()
     return {
         "model": spec | {"num_params": m.num_params()},
-        "parallel": asdict(w.parallel) | {"num_microbatches": w.parallel.num_microbatches},
+        "parallel": _parallel_inputs(w),
         "seq_len": w.seq_len,
         "gpus": w.num_gpus,
         "hardware": {
@@ -204,6 +204,20 @@ def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
         },
         "options": asdict(opts),
     }
+
+
+def _parallel_inputs(w: Workload) -> dict[str, Any]:
+    """The layout as given; the pins and the per-stage layers only where the split is uneven
+    or pinned (even splits keep their documents unchanged)."""
+    out = asdict(w.parallel) | {"num_microbatches": w.parallel.num_microbatches}
+    for k in ("first_stage_layers", "last_stage_layers"):
+        if out[k] is None:
+            del out[k]
+    if len(set(w.split)) > 1:
+        out["stage_layers"] = list(w.stage_layer_counts)
+        if w.parallel.vpp > 1:
+            out["chunk_layers"] = list(w.split)
+    return out
 
 
 def _provenance(hw: HardwareProfile, engine: str) -> dict[str, Any]:
