@@ -19,9 +19,9 @@ app = typer.Typer(
 # Registration order is the order in `llmcap --help`.
 from importlib.metadata import entry_points  # noqa: E402
 
-from analysis.cli import accuracy, calibrate, hardware, plan, scale, simulate  # noqa: E402
+from analysis.cli import accuracy, calibrate, hardware, plan, scale, simulate, sweep  # noqa: E402
 
-for _mod in (simulate, scale, plan, hardware, calibrate, accuracy):
+for _mod in (simulate, scale, sweep, plan, hardware, calibrate, accuracy):
     _mod.register(app)
 
 # Plug-in commands (validation registers `llmcap validate` here).
@@ -29,7 +29,13 @@ for _ep in sorted(entry_points(group="llmcap.commands"), key=lambda e: e.name):
     _ep.load()(app)
 
 
-OPTIONAL = {"torch": "torch", "pynvml": "torch"}
+OPTIONAL = {
+    "torch": "torch",
+    "pynvml": "torch",
+    "distributed": "sweep",
+    "dask": "sweep",
+    "pyarrow": "sweep",
+}
 """Optional modules -> the extra that installs them (pyproject optional-dependencies)."""
 
 
