@@ -3,7 +3,10 @@
 Evaluates many parallel layouts of one model on one hardware profile at once (numpy arrays),
 which is what the planner searches with. The structure of a step (Megatron-LM 1F1B):
 
-    step = m * t_mb(last stage)              compute + exposed TP/CP comm per micro-batch
+    step = m * t_mb(last stage)              compute + exposed TP/CP comm per micro-batch, the
+                                             layer's collectives as the step plan places them
+                                             (simulator.plan.layer), each overlap priced by
+                                             simulator.plan.rules.beside
          + (pp * t_avg - t_last) / vpp       pipeline bubble (Narayanan et al. 2021, Sec. 2.2)
          + exposed pipeline p2p              fill and drain chains; all if not overlapped
          + exposed ZeRO-3 gathers            per micro-batch, beyond the compute hiding them
@@ -35,6 +38,8 @@ from simulator.costmodel.timing import ACT_BYTES, copy_time, op_times
 from simulator.model import ModelSpec
 from simulator.options import Options
 from simulator.parallel import BYTES_PER_PARAM
+from simulator.plan.layer import layer_passes, messages
+from simulator.plan.rules import beside
 
 GEMM_FWD_PLUS_BWD = 3.0
 """A GEMM's forward plus backward time over its forward time: the backward computes dX and dW,
@@ -45,30 +50,23 @@ ATTENTION_FWD_PLUS_BWD = 3.5
 FLOPs (5 matmuls against 2; Dao 2023, FlashAttention-2, arXiv 2307.08691, Sec. 4.1)."""
 
 
-def overlap(comm, window, interference):
-    """Exposed time of `comm` overlapped with `window` of compute: what does not fit, plus
-    the compute slowed by the part that does (SMs and HBM shared with the collective)."""
-    hidden = np.minimum(comm, window)
-    return np.maximum(0.0, comm - window) + interference * hidden
-
-
 def _stage_times(model, hw, s, L, precision, opts):
     """Per micro-batch times on one device of a stage (arrays), split by part."""
     acc = hw.accelerator
     e = ACT_BYTES[precision]
     ops = stack_layer_ops(model, L.mb, s, L.tp, L.cp, L.sp, precision, opts)
-    fwd = bwd = sel = matmul = attn_core = 0.0
+    fwd = bwd = sel = 0.0
+    kernel: dict[str, tuple] = {}  # forward and backward time of each kernel of the plan
     for op in ops:
         tf, tb = op_times(acc, op, precision)
         fwd = fwd + tf
         bwd = bwd + tb
         if op.recompute_selective:
             sel = sel + tf
-        if op.kind == "matmul" and op.name != "attention/core":
-            matmul = matmul + tf
-        if op.name == "attention/core":
-            attn_core = attn_core + tf
-    rc = np.where(L.recompute == 2, fwd, np.where(L.recompute == 1, sel, 0.0))
+        f0, b0 = kernel.get(op.name, (0.0, 0.0))
+        kernel[op.name] = (f0 + tf, b0 + tb)
+    full = L.recompute == 2
+    rc = np.where(full, fwd, np.where(L.recompute == 1, sel, 0.0))
     head_f = head_b = 0.0
     for op in stack_head_ops(model, L.mb, s, L.tp, L.cp, precision, opts):
         tf, tb = op_times(acc, op, precision)
@@ -78,34 +76,43 @@ def _stage_times(model, hw, s, L, precision, opts):
         tf, tb = op_times(acc, op, precision)
         emb_f, emb_b = emb_f + tf, emb_b + tb
 
-    # tensor parallel: 2 all-reduces (or RS+AG with SP) of the activations fwd and 2 bwd
-    act = L.mb * s / L.cp * model.hidden_size * e
-    t_ar = group_collective_time(hw, "all_reduce", act, L.tp, 1)
-    t_sp = group_collective_time(hw, "all_gather", act, L.tp, 1) + group_collective_time(
-        hw, "reduce_scatter", act, L.tp, 1
-    )
-    t_tp1 = np.where(L.sp, t_sp, t_ar)
-    tp_total = (4 + 2 * (L.recompute == 2)) * t_tp1
+    # the layer's TP and CP collectives as the step plan places them, each beside its partner
+    # kernel when overlapped (TP: with Options.overlap_tp_comm; CP: always); full recompute
+    # repeats the forward's
+    msg = messages(model, L.mb, s, L.tp, L.cp, e)
     phi = opts.comm_interference
-    # the layer's GEMMs forward and backward (backward = 2x forward: dX and dW) hide its TP
-    # collectives when they are overlapped
-    tp_window = GEMM_FWD_PLUS_BWD * matmul
-    tp_exposed = overlap(tp_total, tp_window, phi) if opts.overlap_tp_comm else tp_total
-    # context parallel: all-gather K,V forward, reduce-scatter dK,dV backward, hidden by the
-    # ring attention's compute of the same layer
-    kv_bytes = L.mb * s * 2 * model.kv_size * e / np.minimum(L.tp, model.kv_heads)
-    cp_total = group_collective_time(hw, "all_gather", kv_bytes, L.cp, L.tp) * 2
-    cp_exposed = overlap(cp_total, ATTENTION_FWD_PLUS_BWD * attn_core, phi)
+    size = {"tp": (msg.tp, L.tp, 1), "cp": (msg.cp, L.cp, L.tp)}
+    times: dict[tuple[str, str], object] = {}
+    part = {(sp, key): 0.0 for sp in (False, True) for key in ("tp", "cp", "tp_x", "cp_x", "slow")}
+    for sp in (False, True):
+        for backward, lc in layer_passes(sp):
+            if (lc.dim, lc.kind) not in times:
+                nbytes, n, stride = size[lc.dim]
+                times[(lc.dim, lc.kind)] = group_collective_time(hw, lc.kind, nbytes, n, stride)
+            tc = times[(lc.dim, lc.kind)]
+            count = 1.0 if backward else 1.0 + full
+            if lc.dim == "cp" or opts.overlap_tp_comm:
+                exp, slow = beside(tc, kernel[lc.partner][int(backward)], phi)
+            else:
+                exp, slow = tc, 0.0
+            part[(sp, lc.dim)] = part[(sp, lc.dim)] + count * tc
+            part[(sp, lc.dim + "_x")] = part[(sp, lc.dim + "_x")] + count * exp
+            part[(sp, "slow")] = part[(sp, "slow")] + count * slow
+
+    def by_sp(key):
+        return np.where(L.sp, part[(True, key)], part[(False, key)])
+
     layer = fwd + bwd + rc
     return {
         "layer": layer,
         "fwd": fwd,
         "bwd": bwd,
         "rc": rc,
-        "tp_total": tp_total,
-        "tp_exposed": tp_exposed,
-        "cp_total": cp_total,
-        "cp_exposed": cp_exposed,
+        "slow": by_sp("slow"),
+        "tp_total": by_sp("tp"),
+        "tp_exposed": by_sp("tp_x"),
+        "cp_total": by_sp("cp"),
+        "cp_exposed": by_sp("cp_x"),
         "head": head_f + head_b,
         "emb": emb_f + emb_b,
     }
@@ -129,17 +136,19 @@ def evaluate(
     m = L.gbs / (L.mb * L.dp)
     t = _stage_times(model, hw, s, L, precision, opts)
 
-    per_layer = t["layer"] + t["tp_exposed"] + t["cp_exposed"]
+    per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"]
     last = n_layers * per_layer + t["head"] + np.where(L.pp == 1, t["emb"], 0.0)
     avg = (model.num_hidden_layers * per_layer + t["head"] + t["emb"]) / L.pp
+    # compute counts kernels slowed by the collectives beside them (`plan.rules.beside`)
     compute_mb = (
-        n_layers * (t["fwd"] + t["bwd"] + t["rc"]) + t["head"] + np.where(L.pp == 1, t["emb"], 0.0)
+        n_layers * (t["fwd"] + t["bwd"] + t["rc"] + t["slow"])
+        + t["head"]
+        + np.where(L.pp == 1, t["emb"], 0.0)
     )
 
     # pipeline: bubble and p2p (activations scattered over tp: Megatron scatter/gather)
-    e = ACT_BYTES[precision]
-    p2p_bytes = L.mb * s / L.cp * model.hidden_size * e / L.tp
-    t_p2p = np.where(L.pp > 1, p2p_time(hw, p2p_bytes, L.tp * L.cp * L.dp), 0.0)
+    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])
+    t_p2p = np.where(L.pp > 1, p2p_time(hw, msg.p2p, L.tp * L.cp * L.dp), 0.0)
     # 1F1B: step = (sum of the other stages' times) + m * t_last; balanced: (pp-1)/vpp * t
     bubble = np.maximum(0.0, L.pp * avg - last) / L.vpp
     p2p_steady = 2 * L.vpp * m * t_p2p
@@ -163,32 +172,33 @@ def evaluate(
         hw, "all_reduce", np.minimum(bucket, params * g_bytes), L.dp, dp_stride
     )
     # ZeRO-0: all-reduce; ZeRO-1/2: reduce-scatter grads + all-gather params after the step
+    phi = opts.comm_interference
     grad_sync = np.where(L.zero == 0, t_ar, t_rs)
     if opts.overlap_grad_reduce:
-        phi = opts.comm_interference
-        grad_exposed = overlap(grad_sync, bwd_window, phi) + np.where(L.dp > 1, tail, 0.0)
-        grad_exposed = np.minimum(grad_exposed, grad_sync)
+        grad_exposed, grad_slow = beside(grad_sync, bwd_window, phi)
+        grad_exposed = np.minimum(grad_exposed + np.where(L.dp > 1, tail, 0.0), grad_sync)
     else:
-        grad_exposed = grad_sync
+        grad_exposed, grad_slow = grad_sync, 0.0
     ag_after = np.where((L.zero == 1) | (L.zero == 2), t_ag, 0.0)
-    ag_exposed = (
-        overlap(ag_after, fwd_window, opts.comm_interference)
-        if opts.overlap_param_gather
-        else ag_after
-    )
+    if opts.overlap_param_gather:
+        ag_exposed, ag_slow = beside(ag_after, fwd_window, phi)
+    else:
+        ag_exposed, ag_slow = ag_after, 0.0
     dp_total = np.where(L.zero == 3, 0.0, grad_sync + ag_after)
     dp_exposed = np.where(L.zero == 3, 0.0, grad_exposed + ag_exposed)
+    dp_slow = np.where(L.zero == 3, 0.0, grad_slow + ag_slow)
     # ZeRO-3 / FSDP: per micro-batch and per wrapping unit (each layer, the embedding, the
     # head: the SimPy engine's units) AG (fwd) + AG (bwd) + RS (bwd), prefetched behind
     # compute; every unit's collective pays its own latency
     z3_mb, first_gather = _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes)
-    z3_exposed_mb = (
-        overlap(z3_mb, compute_mb, opts.comm_interference) + first_gather
-        if opts.overlap_param_gather
-        else z3_mb
-    )
+    if opts.overlap_param_gather:
+        z3_exposed_mb, z3_slow_mb = beside(z3_mb, compute_mb, phi)
+        z3_exposed_mb = z3_exposed_mb + first_gather
+    else:
+        z3_exposed_mb, z3_slow_mb = z3_mb, 0.0
     z3_total = np.where(L.zero == 3, m * z3_mb, 0.0)
     z3_exposed = np.where(L.zero == 3, m * np.minimum(z3_exposed_mb, z3_mb), 0.0)
+    z3_slow = np.where(L.zero == 3, m * z3_slow_mb, 0.0)
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
     local = params / np.where(L.zero >= 1, L.dp, 1)
@@ -200,7 +210,7 @@ def evaluate(
     t_host_opt, t_hooks = host_times(acc, model, n_layers, L.zero, m, opts)
     t_opt = t_opt + t_host_opt
 
-    compute = m * compute_mb
+    compute = m * compute_mb + dp_slow + z3_slow
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]
     step = compute + tp_exp + cp_exp + bubble + p2p_exposed + z3_exposed
@@ -257,15 +267,21 @@ def _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes):
 
 def _comm_bytes(model, s, L, precision, opts, m, n_layers, params):
     """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor)."""
-    e = ACT_BYTES[precision]
     w = BYTES_PER_PARAM[precision]
     g = opts.grad_reduce_bytes
-    act = L.mb * s / L.cp * model.hidden_size * e
-    kv = L.mb * s * 2 * model.kv_size * e / np.minimum(L.tp, model.kv_heads)
-    ar_tp = bus_factor("all_reduce", L.tp)
-    tp = m * n_layers * (4 + 2 * (L.recompute == 2)) * act * ar_tp
-    cp = m * n_layers * 2 * kv * bus_factor("all_gather", L.cp)
-    pp = np.where(L.pp > 1, m * 2 * L.vpp * act / L.tp, 0.0)
+    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])
+    full = L.recompute == 2
+    per_layer = {}
+    for sp in (False, True):
+        total = {"tp": 0.0, "cp": 0.0}
+        for backward, lc in layer_passes(sp):
+            nbytes, n = (msg.tp, L.tp) if lc.dim == "tp" else (msg.cp, L.cp)
+            count = 1.0 if backward else 1.0 + full
+            total[lc.dim] = total[lc.dim] + count * nbytes * bus_factor(lc.kind, n)
+        per_layer[sp] = total
+    tp = m * n_layers * np.where(L.sp, per_layer[True]["tp"], per_layer[False]["tp"])
+    cp = m * n_layers * np.where(L.sp, per_layer[True]["cp"], per_layer[False]["cp"])
+    pp = np.where(L.pp > 1, m * 2 * L.vpp * msg.p2p, 0.0)
     rs, ag = bus_factor("reduce_scatter", L.dp), bus_factor("all_gather", L.dp)
     dp = np.select(
         [L.zero == 0, L.zero == 3],

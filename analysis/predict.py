@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 from analysis.closed_form import Options, evaluate
 from analysis.layouts import Layouts
 from analysis.seed import document_predictions
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.flops import model_flops_per_token, recompute_flops_per_token
+from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
+from simulator.reliability.options import ReliabilityOptions
+from simulator.reliability.run import whole_run
 from simulator.result import StepResult
 
 ENGINES = ("analytic", "des")
+_DEFAULTS = {f.name: f.default for f in fields(ModelSpec)}
+OPTIONAL_ARCH_FIELDS = frozenset(list(_DEFAULTS)[list(_DEFAULTS).index("head_dim") :])
+"""ModelSpec fields for decoupled heads, MoE and MLA: shown in `inputs` only when set."""
 
 
 def _single_gpu_time(w: Workload, hw: HardwareProfile, opts: Options) -> float:
@@ -44,6 +51,7 @@ def predict(
     options: Options | None = None,
     tokens: float | None = None,
     devices_busy: int | None = None,
+    reliability: ReliabilityOptions | None = None,
     **engine_options: Any,
 ) -> StepResult:
     """Predict one training step of `workload` on `hardware`.
@@ -52,10 +60,12 @@ def predict(
     `engine_options` such as `seed`, `jitter`, `contention` go to it). `tokens` sets the
     training budget for `time_to_train_s`. `devices_busy` is how many devices of one host
     compute at once (default: GPUs per node, or all GPUs if fewer); it matters only for
-    profiles with measured `host_contention` (CPU ranks sharing a machine).
+    profiles with measured `host_contention` (CPU ranks sharing a machine). With `tokens`,
+    `reliability` sets failures, checkpoints and restarts of the whole run (closed form; the
+    SimPy engine also samples the run over seeds for P10/P50/P90).
     """
     if engine not in ENGINES:
-        raise ValueError(f"engine: {engine!r} must be one of {ENGINES}")
+        raise UserError(f"engine: {engine!r} must be one of {ENGINES}")
     opts = options or Options()
     w, p, model = workload, workload.parallel, workload.model
     # devices of one node that compute at once (CPU ranks on one host slow each other down)
@@ -121,6 +131,23 @@ def predict(
         energy_fp32_j=e_fp32,
     )
     res.document["speedup_llmcap"] = t1 / res.step_time_s
+    if tokens is not None:
+        rel = reliability or ReliabilityOptions()
+        if engine == "des":
+            rel = replace(rel, seed=int(engine_options.get("seed", 0)))
+        res.whole_run = whole_run(
+            work_s=res.time_to_train_ideal_s or 0.0,
+            step_time_s=res.step_time_s,
+            n_params=model.num_params(),
+            precision=p.precision,
+            zero_stage=p.zero_stage,
+            dp=p.dp,
+            num_gpus=n,
+            gpus_per_node=hardware.node.gpus_per_node,
+            nics_per_node=hardware.node.nics_per_node,
+            options=rel,
+            sample=engine == "des",
+        )
     if not res.fits_in_memory:
         over = res.memory_per_gpu_bytes - res.memory_capacity_bytes
         res.notes.append(
@@ -133,9 +160,15 @@ def predict(
 
 def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
     m = w.model
+    spec = {
+        k: v
+        for k, v in asdict(m).items()
+        if k != "source" and not (k in OPTIONAL_ARCH_FIELDS and v == _DEFAULTS[k])
+    }
+    if m.is_moe:
+        spec["active_params"] = m.active_params()
     return {
-        "model": {k: v for k, v in asdict(m).items() if k != "source"}
-        | {"num_params": m.num_params()},
+        "model": spec | {"num_params": m.num_params()},
         "parallel": asdict(w.parallel) | {"num_microbatches": w.parallel.num_microbatches},
         "seq_len": w.seq_len,
         "gpus": w.num_gpus,

@@ -68,6 +68,9 @@ def render_step(r: StepResult, console: Console | None = None) -> None:
             bd.add_row(k, _s(v), f"{v / r.step_time_s:.1%}")
     con.print(bd)
 
+    if r.whole_run:
+        render_whole_run(r, con)
+
     doc = r.document
     dt = Table(title="seed document formulas vs llmcap", title_justify="left")
     dt.add_column("quantity")
@@ -97,3 +100,49 @@ def render_step(r: StepResult, console: Console | None = None) -> None:
     for note in r.notes:
         con.print(f"[yellow]note:[/yellow] {note}")
     con.print(f"[dim]provenance: {r.provenance.get('modelled', '')}[/dim]")
+
+
+def _dur(x: float) -> str:
+    if x >= SECONDS_PER_DAY:
+        return f"{x / SECONDS_PER_DAY:,.1f} days"
+    if x >= 3600:
+        return f"{x / 3600:,.1f} h"
+    if x >= 60:
+        return f"{x / 60:,.1f} min"
+    return _s(x)
+
+
+def render_whole_run(r: StepResult, con: Console) -> None:
+    """The whole run: goodput, failures, checkpoints, restarts and energy to train."""
+    w = r.whole_run
+    t = Table(title="whole run (failures, checkpoints, restarts)", title_justify="left")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_row("time to train, ideal (steps only)", _dur(w["time_to_train_ideal_s"]))
+    t.add_row("time to train, expected wall clock", _dur(w["time_to_train_s"]))
+    if "time_to_train_p50_s" in w:
+        s = w["time_to_train_sampled"]
+        t.add_row(
+            f"  SimPy P10 / P50 / P90 ({s['runs']} runs)",
+            " / ".join(_dur(w[f"time_to_train_p{q}_s"]) for q in (10, 50, 90)),
+        )
+    t.add_row("goodput", f"{w['goodput_fraction']:.1%}")
+    t.add_row(
+        "job MTBF / expected interruptions",
+        f"{_dur(w['job_mtbf_s'])} / {w['expected_interruptions']:,.1f}",
+    )
+    how = "optimal" if w["checkpoint_interval_optimal"] else "given"
+    t.add_row(f"checkpoint interval ({how})", _dur(w["checkpoint_interval_s"]))
+    t.add_row(
+        "checkpoint size / write" + (" (async; blocks)" if w["async_checkpoint"] else ""),
+        f"{w['checkpoint_bytes'] / 1e9:,.0f} GB / {_s(w['checkpoint_write_s'])}"
+        + (f" ({_s(w['checkpoint_block_s'])})" if w["async_checkpoint"] else ""),
+    )
+    t.add_row("restart (detect, relaunch, load, warm-up)", _dur(w["restart_s"]))
+    for k, v in w["time_breakdown_s"].items():
+        t.add_row(f"  time: {k.replace('_', ' ')}", _dur(v))
+    for level in ("gpu", "node", "facility"):
+        key = f"energy_to_train_{level}_j"
+        if key in w:
+            t.add_row(f"energy to train, {level}", f"{w[key] / 3.6e9:,.1f} MWh")
+    con.print(t)

@@ -22,21 +22,18 @@ whole model, inline. A `[model]` table is taken whole from the highest layer tha
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from analysis.closed_form import Options
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_toml
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
+from simulator.reliability.options import ReliabilityOptions
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     # The quickstart what-if: Llama-3-70B on 1,024 H100 SXM (128 DGX H100 nodes), a layout of
@@ -62,6 +59,19 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "topology": None,
     },
     "options": {},
+    # failures, checkpoints and restarts of the whole run (None = simulator.reliability default)
+    "reliability": {
+        "checkpoint_interval_s": None,
+        "mtbf_scale": None,
+        "failure_rates": None,
+        "storage_bandwidth_gb_per_s": None,
+        "filesystem_bandwidth_gb_per_s": None,
+        "async_checkpoint": None,
+        "restart_s": None,
+        "warmup_steps": None,
+        "weibull_shape": None,
+        "seeds": None,
+    },
 }
 
 
@@ -72,29 +82,27 @@ class Run:
     options: Options
     tokens: float | None
     spec: dict[str, dict[str, Any]]
+    reliability: ReliabilityOptions = field(default_factory=ReliabilityOptions)
 
 
 def read_run_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """Parse a run TOML file; errors name the file and the problem in one line."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"config: {str(p)!r} is not a file")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config: {p} is not valid TOML ({exc})") from None
+        raise UserError(f"config: {str(p)!r} is not a file")
+    data = read_toml(p, "config")
     for section, values in data.items():
         if section not in DEFAULTS:
-            raise ValueError(f"config: unknown section [{section}] (known: {', '.join(DEFAULTS)})")
+            raise UserError(f"config: unknown section [{section}] (known: {', '.join(DEFAULTS)})")
         if not isinstance(values, dict):
-            raise ValueError(f"config: [{section}] must be a table")
+            raise UserError(f"config: [{section}] must be a table")
         known = DEFAULTS[section]
         allowed = set(known) if section not in ("model", "options") else None
         if section == "options":
             allowed = {f.name for f in fields(Options)}
         for key in values:
             if allowed is not None and key not in allowed:
-                raise ValueError(
+                raise UserError(
                     f"config: unknown key {section}.{key} (known: {', '.join(sorted(allowed))})"
                 )
     return data
@@ -135,13 +143,13 @@ def resolve_model(table: Mapping[str, Any]) -> ModelSpec:
             try:  # not a preset nor a file: the table is the whole model, named `name`
                 return load_model(m)
             except (TypeError, ValueError) as inline:
-                raise ValueError(f"{exc}; nor is [model] a whole inline model ({inline})") from None
+                raise UserError(f"{exc}; nor is [model] a whole inline model ({inline})") from None
         del m["name"]
     else:
         return load_model(m)
     unknown = sorted(set(m) - MODEL_SPEC_FIELDS)
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"model.{unknown[0]}: not a model field that can override {base.name!r} "
             f"(fields: {', '.join(sorted(MODEL_SPEC_FIELDS))})"
         )
@@ -150,7 +158,7 @@ def resolve_model(table: Mapping[str, Any]) -> ModelSpec:
     try:
         spec = replace(base, **m)
     except ValueError as exc:
-        raise ValueError(f"model: {base.name!r} with overrides: {exc}") from None
+        raise UserError(f"model: {base.name!r} with overrides: {exc}") from None
     changed = ", ".join(f"{k} = {v!r}" for k, v in sorted(m.items()))
     return replace(spec, source=f"{base.source}; overridden by the run: {changed}")
 
@@ -171,7 +179,7 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     )
     gpus = c["gpus"]
     if not isinstance(gpus, int) or gpus < 1:
-        raise ValueError(f"gpus: {gpus!r} must be a positive integer")
+        raise UserError(f"gpus: {gpus!r} must be a positive integer")
     p, t = spec["parallelism"], spec["training"]
     parallel = ParallelConfig(
         tp=p["tp"],
@@ -190,5 +198,28 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     options = Options(**spec.get("options", {}))
     tokens = t.get("tokens")
     if tokens is not None and float(tokens) <= 0:
-        raise ValueError(f"tokens: {tokens} must be > 0")
-    return Run(workload, hw, options, float(tokens) if tokens else None, spec)
+        raise UserError(f"tokens: {tokens} must be > 0")
+    rel = reliability_options(spec.get("reliability", {}))
+    return Run(workload, hw, options, float(tokens) if tokens else None, spec, rel)
+
+
+_GB = 1e9  # run files and flags give bandwidths in decimal GB/s
+_INF = float("inf")
+
+
+def reliability_options(table: Mapping[str, Any]) -> ReliabilityOptions:
+    """`ReliabilityOptions` from a merged `[reliability]` table (None = default)."""
+    given = {k: v for k, v in table.items() if v is not None}
+    for key in ("storage_bandwidth_gb_per_s", "filesystem_bandwidth_gb_per_s"):
+        if key in given:
+            v = given.pop(key)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0 or v == _INF:
+                raise UserError(
+                    key.removesuffix("_gb_per_s"), v, "must be a finite number > 0 (GB/s)"
+                )
+            given[key.replace("_gb_per_s", "_bps")] = v * _GB
+    if "async_checkpoint" in given and not isinstance(given["async_checkpoint"], bool):
+        raise UserError("async_checkpoint", given["async_checkpoint"], "must be true or false")
+    if "failure_rates" in given:
+        given["failure_rates"] = str(given["failure_rates"])
+    return ReliabilityOptions(**given)

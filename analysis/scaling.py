@@ -23,6 +23,7 @@ from analysis.cli.common import write_atomic
 from analysis.closed_form import Options
 from analysis.predict import predict
 from analysis.seed import speedup_linear
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.parallel import Workload
 from simulator.result import round_sig
@@ -53,7 +54,7 @@ class ScalePoint:
 def with_scale_out_gbps(hw: HardwareProfile, gbps: float) -> HardwareProfile:
     """`hw` with each NIC's line rate set to `gbps` gigabits per second per direction."""
     if gbps <= 0:
-        raise ValueError(f"scale-out bandwidth: {gbps} Gb/s must be > 0")
+        raise UserError(f"scale-out bandwidth: {gbps} Gb/s must be > 0")
     link = replace(
         hw.node.scale_out,
         bandwidth_bytes_per_s=gbps * 1e9 / BITS_PER_BYTE,
@@ -73,7 +74,7 @@ def sweep(
 ) -> list[ScalePoint]:
     """Predict every (GPU count, NIC speed) point; `make_workload(n)` builds the layout for n."""
     if not gpu_counts:
-        raise ValueError("gpus: give at least one GPU count")
+        raise UserError("gpus: give at least one GPU count")
     speeds = list(scale_out_gbps) if scale_out_gbps else [None]
     out: list[ScalePoint] = []
     for gbps in speeds:

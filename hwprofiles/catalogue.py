@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hwprofiles import presets
+from hwprofiles.errors import UserError
 from hwprofiles.presets import TOPOLOGIES, NodePreset
 from hwprofiles.prices import Price, load_prices
 from hwprofiles.profile import (
@@ -76,7 +77,7 @@ def default_node(accelerator: str) -> str:
     """The node preset a bare accelerator name stands for (``"a100-80gb"`` -> ``"dgx-a100"``)."""
     nodes = presets.default_nodes()
     if accelerator not in nodes:
-        raise ValueError(
+        raise UserError(
             f"accelerator: {accelerator!r} is not a preset (known: {', '.join(sorted(nodes))})"
         )
     return nodes[accelerator]
@@ -130,7 +131,7 @@ def _calibrated(path: Path) -> HardwareProfile:
     try:
         from hwprofiles.calibration.loader import load_calibrated_profile
     except ImportError as exc:
-        raise ValueError(
+        raise UserError(
             f"hardware: {str(path)!r} is a directory, but calibrated profiles cannot be "
             f"loaded in this installation ({exc})"
         ) from None
@@ -156,7 +157,7 @@ def _saved_names() -> list[str]:
 def _resolve(spec: str | os.PathLike[str], prices: dict[str, Price]) -> HardwareProfile:
     text = os.fspath(spec)
     if not text.strip():
-        raise ValueError(f"hardware: {text!r} is empty (known: {', '.join(known_hardware())})")
+        raise UserError(f"hardware: {text!r} is empty (known: {', '.join(known_hardware())})")
     if isinstance(spec, str):
         if text in presets.accelerators():
             return _from_preset(text, presets.default_nodes()[text], prices)
@@ -170,12 +171,12 @@ def _resolve(spec: str | os.PathLike[str], prices: dict[str, Price]) -> Hardware
     if isinstance(spec, str) and (saved := _saved(text)) is not None:
         return _calibrated(saved)
     known = ", ".join(known_hardware() + _saved_names())
-    raise ValueError(f"hardware: {text!r} is not a preset or a file (known: {known})")
+    raise UserError(f"hardware: {text!r} is not a preset or a file (known: {known})")
 
 
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: {value!r} must be an integer >= 1")
+        raise UserError(f"{name}: {value!r} must be an integer >= 1")
     return value
 
 
@@ -194,19 +195,19 @@ def _override(
         links = presets.links()
         if scale_out not in links:
             known = ", ".join(links)
-            raise ValueError(f"scale_out: {scale_out!r} is not a known link (known: {known})")
+            raise UserError(f"scale_out: {scale_out!r} is not a known link (known: {known})")
         node = replace(node, scale_out=links[scale_out])
     if nics_per_node is not None:
         node = replace(node, nics_per_node=_positive_int("nics_per_node", nics_per_node))
     if oversubscription is not None:
         bad = isinstance(oversubscription, bool) or not isinstance(oversubscription, (int, float))
         if bad or not math.isfinite(oversubscription) or oversubscription < 1.0:
-            raise ValueError(f"oversubscription: {oversubscription!r} must be a number >= 1")
+            raise UserError(f"oversubscription: {oversubscription!r} must be a number >= 1")
         note = f"{fabric.source}; oversubscription {oversubscription:g} set by the caller"
         fabric = replace(fabric, oversubscription=float(oversubscription), source=note)
     if topology is not None:
         if topology not in TOPOLOGIES:
-            raise ValueError(f"topology: {topology!r} must be one of {', '.join(TOPOLOGIES)}")
+            raise UserError(f"topology: {topology!r} must be one of {', '.join(TOPOLOGIES)}")
         note = f"{fabric.source}; topology {topology} set by the caller"
         fabric = replace(fabric, topology=topology, source=note)
     return replace(p, node=node, fabric=fabric)

@@ -25,6 +25,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+from hwprofiles.errors import UserError
+
 RAPL_ROOT = Path("/sys/class/powercap")
 _PACKAGE_ZONE = re.compile(r"^intel-rapl:\d+$")
 UJ_PER_J = 1e6  # microjoules per joule (powercap ABI unit)
@@ -141,7 +143,7 @@ def probe_energy_meter(
         return _probe_rapl(Path(sysfs_root))
     if device == "cuda":
         return _probe_nvml(nvml, index)
-    raise ValueError(f"device: {device!r} is not one of cpu, cuda")
+    raise UserError(f"device: {device!r} is not one of cpu, cuda")
 
 
 def open_energy_meter(

@@ -23,6 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from hwprofiles.errors import UserError
 from hwprofiles.profile import DTYPES, Accelerator, EfficiencyCurve, Fabric, Link, Node
 from hwprofiles.units import parse_bandwidth
 
@@ -94,7 +95,7 @@ def check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
         base = key[: -len("_source")] if key.endswith("_source") else key
         if base not in allowed:
             known = ", ".join(sorted(allowed))
-            raise ValueError(f"{where}.{key}: unknown key (known: {known})")
+            raise UserError(f"{where}.{key}: unknown key (known: {known})")
 
 
 def number(
@@ -108,24 +109,24 @@ def number(
 ) -> float:
     """A finite number from `table[key]` with a bound check; the message names field and rule."""
     if key not in table:
-        raise ValueError(f"{where}.{key}: missing (required)")
+        raise UserError(f"{where}.{key}: missing (required)")
     v = table[key]
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ValueError(f"{where}.{key}: {v!r} must be a finite number")
+        raise UserError(f"{where}.{key}: {v!r} must be a finite number")
     if (strict and v <= minimum) or (not strict and v < minimum):
         rule = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise ValueError(f"{where}.{key}: {v!r} must be {rule}")
+        raise UserError(f"{where}.{key}: {v!r} must be {rule}")
     if maximum is not None and v > maximum:
-        raise ValueError(f"{where}.{key}: {v!r} must be <= {maximum:g}")
+        raise UserError(f"{where}.{key}: {v!r} must be <= {maximum:g}")
     return float(v)
 
 
 def integer(table: Mapping[str, Any], key: str, where: str, *, minimum: int = 1) -> int:
     if key not in table:
-        raise ValueError(f"{where}.{key}: missing (required)")
+        raise UserError(f"{where}.{key}: missing (required)")
     v = table[key]
     if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ValueError(f"{where}.{key}: {v!r} must be an integer >= {minimum}")
+        raise UserError(f"{where}.{key}: {v!r} must be an integer >= {minimum}")
     return v
 
 
@@ -146,7 +147,7 @@ def combined_source(table: Mapping[str, Any]) -> str:
 def subtable(table: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
     v = table.get(key)
     if not isinstance(v, Mapping):
-        raise ValueError(f"{where}.{key}: missing table (required)")
+        raise UserError(f"{where}.{key}: missing table (required)")
     return v
 
 
@@ -157,15 +158,15 @@ def build_link(name: str, raw: Mapping[str, Any], where: str | None = None) -> L
     check_keys(raw, LINK_KEYS, where)
     kind = raw.get("rate_is", "per-direction")
     if kind not in RATE_KINDS:
-        raise ValueError(f"{where}.rate_is: {kind!r} must be one of {', '.join(RATE_KINDS)}")
+        raise UserError(f"{where}.rate_is: {kind!r} must be one of {', '.join(RATE_KINDS)}")
     if "rate" not in raw:
-        raise ValueError(f"{where}.rate: missing (required, e.g. '400 Gb/s')")
+        raise UserError(f"{where}.rate: missing (required, e.g. '400 Gb/s')")
     try:
         bw = parse_bandwidth(raw["rate"], bidirectional=kind == "bidirectional")
     except ValueError as exc:
-        raise ValueError(f"{where}.rate: {exc}") from None
+        raise UserError(f"{where}.rate: {exc}") from None
     if bw <= 0:
-        raise ValueError(f"{where}.rate: {raw['rate']!r} must be > 0")
+        raise UserError(f"{where}.rate: {raw['rate']!r} must be > 0")
     latency = number(raw, "latency_us", where, strict=False) * 1e-6
     eff = number(raw, "efficiency", where, maximum=1.0) if "efficiency" in raw else 1.0
     srcs = {k: source_of(raw, k) for k in ("rate", "latency_us", "efficiency")}
@@ -213,10 +214,10 @@ def _peaks(pt: Mapping[str, Any], where: str) -> dict[str, float]:
             continue
         if key not in DTYPES:
             known = ", ".join(DTYPES)
-            raise ValueError(f"{where}.peak_tflops.{key}: unknown dtype (known: {known})")
+            raise UserError(f"{where}.peak_tflops.{key}: unknown dtype (known: {known})")
         peaks[key] = number(pt, key, f"{where}.peak_tflops") * 1e12
     if not peaks:
-        raise ValueError(f"{where}.peak_tflops: needs at least one of {', '.join(DTYPES)}")
+        raise UserError(f"{where}.peak_tflops: needs at least one of {', '.join(DTYPES)}")
     return peaks
 
 
@@ -246,10 +247,10 @@ def _curves(
         overhead_src = source_of(eff, "kernel_overhead_us")
     by = eff.get("matmul_by_dtype", {})
     if not isinstance(by, Mapping):
-        raise ValueError(f"{w}.matmul_by_dtype: {by!r} must be a table of dtype = fraction")
+        raise UserError(f"{w}.matmul_by_dtype: {by!r} must be a table of dtype = fraction")
     for key in by:
         if key != "source" and not key.endswith("_source") and key not in peaks:
-            raise ValueError(f"{w}.matmul_by_dtype.{key}: the device has no {key} peak")
+            raise UserError(f"{w}.matmul_by_dtype.{key}: the device has no {key} peak")
     curves: dict[str, EfficiencyCurve] = {}
     for dt, peak in peaks.items():
         if dt in by:
@@ -275,7 +276,7 @@ def build_accelerator(name: str, raw: Mapping[str, Any], where: str | None = Non
     tdp = number(pw, "tdp_w", f"{where}.power")
     idle = number(pw, "idle_w", f"{where}.power", strict=False)
     if idle > tdp:
-        raise ValueError(f"{where}.power.idle_w: {idle:g} must be <= tdp_w ({tdp:g})")
+        raise UserError(f"{where}.power.idle_w: {idle:g} must be <= tdp_w ({tdp:g})")
     curves, attention = _curves(eff, peaks, f"{where}.efficiency")
     ref = _reference_dtype(peaks)
     return Accelerator(
@@ -306,7 +307,7 @@ def build_fabric(raw: Mapping[str, Any], where: str) -> Fabric:
     check_keys(raw, FABRIC_KEYS, where)
     topology = raw.get("topology", "fat-tree")
     if topology not in TOPOLOGIES:
-        raise ValueError(f"{where}.topology: {topology!r} must be one of {', '.join(TOPOLOGIES)}")
+        raise UserError(f"{where}.topology: {topology!r} must be one of {', '.join(TOPOLOGIES)}")
     over = (
         number(raw, "oversubscription", where, minimum=1.0, strict=False)
         if "oversubscription" in raw
@@ -323,11 +324,11 @@ def resolve_link(value: Any, links: Mapping[str, Link], where: str) -> Link:
     """
     if isinstance(value, str):
         if value not in links:
-            raise ValueError(f"{where}: {value!r} is not a known link (known: {', '.join(links)})")
+            raise UserError(f"{where}: {value!r} is not a known link (known: {', '.join(links)})")
         return links[value]
     if isinstance(value, Mapping):
         return build_link(str(value.get("base", "custom")), value, where)
-    raise ValueError(f"{where}: {value!r} must be a link name or a table")
+    raise UserError(f"{where}: {value!r} must be a link name or a table")
 
 
 def build_node(
@@ -338,7 +339,7 @@ def build_node(
     check_keys(raw, NODE_KEYS | {"source"}, where)
     accel = raw.get("accelerator")
     if not isinstance(accel, str):
-        raise ValueError(f"{where}.accelerator: {accel!r} must be an accelerator name")
+        raise UserError(f"{where}.accelerator: {accel!r} must be an accelerator name")
     node = Node(
         name=name,
         gpus_per_node=integer(raw, "gpus_per_node", where),
@@ -367,7 +368,7 @@ def nodes() -> dict[str, NodePreset]:
     out = {k: build_node(k, v, links()) for k, v in tables("nodes").items()}
     for key, preset in out.items():
         if preset.accelerator not in accelerators():
-            raise ValueError(
+            raise UserError(
                 f"node {key!r}.accelerator: {preset.accelerator!r} is not a known "
                 f"accelerator (known: {', '.join(accelerators())})"
             )
@@ -381,7 +382,7 @@ def default_nodes() -> dict[str, str]:
     out = {k: v for k, v in table.items() if k != "source"}
     for accel in accelerators():
         if accel not in out:
-            raise ValueError(f"nodes.toml default_node: accelerator {accel!r} has no default node")
+            raise UserError(f"nodes.toml default_node: accelerator {accel!r} has no default node")
         if out[accel] not in nodes():
-            raise ValueError(f"nodes.toml default_node.{accel}: {out[accel]!r} is not a node")
+            raise UserError(f"nodes.toml default_node.{accel}: {out[accel]!r} is not a node")
     return out

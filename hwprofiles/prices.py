@@ -13,17 +13,13 @@ replace the catalogue's rows of the same key; the others stay::
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_toml
 from hwprofiles.presets import check_keys, number, tables
 
 PRICE_KEYS = {
@@ -54,7 +50,7 @@ class Price:
 def parse_price(raw: Any, where: str, default_source: str) -> Price:
     """A `Price` from one TOML table; `where` prefixes error messages."""
     if not isinstance(raw, Mapping):
-        raise ValueError(f"{where}: {raw!r} must be a table with usd_per_gpu_hour")
+        raise UserError(f"{where}: {raw!r} must be a table with usd_per_gpu_hour")
     check_keys(raw, PRICE_KEYS, where)
     return Price(
         usd_per_gpu_hour=number(raw, "usd_per_gpu_hour", where),
@@ -68,10 +64,7 @@ def parse_price(raw: Any, where: str, default_source: str) -> Price:
 def read_price_file(path: str | os.PathLike[str]) -> dict[str, Price]:
     """The prices of one user file (no catalogue defaults)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text("utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"prices: {str(path)!r} is not valid TOML ({exc})") from None
+    raw = read_toml(path, "prices")
     return {
         k: parse_price(v, f"{path.name}: {k}", f"user file {path.name}")
         for k, v in raw.items()

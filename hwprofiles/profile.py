@@ -14,6 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from hwprofiles.errors import UserError
+
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
 
 
@@ -151,7 +153,7 @@ class Accelerator:
         """Dense peak FLOP/s for `dtype`; a clear error if the device has no such unit."""
         if dtype not in self.peak_flops:
             known = ", ".join(sorted(self.peak_flops))
-            raise ValueError(f"precision: {dtype!r} not supported by {self.name} (has {known})")
+            raise UserError(f"precision: {dtype!r} not supported by {self.name} (has {known})")
         return self.peak_flops[dtype]
 
     def matmul_curve(self, dtype: str) -> EfficiencyCurve:
@@ -315,7 +317,7 @@ class HardwareProfile:
 
     def with_gpus_per_node(self, n: int) -> HardwareProfile:
         if n < 1:
-            raise ValueError(f"gpus_per_node: {n} must be >= 1")
+            raise UserError(f"gpus_per_node: {n} must be >= 1")
         return replace(self, node=replace(self.node, gpus_per_node=n))
 
     def collective_fit(self, collective: str, world_size: int) -> CollectiveFit | None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 import re
 
+from hwprofiles.errors import UserError
+
 _DECIMAL = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
 _BINARY = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
@@ -30,12 +32,12 @@ _BYTES_FORMS = "'80 GiB', '80GB', '512 MiB', '1.5e9'"
 def _split(text: str | float, what: str, forms: str) -> tuple[float, str]:
     """Split "<number><spaces><unit>" into (number, unit); a bare number has unit ""."""
     if isinstance(text, bool):
-        raise ValueError(f"{what}: {text!r} is not a {what} (accepted: {forms})")
+        raise UserError(f"{what}: {text!r} is not a {what} (accepted: {forms})")
     if isinstance(text, (int, float)):
         return float(text), ""
     m = re.fullmatch(rf"\s*{_NUMBER}\s*(.*?)\s*", str(text))
     if not m:
-        raise ValueError(f"{what}: {text!r} is not a {what} (accepted: {forms})")
+        raise UserError(f"{what}: {text!r} is not a {what} (accepted: {forms})")
     return float(m.group(1)), m.group(2)
 
 
@@ -45,7 +47,7 @@ def _scale(prefix: str) -> float:
 
 def _checked(value: float, text: object, what: str) -> float:
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{what}: {text!r} must be a finite, non-negative amount")
+        raise UserError(f"{what}: {text!r} must be a finite, non-negative amount")
     return value
 
 
@@ -59,7 +61,7 @@ def parse_bandwidth(text: str | float, *, bidirectional: bool = False) -> float:
     if unit:
         m = re.fullmatch(rf"{_PREFIX}(B|b|bit|bits|Byte|Bytes|byte|bytes)(?:/s|ps|/sec)?", unit)
         if not m:
-            raise ValueError(
+            raise UserError(
                 f"bandwidth: {text!r} has unknown unit {unit!r} "
                 f"(accepted: {_BANDWIDTH_FORMS}; b = bits, B = bytes)"
             )
@@ -92,7 +94,7 @@ def parse_duration(text: str | float) -> float:
     """Seconds from ``"5us"``, ``"1.5 ms"``, ``"2 s"``, ...; a bare number is seconds."""
     value, unit = _split(text, "duration", _DURATION_FORMS)
     if unit not in _SECONDS:
-        raise ValueError(
+        raise UserError(
             f"duration: {text!r} has unknown unit {unit!r} (accepted: {_DURATION_FORMS})"
         )
     return _checked(value * _SECONDS[unit], text, "duration")
@@ -104,9 +106,7 @@ def parse_flops(text: str | float) -> float:
     if unit:
         m = re.fullmatch(r"([kKMGTPE]?)(?:FLOPS|FLOP/s|flops|flop/s|FLOPs/s)", unit)
         if not m:
-            raise ValueError(
-                f"flops: {text!r} has unknown unit {unit!r} (accepted: {_FLOPS_FORMS})"
-            )
+            raise UserError(f"flops: {text!r} has unknown unit {unit!r} (accepted: {_FLOPS_FORMS})")
         value *= _DECIMAL[m.group(1)]
     return _checked(value, text, "flops")
 
@@ -117,7 +117,7 @@ def parse_bytes(text: str | float) -> float:
     if unit:
         m = re.fullmatch(rf"{_PREFIX}(B|bytes?)", unit)
         if not m:
-            raise ValueError(f"size: {text!r} has unknown unit {unit!r} (accepted: {_BYTES_FORMS})")
+            raise UserError(f"size: {text!r} has unknown unit {unit!r} (accepted: {_BYTES_FORMS})")
         value *= _scale(m.group(1))
     return _checked(value, text, "size")
 

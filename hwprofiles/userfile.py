@@ -37,18 +37,14 @@ the resolved profile never passes a user's number off as the datasheet's.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 from hwprofiles import presets
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_toml
 from hwprofiles.prices import Price, parse_price
 from hwprofiles.profile import Accelerator, Fabric, Node
 
@@ -102,7 +98,7 @@ def _link(value: Any, label: str, where: str) -> Any:
     raw = presets.tables("links")
     if value["base"] not in raw:
         known = ", ".join(raw)
-        raise ValueError(f"{where}.base: {value['base']!r} is not a known link (known: {known})")
+        raise UserError(f"{where}.base: {value['base']!r} is not a known link (known: {known})")
     return merge(raw[value["base"]], value, label)
 
 
@@ -117,7 +113,7 @@ def _base(raw: Mapping[str, Any], where: str) -> tuple[dict[str, Any], str | Non
     if base in nodes:
         return dict(nodes[base]), str(nodes[base]["accelerator"])
     known = ", ".join([*accels, *nodes])
-    raise ValueError(f"{where}.base: {base!r} is not a preset (known: {known})")
+    raise UserError(f"{where}.base: {base!r} is not a preset (known: {known})")
 
 
 def _accelerator(
@@ -127,17 +123,17 @@ def _accelerator(
     known = ", ".join(tables)
     if value is None:
         if base_key is None:
-            raise ValueError(f"{where}.accelerator: missing (give `base` or `accelerator`)")
+            raise UserError(f"{where}.accelerator: missing (give `base` or `accelerator`)")
         return presets.accelerators()[base_key], base_key
     if isinstance(value, str):
         if value not in tables:
-            raise ValueError(f"{where}.accelerator: {value!r} is not a preset (known: {known})")
+            raise UserError(f"{where}.accelerator: {value!r} is not a preset (known: {known})")
         return presets.accelerators()[value], value
     if not isinstance(value, Mapping):
-        raise ValueError(f"{where}.accelerator: {value!r} must be a preset name or a table")
+        raise UserError(f"{where}.accelerator: {value!r} must be a preset name or a table")
     key = value.get("base", base_key)
     if key is not None and key not in tables:
-        raise ValueError(f"{where}.accelerator.base: {key!r} is not a preset (known: {known})")
+        raise UserError(f"{where}.accelerator.base: {key!r} is not a preset (known: {known})")
     table = merge(tables[key], value, label) if key is not None else dict(value)
     name = str(value.get("name") or key or "custom")
     return presets.build_accelerator(name, table, f"{where}.accelerator"), key
@@ -147,12 +143,7 @@ def read_user_file(path: str | os.PathLike[str]) -> UserHardware:
     """Resolve a user hardware file (schema in the module docstring) against the catalogue."""
     path = Path(path)
     where, label = path.name, f"user file {path.name}"
-    try:
-        raw = tomllib.loads(path.read_text("utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"hardware: {str(path)!r} is not valid TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"hardware: {str(path)!r} is not a text (TOML) file") from None
+    raw = read_toml(path, "hardware")
     presets.check_keys(raw, TOP_KEYS, where)
 
     node_raw, base_key = _base(raw, where)

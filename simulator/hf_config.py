@@ -1,22 +1,26 @@
 """Read a Hugging Face `config.json` into a `ModelSpec`.
 
-Families understood (by `model_type`): llama, mistral, qwen2 (gated SwiGLU MLP, grouped-query
-attention, RoPE, RMSNorm; Qwen2 adds Q/K/V biases), gpt_neox, gpt2, opt, bloom and mpt.
+Families understood (by `model_type`): llama, mistral, qwen2, qwen3 (gated SwiGLU MLP,
+grouped-query attention, RoPE, RMSNorm; Qwen2 adds Q/K/V biases, Qwen3 q/k norms and a
+decoupled head_dim), gpt_neox, gpt2, opt, bloom and mpt; mixture-of-experts: mixtral,
+qwen2_moe, qwen3_moe, deepseek_v2/deepseek_v3 (MLA attention, shared experts, dense first
+layers, multi-token prediction modules) and llama4 (its text model).
 Key names follow each family's `configuration_*.py` in `transformers` (and llm-foundry's
 `configuration_mpt.py`); where a key is absent we use that class's default, as
 `from_pretrained` would. Not modelled (rejected with a ValueError rather than miscounted):
-mixture-of-experts, a head width other than hidden_size / num_attention_heads, OPT's
-projected embeddings.
+MoE keys on a dense family, OPT's projected embeddings, interleaved dense/MoE layers other
+than a leading run or a fixed step.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_json
 from simulator.model import ModelSpec
 
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -45,11 +49,11 @@ class _Config:
         if default is _MISSING:
             others = [k for k in _ALIASES.get(field, (field,)) if k != field]
             hint = f" (or {', '.join(others)})" if others else ""
-            raise ValueError(f"{self.label}: missing {field!r}{hint}")
+            raise UserError(f"{self.label}: missing {field!r}{hint}")
         return default
 
-    def fail(self, key: str, value: Any, rule: str) -> ValueError:
-        return ValueError(f"{self.label}: {key} = {value!r} {rule}")
+    def fail(self, key: str, value: Any, rule: str) -> UserError:
+        return UserError(f"{self.label}: {key} = {value!r} {rule}")
 
 
 def _core(c: _Config) -> dict[str, Any]:
@@ -59,18 +63,20 @@ def _core(c: _Config) -> dict[str, Any]:
     }
 
 
+def _head_dim(c: _Config, kw: dict[str, Any]) -> int | None:
+    """`head_dim` when it differs from hidden_size / heads (Qwen3), else None."""
+    heads, h = kw["num_attention_heads"], kw["hidden_size"]
+    head_dim = c.get("head_dim", None)
+    if head_dim is None or head_dim * heads == h:
+        return None
+    return int(head_dim)
+
+
 def _llama(c: _Config) -> dict[str, Any]:
-    """Llama / Mistral / Qwen2: `LlamaConfig` defaults (untied, no biases, RoPE, RMSNorm)."""
+    """Llama / Mistral / Qwen2 / Qwen3: `LlamaConfig` defaults (untied, no biases, RoPE,
+    RMSNorm); Qwen2 adds Q/K/V biases, Qwen3 per-head q/k norms and a decoupled head_dim."""
     kw = _core(c)
     heads = kw["num_attention_heads"]
-    head_dim = c.get("head_dim", None)
-    if head_dim is not None and head_dim * heads != kw["hidden_size"]:
-        raise c.fail(
-            "head_dim",
-            head_dim,
-            f"* {heads} heads != hidden_size "
-            f"{kw['hidden_size']} (a decoupled head width is not modelled)",
-        )
     attn_bias, mlp_bias = c.get("attention_bias", False), c.get("mlp_bias", False)
     if attn_bias != mlp_bias:
         raise c.fail(
@@ -79,7 +85,9 @@ def _llama(c: _Config) -> dict[str, Any]:
             f"differs from mlp_bias = {mlp_bias!r} "
             "(biases on some linear layers only are not modelled)",
         )
-    return kw | {
+    mt = c.data.get("model_type")
+    qwen3 = mt in ("qwen3", "qwen3_moe")
+    out = kw | {
         "intermediate_size": c.get("intermediate_size"),
         "num_key_value_heads": c.get("num_key_value_heads", heads),
         "gated_mlp": True,
@@ -88,8 +96,119 @@ def _llama(c: _Config) -> dict[str, Any]:
         "position_embedding": "rope",
         "norm": "rmsnorm",
         "bias": bool(attn_bias),
-        "qkv_bias": c.data.get("model_type") == "qwen2",
+        "qkv_bias": mt in ("qwen2", "qwen2_moe"),
         "tie_word_embeddings": c.get("tie_word_embeddings", False),
+    }
+    # Qwen3Config's head_dim defaults to 128 (configuration_qwen3.py)
+    hd = _head_dim(c, kw) if not qwen3 else c.get("head_dim", 128)
+    if hd is not None and hd * heads != kw["hidden_size"]:
+        out["head_dim"] = int(hd)
+    if qwen3:
+        out["qk_norm"] = True
+    return out
+
+
+def _mixtral(c: _Config) -> dict[str, Any]:
+    """Mixtral (`MixtralConfig`): Mistral layers whose MLP is `num_local_experts` (8) experts of
+    `intermediate_size`, top `num_experts_per_tok` (2); router Linear(h, experts)."""
+    return _llama(c) | {
+        "n_routed_experts": c.get("num_local_experts", 8),
+        "num_experts_per_tok": c.get("num_experts_per_tok", 2),
+    }
+
+
+def _qwen_moe(c: _Config) -> dict[str, Any]:
+    """Qwen2-MoE / Qwen3-MoE: `num_experts` experts of `moe_intermediate_size`; Qwen2-MoE
+    adds one gated shared expert of `shared_expert_intermediate_size`. Layers listed in
+    `mlp_only_layers` are dense: only a leading run of them is modelled (and
+    decoder_sparse_step 1)."""
+    qwen3 = c.data.get("model_type") == "qwen3_moe"
+    kw = _llama(c)
+    step = c.get("decoder_sparse_step", 1)
+    if step != 1:
+        raise c.fail("decoder_sparse_step", step, "(only 1, every layer sparse, is modelled)")
+    dense = sorted(c.get("mlp_only_layers", []) or [])
+    if dense != list(range(len(dense))):
+        raise c.fail("mlp_only_layers", dense, "(only a leading run of dense layers is modelled)")
+    kw |= {
+        "n_routed_experts": c.get("num_experts", 128 if qwen3 else 60),
+        "num_experts_per_tok": c.get("num_experts_per_tok", 8 if qwen3 else 4),
+        "moe_intermediate_size": c.get("moe_intermediate_size", 768 if qwen3 else 1408),
+        "first_k_dense_replace": len(dense),
+    }
+    if not qwen3:
+        kw |= {
+            "n_shared_experts": 1,
+            "shared_expert_intermediate_size": c.get("shared_expert_intermediate_size", 5632),
+            "shared_expert_gate": True,
+        }
+    return kw
+
+
+def _deepseek(c: _Config) -> dict[str, Any]:
+    """DeepSeek-V2/V3 (`DeepseekV3Config`): MLA attention (low-rank q and kv), `n_routed_experts`
+    of `moe_intermediate_size` plus `n_shared_experts`, the first `first_k_dense_replace`
+    layers dense; V3's router carries a bias (`topk_method` "noaux_tc")."""
+    kw = _core(c)
+    if c.get("attention_bias", False):
+        raise c.fail("attention_bias", True, "(MLA with biases is not modelled)")
+    nope, rope = c.get("qk_nope_head_dim", 128), c.get("qk_rope_head_dim", 64)
+    return kw | {
+        "intermediate_size": c.get("intermediate_size"),
+        "num_key_value_heads": kw["num_attention_heads"],
+        "head_dim": nope + rope,
+        "gated_mlp": True,
+        "hidden_act": c.get("hidden_act", "silu"),
+        "max_position_embeddings": c.get("max_position_embeddings", 4096),
+        "position_embedding": "rope",
+        "norm": "rmsnorm",
+        "bias": False,
+        "tie_word_embeddings": c.get("tie_word_embeddings", False),
+        "q_lora_rank": c.get("q_lora_rank", 1536),
+        "kv_lora_rank": c.get("kv_lora_rank", 512),
+        "qk_nope_head_dim": nope,
+        "qk_rope_head_dim": rope,
+        "v_head_dim": c.get("v_head_dim", 128),
+        "n_routed_experts": c.get("n_routed_experts", 256),
+        "n_shared_experts": c.get("n_shared_experts", 1),
+        "num_experts_per_tok": c.get("num_experts_per_tok", 8),
+        "moe_intermediate_size": c.get("moe_intermediate_size", 2048),
+        "first_k_dense_replace": c.get("first_k_dense_replace", 3),
+        "moe_layer_freq": c.get("moe_layer_freq", 1),
+        "router_bias": c.get("topk_method", "noaux_tc") == "noaux_tc",
+        "num_nextn_predict_layers": c.get("num_nextn_predict_layers", 0),
+    }
+
+
+def _llama4(c: _Config) -> dict[str, Any]:
+    """Llama 4 text model (`Llama4TextConfig`, under `text_config`): every
+    `interleave_moe_layer_step`-th layer is MoE with `num_local_experts` experts of
+    `intermediate_size` plus one shared expert of the same width; dense layers use
+    `intermediate_size_mlp`. The vision tower is not counted."""
+    text = c.data.get("text_config", c.data)
+    t = _Config(text, c.label)
+    kw = _core(t)
+    step = t.get("interleave_moe_layer_step", 1)
+    expert = t.get("intermediate_size", 8192)
+    return kw | {
+        "intermediate_size": t.get("intermediate_size_mlp", 16384),
+        "num_key_value_heads": t.get("num_key_value_heads", 8),
+        "head_dim": t.get("head_dim", 128),
+        "gated_mlp": True,
+        "hidden_act": t.get("hidden_act", "silu"),
+        "max_position_embeddings": t.get("max_position_embeddings", 4096 * 32),
+        "position_embedding": "rope",
+        "norm": "rmsnorm",
+        "bias": False,
+        "tie_word_embeddings": t.get("tie_word_embeddings", False),
+        "n_routed_experts": t.get("num_local_experts", 16),
+        "num_experts_per_tok": t.get("num_experts_per_tok", 1),
+        "moe_intermediate_size": expert,
+        "n_shared_experts": 1,
+        # llama4's rule is (i + 1) % step == 0: as many layers as DeepSeek's i % step == 0
+        # (the engines cost an average layer, so only the count matters)
+        "first_k_dense_replace": 0,
+        "moe_layer_freq": step,
     }
 
 
@@ -192,6 +311,13 @@ FAMILIES: dict[str, Callable[[_Config], dict[str, Any]]] = {
     "llama": _llama,
     "mistral": _llama,
     "qwen2": _llama,
+    "qwen3": _llama,
+    "mixtral": _mixtral,
+    "qwen2_moe": _qwen_moe,
+    "qwen3_moe": _qwen_moe,
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
+    "llama4": _llama4,
     "gpt_neox": _gpt_neox,
     "gpt2": _gpt2,
     "opt": _opt,
@@ -199,6 +325,9 @@ FAMILIES: dict[str, Callable[[_Config], dict[str, Any]]] = {
     "mpt": _mpt,
 }
 """`model_type` -> reader of that family's config keys."""
+MOE_FAMILIES = frozenset(
+    {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "llama4"}
+)
 
 
 def _read(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str, Any], str, str]:
@@ -210,13 +339,10 @@ def _read(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str,
     if path.is_dir():
         path = path / "config.json"
     if not path.is_file():
-        raise ValueError(f"config.json: {str(path)!r} is not a file or a folder holding one")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path.name}: not valid JSON ({e})") from e
+        raise UserError(f"config.json: {str(path)!r} is not a file or a folder holding one")
+    data = read_json(path, "model")
     if not isinstance(data, dict):
-        raise ValueError(f"{path.name}: top level is {type(data).__name__}, expected an object")
+        raise UserError(f"{path.name}: top level is {type(data).__name__}, expected an object")
     default = str(data.get("_name_or_path") or path.resolve().parent.name)
     return data, path.name, default
 
@@ -230,7 +356,7 @@ def _model_type(c: _Config) -> str:
             return "mpt"
         if "intermediate_size" in c.data and "num_key_value_heads" in c.data:
             return "llama"
-        raise ValueError(f"{c.label}: missing 'model_type' (supported: {sorted(FAMILIES)})")
+        raise UserError(f"{c.label}: missing 'model_type' (supported: {sorted(FAMILIES)})")
     if mt not in FAMILIES:
         raise c.fail("model_type", mt, f"is not supported (supported: {sorted(FAMILIES)})")
     return mt
@@ -247,10 +373,17 @@ def from_hf_config(
     """
     data, label, default_name = _read(source)
     c = _Config(data, label)
-    for key in _MOE_KEYS:
-        if (data.get(key) or 0) > 1:
-            raise c.fail(key, data[key], "(mixture-of-experts is not modelled)")
-    kwargs = FAMILIES[_model_type(c)](c)
+    mt = _model_type(c)
+    if mt not in MOE_FAMILIES:
+        for key in _MOE_KEYS:
+            if (data.get(key) or 0) > 1:
+                raise c.fail(
+                    key,
+                    data[key],
+                    f"on a dense model_type {mt!r} (mixture-of-experts families: "
+                    f"{sorted(MOE_FAMILIES)})",
+                )
+    kwargs = FAMILIES[mt](c)
     where = label if isinstance(source, Mapping) else str(source)
     return ModelSpec(
         name=name or default_name or "hf-model",

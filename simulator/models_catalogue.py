@@ -17,6 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_text
 from simulator.hf_config import from_hf_config
 from simulator.model import ModelSpec
 
@@ -26,7 +28,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SPEC_FIELDS = frozenset(f.name for f in fields(ModelSpec))
-_META = frozenset({"family", "source", "published_params", "hf_repo"})
+_META = frozenset({"family", "source", "published_params", "published_active_params", "hf_repo"})
 _HF_HINTS = ("model_type", "architectures", "n_embd", "n_embed", "d_model", "n_layer")
 
 
@@ -39,6 +41,8 @@ class Preset:
     family_source: str
     published_params: float | None
     hf_repo: str | None
+    published_active_params: float | None = None
+    """Parameters a token uses, as published (mixture-of-experts models)."""
 
 
 def _key(name: str) -> str:
@@ -50,32 +54,39 @@ def _build(name: str, table: Mapping[str, Any], families: Mapping[str, Any], whe
     """Merge a model table over its family and construct the spec; errors name the entry."""
     unknown = sorted(set(table) - SPEC_FIELDS - _META)
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(SPEC_FIELDS)}")
+        raise UserError(f"{where}: unknown key(s) {unknown}; known: {sorted(SPEC_FIELDS)}")
     family = table.get("family")
     base: dict[str, Any] = {}
     if family is not None:
         if family not in families:
-            raise ValueError(f"{where}: family {family!r} unknown; known: {sorted(families)}")
+            raise UserError(f"{where}: family {family!r} unknown; known: {sorted(families)}")
         base = {k: v for k, v in families[family].items() if k != "source"}
     if not str(table.get("source", "")).strip():
-        raise ValueError(f"{where}: 'source' is required (cite the paper table or config.json)")
+        raise UserError(f"{where}: 'source' is required (cite the paper table or config.json)")
     merged = base | {k: v for k, v in table.items() if k in SPEC_FIELDS}
     merged.setdefault("name", name)
     try:
         spec = ModelSpec(**merged)
     except TypeError as e:  # a required field missing
-        raise ValueError(f"{where}: {e}") from e
+        raise UserError(f"{where}: {e}") from e
     except ValueError as e:
-        raise ValueError(f"{where}: {e}") from e
+        raise UserError(f"{where}: {e}") from e
     fam_source = families[family].get("source", "") if family is not None else ""
-    return Preset(spec, family, fam_source, table.get("published_params"), table.get("hf_repo"))
+    return Preset(
+        spec,
+        family,
+        fam_source,
+        table.get("published_params"),
+        table.get("hf_repo"),
+        table.get("published_active_params"),
+    )
 
 
 def _parse(text: str, where: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{where}: not valid TOML ({e})") from e
+        raise UserError(f"{where}: not valid TOML ({e})") from e
 
 
 @cache
@@ -99,7 +110,7 @@ def _catalogue() -> Mapping[str, Preset]:
             if alias is None:
                 continue
             if _key(alias) in out:
-                raise ValueError(f"models.toml: name {alias!r} collides with another preset")
+                raise UserError(f"models.toml: name {alias!r} collides with another preset")
             out[_key(alias)] = preset
     return MappingProxyType(out)
 
@@ -115,9 +126,7 @@ def list_models() -> list[str]:
 def _preset(name: str) -> Preset:
     preset = _catalogue().get(_key(name))
     if preset is None:
-        raise ValueError(
-            f"model: {name!r} is not a known preset; known: {', '.join(list_models())}"
-        )
+        raise UserError(f"model: {name!r} is not a known preset; known: {', '.join(list_models())}")
     return preset
 
 
@@ -134,6 +143,8 @@ def model_info(name: str) -> dict[str, Any]:
         "published_params": p.published_params,
         "hf_repo": p.hf_repo,
         "num_params": p.spec.num_params(),
+        "published_active_params": p.published_active_params,
+        "active_params": p.spec.active_params(),
     }
 
 
@@ -162,10 +173,12 @@ def load_model(spec: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec) -> 
         return _catalogue()[_key(spec)].spec
     path = Path(spec)
     if path.suffix == ".toml" and path.is_file():
-        return _from_mapping(_parse(path.read_text("utf-8"), path.name), path.name, path.stem)
+        return _from_mapping(
+            _parse(read_text(path, "model", "a TOML file"), path.name), path.name, path.stem
+        )
     if path.is_dir() or (path.suffix == ".json" and path.is_file()):
         return from_hf_config(path)
-    raise ValueError(
+    raise UserError(
         f"model: {str(spec)!r} is neither a known preset nor an existing config.json/.toml "
         f"file; known presets: {', '.join(list_models())}"
     )

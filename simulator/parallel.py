@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from hwprofiles.errors import UserError
 from simulator.model import ModelSpec
 
 Recompute = Literal["none", "selective", "full"]
@@ -50,19 +51,19 @@ class ParallelConfig:
         for f in ("tp", "pp", "vpp", "cp", "micro_batch_size"):
             v = getattr(self, f)
             if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{f}: {v!r} must be an integer >= 1")
+                raise UserError(f"{f}: {v!r} must be an integer >= 1")
         if not isinstance(self.dp, int) or (self.dp < 1 and self.dp != -1):
-            raise ValueError(f"dp: {self.dp!r} must be >= 1 or -1 (= the rest)")
+            raise UserError(f"dp: {self.dp!r} must be >= 1 or -1 (= the rest)")
         if self.zero_stage not in (0, 1, 2, 3):
-            raise ValueError(f"zero_stage: {self.zero_stage!r} must be 0, 1, 2 or 3")
+            raise UserError(f"zero_stage: {self.zero_stage!r} must be 0, 1, 2 or 3")
         if self.recompute not in RECOMPUTE_MODES:
-            raise ValueError(f"recompute: {self.recompute!r} must be one of {RECOMPUTE_MODES}")
+            raise UserError(f"recompute: {self.recompute!r} must be one of {RECOMPUTE_MODES}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision: {self.precision!r} must be one of {PRECISIONS}")
+            raise UserError(f"precision: {self.precision!r} must be one of {PRECISIONS}")
         if self.vpp > 1 and self.pp == 1:
-            raise ValueError(f"vpp: {self.vpp} needs pp > 1 (interleaving needs a pipeline)")
+            raise UserError(f"vpp: {self.vpp} needs pp > 1 (interleaving needs a pipeline)")
         if self.global_batch_size is not None and self.global_batch_size < 1:
-            raise ValueError(f"global_batch_size: {self.global_batch_size} must be >= 1")
+            raise UserError(f"global_batch_size: {self.global_batch_size} must be >= 1")
 
     @property
     def model_parallel(self) -> int:
@@ -71,30 +72,30 @@ class ParallelConfig:
     def resolve(self, num_gpus: int) -> ParallelConfig:
         """Fill in dp and the global batch for `num_gpus`; check the product."""
         if num_gpus < 1:
-            raise ValueError(f"gpus: {num_gpus} must be >= 1")
+            raise UserError(f"gpus: {num_gpus} must be >= 1")
         mp = self.model_parallel
         dp = self.dp
         if dp == -1:
             if num_gpus % mp:
-                raise ValueError(
+                raise UserError(
                     f"gpus: {num_gpus} not divisible by tp*pp*cp = "
                     f"{self.tp}*{self.pp}*{self.cp} = {mp}"
                 )
             dp = num_gpus // mp
         if mp * dp != num_gpus:
-            raise ValueError(
+            raise UserError(
                 f"tp*pp*cp*dp = {self.tp}*{self.pp}*{self.cp}*{dp} = {mp * dp} != {num_gpus} GPUs"
             )
         gbs = self.global_batch_size or self.micro_batch_size * dp
         per_step = self.micro_batch_size * dp
         if gbs % per_step:
-            raise ValueError(
+            raise UserError(
                 f"global_batch_size: {gbs} not divisible by micro_batch_size*dp = "
                 f"{self.micro_batch_size}*{dp} = {per_step}"
             )
         m = gbs // per_step
         if self.vpp > 1 and m % self.pp:
-            raise ValueError(
+            raise UserError(
                 f"num_microbatches: {m} must be a multiple of pp = {self.pp} for interleaved 1F1B"
             )
         return replace(self, dp=dp, global_batch_size=gbs)
@@ -126,25 +127,30 @@ class Workload:
         if p.dp < 1 or p.global_batch_size is None:
             raise ValueError("parallel: dp unresolved; use ParallelConfig.resolve(num_gpus)")
         if self.seq_len < 1:
-            raise ValueError(f"seq_len: {self.seq_len} must be >= 1")
+            raise UserError(f"seq_len: {self.seq_len} must be >= 1")
         if m.num_attention_heads % p.tp:
-            raise ValueError(
+            raise UserError(
                 f"tp: num_attention_heads = {m.num_attention_heads} not divisible by tp = {p.tp}"
             )
         if m.kv_heads % p.tp and p.tp % m.kv_heads:
-            raise ValueError(
+            raise UserError(
                 f"tp: num_key_value_heads = {m.kv_heads} and tp = {p.tp}: one must divide the other"
+            )
+        if m.is_moe:
+            raise UserError(
+                f"model: {m.name} is a mixture-of-experts model; its step is not costed yet "
+                "(expert parallelism lands next)"
             )
         stages = p.pp * p.vpp
         if m.num_hidden_layers % stages:
-            raise ValueError(
+            raise UserError(
                 f"pp: num_hidden_layers = {m.num_hidden_layers} not divisible by pp*vpp = "
                 f"{p.pp}*{p.vpp} = {stages}"
             )
         if self.seq_len % p.cp:
-            raise ValueError(f"cp: seq_len = {self.seq_len} not divisible by cp = {p.cp}")
+            raise UserError(f"cp: seq_len = {self.seq_len} not divisible by cp = {p.cp}")
         if p.sequence_parallel and self.seq_len % (p.tp * p.cp):
-            raise ValueError(
+            raise UserError(
                 f"sequence_parallel: seq_len = {self.seq_len} not divisible by "
                 f"tp*cp = {p.tp * p.cp}"
             )

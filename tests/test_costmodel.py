@@ -49,7 +49,7 @@ def test_close_to_palm_6n_plus_attention(name):
     n = m.num_params() - (
         m.max_position_embeddings * m.hidden_size if m.position_embedding == "learned" else 0
     )
-    ref = palm_flops_per_token(n, m.num_hidden_layers, m.num_attention_heads, m.head_dim, s)
+    ref = palm_flops_per_token(n, m.num_hidden_layers, m.num_attention_heads, m.head_width, s)
     # ours omits the embedding lookup (no FLOPs) but counts an untied head once: within 2%
     assert model_flops_per_token(m, s) == pytest.approx(ref, rel=0.02)
 

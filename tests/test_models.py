@@ -347,7 +347,6 @@ def test_missing_key_names_the_file(tmp_path) -> None:
     [
         ({"model_type": "t5"}, r"model_type = 't5' is not supported \(supported: \['bloom'"),
         ({"num_local_experts": 8}, "num_local_experts = 8 .*mixture-of-experts"),
-        ({"head_dim": 256}, "head_dim = 256"),
         ({"attention_bias": True}, "attention_bias = True differs from mlp_bias"),
     ],
 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from analysis.cli.common import UserError
 from analysis.cli.main import app
 from analysis.sweep import parse_grid, run_sweep
 from analysis.sweep.point import engine_seed, make_task
+from hwprofiles.errors import UserError
 
 pytest.importorskip("pyarrow")
 

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from analysis.cli.common import echo_json, run_guarded
+from hwprofiles.errors import UserError
 from validation.compare import ENGINES
 from validation.gptconfig import load_config
 from validation.netns import check_can_link, parse_rate
@@ -29,7 +30,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 def _items(value: str, field: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     if not items:
-        raise ValueError(f"{field}: {value!r} is empty; give a comma-separated list")
+        raise UserError(f"{field}: {value!r} is empty; give a comma-separated list")
     return items
 
 
@@ -37,7 +38,7 @@ def _choices(value: str, field: str, allowed: tuple[str, ...]) -> tuple[str, ...
     items = _items(value, field)
     for v in items:
         if v not in allowed:
-            raise ValueError(f"{field}: {v!r} must be one of {', '.join(allowed)}")
+            raise UserError(f"{field}: {v!r} must be one of {', '.join(allowed)}")
     return tuple(dict.fromkeys(items))
 
 
@@ -45,7 +46,7 @@ def _nprocs(value: str) -> tuple[int, ...]:
     out = []
     for v in _items(value, "nproc"):
         if not v.isdigit() or int(v) < 1:
-            raise ValueError(f"nproc: {v!r} must be an integer >= 1")
+            raise UserError(f"nproc: {v!r} must be an integer >= 1")
         out.append(int(v))
     return tuple(sorted(set(out)))
 
@@ -70,13 +71,13 @@ def build_matrix(**o: Any) -> Matrix:
         try:
             check_can_link()
         except PermissionError as exc:  # a user error here: one line, exit 2
-            raise ValueError(str(exc)) from None
+            raise UserError(str(exc)) from None
     if o["device"] == "cuda":
         import torch
 
         have = torch.cuda.device_count()
         if max(nprocs) > have:
-            raise ValueError(f"nproc: {max(nprocs)} ranks need {max(nprocs)} GPUs, found {have}")
+            raise UserError(f"nproc: {max(nprocs)} ranks need {max(nprocs)} GPUs, found {have}")
     m = Matrix(
         model=load_config(o["model"]),
         nprocs=nprocs,
@@ -94,7 +95,7 @@ def build_matrix(**o: Any) -> Matrix:
     )
     m.specs()  # RunSpec validation of steps, warm-up, ... before anything runs
     if o["hang_timeout"] <= 0 or o["start_timeout"] <= 0:
-        raise ValueError("timeouts: --hang-timeout and --start-timeout must be > 0 s")
+        raise UserError("timeouts: --hang-timeout and --start-timeout must be > 0 s")
     return m
 
 

@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_json
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,12 @@ class GPTConfig:
         ):
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"model.{f}: {v!r} must be a positive integer")
+                raise UserError(f"model.{f}: {v!r} must be a positive integer")
         ffn = self.intermediate_size
         if ffn is not None and (not isinstance(ffn, int) or ffn < 1):
-            raise ValueError(f"model.intermediate_size: {ffn!r} must be a positive integer")
+            raise UserError(f"model.intermediate_size: {ffn!r} must be a positive integer")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise UserError(
                 f"model.hidden_size: {self.hidden_size} not divisible by "
                 f"num_attention_heads = {self.num_attention_heads}"
             )
@@ -82,19 +84,19 @@ def load_config(spec: str) -> GPTConfig:
         return PRESETS[spec]
     path = Path(spec)
     if not path.suffix == ".json":
-        raise ValueError(f"model: {spec!r} is not a preset ({', '.join(PRESETS)}) or a .json file")
-    data = json.loads(path.read_text())
+        raise UserError(f"model: {spec!r} is not a preset ({', '.join(PRESETS)}) or a .json file")
+    data = read_json(path, "model")
     if not isinstance(data, dict):
-        raise ValueError(f"model: {spec} must hold a JSON object")
+        raise UserError(f"model: {spec} must hold a JSON object")
     known = {f.name for f in fields(GPTConfig)}
     extra = sorted(set(data) - known)
     if extra:
-        raise ValueError(f"model: {spec}: unknown key(s) {extra}; known: {sorted(known)}")
+        raise UserError(f"model: {spec}: unknown key(s) {extra}; known: {sorted(known)}")
     data.setdefault("name", path.stem)
     try:
         return GPTConfig(**data)
     except TypeError as exc:  # a missing required field
-        raise ValueError(f"model: {spec}: {exc}") from None
+        raise UserError(f"model: {spec}: {exc}") from None
 
 
 if __name__ == "__main__":  # `python -m validation.gptconfig small`: the model's SDPA shape

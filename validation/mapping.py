@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from hwprofiles.errors import UserError
 from hwprofiles.profile import CollectiveFit, HardwareProfile, Link
 from simulator.model import ModelSpec
 from simulator.options import Options
@@ -118,7 +119,7 @@ def workload(cfg: GPTConfig, nproc: int, strategy: str, precision: str) -> Workl
     batch grows with `nproc`.
     """
     if strategy not in STRATEGY_ZERO_STAGE:
-        raise ValueError(f"strategy: {strategy!r} must be one of {sorted(STRATEGY_ZERO_STAGE)}")
+        raise UserError(f"strategy: {strategy!r} must be one of {sorted(STRATEGY_ZERO_STAGE)}")
     par = ParallelConfig(
         dp=nproc,
         zero_stage=STRATEGY_ZERO_STAGE[strategy],
@@ -151,7 +152,7 @@ def hardware_for_run(
             return profile.with_gpus_per_node(nproc)
         return profile
     if link_bytes_per_s <= 0:
-        raise ValueError(f"link-bandwidth: {link_bytes_per_s} B/s must be > 0")
+        raise UserError(f"link-bandwidth: {link_bytes_per_s} B/s must be > 0")
     link = Link(
         name=f"veth+tbf {link_bytes_per_s * 8 / 1e6:g} Mbit/s",
         bandwidth_bytes_per_s=link_bytes_per_s,

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 from types import TracebackType
 
+from hwprofiles.errors import UserError
 from validation.launcher import Network
 
 TAG_PREFIX = "llmcap"
@@ -51,11 +52,11 @@ def parse_rate(text: str) -> float:
     prefixes (k = 1e3)."""
     m = _RATE.match(text)
     if m is None:
-        raise ValueError(f"link-bandwidth: {text!r} must be a rate like 200Mbit, 1Gbit or 25MB/s")
+        raise UserError(f"link-bandwidth: {text!r} must be a rate like 200Mbit, 1Gbit or 25MB/s")
     value = float(m.group(1)) * _SCALE[m.group(2).lower()]
     bytes_per_s = value / 8 if m.group(3).lower() == "bit" else value
     if bytes_per_s <= 0:
-        raise ValueError(f"link-bandwidth: {text!r} must be > 0")
+        raise UserError(f"link-bandwidth: {text!r} must be > 0")
     return bytes_per_s
 
 
@@ -108,7 +109,7 @@ class RateLimitedLinks:
 
     def __init__(self, nranks: int, rate_bytes_per_s: float, tag: str | None = None) -> None:
         if nranks < 1 or nranks > 250:
-            raise ValueError(f"nproc: {nranks} must be in 1..250 for one /24 subnet")
+            raise UserError(f"nproc: {nranks} must be in 1..250 for one /24 subnet")
         self.rate = rate_bytes_per_s
         self.tag = tag or f"{TAG_PREFIX}{os.getpid()}"
         self.hub = f"{self.tag}h"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from hwprofiles.errors import UserError
 from validation.gptconfig import GPTConfig
 
 STRATEGIES = ("ddp", "fsdp")
@@ -36,16 +37,16 @@ class Fault:
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
-            raise ValueError(f"fault.kind: {self.kind!r} must be one of {FAULT_KINDS}")
+            raise UserError(f"fault.kind: {self.kind!r} must be one of {FAULT_KINDS}")
         if self.rank < 0 or self.step < 0:
-            raise ValueError(f"fault: rank {self.rank} and step {self.step} must be >= 0")
+            raise UserError(f"fault: rank {self.rank} and step {self.step} must be >= 0")
 
     @classmethod
     def parse(cls, text: str) -> Fault:
         """ "RANK:KIND[:STEP]", e.g. "1:exit:2"."""
         parts = text.split(":")
         if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts[::2]):
-            raise ValueError(f"fault: {text!r} must be RANK:KIND[:STEP]")
+            raise UserError(f"fault: {text!r} must be RANK:KIND[:STEP]")
         return cls(int(parts[0]), parts[1], int(parts[2]) if len(parts) == 3 else 0)
 
 
@@ -78,23 +79,23 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy: {self.strategy!r} must be one of {STRATEGIES}")
+            raise UserError(f"strategy: {self.strategy!r} must be one of {STRATEGIES}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision: {self.precision!r} must be one of {PRECISIONS}")
+            raise UserError(f"precision: {self.precision!r} must be one of {PRECISIONS}")
         if self.device not in DEVICES:
-            raise ValueError(f"device: {self.device!r} must be one of {DEVICES}")
+            raise UserError(f"device: {self.device!r} must be one of {DEVICES}")
         for name in ("nproc", "steps", "threads_per_rank"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: {v!r} must be an integer >= 1")
+                raise UserError(f"{name}: {v!r} must be an integer >= 1")
         for name in ("warmup", "comm_pairs", "seed"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name}: {v!r} must be an integer >= 0")
+                raise UserError(f"{name}: {v!r} must be an integer >= 0")
         if self.link_bytes_per_s is not None and self.link_bytes_per_s <= 0:
-            raise ValueError(f"link-bandwidth: {self.link_bytes_per_s} B/s must be > 0")
+            raise UserError(f"link-bandwidth: {self.link_bytes_per_s} B/s must be > 0")
         if self.fault is not None and self.fault.rank >= self.nproc:
-            raise ValueError(f"fault.rank: {self.fault.rank} must be < nproc = {self.nproc}")
+            raise UserError(f"fault.rank: {self.fault.rank} must be < nproc = {self.nproc}")
 
     @property
     def run_id(self) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwprofiles.calibration.collectives import CollectiveError
+from hwprofiles.errors import UserError
 from validation.gptconfig import GPTConfig
 from validation.launcher import Failure, Outcome, launch
 from validation.linkcal import LinkFit, measure_link
@@ -50,7 +51,7 @@ class Matrix:
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
-            raise ValueError(f"rounds: {self.rounds} must be >= 1")
+            raise UserError(f"rounds: {self.rounds} must be >= 1")
 
     def specs(self) -> list[RunSpec]:
         """All runs, 1-rank baselines first, then grouped by link."""

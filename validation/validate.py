@@ -7,7 +7,6 @@ now), run the matrix, predict every run with both engines, compare, and write th
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +16,8 @@ from typing import Any
 
 from analysis.cli.common import dumps, write_atomic
 from hwprofiles.calibration.machine import load_average, machine_info
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_json
 from hwprofiles.profile import HardwareProfile
 from validation import report
 from validation.compare import (
@@ -186,10 +187,10 @@ def read_report(out: Path) -> dict[str, Any]:
     """The report document in `out` (``report.json``), checked to be a validation report."""
     path = out / "report.json"
     if not path.is_file():
-        raise FileNotFoundError(f"repredict: {path} does not exist (run llmcap validate first)")
-    doc = json.loads(path.read_text())
+        raise UserError(f"repredict: {path} does not exist (run llmcap validate first)")
+    doc = read_json(path, "repredict")
     if not isinstance(doc, dict) or doc.get("format") != report.FORMAT:
-        raise ValueError(f"repredict: {path} is not a {report.FORMAT} report")
+        raise UserError(f"repredict: {path} is not a {report.FORMAT} report")
     return doc
 
 

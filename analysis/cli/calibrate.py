@@ -16,12 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from analysis.cli.common import echo_json, fail, run_guarded
+from hwprofiles.errors import UserError
 
 
 def _csv(value: str, field: str) -> tuple[str, ...]:
     items = tuple(v.strip() for v in value.split(",") if v.strip())
     if not items:
-        raise ValueError(f"{field}: {value!r} is empty; give a comma-separated list")
+        raise UserError(f"{field}: {value!r} is empty; give a comma-separated list")
     return items
 
 
@@ -31,7 +32,7 @@ def _ints(value: str, field: str) -> tuple[int, ...]:
         try:
             out.append(int(item))
         except ValueError:
-            raise ValueError(f"{field}: {item!r} is not an integer") from None
+            raise UserError(f"{field}: {item!r} is not an integer") from None
     return tuple(out)
 
 

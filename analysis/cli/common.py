@@ -1,4 +1,9 @@
-"""Shared CLI plumbing: one-line errors with exit code 2, atomic writes, JSON output."""
+"""Shared CLI plumbing: one-line errors with exit code 2, bug reports, atomic writes, JSON.
+
+A `UserError` (bad input: field, value, rule) is printed as ``llmcap: error: <field>: <value>
+<rule>`` with exit code 2 and no traceback. Any other exception is a bug in llmcap: it keeps
+its traceback, followed by a line saying so, and exit code 1.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +11,66 @@ import json
 import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
+from hwprofiles.errors import UserError
+
+__all__ = ["UserError", "dumps", "echo_json", "fail", "report_bug", "run_guarded", "write_atomic"]
+
 T = TypeVar("T")
+EXIT_USER_ERROR = 2
+EXIT_BUG = 1
+
+OPTIONAL = {
+    "torch": "torch",
+    "pynvml": "torch",
+    "distributed": "sweep",
+    "dask": "sweep",
+    "pyarrow": "sweep",
+}
+"""Optional modules -> the extra that installs them (pyproject optional-dependencies)."""
 
 
-class UserError(ValueError):
-    """Bad input from the user: reported as one line, exit code 2."""
-
-
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print `llmcap: error: <message>` on stderr and exit with `code`."""
     first = str(message).strip().splitlines()[0] if str(message).strip() else "unknown error"
     typer.echo(f"llmcap: error: {first}", err=True)
     raise typer.Exit(code)
 
 
+def report_bug(exc: BaseException) -> NoReturn:
+    """Print the traceback of an unexpected exception and a line saying it is a bug; exit 1."""
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    typer.echo(
+        f"llmcap: internal error ({type(exc).__name__}): this is a bug in llmcap, not in your "
+        "input; please report it with the command line and the traceback above",
+        err=True,
+    )
+    raise typer.Exit(EXIT_BUG)
+
+
 def run_guarded(fn: Callable[[], T]) -> T:
-    """Call `fn`; turn ValueError/FileNotFoundError/KeyError into a one-line error, exit 2."""
+    """Call `fn`; a `UserError` becomes one line and exit 2, anything else is reported as a bug.
+
+    `typer.Exit` (a command's own exit), `KeyboardInterrupt` and `SystemExit` pass through.
+    """
     try:
         return fn()
     except typer.Exit:
         raise
-    except (ValueError, FileNotFoundError, KeyError, IsADirectoryError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        fail(str(msg))
-        raise  # unreachable
+    except UserError as exc:
+        fail(str(exc))
+    except ModuleNotFoundError as exc:
+        if exc.name in OPTIONAL:
+            raise  # `main` names the extra to install
+        report_bug(exc)
+    except Exception as exc:
+        report_bug(exc)
 
 
 def dumps(obj: Any) -> str:

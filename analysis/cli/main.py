@@ -20,6 +20,7 @@ app = typer.Typer(
 from importlib.metadata import entry_points  # noqa: E402
 
 from analysis.cli import accuracy, calibrate, hardware, plan, scale, simulate, sweep  # noqa: E402
+from analysis.cli.common import OPTIONAL, report_bug  # noqa: E402
 
 for _mod in (simulate, scale, sweep, plan, hardware, calibrate, accuracy):
     _mod.register(app)
@@ -29,25 +30,17 @@ for _ep in sorted(entry_points(group="llmcap.commands"), key=lambda e: e.name):
     _ep.load()(app)
 
 
-OPTIONAL = {
-    "torch": "torch",
-    "pynvml": "torch",
-    "distributed": "sweep",
-    "dask": "sweep",
-    "pyarrow": "sweep",
-}
-"""Optional modules -> the extra that installs them (pyproject optional-dependencies)."""
-
-
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()
     except ModuleNotFoundError as exc:
         if exc.name not in OPTIONAL:
-            raise
+            report_bug(exc)
         typer.echo(
             f"llmcap: error: {exc.name}: not installed; this command needs the "
             f"'{OPTIONAL[exc.name]}' extra (pip install -e '.[{OPTIONAL[exc.name]}]')",
             err=True,
         )
         raise SystemExit(2) from None
+    except Exception as exc:
+        report_bug(exc)

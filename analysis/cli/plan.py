@@ -10,6 +10,7 @@ import typer
 
 from analysis.cli.common import echo_json, fail, run_guarded
 from analysis.planner.costs import SECONDS_PER_DAY
+from hwprofiles.errors import UserError
 
 Opt = typer.Option
 
@@ -20,17 +21,17 @@ def parse_count(text: str, what: str = "tokens") -> float:
     """A count such as ``2T``, ``1.5e12``, ``500B`` (billion) or ``300M``; must be > 0."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMBGT]?)\s*", text)
     if not m:
-        raise ValueError(f"{what}: {text!r} is not a count (e.g. 2T, 1.5e12, 500B)")
+        raise UserError(f"{what}: {text!r} is not a count (e.g. 2T, 1.5e12, 500B)")
     value = float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]
     if not value > 0:
-        raise ValueError(f"{what}: {text!r} must be > 0")
+        raise UserError(f"{what}: {text!r} must be > 0")
     return value
 
 
 def split_list(text: str, what: str) -> list[str]:
     items = [s.strip() for s in text.split(",") if s.strip()]
     if not items:
-        raise ValueError(f"{what}: {text!r} is empty; give a comma-separated list")
+        raise UserError(f"{what}: {text!r} is empty; give a comma-separated list")
     return items
 
 
@@ -38,13 +39,13 @@ def parse_gpus(gpus: str | None, max_gpus: int | None) -> tuple[int, ...]:
     from analysis.planner.request import DEFAULT_MAX_GPUS, gpu_counts_up_to
 
     if gpus is not None and max_gpus is not None:
-        raise ValueError("gpus: give --gpus or --max-gpus, not both")
+        raise UserError("gpus: give --gpus or --max-gpus, not both")
     if gpus is None:
         return gpu_counts_up_to(max_gpus if max_gpus is not None else DEFAULT_MAX_GPUS)
     out = []
     for item in split_list(gpus, "gpus"):
         if not item.isdigit() or int(item) < 1:
-            raise ValueError(f"gpus: {item!r} must be a whole number >= 1")
+            raise UserError(f"gpus: {item!r} must be a whole number >= 1")
         out.append(int(item))
     return tuple(sorted(set(out)))
 
@@ -135,7 +136,7 @@ def register(app: typer.Typer) -> None:
             from simulator.models_catalogue import load_model
 
             if price_table is not None and not price_table.is_file():
-                raise ValueError(f"price_table: {str(price_table)!r} is not a file")
+                raise UserError(f"price_table: {str(price_table)!r} is not a file")
             prices = load_prices(price_table)
             names = split_list(hardware, "hardware")
             req = PlanRequest(

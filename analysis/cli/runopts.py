@@ -33,6 +33,18 @@ Jitter = Annotated[float, Opt(help="DES per-op jitter (lognormal sigma)")]
 SpeedSigma = Annotated[float, Opt(help="DES per-device speed sigma")]
 Contention = Annotated[bool, Opt("--contention/--no-contention", help="DES link sharing")]
 JsonOut = Annotated[bool, Opt("--json", help="JSON on stdout")]
+CheckpointInterval = Annotated[
+    float | None, Opt(help="Seconds from one checkpoint to the next (default: the optimal one)")
+]
+MtbfScale = Annotated[
+    float | None, Opt(help="Multiply every component's MTBF (2 = half the failures)")
+]
+FailureRates = Annotated[Path | None, Opt(help="Failure-rate TOML ([rates_per_unit_hour])")]
+StorageBandwidth = Annotated[float | None, Opt(help="Checkpoint write bandwidth per node, GB/s")]
+AsyncCheckpoint = Annotated[
+    bool | None,
+    Opt("--async-checkpoint/--sync-checkpoint", help="Write checkpoints in the background"),
+]
 
 
 def overrides(
@@ -54,6 +66,11 @@ def overrides(
     precision: str | None,
     recompute: str | None,
     tokens: float | None = None,
+    checkpoint_interval: float | None = None,
+    mtbf_scale: float | None = None,
+    failure_rates: Path | None = None,
+    storage_bandwidth: float | None = None,
+    async_checkpoint: bool | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The flags in the run-file layout (`analysis.runconfig.merge` skips the None ones)."""
     return {
@@ -68,6 +85,13 @@ def overrides(
             "tokens": tokens,
         },
         "cluster": {"hardware": hardware, "gpus": gpus, "gpus_per_node": gpus_per_node},
+        "reliability": {
+            "checkpoint_interval_s": checkpoint_interval,
+            "mtbf_scale": mtbf_scale,
+            "failure_rates": str(failure_rates) if failure_rates is not None else None,
+            "storage_bandwidth_gb_per_s": storage_bandwidth,
+            "async_checkpoint": async_checkpoint,
+        },
     }
 
 

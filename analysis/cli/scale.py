@@ -9,6 +9,7 @@ import typer
 
 from analysis.cli import runopts as ro
 from analysis.cli.common import echo_json, run_guarded
+from hwprofiles.errors import UserError
 
 Opt = typer.Option
 
@@ -17,9 +18,9 @@ def _numbers(text: str, what: str, cast: type = int) -> list[Any]:
     try:
         out = [cast(x) for x in text.replace(" ", "").split(",") if x]
     except ValueError:
-        raise ValueError(f"{what}: {text!r} must be a comma-separated list of numbers") from None
+        raise UserError(f"{what}: {text!r} must be a comma-separated list of numbers") from None
     if not out or any(x <= 0 for x in out):
-        raise ValueError(f"{what}: {text!r} must list positive numbers")
+        raise UserError(f"{what}: {text!r} must list positive numbers")
     return out
 
 

@@ -9,6 +9,7 @@ import typer
 
 from analysis.cli import runopts as ro
 from analysis.cli.common import echo_json, fail, run_guarded
+from hwprofiles.errors import UserError
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +43,11 @@ def register(app: typer.Typer) -> None:
         speed_sigma: ro.SpeedSigma = 0.0,
         contention: ro.Contention = True,
         trace: Annotated[Path | None, typer.Option(help="DES: write a Perfetto trace")] = None,
+        checkpoint_interval: ro.CheckpointInterval = None,
+        mtbf_scale: ro.MtbfScale = None,
+        failure_rates: ro.FailureRates = None,
+        storage_bandwidth: ro.StorageBandwidth = None,
+        async_checkpoint: ro.AsyncCheckpoint = None,
         json_out: ro.JsonOut = False,
     ) -> None:
         """Predict step time, throughput, MFU, communication, memory and energy."""
@@ -69,14 +75,27 @@ def register(app: typer.Typer) -> None:
                 precision=precision,
                 recompute=recompute,
                 tokens=tokens,
+                checkpoint_interval=checkpoint_interval,
+                mtbf_scale=mtbf_scale,
+                failure_rates=failure_rates,
+                storage_bandwidth=storage_bandwidth,
+                async_checkpoint=async_checkpoint,
             )
             run = build_run(merge(file_spec, over))
             kw = ro.des_options(engine, seed, jitter, speed_sigma, contention)
             if engine == "des":
                 kw["trace"] = str(trace) if trace else None
             elif trace is not None:
-                raise ValueError("trace: --trace needs --engine des")
-            return predict(run.workload, run.hardware, engine, run.options, run.tokens, **kw)
+                raise UserError("trace: --trace needs --engine des")
+            return predict(
+                run.workload,
+                run.hardware,
+                engine,
+                run.options,
+                run.tokens,
+                reliability=run.reliability,
+                **kw,
+            )
 
         result = run_guarded(go)
         if json_out:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hwprofiles.errors import UserError
 from hwprofiles.prices import Price
 from hwprofiles.profile import HardwareProfile
 
@@ -90,11 +91,11 @@ def training_cost(
 ) -> TrainingCost:
     """Totals for `tokens` tokens from one step's time and energy (all GPUs)."""
     if tokens <= 0:
-        raise ValueError(f"tokens: {tokens} must be > 0")
+        raise UserError(f"tokens: {tokens} must be > 0")
     if pue < 1.0:
-        raise ValueError(f"pue: {pue} must be >= 1 (facility energy / IT energy)")
+        raise UserError(f"pue: {pue} must be >= 1 (facility energy / IT energy)")
     if grid_g_per_kwh < 0:
-        raise ValueError(f"grid_intensity: {grid_g_per_kwh} gCO2/kWh must be >= 0")
+        raise UserError(f"grid_intensity: {grid_g_per_kwh} gCO2/kWh must be >= 0")
     steps = tokens / tokens_per_step
     time_s = steps * step_time_s
     gpu_hours = gpus * time_s / 3600.0

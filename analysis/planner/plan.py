@@ -160,10 +160,7 @@ def _recheck(req: PlanRequest, cands: list[Candidate], ranking: list[int]) -> st
         c = cands[i]
         hw = next(h for h in req.hardware if h.name == c.hardware)
         w = layout_workload(req.model, c.search.best, c.precision, req.sequence_length)
-        try:
-            des = predict(w, hw, "des", req.options, tokens=req.tokens)
-        except ImportError:
-            return "DES re-check unavailable (simulator.des is not installed in this build)"
+        des = predict(w, hw, "des", req.options, tokens=req.tokens)
         c.des_step_time_s = des.step_time_s
     note = f"re-checked the first {len(picked)} of the ranking with the SimPy engine"
     off = [

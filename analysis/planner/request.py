@@ -8,6 +8,7 @@ from analysis.closed_form import Options
 from analysis.planner.costs import DEFAULT_GRID_G_PER_KWH
 from analysis.planner.search import USABLE_MEMORY_FRACTION
 from analysis.planner.space import BatchPolicy, SearchSpace
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.parallel import PRECISIONS
@@ -19,7 +20,7 @@ DEFAULT_MAX_GPUS = 1024
 def gpu_counts_up_to(max_gpus: int) -> tuple[int, ...]:
     """Powers of two from 1 to `max_gpus`, plus `max_gpus` itself."""
     if max_gpus < 1:
-        raise ValueError(f"max_gpus: {max_gpus} must be >= 1")
+        raise UserError(f"max_gpus: {max_gpus} must be >= 1")
     out, g = [], 1
     while g <= max_gpus:
         out.append(g)
@@ -58,37 +59,37 @@ class PlanRequest:
 
     def __post_init__(self) -> None:
         if not self.tokens > 0:
-            raise ValueError(f"tokens: {self.tokens} must be > 0")
+            raise UserError(f"tokens: {self.tokens} must be > 0")
         if not self.hardware:
-            raise ValueError("hardware: at least one hardware profile is needed")
+            raise UserError("hardware: at least one hardware profile is needed")
         names = [h.name for h in self.hardware]
         if len(set(names)) != len(names):
-            raise ValueError(f"hardware: {names} names a profile twice")
+            raise UserError(f"hardware: {names} names a profile twice")
         if not self.gpus or min(self.gpus) < 1:
-            raise ValueError(f"gpus: {list(self.gpus)} must be a non-empty list of counts >= 1")
+            raise UserError(f"gpus: {list(self.gpus)} must be a non-empty list of counts >= 1")
         if len(set(self.gpus)) != len(self.gpus):
-            raise ValueError(f"gpus: {list(self.gpus)} lists a count twice")
+            raise UserError(f"gpus: {list(self.gpus)} lists a count twice")
         if not self.precisions:
-            raise ValueError("precision: at least one is needed")
+            raise UserError("precision: at least one is needed")
         for p in self.precisions:
             if p not in PRECISIONS:
-                raise ValueError(f"precision: {p!r} must be one of {PRECISIONS}")
+                raise UserError(f"precision: {p!r} must be one of {PRECISIONS}")
         if self.seq_len is not None and self.seq_len < 1:
-            raise ValueError(f"seq_len: {self.seq_len} must be >= 1")
+            raise UserError(f"seq_len: {self.seq_len} must be >= 1")
         if self.global_batch is not None and self.global_batch < 1:
-            raise ValueError(f"global_batch: {self.global_batch} must be >= 1 sequence")
+            raise UserError(f"global_batch: {self.global_batch} must be >= 1 sequence")
         if self.deadline_s is not None and not self.deadline_s > 0:
-            raise ValueError(f"deadline: {self.deadline_s} s must be > 0")
+            raise UserError(f"deadline: {self.deadline_s} s must be > 0")
         if self.budget_usd is not None and not self.budget_usd > 0:
-            raise ValueError(f"budget: {self.budget_usd} USD must be > 0")
+            raise UserError(f"budget: {self.budget_usd} USD must be > 0")
         if self.grid_g_per_kwh < 0:
-            raise ValueError(f"grid_intensity: {self.grid_g_per_kwh} gCO2/kWh must be >= 0")
+            raise UserError(f"grid_intensity: {self.grid_g_per_kwh} gCO2/kWh must be >= 0")
         if self.pue < 1.0:
-            raise ValueError(f"pue: {self.pue} must be >= 1")
+            raise UserError(f"pue: {self.pue} must be >= 1")
         if self.recheck < 0 or self.top_n < 1:
-            raise ValueError(f"recheck, top_n: ({self.recheck}, {self.top_n}) must be >= 0, >= 1")
+            raise UserError(f"recheck, top_n: ({self.recheck}, {self.top_n}) must be >= 0, >= 1")
         if not 0.0 < self.usable_memory_fraction <= 1.0:
-            raise ValueError(
+            raise UserError(
                 f"usable_memory_fraction: {self.usable_memory_fraction} must be in (0, 1]"
             )
 

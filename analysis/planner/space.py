@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.layouts import Layouts
+from hwprofiles.errors import UserError
 from simulator.model import ModelSpec
 
 DEFAULT_BATCH_TOKENS = 4 * 2**20
@@ -66,9 +67,9 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         if self.max_cp < 1 or self.max_vpp < 1:
-            raise ValueError(f"max_cp, max_vpp: ({self.max_cp}, {self.max_vpp}) must be >= 1")
+            raise UserError(f"max_cp, max_vpp: ({self.max_cp}, {self.max_vpp}) must be >= 1")
         if not self.micro_batches or min(self.micro_batches) < 1:
-            raise ValueError(f"micro_batches: {self.micro_batches} must be integers >= 1")
+            raise UserError(f"micro_batches: {self.micro_batches} must be integers >= 1")
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,9 @@ class BatchPolicy:
 
     def __post_init__(self) -> None:
         if self.target_sequences < 1:
-            raise ValueError(f"global_batch: {self.target_sequences} must be >= 1 sequence")
+            raise UserError(f"global_batch: {self.target_sequences} must be >= 1 sequence")
         if not 0.0 <= self.tolerance < 1.0:
-            raise ValueError(f"batch tolerance: {self.tolerance} must be in [0, 1)")
+            raise UserError(f"batch tolerance: {self.tolerance} must be in [0, 1)")
 
     @classmethod
     def default(cls, seq_len: int) -> BatchPolicy:
@@ -190,7 +191,7 @@ def enumerate_layouts(
 ) -> Enumeration:
     """Every valid, non-redundant layout of `model` on `gpus` GPUs, in a fixed order."""
     if gpus < 1:
-        raise ValueError(f"gpus: {gpus} must be >= 1")
+        raise UserError(f"gpus: {gpus} must be >= 1")
     space = space or SearchSpace()
     cols = candidate_product(model, gpus, gpus_per_node, space)
     reason, n_failing, dp, gbs = classify(model, gpus, seq_len, cols, batch)

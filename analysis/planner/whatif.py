@@ -19,6 +19,7 @@ from analysis.planner.result import layout_text
 from analysis.planner.search import layout_workload, search_candidate
 from analysis.planner.space import BatchPolicy, SearchSpace
 from analysis.predict import predict
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.result import StepResult
@@ -29,20 +30,12 @@ def scale_links(
 ) -> HardwareProfile:
     """`hw` with one link's bandwidth multiplied by `factor` (a what-if, not a datasheet)."""
     if factor <= 0:
-        raise ValueError(f"factor: {factor} must be > 0")
+        raise UserError(f"factor: {factor} must be > 0")
     link = getattr(hw.node, which)
     faster = replace(link, bandwidth_bytes_per_s=link.bandwidth_bytes_per_s * factor)
     return replace(
         hw, name=f"{hw.name} ({which} x{factor:g})", node=replace(hw.node, **{which: faster})
     )
-
-
-def _des(w, hw, opts) -> StepResult | None:
-    """The SimPy engine's prediction, or None when it is not installed."""
-    try:
-        return predict(w, hw, "des", opts)
-    except ImportError:
-        return None
 
 
 def _row(step: StepResult, **keys: object) -> dict[str, object]:
@@ -98,7 +91,8 @@ def scaling_sweep(
             w = layout_workload(model, found.best, precision, seq_len)
             keys = {"gpus": g, "bandwidth_factor": factor, "layout": layout_text(found.best)}
             rows.append(_row(predict(w, hw_f, "analytic", opts), **keys))
-            if g <= des_max_gpus and (des := _des(w, hw_f, opts)) is not None:
+            if g <= des_max_gpus:
+                des = predict(w, hw_f, "des", opts)
                 rows.append(_row(des, **keys))
                 des_ran = True
     df = pd.DataFrame(rows)

@@ -18,6 +18,7 @@ from analysis.cli.common import dumps, write_atomic
 from analysis.planner.result import PlanResult
 from analysis.report import content, html, markdown
 from analysis.report.figures import render_all
+from hwprofiles.errors import UserError
 
 FILES = {
     "report.md": "this report (markdown; figures in figures/)",
@@ -34,7 +35,7 @@ def report_date() -> str:
         try:
             when = dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc)
         except ValueError:
-            raise ValueError(f"SOURCE_DATE_EPOCH: {epoch!r} must be an integer") from None
+            raise UserError(f"SOURCE_DATE_EPOCH: {epoch!r} must be an integer") from None
     else:
         when = dt.datetime.now(tz=dt.timezone.utc)
     return when.date().isoformat()

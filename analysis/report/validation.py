@@ -9,13 +9,15 @@ Accepted shapes (both carry a top-level "comparisons" list):
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
+
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_json
 
 COLUMNS = ["run", "metric", "measured", "predicted", "engine", "error"]
 
@@ -32,7 +34,7 @@ def _row(c: dict, where: str) -> dict:
         }
     missing = [k for k in ("run", "metric", "measured", "predicted") if k not in c]
     if missing:
-        raise ValueError(f"{where}: comparison {c!r} lacks {missing}")
+        raise UserError(f"{where}: comparison {c!r} lacks {missing}")
     out = {k: c.get(k) for k in COLUMNS}
     out["engine"] = out["engine"] or "analytic"
     if out["error"] is None:
@@ -43,9 +45,9 @@ def _row(c: dict, where: str) -> dict:
 def load_comparisons(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A tidy frame (columns `COLUMNS`) from a validate/accuracy JSON file."""
     path = Path(path)
-    doc = json.loads(path.read_text("utf-8"))
+    doc = read_json(path, "comparisons")
     if not isinstance(doc, dict) or not isinstance(doc.get("comparisons"), list):
-        raise ValueError(f"{path.name}: expected an object with a 'comparisons' list")
+        raise UserError(f"{path.name}: expected an object with a 'comparisons' list")
     df = pd.DataFrame([_row(c, path.name) for c in doc["comparisons"]], columns=COLUMNS)
     df.attrs["source"] = str(path)
     df.attrs["example"] = bool(doc.get("example", False))

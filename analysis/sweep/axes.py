@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
-from analysis.cli.common import UserError
 from analysis.closed_form import Options
 from analysis.predict import ENGINES
+from hwprofiles.errors import UserError
 from simulator.parallel import PRECISIONS, RECOMPUTE_MODES
 
 RUN_AXES: dict[str, tuple[str, str]] = {

@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from analysis.cli.common import UserError
 from analysis.sweep.grid import Point
 from analysis.sweep.point import evaluate, make_task
+from hwprofiles.errors import UserError
 
 EXECUTORS = ("local", "dask")
 WINDOW = 1000

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from analysis.cli.common import UserError
+from hwprofiles.errors import UserError
 
 MANIFEST = "sweep.json"
 

@@ -34,9 +34,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from analysis.cli.common import UserError
 from analysis.runconfig import DEFAULTS, merge, read_run_file
 from analysis.sweep.axes import OPTION_FIELDS, RUN_AXES, check_axis
+from hwprofiles.errors import UserError
 
 SECTIONS = ("sweep", "base", "axes")
 SWEEP_KEYS = ("engine", "config")

@@ -9,8 +9,9 @@ import io
 from pathlib import Path
 from typing import Any
 
-from analysis.cli.common import UserError, write_atomic
+from analysis.cli.common import write_atomic
 from analysis.sweep.frame import load, varying_axes
+from hwprofiles.errors import UserError
 
 MAX_PANELS = 6
 

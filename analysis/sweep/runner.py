@@ -17,12 +17,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from analysis.cli.common import UserError, dumps, write_atomic
+from analysis.cli.common import dumps, write_atomic
 from analysis.sweep.executors import EXECUTORS, LOST, dask_client, run_dask, run_local
 from analysis.sweep.frame import MANIFEST
 from analysis.sweep.grid import Grid
 from analysis.sweep.progress import Progress
 from analysis.sweep.table import FORMATS, read_rows, table_path, write_table
+from hwprofiles.errors import UserError
 
 CHECKPOINT_S = 10.0
 """Seconds between table checkpoints while a sweep runs."""

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hwprofiles.calibration.timing import Repeats
+from hwprofiles.errors import UserError
 
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "send_recv")
 COLLECTIVE_COLUMNS = (
@@ -44,7 +45,7 @@ def bus_factor(collective: str, world_size: int) -> float:
     rank, where nothing crosses a bus (as `simulator.costmodel.collectives.bus_factor`)."""
     n = world_size
     if collective not in COLLECTIVES:
-        raise ValueError(f"collective: {collective!r} is not one of {', '.join(COLLECTIVES)}")
+        raise UserError(f"collective: {collective!r} is not one of {', '.join(COLLECTIVES)}")
     if n < 2:
         return 0.0
     if collective == "all_reduce":
@@ -115,7 +116,7 @@ def run_collective_group(cfg: GroupConfig) -> list[dict[str, object]]:
     the group is still running after `cfg.timeout_s` seconds; every worker is stopped first.
     """
     if cfg.world_size < 1:
-        raise ValueError(f"world_size: {cfg.world_size} must be >= 1")
+        raise UserError(f"world_size: {cfg.world_size} must be >= 1")
     with tempfile.TemporaryDirectory(prefix="llmcap-comm-") as tmp:
         tmpdir = Path(tmp)
         conf = tmpdir / "config.json"

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from hwprofiles.errors import UserError
+
 TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 """Profile dtype key -> torch dtype name; tf32 is fp32 storage with TF32 tensor-core matmuls."""
 
@@ -17,7 +19,7 @@ def torch_dtype(key: str) -> Any:
     import torch
 
     if key not in TORCH_DTYPES:
-        raise ValueError(f"dtype: {key!r} is not one of {', '.join(TORCH_DTYPES)}")
+        raise UserError(f"dtype: {key!r} is not one of {', '.join(TORCH_DTYPES)}")
     return getattr(torch, TORCH_DTYPES[key])
 
 
@@ -34,14 +36,14 @@ def check_device(device: str, dtypes: tuple[str, ...]) -> None:
     import torch
 
     if device not in ("cpu", "cuda"):
-        raise ValueError(f"device: {device!r} is not one of cpu, cuda")
+        raise UserError(f"device: {device!r} is not one of cpu, cuda")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: 'cuda' requested but torch sees no CUDA device on this machine")
+        raise UserError("device: 'cuda' requested but torch sees no CUDA device on this machine")
     for d in dtypes:
         if d not in TORCH_DTYPES:
-            raise ValueError(f"dtypes: {d!r} is not one of {', '.join(TORCH_DTYPES)}")
+            raise UserError(f"dtypes: {d!r} is not one of {', '.join(TORCH_DTYPES)}")
         if d == "tf32" and device != "cuda":
-            raise ValueError("dtypes: 'tf32' is a CUDA tensor-core mode; use it with --device cuda")
+            raise UserError("dtypes: 'tf32' is a CUDA tensor-core mode; use it with --device cuda")
 
 
 def synchronizer(device: str) -> Callable[[], None]:

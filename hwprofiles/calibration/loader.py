@@ -15,12 +15,13 @@ measured or modelled, labelled as such; host times per optimizer tensor and per 
 from __future__ import annotations
 
 import statistics
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hwprofiles.calibration.store import FORMAT, PROFILE_FILE
+from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_toml
 from hwprofiles.profile import (
     Accelerator,
     AttentionTiming,
@@ -34,17 +35,12 @@ from hwprofiles.profile import (
     Provenance,
 )
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 
 def _get(doc: Mapping[str, Any], dotted: str, path: Path) -> Any:
     node: Any = doc
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            raise ValueError(f"{path}: field {dotted!r} is missing (not a calibration profile?)")
+            raise UserError(f"{path}: field {dotted!r} is missing (not a calibration profile?)")
         node = node[part]
     return node
 
@@ -53,7 +49,7 @@ def _curve(c: Mapping[str, Any], where: str) -> EfficiencyCurve:
     try:
         return EfficiencyCurve(tuple(c["sizes"]), tuple(c["fractions"]), c.get("source", where))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: bad efficiency curve ({exc})") from exc
+        raise UserError(f"{where}: bad efficiency curve ({exc})") from exc
 
 
 def read_summary(path: str | Path) -> dict[str, Any]:
@@ -61,13 +57,10 @@ def read_summary(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     file = path / PROFILE_FILE if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(f"hardware: {path} has no {PROFILE_FILE} (not a calibration)")
-    try:
-        doc = tomllib.loads(file.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{file}: not valid TOML ({exc})") from exc
+        raise UserError(f"hardware: {path} has no {PROFILE_FILE} (not a calibration)")
+    doc = read_toml(file, "hardware")
     if doc.get("format") != FORMAT:
-        raise ValueError(f"{file}: field 'format' is {doc.get('format')!r}, expected {FORMAT!r}")
+        raise UserError(f"{file}: field 'format' is {doc.get('format')!r}, expected {FORMAT!r}")
     return doc
 
 

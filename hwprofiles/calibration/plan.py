@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hwprofiles.calibration.timing import Repeats
+from hwprofiles.errors import UserError
 
 LEVELS = ("tiny", "quick", "full")
 MiB = 2**20
@@ -28,7 +29,7 @@ class AttentionShape:
     def __post_init__(self) -> None:
         dims = (self.batch, self.heads, self.seq, self.head_dim)
         if any(not isinstance(v, int) or v < 1 for v in dims):
-            raise ValueError(
+            raise UserError(
                 f"attention shape: {'x'.join(map(str, dims))} must be four integers >= 1 "
                 "(batch x heads x seq x head_dim)"
             )
@@ -38,7 +39,7 @@ class AttentionShape:
         """ "BATCHxHEADSxSEQxHEAD_DIM", e.g. "4x4x128x64"."""
         parts = text.strip().lower().split("x")
         if len(parts) != 4 or not all(p.isdigit() for p in parts):
-            raise ValueError(
+            raise UserError(
                 f"attention shape: {text!r} must be BATCHxHEADSxSEQxHEAD_DIM, e.g. 4x4x128x64"
             )
         b, h, s, d = (int(p) for p in parts)
@@ -168,7 +169,7 @@ _GPU = {
 def make_plan(level: str, device: str = "cpu") -> Plan:
     """The plan for `level` in `LEVELS` on `device` ("cpu" or "cuda")."""
     if level not in LEVELS:
-        raise ValueError(f"level: {level!r} is not one of {', '.join(LEVELS)}")
+        raise UserError(f"level: {level!r} is not one of {', '.join(LEVELS)}")
     if device not in ("cpu", "cuda"):
-        raise ValueError(f"device: {device!r} is not one of cpu, cuda")
+        raise UserError(f"device: {device!r} is not one of cpu, cuda")
     return (_GPU if device == "cuda" else _CPU)[level]

@@ -34,6 +34,7 @@ from hwprofiles.calibration.power import (
 from hwprofiles.calibration.summary import Measurements, summarise
 from hwprofiles.calibration.writer import check_target, write_profile
 from hwprofiles.energy import EnergyMeter, measure, probe_energy_meter
+from hwprofiles.errors import UserError
 
 DEFAULT_DTYPES = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "tf32", "bf16", "fp16")}
 
@@ -83,23 +84,23 @@ class CalibrationConfig:
     def validate(self) -> None:
         """Raise ValueError naming the field, value and rule for bad settings."""
         if self.level not in LEVELS:
-            raise ValueError(f"level: {self.level!r} is not one of {', '.join(LEVELS)}")
+            raise UserError(f"level: {self.level!r} is not one of {', '.join(LEVELS)}")
         check_device(self.device, self.resolved_dtypes())
         if self.threads_per_rank < 1:
-            raise ValueError(f"threads_per_rank: {self.threads_per_rank} must be >= 1")
+            raise UserError(f"threads_per_rank: {self.threads_per_rank} must be >= 1")
         if any(w < 1 for w in self.world_sizes):
-            raise ValueError(f"world_sizes: {list(self.world_sizes)} must all be >= 1")
+            raise UserError(f"world_sizes: {list(self.world_sizes)} must all be >= 1")
         if self.device == "cuda":
             import torch
 
             n = torch.cuda.device_count()
             if max(self.world_sizes, default=1) > n:
-                raise ValueError(f"world_sizes: {max(self.world_sizes)} > {n} visible GPUs")
+                raise UserError(f"world_sizes: {max(self.world_sizes)} > {n} visible GPUs")
         if self.timeout_s <= 0:
-            raise ValueError(f"timeout: {self.timeout_s} s must be > 0")
+            raise UserError(f"timeout: {self.timeout_s} s must be > 0")
         bad = [c for c in self.collectives if c not in COLLECTIVES]
         if bad:
-            raise ValueError(f"collectives: {bad} not in {', '.join(COLLECTIVES)}")
+            raise UserError(f"collectives: {bad} not in {', '.join(COLLECTIVES)}")
 
 
 def _steps(plan: Plan, dtypes: tuple[str, ...], cfg: CalibrationConfig) -> int:

@@ -11,6 +11,8 @@ import re
 import socket
 from pathlib import Path
 
+from hwprofiles.errors import UserError
+
 PROFILE_FILE = "profile.toml"
 FORMAT = "llmcap-calibration/1"
 """Value of the `format` key in profile.toml; bumped when the layout changes."""
@@ -40,7 +42,7 @@ def safe_name(name: str) -> str:
     """`name` as a single safe path component; ValueError if nothing usable is left."""
     cleaned = _UNSAFE.sub("-", name).strip(".-")
     if not cleaned:
-        raise ValueError(f"name: {name!r} has no letters or digits to name a profile with")
+        raise UserError(f"name: {name!r} has no letters or digits to name a profile with")
     return cleaned
 
 

@@ -37,6 +37,7 @@ from hwprofiles.calibration.memory import MEMORY_COLUMNS
 from hwprofiles.calibration.power import POWER_COLUMNS
 from hwprofiles.calibration.store import PROFILE_FILE, is_profile_dir, umask
 from hwprofiles.calibration.summary import FILES
+from hwprofiles.errors import UserError
 
 COLUMNS = {
     "gemm": GEMM_COLUMNS,
@@ -58,13 +59,13 @@ def check_target(out: Path, force: bool) -> None:
     if not out.exists():
         return
     if not out.is_dir():
-        raise ValueError(f"out: {out} exists and is not a directory")
+        raise UserError(f"out: {out} exists and is not a directory")
     if not any(out.iterdir()):
         return
     if not is_profile_dir(out):
-        raise ValueError(f"out: {out} exists and is not a calibration profile; not replacing it")
+        raise UserError(f"out: {out} exists and is not a calibration profile; not replacing it")
     if not force:
-        raise ValueError(f"out: profile {out} already exists; use --force to overwrite it")
+        raise UserError(f"out: profile {out} already exists; use --force to overwrite it")
 
 
 def write_tree(

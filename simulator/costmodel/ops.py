@@ -111,16 +111,24 @@ def layer_ops(
             4 * t * h * e / ln_split,
         )
     )
-    ops.append(gemm("attention/qkv", t, h, (h + 2 * kv) / tp))
-    # scores (Q K^T) and context (A V): 2 * 2 * b * s^2 * h per sequence in full;
+    # Q, K, V projections (MLA: the low-rank q and kv projections, as one GEMM of their
+    # parameters' width); heads x head width may differ from h (Qwen3, MLA)
+    if model.is_mla:
+        qkv_width = (model.attention_params() - model.attention_out_params()) / h
+    else:
+        qkv_width = model.q_size + 2 * kv
+    ops.append(gemm("attention/qkv", t, h, qkv_width / tp))
+    # scores (Q K^T, width heads x qk head dim) and context (A V, heads x v head dim):
+    # 2 * b * s^2 * (q + v) per sequence in full (= 4 b s^2 h for ordinary heads);
     # with cp each rank holds s/cp queries against all s keys.
-    core = 4 * b * s * s * h / (tp * cp)
+    v_total = model.num_attention_heads * model.v_width
+    core = 2 * b * s * s * (model.q_size + v_total) / (tp * cp)
     if attention == "flash":
         # causal flash attention skips masked blocks: ~half the work is executed
         shape = (
             None
             if np.any(np.asarray(cp) != 1)
-            else (b, model.num_attention_heads / tp, s, model.head_dim)
+            else (b, model.num_attention_heads / tp, s, model.head_width)
         )
         ops.append(Op("attention/core", "attention", core, 0.5 * core, 1.25 * core,
                       recompute_selective=True, sdpa_shape=shape))  # fmt: skip
@@ -128,7 +136,7 @@ def layer_ops(
         # two batched GEMMs per head with inner dimension head_dim: read Q, K (and P, V),
         # write the s x s scores (and the context)
         heads = model.num_attention_heads / tp
-        d = model.head_dim
+        d = model.head_width
         elems = b * heads * (s / cp) * s  # score elements on this device
         qk_bytes = (elems + 2 * b * heads * (s / cp) * d + b * heads * s * d) * e
         ops.append(Op("attention/core", "matmul", core, core, 2 * core, 2 * qk_bytes,
@@ -139,7 +147,7 @@ def layer_ops(
         probs = elems * e
         ops.append(mem_op("attention/softmax", 2 * probs + drop * (elems + 2 * probs),
                           3 * probs + drop * (elems + 2 * probs), True))  # fmt: skip
-    ops.append(gemm("attention/proj", t, h, h / tp))
+    ops.append(gemm("attention/proj", t, v_total / tp, h))
     # bias + dropout + residual add (fused in Megatron): read 2, write 1 (+ 1-byte mask)
     res = (3 * e + drop) * t * h / ln_split
     ops.append(mem_op("attention/residual", res, res))

@@ -1,7 +1,7 @@
 """The simulation context: environment, network, records, and FIFO streams of work.
 
 The model records, it does not print: every activity (a compute kernel, a collective, a
-transfer) appends one tuple to `Recorder.rows`; `timeline` turns them into a DataFrame and
+transfer) appends one `Row` to `Recorder.rows`; `timeline` turns them into a DataFrame and
 `trace` into a Chrome/Perfetto trace. Each row names the activity whose end released it
 (`pred`), so the critical path of the step can be walked back afterwards.
 """
@@ -44,6 +44,7 @@ class Recorder:
 
     def add(
         self,
+        *,
         rank: int,
         stream: str,
         name: str,
@@ -146,16 +147,16 @@ class Stream:
             if self.busy is not None:
                 self.busy(-1)
             self.last = rec.add(
-                self.rank,
-                self.name,
-                job.name,
-                job.category,
-                start,
-                env.now,
-                job.mb,
-                job.layer,
-                pred,
-                job.coll.wire_bytes,
+                rank=self.rank,
+                stream=self.name,
+                name=job.name,
+                category=job.category,
+                start=start,
+                end=env.now,
+                mb=job.mb,
+                layer=job.layer,
+                pred=pred,
+                wire_bytes=job.coll.wire_bytes,
             )
             if job.on_done is not None:
                 job.on_done(self.last)

@@ -14,6 +14,7 @@ from typing import Literal
 
 import simpy
 
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.collectives import algbw, busbw
 from simulator.costmodel.network import group_span
@@ -64,7 +65,7 @@ def build(
     if algorithm == "ring":
         return ring(collective, size_bytes, n, route, detailed)
     if collective != "all_reduce":
-        raise ValueError(f"algorithm: {algorithm!r} is for all_reduce, not {collective!r}")
+        raise UserError(f"algorithm: {algorithm!r} is for all_reduce, not {collective!r}")
     if algorithm == "tree":
         return tree_all_reduce(size_bytes, n, route, detailed)
     if algorithm == "hierarchical":
@@ -74,7 +75,7 @@ def build(
         intra = cl.route(0, k_local, stride, rail_aligned=True)
         inter = cl.route(0, n_nodes, gpn, rail_aligned=True)
         return hierarchical_all_reduce(size_bytes, k_local, n_nodes, intra, inter)
-    raise ValueError(f"algorithm: {algorithm!r} must be auto, ring, tree or hierarchical")
+    raise UserError(f"algorithm: {algorithm!r} must be auto, ring, tree or hierarchical")
 
 
 def measure(
@@ -90,7 +91,7 @@ def measure(
 ) -> Measurement:
     """Simulate `concurrent` copies of one collective started together; time and bandwidth."""
     if concurrent < 1:
-        raise ValueError(f"concurrent: {concurrent} must be >= 1")
+        raise UserError(f"concurrent: {concurrent} must be >= 1")
     coll = build(hw, collective, size_bytes, n, stride, algorithm, detailed)
     env = simpy.Environment()
     net = Network(env) if contention else None

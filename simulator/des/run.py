@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.des.critical import breakdown, critical_path
 from simulator.des.device import Device
@@ -100,7 +101,7 @@ def simulate_step(
     `placement` is the rank order, e.g. "tp-cp-dp-pp" (Megatron's, the default).
     """
     if speed_sigma < 0 or jitter < 0:
-        raise ValueError(f"speed_sigma, jitter: ({speed_sigma}, {jitter}) must be >= 0")
+        raise UserError(f"speed_sigma, jitter: ({speed_sigma}, {jitter}) must be >= 0")
     opts = options if options is not None else _default_options()
     p = workload.parallel
     hw.accelerator.peak(p.precision)

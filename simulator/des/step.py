@@ -34,15 +34,15 @@ from simulator.des.device import Device
 from simulator.des.engine import Job, Sim
 from simulator.des.schedule import schedule
 from simulator.des.work import (
-    COLL,
-    COMPUTE,
-    GRAD,
-    OVERLAP,
-    PARAM_WAIT,
-    Z3_RS,
-    Z3_WAIT,
+    Blocking,
+    Compute,
+    GradReady,
+    Overlapped,
+    ParamWait,
     RankWork,
     WorkBuilder,
+    Zero3Gather,
+    Zero3ReduceScatter,
 )
 from simulator.parallel import BYTES_PER_PARAM
 
@@ -214,72 +214,88 @@ class Step:
         prog = chunk.fwd if fwd else (chunk.bwd_last if last_bwd else chunk.bwd)
         gathered = -1
         for ins in prog:
-            op = ins[0]
-            if op == COMPUTE:
+            if isinstance(ins, Compute):
                 start = env.now
-                yield dev.run_kernel(dev.duration(ins[1]))
+                yield dev.run_kernel(dev.duration(ins.seconds))
                 cursor = rec.add(
-                    dev.rank, "compute", ins[2], ins[3], start, env.now, mb, ins[4], cursor
+                    rank=dev.rank,
+                    stream="compute",
+                    name=ins.name,
+                    category=ins.category,
+                    start=start,
+                    end=env.now,
+                    mb=mb,
+                    layer=ins.layer,
+                    pred=cursor,
                 )
-            elif op == COLL:
+            elif isinstance(ins, Blocking):
                 start = env.now
-                yield from sim.collective(ins[1])
+                yield from sim.collective(ins.coll)
                 cursor = rec.add(
-                    dev.rank,
-                    "tp",
-                    ins[2],
-                    ins[3],
-                    start,
-                    env.now,
-                    mb,
-                    ins[4],
-                    cursor,
-                    ins[1].wire_bytes,
+                    rank=dev.rank,
+                    stream="tp",
+                    name=ins.name,
+                    category=ins.category,
+                    start=start,
+                    end=env.now,
+                    mb=mb,
+                    layer=ins.layer,
+                    pred=cursor,
+                    wire_bytes=ins.coll.wire_bytes,
                 )
-            elif op == OVERLAP:
+            elif isinstance(ins, Overlapped):
                 start = env.now
-                comm = env.process(self._beside(dev, ins[4]))
-                yield dev.run_kernel(dev.duration(ins[1]))
-                a = rec.add(dev.rank, "compute", ins[2], ins[3], start, env.now, mb, ins[6], cursor)
+                comm = env.process(self._beside(dev, ins.coll))
+                yield dev.run_kernel(dev.duration(ins.seconds))
+                a = rec.add(
+                    rank=dev.rank,
+                    stream="compute",
+                    name=ins.name,
+                    category=ins.category,
+                    start=start,
+                    end=env.now,
+                    mb=mb,
+                    layer=ins.layer,
+                    pred=cursor,
+                )
                 if not comm.processed:
                     yield comm
-                stream = "tp" if ins[5] == "comm_tp" else "cp"
                 # the comm row is released by the kernel beside it: only its excess is exposed
                 b = rec.add(
-                    dev.rank,
-                    stream,
-                    ins[4].kind,
-                    ins[5],
-                    start,
-                    env.now,
-                    mb,
-                    ins[6],
-                    a,
-                    ins[4].wire_bytes,
+                    rank=dev.rank,
+                    stream="tp" if ins.comm_category == "comm_tp" else "cp",
+                    name=ins.coll.kind,
+                    category=ins.comm_category,
+                    start=start,
+                    end=env.now,
+                    mb=mb,
+                    layer=ins.layer,
+                    pred=a,
+                    wire_bytes=ins.coll.wire_bytes,
                 )
                 cursor = rec.later(a, b)
-            elif op == GRAD:
-                self.grad_ready[i][ins[1]].succeed(cursor)
-            elif op == PARAM_WAIT:
+            elif isinstance(ins, GradReady):
+                self.grad_ready[i][ins.piece].succeed(cursor)
+            elif isinstance(ins, ParamWait):
                 if mb == 0 and fwd:
-                    ev = self.param_ready[i].get(ins[1])
+                    ev = self.param_ready[i].get(ins.unit)
                     if ev is not None:
                         if not ev.processed:
                             yield ev
                         cursor = rec.later(cursor, ev.value)
-            elif op == Z3_WAIT:
-                ev = self._z3_gather(i, kind, mb, ins[1], cursor)
-                if ins[2] >= 0 and self.opts.overlap_param_gather:
-                    self._z3_gather(i, kind, mb, ins[2], cursor)
+            elif isinstance(ins, Zero3Gather):
+                ev = self._z3_gather(i, kind, mb, ins.unit, cursor)
+                if ins.prefetch >= 0 and self.opts.overlap_param_gather:
+                    self._z3_gather(i, kind, mb, ins.prefetch, cursor)
                 if not ev.processed:
                     yield ev
                 cursor = rec.later(cursor, ev.value)
-                self.z3_events.pop((i, kind, mb, ins[1]), None)
+                self.z3_events.pop((i, kind, mb, ins.unit), None)
                 if gathered >= 0:
                     dev.memory.free("zero3_buffers", self.work[i].units[gathered] * self.w_bytes)
-                gathered = ins[1]
-            elif op == Z3_RS:
-                ev = self._z3_reduce(i, mb, ins[1], cursor)
+                gathered = ins.unit
+            elif isinstance(ins, Zero3ReduceScatter):
+                ev = self._z3_reduce(i, mb, ins.unit, cursor)
                 if not self.opts.overlap_param_gather:  # no overlap: wait for it
                     yield ev
                     cursor = rec.later(cursor, ev.value)
@@ -308,7 +324,12 @@ class Step:
         dst = self.devices[key[1] % self.p.pp]
         route = self.b.cluster.p2p_route(self.devices[i].rank, dst.rank)
         coll = for_group(
-            self.b.hw, "send_recv", self.b.p2p_bytes, 2, abs(dst.rank - self.devices[i].rank), route
+            self.b.hw,
+            "send_recv",
+            float(self.b.msg.p2p),
+            2,
+            abs(dst.rank - self.devices[i].rank),
+            route,
         )
         proc = self._transfer(i, key, coll, cursor)
         if self.opts.overlap_p2p:
@@ -322,16 +343,15 @@ class Step:
         yield from self.sim.collective(coll)
         name = ("send activations" if key[0] == "F" else "send gradients") + f" to v{key[1]}"
         row = rec.add(
-            self.devices[i].rank,
-            "pp",
-            name,
-            "comm_pp",
-            start,
-            env.now,
-            key[2],
-            -1,
-            cursor,
-            coll.wire_bytes,
+            rank=self.devices[i].rank,
+            stream="pp",
+            name=name,
+            category="comm_pp",
+            start=start,
+            end=env.now,
+            mb=key[2],
+            pred=cursor,
+            wire_bytes=coll.wire_bytes,
         )
         self._event(key).succeed(row)
 
@@ -381,34 +401,37 @@ class Step:
         yield env.all_of(procs)
 
     def _optimizer(self, i: int, pred: int) -> Gen:
-        env, dev, acc = self.sim.env, self.devices[i], self.b.hw.accelerator
+        dev, acc = self.devices[i], self.b.hw.accelerator
         p = self.p
         shape = (self.work[i].params, p.dp, p.zero_stage, self.m, self.w_bytes, self.g_bytes)
         t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts)))
         if t_copies > 0:  # the framework's buffer copies (costmodel.framework)
-            start = env.now
-            yield dev.run_kernel(dev.duration(t_copies))
-            pred = self.sim.rec.add(
-                dev.rank, "compute", "buffer copies", "copies", start, env.now, -1, -1, pred
-            )
+            pred = yield from self._kernel(dev, t_copies, "buffer copies", "copies", pred)
         n_layers = self.b.w.model.num_hidden_layers / p.pp
         t_host, t_hooks = host_times(acc, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts)
         if float(t_hooks) > 0:  # FSDP2's hooks, host time per unit (costmodel.framework)
-            start = env.now
-            yield dev.run_kernel(dev.duration(float(t_hooks)))
-            pred = self.sim.rec.add(
-                dev.rank, "compute", "framework hooks", "hooks", start, env.now, -1, -1, pred
-            )
+            pred = yield from self._kernel(dev, float(t_hooks), "framework hooks", "hooks", pred)
         local = self.work[i].params / (self.p.dp if self.p.zero_stage >= 1 else 1)
         t = float(copy_time(acc, local * self.opts.optimizer_bytes_per_param)) + float(t_host)
-        start = env.now
-        yield dev.run_kernel(dev.duration(t))
-        row = self.sim.rec.add(
-            dev.rank, "compute", "optimizer step", "optimizer", start, env.now, -1, -1, pred
-        )
+        row = yield from self._kernel(dev, t, "optimizer step", "optimizer", pred)
         if self.p.zero_stage in (1, 2) and self.p.dp > 1 and not self.opts.overlap_param_gather:
             ev = self._param_gather(i, issued=row)
             yield ev
             row = self.sim.rec.later(row, ev.value)
         self.end_rows.append(row)
         dev.last = row
+
+    def _kernel(self, dev: Device, seconds: float, name: str, category: str, pred: int) -> Gen:
+        """Run one kernel outside any micro-batch on `dev`; returns its row."""
+        env = self.sim.env
+        start = env.now
+        yield dev.run_kernel(dev.duration(seconds))
+        return self.sim.rec.add(
+            rank=dev.rank,
+            stream="compute",
+            name=name,
+            category=category,
+            start=start,
+            end=env.now,
+            pred=pred,
+        )

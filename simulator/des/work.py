@@ -4,13 +4,8 @@ Every duration comes from `simulator.costmodel` (op lists, `timing.op_times`, th
 alpha-beta times through `collectives.for_group`); nothing is re-derived here. A program is the
 instruction list of one pass (forward or backward of one micro-batch through one model chunk).
 
-The order of a layer's kernels and tensor-parallel collectives follows Megatron-LM:
-forward ``norm, qkv, attention, proj, [AR], residual, norm, up, act, down, [AR], residual``;
-the backward mirrors it, with the all-reduces of the `f` operators after the qkv and up
-gradients. With sequence parallelism each all-reduce becomes an all-gather before the column-
-parallel GEMM and a reduce-scatter after the row-parallel one (Korthikanti et al. 2022).
-With `overlap_tp_comm` each TP collective runs beside its adjacent GEMM (Transformer Engine's
-userbuffer overlap); context-parallel K/V exchange runs beside the attention kernel.
+The layer's kernel order, its TP/CP collectives, the kernel each may overlap and the message
+sizes come from the step plan (`simulator.plan.layer`), which the closed form evaluates too.
 """
 
 from __future__ import annotations
@@ -26,35 +21,77 @@ from simulator.costmodel.timing import ACT_BYTES, op_times
 from simulator.des.collectives import Collective, for_group
 from simulator.des.topology import Cluster
 from simulator.parallel import Workload
+from simulator.plan.layer import (
+    LayerCollective,
+    cp_collective,
+    kernel_order,
+    messages,
+    tp_collectives,
+)
 
-# instruction opcodes (first element of each instruction tuple)
-COMPUTE = 0  # (COMPUTE, seconds, name, category, layer)
-COLL = 1  # (COLL, collective, name, category, layer): blocking, on the compute stream
-OVERLAP = 2  # (OVERLAP, seconds, name, category, collective, comm_category, layer)
-GRAD = 3  # (GRAD, piece): gradients of a piece are final (last backward only)
-PARAM_WAIT = 4  # (PARAM_WAIT, piece): ZeRO-1/2 parameters gathered (first micro-batch)
-Z3_WAIT = 5  # (Z3_WAIT, unit, next_unit): ZeRO-3 unit gathered; prefetch the next
-Z3_RS = 6  # (Z3_RS, unit): ZeRO-3 reduce-scatter of a unit's gradients
 
-Instr = tuple[Any, ...]
+@dataclass(frozen=True, slots=True)
+class Compute:
+    """A kernel on the compute stream."""
 
-_FWD = [
-    "attention/norm",
-    "attention/qkv",
-    "attention/core",
-    "attention/softmax",
-    "attention/proj",
-    "attention/residual",
-    "mlp/norm",
-    "mlp/up",
-    "mlp/act",
-    "mlp/down",
-    "mlp/residual",
-]
-# position of the TP collectives: (index in the op order it follows, kind without SP, with SP)
-_TP_FWD = {"attention/norm": "AG", "attention/proj": "RS", "mlp/norm": "AG", "mlp/down": "RS"}
-_TP_BWD = {"mlp/residual": "AG", "mlp/up": "RS", "attention/residual": "AG", "attention/qkv": "RS"}
-_GEMMS = ("attention/qkv", "attention/proj", "mlp/up", "mlp/down")
+    seconds: float
+    name: str
+    category: str
+    layer: int
+
+
+@dataclass(frozen=True, slots=True)
+class Blocking:
+    """A collective on the compute stream: the next kernel waits for it."""
+
+    coll: Collective
+    name: str
+    category: str
+    layer: int
+
+
+@dataclass(frozen=True, slots=True)
+class Overlapped:
+    """A kernel with a collective beside it on a communication stream (`comm_category`)."""
+
+    seconds: float
+    name: str
+    category: str
+    coll: Collective
+    comm_category: str
+    layer: int
+
+
+@dataclass(frozen=True, slots=True)
+class GradReady:
+    """The gradients of piece `piece` are final (last backward only)."""
+
+    piece: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParamWait:
+    """ZeRO-1/2: wait until unit `unit`'s parameters are gathered (first micro-batch)."""
+
+    unit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Zero3Gather:
+    """ZeRO-3: wait until unit `unit` is gathered; prefetch `prefetch` (-1: none)."""
+
+    unit: int
+    prefetch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Zero3ReduceScatter:
+    """ZeRO-3: reduce-scatter unit `unit`'s gradients."""
+
+    unit: int
+
+
+Instr = Compute | Blocking | Overlapped | GradReady | ParamWait | Zero3Gather | Zero3ReduceScatter
 
 
 def op_params(w: Workload) -> dict[str, float]:
@@ -128,7 +165,7 @@ class WorkBuilder:
             acc_t = self.t.setdefault(op.name, [0.0, 0.0])
             acc_t[0] += tf
             acc_t[1] += tb
-        self.order = _kernel_order(list(self.t))
+        self.order = kernel_order(list(self.t))
         self.selective = [op.name for op in ops if op.recompute_selective]
         self.head = [
             sum(
@@ -145,10 +182,13 @@ class WorkBuilder:
             for i in (0, 1)
         ]
         self.op_params = op_params(w)
-        self.act_bytes = p.micro_batch_size * s / p.cp * m.hidden_size * self.e
-        self.kv_bytes = p.micro_batch_size * s * 2 * m.kv_size * self.e / min(p.tp, m.kv_heads)
-        self.p2p_bytes = self.act_bytes / p.tp
+        self.msg = messages(m, p.micro_batch_size, s, p.tp, p.cp, self.e)
         self.layers_per_chunk = m.num_hidden_layers // (p.pp * p.vpp)
+
+    def collective(self, rank: int, lc: LayerCollective) -> Collective:
+        """The layer collective `lc` of global rank `rank`, sized by the plan's messages."""
+        size = self.msg.tp if lc.dim == "tp" else self.msg.cp
+        return self.coll(rank, lc.dim, lc.kind, float(size))
 
     def coll(self, rank: int, dim: str, kind: str, size: float) -> Collective:
         pl = self.cluster.placement
@@ -167,17 +207,16 @@ class WorkBuilder:
         """Instructions of one layer's forward (or backward) pass.
 
         With `pieces` (the last backward), kernels are kept separate and each one that
-        finalises gradients is followed by a GRAD mark; the piece sizes are appended.
+        finalises gradients is followed by a `GradReady` mark; the piece sizes are appended.
         """
         p, opts = self.w.parallel, self.opts
-        sp = p.sequence_parallel
-        cp_coll = None
-        if p.cp > 1:
-            kind = "reduce_scatter" if backward else "all_gather"
-            cp_coll = self.coll(rank, "cp", kind, self.kv_bytes)
+        colls = tp_collectives(backward, p.sequence_parallel) if p.tp > 1 else {}
         names = list(reversed(self.order)) if backward else self.order
         out: list[Instr] = []
-        pending: Collective | None = None  # an all-gather waiting for the GEMM it feeds
+        pending: dict[str, tuple[Collective, str]] = {}  # partner kernel -> collective waiting
+        if p.cp > 1:  # the K/V exchange always runs beside the attention kernel
+            cpc = cp_collective(backward)
+            pending[cpc.partner] = (self.collective(rank, cpc), cpc.category)
         recomputed = False
         for name in names:
             dur = self.t[name][1 if backward else 0]
@@ -188,29 +227,26 @@ class WorkBuilder:
                 and (name in self.selective)
             ):
                 rc = sum(self.t[n][0] for n in self.selective)
-                out.append((COMPUTE, rc, "recompute attention", "recompute", layer))
+                out.append(Compute(rc, "recompute attention", "recompute", layer))
                 recomputed = True
-            if name == "attention/core" and cp_coll is not None:
-                out.append((OVERLAP, dur, name, category, cp_coll, "comm_cp", layer))
-            elif pending is not None and name in _GEMMS:
-                out.append((OVERLAP, dur, name, category, pending, "comm_tp", layer))
-                pending = None
+            beside = pending.pop(name, None)
+            if beside is not None:
+                out.append(Overlapped(dur, name, category, beside[0], beside[1], layer))
             else:
-                out.append((COMPUTE, dur, name, category, layer))
+                out.append(Compute(dur, name, category, layer))
             if pieces is not None and name in self.op_params:
-                out.append((GRAD, len(pieces)))
+                out.append(GradReady(len(pieces)))
                 pieces.append(self.op_params[name])
-            point = _tp_point(name, backward, sp)
-            if point is None or p.tp == 1:
+            lc = colls.get(name)
+            if lc is None:
                 continue
-            kind = {"AR": "all_reduce", "AG": "all_gather", "RS": "reduce_scatter"}[point]
-            coll = self.coll(rank, "tp", kind, self.act_bytes)
+            coll = self.collective(rank, lc)
             if not opts.overlap_tp_comm:
-                out.append((COLL, coll, "tp " + kind, "comm_tp", layer))
-            elif point == "AG":
-                pending = coll  # overlaps the column-parallel GEMM that consumes it
+                out.append(Blocking(coll, "tp " + lc.kind, lc.category, layer))
+            elif lc.partner != name:
+                pending[lc.partner] = (coll, lc.category)  # beside a later GEMM
             else:
-                _fuse_with_previous_gemm(out, coll, layer)
+                _beside_previous(out, name, coll, lc.category, layer)
         return out
 
     # ---- one rank ------------------------------------------------------------------------
@@ -268,10 +304,10 @@ class WorkBuilder:
         ) -> list[Instr]:
             d = 1 if backward else 0
             if key == "emb":
-                body = [(COMPUTE, self.emb[d], "embedding", "compute", -1)]
+                body: list[Instr] = [Compute(self.emb[d], "embedding", "compute", -1)]
                 size = emb_p
             elif key == "head":
-                body = [(COMPUTE, self.head[d], "head", "compute", -1)]
+                body = [Compute(self.head[d], "head", "compute", -1)]
                 size = head_p
             else:
                 body = []
@@ -280,7 +316,7 @@ class WorkBuilder:
                 body += self.layer(rank, layer, backward, "compute", out_pieces)
                 return body
             if out_pieces is not None and size > 0:
-                body.append((GRAD, len(out_pieces)))
+                body.append(GradReady(len(out_pieces)))
                 out_pieces.append(size)
             return body
 
@@ -288,9 +324,9 @@ class WorkBuilder:
         for i, (key, layer) in enumerate(seq):
             if z3:
                 nxt = units[i + 1] if i + 1 < len(units) else -1
-                fwd.append((Z3_WAIT, units[i], nxt))
+                fwd.append(Zero3Gather(units[i], nxt))
             if z12:
-                fwd.append((PARAM_WAIT, units[i]))
+                fwd.append(ParamWait(units[i]))
             fwd += unit_body(key, layer, False, None)
         programs = []
         for out_pieces in (None, pieces):
@@ -298,51 +334,34 @@ class WorkBuilder:
             for i in reversed(range(len(seq))):
                 key, layer = seq[i]
                 if z3:
-                    prog.append((Z3_WAIT, units[i], units[i - 1] if i > 0 else -1))
+                    prog.append(Zero3Gather(units[i], units[i - 1] if i > 0 else -1))
                 prog += unit_body(key, layer, True, out_pieces)
                 if z3:
-                    prog.append((Z3_RS, units[i]))
+                    prog.append(Zero3ReduceScatter(units[i]))
             programs.append(prog)
         return ChunkPrograms(merge(fwd, "fwd"), merge(programs[0], "bwd"), programs[1])
 
 
-def _kernel_order(names: list[str]) -> list[str]:
-    """Forward order of a layer's kernels: Megatron's for the known ones; any other kernel of
-    the cost model (e.g. fp8 casts) runs after the last GEMM of its block."""
-    order = [n for n in _FWD if n in names]
-    for n in names:
-        if n not in order:
-            anchor = "attention/proj" if n.startswith("attention/") else "mlp/down"
-            order.insert(order.index(anchor) + 1 if anchor in order else len(order), n)
-    return order
-
-
-def _tp_point(name: str, backward: bool, sp: bool) -> str | None:
-    """The TP collective that follows kernel `name`, if any ("AR", "AG" or "RS")."""
-    if sp:
-        return (_TP_BWD if backward else _TP_FWD).get(name)
-    ar_after = ("attention/qkv", "mlp/up") if backward else ("attention/proj", "mlp/down")
-    return "AR" if name in ar_after else None
-
-
-def _fuse_with_previous_gemm(out: list[Instr], coll: Collective, layer: int) -> None:
-    """Run `coll` beside the row-parallel GEMM just before it (TP comm overlap)."""
+def _beside_previous(
+    out: list[Instr], name: str, coll: Collective, category: str, layer: int
+) -> None:
+    """Run `coll` beside kernel `name`, the last one emitted (TP comm overlap)."""
     for i in range(len(out) - 1, -1, -1):
         ins = out[i]
-        if ins[0] == COMPUTE and ins[2] in _GEMMS:
-            out[i] = (OVERLAP, ins[1], ins[2], ins[3], coll, "comm_tp", layer)
+        if type(ins) is Compute and ins.name == name:
+            out[i] = Overlapped(ins.seconds, ins.name, ins.category, coll, category, layer)
             return
-    out.append((COLL, coll, "tp " + coll.kind, "comm_tp", layer))
+    out.append(Blocking(coll, "tp " + coll.kind, category, layer))
 
 
 def merge(prog: list[Instr], label: str) -> list[Instr]:
-    """Merge runs of adjacent COMPUTE instructions of one category into one (fewer events)."""
+    """Merge runs of adjacent `Compute` instructions of one category into one (fewer events)."""
     out: list[Instr] = []
     for ins in prog:
-        if ins[0] == COMPUTE and out and out[-1][0] == COMPUTE and out[-1][3] == ins[3]:
-            prev = out[-1]
-            name = label if ins[3] == "compute" else ins[3]
-            out[-1] = (COMPUTE, prev[1] + ins[1], name, prev[3], prev[4])
+        prev = out[-1] if out else None
+        if type(ins) is Compute and type(prev) is Compute and prev.category == ins.category:
+            name = label if ins.category == "compute" else ins.category
+            out[-1] = Compute(prev.seconds + ins.seconds, name, prev.category, prev.layer)
         else:
             out.append(ins)
     return out
