@@ -19,10 +19,20 @@ app = typer.Typer(
 # Registration order is the order in `llmcap --help`.
 from importlib.metadata import entry_points  # noqa: E402
 
-from analysis.cli import accuracy, calibrate, hardware, plan, scale, simulate, sweep  # noqa: E402
+from analysis.cli import (  # noqa: E402
+    accuracy,
+    calibrate,
+    cluster,
+    hardware,
+    models,
+    plan,
+    scale,
+    simulate,
+    sweep,
+)
 from analysis.cli.common import OPTIONAL, report_bug  # noqa: E402
 
-for _mod in (simulate, scale, sweep, plan, hardware, calibrate, accuracy):
+for _mod in (simulate, scale, sweep, plan, cluster, models, hardware, calibrate, accuracy):
     _mod.register(app)
 
 # Plug-in commands (validation registers `llmcap validate` here).
