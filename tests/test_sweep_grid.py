@@ -15,7 +15,7 @@ pytest.importorskip("pyarrow")
 BASE = {
     "model": {"name": "gpt3-125m"},
     "training": {"global_batch": 32, "seq_len": 512},
-    "parallelism": {"tp": 1},
+    "parallelism": {"tp": 1, "pp": 1},
     "cluster": {"gpus_per_node": 4},
 }
 
