@@ -17,13 +17,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from analysis.cli.common import dumps, write_atomic
+from analysis.cli.common import dumps
 from analysis.sweep.executors import EXECUTORS, LOST, dask_client, run_dask, run_local
 from analysis.sweep.frame import MANIFEST
 from analysis.sweep.grid import Grid
 from analysis.sweep.progress import Progress
 from analysis.sweep.table import FORMATS, read_rows, table_path, write_table
 from hwprofiles.errors import UserError
+from hwprofiles.outputs import check_output, exclusive, write_atomic
 
 CHECKPOINT_S = 10.0
 """Seconds between table checkpoints while a sweep runs."""
@@ -44,8 +45,6 @@ def prepare_dir(out: Path, grid: Grid, fmt: str) -> None:
     if fmt not in FORMATS:
         raise UserError(f"format: {fmt!r} must be one of {', '.join(FORMATS)}")
     manifest = out / MANIFEST
-    if out.exists() and not out.is_dir():
-        raise UserError(f"out: {str(out)!r} is a file (rule: a directory for the sweep)")
     if manifest.is_file():
         import json
 
@@ -96,8 +95,37 @@ def run_sweep(
         raise UserError("executor: --scheduler/--workers need --executor dask")
     if workers is not None and workers < 1:
         raise UserError(f"workers: {workers} must be >= 1")
-    out = Path(out)
-    prepare_dir(out, grid, fmt)
+    out = check_output(out, "out", "dir")
+    with exclusive(out, "out"):  # two sweeps into one directory: one runs, one is refused
+        prepare_dir(out, grid, fmt)
+        return _run(
+            grid,
+            out,
+            fmt,
+            executor,
+            scheduler,
+            workers,
+            retry_failed,
+            timeout_s,
+            checkpoint_s,
+            progress,
+            on_row,
+        )
+
+
+def _run(
+    grid: Grid,
+    out: Path,
+    fmt: str,
+    executor: str,
+    scheduler: str | None,
+    workers: int | None,
+    retry_failed: bool,
+    timeout_s: float,
+    checkpoint_s: float,
+    progress: bool,
+    on_row: Callable[[dict[str, Any]], None] | None,
+) -> Summary:
     points = grid.points()
     keys = {p.key for p in points}
     rows = {r["key"]: r for r in read_rows(out, fmt, grid) if r["key"] in keys}
