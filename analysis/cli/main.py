@@ -31,10 +31,11 @@ from analysis.cli import (  # noqa: E402
     plan,
     scale,
     simulate,
+    sweep,
 )
 from analysis.cli.common import EXIT_BUG, OPTIONAL, print_bug  # noqa: E402
 
-for _mod in (simulate, scale, plan, cluster, models, hardware, calibrate, accuracy):
+for _mod in (simulate, scale, sweep, plan, cluster, models, hardware, calibrate, accuracy):
     _mod.register(app)
 
 # Plug-in commands (validation registers `llmcap validate` here).
