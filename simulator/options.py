@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from hwprofiles.typed import check, field_types
+
 
 @dataclass(frozen=True)
 class Options:
@@ -68,6 +70,10 @@ class Options:
     Apex/Transformer Engine Adam): read fp32 master, grad, m, v (16), write master, m, v (12),
     write the 16-bit copy (2), gradient-norm read (4). It streams in place over buffers that
     live for the whole run, priced at the profile's copy rate (`timing.copy_time`)."""
+
+    def __post_init__(self) -> None:
+        for f, annotation in field_types(Options).items():  # dropout = 2 is not a switch
+            check(getattr(self, f), annotation, f"options.{f}")
 
     def bucket_size(self, dp: Any, grad_bytes: float | None = None) -> Any:
         """Bytes per gradient bucket for a data-parallel group of `dp` ranks.

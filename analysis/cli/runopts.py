@@ -11,6 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from hwprofiles.typed import number
+from simulator.limits import MAX_SIGMA
+
 Opt = typer.Option
 
 SEARCHED = "default: searched, the fastest valid layout"
@@ -149,4 +152,6 @@ def des_options(
     """Keyword arguments for the SimPy engine (empty for the closed form)."""
     if engine != "des":
         return {}
+    number(jitter, "--jitter", minimum=0.0, maximum=MAX_SIGMA)
+    number(speed_sigma, "--speed-sigma", minimum=0.0, maximum=MAX_SIGMA)
     return {"seed": seed, "jitter": jitter, "speed_sigma": speed_sigma, "contention": contention}
