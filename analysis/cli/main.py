@@ -27,10 +27,11 @@ from analysis.cli import (  # noqa: E402
     plan,
     scale,
     simulate,
+    stacks,
 )
 from analysis.cli.common import OPTIONAL, report_bug  # noqa: E402
 
-for _mod in (simulate, scale, plan, models, hardware, calibrate, accuracy):
+for _mod in (simulate, scale, plan, models, hardware, calibrate, accuracy, stacks):
     _mod.register(app)
 
 # Plug-in commands (validation registers `llmcap validate` here).
