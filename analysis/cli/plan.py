@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from analysis.cli.common import echo_json, fail, run_guarded
+from analysis.cli.common import check_output, echo_json, fail, run_guarded
 from analysis.cli.parse import parse_count, parse_gpus, split_list
 from analysis.planner.costs import SECONDS_PER_DAY
 from hwprofiles.errors import UserError
@@ -116,6 +116,8 @@ def register(app: typer.Typer) -> None:
             from hwprofiles.catalogue import load_prices, load_profile
             from simulator.models_catalogue import load_model
 
+            if out is not None:
+                check_output(out, "--out", "dir")  # before the search, not after it
             if prices is not None and not prices.is_file():
                 raise UserError("prices", str(prices), "is not a file")
             table = load_prices(prices)

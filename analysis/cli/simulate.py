@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from analysis.cli import runopts as ro
-from analysis.cli.common import echo_json, fail, run_guarded
+from analysis.cli.common import check_output, echo_json, fail, run_guarded
 from analysis.cli.parse import parse_count
 from hwprofiles.errors import UserError
 
@@ -63,6 +63,8 @@ def register(app: typer.Typer) -> None:
             from analysis.predict import predict
             from analysis.runconfig import build_run, merge, read_run_file
 
+            if trace is not None:
+                check_output(trace, "--trace")  # before the work, not after it
             file_spec = read_run_file(config) if config else None
             over = ro.overrides(
                 model=model,
