@@ -4,11 +4,11 @@ queueing delay, ranked by what each hour of delay saved costs.
 Every candidate addition (``b200:64`` adds 64 B200s as a new pool, or to the B200 pool if there
 is one) is simulated on the same jobs (same seed: common random numbers) under one policy.
 For each: the mean queueing delay, the job-hours of waiting saved against the cluster as it
-is, the added cost over the period (GPUs x list price x hours; `hwprofiles/data/prices.toml`, whose rows come from
-different providers: the report names each price's source), and their ratio, US dollars per
-job-hour of waiting saved. The job-hours saved are the total waiting of the base cluster minus
-that of the larger one (``D x jobs started``, D the mean delay of started jobs), averaged over
-seeds. Candidates that save nothing are ranked last; a target delay marks which reach it.
+is (its total waiting, ``D x jobs started`` with D the mean delay of started jobs, minus the
+larger cluster's; averaged over seeds), the added cost over the period (GPUs x list price x
+hours; `hwprofiles/data/prices.toml`, whose rows come from different providers: the report
+names each price's source), and their ratio, US dollars per job-hour of waiting saved.
+Candidates that save nothing are ranked last; a target delay marks which reach it.
 """
 
 from __future__ import annotations
