@@ -7,7 +7,8 @@ which is what the planner searches with. The structure of a step (Megatron-LM 1F
                                              layer's collectives as the step plan places them
                                              (simulator.plan.layer), each overlap priced by
                                              simulator.plan.rules.beside
-         + (pp * t_avg - t_last) / vpp       pipeline bubble (Narayanan et al. 2021, Sec. 2.2)
+         + (sum of the other stages) / vpp   pipeline bubble (Narayanan et al. 2021, Sec. 2.2;
+                                             the busiest rank of an uneven split sets m * t)
          + exposed pipeline p2p              fill and drain chains; all if not overlapped
          + exposed ZeRO-3 gathers            per micro-batch, beyond the compute hiding them
          + exposed DP gradient reduction     beyond the last micro-batch's backward
@@ -38,6 +39,7 @@ from simulator.costmodel.timing import ACT_BYTES, copy_time, op_times
 from simulator.model import ModelSpec
 from simulator.options import Options
 from simulator.parallel import BYTES_PER_PARAM
+from simulator.pipeline_split import split_arrays
 from simulator.plan.layer import layer_passes, messages
 from simulator.plan.rules import beside
 
@@ -132,30 +134,28 @@ def evaluate(
     s = seq_len
     acc = hw.accelerator
     acc.peak(precision)  # clear error if the device lacks this dtype
-    n_layers = model.num_hidden_layers / L.pp
     m = L.gbs / (L.mb * L.dp)
     t = _stage_times(model, hw, s, L, precision, opts)
+    stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
 
     per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"]
-    last = n_layers * per_layer + t["head"] + np.where(L.pp == 1, t["emb"], 0.0)
-    avg = (model.num_hidden_layers * per_layer + t["head"] + t["emb"]) / L.pp
+    # the busiest pipeline rank sets the pace (uneven splits: `simulator.pipeline_split`)
+    n_layers, ends = _busiest_stage(stages, per_layer, t["emb"], t["head"], L.pp)
+    last = n_layers * per_layer + ends
+    total = model.num_hidden_layers * per_layer + t["head"] + t["emb"]
     # compute counts kernels slowed by the collectives beside them (`plan.rules.beside`)
-    compute_mb = (
-        n_layers * (t["fwd"] + t["bwd"] + t["rc"] + t["slow"])
-        + t["head"]
-        + np.where(L.pp == 1, t["emb"], 0.0)
-    )
+    compute_mb = n_layers * (t["fwd"] + t["bwd"] + t["rc"] + t["slow"]) + ends
 
     # pipeline: bubble and p2p (activations scattered over tp: Megatron scatter/gather)
     msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])
     t_p2p = np.where(L.pp > 1, p2p_time(hw, msg.p2p, L.tp * L.cp * L.dp), 0.0)
-    # 1F1B: step = (sum of the other stages' times) + m * t_last; balanced: (pp-1)/vpp * t
-    bubble = np.maximum(0.0, L.pp * avg - last) / L.vpp
+    # 1F1B: step = (sum of the other stages' times) / vpp + m * t_busiest
+    bubble = np.maximum(0.0, total - last) / L.vpp
     p2p_steady = 2 * L.vpp * m * t_p2p
     p2p_exposed = 2 * (L.pp - 1) * t_p2p + (0.0 if opts.overlap_p2p else p2p_steady)
 
     # data parallel and ZeRO
-    params = mem.params_per_device(model, L.tp, L.pp)
+    params = mem.params_per_device(model, L.tp, L.pp, stages)
     w_bytes = BYTES_PER_PARAM[precision]
     g_bytes = opts.grad_reduce_bytes
     dp_stride = L.tp * L.cp
@@ -238,7 +238,7 @@ def evaluate(
         "compute_mb_s": compute_mb,
         "recompute_s": m * n_layers * t["rc"],
     }
-    out.update(_memory(model, s, L, precision, opts, m))
+    out.update(_memory(model, s, L, precision, opts, m, stages))
     out.update(_energy(hw, out, m, n_layers, t))
     return {k: np.broadcast_to(np.asarray(v, dtype=float), L.tp.shape) for k, v in out.items()}
 
@@ -251,7 +251,7 @@ def _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes):
     dp_stride = L.tp * L.cp
     layer = model.layer_params() / L.tp
     head = np.where(L.pp == 1, model.lm_head_params() / L.tp, 0.0)
-    emb = params - n_layers * layer - head
+    emb = model.embedding_params() / L.tp + 0.0 * params
 
     def unit(p):
         ag = group_collective_time(hw, "all_gather", p * w_bytes, L.dp, dp_stride)
@@ -291,16 +291,32 @@ def _comm_bytes(model, s, L, precision, opts, m, n_layers, params):
     return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
 
 
-def _memory(model, s, L, precision, opts, m):
+def _busiest_stage(split, per_layer, emb, head, pp):
+    """(layers, embedding/head time) of the pipeline rank with the longest micro-batch: the
+    first (embedding), the last (output layer and loss) or the busiest middle rank."""
+    one = pp == 1
+    t_first = split["first"] * per_layer + emb + np.where(one, head, 0.0)
+    t_last = np.where(one, 0.0, split["last"] * per_layer + head)
+    t_mid = split["middle"] * per_layer
+    n = np.where(t_last >= t_first, split["last"], split["first"])
+    ends = np.where(one, emb + head, np.where(t_last >= t_first, head, emb))
+    best = np.maximum(t_first, t_last)
+    n = np.where(t_mid > best, split["middle"], n)
+    ends = np.where(t_mid > best, 0.0, ends)
+    return n, ends
+
+
+def _memory(model, s, L, precision, opts, m, split):
     e = ACT_BYTES[precision]
-    st = mem.state_bytes(model, L.tp, L.pp, L.dp, L.zero, precision)
+    st = mem.state_bytes(model, L.tp, L.pp, L.dp, L.zero, precision, split)
     act = np.zeros(L.tp.shape)
     for code, name in enumerate(("none", "selective", "full")):
         a = mem.activation_bytes_per_layer(
             model, L.mb, s, L.tp, L.cp, L.sp, name, e, opts.attention, opts.dropout
         )
         act = np.where(L.recompute == code, a, act)
-    n_layers = model.num_hidden_layers / L.pp
+    # the busiest rank's layers, at the first rank's micro-batches in flight (an upper bound)
+    n_layers = split["max"]
     in_flight = mem.in_flight_microbatches(L.pp, L.vpp, m)
     acts = act * n_layers * in_flight + mem.logits_bytes(model, L.mb, s, L.tp, L.cp)
     # ZeRO-3 materialises one layer's full parameters (and gradients) while computing it

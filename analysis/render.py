@@ -84,6 +84,14 @@ def render_step(
             f"{r.energy_per_step_j / 1e3:,.1f} kJ / {r.avg_power_w:.0f} W",
         ),
     ]
+    if r.power:
+        rows.append(
+            (
+                "avg power per GPU: board / node / facility",
+                f"{r.avg_power_w:.0f} / {r.power['avg_node_power_per_gpu_w']:.0f} / "
+                f"{r.power['avg_facility_power_per_gpu_w']:.0f} W",
+            )
+        )
     if r.scaling_efficiency is not None:
         rows.append(("scaling efficiency vs 1 ideal GPU", f"{r.scaling_efficiency:.1%}"))
     if r.time_to_train_s is not None:

@@ -5,6 +5,7 @@ Run file sections (Calculon-style separation of model, execution and system)::
     [model]        name = "llama3-70b"   # or config = "path/config.json", or inline HF fields
                    hidden_size = 4096    # beside name/config: overrides that field of it
     [parallelism]  tp = 8  pp = 4  vpp = 1  cp = 1  dp = -1  sp = true  zero = 1
+                   first_stage_layers = 7  last_stage_layers = 7   # pin an uneven split
     [training]     seq_len = 4096  micro_batch = 1  global_batch = 1024
                    precision = "bf16"  recompute = "selective"  tokens = 15e12
     [cluster]      hardware = "h100-sxm"  gpus = 1024  gpus_per_node = 8
@@ -54,6 +55,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "dp": None,
         "sp": None,
         "zero": None,
+        "first_stage_layers": None,
+        "last_stage_layers": None,
     },
     "training": {
         "seq_len": None,
@@ -258,6 +261,9 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
             precision=t["precision"],
         ).resolve(gpus)
         layout_note = "given"
+    pins = {k: p.get(k) for k in ("first_stage_layers", "last_stage_layers")}
+    if any(v is not None for v in pins.values()):
+        parallel = replace(parallel, **pins)
     workload = Workload(model, parallel, seq_len)
     tokens = t.get("tokens")
     if tokens is not None:

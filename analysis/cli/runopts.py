@@ -46,6 +46,15 @@ Tokens = Annotated[
     str | None, Opt(help="Tokens to train, e.g. 2T, 1.5e12, 500B (time to train) [default: none]")
 ]
 Config = Annotated[Path | None, Opt(help="Run TOML file [default: none]")]
+FirstStageLayers = Annotated[
+    int | None, Opt(help="Layers on the first pipeline stage [default: Megatron-Core's split]")
+]
+LastStageLayers = Annotated[
+    int | None, Opt(help="Layers on the last pipeline stage [default: Megatron-Core's split]")
+]
+RequireFit = Annotated[
+    bool, Opt("--require-fit", help="Exit 2 if the layout does not fit in memory")
+]
 Engine = Annotated[str, Opt(help="analytic (closed form) or des (SimPy)")]
 Seed = Annotated[int, Opt(help="DES seed")]
 Jitter = Annotated[float, Opt(help="DES per-op jitter (lognormal sigma)")]
@@ -93,6 +102,8 @@ def overrides(
     precision: str | None,
     recompute: str | None,
     tokens: float | None = None,
+    first_stage_layers: int | None = None,
+    last_stage_layers: int | None = None,
     checkpoint_interval: float | None = None,
     mtbf_scale: float | None = None,
     failure_rates: Path | None = None,
@@ -102,7 +113,17 @@ def overrides(
     """The flags in the run-file layout (`analysis.runconfig.merge` skips the None ones)."""
     return {
         "model": {"name": model},
-        "parallelism": {"tp": tp, "pp": pp, "vpp": vpp, "cp": cp, "dp": dp, "sp": sp, "zero": zero},
+        "parallelism": {
+            "tp": tp,
+            "pp": pp,
+            "vpp": vpp,
+            "cp": cp,
+            "dp": dp,
+            "sp": sp,
+            "zero": zero,
+            "first_stage_layers": first_stage_layers,
+            "last_stage_layers": last_stage_layers,
+        },
         "training": {
             "seq_len": seq_len,
             "micro_batch": micro_batch,

@@ -89,7 +89,7 @@ class Step:
             opts.attention,
             opts.dropout,
         )
-        self.chunk_act = float(act) * builder.layers_per_chunk
+        self.layer_act = float(act)
         self.logits = float(
             logits_bytes(w.model, self.p.micro_batch_size, w.seq_len, self.p.tp, self.p.cp)
         )
@@ -304,11 +304,12 @@ class Step:
         dev.last = cursor
         last_v = v == self.V - 1
         if fwd:
-            dev.memory.alloc("activations", self.chunk_act)
+            dev.memory.alloc("activations", self.layer_act * self.b.split[v])
             if last_v:
                 dev.memory.alloc("activations", self.logits)
         else:
-            dev.memory.free("activations", self.chunk_act + (self.logits if last_v else 0.0))
+            chunk_act = self.layer_act * self.b.split[v]
+            dev.memory.free("activations", chunk_act + (self.logits if last_v else 0.0))
         if fwd and v < self.V - 1:
             yield from self._send(i, ("F", v + 1, mb), cursor)
         elif not fwd and v > 0:
@@ -407,7 +408,7 @@ class Step:
         t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts)))
         if t_copies > 0:  # the framework's buffer copies (costmodel.framework)
             pred = yield from self._kernel(dev, t_copies, "buffer copies", "copies", pred)
-        n_layers = self.b.w.model.num_hidden_layers / p.pp
+        n_layers = self.b.w.stage_layer_counts[dev.stage]
         t_host, t_hooks = host_times(acc, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts)
         if float(t_hooks) > 0:  # FSDP2's hooks, host time per unit (costmodel.framework)
             pred = yield from self._kernel(dev, float(t_hooks), "framework hooks", "hooks", pred)

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hwprofiles.profile import HardwareProfile
-from simulator.costmodel.memory import params_per_device
 from simulator.costmodel.ops import embedding_ops
 from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
 from simulator.costmodel.timing import ACT_BYTES, op_times
 from simulator.des.collectives import Collective, for_group
 from simulator.des.topology import Cluster
 from simulator.parallel import Workload
+from simulator.pipeline_split import chunk_offsets
 from simulator.plan.layer import (
     LayerCollective,
     cp_collective,
@@ -115,15 +115,13 @@ def op_params(w: Workload) -> dict[str, float]:
 def end_params(w: Workload) -> tuple[float, float]:
     """(first-stage extra, last-stage extra) parameters per TP rank beyond the layers.
 
-    The first stage's total is the cost model's `params_per_device` (the busiest device, whose
-    gradients the closed form reduces); with pp > 1 the last stage holds its own copy of the
+    The first stage holds the embedding (as the cost model's `params_per_device` counts it);
+    with pp > 1 the last stage holds its own copy of the
     output matrix, V*h/tp (Megatron); with pp = 1 the untied output matrix is the "head".
     """
     m, p = w.model, w.parallel
-    body = m.num_hidden_layers / p.pp * m.layer_params() / p.tp
     head = (m.vocab_size * m.hidden_size if p.pp > 1 else m.lm_head_params()) / p.tp
-    first = float(params_per_device(m, p.tp, p.pp)) - body - (head if p.pp == 1 else 0.0)
-    return first, head
+    return m.embedding_params() / p.tp, head
 
 
 @dataclass
@@ -183,7 +181,8 @@ class WorkBuilder:
         ]
         self.op_params = op_params(w)
         self.msg = messages(m, p.micro_batch_size, s, p.tp, p.cp, self.e)
-        self.layers_per_chunk = m.num_hidden_layers // (p.pp * p.vpp)
+        self.split = w.split  # layers of each virtual stage (uneven splits allowed)
+        self.offsets = chunk_offsets(self.split)
 
     def collective(self, rank: int, lc: LayerCollective) -> Collective:
         """The layer collective `lc` of global rank `rank`, sized by the plan's messages."""
@@ -260,11 +259,11 @@ class WorkBuilder:
         unit_of: dict[tuple[int, str], int] = {}
         for c in range(p.vpp):
             v = c * p.pp + stage
-            first = v * self.layers_per_chunk
+            first = self.offsets[v]
             if v == 0:
                 unit_of[(c, "emb")] = len(work.units)
                 work.units.append(emb_p)
-            for layer in range(first, first + self.layers_per_chunk):
+            for layer in range(first, first + self.split[v]):
                 unit_of[(c, f"L{layer}")] = len(work.units)
                 work.units.append(self.w.model.layer_params() / p.tp)
             if v == V - 1:
@@ -287,8 +286,8 @@ class WorkBuilder:
         p = self.w.parallel
         V = p.pp * p.vpp
         v = c * p.pp + stage
-        first = v * self.layers_per_chunk
-        layers = list(range(first, first + self.layers_per_chunk))
+        first = self.offsets[v]
+        layers = list(range(first, first + self.split[v]))
         z3 = p.zero_stage == 3 and p.dp > 1
         z12 = p.zero_stage in (1, 2) and p.dp > 1
         emb_p, head_p = end_params(self.w)
