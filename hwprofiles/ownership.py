@@ -20,22 +20,19 @@ DEFAULT_KEYS = {
     "years",
     "utilisation",
     "usd_per_kwh",
-    "pue",
-    "host_load",
     "installation_fraction",
     "maintenance_fraction",
     "storage_fraction",
 }
-NODE_KEYS = {"server_usd", "system_max_w", "date", "source"}
+NODE_KEYS = {"server_usd", "date", "source"}
 NETWORK_KEYS = {"switch_port_usd", "optic_usd", "radix", "date", "source"}
 
 
 @dataclass(frozen=True)
 class NodePrice:
-    """One server as delivered, and its datasheet maximum power."""
+    """One server as delivered (GPUs, host, local storage, compute NICs)."""
 
     server_usd: float
-    system_max_w: float
     date: str
     source: str
 
@@ -73,18 +70,17 @@ def _defaults(raw: Mapping[str, Any], where: str) -> tuple[dict[str, float], dic
     vals = {k: raw[k] for k in DEFAULT_KEYS if k in raw}
     out = {}
     for k in vals:
-        out[k] = number(raw, k, where, minimum=0.0, strict=k in ("years", "pue", "utilisation"))
+        out[k] = number(raw, k, where, minimum=0.0, strict=k in ("years", "utilisation"))
     srcs = {k[: -len("_source")]: str(v) for k, v in raw.items() if k.endswith("_source")}
     return out, srcs
 
 
 def _node(raw: Any, where: str) -> NodePrice:
     if not isinstance(raw, Mapping):
-        raise UserError(where, raw, "must be a table with server_usd and system_max_w")
+        raise UserError(where, raw, "must be a table with server_usd")
     check_keys(raw, NODE_KEYS, where)
     return NodePrice(
         server_usd=number(raw, "server_usd", where),
-        system_max_w=number(raw, "system_max_w", where),
         date=str(raw.get("date", "")),
         source=str(raw.get("source", "")),
     )
@@ -109,7 +105,9 @@ def _network(raw: Any, where: str) -> NetworkPrice:
 def _merge(out: OwnershipData | None, raw: Mapping[str, Any], name: str) -> OwnershipData:
     unknown = sorted(set(raw) - {"revised", "defaults", "nodes", "network"})
     if unknown:
-        raise UserError(f"{name}: [{unknown[0]}]", rule="unknown table (known: defaults, nodes, network)")
+        raise UserError(
+            f"{name}: [{unknown[0]}]", rule="unknown table (known: defaults, nodes, network)"
+        )
     defaults, srcs = _defaults(raw.get("defaults", {}), f"{name}: defaults")
     nodes = {k: _node(v, f"{name}: nodes.{k}") for k, v in raw.get("nodes", {}).items()}
     network = {k: _network(v, f"{name}: network.{k}") for k, v in raw.get("network", {}).items()}

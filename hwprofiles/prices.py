@@ -76,9 +76,7 @@ def _row(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in raw.items() if not (k in PRICE_CLASSES and isinstance(v, Mapping))}
 
 
-def parse_price(
-    raw: Any, where: str, default_source: str, default_class: str = "quote"
-) -> Price:
+def parse_price(raw: Any, where: str, default_source: str, default_class: str = "quote") -> Price:
     """A `Price` from one TOML table (class sub-tables ignored); `where` prefixes errors."""
     if not isinstance(raw, Mapping):
         raise UserError(f"{where}: {raw!r} must be a table with usd_per_gpu_hour")
@@ -116,9 +114,7 @@ def load_price_rows(
     path: str | os.PathLike[str] | None = None,
 ) -> dict[str, dict[str, Price]]:
     """Accelerator key -> provider class -> price: the catalogue's rows, then `path`'s."""
-    out = {
-        k: _rows(v, f"prices.toml: {k}", "", "quote") for k, v in tables("prices").items()
-    }
+    out = {k: _rows(v, f"prices.toml: {k}", "", "quote") for k, v in tables("prices").items()}
     if path is not None:
         p = Path(path)
         raw = read_toml(p, "prices")

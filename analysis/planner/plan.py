@@ -23,8 +23,8 @@ from analysis.planner.request import PlanRequest
 from analysis.planner.result import Candidate, PlanResult
 from analysis.planner.search import layout_workload, search_candidate, unsupported
 from analysis.planner.smallest import smallest_cluster
-from analysis.planner.tco import ownership_cost, unpriced_reason
 from analysis.planner.space import Enumeration, enumerate_layouts
+from analysis.planner.tco import ownership_cost, unpriced_reason
 from analysis.predict import predict
 from hwprofiles.ownership import load_ownership
 from hwprofiles.prices import Price
@@ -74,7 +74,7 @@ def search_all(
 
     out = []
     for hw in req.hardware:
-        price = unit_price(hw, prices or {})
+        price = unit_price(hw, prices or {}, fallback=not req.price_class)
         for precision in req.precisions:
             for g in req.gpus:
                 found = search_candidate(
@@ -121,7 +121,7 @@ def _cost(req: PlanRequest, c: Candidate) -> None:
                 hw,
                 c.gpus,
                 c.cost.time_to_train_s,
-                c.step.energy_per_step_j * c.cost.steps,
+                it_power_w(c.step),
                 req.ownership,
                 data,
                 c.price.usd_per_gpu_hour,
@@ -130,6 +130,12 @@ def _cost(req: PlanRequest, c: Candidate) -> None:
         c.meets_deadline = c.cost.time_to_train_s <= req.deadline_s
     if req.budget_usd is not None:
         c.meets_budget = c.money is not None and c.money <= req.budget_usd
+
+
+def it_power_w(step) -> float:
+    """Whole nodes plus network switches and optics while training, before PUE (W)."""
+    levels = step.power
+    return levels["node_energy_per_step_j"] / step.step_time_s + levels["power_levels"]["network_w"]
 
 
 def _money(c: Candidate) -> float:
@@ -242,7 +248,9 @@ def price_note(req: PlanRequest, cands: list[Candidate]) -> str:
             seen.setdefault(c.hardware, "no price")
         else:
             who = ", ".join(x for x in (p.provider, p.date) if x)
-            seen.setdefault(c.hardware, f"${p.usd_per_gpu_hour:,.2f}/GPU-h" + (f" ({who})" if who else ""))
+            seen.setdefault(
+                c.hardware, f"${p.usd_per_gpu_hour:,.2f}/GPU-h" + (f" ({who})" if who else "")
+            )
     cls = f"{req.price_class} prices" if req.price_class else "prices"
     return f"rent at {cls}: " + "; ".join(f"{k} {v}" for k, v in seen.items())
 

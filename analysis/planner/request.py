@@ -10,8 +10,8 @@ from analysis.planner.search import USABLE_MEMORY_FRACTION
 from analysis.planner.space import BatchPolicy, SearchSpace
 from analysis.planner.tco import OwnershipParams
 from hwprofiles.errors import UserError
-from hwprofiles.profile import HardwareProfile
 from hwprofiles.ownership import OwnershipData
+from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.models_catalogue import pretraining_seq_len
 from simulator.parallel import PRECISIONS

@@ -166,7 +166,9 @@ class Candidate:
             "capex_usd": self.own.capex_usd if self.own else None,
             "own_run_usd": self.own.run_usd if self.own else None,
             "rent_usd": c.cost_usd if c else None,
-            "break_even_utilisation": (self.own.to_dict()["break_even_utilisation"] if self.own else None),
+            "break_even_utilisation": (
+                self.own.to_dict()["break_even_utilisation"] if self.own else None
+            ),
             "payback_years": self.own.payback_years if self.own else None,
             "meets_deadline": self.meets_deadline,
             "meets_budget": self.meets_budget,

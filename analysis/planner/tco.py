@@ -12,8 +12,8 @@ For a candidate of `gpus` GPUs on `hw` that trains in `run_s` seconds:
     installation = (servers + network + storage) * installation fraction
     capex        = servers + network + storage + installation
     fixed / year = capex / years + (servers + network + storage) * maintenance fraction
-    power        = (GPU energy of the run / run time + nodes * host draw) * PUE
-                   host draw = (system max power - GPUs * TDP) * host load
+    power        = (whole nodes' wall power + switches and optics) * PUE, from the energy
+                   model of the predicted step (`analysis.energy_levels`, data/power.toml)
     run cost     = fixed / year * run hours / (8760 h * utilisation) + power * run time * $/kWh
 
 The run is charged its share of the cluster's useful life (`utilisation` of `years`). Renting
@@ -43,7 +43,6 @@ class OwnershipParams:
     utilisation: float
     usd_per_kwh: float
     pue: float
-    host_load: float
     installation_fraction: float
     maintenance_fraction: float
     storage_fraction: float
@@ -60,7 +59,6 @@ class OwnershipParams:
             ),
             ("power-price", self.usd_per_kwh, self.usd_per_kwh >= 0, "must be >= 0 USD/kWh"),
             ("pue", self.pue, self.pue >= 1, "must be >= 1 (facility energy / IT energy)"),
-            ("host_load", self.host_load, 0 <= self.host_load <= 1, "must be in [0, 1]"),
         )
         for name, value, ok, rule in checks:
             if not (isinstance(value, int | float) and math.isfinite(value) and ok):
@@ -73,8 +71,11 @@ class OwnershipParams:
     @classmethod
     def from_data(cls, data: OwnershipData, **given: float | None) -> OwnershipParams:
         """The catalogue's defaults, with every non-None keyword replacing one."""
-        vals = dict(data.defaults)
-        srcs = dict(data.default_sources)
+        from hwprofiles.power_levels import facility
+
+        fac = facility()
+        vals = {"pue": fac.pue} | dict(data.defaults)
+        srcs = {"pue": "power.toml [facility]: " + fac.source} | dict(data.default_sources)
         for k, v in given.items():
             if v is not None:
                 vals[k] = v
@@ -94,7 +95,7 @@ class OwnershipCost:
     fabric_tiers: int
     fixed_usd_per_year: float
     power_w: float
-    """Facility draw while training (GPUs + hosts, times PUE)."""
+    """Facility draw while training (whole nodes and network, times PUE)."""
     run_fixed_usd: float
     run_power_usd: float
     rent_usd: float | None
@@ -163,7 +164,7 @@ def unpriced_reason(hw: HardwareProfile, data: OwnershipData) -> str | None:
         return None
     return (
         f"no server price for node {hw.node.name!r} (of {hw.name}): add [nodes.{hw.node.name}] "
-        "with server_usd and system_max_w to an --ownership file"
+        "with server_usd to an --ownership file"
     )
 
 
@@ -171,12 +172,13 @@ def ownership_cost(
     hw: HardwareProfile,
     gpus: int,
     run_s: float,
-    gpu_energy_j: float,
+    it_power_w: float,
     params: OwnershipParams,
     data: OwnershipData,
     rent_usd_per_gpu_hour: float | None = None,
 ) -> OwnershipCost:
-    """Owning `gpus` GPUs of `hw` for a run of `run_s` seconds whose GPUs use `gpu_energy_j`."""
+    """Owning `gpus` GPUs of `hw` for a run of `run_s` seconds drawing `it_power_w` (nodes and
+    network, before PUE) while it trains."""
     node = data.nodes.get(hw.node.name)
     if node is None:
         raise UserError("hardware", hw.name, unpriced_reason(hw, data) or "")
@@ -194,9 +196,7 @@ def ownership_cost(
     installation = hardware * params.installation_fraction
     capex = hardware + installation
     fixed = capex / params.years + hardware * params.maintenance_fraction
-    host_w = max(0.0, node.system_max_w - gpn * hw.accelerator.tdp_w) * params.host_load
-    it_w = gpu_energy_j / run_s + nodes * host_w
-    power_w = it_w * params.pue
+    power_w = it_power_w * params.pue
     run_h = run_s / 3600.0
     usd_per_hour_power = power_w / 1000.0 * params.usd_per_kwh
     run_fixed = fixed * run_h / (HOURS_PER_YEAR * params.utilisation)
