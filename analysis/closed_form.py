@@ -201,7 +201,7 @@ def evaluate(
     z3_slow = np.where(L.zero == 3, m * z3_slow_mb, 0.0)
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
-    local = params / np.where(L.zero >= 1, L.dp, 1)
+    local = params / mem.zero_shards(L.zero, L.dp)[2]
     t_opt = copy_time(acc, local * opts.optimizer_bytes_per_param)
 
     # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2), and
@@ -211,6 +211,9 @@ def evaluate(
     t_opt = t_opt + t_host_opt
 
     compute = m * compute_mb + dp_slow + z3_slow
+    # the drain walks through every stage's last backward, each slowed by its own stage's
+    # gradient reduction beside it: the other stages' slowdowns lengthen the bubble
+    bubble = bubble + (L.pp - 1) * np.where(L.zero == 3, 0.0, grad_slow)
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]
     step = compute + tp_exp + cp_exp + bubble + p2p_exposed + z3_exposed

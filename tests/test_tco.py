@@ -183,8 +183,8 @@ def test_the_30_day_question_owned(tmp_path):
         (["--own", "--power-price", "nan"], "power-price"),
         (["--utilisation", "0.5"], "utilisation"),
         (["--price-class", "cheap"], "price-class"),
-        (["--out", "README.md"], "out"),
-        (["--out", "/proc/llmcap/x"], "out"),
+        (["--out", "README.md"], "--out"),
+        (["--out", "/proc/llmcap/x"], "--out"),
     ],
 )
 def test_bad_input_one_line_exit_2(extra, field):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from analysis.cli.common import echo_json, fail, run_guarded
+from analysis.cli.common import check_output, echo_json, fail, run_guarded
 from analysis.cli.parse import parse_count, parse_gpus, split_list
 from analysis.planner.costs import SECONDS_PER_DAY
 from hwprofiles.errors import UserError
@@ -41,23 +39,6 @@ def _constraint_message(result) -> str:
         f"{field}: no candidate trains {q.tokens:g} tokens {' and '.join(asked)}; closest: "
         f"{c.label} ({c.layout_text}) in {c.cost.days:,.1f} days for {cost}"
     )
-
-
-def check_out_dir(out: Path) -> None:
-    """Refuse an output folder that is a file or cannot be created, before any work (nothing is
-    created here: a run that fails later leaves no folder behind)."""
-    if out.exists() and not out.is_dir():
-        raise UserError("out", str(out), "is a file; give a folder for the reports")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UserError("out", str(out), f"cannot be created: {str(parent)!r} is a file")
-    try:  # os.access says yes to root everywhere; a real probe does not
-        os.rmdir(tempfile.mkdtemp(prefix=".llmcap-probe-", dir=parent))
-    except OSError as exc:
-        why = exc.strerror or type(exc).__name__
-        raise UserError("out", str(out), f"cannot be written in {str(parent)!r} ({why})") from None
 
 
 def _progress_bar(enabled: bool):
@@ -114,7 +95,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         pue: Annotated[
             float | None,
-            Opt(help="Facility PUE [default: 1.0 (GPUs only); with --own 1.2, power.toml]"),
+            Opt(
+                help="Facility PUE applied to the IT energy (nodes and network) "
+                "[default: 1.0; with --own 1.2, power.toml]"
+            ),
         ] = None,
         own: Annotated[
             bool,
@@ -172,10 +156,10 @@ def register(app: typer.Typer) -> None:
             from hwprofiles.prices import load_price_rows, select_prices
             from simulator.models_catalogue import load_model
 
+            if out is not None:
+                check_output(out, "--out", "dir")  # before the search, not after it
             if prices is not None and not prices.is_file():
                 raise UserError("prices", str(prices), "is not a file")
-            if out is not None:
-                check_out_dir(out)
             names = split_list(hardware, "hardware")
             profiles = tuple(load_profile(n, prices=prices) for n in names)
             rows = load_price_rows(prices)

@@ -52,6 +52,9 @@ FirstStageLayers = Annotated[
 LastStageLayers = Annotated[
     int | None, Opt(help="Layers on the last pipeline stage [default: Megatron-Core's split]")
 ]
+Stack = Annotated[
+    str | None, Opt(help="Training stack (see `llmcap stacks`) [default: megatron-core-2024]")
+]
 RequireFit = Annotated[
     bool, Opt("--require-fit", help="Exit 2 if the layout does not fit in memory")
 ]
@@ -104,6 +107,7 @@ def overrides(
     tokens: float | None = None,
     first_stage_layers: int | None = None,
     last_stage_layers: int | None = None,
+    stack: str | None = None,
     checkpoint_interval: float | None = None,
     mtbf_scale: float | None = None,
     failure_rates: Path | None = None,
@@ -133,6 +137,7 @@ def overrides(
             "tokens": tokens,
         },
         "cluster": {"hardware": hardware, "gpus": gpus, "gpus_per_node": gpus_per_node},
+        "options": {"stack": stack},
         "reliability": {
             "checkpoint_interval_s": checkpoint_interval,
             "mtbf_scale": mtbf_scale,

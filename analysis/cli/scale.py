@@ -8,10 +8,11 @@ from typing import Annotated, Any
 import typer
 
 from analysis.cli import runopts as ro
-from analysis.cli.common import echo_json, run_guarded
+from analysis.cli.common import check_output, echo_json, run_guarded
 from hwprofiles.errors import UserError
 
 Opt = typer.Option
+PLOT_SUFFIXES = ("", ".png", ".svg", ".pdf")  # what matplotlib's Agg backend writes
 
 
 def _numbers(text: str, what: str, cast: type = int) -> list[Any]:
@@ -130,6 +131,10 @@ def register(app: typer.Typer) -> None:
             from analysis.runconfig import build_run, merge, read_run_file
             from analysis.scaling import sweep
 
+            if plot is not None:
+                check_output(plot, "--plot")  # before the sweep, not after it
+                if plot.suffix.lower() not in PLOT_SUFFIXES:
+                    raise UserError("--plot", str(plot), "must end in .png, .svg or .pdf")
             counts = _numbers(gpus, "gpus")
             rates = _numbers(scale_out, "scale-out", float) if scale_out else None
             file_spec = read_run_file(config) if config else None

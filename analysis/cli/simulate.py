@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from analysis.cli import runopts as ro
-from analysis.cli.common import echo_json, fail, run_guarded
+from analysis.cli.common import check_output, echo_json, fail, run_guarded
 from analysis.cli.parse import parse_count
 from hwprofiles.errors import UserError
 
@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         pp: ro.Pp = None,
         vpp: ro.Vpp = None,
         first_stage_layers: ro.FirstStageLayers = None,
+        stack: ro.Stack = None,
         last_stage_layers: ro.LastStageLayers = None,
         cp: ro.Cp = None,
         dp: Annotated[
@@ -62,6 +63,8 @@ def register(app: typer.Typer) -> None:
             from analysis.predict import predict
             from analysis.runconfig import build_run, merge, read_run_file
 
+            if trace is not None:
+                check_output(trace, "--trace")  # before the work, not after it
             file_spec = read_run_file(config) if config else None
             over = ro.overrides(
                 model=model,
@@ -82,6 +85,7 @@ def register(app: typer.Typer) -> None:
                 recompute=recompute,
                 tokens=None if tokens is None else parse_count(tokens),
                 first_stage_layers=first_stage_layers,
+                stack=stack,
                 last_stage_layers=last_stage_layers,
                 checkpoint_interval=checkpoint_interval,
                 mtbf_scale=mtbf_scale,
@@ -104,6 +108,7 @@ def register(app: typer.Typer) -> None:
                 reliability=run.reliability,
                 **kw,
             )
+            step.inputs["stack"] = run.stack
             return step, run
 
         result, run = run_guarded(go)

@@ -111,6 +111,8 @@ def _cost(req: PlanRequest, c: Candidate) -> None:
         price=c.price,
         grid_g_per_kwh=req.grid_g_per_kwh,
         pue=req.pue,
+        wall_clock_s=c.step.whole_run.get("time_to_train_s"),
+        it_energy_j=c.step.whole_run.get("energy_to_train_it_j"),
     )
     if req.ownership is not None:
         data = req.ownership_data or load_ownership()
