@@ -201,7 +201,7 @@ def evaluate(
     z3_slow = np.where(L.zero == 3, m * z3_slow_mb, 0.0)
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
-    local = params / np.where(L.zero >= 1, L.dp, 1)
+    local = params / mem.zero_shards(L.zero, L.dp)[2]
     t_opt = copy_time(acc, local * opts.optimizer_bytes_per_param)
 
     # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2), and

@@ -52,6 +52,9 @@ FirstStageLayers = Annotated[
 LastStageLayers = Annotated[
     int | None, Opt(help="Layers on the last pipeline stage [default: Megatron-Core's split]")
 ]
+Stack = Annotated[
+    str | None, Opt(help="Training stack (see `llmcap stacks`) [default: megatron-core-2024]")
+]
 RequireFit = Annotated[
     bool, Opt("--require-fit", help="Exit 2 if the layout does not fit in memory")
 ]
@@ -108,6 +111,7 @@ def overrides(
     tokens: float | None = None,
     first_stage_layers: int | None = None,
     last_stage_layers: int | None = None,
+    stack: str | None = None,
     checkpoint_interval: float | None = None,
     mtbf_scale: float | None = None,
     failure_rates: Path | None = None,
@@ -143,6 +147,7 @@ def overrides(
             "gpus_per_node": gpus_per_node,
             "pue": pue,
         },
+        "options": {"stack": stack},
         "reliability": {
             "checkpoint_interval_s": checkpoint_interval,
             "mtbf_scale": mtbf_scale,

@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         pp: ro.Pp = None,
         vpp: ro.Vpp = None,
         first_stage_layers: ro.FirstStageLayers = None,
+        stack: ro.Stack = None,
         last_stage_layers: ro.LastStageLayers = None,
         cp: ro.Cp = None,
         dp: Annotated[
@@ -85,6 +86,7 @@ def register(app: typer.Typer) -> None:
                 recompute=recompute,
                 tokens=None if tokens is None else parse_count(tokens),
                 first_stage_layers=first_stage_layers,
+                stack=stack,
                 last_stage_layers=last_stage_layers,
                 checkpoint_interval=checkpoint_interval,
                 mtbf_scale=mtbf_scale,
@@ -108,6 +110,7 @@ def register(app: typer.Typer) -> None:
                 reliability=run.reliability,
                 **kw,
             )
+            step.inputs["stack"] = run.stack
             return step, run
 
         result, run = run_guarded(go)

@@ -55,6 +55,20 @@ def params_per_device(model: ModelSpec, tp: Num, pp: Num, split: dict | None = N
     )
 
 
+def zero_shards(zero_stage: Num, dp: Num) -> tuple[Num, Num, Num]:
+    """Over how many devices (weights, gradients, optimizer states) are sharded at ZeRO stage
+    `zero_stage` (Rajbhandari et al. 2020, "ZeRO", Sec. 5.1-5.3: stage 1 shards the optimizer
+    states, 2 adds the gradients, 3 the parameters). Both engines divide by these."""
+    if np.ndim(zero_stage) == 0 and np.ndim(dp) == 0:
+        z = int(zero_stage)
+        return (dp if z >= 3 else 1), (dp if z >= 2 else 1), (dp if z >= 1 else 1)
+    return (
+        np.where(zero_stage >= 3, dp, 1),
+        np.where(zero_stage >= 2, dp, 1),
+        np.where(zero_stage >= 1, dp, 1),
+    )
+
+
 def state_bytes(
     model: ModelSpec,
     tp: Num,
@@ -67,11 +81,8 @@ def state_bytes(
     """Weights, gradients and optimizer states per device, sharded by the ZeRO stage."""
     w, g, o = param_state_bytes(precision)
     p = params_per_device(model, tp, pp, split)
-    return {
-        "weights": p * w / np.where(zero_stage >= 3, dp, 1),
-        "gradients": p * g / np.where(zero_stage >= 2, dp, 1),
-        "optimizer": p * o / np.where(zero_stage >= 1, dp, 1),
-    }
+    sw, sg, so = zero_shards(zero_stage, dp)
+    return {"weights": p * w / sw, "gradients": p * g / sg, "optimizer": p * o / so}
 
 
 def activation_bytes_per_layer(

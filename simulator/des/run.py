@@ -1,9 +1,9 @@
 """`simulate_step`: one training step of a workload on a hardware profile, discrete-event.
 
-The result has the closed form's keys (`arrays`: step time, `breakdown/*` along the critical
-path, `comm_total/*`, `memory/*` as the simulated devices held it, `energy_per_gpu_j` from the
-power states) plus `extra` (JSON-ready: saturated links, link utilisation, per-rank summary,
-the critical path's split) and the per-activity records (`timeline()`).
+The result is an `EngineStep` (`simulator.engine_step`: step time, the breakdown by the
+labels both engines share, total communication, memory as the simulated devices held it,
+energy from the power states) plus `extra` (JSON-ready: saturated links, link utilisation,
+per-rank summary, the critical path's split) and the per-activity records (`timeline()`).
 
 Symmetry: one data-parallel replica's pipeline is simulated, one device per pipeline rank for
 its TP/CP group. The other replicas (and the other TP ranks' rings) run the same step at the
@@ -34,6 +34,7 @@ from simulator.des.timeline import to_frame
 from simulator.des.topology import Cluster, Placement
 from simulator.des.trace import chrome_trace, write_trace
 from simulator.des.work import WorkBuilder
+from simulator.engine_step import EngineStep
 from simulator.parallel import Workload
 
 SATURATED_FRACTION = 0.01
@@ -45,7 +46,7 @@ fraction of the step (llmcap's reporting threshold)."""
 class DesResult:
     """What one simulated step produced."""
 
-    arrays: dict[str, float]
+    step: EngineStep
     extra: dict[str, Any]
     rows: list[Row] = field(repr=False, default_factory=list)
     stage_of: dict[int, int] = field(repr=False, default_factory=dict)
@@ -53,7 +54,12 @@ class DesResult:
 
     @property
     def step_time_s(self) -> float:
-        return self.arrays["step_time_s"]
+        return self.step.step_time_s
+
+    @property
+    def arrays(self) -> dict[str, float]:
+        """The step as the closed form's flat "group/label" keys."""
+        return self.step.to_arrays()
 
     def timeline(self) -> pd.DataFrame:
         """Per-activity records as a DataFrame (see `simulator.des.timeline`)."""
@@ -257,7 +263,7 @@ def _summarise(step: Step, sim: Sim, hw: HardwareProfile) -> DesResult:
         "_power_logs": {r: power[r]["log"] for r in ranks},
     }
     return DesResult(
-        arrays,
+        EngineStep.from_arrays(arrays),
         extra,
         rows,
         {d.rank: d.stage for d in step.devices},
