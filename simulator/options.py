@@ -20,6 +20,9 @@ class Options:
 
     attention: str = "flash"
     """"flash": fused attention (no s^2 tensors); "naive": unfused softmax (pre-2022 stacks)."""
+    attention_kernel: str = "fa2"
+    """Fused-attention generation with attention = "flash": "fa1", "fa2", "fa3" or "cudnn"
+    (`hwprofiles.attention_kernels`); the catalogue's figures are FlashAttention-2's."""
     dropout: bool = False
     """Dropout masks stored (GPT-2/3-era recipes); modern LLM recipes train without dropout."""
     overlap_grad_reduce: bool = True
@@ -72,8 +75,17 @@ class Options:
     live for the whole run, priced at the profile's copy rate (`timing.copy_time`)."""
 
     def __post_init__(self) -> None:
+        from hwprofiles.attention_kernels import KERNELS
+        from hwprofiles.errors import UserError
+
         for f, annotation in field_types(Options).items():  # dropout = 2 is not a switch
             check(getattr(self, f), annotation, f"options.{f}")
+        if self.attention not in ("flash", "naive"):
+            raise UserError("attention", self.attention, "must be 'flash' or 'naive'")
+        if self.attention_kernel not in KERNELS:
+            raise UserError(
+                "attention_kernel", self.attention_kernel, f"must be one of {', '.join(KERNELS)}"
+            )
 
     def bucket_size(self, dp: Any, grad_bytes: float | None = None) -> Any:
         """Bytes per gradient bucket for a data-parallel group of `dp` ranks.
