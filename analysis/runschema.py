@@ -49,6 +49,7 @@ RUN_TYPES: dict[str, dict[str, Any]] = {
         "nics_per_node": _INT,
         "oversubscription": _FLOAT,
         "topology": _STR,
+        "pue": _FLOAT,
     },
 }
 """Section -> key -> type annotation (None = not given: a default applies). `[reliability]`
