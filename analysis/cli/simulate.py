@@ -54,6 +54,7 @@ def register(app: typer.Typer) -> None:
         failure_rates: ro.FailureRates = None,
         storage_bandwidth: ro.StorageBandwidth = None,
         async_checkpoint: ro.AsyncCheckpoint = None,
+        pue: ro.Pue = None,
         json_out: ro.JsonOut = False,
         require_fit: ro.RequireFit = False,
     ) -> None:
@@ -92,6 +93,7 @@ def register(app: typer.Typer) -> None:
                 failure_rates=failure_rates,
                 storage_bandwidth=storage_bandwidth,
                 async_checkpoint=async_checkpoint,
+                pue=pue,
             )
             if hardware is not None and ":" in hardware:  # a job over several pools
                 from analysis.cli.pools_step import simulate_pools
