@@ -71,7 +71,7 @@ MtbfScale = Annotated[
     float | None, Opt(help="Multiply every component's MTBF (2 = half the failures) [default: 1]")
 ]
 FailureRates = Annotated[
-    Path | None, Opt(help="Failure-rate TOML ([rates_per_unit_hour]) [default: catalogue]")
+    Path | None, Opt(help="Failure-rate TOML with a rates_per_unit_hour table [default: catalogue]")
 ]
 StorageBandwidth = Annotated[
     float | None,
