@@ -27,6 +27,15 @@ class Layouts:
     zero: np.ndarray
     sp: np.ndarray
     recompute: np.ndarray
+    first: np.ndarray | None = None
+    """Layers pinned on the first pipeline stage; 0 = the default split (None = all 0)."""
+    last: np.ndarray | None = None
+    """Layers pinned on the last pipeline stage; 0 = the default split (None = all 0)."""
+
+    def __post_init__(self) -> None:
+        for k in ("first", "last"):
+            if getattr(self, k) is None:
+                object.__setattr__(self, k, np.zeros(self.tp.shape, dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -51,6 +60,8 @@ class Layouts:
             zero=[c.zero_stage for c in configs],
             sp=[int(c.sequence_parallel) for c in configs],
             recompute=[RECOMPUTE_MODES.index(c.recompute) for c in configs],
+            first=[c.first_stage_layers or 0 for c in configs],
+            last=[c.last_stage_layers or 0 for c in configs],
         )
 
     def row(self, i: int) -> dict[str, int]:

@@ -6,11 +6,14 @@ from dataclasses import asdict, fields, replace
 from typing import Any
 
 from analysis.closed_form import Options, evaluate
+from analysis.energy_levels import run_levels, step_levels
 from analysis.layouts import Layouts
 from analysis.seed import document_predictions
 from hwprofiles.errors import UserError
+from hwprofiles.power_levels import compute_power_model
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.flops import model_flops_per_token, recompute_flops_per_token
+from simulator.engine_step import EngineStep
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
 from simulator.reliability.options import ReliabilityOptions
@@ -72,14 +75,16 @@ def predict(
     alone = hardware
     busy = devices_busy or min(hardware.node.gpus_per_node, w.num_gpus)
     hardware = hardware.under_load(busy, p.precision)
-    r = analytic_arrays(w, hardware, opts)
+    # the board draws less than TDP while computing, by dtype (hwprofiles/data/power.toml)
+    hardware = replace(hardware, power=compute_power_model(hardware, p.precision))
     extra: dict[str, Any] = {}
     if engine == "des":
         from simulator.des.run import simulate_step
 
         des = simulate_step(w, hardware, opts, **engine_options)
-        r.update(des.arrays)
-        extra = des.extra
+        r, extra = des.step, des.extra
+    else:
+        r = EngineStep.from_arrays(analytic_arrays(w, hardware, opts))
     tokens_step = w.tokens_per_step
     mf = model_flops_per_token(model, w.seq_len) * tokens_step
     hf = mf + recompute_flops_per_token(model, w.seq_len, p.recompute) * tokens_step
@@ -89,30 +94,25 @@ def predict(
     if p.precision in ("fp16", "bf16", "fp8") and "fp32" in hardware.accelerator.peak_flops:
         w32 = replace(w, parallel=replace(p, precision="fp32"))
         hw32 = alone.under_load(busy, "fp32")
+        hw32 = replace(hw32, power=compute_power_model(hw32, "fp32"))
         e_fp32 = analytic_arrays(w32, hw32, opts)["energy_per_gpu_j"] * n
-    energy = r["energy_per_gpu_j"] * n
-    breakdown = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("breakdown/")}
-    comm = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("comm_total/")}
-    memory = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("memory/")}
-    extra["comm_bytes_per_gpu"] = {
-        k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("comm_bytes/")
-    }
-    exposed = sum(v for k, v in breakdown.items() if k.startswith("comm_"))
+    energy = r.energy_per_gpu_j * n
+    extra["comm_bytes_per_gpu"] = dict(r.comm_bytes)
     res = StepResult(
         engine=engine,
-        step_time_s=r["step_time_s"],
+        step_time_s=r.step_time_s,
         tokens_per_step=tokens_step,
         num_gpus=n,
         model_flops_per_step=mf,
         hardware_flops_per_step=hf,
         peak_flops_per_gpu=alone.accelerator.peak(p.precision),
-        comm_exposed_s=exposed,
-        memory_per_gpu_bytes=r["memory_per_gpu_bytes"],
+        comm_exposed_s=r.comm_exposed_s,
+        memory_per_gpu_bytes=r.memory_per_gpu_bytes,
         memory_capacity_bytes=hardware.accelerator.memory_bytes,
         energy_per_step_j=energy,
-        breakdown=breakdown,
-        memory_breakdown=memory,
-        comm_breakdown=comm,
+        breakdown=dict(r.breakdown),
+        memory_breakdown=dict(r.memory),
+        comm_breakdown=dict(r.comm_total),
         single_gpu_step_time_s=t1,
         tokens_to_train=tokens,
         inputs=_inputs(w, hardware, opts),
@@ -131,6 +131,19 @@ def predict(
         energy_fp32_j=e_fp32,
     )
     res.document["speedup_llmcap"] = t1 / res.step_time_s
+    if e_fp32 is not None:
+        d = res.document
+        d["energy_per_token_j"] = {
+            "fp32_llmcap": e_fp32 / tokens_step,
+            "seed_literal": d["energy_mixed_literal_j"] / tokens_step,
+            "seed_intended": d["energy_mixed_intended_j"] / tokens_step,
+            p.precision + "_llmcap": energy / tokens_step,
+        }
+        d["compute_power_w"] = {
+            "fp32": float(hw32.power.power(1.0)),
+            p.precision: float(hardware.power.power(1.0)),
+        }
+    res.power = step_levels(res, hardware, (reliability or ReliabilityOptions()).pue)
     if tokens is not None:
         rel = reliability or ReliabilityOptions()
         if engine == "des":
@@ -148,6 +161,7 @@ def predict(
             options=rel,
             sample=engine == "des",
         )
+        res.whole_run.update(run_levels(res, hardware, res.power))
     if not res.fits_in_memory:
         over = res.memory_per_gpu_bytes - res.memory_capacity_bytes
         res.notes.append(
@@ -169,7 +183,7 @@ def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
         spec["active_params"] = m.active_params()
     return {
         "model": spec | {"num_params": m.num_params()},
-        "parallel": asdict(w.parallel) | {"num_microbatches": w.parallel.num_microbatches},
+        "parallel": _parallel_inputs(w),
         "seq_len": w.seq_len,
         "gpus": w.num_gpus,
         "hardware": {
@@ -185,6 +199,20 @@ def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
         },
         "options": asdict(opts),
     }
+
+
+def _parallel_inputs(w: Workload) -> dict[str, Any]:
+    """The layout as given; the pins and the per-stage layers only where the split is uneven
+    or pinned (even splits keep their documents unchanged)."""
+    out = asdict(w.parallel) | {"num_microbatches": w.parallel.num_microbatches}
+    for k in ("first_stage_layers", "last_stage_layers"):
+        if out[k] is None:
+            del out[k]
+    if len(set(w.split)) > 1:
+        out["stage_layers"] = list(w.stage_layer_counts)
+        if w.parallel.vpp > 1:
+            out["chunk_layers"] = list(w.split)
+    return out
 
 
 def _provenance(hw: HardwareProfile, engine: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from analysis.labels import label
 from analysis.planner.costs import SECONDS_PER_DAY
 from simulator.result import StepResult
 
@@ -19,19 +20,51 @@ def _s(x: float) -> str:
     return f"{x * 1e6:.1f} µs"
 
 
-def render_step(r: StepResult, console: Console | None = None) -> None:
-    """Print the headline numbers, the time breakdown, memory and the seed formulas."""
+def parallel_text(par: dict) -> str:
+    """One line per layout from `StepResult.inputs["parallel"]`, as the planner writes it."""
+    parts = [f"tp{par['tp']}", f"pp{par['pp']}"]
+    if par["vpp"] > 1:
+        parts.append(f"vpp{par['vpp']}")
+    if par["cp"] > 1:
+        parts.append(f"cp{par['cp']}")
+    parts += [f"dp{par['dp']}", f"mb{par['micro_batch_size']}", f"gbs{par['global_batch_size']}"]
+    if par["zero_stage"]:
+        parts.append(f"zero{par['zero_stage']}")
+    if par["sequence_parallel"]:
+        parts.append("sp")
+    if par["recompute"] != "none":
+        parts.append(f"rc-{par['recompute']}")
+    return " ".join(parts)
+
+
+def render_step(
+    r: StepResult,
+    console: Console | None = None,
+    layout_note: str = "given",
+    seq_note: str = "given",
+) -> None:
+    """Print the headline numbers, the time breakdown, memory and the seed formulas.
+
+    `layout_note` and `seq_note` say where the layout and the sequence length come from.
+    """
     con = console or Console()
     inp = r.inputs
     par = inp["parallel"]
     hw = inp["hardware"]
-    title = (
-        f"{inp['model']['name']} on {r.num_gpus} x {hw['accelerator']} ({hw['node']}), "
-        f"tp={par['tp']} pp={par['pp']} vpp={par['vpp']} cp={par['cp']} dp={par['dp']} "
-        f"zero={par['zero_stage']} mb={par['micro_batch_size']} gbs={par['global_batch_size']} "
-        f"{par['precision']} recompute={par['recompute']} [{r.engine}]"
+    seq = inp["seq_len"]
+    gbs = par["global_batch_size"]
+    con.print(
+        f"[bold]{inp['model']['name']}[/bold] on {r.num_gpus} x {hw['accelerator']} "
+        f"({hw['node']}), {par['precision']}, {r.engine} engine",
+        highlight=False,
     )
-    head = Table(title=title, show_header=False, title_justify="left")
+    con.print(f"layout: {parallel_text(par)} ({layout_note})", highlight=False)
+    con.print(
+        f"sequence: {seq:,} tokens ({seq_note}); global batch {gbs:,} sequences "
+        f"= {gbs * seq / 1e6:.2f}M tokens per step",
+        highlight=False,
+    )
+    head = Table(show_header=False)
     head.add_column("metric")
     head.add_column("value", justify="right")
     rows = [
@@ -51,6 +84,14 @@ def render_step(r: StepResult, console: Console | None = None) -> None:
             f"{r.energy_per_step_j / 1e3:,.1f} kJ / {r.avg_power_w:.0f} W",
         ),
     ]
+    if r.power:
+        rows.append(
+            (
+                "avg power per GPU: board / node / facility",
+                f"{r.avg_power_w:.0f} / {r.power['avg_node_power_per_gpu_w']:.0f} / "
+                f"{r.power['avg_facility_power_per_gpu_w']:.0f} W",
+            )
+        )
     if r.scaling_efficiency is not None:
         rows.append(("scaling efficiency vs 1 ideal GPU", f"{r.scaling_efficiency:.1%}"))
     if r.time_to_train_s is not None:
@@ -65,7 +106,7 @@ def render_step(r: StepResult, console: Console | None = None) -> None:
     bd.add_column("share", justify="right")
     for k, v in r.breakdown.items():
         if v > 0:
-            bd.add_row(k, _s(v), f"{v / r.step_time_s:.1%}")
+            bd.add_row(label(k), _s(v), f"{v / r.step_time_s:.1%}")
     con.print(bd)
 
     if r.whole_run:
@@ -96,7 +137,8 @@ def render_step(r: StepResult, console: Console | None = None) -> None:
         )
     con.print(dt)
     if "energy_note" in doc:
-        con.print(f"[dim]{doc['energy_note']}[/dim]")
+        note = doc["energy_note"].replace("is energy_llmcap_j", "is the llmcap column")
+        con.print(f"[dim]{note}[/dim]")
     for note in r.notes:
         con.print(f"[yellow]note:[/yellow] {note}")
     con.print(f"[dim]provenance: {r.provenance.get('modelled', '')}[/dim]")

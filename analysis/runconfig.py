@@ -5,13 +5,20 @@ Run file sections (Calculon-style separation of model, execution and system)::
     [model]        name = "llama3-70b"   # or config = "path/config.json", or inline HF fields
                    hidden_size = 4096    # beside name/config: overrides that field of it
     [parallelism]  tp = 8  pp = 4  vpp = 1  cp = 1  dp = -1  sp = true  zero = 1
+                   first_stage_layers = 7  last_stage_layers = 7   # pin an uneven split
     [training]     seq_len = 4096  micro_batch = 1  global_batch = 1024
                    precision = "bf16"  recompute = "selective"  tokens = 15e12
     [cluster]      hardware = "h100-sxm"  gpus = 1024  gpus_per_node = 8
                    scale_out = "infiniband-ndr"  nics_per_node = 8  oversubscription = 1.0
-    [options]      attention = "flash"  dropout = false  overlap_tp_comm = false ...
+    [options]      stack = "nemo-2025"   # a training stack (`llmcap stacks`), then any field:
+                   attention = "flash"  dropout = false  overlap_tp_comm = false ...
 
 Command-line flags override the file. Unknown keys are errors (a typo must not be ignored).
+
+Adaptive defaults: without `seq_len` the model's pre-training length is used
+(`simulator.models_catalogue.pretraining_seq_len`); without both `tp` and `pp` the layout is
+the fastest valid one for the model and GPU count (`analysis.autolayout.fastest_layout`,
+restricted to the layout values that are given); without `global_batch`, ~4M tokens per step.
 
 `[model]`: `config` (a file) or `name` (a preset, or a file path as `--model` takes) selects the
 base model and every other key overrides that `ModelSpec` field, whatever the order of the keys;
@@ -22,6 +29,7 @@ whole model, inline. A `[model]` table is taken whole from the highest layer tha
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -34,19 +42,30 @@ from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
 from simulator.reliability.options import ReliabilityOptions
+from simulator.stacks import DEFAULT_STACK, load_stack
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    # The quickstart what-if: Llama-3-70B on 1,024 H100 SXM (128 DGX H100 nodes), a layout of
-    # the kind Meta reports for Llama 3 pre-training (TP 8 inside a node, PP across nodes,
-    # Dubey et al. 2024, "The Llama 3 Herd of Models", Table 4) at 4 M tokens per step.
+    # The quickstart what-if: Llama-3-70B on 1,024 H100 SXM (128 DGX H100 nodes). The layout,
+    # the sequence length and the global batch adapt to the model and GPU count when not given
+    # (None here): see `FIXED_LAYOUT` and `build_run`.
     "model": {"name": "llama3-70b"},
-    "parallelism": {"tp": 8, "pp": 4, "vpp": 1, "cp": 1, "dp": -1, "sp": True, "zero": 1},
+    "parallelism": {
+        "tp": None,
+        "pp": None,
+        "vpp": None,
+        "cp": None,
+        "dp": None,
+        "sp": None,
+        "zero": None,
+        "first_stage_layers": None,
+        "last_stage_layers": None,
+    },
     "training": {
-        "seq_len": 4096,
-        "micro_batch": 1,
-        "global_batch": 1024,
+        "seq_len": None,
+        "micro_batch": None,
+        "global_batch": None,
         "precision": "bf16",
-        "recompute": "selective",
+        "recompute": None,
         "tokens": None,
     },
     "cluster": {
@@ -57,6 +76,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "nics_per_node": None,
         "oversubscription": None,
         "topology": None,
+        "pue": None,
     },
     "options": {},
     # failures, checkpoints and restarts of the whole run (None = simulator.reliability default)
@@ -73,6 +93,29 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "seeds": None,
     },
 }
+"""None = not given: chosen per model and GPU count by `build_run`."""
+
+FIXED_LAYOUT: dict[str, Any] = {
+    "vpp": 1,
+    "cp": 1,
+    "dp": -1,
+    "sp": True,
+    "zero": 1,
+    "micro_batch": 1,
+    "recompute": "selective",
+}
+"""What the other layout values are when tp and pp are both given: Megatron-LM's usual
+recipe (sequence parallelism with TP, ZeRO-1 distributed optimizer, selective recompute;
+Korthikanti et al. 2022), no interleaving, no context parallelism, micro-batch 1."""
+
+LAYOUT_FLAGS = ("tp", "pp", "vpp", "cp", "dp", "sp", "zero", "micro_batch", "recompute")
+
+
+def default_global_batch(seq_len: int) -> int:
+    """Sequences per step when not given: ~4M tokens (`analysis.planner.space`)."""
+    from analysis.planner.space import DEFAULT_BATCH_TOKENS
+
+    return max(1, round(DEFAULT_BATCH_TOKENS / seq_len))
 
 
 @dataclass(frozen=True)
@@ -83,6 +126,12 @@ class Run:
     tokens: float | None
     spec: dict[str, dict[str, Any]]
     reliability: ReliabilityOptions = field(default_factory=ReliabilityOptions)
+    seq_len_note: str = "given"
+    """Where the sequence length comes from ("given" or the model's pre-training length)."""
+    layout_note: str = "given"
+    """How the layout was chosen ("given", or searched: the fastest that fits)."""
+    stack: str = DEFAULT_STACK
+    """The training stack whose mechanisms `options` starts from (`simulator.stacks`)."""
 
 
 def read_run_file(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -99,7 +148,7 @@ def read_run_file(path: str | Path) -> dict[str, dict[str, Any]]:
         known = DEFAULTS[section]
         allowed = set(known) if section not in ("model", "options") else None
         if section == "options":
-            allowed = {f.name for f in fields(Options)}
+            allowed = {f.name for f in fields(Options)} | {"stack"}
         for key in values:
             if allowed is not None and key not in allowed:
                 raise UserError(
@@ -163,13 +212,11 @@ def resolve_model(table: Mapping[str, Any]) -> ModelSpec:
     return replace(spec, source=f"{base.source}; overridden by the run: {changed}")
 
 
-def build_run(spec: dict[str, dict[str, Any]]) -> Run:
-    """Resolve model and hardware presets, validate the layout, return a ready `Run`."""
+def resolve_hardware(c: Mapping[str, Any]) -> HardwareProfile:
+    """The hardware profile of a merged `[cluster]` table."""
     from hwprofiles.catalogue import load_profile
 
-    model = resolve_model(spec["model"])
-    c = spec["cluster"]
-    hw = load_profile(
+    return load_profile(
         c["hardware"],
         gpus_per_node=c.get("gpus_per_node"),
         scale_out=c.get("scale_out"),
@@ -177,30 +224,80 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
         oversubscription=c.get("oversubscription"),
         topology=c.get("topology"),
     )
+
+
+def build_run(spec: dict[str, dict[str, Any]]) -> Run:
+    """Resolve model and hardware presets, validate the layout, return a ready `Run`."""
+    model = resolve_model(spec["model"])
+    c = spec["cluster"]
+    hw = resolve_hardware(c)
     gpus = c["gpus"]
     if not isinstance(gpus, int) or gpus < 1:
         raise UserError(f"gpus: {gpus!r} must be a positive integer")
     p, t = spec["parallelism"], spec["training"]
-    parallel = ParallelConfig(
-        tp=p["tp"],
-        pp=p["pp"],
-        vpp=p["vpp"],
-        cp=p["cp"],
-        dp=p["dp"],
-        sequence_parallel=bool(p["sp"]) and p["tp"] > 1,
-        zero_stage=p["zero"],
-        micro_batch_size=t["micro_batch"],
-        global_batch_size=t["global_batch"],
-        recompute=t["recompute"],
-        precision=t["precision"],
-    ).resolve(gpus)
-    workload = Workload(model, parallel, t["seq_len"])
-    options = Options(**spec.get("options", {}))
+    seq_len, seq_note = t["seq_len"], "given"
+    if seq_len is None:
+        from simulator.models_catalogue import pretraining_seq_len
+
+        seq_len, seq_note = pretraining_seq_len(model)
+    given = {k: (p[k] if k in p else t[k]) for k in LAYOUT_FLAGS}
+    opts_table = dict(spec.get("options", {}))
+    stack = opts_table.pop("stack", DEFAULT_STACK)
+    # the training stack's mechanisms, then any [options] key the run gives explicitly
+    options = replace(load_stack(stack).options(), **opts_table)
+    if given["tp"] is None or given["pp"] is None:
+        from analysis.autolayout import fastest_layout
+
+        chosen = fastest_layout(
+            model, hw, gpus, t["precision"], seq_len, t["global_batch"], given, options
+        )
+        parallel = layout_config(chosen.row, t["precision"], gpus)
+        layout_note = chosen.note
+    else:
+        v = {k: (FIXED_LAYOUT[k] if given[k] is None else given[k]) for k in LAYOUT_FLAGS}
+        parallel = ParallelConfig(
+            tp=v["tp"],
+            pp=v["pp"],
+            vpp=v["vpp"],
+            cp=v["cp"],
+            dp=v["dp"],
+            sequence_parallel=bool(v["sp"]) and v["tp"] > 1,
+            zero_stage=v["zero"],
+            micro_batch_size=v["micro_batch"],
+            global_batch_size=t["global_batch"] or default_global_batch(seq_len),
+            recompute=v["recompute"],
+            precision=t["precision"],
+        ).resolve(gpus)
+        layout_note = "given"
+    pins = {k: p.get(k) for k in ("first_stage_layers", "last_stage_layers")}
+    if any(v is not None for v in pins.values()):
+        parallel = replace(parallel, **pins)
+    workload = Workload(model, parallel, seq_len)
     tokens = t.get("tokens")
-    if tokens is not None and float(tokens) <= 0:
-        raise UserError(f"tokens: {tokens} must be > 0")
-    rel = reliability_options(spec.get("reliability", {}))
-    return Run(workload, hw, options, float(tokens) if tokens else None, spec, rel)
+    if tokens is not None:
+        tokens = float(tokens)
+        if not (math.isfinite(tokens) and tokens > 0):
+            raise UserError("tokens", t["tokens"], "must be a finite number > 0")
+    rel = reliability_options({**spec.get("reliability", {}), "pue": c.get("pue")})
+    return Run(workload, hw, options, tokens, spec, rel, seq_note, layout_note, stack)
+
+
+def layout_config(row: Mapping[str, int], precision: str, gpus: int) -> ParallelConfig:
+    """The resolved `ParallelConfig` of a searched layout (`Layouts.row` keys)."""
+    from simulator.parallel import RECOMPUTE_MODES
+
+    return ParallelConfig(
+        tp=row["tp"],
+        pp=row["pp"],
+        vpp=row["vpp"],
+        cp=row["cp"],
+        micro_batch_size=row["mb"],
+        global_batch_size=row["gbs"],
+        zero_stage=row["zero"],
+        sequence_parallel=bool(row["sp"]),
+        recompute=RECOMPUTE_MODES[row["recompute"]],
+        precision=precision,  # type: ignore[arg-type]
+    ).resolve(gpus)
 
 
 _GB = 1e9  # run files and flags give bandwidths in decimal GB/s

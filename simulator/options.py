@@ -18,6 +18,9 @@ class Options:
 
     attention: str = "flash"
     """"flash": fused attention (no s^2 tensors); "naive": unfused softmax (pre-2022 stacks)."""
+    attention_kernel: str = "fa2"
+    """Fused-attention generation with attention = "flash": "fa1", "fa2", "fa3" or "cudnn"
+    (`hwprofiles.attention_kernels`); the catalogue's figures are FlashAttention-2's."""
     dropout: bool = False
     """Dropout masks stored (GPT-2/3-era recipes); modern LLM recipes train without dropout."""
     overlap_grad_reduce: bool = True
@@ -68,6 +71,17 @@ class Options:
     Apex/Transformer Engine Adam): read fp32 master, grad, m, v (16), write master, m, v (12),
     write the 16-bit copy (2), gradient-norm read (4). It streams in place over buffers that
     live for the whole run, priced at the profile's copy rate (`timing.copy_time`)."""
+
+    def __post_init__(self) -> None:
+        from hwprofiles.attention_kernels import KERNELS
+        from hwprofiles.errors import UserError
+
+        if self.attention not in ("flash", "naive"):
+            raise UserError("attention", self.attention, "must be 'flash' or 'naive'")
+        if self.attention_kernel not in KERNELS:
+            raise UserError(
+                "attention_kernel", self.attention_kernel, f"must be one of {', '.join(KERNELS)}"
+            )
 
     def bucket_size(self, dp: Any, grad_bytes: float | None = None) -> Any:
         """Bytes per gradient bucket for a data-parallel group of `dp` ranks.

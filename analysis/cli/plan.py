@@ -2,52 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from analysis.cli.common import echo_json, fail, run_guarded
+from analysis.cli.common import check_output, echo_json, fail, run_guarded
+from analysis.cli.parse import parse_count, parse_gpus, split_list
 from analysis.planner.costs import SECONDS_PER_DAY
 from hwprofiles.errors import UserError
 
 Opt = typer.Option
-
-_COUNT_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
-
-
-def parse_count(text: str, what: str = "tokens") -> float:
-    """A count such as ``2T``, ``1.5e12``, ``500B`` (billion) or ``300M``; must be > 0."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMBGT]?)\s*", text)
-    if not m:
-        raise UserError(f"{what}: {text!r} is not a count (e.g. 2T, 1.5e12, 500B)")
-    value = float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]
-    if not value > 0:
-        raise UserError(f"{what}: {text!r} must be > 0")
-    return value
-
-
-def split_list(text: str, what: str) -> list[str]:
-    items = [s.strip() for s in text.split(",") if s.strip()]
-    if not items:
-        raise UserError(f"{what}: {text!r} is empty; give a comma-separated list")
-    return items
-
-
-def parse_gpus(gpus: str | None, max_gpus: int | None) -> tuple[int, ...]:
-    from analysis.planner.request import DEFAULT_MAX_GPUS, gpu_counts_up_to
-
-    if gpus is not None and max_gpus is not None:
-        raise UserError("gpus: give --gpus or --max-gpus, not both")
-    if gpus is None:
-        return gpu_counts_up_to(max_gpus if max_gpus is not None else DEFAULT_MAX_GPUS)
-    out = []
-    for item in split_list(gpus, "gpus"):
-        if not item.isdigit() or int(item) < 1:
-            raise UserError(f"gpus: {item!r} must be a whole number >= 1")
-        out.append(int(item))
-    return tuple(sorted(set(out)))
 
 
 def _no_feasible_message(result) -> str:
@@ -109,20 +74,75 @@ def register(app: typer.Typer) -> None:
         model: Annotated[str, Opt(help="Model preset name or HF config.json / .toml")],
         tokens: Annotated[str, Opt(help="Tokens to train, e.g. 2T, 1.5e12, 500B")],
         hardware: Annotated[str, Opt(help="Comma list: h100-sxm,a100-80gb,b200,mi300x")],
-        gpus: Annotated[str | None, Opt(help="Comma list of cluster sizes: 64,128,...")] = None,
-        max_gpus: Annotated[int | None, Opt(help="Try powers of two up to N GPUs")] = None,
-        deadline: Annotated[float | None, Opt(help="Deadline in days")] = None,
-        budget: Annotated[float | None, Opt(help="Budget in US dollars")] = None,
+        gpus: Annotated[
+            str | None,
+            Opt(help="Comma list of cluster sizes: 64,128,... [default: powers of two to 1024]"),
+        ] = None,
+        max_gpus: Annotated[
+            int | None, Opt(help="Try powers of two up to N GPUs [default: 1024]")
+        ] = None,
+        deadline: Annotated[float | None, Opt(help="Deadline in days [default: none]")] = None,
+        budget: Annotated[float | None, Opt(help="Budget in US dollars [default: none]")] = None,
         precision: Annotated[str, Opt(help="Comma list: fp32,tf32,fp16,bf16,fp8")] = "bf16",
-        price_table: Annotated[Path | None, Opt(help="TOML of USD per GPU-hour")] = None,
-        grid_intensity: Annotated[float | None, Opt(help="gCO2/kWh (default 481)")] = None,
-        pue: Annotated[float, Opt(help="Facility PUE applied to GPU energy")] = 1.0,
-        seq_len: Annotated[int | None, Opt(help="Tokens per sequence (default: context)")] = None,
+        prices: Annotated[
+            Path | None,
+            Opt(
+                help="TOML of USD per GPU-hour, as hwprofiles/data/prices.toml [default: catalogue]"
+            ),
+        ] = None,
+        grid_intensity: Annotated[
+            float | None, Opt(help="Grid carbon intensity, gCO2/kWh [default: 481, world 2023]")
+        ] = None,
+        pue: Annotated[
+            float | None,
+            Opt(
+                help="Facility PUE applied to the IT energy (nodes and network) "
+                "[default: 1.0; with --own 1.2, power.toml]"
+            ),
+        ] = None,
+        own: Annotated[
+            bool,
+            Opt(
+                "--own/--rent",
+                help="Cost owning the cluster (capex, power, maintenance, depreciation) with "
+                "renting beside it, or renting only",
+            ),
+        ] = False,
+        years: Annotated[
+            float | None, Opt(help="With --own: depreciation years [default: 4]")
+        ] = None,
+        utilisation: Annotated[
+            float | None,
+            Opt(help="With --own: share of the cluster's life in use, (0, 1] [default: 0.7]"),
+        ] = None,
+        power_price: Annotated[
+            float | None, Opt(help="With --own: electricity, USD/kWh [default: 0.081, US 2024]")
+        ] = None,
+        ownership: Annotated[
+            Path | None,
+            Opt(
+                help="With --own: TOML of server/network prices, as "
+                "hwprofiles/data/ownership.toml [default: catalogue]"
+            ),
+        ] = None,
+        price_class: Annotated[
+            str | None,
+            Opt(
+                help="Rental provider class for every GPU: quote, gpu-cloud, "
+                "hyperscaler-reserved, hyperscaler-on-demand [default: the first that prices "
+                "every GPU]"
+            ),
+        ] = None,
+        seq_len: Annotated[
+            int | None, Opt(help="Tokens per sequence [default: the model's pre-training length]")
+        ] = None,
         global_batch: Annotated[
-            int | None, Opt(help="Sequences per step (default ~4M tok)")
+            int | None, Opt(help="Sequences per step [default: ~4M tokens]")
         ] = None,
         recheck: Annotated[int, Opt(help="Re-check the best N with the SimPy engine")] = 3,
-        out: Annotated[Path | None, Opt(help="Write report.md/.html, CSV, JSON here")] = None,
+        out: Annotated[
+            Path | None, Opt(help="Write report.md/.html, CSV, JSON here [default: none]")
+        ] = None,
         json_out: Annotated[bool, Opt("--json", help="JSON on stdout")] = False,
         progress: Annotated[bool, Opt("--progress/--no-progress", help="Bar on stderr")] = True,
     ) -> None:
@@ -132,17 +152,46 @@ def register(app: typer.Typer) -> None:
             from analysis.planner import PlanRequest
             from analysis.planner import plan as run_plan
             from analysis.planner.costs import DEFAULT_GRID_G_PER_KWH
-            from hwprofiles.catalogue import load_prices, load_profile
+            from hwprofiles.catalogue import load_profile
+            from hwprofiles.prices import load_price_rows, select_prices
             from simulator.models_catalogue import load_model
 
-            if price_table is not None and not price_table.is_file():
-                raise UserError(f"price_table: {str(price_table)!r} is not a file")
-            prices = load_prices(price_table)
+            if out is not None:
+                check_output(out, "--out", "dir")  # before the search, not after it
+            if prices is not None and not prices.is_file():
+                raise UserError("prices", str(prices), "is not a file")
             names = split_list(hardware, "hardware")
+            profiles = tuple(load_profile(n, prices=prices) for n in names)
+            rows = load_price_rows(prices)
+            table, cls, _ = select_prices(rows, [h.accelerator.name for h in profiles], price_class)
+            own_params = own_data = None
+            if own:
+                from analysis.planner.tco import OwnershipParams
+                from hwprofiles.ownership import load_ownership
+
+                if ownership is not None and not ownership.is_file():
+                    raise UserError("ownership", str(ownership), "is not a file")
+                own_data = load_ownership(ownership)
+                own_params = OwnershipParams.from_data(
+                    own_data,
+                    years=years,
+                    utilisation=utilisation,
+                    usd_per_kwh=power_price,
+                    pue=pue,
+                )
+            else:
+                for flag, v in (
+                    ("years", years),
+                    ("utilisation", utilisation),
+                    ("power-price", power_price),
+                    ("ownership", ownership),
+                ):
+                    if v is not None:
+                        raise UserError(flag, v, "needs --own (it prices owning the cluster)")
             req = PlanRequest(
                 model=load_model(model),
                 tokens=parse_count(tokens),
-                hardware=tuple(load_profile(n, prices=price_table) for n in names),
+                hardware=profiles,
                 gpus=parse_gpus(gpus, max_gpus),
                 precisions=tuple(split_list(precision, "precision")),
                 seq_len=seq_len,
@@ -150,12 +199,15 @@ def register(app: typer.Typer) -> None:
                 deadline_s=None if deadline is None else deadline * SECONDS_PER_DAY,
                 budget_usd=budget,
                 grid_g_per_kwh=DEFAULT_GRID_G_PER_KWH if grid_intensity is None else grid_intensity,
-                pue=pue,
+                pue=pue if pue is not None else (own_params.pue if own_params else 1.0),
                 recheck=recheck,
+                ownership=own_params,
+                ownership_data=own_data,
+                price_class=cls,
             )
             callback, bar = _progress_bar(progress)
             with bar:
-                result = run_plan(req, prices, callback)
+                result = run_plan(req, table, callback)
             if not result.feasible:
                 fail(_no_feasible_message(result))
             if result.closest is not None:

@@ -8,9 +8,12 @@ from analysis.closed_form import Options
 from analysis.planner.costs import DEFAULT_GRID_G_PER_KWH
 from analysis.planner.search import USABLE_MEMORY_FRACTION
 from analysis.planner.space import BatchPolicy, SearchSpace
+from analysis.planner.tco import OwnershipParams
 from hwprofiles.errors import UserError
+from hwprofiles.ownership import OwnershipData
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
+from simulator.models_catalogue import pretraining_seq_len
 from simulator.parallel import PRECISIONS
 
 DEFAULT_MAX_GPUS = 1024
@@ -41,7 +44,8 @@ class PlanRequest:
     gpus: tuple[int, ...] = gpu_counts_up_to(DEFAULT_MAX_GPUS)
     precisions: tuple[str, ...] = ("bf16",)
     seq_len: int | None = None
-    """Tokens per sequence; None = the model's `max_position_embeddings` (its context)."""
+    """Tokens per sequence; None = the model's pre-training length
+    (`simulator.models_catalogue.pretraining_seq_len`), not its maximum context."""
     global_batch: int | None = None
     """Sequences per optimizer step; None = ~4M tokens (see `BatchPolicy.default`)."""
     deadline_s: float | None = None
@@ -56,6 +60,12 @@ class PlanRequest:
     usable_memory_fraction: float = USABLE_MEMORY_FRACTION
     options: Options = field(default_factory=Options)
     space: SearchSpace = field(default_factory=SearchSpace)
+    ownership: OwnershipParams | None = None
+    """With it, candidates are costed as owned (`analysis.planner.tco`), rent beside."""
+    ownership_data: OwnershipData | None = None
+    """Server and fabric prices for owning (None: the catalogue's)."""
+    price_class: str = ""
+    """The rental provider class the prices were taken from (for the report)."""
 
     def __post_init__(self) -> None:
         if not self.tokens > 0:
@@ -95,7 +105,11 @@ class PlanRequest:
 
     @property
     def sequence_length(self) -> int:
-        return self.seq_len or self.model.max_position_embeddings
+        return self.seq_len or pretraining_seq_len(self.model)[0]
+
+    @property
+    def sequence_length_source(self) -> str:
+        return "given" if self.seq_len else pretraining_seq_len(self.model)[1]
 
     @property
     def batch(self) -> BatchPolicy:

@@ -14,6 +14,8 @@ from typing import Any
 from analysis.planner.costs import SECONDS_PER_DAY, TrainingCost, UnitPrice
 from analysis.planner.request import PlanRequest
 from analysis.planner.search import CandidateSearch
+from analysis.planner.smallest import Smallest
+from analysis.planner.tco import OwnershipCost
 from simulator.parallel import RECOMPUTE_MODES
 from simulator.result import StepResult, round_sig
 
@@ -63,6 +65,24 @@ class Candidate:
     meets_budget: bool | None = None
     des_step_time_s: float | None = None
     """The SimPy engine's step time for the same layout, when re-checked."""
+    owning: bool = False
+    """Costed as owned (`plan --own`): `money` is then the owner's cost of the run."""
+    own: OwnershipCost | None = None
+    own_reason: str | None = None
+    """Why owning could not be costed (no server price)."""
+
+    @property
+    def money(self) -> float | None:
+        """The cost the ranking uses: the owner's cost of the run, or the rental cost."""
+        if self.owning:
+            return None if self.own is None else self.own.run_usd
+        return None if self.cost is None else self.cost.cost_usd
+
+    @property
+    def usd_per_mtok(self) -> float | None:
+        """US dollars per million training tokens (of `money`)."""
+        m = self.money
+        return None if m is None or self.cost is None else m / self.cost.tokens * 1e6
 
     @property
     def hardware(self) -> str:
@@ -141,6 +161,15 @@ class Candidate:
             "energy_mwh": c.energy_mwh if c else None,
             "co2_t": c.co2_t if c else None,
             "on_pareto": self.on_pareto,
+            "usd_per_mtok": self.usd_per_mtok,
+            "owned": self.owning,
+            "capex_usd": self.own.capex_usd if self.own else None,
+            "own_run_usd": self.own.run_usd if self.own else None,
+            "rent_usd": c.cost_usd if c else None,
+            "break_even_utilisation": (
+                self.own.to_dict()["break_even_utilisation"] if self.own else None
+            ),
+            "payback_years": self.own.payback_years if self.own else None,
             "meets_deadline": self.meets_deadline,
             "meets_budget": self.meets_budget,
         }
@@ -160,6 +189,8 @@ class Candidate:
         d["rejected"] = dict(self.search.rejected)
         d["top_layouts"] = round_sig(self.search.top)
         d["price_source"] = self.price.source
+        d["ownership"] = round_sig(self.own.to_dict()) if self.own else None
+        d["ownership_note"] = self.own_reason
         d["step"] = self.step.to_dict() if self.step else None
         return d
 
@@ -180,6 +211,10 @@ class PlanResult:
     layouts_evaluated: int = 0
     recheck_note: str = ""
     notes: list[str] = field(default_factory=list)
+    smallest: list[Smallest] = field(default_factory=list)
+    """With a deadline: the fewest GPUs of each (hardware, precision) that meet it."""
+    price_note: str = ""
+    """Which rental prices were used (class, each with provider and date)."""
 
     @property
     def feasible(self) -> list[Candidate]:
@@ -208,6 +243,7 @@ class PlanResult:
                 "gpus": list(q.gpus),
                 "precisions": list(q.precisions),
                 "seq_len": q.sequence_length,
+                "seq_len_source": q.sequence_length_source,
                 "global_batch": {
                     "target_sequences": q.batch.target_sequences,
                     "tolerance": q.batch.tolerance,
@@ -217,9 +253,43 @@ class PlanResult:
                 "budget_usd": q.budget_usd,
                 "grid_g_per_kwh": q.grid_g_per_kwh,
                 "pue": q.pue,
+                "price_class": q.price_class,
+                "ownership": (
+                    None
+                    if q.ownership is None
+                    else {k: v for k, v in asdict(q.ownership).items() if k != "sources"}
+                ),
                 "usable_memory_fraction": q.usable_memory_fraction,
                 "options": asdict(q.options),
                 "space": asdict(q.space),
+            }
+        )
+
+    def summary(self, index: int | None) -> dict[str, Any] | None:
+        """A candidate named and costed in full (None for None): what `recommended` points at."""
+        if index is None:
+            return None
+        c = self.candidates[index]
+        t = c.cost
+        return round_sig(
+            {
+                "index": index,
+                "label": c.label,
+                "hardware": c.hardware,
+                "gpus": c.gpus,
+                "precision": c.precision,
+                "layout": c.layout_text,
+                "time_to_train_days": t.days if t else None,
+                "cost_usd": c.money,
+                "owned": c.owning,
+                "capex_usd": c.own.capex_usd if c.own else None,
+                "rent_usd": t.cost_usd if t else None,
+                "usd_per_mtok": c.usd_per_mtok,
+                "usd_per_gpu_hour": c.price.usd_per_gpu_hour,
+                "price_source": c.price.source,
+                "energy_mwh": t.energy_mwh if t else None,
+                "co2_t": t.co2_t if t else None,
+                "mfu": c.step.mfu if c.step else None,
             }
         )
 
@@ -229,9 +299,13 @@ class PlanResult:
             "inputs": self.inputs(),
             "layouts_evaluated": self.layouts_evaluated,
             "recommended": self.recommended,
+            "recommendation": self.summary(self.recommended),
+            "closest_candidate": self.summary(self.closest),
             "closest": self.closest,
             "ranking": list(self.ranking),
             "recheck": self.recheck_note,
             "notes": list(self.notes),
+            "prices_used": self.price_note,
+            "smallest_meeting_deadline": [round_sig(asdict(s)) for s in self.smallest],
             "candidates": [c.to_dict() for c in self.candidates],
         }

@@ -5,7 +5,8 @@ The rules are those `ParallelConfig.resolve` and `Workload` enforce, written ove
 
 - tp divides the GPUs of a node (tensor parallelism stays inside a node), tp divides
   `num_attention_heads`, and tp and `num_key_value_heads` divide one another;
-- `num_hidden_layers` is a multiple of pp * vpp; vpp > 1 needs pp > 1;
+- pp * vpp is at most `num_hidden_layers` (no stage empty; uneven splits as
+  `simulator.pipeline_split` makes them); vpp > 1 needs pp > 1;
 - cp divides `seq_len`; with sequence parallelism, tp * cp divides `seq_len`;
 - tp * pp * cp divides the GPU count; dp is the rest;
 - the global batch is a multiple of micro_batch * dp (and, for interleaved 1F1B, the number of
@@ -42,7 +43,7 @@ depend on the batch, so a batch within ±25% of the target counts as the same re
 REASONS = (
     "tp: num_attention_heads not divisible by tp",
     "tp: num_key_value_heads and tp do not divide one another",
-    "pp: num_hidden_layers not divisible by pp*vpp",
+    "pp: pp*vpp exceeds num_hidden_layers (a stage would be empty)",
     "cp: seq_len not divisible by cp",
     "sequence_parallel: seq_len not divisible by tp*cp",
     "gpus: not divisible by tp*pp*cp",
@@ -57,7 +58,7 @@ class SearchSpace:
     max_cp: int = 8
     """Context parallelism up to this degree (powers of two)."""
     max_vpp: int = 8
-    """Virtual pipeline stages per rank up to this (divisors of the layers per stage)."""
+    """Virtual pipeline stages per rank up to this (any count with no empty chunk)."""
     micro_batches: tuple[int, ...] = (1, 2, 4, 8)
     """Micro-batch sizes (sequences) tried."""
     zero_stages: tuple[int, ...] = (0, 1, 2, 3)
@@ -120,8 +121,9 @@ def candidate_product(
     axes = {
         "tp": _divisors(gpus_per_node),
         "cp": _powers_of_two(space.max_cp),
-        "pp": _divisors(model.num_hidden_layers),
-        "vpp": _divisors(model.num_hidden_layers, space.max_vpp),
+        # any stage count that divides the GPUs and leaves no stage empty (uneven splits)
+        "pp": _divisors(gpus, model.num_hidden_layers),
+        "vpp": list(range(1, min(space.max_vpp, model.num_hidden_layers) + 1)),
         "mb": list(space.micro_batches),
         "zero": list(space.zero_stages),
         "sp": list(space.sequence_parallel),
@@ -156,7 +158,7 @@ def classify(
     failing = (
         model.num_attention_heads % tp != 0,
         (kv % tp != 0) & (tp % kv != 0),
-        (model.num_hidden_layers % (pp * vpp) != 0) | ((vpp > 1) & (pp == 1)),
+        (pp * vpp > model.num_hidden_layers) | ((vpp > 1) & (pp == 1)),
         seq_len % cp != 0,
         (cols["sp"] == 1) & (seq_len % (tp * cp) != 0),
         dp == 0,

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from analysis.labels import label
 from analysis.planner.costs import DEFAULT_GRID_G_PER_KWH, SECONDS_PER_DAY
 from analysis.planner.result import BREAKDOWN_KEYS, Candidate, PlanResult
+from analysis.report.answer import facts, rule_text, smallest_lines, usd
 from analysis.report.figures import FIGURES, at_gpus, reference_gpus
+from analysis.report.whatchange import what_would_change
 
 Block = tuple[Any, ...]
 
@@ -37,7 +40,7 @@ def inputs_blocks(result: PlanResult, date: str) -> list[Block]:
         ("hardware", ", ".join(h.name for h in q.hardware)),
         ("GPU counts", ", ".join(str(g) for g in q.gpus)),
         ("precisions", ", ".join(q.precisions)),
-        ("sequence length", f"{q.sequence_length} tokens"),
+        ("sequence length", f"{q.sequence_length:,} tokens ({q.sequence_length_source})"),
         ("global batch", f"{b.target_sequences} sequences ({b.source})"),
         ("deadline", "—" if q.deadline_s is None else f"{q.deadline_s / SECONDS_PER_DAY:g} days"),
         ("budget", "—" if q.budget_usd is None else f"${q.budget_usd:,.0f}"),
@@ -63,53 +66,86 @@ def answer_blocks(result: PlanResult) -> list[Block]:
     out: list[Block] = [("h", 2, "Answer")]
     if result.recommended is not None:
         c = result.candidates[result.recommended]
-        rule = "cheapest meeting the deadline" if q.deadline_s else "fastest within the budget"
+        out.append(("p", f"**Recommended ({rule_text(result)}): {c.label}**"))
         out.append(
             (
-                "p",
-                f"**Recommended ({rule}): {c.label}**, layout `{c.layout_text}`: "
-                f"{_n(c.cost.days)} days, ${_n(c.cost.cost_usd, '{:,.0f}')}, "  # type: ignore[union-attr]
-                f"{_n(c.cost.energy_mwh)} MWh, {_n(c.cost.co2_t)} t CO2, "  # type: ignore[union-attr]
-                f"MFU {c.step.mfu:.1%}.",
+                "table",
+                ["", c.label],
+                [(k, f"`{v}`" if k == "layout" else v) for k, v in facts(result, c)],
             )
-        )  # type: ignore[union-attr]
+        )
     elif result.closest is not None:
         c = result.candidates[result.closest]
         out.append(
             (
                 "p",
                 f"No candidate meets the deadline/budget; closest: {c.label} "
-                f"({_n(c.cost.days)} days, ${_n(c.cost.cost_usd, '{:,.0f}')}).",
+                f"({_n(c.cost.days)} days, {usd(c.money)}).",  # type: ignore[union-attr]
             )
-        )  # type: ignore[union-attr]
+        )
     else:
         out.append(
             (
                 "p",
                 "No deadline or budget given: the Pareto front below is the answer "
-                "(give --deadline or --budget for a single recommendation).",
+                "(give --deadline or --budget for a single recommendation). "
+                + result.price_note
+                + ".",
             )
         )
+    if result.smallest:
+        out.append(("h", 3, f"Smallest cluster meeting {q.deadline_s / 86400:g} days"))  # type: ignore[operator]
+        out.append(
+            (
+                "p",
+                "Searched over whole nodes (any count, not only powers of two): the fewest "
+                "GPUs of each hardware and precision whose best layout meets the deadline.",
+            )
+        )
+        out.append(("table", ["hardware", "answer"], smallest_lines(result)))
     front = [result.candidates[i] for i in result.ranking][:8]
     if front:
+        owning = q.ownership is not None
         out.append(
             (
                 "table",
-                ["rank", "candidate", "layout", "days", "cost (USD)", "MWh"],
+                [
+                    "rank",
+                    "candidate",
+                    "layout",
+                    "days",
+                    "own" if owning else "rent",
+                    "$/M tokens",
+                    "MWh",
+                ],
                 [
                     (
                         str(k + 1),
                         c.label,
                         f"`{c.layout_text}`",
                         _n(c.cost.days),  # type: ignore[union-attr]
-                        _n(c.cost.cost_usd, "{:,.0f}"),
-                        _n(c.cost.energy_mwh),
-                    )  # type: ignore[union-attr]
+                        usd(c.money),
+                        usd(c.usd_per_mtok),
+                        _n(c.cost.energy_mwh),  # type: ignore[union-attr]
+                    )
                     for k, c in enumerate(front)
                 ],
             )
         )
     return out
+
+
+def change_blocks(result: PlanResult) -> list[Block]:
+    """What would change the answer (price class, utilisation, deadline)."""
+    return [
+        ("h", 2, "What would change the answer"),
+        (
+            "p",
+            "The same candidates re-ranked under other assumptions (no new search: a "
+            "candidate's step does not depend on prices or deadlines).",
+        ),
+        ("list", what_would_change(result)),
+    ]
 
 
 def recheck_blocks(result: PlanResult) -> list[Block]:
@@ -155,8 +191,9 @@ def recheck_blocks(result: PlanResult) -> list[Block]:
     return out
 
 
-def _cand_row(c: Candidate) -> tuple[str, ...]:
+def _cand_row(c: Candidate, owning: bool = False) -> tuple[str, ...]:
     s, t = c.step, c.cost
+    own = (usd(c.own.capex_usd), usd(c.own.run_usd)) if c.own else ("—", "—")
     return (
         c.hardware,
         str(c.gpus),
@@ -167,7 +204,8 @@ def _cand_row(c: Candidate) -> tuple[str, ...]:
         _n(s.memory_per_gpu_bytes / 2**30),  # type: ignore[union-attr]
         _n(t.days),
         _n(t.gpu_hours, "{:,.0f}"),
-        _n(t.cost_usd, "{:,.0f}"),  # type: ignore[union-attr]
+        usd(t.cost_usd),  # type: ignore[union-attr]
+        *(own if owning else ()),
         _n(t.energy_mwh),
         _n(t.co2_t),
         "yes" if c.on_pareto else "",  # type: ignore[union-attr]
@@ -186,7 +224,8 @@ def candidates_blocks(result: PlanResult) -> list[Block]:
         "GiB/GPU",
         "days",
         "GPU-hours",
-        "cost (USD)",
+        "rent",
+        *(("capex", "own (this run)") if result.request.ownership is not None else ()),
         "MWh",
         "t CO2",
         "Pareto",
@@ -199,7 +238,11 @@ def candidates_blocks(result: PlanResult) -> list[Block]:
             "Best layout of every feasible (hardware, GPU count, precision), closed form. "
             "MFU counts model FLOPs without recompute over the dense peak of the precision.",
         ),
-        ("table", heads, [_cand_row(c) for c in result.feasible]),
+        (
+            "table",
+            heads,
+            [_cand_row(c, result.request.ownership is not None) for c in result.feasible],
+        ),
     ]
     bad = [c for c in result.candidates if not c.feasible]
     if bad:
@@ -231,7 +274,7 @@ def _breakdown_table(result: PlanResult) -> Block:
         )
         for c in cands
     ]
-    return ("table", ["candidate", *BREAKDOWN_KEYS], rows)
+    return ("table", ["candidate", *(label(k) for k in BREAKDOWN_KEYS)], rows)
 
 
 def seed_blocks(result: PlanResult) -> list[Block]:
@@ -302,14 +345,22 @@ def provenance_blocks(result: PlanResult) -> list[Block]:
     prices = {}
     for c in result.candidates:
         prices[c.hardware] = (c.price.usd_per_gpu_hour, c.price.source)
-    for hw, (usd, src) in prices.items():
-        items.append(f"price {hw}: {_n(usd, '${:.2f}')}/GPU-hour — {src}")
+    for hw, (rate, src) in prices.items():
+        items.append(f"price {hw}: {_n(rate, '${:.2f}')}/GPU-hour — {src}")
+    owned = {c.hardware: c.own for c in result.candidates if c.own is not None}
+    for hw, o in owned.items():
+        items.append(f"server {hw}: {o.server_source}")
+        items.append(f"network {hw}: {o.network_source}")
+    if q.ownership is not None:
+        for k, v in q.ownership.sources.items():
+            items.append(f"{k} = {getattr(q.ownership, k):g}: {v}")
     items += [
         "modelled, not measured: the step structure (1F1B, bubbles, overlap), communication "
         "(alpha-beta over the profile's links), memory (Korthikanti et al. 2022 accounting) "
         "and power states; the SimPy re-check models contention the closed form ignores",
         "energy counts the GPUs only (times PUE); host CPUs, NICs, switches and cooling "
-        "beyond PUE are not counted; cost is rental only",
+        "beyond PUE are not counted in the MWh column; the owner's power bill counts whole "
+        "nodes, switches and optics (power.toml)",
         *result.notes,
     ]
     return [("h", 2, "Where the numbers come from"), ("list", items)]
@@ -322,6 +373,7 @@ def build(result: PlanResult, date: str, files: dict[str, str] | None = None) ->
     blocks: list[Block] = [("h", 1, title)]
     blocks += inputs_blocks(result, date)
     blocks += answer_blocks(result)
+    blocks += change_blocks(result)
     blocks += recheck_blocks(result)
     blocks += candidates_blocks(result)
     blocks += figure_blocks(result)

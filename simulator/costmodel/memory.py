@@ -32,31 +32,57 @@ def param_state_bytes(precision: str) -> tuple[float, float, float]:
     return 2.0, 4.0, OPTIMIZER_BYTES_PER_PARAM
 
 
-def params_per_device(model: ModelSpec, tp: Num, pp: Num) -> Num:
+def params_per_device(model: ModelSpec, tp: Num, pp: Num, split: dict | None = None) -> Num:
     """Parameters held by the busiest pipeline stage's device (before ZeRO sharding).
 
     Without a pipeline the device holds everything (split over tp). With pp > 1 the first
     stage holds the token (and position) embedding and the last stage its own copy of the
     output matrix (Megatron), so both ends carry about V*h/tp on top of their layers.
+    `split` (`pipeline_split.split_arrays`) gives uneven stages' layer counts; without it the
+    layers are taken as evenly split.
     """
-    layers = model.num_hidden_layers / pp
-    body = layers * model.layer_params() / tp
+    lp = model.layer_params() / tp
     whole = (model.embedding_params() + model.lm_head_params()) / tp
     ends = model.embedding_params() / tp
-    return body + np.where(pp == 1, whole, ends)
+    if split is None:
+        layers = model.num_hidden_layers / pp
+        return layers * lp + np.where(pp == 1, whole, ends)
+    end_stage = np.maximum(split["first"], split["last"]) * lp + ends
+    return np.where(
+        pp == 1,
+        model.num_hidden_layers * lp + whole,
+        np.maximum(end_stage, split["middle"] * lp),
+    )
+
+
+def zero_shards(zero_stage: Num, dp: Num) -> tuple[Num, Num, Num]:
+    """Over how many devices (weights, gradients, optimizer states) are sharded at ZeRO stage
+    `zero_stage` (Rajbhandari et al. 2020, "ZeRO", Sec. 5.1-5.3: stage 1 shards the optimizer
+    states, 2 adds the gradients, 3 the parameters). Both engines divide by these."""
+    if np.ndim(zero_stage) == 0 and np.ndim(dp) == 0:
+        z = int(zero_stage)
+        return (dp if z >= 3 else 1), (dp if z >= 2 else 1), (dp if z >= 1 else 1)
+    return (
+        np.where(zero_stage >= 3, dp, 1),
+        np.where(zero_stage >= 2, dp, 1),
+        np.where(zero_stage >= 1, dp, 1),
+    )
 
 
 def state_bytes(
-    model: ModelSpec, tp: Num, pp: Num, dp: Num, zero_stage: Num, precision: str
+    model: ModelSpec,
+    tp: Num,
+    pp: Num,
+    dp: Num,
+    zero_stage: Num,
+    precision: str,
+    split: dict | None = None,
 ) -> dict[str, Num]:
     """Weights, gradients and optimizer states per device, sharded by the ZeRO stage."""
     w, g, o = param_state_bytes(precision)
-    p = params_per_device(model, tp, pp)
-    return {
-        "weights": p * w / np.where(zero_stage >= 3, dp, 1),
-        "gradients": p * g / np.where(zero_stage >= 2, dp, 1),
-        "optimizer": p * o / np.where(zero_stage >= 1, dp, 1),
-    }
+    p = params_per_device(model, tp, pp, split)
+    sw, sg, so = zero_shards(zero_stage, dp)
+    return {"weights": p * w / sw, "gradients": p * g / sg, "optimizer": p * o / so}
 
 
 def activation_bytes_per_layer(

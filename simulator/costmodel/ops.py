@@ -55,6 +55,9 @@ class Op:
     """(batch, heads, seq, head_dim) of a fused attention call on this device, where the
     sequence is whole (no context parallelism): a profile that timed that shape prices it
     as measured (`Accelerator.attention_timings`)."""
+    kernel: str = "fa2"
+    """Fused-attention kernel generation (`hwprofiles.attention_kernels.KERNELS`): the
+    catalogue's attention figures are FlashAttention-2's; the stack may run another."""
 
     @property
     def bwd_flops(self) -> Num:

@@ -7,6 +7,8 @@ layers and in the head.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from simulator.costmodel.ops import Num, Op, head_ops, layer_ops
 from simulator.costmodel.timing import ACT_BYTES
 from simulator.model import ModelSpec
@@ -29,6 +31,10 @@ def stack_layer_ops(
         model, b, s, tp, cp, sequence_parallel, e, opts.attention, opts.dropout,
         precision == "fp8",
     )  # fmt: skip
+    if opts.attention_kernel != "fa2":
+        ops = [
+            replace(o, kernel=opts.attention_kernel) if o.kind == "attention" else o for o in ops
+        ]
     if opts.amp_casts and precision in ("bf16", "fp16"):
         ops.append(amp_cast_op(model, b * s / cp, tp))
     return ops

@@ -27,7 +27,12 @@ from typing import Any
 import simpy
 
 from simulator.costmodel.framework import copies_time, copy_bytes, host_times
-from simulator.costmodel.memory import activation_bytes_per_layer, logits_bytes, param_state_bytes
+from simulator.costmodel.memory import (
+    activation_bytes_per_layer,
+    logits_bytes,
+    param_state_bytes,
+    zero_shards,
+)
 from simulator.costmodel.timing import copy_time
 from simulator.des.collectives import Collective, for_group
 from simulator.des.device import Device
@@ -68,12 +73,13 @@ class Step:
         self.end_rows: list[int] = []
         """Each rank's last activity (its optimizer step, or the parameter gather after it)."""
         wb, gb, ob = param_state_bytes(self.p.precision)
-        z, dp = self.p.zero_stage, self.p.dp
+        self.shards = zero_shards(self.p.zero_stage, self.p.dp)
+        sw, sg, so = self.shards
         for dev, wk in zip(devices, self.work, strict=True):
             dev.memory.static = {
-                "weights": wk.params * wb / (dp if z >= 3 else 1),
-                "gradients": wk.params * gb / (dp if z >= 2 else 1),
-                "optimizer": wk.params * ob / (dp if z >= 1 else 1),
+                "weights": wk.params * wb / sw,
+                "gradients": wk.params * gb / sg,
+                "optimizer": wk.params * ob / so,
             }
         # bytes per element moved: compute-dtype weights, gradients as the options say
         self.w_bytes, self.g_bytes = BYTES_PER_PARAM[self.p.precision], opts.grad_reduce_bytes
@@ -89,7 +95,7 @@ class Step:
             opts.attention,
             opts.dropout,
         )
-        self.chunk_act = float(act) * builder.layers_per_chunk
+        self.layer_act = float(act)
         self.logits = float(
             logits_bytes(w.model, self.p.micro_batch_size, w.seq_len, self.p.tp, self.p.cp)
         )
@@ -304,11 +310,12 @@ class Step:
         dev.last = cursor
         last_v = v == self.V - 1
         if fwd:
-            dev.memory.alloc("activations", self.chunk_act)
+            dev.memory.alloc("activations", self.layer_act * self.b.split[v])
             if last_v:
                 dev.memory.alloc("activations", self.logits)
         else:
-            dev.memory.free("activations", self.chunk_act + (self.logits if last_v else 0.0))
+            chunk_act = self.layer_act * self.b.split[v]
+            dev.memory.free("activations", chunk_act + (self.logits if last_v else 0.0))
         if fwd and v < self.V - 1:
             yield from self._send(i, ("F", v + 1, mb), cursor)
         elif not fwd and v > 0:
@@ -324,7 +331,12 @@ class Step:
         dst = self.devices[key[1] % self.p.pp]
         route = self.b.cluster.p2p_route(self.devices[i].rank, dst.rank)
         coll = for_group(
-            self.b.hw, "send_recv", self.b.p2p_bytes, 2, abs(dst.rank - self.devices[i].rank), route
+            self.b.hw,
+            "send_recv",
+            float(self.b.msg.p2p),
+            2,
+            abs(dst.rank - self.devices[i].rank),
+            route,
         )
         proc = self._transfer(i, key, coll, cursor)
         if self.opts.overlap_p2p:
@@ -402,11 +414,11 @@ class Step:
         t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts)))
         if t_copies > 0:  # the framework's buffer copies (costmodel.framework)
             pred = yield from self._kernel(dev, t_copies, "buffer copies", "copies", pred)
-        n_layers = self.b.w.model.num_hidden_layers / p.pp
+        n_layers = self.b.w.stage_layer_counts[dev.stage]
         t_host, t_hooks = host_times(acc, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts)
         if float(t_hooks) > 0:  # FSDP2's hooks, host time per unit (costmodel.framework)
             pred = yield from self._kernel(dev, float(t_hooks), "framework hooks", "hooks", pred)
-        local = self.work[i].params / (self.p.dp if self.p.zero_stage >= 1 else 1)
+        local = self.work[i].params / self.shards[2]  # the optimizer's shard
         t = float(copy_time(acc, local * self.opts.optimizer_bytes_per_param)) + float(t_host)
         row = yield from self._kernel(dev, t, "optimizer step", "optimizer", pred)
         if self.p.zero_stage in (1, 2) and self.p.dp > 1 and not self.opts.overlap_param_gather:
