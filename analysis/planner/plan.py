@@ -187,6 +187,7 @@ def _recheck(req: PlanRequest, cands: list[Candidate], ranking: list[int]) -> st
         w = layout_workload(req.model, c.search.best, c.precision, req.sequence_length)
         des = predict(w, hw, "des", req.options, tokens=req.tokens)
         c.des_step_time_s = des.step_time_s
+        c.des_wall_clock_s = des.time_to_train_s  # goodput included (simulator.reliability)
     note = f"re-checked the first {len(picked)} of the ranking with the SimPy engine"
     off = [
         cands[i] for i in picked if not DES_AGREEMENT[0] <= cands[i].des_ratio <= DES_AGREEMENT[1]
