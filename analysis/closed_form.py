@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from analysis import closed_form_moe as moe_terms
 from analysis.layouts import Layouts
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
 from simulator.costmodel.collectives import bus_factor
 from simulator.costmodel.framework import copies_time, copy_bytes, host_times
+from simulator.costmodel.moe import routed_factor
 from simulator.costmodel.network import group_collective_time, p2p_time
 from simulator.costmodel.ops import embedding_ops
 from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
@@ -56,12 +58,14 @@ def _stage_times(model, hw, s, L, precision, opts):
     """Per micro-batch times on one device of a stage (arrays), split by part."""
     acc = hw.accelerator
     e = ACT_BYTES[precision]
-    ops = stack_layer_ops(model, L.mb, s, L.tp, L.cp, L.sp, precision, opts)
-    fwd = bwd = sel = matmul = attn_core = 0.0
+    ops = stack_layer_ops(model, L.mb, s, L.tp, L.cp, L.sp, precision, opts, L.ep, L.etp)
+    fwd = bwd = sel = matmul = attn_core = shared_f = shared_b = 0.0
     for op in ops:
         tf, tb = op_times(acc, op, precision)
         fwd = fwd + tf
         bwd = bwd + tb
+        if op.name == "moe/shared":
+            shared_f, shared_b = tf, tb
         if op.recompute_selective:
             sel = sel + tf
         if op.kind == "matmul" and op.name != "attention/core":
@@ -97,7 +101,8 @@ def _stage_times(model, hw, s, L, precision, opts):
     cp_total = group_collective_time(hw, "all_gather", kv_bytes, L.cp, L.tp) * 2
     cp_exposed = overlap(cp_total, ATTENTION_FWD_PLUS_BWD * attn_core, phi)
     layer = fwd + bwd + rc
-    return {
+    ep = moe_terms.ep_terms(model, hw, s, L, e, opts, shared_f, shared_b, overlap)
+    return ep | {
         "layer": layer,
         "fwd": fwd,
         "bwd": bwd,
@@ -129,7 +134,7 @@ def evaluate(
     m = L.gbs / (L.mb * L.dp)
     t = _stage_times(model, hw, s, L, precision, opts)
 
-    per_layer = t["layer"] + t["tp_exposed"] + t["cp_exposed"]
+    per_layer = t["layer"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
     last = n_layers * per_layer + t["head"] + np.where(L.pp == 1, t["emb"], 0.0)
     avg = (model.num_hidden_layers * per_layer + t["head"] + t["emb"]) / L.pp
     compute_mb = (
@@ -146,13 +151,16 @@ def evaluate(
     p2p_exposed = 2 * (L.pp - 1) * t_p2p + (0.0 if opts.overlap_p2p else p2p_steady)
 
     # data parallel and ZeRO
-    params = mem.params_per_device(model, L.tp, L.pp)
+    params = mem.params_per_device(model, L.tp, L.pp, L.ep, L.etp)
+    p_exp = moe_terms.expert_params(model, L)
+    dense = params - p_exp  # the dense parameters' gradients go over the dp group
     w_bytes = BYTES_PER_PARAM[precision]
     g_bytes = opts.grad_reduce_bytes
     dp_stride = L.tp * L.cp
-    t_ar = group_collective_time(hw, "all_reduce", params * g_bytes, L.dp, dp_stride)
-    t_rs = group_collective_time(hw, "reduce_scatter", params * g_bytes, L.dp, dp_stride)
-    t_ag = group_collective_time(hw, "all_gather", params * w_bytes, L.dp, dp_stride)
+    t_ar = group_collective_time(hw, "all_reduce", dense * g_bytes, L.dp, dp_stride)
+    t_rs = group_collective_time(hw, "reduce_scatter", dense * g_bytes, L.dp, dp_stride)
+    t_ag = group_collective_time(hw, "all_gather", dense * w_bytes, L.dp, dp_stride)
+    e_sync, e_ag = moe_terms.expert_sync(hw, L, p_exp, g_bytes, w_bytes)
     # the reduction overlaps the last micro-batch's backward; with interleaving each chunk's
     # buckets start when that chunk's last backward ends: (1 + (vpp-1)*pp) chunk backwards
     chunks = (1 + (L.vpp - 1) * L.pp) / L.vpp
@@ -160,17 +168,18 @@ def evaluate(
     fwd_window = n_layers * t["fwd"]
     bucket = opts.bucket_size(L.dp, g_bytes)
     tail = group_collective_time(
-        hw, "all_reduce", np.minimum(bucket, params * g_bytes), L.dp, dp_stride
+        hw, "all_reduce", np.minimum(bucket, dense * g_bytes), L.dp, dp_stride
     )
-    # ZeRO-0: all-reduce; ZeRO-1/2: reduce-scatter grads + all-gather params after the step
-    grad_sync = np.where(L.zero == 0, t_ar, t_rs)
+    # ZeRO-0: all-reduce; ZeRO-1/2: reduce-scatter grads + all-gather params after the step;
+    # the expert gradients' reduction over their own group runs on the same stream
+    grad_sync = np.where(L.zero == 0, t_ar, t_rs) + e_sync
     if opts.overlap_grad_reduce:
         phi = opts.comm_interference
         grad_exposed = overlap(grad_sync, bwd_window, phi) + np.where(L.dp > 1, tail, 0.0)
         grad_exposed = np.minimum(grad_exposed, grad_sync)
     else:
         grad_exposed = grad_sync
-    ag_after = np.where((L.zero == 1) | (L.zero == 2), t_ag, 0.0)
+    ag_after = np.where((L.zero == 1) | (L.zero == 2), t_ag, 0.0) + e_ag
     ag_exposed = (
         overlap(ag_after, fwd_window, opts.comm_interference)
         if opts.overlap_param_gather
@@ -191,7 +200,8 @@ def evaluate(
     z3_exposed = np.where(L.zero == 3, m * np.minimum(z3_exposed_mb, z3_mb), 0.0)
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
-    local = params / np.where(L.zero >= 1, L.dp, 1)
+    edp = moe_terms.expert_dp(L)
+    local = dense / np.where(L.zero >= 1, L.dp, 1) + p_exp / np.where(L.zero >= 1, edp, 1)
     t_opt = copy_time(acc, local * opts.optimizer_bytes_per_param)
 
     # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2), and
@@ -203,7 +213,8 @@ def evaluate(
     compute = m * compute_mb
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]
-    step = compute + tp_exp + cp_exp + bubble + p2p_exposed + z3_exposed
+    ep_exp = m * n_layers * t["ep_exposed"]
+    step = compute + tp_exp + cp_exp + ep_exp + bubble + p2p_exposed + z3_exposed
     step = step + dp_exposed + t_copies + t_hooks + t_opt
 
     out: dict[str, np.ndarray] = {
@@ -212,6 +223,15 @@ def evaluate(
         "breakdown/compute": compute,
         "breakdown/comm_tp": tp_exp,
         "breakdown/comm_cp": cp_exp,
+        **(
+            {
+                "breakdown/comm_ep": ep_exp,
+                "comm_total/ep": m * n_layers * t["ep_total"],
+                "comm_bytes/ep": m * n_layers * t["ep_wire"],
+            }
+            if model.is_moe
+            else {}
+        ),
         "breakdown/pipeline_bubble": bubble,
         "breakdown/comm_pp": p2p_exposed,
         "breakdown/comm_zero3": z3_exposed,
@@ -277,11 +297,12 @@ def _comm_bytes(model, s, L, precision, opts, m, n_layers, params):
 
 def _memory(model, s, L, precision, opts, m):
     e = ACT_BYTES[precision]
-    st = mem.state_bytes(model, L.tp, L.pp, L.dp, L.zero, precision)
+    st = mem.state_bytes(model, L.tp, L.pp, L.dp, L.zero, precision, L.ep, L.etp, L.cp)
     act = np.zeros(L.tp.shape)
+    r = routed_factor(L.ep, opts.moe_capacity_factor, opts.moe_imbalance)
     for code, name in enumerate(("none", "selective", "full")):
         a = mem.activation_bytes_per_layer(
-            model, L.mb, s, L.tp, L.cp, L.sp, name, e, opts.attention, opts.dropout
+            model, L.mb, s, L.tp, L.cp, L.sp, name, e, opts.attention, opts.dropout, L.etp, r
         )
         act = np.where(L.recompute == code, a, act)
     n_layers = model.num_hidden_layers / L.pp
@@ -317,7 +338,7 @@ def _energy(hw, out, m, n_layers, t):
             "breakdown/comm_zero3",
             "breakdown/comm_dp",
         )
-    )
+    ) + out.get("breakdown/comm_ep", 0.0)
     opt = out["breakdown/optimizer"] + out["breakdown/copies"] + out["breakdown/hooks"]
     idle = np.maximum(0.0, step - busy - comm - opt)
     energy = (

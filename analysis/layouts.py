@@ -27,13 +27,23 @@ class Layouts:
     zero: np.ndarray
     sp: np.ndarray
     recompute: np.ndarray
+    ep: np.ndarray | None = None
+    """Expert-parallel degree (None: 1 everywhere, filled in at construction)."""
+    etp: np.ndarray | None = None
+    """Expert tensor-parallel degree (None: 1)."""
+
+    def __post_init__(self) -> None:
+        if self.ep is None:
+            object.__setattr__(self, "ep", np.ones_like(self.tp))
+        if self.etp is None:
+            object.__setattr__(self, "etp", np.ones_like(self.tp))
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
 
     @classmethod
     def from_arrays(cls, **arrays: Sequence[int] | np.ndarray) -> Layouts:
-        cols = {k: np.asarray(v) for k, v in arrays.items()}
+        cols = {k: np.asarray(v) for k, v in arrays.items() if v is not None}
         n = max(c.size for c in cols.values())
         return cls(**{k: np.broadcast_to(v, (n,)).astype(np.int64) for k, v in cols.items()})
 
@@ -51,6 +61,8 @@ class Layouts:
             zero=[c.zero_stage for c in configs],
             sp=[int(c.sequence_parallel) for c in configs],
             recompute=[RECOMPUTE_MODES.index(c.recompute) for c in configs],
+            ep=[c.ep for c in configs],
+            etp=[c.expert_tp for c in configs],
         )
 
     def row(self, i: int) -> dict[str, int]:

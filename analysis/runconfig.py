@@ -39,7 +39,17 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # the kind Meta reports for Llama 3 pre-training (TP 8 inside a node, PP across nodes,
     # Dubey et al. 2024, "The Llama 3 Herd of Models", Table 4) at 4 M tokens per step.
     "model": {"name": "llama3-70b"},
-    "parallelism": {"tp": 8, "pp": 4, "vpp": 1, "cp": 1, "dp": -1, "sp": True, "zero": 1},
+    "parallelism": {
+        "tp": 8,
+        "pp": 4,
+        "vpp": 1,
+        "cp": 1,
+        "dp": -1,
+        "sp": True,
+        "zero": 1,
+        "ep": 1,
+        "etp": None,
+    },
     "training": {
         "seq_len": 4096,
         "micro_batch": 1,
@@ -178,6 +188,8 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
         global_batch_size=t["global_batch"],
         recompute=t["recompute"],
         precision=t["precision"],
+        ep=p["ep"],
+        etp=p["etp"],
     ).resolve(gpus)
     workload = Workload(model, parallel, t["seq_len"])
     options = Options(**spec.get("options", {}))

@@ -16,7 +16,7 @@ import numpy as np
 
 from hwprofiles.errors import UserError
 
-DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
+DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4")
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,23 @@ Vpp = Annotated[int | None, Opt(help="Virtual stages per rank (interleaved)")]
 Cp = Annotated[int | None, Opt(help="Context-parallel degree")]
 Sp = Annotated[bool | None, Opt("--sp/--no-sp", help="Sequence parallel")]
 Zero = Annotated[int | None, Opt(help="ZeRO stage 0-3 (3 = FSDP)")]
+Ep = Annotated[int | None, Opt(help="Expert-parallel degree (MoE models)")]
+Etp = Annotated[int | None, Opt(help="Expert tensor-parallel degree (default 1)")]
+CapacityFactor = Annotated[
+    float | None, Opt(help="MoE capacity factor (default: dropless routing)")
+]
+Imbalance = Annotated[float | None, Opt(help="MoE hottest-rank load / mean (dropless)")]
+A2aOverlap = Annotated[
+    bool | None,
+    Opt("--moe-a2a-overlap/--no-moe-a2a-overlap", help="MoE dispatch beside shared experts"),
+]
+EpScaleUp = Annotated[
+    bool | None,
+    Opt("--ep-on-nvlink/--ep-anywhere", help="Require the EP group inside one NVLink domain"),
+]
 MicroBatch = Annotated[int | None, Opt(help="Micro-batch (sequences)")]
 SeqLen = Annotated[int | None, Opt(help="Sequence length (tokens)")]
-Precision = Annotated[str | None, Opt(help="fp32|tf32|fp16|bf16|fp8")]
+Precision = Annotated[str | None, Opt(help="fp32|tf32|fp16|bf16|fp8|mxfp8|nvfp4")]
 Recompute = Annotated[str | None, Opt(help="none|selective|full")]
 Config = Annotated[Path | None, Opt(help="Run TOML file")]
 Engine = Annotated[str, Opt(help="analytic (closed form) or des (SimPy)")]
@@ -54,11 +68,26 @@ def overrides(
     precision: str | None,
     recompute: str | None,
     tokens: float | None = None,
+    ep: int | None = None,
+    etp: int | None = None,
+    moe: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The flags in the run-file layout (`analysis.runconfig.merge` skips the None ones)."""
+    """The flags in the run-file layout (`analysis.runconfig.merge` skips the None ones);
+    `moe` holds the MoE `Options` flags (moe_capacity_factor, ...)."""
     return {
         "model": {"name": model},
-        "parallelism": {"tp": tp, "pp": pp, "vpp": vpp, "cp": cp, "dp": dp, "sp": sp, "zero": zero},
+        "parallelism": {
+            "tp": tp,
+            "pp": pp,
+            "vpp": vpp,
+            "cp": cp,
+            "dp": dp,
+            "sp": sp,
+            "zero": zero,
+            "ep": ep,
+            "etp": etp,
+        },
+        "options": dict(moe or {}),
         "training": {
             "seq_len": seq_len,
             "micro_batch": micro_batch,

@@ -28,6 +28,12 @@ def register(app: typer.Typer) -> None:
         dp: Annotated[int | None, typer.Option(help="Data-parallel degree (-1 = the rest)")] = None,
         sp: ro.Sp = None,
         zero: ro.Zero = None,
+        ep: ro.Ep = None,
+        etp: ro.Etp = None,
+        moe_capacity_factor: ro.CapacityFactor = None,
+        moe_imbalance: ro.Imbalance = None,
+        moe_a2a_overlap: ro.A2aOverlap = None,
+        ep_on_nvlink: ro.EpScaleUp = None,
         micro_batch: ro.MicroBatch = None,
         global_batch: Annotated[int | None, typer.Option(help="Global batch (sequences)")] = None,
         seq_len: ro.SeqLen = None,
@@ -70,6 +76,14 @@ def register(app: typer.Typer) -> None:
                 precision=precision,
                 recompute=recompute,
                 tokens=tokens,
+                ep=ep,
+                etp=etp,
+                moe={
+                    "moe_capacity_factor": moe_capacity_factor,
+                    "moe_imbalance": moe_imbalance,
+                    "moe_a2a_overlap": moe_a2a_overlap,
+                    "moe_ep_on_scale_up": ep_on_nvlink,
+                },
             )
             run = build_run(merge(file_spec, over))
             kw = ro.des_options(engine, seed, jitter, speed_sigma, contention)

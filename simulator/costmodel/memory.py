@@ -32,31 +32,58 @@ def param_state_bytes(precision: str) -> tuple[float, float, float]:
     return 2.0, 4.0, OPTIMIZER_BYTES_PER_PARAM
 
 
-def params_per_device(model: ModelSpec, tp: Num, pp: Num) -> Num:
+def params_per_device(
+    model: ModelSpec, tp: Num, pp: Num, ep: Num = 1, etp: Num | None = None
+) -> Num:
     """Parameters held by the busiest pipeline stage's device (before ZeRO sharding).
 
     Without a pipeline the device holds everything (split over tp). With pp > 1 the first
     stage holds the token (and position) embedding and the last stage its own copy of the
-    output matrix (Megatron), so both ends carry about V*h/tp on top of their layers.
+    output matrix (Megatron), so both ends carry about V*h/tp on top of their layers. A
+    mixture-of-experts model's routed experts are split over ep x etp (etp default 1)
+    instead (`expert_params_per_device`).
     """
     layers = model.num_hidden_layers / pp
-    body = layers * model.layer_params() / tp
+    body = layers * (model.layer_params() - model.expert_layer_params()) / tp
     whole = (model.embedding_params() + model.lm_head_params()) / tp
     ends = model.embedding_params() / tp
-    return body + np.where(pp == 1, whole, ends)
+    return body + np.where(pp == 1, whole, ends) + expert_params_per_device(model, tp, pp, ep, etp)
+
+
+def expert_params_per_device(
+    model: ModelSpec, tp: Num, pp: Num, ep: Num = 1, etp: Num | None = None
+) -> Num:
+    """Routed-expert parameters on one device: its stage's share, split over ep x etp."""
+    split = ep * (1 if etp is None else etp)
+    return model.num_hidden_layers / pp * model.expert_layer_params() / split
 
 
 def state_bytes(
-    model: ModelSpec, tp: Num, pp: Num, dp: Num, zero_stage: Num, precision: str
+    model: ModelSpec,
+    tp: Num,
+    pp: Num,
+    dp: Num,
+    zero_stage: Num,
+    precision: str,
+    ep: Num = 1,
+    etp: Num | None = None,
+    cp: Num = 1,
 ) -> dict[str, Num]:
-    """Weights, gradients and optimizer states per device, sharded by the ZeRO stage."""
+    """Weights, gradients and optimizer states per device, sharded by the ZeRO stage: dense
+    parameters over dp, routed-expert parameters over the expert data-parallel group
+    (tp cp dp / (ep etp) ranks, Megatron-Core's distributed optimizer does the same)."""
     w, g, o = param_state_bytes(precision)
-    p = params_per_device(model, tp, pp)
-    return {
-        "weights": p * w / np.where(zero_stage >= 3, dp, 1),
-        "gradients": p * g / np.where(zero_stage >= 2, dp, 1),
-        "optimizer": p * o / np.where(zero_stage >= 1, dp, 1),
-    }
+    p = params_per_device(model, tp, pp, ep, etp)
+    pe = expert_params_per_device(model, tp, pp, ep, etp)
+    pd = p - pe
+    edp = np.maximum(1, tp * cp * dp / (ep * (1 if etp is None else etp)))
+
+    def shard(stage: int, per_param: float) -> Num:
+        return per_param * (
+            pd / np.where(zero_stage >= stage, dp, 1) + pe / np.where(zero_stage >= stage, edp, 1)
+        )
+
+    return {"weights": shard(3, w), "gradients": shard(2, g), "optimizer": shard(1, o)}
 
 
 def activation_bytes_per_layer(
@@ -70,8 +97,11 @@ def activation_bytes_per_layer(
     act_bytes: Num = 2,
     attention: str = "flash",
     dropout: bool = False,
+    etp: Num | None = None,
+    routed: Num = 1.0,
 ) -> Num:
-    """Activation bytes one layer stores for one micro-batch on one device."""
+    """Activation bytes one layer stores for one micro-batch on one device (a MoE model's
+    average layer: its MoE block in `moe_fraction` of the layers, `costmodel.moe`)."""
     h, f, kv, a = (
         model.hidden_size,
         model.intermediate_size,
@@ -88,8 +118,8 @@ def activation_bytes_per_layer(
     attn = (
         t * h * e / sp  # norm input
         + t * h * e / sp  # QKV input (norm output)
-        + t * (h + 2 * kv) * e / tp  # Q, K, V
-        + t * h * e / tp  # attention output = projection input
+        + t * (model.q_size + 2 * kv) * e / tp  # Q, K, V (MLA: its heads' widths)
+        + t * model.num_attention_heads * model.v_width * e / tp  # attention output
         + mask * t * h / sp  # dropout mask after projection
     )
     if attention == "naive" and recompute != "selective":
@@ -103,6 +133,12 @@ def activation_bytes_per_layer(
         + t * f * e / tp  # down-projection input
         + mask * t * h / sp  # dropout mask
     )
+    if model.is_moe:
+        from simulator.costmodel.moe import moe_activation_bytes
+
+        fm = model.moe_fraction
+        moe = moe_activation_bytes(model, t, tp, 1 if etp is None else etp, routed, e, sp)
+        mlp = (1 - fm) * mlp + fm * moe
     return attn + mlp
 
 

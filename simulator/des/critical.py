@@ -20,6 +20,7 @@ BREAKDOWN = (
     "compute",
     "comm_tp",
     "comm_cp",
+    "comm_ep",
     "pipeline_bubble",
     "comm_pp",
     "comm_zero3",
@@ -29,7 +30,7 @@ BREAKDOWN = (
     "optimizer",
 )
 """Keys of `breakdown/*`, as the closed form names them."""
-_STAGE_WORK = ("compute", "recompute", "comm_tp", "comm_cp")
+_STAGE_WORK = ("compute", "recompute", "comm_tp", "comm_cp", "comm_ep")
 
 
 def critical_path(rows: list[Row], last: int) -> list[int]:

@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hwprofiles.profile import HardwareProfile
-from simulator.costmodel.memory import params_per_device
+from simulator.costmodel.memory import expert_params_per_device, params_per_device
 from simulator.costmodel.ops import embedding_ops
 from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
 from simulator.costmodel.timing import ACT_BYTES, op_times
+from simulator.des import moe
 from simulator.des.collectives import Collective, for_group
+from simulator.des.moe import MOE_GEMMS, MOE_ORDER
 from simulator.des.topology import Cluster
 from simulator.parallel import Workload
 
@@ -99,6 +101,7 @@ _FWD = [
     "attention/proj",
     "attention/residual",
     "mlp/norm",
+    *MOE_ORDER,
     "mlp/up",
     "mlp/act",
     "mlp/down",
@@ -107,7 +110,7 @@ _FWD = [
 # position of the TP collectives: (index in the op order it follows, kind without SP, with SP)
 _TP_FWD = {"attention/norm": "AG", "attention/proj": "RS", "mlp/norm": "AG", "mlp/down": "RS"}
 _TP_BWD = {"mlp/residual": "AG", "mlp/up": "RS", "attention/residual": "AG", "attention/qkv": "RS"}
-_GEMMS = ("attention/qkv", "attention/proj", "mlp/up", "mlp/down")
+_GEMMS = ("attention/qkv", "attention/proj", "mlp/up", "mlp/down", *MOE_GEMMS)
 
 
 def op_params(w: Workload) -> dict[str, float]:
@@ -117,15 +120,17 @@ def op_params(w: Workload) -> dict[str, float]:
     proj = h * h + (h if m.bias else 0)
     down = f * h + (h if m.bias else 0)
     norm = m.norm_params() / 2
+    dense = 1.0 - m.moe_fraction  # share of layers with a dense MLP (MoE: average layer)
     out = {
         "attention/norm": norm,
         "attention/qkv": m.attention_params() - proj,
         "attention/proj": proj,
         "mlp/norm": norm,
-        "mlp/up": m.mlp_params() - down,
-        "mlp/down": down,
+        "mlp/up": dense * (m.mlp_params() - down),
+        "mlp/down": dense * down,
     }
-    return {k: v / tp for k, v in out.items()}
+    out = {k: v for k, v in out.items() if v > 0 or not k.startswith("mlp/")}
+    return {k: v / tp for k, v in out.items()} | (moe.moe_op_params(w) if m.is_moe else {})
 
 
 def end_params(w: Workload) -> tuple[float, float]:
@@ -136,9 +141,12 @@ def end_params(w: Workload) -> tuple[float, float]:
     output matrix, V*h/tp (Megatron); with pp = 1 the untied output matrix is the "head".
     """
     m, p = w.model, w.parallel
-    body = m.num_hidden_layers / p.pp * m.layer_params() / p.tp
+    body = m.num_hidden_layers / p.pp * (m.layer_params() - m.expert_layer_params()) / p.tp
     head = (m.vocab_size * m.hidden_size if p.pp > 1 else m.lm_head_params()) / p.tp
-    first = float(params_per_device(m, p.tp, p.pp)) - body - (head if p.pp == 1 else 0.0)
+    dense = params_per_device(m, p.tp, p.pp, p.ep, p.expert_tp) - expert_params_per_device(
+        m, p.tp, p.pp, p.ep, p.expert_tp
+    )
+    first = float(dense) - body - (head if p.pp == 1 else 0.0)
     return first, head
 
 
@@ -162,6 +170,9 @@ class RankWork:
     units: list[float] = field(default_factory=list)
     """Parameters per unit (embedding, each layer, head) in forward order (ZeRO-1/2/3)."""
     params: float = 0.0
+    """Dense parameters (reduced over the data-parallel group)."""
+    expert_params: float = 0.0
+    """Routed-expert parameters (reduced over the expert data-parallel group)."""
 
 
 class WorkBuilder:
@@ -173,8 +184,9 @@ class WorkBuilder:
         self.e = ACT_BYTES[p.precision]
         acc = hw.accelerator
         ops = stack_layer_ops(
-            m, p.micro_batch_size, s, p.tp, p.cp, p.sequence_parallel, p.precision, opts
-        )
+            m, p.micro_batch_size, s, p.tp, p.cp, p.sequence_parallel, p.precision, opts,
+            p.ep, p.expert_tp,
+        )  # fmt: skip
         self.t: dict[str, list[float]] = {}
         for op in ops:  # ops sharing a name (fp8 casts of each GEMM) run as one kernel here
             tf, tb = (float(x) for x in op_times(acc, op, p.precision))
@@ -182,6 +194,8 @@ class WorkBuilder:
             acc_t[0] += tf
             acc_t[1] += tb
         self.order = _kernel_order(list(self.t))
+        self.tp_alias = moe.tp_aliases(self.order)
+        self._a2a: dict[int, Collective] = {}
         self.selective = [op.name for op in ops if op.recompute_selective]
         self.head = [
             sum(
@@ -202,6 +216,12 @@ class WorkBuilder:
         self.kv_bytes = p.micro_batch_size * s * 2 * m.kv_size * self.e / min(p.tp, m.kv_heads)
         self.p2p_bytes = self.act_bytes / p.tp
         self.layers_per_chunk = m.num_hidden_layers // (p.pp * p.vpp)
+
+    def a2a(self, rank: int) -> Collective:
+        """`rank`'s expert-parallel all-to-all (one dispatch or combine, average layer)."""
+        if rank not in self._a2a:
+            self._a2a[rank] = moe.a2a_collective(self.w, self.hw, self.cluster, rank, self.opts)
+        return self._a2a[rank]
 
     def coll(self, rank: int, dim: str, kind: str, size: float) -> Collective:
         pl = self.cluster.placement
@@ -231,6 +251,8 @@ class WorkBuilder:
         names = list(reversed(self.order)) if backward else self.order
         out: list[Instr] = []
         pending: Collective | None = None  # an all-gather waiting for the GEMM it feeds
+        a2a = self.a2a(rank) if p.ep > 1 and self.w.model.is_moe else None
+        a2a_beside = a2a is not None and opts.moe_a2a_overlap and "moe/shared" in self.t
         recomputed = False
         for name in names:
             dur = self.t[name][1 if backward else 0]
@@ -243,17 +265,29 @@ class WorkBuilder:
                 rc = sum(self.t[n][0] for n in self.selective)
                 out.append(Compute(rc, "recompute attention", "recompute", layer))
                 recomputed = True
-            if name == "attention/core" and cp_coll is not None:
+            before = "moe/experts_down" if backward else "moe/experts_up"
+            if a2a is not None and name == before and not (a2a_beside and not backward):
+                # combine's gradient (backward) or dispatch (forward, unless beside the shared
+                # experts above)
+                out.append(Blocking(a2a, "ep all_to_all", "comm_ep", layer))
+            if name == "moe/shared" and a2a_beside:
+                # dispatch forward (shared experts run first) or its gradient backward (they
+                # run right after the experts' backward) beside the shared experts
+                out.append(Overlapped(dur, name, category, a2a, "comm_ep", layer))
+            elif name == "attention/core" and cp_coll is not None:
                 out.append(Overlapped(dur, name, category, cp_coll, "comm_cp", layer))
             elif pending is not None and name in _GEMMS:
                 out.append(Overlapped(dur, name, category, pending, "comm_tp", layer))
                 pending = None
             else:
                 out.append(Compute(dur, name, category, layer))
+            after = "moe/experts_up" if backward else "moe/experts_down"
+            if a2a is not None and name == after and not (a2a_beside and backward):
+                out.append(Blocking(a2a, "ep all_to_all", "comm_ep", layer))
             if pieces is not None and name in self.op_params:
                 out.append(GradReady(len(pieces)))
                 pieces.append(self.op_params[name])
-            point = _tp_point(name, backward, sp)
+            point = _tp_point(self.tp_alias.get(name, name), backward, sp)
             if point is None or p.tp == 1:
                 continue
             kind = {"AR": "all_reduce", "AG": "all_gather", "RS": "reduce_scatter"}[point]
@@ -283,11 +317,13 @@ class WorkBuilder:
                 work.units.append(emb_p)
             for layer in range(first, first + self.layers_per_chunk):
                 unit_of[(c, f"L{layer}")] = len(work.units)
-                work.units.append(self.w.model.layer_params() / p.tp)
+                m = self.w.model
+                work.units.append((m.layer_params() - m.expert_layer_params()) / p.tp)
             if v == V - 1:
                 unit_of[(c, "head")] = len(work.units)
                 work.units.append(head_p)
         work.params = sum(work.units)
+        work.expert_params = moe.expert_params(self.w, p.vpp * self.layers_per_chunk)
         # gradients are finalised chunk by chunk, last chunk first
         for c in reversed(range(p.vpp)):
             work.chunks[c] = self._chunk(rank, c, stage, unit_of, work.grad_pieces)

@@ -1,0 +1,84 @@
+"""The closed form's mixture-of-experts terms: expert-parallel all-to-alls and the expert
+gradients' own data-parallel group (see `simulator.costmodel.moe` for the layer's kernels).
+
+Per micro-batch and average layer (a MoE layer in `moe_fraction` of the layers):
+
+- forward: dispatch all-to-all before the experts, combine after them; backward: the combine's
+  gradient before the experts' backward and the dispatch's after it; full recompute re-runs the
+  forward pair. Blocking on the compute stream (the experts need their tokens), except that
+  with `Options.moe_a2a_overlap` the dispatch runs beside the shared experts forward and its
+  gradient beside their backward (the SimPy engine pairs the same kernels).
+- each all-to-all's group is the `ep` ranks `etp` apart (Megatron-Core's expert rank order
+  tp-ep-dp), so an EP group inside one NVLink domain (an NVL72 rack holds 72) stays on NVLink
+  and one spanning domains crosses the NICs (`network.alltoall_time`).
+
+Expert weights are split over ep x etp and their gradients reduced over the expert
+data-parallel group (tp cp dp / (ep etp) ranks, `etp * ep` apart), after the dense gradients'
+reduction on the same stream; ZeRO-1/2 shard expert states over that group too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.costmodel.moe import a2a_bytes, routed_factor
+from simulator.costmodel.network import alltoall_time, group_collective_time
+from simulator.model import ModelSpec
+from simulator.options import Options
+
+
+def expert_dp(L) -> np.ndarray:
+    """Expert data-parallel degree per layout: tp cp dp / (ep etp)."""
+    return np.maximum(1, L.tp * L.cp * L.dp // (L.ep * L.etp))
+
+
+def a2a_time(model: ModelSpec, hw, s: int, L, e: float, opts: Options):
+    """Seconds of one dispatch (or combine) all-to-all of one MoE layer, times the layer's
+    MoE share (the average layer), per micro-batch."""
+    if not model.is_moe:
+        return np.zeros(L.tp.shape)
+    r = routed_factor(L.ep, opts.moe_capacity_factor, opts.moe_imbalance)
+    size = a2a_bytes(model, L.mb * s / L.cp, L.tp, L.etp, r, e)
+    return model.moe_fraction * alltoall_time(hw, size, L.ep, L.etp)
+
+
+def ep_terms(model, hw, s, L, e, opts, shared_f, shared_b, overlap) -> dict[str, np.ndarray]:
+    """Per micro-batch and layer: total and exposed all-to-all seconds, and their wire bytes.
+
+    `shared_f` / `shared_b`: the shared experts' forward / backward seconds per layer (the
+    window the dispatch hides behind with `moe_a2a_overlap`); `overlap(comm, window, phi)` is
+    the closed form's overlap rule.
+    """
+    one = a2a_time(model, hw, s, L, e, opts)
+    n = 4 + 2 * (L.recompute == 2)
+    total = n * one
+    if opts.moe_a2a_overlap:
+        phi = opts.comm_interference
+        hidden_pair = overlap(one, shared_f, phi) + overlap(one, shared_b, phi)
+        exposed = hidden_pair + (n - 2) * one
+    else:
+        exposed = total
+    if model.is_moe:
+        r = routed_factor(L.ep, opts.moe_capacity_factor, opts.moe_imbalance)
+        size = a2a_bytes(model, L.mb * s / L.cp, L.tp, L.etp, r, e)
+        wire = n * model.moe_fraction * size * (L.ep - 1) / L.ep
+    else:
+        wire = np.zeros(L.tp.shape)
+    return {"ep_total": total, "ep_exposed": exposed, "ep_wire": wire}
+
+
+def expert_params(model: ModelSpec, L) -> np.ndarray:
+    """Routed-expert parameters one device holds (its stage's layers, split over ep x etp)."""
+    return model.num_hidden_layers / L.pp * model.expert_layer_params() / (L.ep * L.etp)
+
+
+def expert_sync(hw, L, p_exp, g_bytes: float, w_bytes: float):
+    """(gradient reduction, ZeRO-1/2 parameter all-gather) seconds of the expert gradients
+    over the expert data-parallel group: all-reduce (ZeRO-0) or reduce-scatter (ZeRO-1/2)."""
+    edp, stride = expert_dp(L), L.etp * L.ep
+    ar = group_collective_time(hw, "all_reduce", p_exp * g_bytes, edp, stride)
+    rs = group_collective_time(hw, "reduce_scatter", p_exp * g_bytes, edp, stride)
+    ag = group_collective_time(hw, "all_gather", p_exp * w_bytes, edp, stride)
+    sync = np.where(L.zero == 0, ar, rs)
+    ag_after = np.where((L.zero == 1) | (L.zero == 2), ag, 0.0)
+    return np.where(p_exp > 0, sync, 0.0), np.where(p_exp > 0, ag_after, 0.0)
