@@ -3,8 +3,12 @@
 Evaluates many parallel layouts of one model on one hardware profile at once (numpy arrays),
 which is what the planner searches with. The structure of a step (Megatron-LM 1F1B):
 
-    step = m * t_mb(last stage)              compute + exposed TP/CP comm per micro-batch
-         + (pp * t_avg - t_last) / vpp       pipeline bubble (Narayanan et al. 2021, Sec. 2.2)
+    step = m * t_mb(last stage)              compute + exposed TP/CP comm per micro-batch, the
+                                             layer's collectives as the step plan places them
+                                             (simulator.plan.layer), each overlap priced by
+                                             simulator.plan.rules.beside
+         + (sum of the other stages) / vpp   pipeline bubble (Narayanan et al. 2021, Sec. 2.2;
+                                             the busiest rank of an uneven split sets m * t)
          + exposed pipeline p2p              fill and drain chains; all if not overlapped
          + exposed ZeRO-3 gathers            per micro-batch, beyond the compute hiding them
          + exposed DP gradient reduction     beyond the last micro-batch's backward
@@ -37,6 +41,9 @@ from simulator.costmodel.timing import ACT_BYTES, copy_time, op_times
 from simulator.model import ModelSpec
 from simulator.options import Options
 from simulator.parallel import BYTES_PER_PARAM
+from simulator.pipeline_split import split_arrays
+from simulator.plan.layer import kernel_order, layer_passes, messages, mlp_names
+from simulator.plan.rules import beside
 
 GEMM_FWD_PLUS_BWD = 3.0
 """A GEMM's forward plus backward time over its forward time: the backward computes dX and dW,
@@ -47,32 +54,23 @@ ATTENTION_FWD_PLUS_BWD = 3.5
 FLOPs (5 matmuls against 2; Dao 2023, FlashAttention-2, arXiv 2307.08691, Sec. 4.1)."""
 
 
-def overlap(comm, window, interference):
-    """Exposed time of `comm` overlapped with `window` of compute: what does not fit, plus
-    the compute slowed by the part that does (SMs and HBM shared with the collective)."""
-    hidden = np.minimum(comm, window)
-    return np.maximum(0.0, comm - window) + interference * hidden
-
-
 def _stage_times(model, hw, s, L, precision, opts):
     """Per micro-batch times on one device of a stage (arrays), split by part."""
     acc = hw.accelerator
     e = ACT_BYTES[precision]
     ops = stack_layer_ops(model, L.mb, s, L.tp, L.cp, L.sp, precision, opts, L.ep, L.etp)
-    fwd = bwd = sel = matmul = attn_core = shared_f = shared_b = 0.0
+    fwd = bwd = sel = 0.0
+    kernel: dict[str, tuple] = {}  # forward and backward time of each kernel of the plan
     for op in ops:
         tf, tb = op_times(acc, op, precision)
         fwd = fwd + tf
         bwd = bwd + tb
-        if op.name == "moe/shared":
-            shared_f, shared_b = tf, tb
         if op.recompute_selective:
             sel = sel + tf
-        if op.kind == "matmul" and op.name != "attention/core":
-            matmul = matmul + tf
-        if op.name == "attention/core":
-            attn_core = attn_core + tf
-    rc = np.where(L.recompute == 2, fwd, np.where(L.recompute == 1, sel, 0.0))
+        f0, b0 = kernel.get(op.name, (0.0, 0.0))
+        kernel[op.name] = (f0 + tf, b0 + tb)
+    full = L.recompute == 2
+    rc = np.where(full, fwd, np.where(L.recompute == 1, sel, 0.0))
     head_f = head_b = 0.0
     for op in stack_head_ops(model, L.mb, s, L.tp, L.cp, precision, opts):
         tf, tb = op_times(acc, op, precision)
@@ -82,35 +80,45 @@ def _stage_times(model, hw, s, L, precision, opts):
         tf, tb = op_times(acc, op, precision)
         emb_f, emb_b = emb_f + tf, emb_b + tb
 
-    # tensor parallel: 2 all-reduces (or RS+AG with SP) of the activations fwd and 2 bwd
-    act = L.mb * s / L.cp * model.hidden_size * e
-    t_ar = group_collective_time(hw, "all_reduce", act, L.tp, 1)
-    t_sp = group_collective_time(hw, "all_gather", act, L.tp, 1) + group_collective_time(
-        hw, "reduce_scatter", act, L.tp, 1
-    )
-    t_tp1 = np.where(L.sp, t_sp, t_ar)
-    tp_total = (4 + 2 * (L.recompute == 2)) * t_tp1
+    # the layer's TP and CP collectives as the step plan places them, each beside its partner
+    # kernel when overlapped (TP: with Options.overlap_tp_comm; CP: always); full recompute
+    # repeats the forward's
+    msg = messages(model, L.mb, s, L.tp, L.cp, e)
+    names = mlp_names(kernel_order(list(kernel)))  # a MoE-only layer's stand-ins for mlp/*
     phi = opts.comm_interference
-    # the layer's GEMMs forward and backward (backward = 2x forward: dX and dW) hide its TP
-    # collectives when they are overlapped
-    tp_window = GEMM_FWD_PLUS_BWD * matmul
-    tp_exposed = overlap(tp_total, tp_window, phi) if opts.overlap_tp_comm else tp_total
-    # context parallel: all-gather K,V forward, reduce-scatter dK,dV backward, hidden by the
-    # ring attention's compute of the same layer
-    kv_bytes = L.mb * s * 2 * model.kv_size * e / np.minimum(L.tp, model.kv_heads)
-    cp_total = group_collective_time(hw, "all_gather", kv_bytes, L.cp, L.tp) * 2
-    cp_exposed = overlap(cp_total, ATTENTION_FWD_PLUS_BWD * attn_core, phi)
+    size = {"tp": (msg.tp, L.tp, 1), "cp": (msg.cp, L.cp, L.tp)}
+    times: dict[tuple[str, str], object] = {}
+    part = {(sp, key): 0.0 for sp in (False, True) for key in ("tp", "cp", "tp_x", "cp_x", "slow")}
+    for sp in (False, True):
+        for backward, lc in layer_passes(sp, names):
+            if (lc.dim, lc.kind) not in times:
+                nbytes, n, stride = size[lc.dim]
+                times[(lc.dim, lc.kind)] = group_collective_time(hw, lc.kind, nbytes, n, stride)
+            tc = times[(lc.dim, lc.kind)]
+            count = 1.0 if backward else 1.0 + full
+            if lc.dim == "cp" or opts.overlap_tp_comm:
+                exp, slow = beside(tc, kernel[lc.partner][int(backward)], phi)
+            else:
+                exp, slow = tc, 0.0
+            part[(sp, lc.dim)] = part[(sp, lc.dim)] + count * tc
+            part[(sp, lc.dim + "_x")] = part[(sp, lc.dim + "_x")] + count * exp
+            part[(sp, "slow")] = part[(sp, "slow")] + count * slow
+
+    def by_sp(key):
+        return np.where(L.sp, part[(True, key)], part[(False, key)])
+
     layer = fwd + bwd + rc
-    ep = moe_terms.ep_terms(model, hw, s, L, e, opts, shared_f, shared_b, overlap)
+    ep = moe_terms.ep_terms(model, hw, s, L, e, opts, kernel)
     return ep | {
         "layer": layer,
         "fwd": fwd,
         "bwd": bwd,
         "rc": rc,
-        "tp_total": tp_total,
-        "tp_exposed": tp_exposed,
-        "cp_total": cp_total,
-        "cp_exposed": cp_exposed,
+        "slow": by_sp("slow") + ep["ep_slow"],
+        "tp_total": by_sp("tp"),
+        "tp_exposed": by_sp("tp_x"),
+        "cp_total": by_sp("cp"),
+        "cp_exposed": by_sp("cp_x"),
         "head": head_f + head_b,
         "emb": emb_f + emb_b,
     }
@@ -130,29 +138,29 @@ def evaluate(
     s = seq_len
     acc = hw.accelerator
     acc.peak(precision)  # clear error if the device lacks this dtype
-    n_layers = model.num_hidden_layers / L.pp
     m = L.gbs / (L.mb * L.dp)
     t = _stage_times(model, hw, s, L, precision, opts)
+    stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
 
-    per_layer = t["layer"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
-    last = n_layers * per_layer + t["head"] + np.where(L.pp == 1, t["emb"], 0.0)
-    avg = (model.num_hidden_layers * per_layer + t["head"] + t["emb"]) / L.pp
-    compute_mb = (
-        n_layers * (t["fwd"] + t["bwd"] + t["rc"]) + t["head"] + np.where(L.pp == 1, t["emb"], 0.0)
-    )
+    per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
+    # the busiest pipeline rank sets the pace (uneven splits: `simulator.pipeline_split`)
+    n_layers, ends = _busiest_stage(stages, per_layer, t["emb"], t["head"], L.pp)
+    last = n_layers * per_layer + ends
+    total = model.num_hidden_layers * per_layer + t["head"] + t["emb"]
+    # compute counts kernels slowed by the collectives beside them (`plan.rules.beside`)
+    compute_mb = n_layers * (t["fwd"] + t["bwd"] + t["rc"] + t["slow"]) + ends
 
     # pipeline: bubble and p2p (activations scattered over tp: Megatron scatter/gather)
-    e = ACT_BYTES[precision]
-    p2p_bytes = L.mb * s / L.cp * model.hidden_size * e / L.tp
-    t_p2p = np.where(L.pp > 1, p2p_time(hw, p2p_bytes, L.tp * L.cp * L.dp), 0.0)
-    # 1F1B: step = (sum of the other stages' times) + m * t_last; balanced: (pp-1)/vpp * t
-    bubble = np.maximum(0.0, L.pp * avg - last) / L.vpp
+    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])
+    t_p2p = np.where(L.pp > 1, p2p_time(hw, msg.p2p, L.tp * L.cp * L.dp), 0.0)
+    # 1F1B: step = (sum of the other stages' times) / vpp + m * t_busiest
+    bubble = np.maximum(0.0, total - last) / L.vpp
     p2p_steady = 2 * L.vpp * m * t_p2p
     p2p_exposed = 2 * (L.pp - 1) * t_p2p + (0.0 if opts.overlap_p2p else p2p_steady)
 
     # data parallel and ZeRO
-    params = mem.params_per_device(model, L.tp, L.pp, L.ep, L.etp)
-    p_exp = moe_terms.expert_params(model, L)
+    params = mem.params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
+    p_exp = moe_terms.expert_params(model, L, stages)
     dense = params - p_exp  # the dense parameters' gradients go over the dp group
     w_bytes = BYTES_PER_PARAM[precision]
     g_bytes = opts.grad_reduce_bytes
@@ -160,6 +168,7 @@ def evaluate(
     t_ar = group_collective_time(hw, "all_reduce", dense * g_bytes, L.dp, dp_stride)
     t_rs = group_collective_time(hw, "reduce_scatter", dense * g_bytes, L.dp, dp_stride)
     t_ag = group_collective_time(hw, "all_gather", dense * w_bytes, L.dp, dp_stride)
+    # the routed experts' gradients over their own group, on the same stream
     e_sync, e_ag = moe_terms.expert_sync(hw, L, p_exp, g_bytes, w_bytes)
     # the reduction overlaps the last micro-batch's backward; with interleaving each chunk's
     # buckets start when that chunk's last backward ends: (1 + (vpp-1)*pp) chunk backwards
@@ -170,34 +179,34 @@ def evaluate(
     tail = group_collective_time(
         hw, "all_reduce", np.minimum(bucket, dense * g_bytes), L.dp, dp_stride
     )
-    # ZeRO-0: all-reduce; ZeRO-1/2: reduce-scatter grads + all-gather params after the step;
-    # the expert gradients' reduction over their own group runs on the same stream
+    # ZeRO-0: all-reduce; ZeRO-1/2: reduce-scatter grads + all-gather params after the step
+    phi = opts.comm_interference
     grad_sync = np.where(L.zero == 0, t_ar, t_rs) + e_sync
     if opts.overlap_grad_reduce:
-        phi = opts.comm_interference
-        grad_exposed = overlap(grad_sync, bwd_window, phi) + np.where(L.dp > 1, tail, 0.0)
-        grad_exposed = np.minimum(grad_exposed, grad_sync)
+        grad_exposed, grad_slow = beside(grad_sync, bwd_window, phi)
+        grad_exposed = np.minimum(grad_exposed + np.where(L.dp > 1, tail, 0.0), grad_sync)
     else:
-        grad_exposed = grad_sync
+        grad_exposed, grad_slow = grad_sync, 0.0
     ag_after = np.where((L.zero == 1) | (L.zero == 2), t_ag, 0.0) + e_ag
-    ag_exposed = (
-        overlap(ag_after, fwd_window, opts.comm_interference)
-        if opts.overlap_param_gather
-        else ag_after
-    )
+    if opts.overlap_param_gather:
+        ag_exposed, ag_slow = beside(ag_after, fwd_window, phi)
+    else:
+        ag_exposed, ag_slow = ag_after, 0.0
     dp_total = np.where(L.zero == 3, 0.0, grad_sync + ag_after)
     dp_exposed = np.where(L.zero == 3, 0.0, grad_exposed + ag_exposed)
+    dp_slow = np.where(L.zero == 3, 0.0, grad_slow + ag_slow)
     # ZeRO-3 / FSDP: per micro-batch and per wrapping unit (each layer, the embedding, the
     # head: the SimPy engine's units) AG (fwd) + AG (bwd) + RS (bwd), prefetched behind
     # compute; every unit's collective pays its own latency
     z3_mb, first_gather = _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes)
-    z3_exposed_mb = (
-        overlap(z3_mb, compute_mb, opts.comm_interference) + first_gather
-        if opts.overlap_param_gather
-        else z3_mb
-    )
+    if opts.overlap_param_gather:
+        z3_exposed_mb, z3_slow_mb = beside(z3_mb, compute_mb, phi)
+        z3_exposed_mb = z3_exposed_mb + first_gather
+    else:
+        z3_exposed_mb, z3_slow_mb = z3_mb, 0.0
     z3_total = np.where(L.zero == 3, m * z3_mb, 0.0)
     z3_exposed = np.where(L.zero == 3, m * np.minimum(z3_exposed_mb, z3_mb), 0.0)
+    z3_slow = np.where(L.zero == 3, m * z3_slow_mb, 0.0)
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
     edp = moe_terms.expert_dp(L)
@@ -210,7 +219,10 @@ def evaluate(
     t_host_opt, t_hooks = host_times(acc, model, n_layers, L.zero, m, opts)
     t_opt = t_opt + t_host_opt
 
-    compute = m * compute_mb
+    compute = m * compute_mb + dp_slow + z3_slow
+    # the drain walks through every stage's last backward, each slowed by its own stage's
+    # gradient reduction beside it: the other stages' slowdowns lengthen the bubble
+    bubble = bubble + (L.pp - 1) * np.where(L.zero == 3, 0.0, grad_slow)
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]
     ep_exp = m * n_layers * t["ep_exposed"]
@@ -223,15 +235,7 @@ def evaluate(
         "breakdown/compute": compute,
         "breakdown/comm_tp": tp_exp,
         "breakdown/comm_cp": cp_exp,
-        **(
-            {
-                "breakdown/comm_ep": ep_exp,
-                "comm_total/ep": m * n_layers * t["ep_total"],
-                "comm_bytes/ep": m * n_layers * t["ep_wire"],
-            }
-            if model.is_moe
-            else {}
-        ),
+        **_moe_keys(model, m * n_layers, t, ep_exp),
         "breakdown/pipeline_bubble": bubble,
         "breakdown/comm_pp": p2p_exposed,
         "breakdown/comm_zero3": z3_exposed,
@@ -248,9 +252,20 @@ def evaluate(
         "compute_mb_s": compute_mb,
         "recompute_s": m * n_layers * t["rc"],
     }
-    out.update(_memory(model, s, L, precision, opts, m))
+    out.update(_memory(model, s, L, precision, opts, m, stages))
     out.update(_energy(hw, out, m, n_layers, t))
     return {k: np.broadcast_to(np.asarray(v, dtype=float), L.tp.shape) for k, v in out.items()}
+
+
+def _moe_keys(model, per_step, t, ep_exp):
+    """The expert-parallel all-to-alls' breakdown, totals and bytes (MoE models only)."""
+    if not model.is_moe:
+        return {}
+    return {
+        "breakdown/comm_ep": ep_exp,
+        "comm_total/ep": per_step * t["ep_total"],
+        "comm_bytes/ep": per_step * t["ep_wire"],
+    }
 
 
 def _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes):
@@ -261,7 +276,7 @@ def _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes):
     dp_stride = L.tp * L.cp
     layer = model.layer_params() / L.tp
     head = np.where(L.pp == 1, model.lm_head_params() / L.tp, 0.0)
-    emb = params - n_layers * layer - head
+    emb = model.embedding_params() / L.tp + 0.0 * params
 
     def unit(p):
         ag = group_collective_time(hw, "all_gather", p * w_bytes, L.dp, dp_stride)
@@ -277,15 +292,21 @@ def _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes):
 
 def _comm_bytes(model, s, L, precision, opts, m, n_layers, params):
     """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor)."""
-    e = ACT_BYTES[precision]
     w = BYTES_PER_PARAM[precision]
     g = opts.grad_reduce_bytes
-    act = L.mb * s / L.cp * model.hidden_size * e
-    kv = L.mb * s * 2 * model.kv_size * e / np.minimum(L.tp, model.kv_heads)
-    ar_tp = bus_factor("all_reduce", L.tp)
-    tp = m * n_layers * (4 + 2 * (L.recompute == 2)) * act * ar_tp
-    cp = m * n_layers * 2 * kv * bus_factor("all_gather", L.cp)
-    pp = np.where(L.pp > 1, m * 2 * L.vpp * act / L.tp, 0.0)
+    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])
+    full = L.recompute == 2
+    per_layer = {}
+    for sp in (False, True):
+        total = {"tp": 0.0, "cp": 0.0}
+        for backward, lc in layer_passes(sp):
+            nbytes, n = (msg.tp, L.tp) if lc.dim == "tp" else (msg.cp, L.cp)
+            count = 1.0 if backward else 1.0 + full
+            total[lc.dim] = total[lc.dim] + count * nbytes * bus_factor(lc.kind, n)
+        per_layer[sp] = total
+    tp = m * n_layers * np.where(L.sp, per_layer[True]["tp"], per_layer[False]["tp"])
+    cp = m * n_layers * np.where(L.sp, per_layer[True]["cp"], per_layer[False]["cp"])
+    pp = np.where(L.pp > 1, m * 2 * L.vpp * msg.p2p, 0.0)
     rs, ag = bus_factor("reduce_scatter", L.dp), bus_factor("all_gather", L.dp)
     dp = np.select(
         [L.zero == 0, L.zero == 3],
@@ -295,9 +316,24 @@ def _comm_bytes(model, s, L, precision, opts, m, n_layers, params):
     return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
 
 
-def _memory(model, s, L, precision, opts, m):
+def _busiest_stage(split, per_layer, emb, head, pp):
+    """(layers, embedding/head time) of the pipeline rank with the longest micro-batch: the
+    first (embedding), the last (output layer and loss) or the busiest middle rank."""
+    one = pp == 1
+    t_first = split["first"] * per_layer + emb + np.where(one, head, 0.0)
+    t_last = np.where(one, 0.0, split["last"] * per_layer + head)
+    t_mid = split["middle"] * per_layer
+    n = np.where(t_last >= t_first, split["last"], split["first"])
+    ends = np.where(one, emb + head, np.where(t_last >= t_first, head, emb))
+    best = np.maximum(t_first, t_last)
+    n = np.where(t_mid > best, split["middle"], n)
+    ends = np.where(t_mid > best, 0.0, ends)
+    return n, ends
+
+
+def _memory(model, s, L, precision, opts, m, split):
     e = ACT_BYTES[precision]
-    st = mem.state_bytes(model, L.tp, L.pp, L.dp, L.zero, precision, L.ep, L.etp, L.cp)
+    st = mem.state_bytes(model, L.tp, L.pp, L.dp, L.zero, precision, split, L.ep, L.etp, L.cp)
     act = np.zeros(L.tp.shape)
     r = routed_factor(L.ep, opts.moe_capacity_factor, opts.moe_imbalance)
     for code, name in enumerate(("none", "selective", "full")):
@@ -305,7 +341,8 @@ def _memory(model, s, L, precision, opts, m):
             model, L.mb, s, L.tp, L.cp, L.sp, name, e, opts.attention, opts.dropout, L.etp, r
         )
         act = np.where(L.recompute == code, a, act)
-    n_layers = model.num_hidden_layers / L.pp
+    # the busiest rank's layers, at the first rank's micro-batches in flight (an upper bound)
+    n_layers = split["max"]
     in_flight = mem.in_flight_microbatches(L.pp, L.vpp, m)
     acts = act * n_layers * in_flight + mem.logits_bytes(model, L.mb, s, L.tp, L.cp)
     # ZeRO-3 materialises one layer's full parameters (and gradients) while computing it

@@ -3,11 +3,11 @@ gradients' own data-parallel group (see `simulator.costmodel.moe` for the layer'
 
 Per micro-batch and average layer (a MoE layer in `moe_fraction` of the layers):
 
-- forward: dispatch all-to-all before the experts, combine after them; backward: the combine's
-  gradient before the experts' backward and the dispatch's after it; full recompute re-runs the
-  forward pair. Blocking on the compute stream (the experts need their tokens), except that
-  with `Options.moe_a2a_overlap` the dispatch runs beside the shared experts forward and its
-  gradient beside their backward (the SimPy engine pairs the same kernels).
+- the all-to-alls where the step plan puts them (`simulator.plan.layer.ep_all_to_alls`):
+  forward dispatch and combine, backward their gradients, full recompute re-runs the forward
+  pair. Blocking on the compute stream (the experts need their tokens), except that with
+  `Options.moe_a2a_overlap` the dispatch (and its gradient) runs beside the shared experts
+  (`plan.rules.beside`; the SimPy engine executes the same pairing).
 - each all-to-all's group is the `ep` ranks `etp` apart (Megatron-Core's expert rank order
   tp-ep-dp), so an EP group inside one NVLink domain (an NVL72 rack holds 72) stays on NVLink
   and one spanning domains crosses the NICs (`network.alltoall_time`).
@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.costmodel.collectives import bus_factor
+from simulator.costmodel.memory import expert_params_per_device
 from simulator.costmodel.moe import a2a_bytes, routed_factor
 from simulator.costmodel.network import alltoall_time, group_collective_time
 from simulator.model import ModelSpec
 from simulator.options import Options
+from simulator.plan.layer import ep_all_to_alls
+from simulator.plan.rules import beside
 
 
 def expert_dp(L) -> np.ndarray:
@@ -42,34 +46,34 @@ def a2a_time(model: ModelSpec, hw, s: int, L, e: float, opts: Options):
     return model.moe_fraction * alltoall_time(hw, size, L.ep, L.etp)
 
 
-def ep_terms(model, hw, s, L, e, opts, shared_f, shared_b, overlap) -> dict[str, np.ndarray]:
-    """Per micro-batch and layer: total and exposed all-to-all seconds, and their wire bytes.
-
-    `shared_f` / `shared_b`: the shared experts' forward / backward seconds per layer (the
-    window the dispatch hides behind with `moe_a2a_overlap`); `overlap(comm, window, phi)` is
-    the closed form's overlap rule.
-    """
+def ep_terms(model, hw, s, L, e, opts, kernel) -> dict[str, np.ndarray]:
+    """Per micro-batch and layer: total, exposed and compute-slowdown seconds of the
+    expert-parallel all-to-alls, and their wire bytes, as the step plan places them
+    (`simulator.plan.layer.ep_all_to_alls`); `kernel` holds each kernel's (forward, backward)
+    seconds per layer, the windows of the overlapped ones (`plan.rules.beside`)."""
+    zero = np.zeros(L.tp.shape)
+    if not model.is_moe:
+        return {"ep_total": zero, "ep_exposed": zero, "ep_slow": zero, "ep_wire": zero}
     one = a2a_time(model, hw, s, L, e, opts)
-    n = 4 + 2 * (L.recompute == 2)
-    total = n * one
-    if opts.moe_a2a_overlap:
-        phi = opts.comm_interference
-        hidden_pair = overlap(one, shared_f, phi) + overlap(one, shared_b, phi)
-        exposed = hidden_pair + (n - 2) * one
-    else:
-        exposed = total
-    if model.is_moe:
-        r = routed_factor(L.ep, opts.moe_capacity_factor, opts.moe_imbalance)
-        size = a2a_bytes(model, L.mb * s / L.cp, L.tp, L.etp, r, e)
-        wire = n * model.moe_fraction * size * (L.ep - 1) / L.ep
-    else:
-        wire = np.zeros(L.tp.shape)
-    return {"ep_total": total, "ep_exposed": exposed, "ep_wire": wire}
+    full = L.recompute == 2
+    total = exposed = slow = 0.0
+    for backward in (False, True):
+        for a in ep_all_to_alls(backward):
+            count = 1.0 if backward else 1.0 + full
+            if opts.moe_a2a_overlap and a.partner in kernel:
+                exp, sl = beside(one, kernel[a.partner][int(backward)], opts.comm_interference)
+            else:
+                exp, sl = one, 0.0
+            total, exposed, slow = total + count * one, exposed + count * exp, slow + count * sl
+    r = routed_factor(L.ep, opts.moe_capacity_factor, opts.moe_imbalance)
+    size = a2a_bytes(model, L.mb * s / L.cp, L.tp, L.etp, r, e)
+    wire = (4 + 2 * full) * model.moe_fraction * size * bus_factor("all_to_all", L.ep)
+    return {"ep_total": total, "ep_exposed": exposed, "ep_slow": slow, "ep_wire": wire}
 
 
-def expert_params(model: ModelSpec, L) -> np.ndarray:
-    """Routed-expert parameters one device holds (its stage's layers, split over ep x etp)."""
-    return model.num_hidden_layers / L.pp * model.expert_layer_params() / (L.ep * L.etp)
+def expert_params(model: ModelSpec, L, stages) -> np.ndarray:
+    """Routed-expert parameters the busiest device holds (split over ep x etp)."""
+    return expert_params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
 
 
 def expert_sync(hw, L, p_exp, g_bytes: float, w_bytes: float):

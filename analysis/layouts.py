@@ -27,16 +27,22 @@ class Layouts:
     zero: np.ndarray
     sp: np.ndarray
     recompute: np.ndarray
+    first: np.ndarray | None = None
+    """Layers pinned on the first pipeline stage; 0 = the default split (None = all 0)."""
+    last: np.ndarray | None = None
+    """Layers pinned on the last pipeline stage; 0 = the default split (None = all 0)."""
     ep: np.ndarray | None = None
     """Expert-parallel degree (None: 1 everywhere, filled in at construction)."""
     etp: np.ndarray | None = None
     """Expert tensor-parallel degree (None: 1)."""
 
     def __post_init__(self) -> None:
-        if self.ep is None:
-            object.__setattr__(self, "ep", np.ones_like(self.tp))
-        if self.etp is None:
-            object.__setattr__(self, "etp", np.ones_like(self.tp))
+        for k in ("first", "last"):
+            if getattr(self, k) is None:
+                object.__setattr__(self, k, np.zeros(self.tp.shape, dtype=np.int64))
+        for k in ("ep", "etp"):
+            if getattr(self, k) is None:
+                object.__setattr__(self, k, np.ones(self.tp.shape, dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -61,6 +67,8 @@ class Layouts:
             zero=[c.zero_stage for c in configs],
             sp=[int(c.sequence_parallel) for c in configs],
             recompute=[RECOMPUTE_MODES.index(c.recompute) for c in configs],
+            first=[c.first_stage_layers or 0 for c in configs],
+            last=[c.last_stage_layers or 0 for c in configs],
             ep=[c.ep for c in configs],
             etp=[c.expert_tp for c in configs],
         )

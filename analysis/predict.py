@@ -6,13 +6,17 @@ from dataclasses import asdict, fields, replace
 from typing import Any
 
 from analysis.closed_form import Options, evaluate
+from analysis.energy_levels import run_levels, step_levels
 from analysis.layouts import Layouts
 from analysis.seed import document_predictions
 from hwprofiles.errors import UserError
+from hwprofiles.power_levels import compute_power_model
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.flops import model_flops_per_token, recompute_flops_per_token
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
+from simulator.reliability.options import ReliabilityOptions
+from simulator.reliability.run import whole_run
 from simulator.result import StepResult
 
 ENGINES = ("analytic", "des")
@@ -49,6 +53,7 @@ def predict(
     options: Options | None = None,
     tokens: float | None = None,
     devices_busy: int | None = None,
+    reliability: ReliabilityOptions | None = None,
     **engine_options: Any,
 ) -> StepResult:
     """Predict one training step of `workload` on `hardware`.
@@ -57,7 +62,9 @@ def predict(
     `engine_options` such as `seed`, `jitter`, `contention` go to it). `tokens` sets the
     training budget for `time_to_train_s`. `devices_busy` is how many devices of one host
     compute at once (default: GPUs per node, or all GPUs if fewer); it matters only for
-    profiles with measured `host_contention` (CPU ranks sharing a machine).
+    profiles with measured `host_contention` (CPU ranks sharing a machine). With `tokens`,
+    `reliability` sets failures, checkpoints and restarts of the whole run (closed form; the
+    SimPy engine also samples the run over seeds for P10/P50/P90).
     """
     if engine not in ENGINES:
         raise UserError(f"engine: {engine!r} must be one of {ENGINES}")
@@ -68,6 +75,8 @@ def predict(
     alone = hardware
     busy = devices_busy or min(hardware.node.gpus_per_node, w.num_gpus)
     hardware = hardware.under_load(busy, p.precision)
+    # the board draws less than TDP while computing, by dtype (hwprofiles/data/power.toml)
+    hardware = replace(hardware, power=compute_power_model(hardware, p.precision))
     r = analytic_arrays(w, hardware, opts)
     extra: dict[str, Any] = {}
     if engine == "des":
@@ -88,6 +97,7 @@ def predict(
     ):
         w32 = replace(w, parallel=replace(p, precision="fp32"))
         hw32 = alone.under_load(busy, "fp32")
+        hw32 = replace(hw32, power=compute_power_model(hw32, "fp32"))
         e_fp32 = analytic_arrays(w32, hw32, opts)["energy_per_gpu_j"] * n
     energy = r["energy_per_gpu_j"] * n
     breakdown = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("breakdown/")}
@@ -130,6 +140,37 @@ def predict(
         energy_fp32_j=e_fp32,
     )
     res.document["speedup_llmcap"] = t1 / res.step_time_s
+    if e_fp32 is not None:
+        d = res.document
+        d["energy_per_token_j"] = {
+            "fp32_llmcap": e_fp32 / tokens_step,
+            "seed_literal": d["energy_mixed_literal_j"] / tokens_step,
+            "seed_intended": d["energy_mixed_intended_j"] / tokens_step,
+            p.precision + "_llmcap": energy / tokens_step,
+        }
+        d["compute_power_w"] = {
+            "fp32": float(hw32.power.power(1.0)),
+            p.precision: float(hardware.power.power(1.0)),
+        }
+    res.power = step_levels(res, hardware)
+    if tokens is not None:
+        rel = reliability or ReliabilityOptions()
+        if engine == "des":
+            rel = replace(rel, seed=int(engine_options.get("seed", 0)))
+        res.whole_run = whole_run(
+            work_s=res.time_to_train_ideal_s or 0.0,
+            step_time_s=res.step_time_s,
+            n_params=model.num_params(),
+            precision=p.precision,
+            zero_stage=p.zero_stage,
+            dp=p.dp,
+            num_gpus=n,
+            gpus_per_node=hardware.node.gpus_per_node,
+            nics_per_node=hardware.node.nics_per_node,
+            options=rel,
+            sample=engine == "des",
+        )
+        res.whole_run.update(run_levels(res, hardware, res.power))
     if not res.fits_in_memory:
         over = res.memory_per_gpu_bytes - res.memory_capacity_bytes
         res.notes.append(
@@ -182,8 +223,17 @@ def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
 
 
 def _parallel_inputs(w: Workload) -> dict[str, Any]:
-    """The layout as given, without the expert degrees of a dense model."""
+    """The layout as given; the pins and the per-stage layers only where the split is uneven
+    or pinned (even splits keep their documents unchanged); the expert degrees only for a
+    mixture-of-experts model."""
     out = asdict(w.parallel) | {"num_microbatches": w.parallel.num_microbatches}
+    for k in ("first_stage_layers", "last_stage_layers"):
+        if out[k] is None:
+            del out[k]
+    if len(set(w.split)) > 1:
+        out["stage_layers"] = list(w.stage_layer_counts)
+        if w.parallel.vpp > 1:
+            out["chunk_layers"] = list(w.split)
     if w.model.is_moe:
         out |= {"etp": w.parallel.expert_tp, "expert_dp": w.parallel.expert_dp}
     else:

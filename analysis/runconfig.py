@@ -5,6 +5,7 @@ Run file sections (Calculon-style separation of model, execution and system)::
     [model]        name = "llama3-70b"   # or config = "path/config.json", or inline HF fields
                    hidden_size = 4096    # beside name/config: overrides that field of it
     [parallelism]  tp = 8  pp = 4  vpp = 1  cp = 1  dp = -1  sp = true  zero = 1
+                   first_stage_layers = 7  last_stage_layers = 7   # pin an uneven split
     [training]     seq_len = 4096  micro_batch = 1  global_batch = 1024
                    precision = "bf16"  recompute = "selective"  tokens = 15e12
     [cluster]      hardware = "h100-sxm"  gpus = 1024  gpus_per_node = 8
@@ -12,6 +13,11 @@ Run file sections (Calculon-style separation of model, execution and system)::
     [options]      attention = "flash"  dropout = false  overlap_tp_comm = false ...
 
 Command-line flags override the file. Unknown keys are errors (a typo must not be ignored).
+
+Adaptive defaults: without `seq_len` the model's pre-training length is used
+(`simulator.models_catalogue.pretraining_seq_len`); without both `tp` and `pp` the layout is
+the fastest valid one for the model and GPU count (`analysis.autolayout.fastest_layout`,
+restricted to the layout values that are given); without `global_batch`, ~4M tokens per step.
 
 `[model]`: `config` (a file) or `name` (a preset, or a file path as `--model` takes) selects the
 base model and every other key overrides that `ModelSpec` field, whatever the order of the keys;
@@ -22,8 +28,9 @@ whole model, inline. A `[model]` table is taken whole from the highest layer tha
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,29 +40,32 @@ from hwprofiles.inputs import read_toml
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
+from simulator.reliability.options import ReliabilityOptions
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    # The quickstart what-if: Llama-3-70B on 1,024 H100 SXM (128 DGX H100 nodes), a layout of
-    # the kind Meta reports for Llama 3 pre-training (TP 8 inside a node, PP across nodes,
-    # Dubey et al. 2024, "The Llama 3 Herd of Models", Table 4) at 4 M tokens per step.
+    # The quickstart what-if: Llama-3-70B on 1,024 H100 SXM (128 DGX H100 nodes). The layout,
+    # the sequence length and the global batch adapt to the model and GPU count when not given
+    # (None here): see `FIXED_LAYOUT` and `build_run`.
     "model": {"name": "llama3-70b"},
     "parallelism": {
-        "tp": 8,
-        "pp": 4,
-        "vpp": 1,
-        "cp": 1,
-        "dp": -1,
-        "sp": True,
-        "zero": 1,
-        "ep": 1,
+        "tp": None,
+        "pp": None,
+        "vpp": None,
+        "cp": None,
+        "dp": None,
+        "sp": None,
+        "zero": None,
+        "first_stage_layers": None,
+        "last_stage_layers": None,
+        "ep": None,
         "etp": None,
     },
     "training": {
-        "seq_len": 4096,
-        "micro_batch": 1,
-        "global_batch": 1024,
+        "seq_len": None,
+        "micro_batch": None,
+        "global_batch": None,
         "precision": "bf16",
-        "recompute": "selective",
+        "recompute": None,
         "tokens": None,
     },
     "cluster": {
@@ -68,7 +78,47 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "topology": None,
     },
     "options": {},
+    # failures, checkpoints and restarts of the whole run (None = simulator.reliability default)
+    "reliability": {
+        "checkpoint_interval_s": None,
+        "mtbf_scale": None,
+        "failure_rates": None,
+        "storage_bandwidth_gb_per_s": None,
+        "filesystem_bandwidth_gb_per_s": None,
+        "async_checkpoint": None,
+        "restart_s": None,
+        "warmup_steps": None,
+        "weibull_shape": None,
+        "seeds": None,
+    },
 }
+"""None = not given: chosen per model and GPU count by `build_run`."""
+
+FIXED_LAYOUT: dict[str, Any] = {
+    "vpp": 1,
+    "cp": 1,
+    "dp": -1,
+    "sp": True,
+    "zero": 1,
+    "micro_batch": 1,
+    "recompute": "selective",
+    "ep": 1,
+    "etp": None,
+}
+"""What the other layout values are when tp and pp are both given: Megatron-LM's usual
+recipe (sequence parallelism with TP, ZeRO-1 distributed optimizer, selective recompute;
+Korthikanti et al. 2022), no interleaving, no context parallelism, micro-batch 1."""
+
+LAYOUT_FLAGS = (
+    "tp", "pp", "vpp", "cp", "dp", "sp", "zero", "micro_batch", "recompute", "ep", "etp"
+)  # fmt: skip
+
+
+def default_global_batch(seq_len: int) -> int:
+    """Sequences per step when not given: ~4M tokens (`analysis.planner.space`)."""
+    from analysis.planner.space import DEFAULT_BATCH_TOKENS
+
+    return max(1, round(DEFAULT_BATCH_TOKENS / seq_len))
 
 
 @dataclass(frozen=True)
@@ -78,6 +128,11 @@ class Run:
     options: Options
     tokens: float | None
     spec: dict[str, dict[str, Any]]
+    reliability: ReliabilityOptions = field(default_factory=ReliabilityOptions)
+    seq_len_note: str = "given"
+    """Where the sequence length comes from ("given" or the model's pre-training length)."""
+    layout_note: str = "given"
+    """How the layout was chosen ("given", or searched: the fastest that fits)."""
 
 
 def read_run_file(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -158,13 +213,11 @@ def resolve_model(table: Mapping[str, Any]) -> ModelSpec:
     return replace(spec, source=f"{base.source}; overridden by the run: {changed}")
 
 
-def build_run(spec: dict[str, dict[str, Any]]) -> Run:
-    """Resolve model and hardware presets, validate the layout, return a ready `Run`."""
+def resolve_hardware(c: Mapping[str, Any]) -> HardwareProfile:
+    """The hardware profile of a merged `[cluster]` table."""
     from hwprofiles.catalogue import load_profile
 
-    model = resolve_model(spec["model"])
-    c = spec["cluster"]
-    hw = load_profile(
+    return load_profile(
         c["hardware"],
         gpus_per_node=c.get("gpus_per_node"),
         scale_out=c.get("scale_out"),
@@ -172,28 +225,100 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
         oversubscription=c.get("oversubscription"),
         topology=c.get("topology"),
     )
+
+
+def build_run(spec: dict[str, dict[str, Any]]) -> Run:
+    """Resolve model and hardware presets, validate the layout, return a ready `Run`."""
+    model = resolve_model(spec["model"])
+    c = spec["cluster"]
+    hw = resolve_hardware(c)
     gpus = c["gpus"]
     if not isinstance(gpus, int) or gpus < 1:
         raise UserError(f"gpus: {gpus!r} must be a positive integer")
     p, t = spec["parallelism"], spec["training"]
-    parallel = ParallelConfig(
-        tp=p["tp"],
-        pp=p["pp"],
-        vpp=p["vpp"],
-        cp=p["cp"],
-        dp=p["dp"],
-        sequence_parallel=bool(p["sp"]) and p["tp"] > 1,
-        zero_stage=p["zero"],
-        micro_batch_size=t["micro_batch"],
-        global_batch_size=t["global_batch"],
-        recompute=t["recompute"],
-        precision=t["precision"],
-        ep=p["ep"],
-        etp=p["etp"],
-    ).resolve(gpus)
-    workload = Workload(model, parallel, t["seq_len"])
+    seq_len, seq_note = t["seq_len"], "given"
+    if seq_len is None:
+        from simulator.models_catalogue import pretraining_seq_len
+
+        seq_len, seq_note = pretraining_seq_len(model)
+    given = {k: (p[k] if k in p else t[k]) for k in LAYOUT_FLAGS}
     options = Options(**spec.get("options", {}))
+    if given["tp"] is None or given["pp"] is None:
+        from analysis.autolayout import fastest_layout
+
+        chosen = fastest_layout(
+            model, hw, gpus, t["precision"], seq_len, t["global_batch"], given, options
+        )
+        parallel = layout_config(chosen.row, t["precision"], gpus)
+        layout_note = chosen.note
+    else:
+        v = {k: (FIXED_LAYOUT[k] if given[k] is None else given[k]) for k in LAYOUT_FLAGS}
+        parallel = ParallelConfig(
+            tp=v["tp"],
+            pp=v["pp"],
+            vpp=v["vpp"],
+            cp=v["cp"],
+            dp=v["dp"],
+            sequence_parallel=bool(v["sp"]) and v["tp"] > 1,
+            zero_stage=v["zero"],
+            micro_batch_size=v["micro_batch"],
+            global_batch_size=t["global_batch"] or default_global_batch(seq_len),
+            recompute=v["recompute"],
+            precision=t["precision"],
+            ep=v["ep"],
+            etp=v["etp"],
+        ).resolve(gpus)
+        layout_note = "given"
+    pins = {k: p.get(k) for k in ("first_stage_layers", "last_stage_layers")}
+    if any(v is not None for v in pins.values()):
+        parallel = replace(parallel, **pins)
+    workload = Workload(model, parallel, seq_len)
     tokens = t.get("tokens")
-    if tokens is not None and float(tokens) <= 0:
-        raise UserError(f"tokens: {tokens} must be > 0")
-    return Run(workload, hw, options, float(tokens) if tokens else None, spec)
+    if tokens is not None:
+        tokens = float(tokens)
+        if not (math.isfinite(tokens) and tokens > 0):
+            raise UserError("tokens", t["tokens"], "must be a finite number > 0")
+    rel = reliability_options(spec.get("reliability", {}))
+    return Run(workload, hw, options, tokens, spec, rel, seq_note, layout_note)
+
+
+def layout_config(row: Mapping[str, int], precision: str, gpus: int) -> ParallelConfig:
+    """The resolved `ParallelConfig` of a searched layout (`Layouts.row` keys)."""
+    from simulator.parallel import RECOMPUTE_MODES
+
+    return ParallelConfig(
+        tp=row["tp"],
+        pp=row["pp"],
+        vpp=row["vpp"],
+        cp=row["cp"],
+        micro_batch_size=row["mb"],
+        global_batch_size=row["gbs"],
+        zero_stage=row["zero"],
+        sequence_parallel=bool(row["sp"]),
+        recompute=RECOMPUTE_MODES[row["recompute"]],
+        precision=precision,  # type: ignore[arg-type]
+        ep=row.get("ep", 1),
+        etp=row.get("etp"),
+    ).resolve(gpus)
+
+
+_GB = 1e9  # run files and flags give bandwidths in decimal GB/s
+_INF = float("inf")
+
+
+def reliability_options(table: Mapping[str, Any]) -> ReliabilityOptions:
+    """`ReliabilityOptions` from a merged `[reliability]` table (None = default)."""
+    given = {k: v for k, v in table.items() if v is not None}
+    for key in ("storage_bandwidth_gb_per_s", "filesystem_bandwidth_gb_per_s"):
+        if key in given:
+            v = given.pop(key)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0 or v == _INF:
+                raise UserError(
+                    key.removesuffix("_gb_per_s"), v, "must be a finite number > 0 (GB/s)"
+                )
+            given[key.replace("_gb_per_s", "_bps")] = v * _GB
+    if "async_checkpoint" in given and not isinstance(given["async_checkpoint"], bool):
+        raise UserError("async_checkpoint", given["async_checkpoint"], "must be true or false")
+    if "failure_rates" in given:
+        given["failure_rates"] = str(given["failure_rates"])
+    return ReliabilityOptions(**given)

@@ -22,6 +22,7 @@ from typing import Any
 from analysis.cli.common import write_atomic
 from analysis.closed_form import Options
 from analysis.predict import predict
+from analysis.render import parallel_text
 from analysis.seed import speedup_linear
 from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
@@ -49,6 +50,8 @@ class ScalePoint:
     mfu: float
     fits_in_memory: bool
     saturated_links: tuple[str, ...] = ()
+    layout: str = ""
+    """The point's layout, e.g. "tp8 pp4 dp32 mb1 gbs512 zero1 sp rc-selective"."""
 
 
 def with_scale_out_gbps(hw: HardwareProfile, gbps: float) -> HardwareProfile:
@@ -100,6 +103,7 @@ def sweep(
                     mfu=r.mfu,
                     fits_in_memory=r.fits_in_memory,
                     saturated_links=tuple(r.extra.get("saturated_links", ())),
+                    layout=parallel_text(asdict(p)),
                 )
             )
     return out

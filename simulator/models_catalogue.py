@@ -28,7 +28,16 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SPEC_FIELDS = frozenset(f.name for f in fields(ModelSpec))
-_META = frozenset({"family", "source", "published_params", "published_active_params", "hf_repo"})
+_META = frozenset(
+    {
+        "family",
+        "source",
+        "published_params",
+        "published_active_params",
+        "hf_repo",
+        "pretrain_seq_len",
+    }
+)
 _HF_HINTS = ("model_type", "architectures", "n_embd", "n_embed", "d_model", "n_layer")
 
 
@@ -43,6 +52,9 @@ class Preset:
     hf_repo: str | None
     published_active_params: float | None = None
     """Parameters a token uses, as published (mixture-of-experts models)."""
+    pretrain_seq_len: int | None = None
+    """Tokens per sequence in the model's (main) pre-training, which may be shorter than its
+    context `max_position_embeddings` (Llama 3.1: 8,192 vs 131,072)."""
 
 
 def _key(name: str) -> str:
@@ -60,7 +72,7 @@ def _build(name: str, table: Mapping[str, Any], families: Mapping[str, Any], whe
     if family is not None:
         if family not in families:
             raise UserError(f"{where}: family {family!r} unknown; known: {sorted(families)}")
-        base = {k: v for k, v in families[family].items() if k != "source"}
+        base = {k: v for k, v in families[family].items() if k in SPEC_FIELDS}
     if not str(table.get("source", "")).strip():
         raise UserError(f"{where}: 'source' is required (cite the paper table or config.json)")
     merged = base | {k: v for k, v in table.items() if k in SPEC_FIELDS}
@@ -72,6 +84,11 @@ def _build(name: str, table: Mapping[str, Any], families: Mapping[str, Any], whe
     except ValueError as e:
         raise UserError(f"{where}: {e}") from e
     fam_source = families[family].get("source", "") if family is not None else ""
+    seq = table.get("pretrain_seq_len")
+    if seq is None and family is not None:
+        seq = families[family].get("pretrain_seq_len")
+    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
+        raise UserError(f"{where}: pretrain_seq_len {seq!r} must be an integer >= 1")
     return Preset(
         spec,
         family,
@@ -79,6 +96,7 @@ def _build(name: str, table: Mapping[str, Any], families: Mapping[str, Any], whe
         table.get("published_params"),
         table.get("hf_repo"),
         table.get("published_active_params"),
+        seq,
     )
 
 
@@ -146,6 +164,28 @@ def model_info(name: str) -> dict[str, Any]:
         "published_active_params": p.published_active_params,
         "active_params": p.spec.active_params(),
     }
+
+
+FALLBACK_SEQ_CAP = 8192
+"""Sequence length used for a model that is not a preset when its context is longer: long
+contexts are reached by a short extension stage after pre-training at a few thousand tokens
+(Llama 3: 8K then 128K, Llama Team 2024 §3.4; Qwen2: 4K then 32K, arXiv:2407.10671 §3.2)."""
+
+
+def pretraining_seq_len(model: ModelSpec) -> tuple[int, str]:
+    """(tokens per sequence, why) the commands use when --seq-len is not given.
+
+    A preset's pre-training length (`pretrain_seq_len` in models.toml); for any other model
+    its context `max_position_embeddings`, capped at `FALLBACK_SEQ_CAP`.
+    """
+    preset = _catalogue().get(_key(model.name))
+    if preset is not None and preset.pretrain_seq_len is not None:
+        return preset.pretrain_seq_len, f"{preset.spec.name}'s pre-training length"
+    ctx = model.max_position_embeddings
+    known = "no published pre-training length" if preset is not None else "not a preset"
+    if ctx > FALLBACK_SEQ_CAP:
+        return FALLBACK_SEQ_CAP, f"context {ctx} capped at {FALLBACK_SEQ_CAP}; {known}"
+    return ctx, f"the model's context; {known}"
 
 
 def _from_mapping(data: Mapping[str, Any], where: str, default_name: str) -> ModelSpec:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from hwprofiles.errors import UserError
 from simulator.model import ModelSpec
+from simulator.pipeline_split import physical_stage_layers, stage_layers
 
 Recompute = Literal["none", "selective", "full"]
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4"]
@@ -57,6 +58,11 @@ class ParallelConfig:
     """Expert tensor-parallel degree: each expert's GEMMs split over `etp` ranks. None = 1,
     what Megatron-Core's MoE recipes (DeepSeek-V3, Mixtral, Qwen3) set with parallel folding
     (its library default is tp)."""
+    first_stage_layers: int | None = None
+    """Layers pinned on the first pipeline stage (None = the default split,
+    `simulator.pipeline_split`)."""
+    last_stage_layers: int | None = None
+    """Layers pinned on the last pipeline stage (None = the default split)."""
 
     def __post_init__(self) -> None:
         for f in ("tp", "pp", "vpp", "cp", "micro_batch_size"):
@@ -73,6 +79,10 @@ class ParallelConfig:
             raise UserError(f"precision: {self.precision!r} must be one of {PRECISIONS}")
         if self.vpp > 1 and self.pp == 1:
             raise UserError(f"vpp: {self.vpp} needs pp > 1 (interleaving needs a pipeline)")
+        for f in ("first_stage_layers", "last_stage_layers"):
+            v = getattr(self, f)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise UserError(f"{f}: {v!r} must be an integer >= 1 (a stage cannot be empty)")
         if self.global_batch_size is not None and self.global_batch_size < 1:
             raise UserError(f"global_batch_size: {self.global_batch_size} must be >= 1")
         if not isinstance(self.ep, int) or isinstance(self.ep, bool) or self.ep < 1:
@@ -165,12 +175,7 @@ class Workload:
                 f"tp: num_key_value_heads = {m.kv_heads} and tp = {p.tp}: one must divide the other"
             )
         _check_experts(m, p)
-        stages = p.pp * p.vpp
-        if m.num_hidden_layers % stages:
-            raise UserError(
-                f"pp: num_hidden_layers = {m.num_hidden_layers} not divisible by pp*vpp = "
-                f"{p.pp}*{p.vpp} = {stages}"
-            )
+        self.split  # noqa: B018 - validates: only an empty stage is an error
         if self.seq_len % p.cp:
             raise UserError(f"cp: seq_len = {self.seq_len} not divisible by cp = {p.cp}")
         if p.sequence_parallel and self.seq_len % (p.tp * p.cp):
@@ -188,8 +193,22 @@ class Workload:
         return self.parallel.global_batch_size * self.seq_len  # type: ignore[operator]
 
     @property
+    def split(self) -> tuple[int, ...]:
+        """Layers of each virtual stage in pipeline order (`simulator.pipeline_split`)."""
+        p = self.parallel
+        return stage_layers(
+            self.model.num_hidden_layers, p.pp, p.vpp, p.first_stage_layers, p.last_stage_layers
+        )
+
+    @property
+    def stage_layer_counts(self) -> tuple[int, ...]:
+        """Layers on each pipeline rank (its chunks together)."""
+        return physical_stage_layers(self.split, self.parallel.pp)
+
+    @property
     def layers_per_stage(self) -> int:
-        return self.model.num_hidden_layers // self.parallel.pp
+        """Layers on the busiest pipeline rank."""
+        return max(self.stage_layer_counts)
 
 
 def _check_experts(m: ModelSpec, p: ParallelConfig) -> None:

@@ -61,6 +61,11 @@ class StepResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    power: dict[str, Any] = field(default_factory=dict)
+    """Node and facility energy per step and GPU energy by phase (`analysis.energy_levels`)."""
+    whole_run: dict[str, Any] = field(default_factory=dict)
+    """With a token budget: wall clock with failures, checkpoints and restarts
+    (`simulator.reliability.run.whole_run`), energy to train at each level."""
 
     @property
     def tokens_per_s(self) -> float:
@@ -107,10 +112,18 @@ class StepResult:
         return self.single_gpu_step_time_s / (self.step_time_s * self.num_gpus)
 
     @property
-    def time_to_train_s(self) -> float | None:
+    def time_to_train_ideal_s(self) -> float | None:
+        """Steps x step time: no failures, checkpoints or restarts."""
         if self.tokens_to_train is None:
             return None
         return self.tokens_to_train / self.tokens_per_s
+
+    @property
+    def time_to_train_s(self) -> float | None:
+        """Expected wall clock to train the token budget, goodput included when modelled."""
+        if "time_to_train_s" in self.whole_run:
+            return float(self.whole_run["time_to_train_s"])
+        return self.time_to_train_ideal_s
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract (rounded, key order fixed)."""
@@ -142,6 +155,8 @@ class StepResult:
             "provenance": self.provenance,
             "notes": list(self.notes),
         }
+        d.update(self.power)
+        d.update(self.whole_run)
         if self.extra:
             d["extra"] = self.extra
         return round_sig(d)

@@ -13,9 +13,9 @@ from hwprofiles.calibration.store import (
     find_saved,
     list_saved,
     safe_name,
-    umask,
 )
 from hwprofiles.calibration.writer import write_profile
+from hwprofiles.outputs import umask
 
 SUMMARY = {"format": FORMAT, "name": "t", "level": "tiny"}
 TABLES = {

@@ -5,12 +5,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from analysis.closed_form import Options, evaluate, overlap
+from analysis.closed_form import Options, evaluate
 from analysis.layouts import Layouts
 from analysis.predict import predict
 from hwprofiles.catalogue import load_profile
 from simulator.models_catalogue import load_model
 from simulator.parallel import ParallelConfig, Workload
+from simulator.plan.rules import beside
 
 
 def run(model="llama-3-8b", hw="h100-sxm", gpus=8, seq=4096, opts=None, **par):
@@ -55,9 +56,12 @@ def test_slower_network_exposes_more_dp_communication():
 
 
 def test_overlap_hides_only_what_fits_and_costs_interference():
-    assert overlap(1.0, 3.0, 0.0) == 0.0
-    assert overlap(3.0, 1.0, 0.0) == pytest.approx(2.0)
-    assert overlap(1.0, 3.0, 0.2) == pytest.approx(0.2)
+    assert beside(1.0, 3.0, 0.0) == (0.0, 0.0)
+    assert beside(3.0, 1.0, 0.0) == pytest.approx((2.0, 0.0))
+    # hidden: the kernel is slowed by 0.2 of the collective's time, nothing exposed
+    assert beside(1.0, 3.0, 0.2) == pytest.approx((0.0, 0.2))
+    # longer than the slowed kernel (1 / 0.8 s): the rest is exposed
+    assert beside(3.0, 1.0, 0.2) == pytest.approx((3.0 - 1.25, 0.25))
     no = run(gpus=16, global_batch_size=16, opts=Options(overlap_grad_reduce=False))
     yes = run(gpus=16, global_batch_size=16)
     assert yes.breakdown["comm_dp"] < no.breakdown["comm_dp"]

@@ -49,8 +49,10 @@ def test_bad_fields(kw, match):
 def test_workload_checks_heads_and_layers():
     with pytest.raises(ValueError, match="num_attention_heads = 32 not divisible by tp = 3"):
         Workload(M, ParallelConfig(tp=3).resolve(3))
-    with pytest.raises(ValueError, match="num_hidden_layers = 32 not divisible by pp\\*vpp"):
-        Workload(M, ParallelConfig(pp=3).resolve(3))
+    # an uneven split is valid (Megatron-Core's: the loss counted as a layer)
+    assert Workload(M, ParallelConfig(pp=3).resolve(3)).stage_layer_counts == (11, 11, 10)
+    with pytest.raises(ValueError, match="33 stage\\(s\\) would be empty"):
+        Workload(M, ParallelConfig(pp=65).resolve(65))
     w = Workload(M, ParallelConfig(tp=8, pp=4, global_batch_size=16).resolve(64), 4096)
     assert w.tokens_per_step == 16 * 4096
     assert w.layers_per_stage == 8

@@ -101,9 +101,10 @@ def test_no_feasible_layout_says_memory(tmp_path):
 
 
 def test_no_feasible_layout_names_the_divisibility_rule_to_relax():
-    # 48 GPUs: dp is always a multiple of 3, and 8 sequences never split into dp parts
+    # 296 GPUs (37 nodes): no stage count up to the 32 layers absorbs the prime 37, so dp is
+    # always a multiple of 37, and 8 sequences never split into dp parts
     res = CliRunner().invoke(app, ["plan", "--model", "llama-3-8b", "--tokens", "1T",
-                                   "--hardware", "h100-sxm", "--gpus", "48", "--no-progress",
+                                   "--hardware", "h100-sxm", "--gpus", "296", "--no-progress",
                                    "--global-batch", "8"])  # fmt: skip
     _one_line_error(res, "divisibility", "global_batch", "fails alone")
     assert "gpus:" not in res.stderr
@@ -128,8 +129,8 @@ def test_unmet_budget_names_the_closest():
         (["--hardware", "h100-sxm", "--gpus", "8", "--precision", "int4"], "precision"),
         (["--hardware", "h100-sxm", "--gpus", "8", "--pue", "0.5"], "pue"),
         (
-            ["--hardware", "h100-sxm", "--gpus", "8", "--price-table", "/nonexistent.toml"],
-            "price_table",
+            ["--hardware", "h100-sxm", "--gpus", "8", "--prices", "/nonexistent.toml"],
+            "prices",
         ),
     ],
 )

@@ -15,7 +15,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from analysis.cli.common import echo_json, run_guarded
+from analysis.cli.common import check_output, echo_json, run_guarded, staged_dir
 from hwprofiles.errors import UserError
 from validation.compare import ENGINES
 from validation.gptconfig import load_config
@@ -165,6 +165,8 @@ def register(app: typer.Typer) -> None:
         if repredict is not None:
             _repredict(repredict, hardware, engines, json_out, err)
             return
+        if out is not None:
+            run_guarded(lambda: check_output(out, "--out", "dir"))  # before any run
         matrix = run_guarded(lambda: build_matrix(**o))
         eng = run_guarded(lambda: _choices(engines, "engines", ENGINES))
         hw = run_guarded(
@@ -190,11 +192,19 @@ def register(app: typer.Typer) -> None:
 
         old = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
         try:
-            with tempfile.TemporaryDirectory(prefix="llmcap-validate-") as tmp:
+            # the results are staged beside --out and renamed into place when the report is
+            # written (Ctrl-C included: the report holds the completed runs); a failure or a
+            # second Ctrl-C leaves nothing behind
+            stage = (
+                staged_dir(out, "--out", check=False)
+                if out is not None
+                else tempfile.TemporaryDirectory(prefix="llmcap-validate-")
+            )
+            with stage as tmp:
                 v = run_validation(
                     matrix,
                     hw,
-                    out=out or Path(tmp),
+                    out=Path(tmp),
                     command=canonical_command(matrix, o),
                     engines=eng,
                     on_done=progress,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from analysis.cli.common import echo_json, run_guarded, write_atomic
+from analysis.cli.common import check_output, echo_json, run_guarded, write_output
 
 
 def register(app: typer.Typer) -> None:
@@ -21,6 +21,8 @@ def register(app: typer.Typer) -> None:
         """Predicted vs published step time for the reference runs (median and worst error)."""
 
         def go():
+            if out is not None:
+                check_output(out, "--out")  # before the work, not after it
             from analysis.accuracy.collectives import collective_comparisons
             from analysis.accuracy.run import run_accuracy
 
@@ -30,7 +32,7 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             from analysis.accuracy.report import to_markdown
 
-            write_atomic(out, to_markdown(result, coll))
+            run_guarded(lambda: write_output(out, to_markdown(result, coll), "--out"))
         if json_out:
             echo_json({**result, "collectives": coll})
             return

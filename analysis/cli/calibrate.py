@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from analysis.cli.common import echo_json, fail, run_guarded
+from analysis.cli.common import check_output, echo_json, fail, run_guarded
 from hwprofiles.errors import UserError
+from hwprofiles.outputs import exclusive
 
 
 def _csv(value: str, field: str) -> tuple[str, ...]:
@@ -34,6 +35,14 @@ def _ints(value: str, field: str) -> tuple[int, ...]:
         except ValueError:
             raise UserError(f"{field}: {item!r} is not an integer") from None
     return tuple(out)
+
+
+def _locked(target: Path, cfg: Any, force: bool, bar: Any) -> dict[str, Any]:
+    """Calibrate holding a lock beside `target`: a second `--out SAME` is refused at once."""
+    from hwprofiles.calibration.run import calibrate as run_calibration
+
+    with exclusive(target, "--out"):
+        return run_calibration(cfg, target, force, bar)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -128,7 +137,6 @@ def register(app: typer.Typer) -> None:
         from hwprofiles.calibration.collectives import CollectiveError
         from hwprofiles.calibration.plan import AttentionShape
         from hwprofiles.calibration.run import CalibrationConfig
-        from hwprofiles.calibration.run import calibrate as run_calibration
         from hwprofiles.calibration.store import default_name, default_profile_root, safe_name
         from hwprofiles.calibration.writer import check_target
 
@@ -147,7 +155,8 @@ def register(app: typer.Typer) -> None:
             )
             cfg.validate()
             target = out or default_profile_root() / (cfg.name or default_name(device))
-            check_target(target, force)  # refuse before measuring, not after
+            check_output(target, "--out", "dir")  # refuse before measuring, not after
+            check_target(target, force)
             return cfg, target
 
         cfg, target = run_guarded(configure)
@@ -155,7 +164,7 @@ def register(app: typer.Typer) -> None:
         old_term = signal.signal(signal.SIGTERM, _interrupt)  # clean up on kill/timeout too
         try:
             with _Bar(err) as bar:
-                summary = run_guarded(lambda: run_calibration(cfg, target, force, bar))
+                summary = run_guarded(lambda: _locked(target, cfg, force, bar))
         except CollectiveError as exc:
             fail(str(exc), code=1)
         except KeyboardInterrupt:

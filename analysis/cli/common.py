@@ -1,4 +1,5 @@
-"""Shared CLI plumbing: one-line errors with exit code 2, bug reports, atomic writes, JSON.
+"""Shared CLI plumbing: one-line errors with exit code 2, bug reports, JSON; the output
+helpers (`check_output`, `write_output`, `staged_dir`) are `hwprofiles.outputs`'s.
 
 A `UserError` (bad input: field, value, rule) is printed as ``llmcap: error: <field>: <value>
 <rule>`` with exit code 2 and no traceback. Any other exception is a bug in llmcap: it keeps
@@ -8,19 +9,28 @@ its traceback, followed by a line saying so, and exit code 1.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
 
 from hwprofiles.errors import UserError
+from hwprofiles.outputs import check_output, staged_dir, write_atomic, write_output
 
-__all__ = ["UserError", "dumps", "echo_json", "fail", "report_bug", "run_guarded", "write_atomic"]
+__all__ = [
+    "UserError",
+    "check_output",
+    "dumps",
+    "echo_json",
+    "fail",
+    "report_bug",
+    "run_guarded",
+    "staged_dir",
+    "write_atomic",
+    "write_output",
+]
 
 T = TypeVar("T")
 EXIT_USER_ERROR = 2
@@ -39,13 +49,18 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def report_bug(exc: BaseException) -> NoReturn:
     """Print the traceback of an unexpected exception and a line saying it is a bug; exit 1."""
+    print_bug(exc)
+    raise typer.Exit(EXIT_BUG)
+
+
+def print_bug(exc: BaseException) -> None:
+    """The traceback of `exc` and a line saying that it is a bug in llmcap, on stderr."""
     traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     typer.echo(
         f"llmcap: internal error ({type(exc).__name__}): this is a bug in llmcap, not in your "
         "input; please report it with the command line and the traceback above",
         err=True,
     )
-    raise typer.Exit(EXIT_BUG)
 
 
 def run_guarded(fn: Callable[[], T]) -> T:
@@ -70,23 +85,6 @@ def run_guarded(fn: Callable[[], T]) -> T:
 def dumps(obj: Any) -> str:
     """Deterministic JSON: sorted keys off (contract order), fixed separators, newline."""
     return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
-    """Write `data` to `path` via a temporary file in the same folder and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; reports are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def echo_json(obj: Any) -> None:

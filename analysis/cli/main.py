@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import typer
 
+from analysis.cli.parsing import OneLineErrors
+
 app = typer.Typer(
+    cls=OneLineErrors,  # parser errors as one `llmcap: error:` line, exit 2
     name="llmcap",
     help="Capacity planner for distributed LLM training.",
     no_args_is_help=True,
@@ -19,10 +22,19 @@ app = typer.Typer(
 # Registration order is the order in `llmcap --help`.
 from importlib.metadata import entry_points  # noqa: E402
 
-from analysis.cli import accuracy, calibrate, hardware, plan, scale, simulate  # noqa: E402
-from analysis.cli.common import OPTIONAL, report_bug  # noqa: E402
+from analysis.cli import (  # noqa: E402
+    accuracy,
+    calibrate,
+    cluster,
+    hardware,
+    models,
+    plan,
+    scale,
+    simulate,
+)
+from analysis.cli.common import EXIT_BUG, OPTIONAL, print_bug  # noqa: E402
 
-for _mod in (simulate, scale, plan, hardware, calibrate, accuracy):
+for _mod in (simulate, scale, plan, cluster, models, hardware, calibrate, accuracy):
     _mod.register(app)
 
 # Plug-in commands (validation registers `llmcap validate` here).
@@ -35,7 +47,8 @@ def main() -> None:  # pragma: no cover - console entry point
         app()
     except ModuleNotFoundError as exc:
         if exc.name not in OPTIONAL:
-            report_bug(exc)
+            print_bug(exc)
+            raise SystemExit(EXIT_BUG) from None
         typer.echo(
             f"llmcap: error: {exc.name}: not installed; this command needs the "
             f"'{OPTIONAL[exc.name]}' extra (pip install -e '.[{OPTIONAL[exc.name]}]')",
@@ -43,4 +56,5 @@ def main() -> None:  # pragma: no cover - console entry point
         )
         raise SystemExit(2) from None
     except Exception as exc:
-        report_bug(exc)
+        print_bug(exc)
+        raise SystemExit(EXIT_BUG) from None

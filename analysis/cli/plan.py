@@ -2,52 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from analysis.cli.common import echo_json, fail, run_guarded
+from analysis.cli.common import check_output, echo_json, fail, run_guarded
+from analysis.cli.parse import parse_count, parse_gpus, split_list
 from analysis.planner.costs import SECONDS_PER_DAY
 from hwprofiles.errors import UserError
 
 Opt = typer.Option
-
-_COUNT_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
-
-
-def parse_count(text: str, what: str = "tokens") -> float:
-    """A count such as ``2T``, ``1.5e12``, ``500B`` (billion) or ``300M``; must be > 0."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMBGT]?)\s*", text)
-    if not m:
-        raise UserError(f"{what}: {text!r} is not a count (e.g. 2T, 1.5e12, 500B)")
-    value = float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]
-    if not value > 0:
-        raise UserError(f"{what}: {text!r} must be > 0")
-    return value
-
-
-def split_list(text: str, what: str) -> list[str]:
-    items = [s.strip() for s in text.split(",") if s.strip()]
-    if not items:
-        raise UserError(f"{what}: {text!r} is empty; give a comma-separated list")
-    return items
-
-
-def parse_gpus(gpus: str | None, max_gpus: int | None) -> tuple[int, ...]:
-    from analysis.planner.request import DEFAULT_MAX_GPUS, gpu_counts_up_to
-
-    if gpus is not None and max_gpus is not None:
-        raise UserError("gpus: give --gpus or --max-gpus, not both")
-    if gpus is None:
-        return gpu_counts_up_to(max_gpus if max_gpus is not None else DEFAULT_MAX_GPUS)
-    out = []
-    for item in split_list(gpus, "gpus"):
-        if not item.isdigit() or int(item) < 1:
-            raise UserError(f"gpus: {item!r} must be a whole number >= 1")
-        out.append(int(item))
-    return tuple(sorted(set(out)))
 
 
 def _no_feasible_message(result) -> str:
@@ -109,20 +74,36 @@ def register(app: typer.Typer) -> None:
         model: Annotated[str, Opt(help="Model preset name or HF config.json / .toml")],
         tokens: Annotated[str, Opt(help="Tokens to train, e.g. 2T, 1.5e12, 500B")],
         hardware: Annotated[str, Opt(help="Comma list: h100-sxm,a100-80gb,b200,mi300x")],
-        gpus: Annotated[str | None, Opt(help="Comma list of cluster sizes: 64,128,...")] = None,
-        max_gpus: Annotated[int | None, Opt(help="Try powers of two up to N GPUs")] = None,
-        deadline: Annotated[float | None, Opt(help="Deadline in days")] = None,
-        budget: Annotated[float | None, Opt(help="Budget in US dollars")] = None,
+        gpus: Annotated[
+            str | None,
+            Opt(help="Comma list of cluster sizes: 64,128,... [default: powers of two to 1024]"),
+        ] = None,
+        max_gpus: Annotated[
+            int | None, Opt(help="Try powers of two up to N GPUs [default: 1024]")
+        ] = None,
+        deadline: Annotated[float | None, Opt(help="Deadline in days [default: none]")] = None,
+        budget: Annotated[float | None, Opt(help="Budget in US dollars [default: none]")] = None,
         precision: Annotated[str, Opt(help="Comma list: fp32,tf32,fp16,bf16,fp8")] = "bf16",
-        price_table: Annotated[Path | None, Opt(help="TOML of USD per GPU-hour")] = None,
-        grid_intensity: Annotated[float | None, Opt(help="gCO2/kWh (default 481)")] = None,
+        prices: Annotated[
+            Path | None,
+            Opt(
+                help="TOML of USD per GPU-hour, as hwprofiles/data/prices.toml [default: catalogue]"
+            ),
+        ] = None,
+        grid_intensity: Annotated[
+            float | None, Opt(help="Grid carbon intensity, gCO2/kWh [default: 481, world 2023]")
+        ] = None,
         pue: Annotated[float, Opt(help="Facility PUE applied to GPU energy")] = 1.0,
-        seq_len: Annotated[int | None, Opt(help="Tokens per sequence (default: context)")] = None,
+        seq_len: Annotated[
+            int | None, Opt(help="Tokens per sequence [default: the model's pre-training length]")
+        ] = None,
         global_batch: Annotated[
-            int | None, Opt(help="Sequences per step (default ~4M tok)")
+            int | None, Opt(help="Sequences per step [default: ~4M tokens]")
         ] = None,
         recheck: Annotated[int, Opt(help="Re-check the best N with the SimPy engine")] = 3,
-        out: Annotated[Path | None, Opt(help="Write report.md/.html, CSV, JSON here")] = None,
+        out: Annotated[
+            Path | None, Opt(help="Write report.md/.html, CSV, JSON here [default: none]")
+        ] = None,
         json_out: Annotated[bool, Opt("--json", help="JSON on stdout")] = False,
         progress: Annotated[bool, Opt("--progress/--no-progress", help="Bar on stderr")] = True,
     ) -> None:
@@ -135,14 +116,16 @@ def register(app: typer.Typer) -> None:
             from hwprofiles.catalogue import load_prices, load_profile
             from simulator.models_catalogue import load_model
 
-            if price_table is not None and not price_table.is_file():
-                raise UserError(f"price_table: {str(price_table)!r} is not a file")
-            prices = load_prices(price_table)
+            if out is not None:
+                check_output(out, "--out", "dir")  # before the search, not after it
+            if prices is not None and not prices.is_file():
+                raise UserError("prices", str(prices), "is not a file")
+            table = load_prices(prices)
             names = split_list(hardware, "hardware")
             req = PlanRequest(
                 model=load_model(model),
                 tokens=parse_count(tokens),
-                hardware=tuple(load_profile(n, prices=price_table) for n in names),
+                hardware=tuple(load_profile(n, prices=prices) for n in names),
                 gpus=parse_gpus(gpus, max_gpus),
                 precisions=tuple(split_list(precision, "precision")),
                 seq_len=seq_len,
@@ -155,7 +138,7 @@ def register(app: typer.Typer) -> None:
             )
             callback, bar = _progress_bar(progress)
             with bar:
-                result = run_plan(req, prices, callback)
+                result = run_plan(req, table, callback)
             if not result.feasible:
                 fail(_no_feasible_message(result))
             if result.closest is not None:

@@ -75,7 +75,7 @@ def unit_price(hw: HardwareProfile, prices: Mapping[str, Price]) -> UnitPrice:
             return UnitPrice(p.usd_per_gpu_hour, src, p.provider, p.date)
     if hw.price_per_gpu_hour_usd is not None:
         return UnitPrice(hw.price_per_gpu_hour_usd, hw.price_source or "hardware profile")
-    return UnitPrice(None, f"no price for {hw.name}: add a row to a --price-table file")
+    return UnitPrice(None, f"no price for {hw.name}: add a row to a --prices file")
 
 
 def training_cost(

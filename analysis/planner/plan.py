@@ -214,7 +214,7 @@ def _notes(cands: list[Candidate]) -> list[str]:
         notes.append(
             "prices come from different providers (" + ", ".join(sorted(providers)) + "); "
             "hyperscaler on-demand and GPU-cloud prices differ several-fold: pass your own "
-            "quotes with --price-table for a fair comparison"
+            "quotes with --prices for a fair comparison"
         )
     unpriced = sorted({c.hardware for c in cands if c.price.usd_per_gpu_hour is None})
     if unpriced:

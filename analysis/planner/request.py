@@ -11,6 +11,7 @@ from analysis.planner.space import BatchPolicy, SearchSpace
 from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
+from simulator.models_catalogue import pretraining_seq_len
 from simulator.parallel import PRECISIONS
 
 DEFAULT_MAX_GPUS = 1024
@@ -41,7 +42,8 @@ class PlanRequest:
     gpus: tuple[int, ...] = gpu_counts_up_to(DEFAULT_MAX_GPUS)
     precisions: tuple[str, ...] = ("bf16",)
     seq_len: int | None = None
-    """Tokens per sequence; None = the model's `max_position_embeddings` (its context)."""
+    """Tokens per sequence; None = the model's pre-training length
+    (`simulator.models_catalogue.pretraining_seq_len`), not its maximum context."""
     global_batch: int | None = None
     """Sequences per optimizer step; None = ~4M tokens (see `BatchPolicy.default`)."""
     deadline_s: float | None = None
@@ -95,7 +97,11 @@ class PlanRequest:
 
     @property
     def sequence_length(self) -> int:
-        return self.seq_len or self.model.max_position_embeddings
+        return self.seq_len or pretraining_seq_len(self.model)[0]
+
+    @property
+    def sequence_length_source(self) -> str:
+        return "given" if self.seq_len else pretraining_seq_len(self.model)[1]
 
     @property
     def batch(self) -> BatchPolicy:

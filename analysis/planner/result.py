@@ -208,6 +208,7 @@ class PlanResult:
                 "gpus": list(q.gpus),
                 "precisions": list(q.precisions),
                 "seq_len": q.sequence_length,
+                "seq_len_source": q.sequence_length_source,
                 "global_batch": {
                     "target_sequences": q.batch.target_sequences,
                     "tolerance": q.batch.tolerance,
@@ -223,12 +224,38 @@ class PlanResult:
             }
         )
 
+    def summary(self, index: int | None) -> dict[str, Any] | None:
+        """A candidate named and costed in full (None for None): what `recommended` points at."""
+        if index is None:
+            return None
+        c = self.candidates[index]
+        t = c.cost
+        return round_sig(
+            {
+                "index": index,
+                "label": c.label,
+                "hardware": c.hardware,
+                "gpus": c.gpus,
+                "precision": c.precision,
+                "layout": c.layout_text,
+                "time_to_train_days": t.days if t else None,
+                "cost_usd": t.cost_usd if t else None,
+                "usd_per_gpu_hour": c.price.usd_per_gpu_hour,
+                "price_source": c.price.source,
+                "energy_mwh": t.energy_mwh if t else None,
+                "co2_t": t.co2_t if t else None,
+                "mfu": c.step.mfu if c.step else None,
+            }
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of `llmcap plan --json` (rounded, key order fixed)."""
         return {
             "inputs": self.inputs(),
             "layouts_evaluated": self.layouts_evaluated,
             "recommended": self.recommended,
+            "recommendation": self.summary(self.recommended),
+            "closest_candidate": self.summary(self.closest),
             "closest": self.closest,
             "ranking": list(self.ranking),
             "recheck": self.recheck_note,

@@ -79,6 +79,8 @@ def layout_config(row: dict[str, int], precision: str, gpus: int) -> ParallelCon
         sequence_parallel=bool(row["sp"]),
         recompute=RECOMPUTE_MODES[row["recompute"]],
         precision=precision,  # type: ignore[arg-type]
+        ep=row.get("ep", 1),
+        etp=row.get("etp"),
     ).resolve(gpus)
 
 

@@ -14,7 +14,7 @@ import io
 import os
 from pathlib import Path
 
-from analysis.cli.common import dumps, write_atomic
+from analysis.cli.common import dumps, staged_dir, write_atomic
 from analysis.planner.result import PlanResult
 from analysis.report import content, html, markdown
 from analysis.report.figures import render_all
@@ -70,6 +70,9 @@ def render_reports(result: PlanResult, date: str | None = None) -> dict[str, byt
 
 
 def write_reports(result: PlanResult, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Render everything, then write each file atomically under `out_dir`."""
+    """Render everything, then write the folder `out_dir` atomically (`staged_dir`)."""
     files = render_reports(result)
-    return [write_atomic(Path(out_dir) / rel, data) for rel, data in sorted(files.items())]
+    with staged_dir(out_dir, "--out") as tmp:
+        for rel, data in sorted(files.items()):
+            write_atomic(tmp / rel, data)
+    return [Path(out_dir) / rel for rel in sorted(files)]

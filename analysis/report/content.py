@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from analysis.labels import label
 from analysis.planner.costs import DEFAULT_GRID_G_PER_KWH, SECONDS_PER_DAY
 from analysis.planner.result import BREAKDOWN_KEYS, Candidate, PlanResult
 from analysis.report.figures import FIGURES, at_gpus, reference_gpus
@@ -37,7 +38,7 @@ def inputs_blocks(result: PlanResult, date: str) -> list[Block]:
         ("hardware", ", ".join(h.name for h in q.hardware)),
         ("GPU counts", ", ".join(str(g) for g in q.gpus)),
         ("precisions", ", ".join(q.precisions)),
-        ("sequence length", f"{q.sequence_length} tokens"),
+        ("sequence length", f"{q.sequence_length:,} tokens ({q.sequence_length_source})"),
         ("global batch", f"{b.target_sequences} sequences ({b.source})"),
         ("deadline", "—" if q.deadline_s is None else f"{q.deadline_s / SECONDS_PER_DAY:g} days"),
         ("budget", "—" if q.budget_usd is None else f"${q.budget_usd:,.0f}"),
@@ -231,7 +232,7 @@ def _breakdown_table(result: PlanResult) -> Block:
         )
         for c in cands
     ]
-    return ("table", ["candidate", *BREAKDOWN_KEYS], rows)
+    return ("table", ["candidate", *(label(k) for k in BREAKDOWN_KEYS)], rows)
 
 
 def seed_blocks(result: PlanResult) -> list[Block]:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import matplotlib
 from matplotlib.figure import Figure
 
+from analysis.labels import label
 from analysis.planner.costs import SECONDS_PER_DAY
 from analysis.planner.result import BREAKDOWN_KEYS, Candidate, PlanResult
 
@@ -116,7 +117,7 @@ def breakdown_figure(result: PlanResult) -> Figure:
         widths = [c.step.breakdown.get(key, 0.0) / c.step.step_time_s for c in cands]  # type: ignore[union-attr]
         if not any(widths):
             continue
-        ax.barh(labels, widths, left=left, color=BREAKDOWN_COLOURS[key], label=key)
+        ax.barh(labels, widths, left=left, color=BREAKDOWN_COLOURS[key], label=label(key))
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.set_xlim(0, 1)
     ax.set_xlabel("fraction of the step time (closed form)")

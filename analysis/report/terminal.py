@@ -16,6 +16,11 @@ def render_plan(
     """Print the recommendation (or the Pareto front) and a table of feasible candidates."""
     con = console or Console()
     q = result.request
+    con.print(
+        f"sequence {q.sequence_length:,} tokens ({q.sequence_length_source}); "
+        f"global batch {q.batch.target_sequences:,} sequences ({q.batch.source})",
+        highlight=False,
+    )
     if result.recommended is not None:
         c = result.candidates[result.recommended]
         con.print(

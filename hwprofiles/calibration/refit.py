@@ -8,9 +8,7 @@ keeping the machine, device and power records of the original run.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +17,9 @@ import tomli_w
 
 from hwprofiles.calibration.loader import read_summary
 from hwprofiles.calibration.power import DevicePower
-from hwprofiles.calibration.store import PROFILE_FILE, umask
+from hwprofiles.calibration.store import PROFILE_FILE
 from hwprofiles.calibration.summary import FILES, Measurements, summarise
+from hwprofiles.outputs import write_atomic
 
 
 def read_tables(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -52,15 +51,7 @@ def refit(path: str | Path) -> dict[str, Any]:
         tables=read_tables(path),
     )
     summary = summarise(m)
-    fd, tmp = tempfile.mkstemp(prefix=f".{PROFILE_FILE}.", suffix=".tmp", dir=path)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(tomli_w.dumps(summary))
-        os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, path / PROFILE_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path / PROFILE_FILE, tomli_w.dumps(summary))
     return summary
 
 

@@ -19,13 +19,6 @@ FORMAT = "llmcap-calibration/1"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def umask() -> int:
-    """The process's file-mode creation mask (mkdtemp/mkstemp ignore it: 0700/0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def default_profile_root() -> Path:
     """``$LLMCAP_HOME/profiles`` if LLMCAP_HOME is set, else ``~/.llmcap/profiles``."""
     home = os.environ.get("LLMCAP_HOME")

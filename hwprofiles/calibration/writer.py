@@ -12,15 +12,13 @@ Layout (split by what the numbers depend on, as Vidur does)::
     DIR/power.csv                 only where energy was measured
 
 Everything is written into a hidden temporary directory beside DIR and renamed into place at
-the end, so an interrupted calibration leaves no half-written profile. An existing profile is
-replaced only with ``force``; a directory that is not a profile is never replaced.
+the end (`hwprofiles.outputs.staged_dir`), so an interrupted calibration leaves no
+half-written profile. An existing profile is replaced only with ``force``; a directory that is
+not a profile is never replaced.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +33,10 @@ from hwprofiles.calibration.framework import FRAMEWORK_COLUMNS
 from hwprofiles.calibration.gemm import GEMM_COLUMNS
 from hwprofiles.calibration.memory import MEMORY_COLUMNS
 from hwprofiles.calibration.power import POWER_COLUMNS
-from hwprofiles.calibration.store import PROFILE_FILE, is_profile_dir, umask
+from hwprofiles.calibration.store import PROFILE_FILE, is_profile_dir
 from hwprofiles.calibration.summary import FILES
 from hwprofiles.errors import UserError
+from hwprofiles.outputs import staged_dir
 
 COLUMNS = {
     "gemm": GEMM_COLUMNS,
@@ -88,23 +87,7 @@ def write_profile(
     """Write the profile to `out` atomically; returns `out`. See the module docstring."""
     out = Path(out)
     check_target(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    os.chmod(tmp, 0o777 & ~umask())  # a profile is as readable as any directory made here
-    old: Path | None = None
-    try:
+    with staged_dir(out, "--out", replace=True, check=False) as tmp:
         write_tree(tmp, summary, tables)
         check_target(out, force)  # it may have appeared while we measured
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, old / "profile")
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists():
-            os.replace(old / "profile", out)  # put the previous profile back
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     return out

@@ -33,29 +33,59 @@ def param_state_bytes(precision: str) -> tuple[float, float, float]:
 
 
 def params_per_device(
-    model: ModelSpec, tp: Num, pp: Num, ep: Num = 1, etp: Num | None = None
+    model: ModelSpec,
+    tp: Num,
+    pp: Num,
+    split: dict | None = None,
+    ep: Num = 1,
+    etp: Num | None = None,
 ) -> Num:
     """Parameters held by the busiest pipeline stage's device (before ZeRO sharding).
 
     Without a pipeline the device holds everything (split over tp). With pp > 1 the first
     stage holds the token (and position) embedding and the last stage its own copy of the
-    output matrix (Megatron), so both ends carry about V*h/tp on top of their layers. A
-    mixture-of-experts model's routed experts are split over ep x etp (etp default 1)
-    instead (`expert_params_per_device`).
+    output matrix (Megatron), so both ends carry about V*h/tp on top of their layers.
+    `split` (`pipeline_split.split_arrays`) gives uneven stages' layer counts; without it the
+    layers are taken as evenly split. A mixture-of-experts model's routed experts are split
+    over ep x etp (etp default 1) instead of tp (`expert_params_per_device`).
     """
-    layers = model.num_hidden_layers / pp
-    body = layers * (model.layer_params() - model.expert_layer_params()) / tp
+    lp = (model.layer_params() - model.expert_layer_params()) / tp + _expert_layer(model, ep, etp)
     whole = (model.embedding_params() + model.lm_head_params()) / tp
     ends = model.embedding_params() / tp
-    return body + np.where(pp == 1, whole, ends) + expert_params_per_device(model, tp, pp, ep, etp)
+    if split is None:
+        layers = model.num_hidden_layers / pp
+        return layers * lp + np.where(pp == 1, whole, ends)
+    end_stage = np.maximum(split["first"], split["last"]) * lp + ends
+    return np.where(
+        pp == 1,
+        model.num_hidden_layers * lp + whole,
+        np.maximum(end_stage, split["middle"] * lp),
+    )
+
+
+def _expert_layer(model: ModelSpec, ep: Num, etp: Num | None) -> Num:
+    """Routed-expert parameters of one (average) layer on one device."""
+    return model.expert_layer_params() / (ep * (1 if etp is None else etp))
 
 
 def expert_params_per_device(
-    model: ModelSpec, tp: Num, pp: Num, ep: Num = 1, etp: Num | None = None
+    model: ModelSpec,
+    tp: Num,
+    pp: Num,
+    split: dict | None = None,
+    ep: Num = 1,
+    etp: Num | None = None,
 ) -> Num:
-    """Routed-expert parameters on one device: its stage's share, split over ep x etp."""
-    split = ep * (1 if etp is None else etp)
-    return model.num_hidden_layers / pp * model.expert_layer_params() / split
+    """Routed-expert parameters on the device `params_per_device` describes: its layers'
+    share, split over ep x etp."""
+    le = _expert_layer(model, ep, etp)
+    if split is None or not model.is_moe:
+        return model.num_hidden_layers / pp * le
+    lp = (model.layer_params() - model.expert_layer_params()) / tp + le
+    ends = model.embedding_params() / tp
+    end_layers = np.maximum(split["first"], split["last"])
+    busy = np.where(end_layers * lp + ends >= split["middle"] * lp, end_layers, split["middle"])
+    return np.where(pp == 1, model.num_hidden_layers, busy) * le
 
 
 def state_bytes(
@@ -65,6 +95,7 @@ def state_bytes(
     dp: Num,
     zero_stage: Num,
     precision: str,
+    split: dict | None = None,
     ep: Num = 1,
     etp: Num | None = None,
     cp: Num = 1,
@@ -73,8 +104,8 @@ def state_bytes(
     parameters over dp, routed-expert parameters over the expert data-parallel group
     (tp cp dp / (ep etp) ranks, Megatron-Core's distributed optimizer does the same)."""
     w, g, o = param_state_bytes(precision)
-    p = params_per_device(model, tp, pp, ep, etp)
-    pe = expert_params_per_device(model, tp, pp, ep, etp)
+    p = params_per_device(model, tp, pp, split, ep, etp)
+    pe = expert_params_per_device(model, tp, pp, split, ep, etp)
     pd = p - pe
     edp = np.maximum(1, tp * cp * dp / (ep * (1 if etp is None else etp)))
 

@@ -1,11 +1,10 @@
 """The critical path of a simulated step, and the step's breakdown along it.
 
 Every recorded activity names the activity whose end released it (`Row.pred`). Walking back
-from the last activity gives the chain that set the step time; each link contributes
-``end - max(start, pred.end)`` to its category and any wait before it to the pipeline bubble,
-so the parts sum exactly to the step time. The rank with the most compute on the path is the
-*bottleneck* rank; compute and TP/CP communication met on the other ranks (pipeline fill and
-drain) count as bubble, as the closed form's ``(pp - 1) / vpp * t_stage`` does.
+from the last activity gives the chain that set the step time. The breakdown follows the
+closed form's definitions (`breakdown`): the bottleneck rank's own stage work, the step-level
+communication met on the path, and the pipeline bubble as the rest, so the parts sum exactly
+to the step time.
 """
 
 from __future__ import annotations
@@ -75,39 +74,40 @@ def busy_by_rank(rows: list[Row]) -> dict[int, Busy]:
 
 
 def breakdown(rows: list[Row], path: list[int]) -> tuple[dict[str, float], int]:
-    """(seconds per `BREAKDOWN` key along `path`, bottleneck rank).
+    """(seconds per `BREAKDOWN` key, bottleneck rank), by the rule the closed form follows.
 
-    A communication on the path counts as exposed only while its rank's compute stream was
-    idle; while that rank computed beside it, the time counts as compute (the closed form's
-    "exposed" = what compute does not hide).
+    Stage work (compute, exposed TP, CP and EP communication) is the bottleneck rank's own over
+    the whole step: the rank with the most compute (kernels slowed by communication beside
+    them included), like the closed form's ``m * t_mb`` of its heaviest stage. A TP/CP
+    collective is exposed only while its rank's compute stream was idle. The step-level parts
+    (pipeline sends, DP and ZeRO-3 collectives, copies, hooks, optimizer) are measured along
+    the critical path, each exposed only while its rank was not computing. The pipeline
+    bubble is the rest of the step: the time the bottleneck rank's pipeline kept it waiting.
     """
     busy = busy_by_rank(rows)
-    parts: list[tuple[int, str, float]] = []
-    bubble = 0.0
+    compute_by_rank: dict[int, float] = defaultdict(float)
+    for r in rows:
+        if r.category in ("compute", "recompute"):
+            compute_by_rank[r.rank] += r.end - r.start
+    bottleneck = max(sorted(compute_by_rank), key=lambda k: compute_by_rank[k], default=-1)
+    out = dict.fromkeys(BREAKDOWN, 0.0)
+    out["compute"] = compute_by_rank.get(bottleneck, 0.0)
+    own = busy.get(bottleneck)
+    for r in rows:
+        if r.rank == bottleneck and r.category in ("comm_tp", "comm_cp", "comm_ep"):
+            hidden = own.within(r.start, r.end) if own is not None else 0.0
+            out[r.category] += max(0.0, r.end - r.start - hidden)
     prev_end = 0.0
     for i in path:
         r = rows[i]
         start = max(r.start, prev_end)
-        bubble += max(0.0, r.start - prev_end)
+        prev_end = max(prev_end, r.end)
+        if r.category in _STAGE_WORK:
+            continue
         t = max(0.0, r.end - start)
         if r.category.startswith("comm_") and r.rank in busy:
-            hidden = busy[r.rank].within(start, r.end)
-            parts.append((r.rank, "compute", hidden))
-            t -= hidden
-        parts.append((r.rank, r.category, t))
-        prev_end = max(prev_end, r.end)
-    compute_by_rank: dict[int, float] = defaultdict(float)
-    for rank, cat, t in parts:
-        if cat in ("compute", "recompute"):
-            compute_by_rank[rank] += t
-    bottleneck = max(sorted(compute_by_rank), key=lambda k: compute_by_rank[k], default=-1)
-    out = dict.fromkeys(BREAKDOWN, 0.0)
-    out["pipeline_bubble"] = bubble
-    for rank, cat, t in parts:
-        if cat in _STAGE_WORK and rank != bottleneck:
-            out["pipeline_bubble"] += t
-        elif cat == "recompute":
-            out["compute"] += t
-        else:
-            out[cat] += t
+            t -= busy[r.rank].within(start, r.end)
+        out[r.category] += t
+    step = rows[path[-1]].end if path else 0.0
+    out["pipeline_bubble"] = step - sum(v for k, v in out.items() if k != "pipeline_bubble")
     return out, bottleneck

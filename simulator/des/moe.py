@@ -21,11 +21,6 @@ from simulator.des.collectives import Collective, Phase
 from simulator.des.topology import Cluster
 from simulator.parallel import Workload
 
-MOE_ORDER = ("moe/router", "moe/permute", "moe/shared", "moe/experts_up", "moe/act",
-             "moe/experts_down")  # fmt: skip
-"""The MoE block's kernels in forward order (after "mlp/norm", before a dense MLP's)."""
-MOE_GEMMS = ("moe/shared", "moe/experts_up", "moe/experts_down")
-
 
 def a2a_collective(w: Workload, hw: Any, cluster: Cluster, rank: int, opts: Any) -> Collective:
     """One dispatch (or combine) all-to-all of `rank`'s EP group, scaled to the average layer."""
@@ -60,12 +55,3 @@ def expert_params(w: Workload, layers: int) -> float:
     """Routed-expert parameters of `layers` layers on one device (split over ep x etp)."""
     p = w.parallel
     return layers * w.model.expert_layer_params() / (p.ep * p.expert_tp)
-
-
-def tp_aliases(order: list[str]) -> dict[str, str]:
-    """For a model without a dense MLP kernel, which MoE kernel stands for "mlp/down" (the
-    last MLP GEMM forward: the TP collective follows it) and "mlp/up" (the first)."""
-    if "mlp/down" in order or "moe/experts_down" not in order:
-        return {}
-    first = "moe/shared" if "moe/shared" in order else "moe/experts_up"
-    return {"moe/experts_down": "mlp/down", first: "mlp/up"}

@@ -98,7 +98,7 @@ class Step:
             self.p.expert_tp,
             routed_factor(self.p.ep, opts.moe_capacity_factor, opts.moe_imbalance),
         )
-        self.chunk_act = float(act) * builder.layers_per_chunk
+        self.layer_act = float(act)
         self.logits = float(
             logits_bytes(w.model, self.p.micro_batch_size, w.seq_len, self.p.tp, self.p.cp)
         )
@@ -335,11 +335,12 @@ class Step:
         dev.last = cursor
         last_v = v == self.V - 1
         if fwd:
-            dev.memory.alloc("activations", self.chunk_act)
+            dev.memory.alloc("activations", self.layer_act * self.b.split[v])
             if last_v:
                 dev.memory.alloc("activations", self.logits)
         else:
-            dev.memory.free("activations", self.chunk_act + (self.logits if last_v else 0.0))
+            chunk_act = self.layer_act * self.b.split[v]
+            dev.memory.free("activations", chunk_act + (self.logits if last_v else 0.0))
         if fwd and v < self.V - 1:
             yield from self._send(i, ("F", v + 1, mb), cursor)
         elif not fwd and v > 0:
@@ -355,7 +356,12 @@ class Step:
         dst = self.devices[key[1] % self.p.pp]
         route = self.b.cluster.p2p_route(self.devices[i].rank, dst.rank)
         coll = for_group(
-            self.b.hw, "send_recv", self.b.p2p_bytes, 2, abs(dst.rank - self.devices[i].rank), route
+            self.b.hw,
+            "send_recv",
+            float(self.b.msg.p2p),
+            2,
+            abs(dst.rank - self.devices[i].rank),
+            route,
         )
         proc = self._transfer(i, key, coll, cursor)
         if self.opts.overlap_p2p:
@@ -435,7 +441,7 @@ class Step:
         t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts)))
         if t_copies > 0:  # the framework's buffer copies (costmodel.framework)
             pred = yield from self._kernel(dev, t_copies, "buffer copies", "copies", pred)
-        n_layers = self.b.w.model.num_hidden_layers / p.pp
+        n_layers = self.b.w.stage_layer_counts[dev.stage]
         t_host, t_hooks = host_times(acc, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts)
         if float(t_hooks) > 0:  # FSDP2's hooks, host time per unit (costmodel.framework)
             pred = yield from self._kernel(dev, float(t_hooks), "framework hooks", "hooks", pred)

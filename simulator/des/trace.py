@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hwprofiles.outputs import write_atomic
 from simulator.des.engine import Row
 
 STREAM_ORDER = ("compute", "tp", "cp", "pp", "dp", "zero3 gather", "zero3 reduce")
@@ -76,19 +76,6 @@ def chrome_trace(
 
 
 def write_trace(path: str | os.PathLike[str], trace: Mapping[str, Any]) -> Path:
-    """Write `trace` atomically (temporary file in the same folder, then `os.replace`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        text = json.dumps(trace, separators=(",", ":"), allow_nan=False)  # C encoder: fast
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write `trace` atomically (`hwprofiles.outputs.write_atomic`)."""
+    text = json.dumps(trace, separators=(",", ":"), allow_nan=False)  # C encoder: fast
+    return write_atomic(path, text)

@@ -4,13 +4,8 @@ Every duration comes from `simulator.costmodel` (op lists, `timing.op_times`, th
 alpha-beta times through `collectives.for_group`); nothing is re-derived here. A program is the
 instruction list of one pass (forward or backward of one micro-batch through one model chunk).
 
-The order of a layer's kernels and tensor-parallel collectives follows Megatron-LM:
-forward ``norm, qkv, attention, proj, [AR], residual, norm, up, act, down, [AR], residual``;
-the backward mirrors it, with the all-reduces of the `f` operators after the qkv and up
-gradients. With sequence parallelism each all-reduce becomes an all-gather before the column-
-parallel GEMM and a reduce-scatter after the row-parallel one (Korthikanti et al. 2022).
-With `overlap_tp_comm` each TP collective runs beside its adjacent GEMM (Transformer Engine's
-userbuffer overlap); context-parallel K/V exchange runs beside the attention kernel.
+The layer's kernel order, its TP/CP collectives, the kernel each may overlap and the message
+sizes come from the step plan (`simulator.plan.layer`), which the closed form evaluates too.
 """
 
 from __future__ import annotations
@@ -19,15 +14,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hwprofiles.profile import HardwareProfile
-from simulator.costmodel.memory import expert_params_per_device, params_per_device
 from simulator.costmodel.ops import embedding_ops
 from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
 from simulator.costmodel.timing import ACT_BYTES, op_times
 from simulator.des import moe
 from simulator.des.collectives import Collective, for_group
-from simulator.des.moe import MOE_GEMMS, MOE_ORDER
 from simulator.des.topology import Cluster
 from simulator.parallel import Workload
+from simulator.pipeline_split import chunk_offsets
+from simulator.plan.layer import (
+    LayerCollective,
+    cp_collective,
+    ep_all_to_alls,
+    kernel_order,
+    messages,
+    mlp_names,
+    tp_collectives,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,31 +96,12 @@ class Zero3ReduceScatter:
 
 Instr = Compute | Blocking | Overlapped | GradReady | ParamWait | Zero3Gather | Zero3ReduceScatter
 
-_FWD = [
-    "attention/norm",
-    "attention/qkv",
-    "attention/core",
-    "attention/softmax",
-    "attention/proj",
-    "attention/residual",
-    "mlp/norm",
-    *MOE_ORDER,
-    "mlp/up",
-    "mlp/act",
-    "mlp/down",
-    "mlp/residual",
-]
-# position of the TP collectives: (index in the op order it follows, kind without SP, with SP)
-_TP_FWD = {"attention/norm": "AG", "attention/proj": "RS", "mlp/norm": "AG", "mlp/down": "RS"}
-_TP_BWD = {"mlp/residual": "AG", "mlp/up": "RS", "attention/residual": "AG", "attention/qkv": "RS"}
-_GEMMS = ("attention/qkv", "attention/proj", "mlp/up", "mlp/down", *MOE_GEMMS)
-
 
 def op_params(w: Workload) -> dict[str, float]:
     """Parameters (per TP rank) whose gradients each op's backward produces."""
     m, tp = w.model, w.parallel.tp
     h, f = m.hidden_size, m.intermediate_size
-    proj = h * h + (h if m.bias else 0)
+    proj = m.attention_out_params()
     down = f * h + (h if m.bias else 0)
     norm = m.norm_params() / 2
     dense = 1.0 - m.moe_fraction  # share of layers with a dense MLP (MoE: average layer)
@@ -136,18 +120,13 @@ def op_params(w: Workload) -> dict[str, float]:
 def end_params(w: Workload) -> tuple[float, float]:
     """(first-stage extra, last-stage extra) parameters per TP rank beyond the layers.
 
-    The first stage's total is the cost model's `params_per_device` (the busiest device, whose
-    gradients the closed form reduces); with pp > 1 the last stage holds its own copy of the
+    The first stage holds the embedding (as the cost model's `params_per_device` counts it);
+    with pp > 1 the last stage holds its own copy of the
     output matrix, V*h/tp (Megatron); with pp = 1 the untied output matrix is the "head".
     """
     m, p = w.model, w.parallel
-    body = m.num_hidden_layers / p.pp * (m.layer_params() - m.expert_layer_params()) / p.tp
     head = (m.vocab_size * m.hidden_size if p.pp > 1 else m.lm_head_params()) / p.tp
-    dense = params_per_device(m, p.tp, p.pp, p.ep, p.expert_tp) - expert_params_per_device(
-        m, p.tp, p.pp, p.ep, p.expert_tp
-    )
-    first = float(dense) - body - (head if p.pp == 1 else 0.0)
-    return first, head
+    return m.embedding_params() / p.tp, head
 
 
 @dataclass
@@ -193,8 +172,8 @@ class WorkBuilder:
             acc_t = self.t.setdefault(op.name, [0.0, 0.0])
             acc_t[0] += tf
             acc_t[1] += tb
-        self.order = _kernel_order(list(self.t))
-        self.tp_alias = moe.tp_aliases(self.order)
+        self.order = kernel_order(list(self.t))
+        self.names = mlp_names(self.order)  # a MoE-only layer's stand-ins for mlp/up, down
         self._a2a: dict[int, Collective] = {}
         self.selective = [op.name for op in ops if op.recompute_selective]
         self.head = [
@@ -212,16 +191,20 @@ class WorkBuilder:
             for i in (0, 1)
         ]
         self.op_params = op_params(w)
-        self.act_bytes = p.micro_batch_size * s / p.cp * m.hidden_size * self.e
-        self.kv_bytes = p.micro_batch_size * s * 2 * m.kv_size * self.e / min(p.tp, m.kv_heads)
-        self.p2p_bytes = self.act_bytes / p.tp
-        self.layers_per_chunk = m.num_hidden_layers // (p.pp * p.vpp)
+        self.msg = messages(m, p.micro_batch_size, s, p.tp, p.cp, self.e)
+        self.split = w.split  # layers of each virtual stage (uneven splits allowed)
+        self.offsets = chunk_offsets(self.split)
 
     def a2a(self, rank: int) -> Collective:
         """`rank`'s expert-parallel all-to-all (one dispatch or combine, average layer)."""
         if rank not in self._a2a:
             self._a2a[rank] = moe.a2a_collective(self.w, self.hw, self.cluster, rank, self.opts)
         return self._a2a[rank]
+
+    def collective(self, rank: int, lc: LayerCollective) -> Collective:
+        """The layer collective `lc` of global rank `rank`, sized by the plan's messages."""
+        size = self.msg.tp if lc.dim == "tp" else self.msg.cp
+        return self.coll(rank, lc.dim, lc.kind, float(size))
 
     def coll(self, rank: int, dim: str, kind: str, size: float) -> Collective:
         pl = self.cluster.placement
@@ -243,16 +226,21 @@ class WorkBuilder:
         finalises gradients is followed by a `GradReady` mark; the piece sizes are appended.
         """
         p, opts = self.w.parallel, self.opts
-        sp = p.sequence_parallel
-        cp_coll = None
-        if p.cp > 1:
-            kind = "reduce_scatter" if backward else "all_gather"
-            cp_coll = self.coll(rank, "cp", kind, self.kv_bytes)
+        colls = tp_collectives(backward, p.sequence_parallel, self.names) if p.tp > 1 else {}
+        a2a = self.a2a(rank) if p.ep > 1 and self.w.model.is_moe else None
+        # the expert-parallel all-to-alls (plan.layer.ep_all_to_alls): beside their partner
+        # kernel when overlapped, else blocking just before / after their kernel
+        beside_a2a = {a.partner for a in ep_all_to_alls(backward) if a.partner in self.t}
+        if a2a is None or not opts.moe_a2a_overlap:
+            beside_a2a = set()
+        blocking = [a for a in ep_all_to_alls(backward) if a.partner not in beside_a2a]
+        blocking = blocking if a2a is not None else []
         names = list(reversed(self.order)) if backward else self.order
         out: list[Instr] = []
-        pending: Collective | None = None  # an all-gather waiting for the GEMM it feeds
-        a2a = self.a2a(rank) if p.ep > 1 and self.w.model.is_moe else None
-        a2a_beside = a2a is not None and opts.moe_a2a_overlap and "moe/shared" in self.t
+        pending: dict[str, tuple[Collective, str]] = {}  # partner kernel -> collective waiting
+        if p.cp > 1:  # the K/V exchange always runs beside the attention kernel
+            cpc = cp_collective(backward)
+            pending[cpc.partner] = (self.collective(rank, cpc), cpc.category)
         recomputed = False
         for name in names:
             dur = self.t[name][1 if backward else 0]
@@ -265,39 +253,32 @@ class WorkBuilder:
                 rc = sum(self.t[n][0] for n in self.selective)
                 out.append(Compute(rc, "recompute attention", "recompute", layer))
                 recomputed = True
-            before = "moe/experts_down" if backward else "moe/experts_up"
-            if a2a is not None and name == before and not (a2a_beside and not backward):
-                # combine's gradient (backward) or dispatch (forward, unless beside the shared
-                # experts above)
-                out.append(Blocking(a2a, "ep all_to_all", "comm_ep", layer))
-            if name == "moe/shared" and a2a_beside:
-                # dispatch forward (shared experts run first) or its gradient backward (they
-                # run right after the experts' backward) beside the shared experts
+            for a in blocking:
+                if a.at == name and a.where == "before":
+                    out.append(Blocking(a2a, "ep all_to_all", a.category, layer))
+            beside = pending.pop(name, None)
+            if name in beside_a2a:
                 out.append(Overlapped(dur, name, category, a2a, "comm_ep", layer))
-            elif name == "attention/core" and cp_coll is not None:
-                out.append(Overlapped(dur, name, category, cp_coll, "comm_cp", layer))
-            elif pending is not None and name in _GEMMS:
-                out.append(Overlapped(dur, name, category, pending, "comm_tp", layer))
-                pending = None
+            elif beside is not None:
+                out.append(Overlapped(dur, name, category, beside[0], beside[1], layer))
             else:
                 out.append(Compute(dur, name, category, layer))
-            after = "moe/experts_up" if backward else "moe/experts_down"
-            if a2a is not None and name == after and not (a2a_beside and backward):
-                out.append(Blocking(a2a, "ep all_to_all", "comm_ep", layer))
+            for a in blocking:
+                if a.at == name and a.where == "after":
+                    out.append(Blocking(a2a, "ep all_to_all", a.category, layer))
             if pieces is not None and name in self.op_params:
                 out.append(GradReady(len(pieces)))
                 pieces.append(self.op_params[name])
-            point = _tp_point(self.tp_alias.get(name, name), backward, sp)
-            if point is None or p.tp == 1:
+            lc = colls.get(name)
+            if lc is None:
                 continue
-            kind = {"AR": "all_reduce", "AG": "all_gather", "RS": "reduce_scatter"}[point]
-            coll = self.coll(rank, "tp", kind, self.act_bytes)
+            coll = self.collective(rank, lc)
             if not opts.overlap_tp_comm:
-                out.append(Blocking(coll, "tp " + kind, "comm_tp", layer))
-            elif point == "AG":
-                pending = coll  # overlaps the column-parallel GEMM that consumes it
+                out.append(Blocking(coll, "tp " + lc.kind, lc.category, layer))
+            elif lc.partner != name:
+                pending[lc.partner] = (coll, lc.category)  # beside a later GEMM
             else:
-                _fuse_with_previous_gemm(out, coll, layer)
+                _beside_previous(out, name, coll, lc.category, layer)
         return out
 
     # ---- one rank ------------------------------------------------------------------------
@@ -311,11 +292,11 @@ class WorkBuilder:
         unit_of: dict[tuple[int, str], int] = {}
         for c in range(p.vpp):
             v = c * p.pp + stage
-            first = v * self.layers_per_chunk
+            first = self.offsets[v]
             if v == 0:
                 unit_of[(c, "emb")] = len(work.units)
                 work.units.append(emb_p)
-            for layer in range(first, first + self.layers_per_chunk):
+            for layer in range(first, first + self.split[v]):
                 unit_of[(c, f"L{layer}")] = len(work.units)
                 m = self.w.model
                 work.units.append((m.layer_params() - m.expert_layer_params()) / p.tp)
@@ -323,7 +304,8 @@ class WorkBuilder:
                 unit_of[(c, "head")] = len(work.units)
                 work.units.append(head_p)
         work.params = sum(work.units)
-        work.expert_params = moe.expert_params(self.w, p.vpp * self.layers_per_chunk)
+        layers = sum(self.split[c * p.pp + stage] for c in range(p.vpp))
+        work.expert_params = moe.expert_params(self.w, layers)
         # gradients are finalised chunk by chunk, last chunk first
         for c in reversed(range(p.vpp)):
             work.chunks[c] = self._chunk(rank, c, stage, unit_of, work.grad_pieces)
@@ -340,8 +322,8 @@ class WorkBuilder:
         p = self.w.parallel
         V = p.pp * p.vpp
         v = c * p.pp + stage
-        first = v * self.layers_per_chunk
-        layers = list(range(first, first + self.layers_per_chunk))
+        first = self.offsets[v]
+        layers = list(range(first, first + self.split[v]))
         z3 = p.zero_stage == 3 and p.dp > 1
         z12 = p.zero_stage in (1, 2) and p.dp > 1
         emb_p, head_p = end_params(self.w)
@@ -395,33 +377,16 @@ class WorkBuilder:
         return ChunkPrograms(merge(fwd, "fwd"), merge(programs[0], "bwd"), programs[1])
 
 
-def _kernel_order(names: list[str]) -> list[str]:
-    """Forward order of a layer's kernels: Megatron's for the known ones; any other kernel of
-    the cost model (e.g. fp8 casts) runs after the last GEMM of its block."""
-    order = [n for n in _FWD if n in names]
-    for n in names:
-        if n not in order:
-            anchor = "attention/proj" if n.startswith("attention/") else "mlp/down"
-            order.insert(order.index(anchor) + 1 if anchor in order else len(order), n)
-    return order
-
-
-def _tp_point(name: str, backward: bool, sp: bool) -> str | None:
-    """The TP collective that follows kernel `name`, if any ("AR", "AG" or "RS")."""
-    if sp:
-        return (_TP_BWD if backward else _TP_FWD).get(name)
-    ar_after = ("attention/qkv", "mlp/up") if backward else ("attention/proj", "mlp/down")
-    return "AR" if name in ar_after else None
-
-
-def _fuse_with_previous_gemm(out: list[Instr], coll: Collective, layer: int) -> None:
-    """Run `coll` beside the row-parallel GEMM just before it (TP comm overlap)."""
+def _beside_previous(
+    out: list[Instr], name: str, coll: Collective, category: str, layer: int
+) -> None:
+    """Run `coll` beside kernel `name`, the last one emitted (TP comm overlap)."""
     for i in range(len(out) - 1, -1, -1):
         ins = out[i]
-        if type(ins) is Compute and ins.name in _GEMMS:
-            out[i] = Overlapped(ins.seconds, ins.name, ins.category, coll, "comm_tp", layer)
+        if type(ins) is Compute and ins.name == name:
+            out[i] = Overlapped(ins.seconds, ins.name, ins.category, coll, category, layer)
             return
-    out.append(Blocking(coll, "tp " + coll.kind, "comm_tp", layer))
+    out.append(Blocking(coll, "tp " + coll.kind, category, layer))
 
 
 def merge(prog: list[Instr], label: str) -> list[Instr]:

@@ -1,0 +1,116 @@
+"""Defaults that adapt and show themselves: searched layouts, the pre-training sequence length,
+`--tokens` parsed one way, every default in `--help`, one spelling per flag, `llmcap models`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from analysis.cli.main import app
+from analysis.cli.parse import parse_count
+from analysis.planner import PlanRequest
+from hwprofiles.catalogue import load_profile
+from simulator.models_catalogue import load_model, pretraining_seq_len
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), env={"COLUMNS": "80"})
+
+
+def test_simulate_searches_a_layout_for_the_model_and_prints_it():
+    r = run("simulate", "--model", "llama-3-8b", "--gpus", "8")
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())
+    assert "layout: tp" in text and "searched" in text
+    assert "8,192 tokens (llama-3-8b's pre-training length)" in text
+    doc = json.loads(run("simulate", "--model", "llama-3-8b", "--gpus", "8", "--json").stdout)
+    par = doc["inputs"]["parallel"]
+    assert par["tp"] * par["pp"] * par["cp"] * par["dp"] == 8
+    assert doc["fits_in_memory"]
+
+
+def test_given_values_constrain_the_search():
+    doc = json.loads(
+        run("simulate", "--model", "llama-3-8b", "--gpus", "16", "--zero", "3", "--json").stdout
+    )
+    assert doc["inputs"]["parallel"]["zero_stage"] == 3
+
+
+def test_scale_works_without_layout_flags_and_with_best_layout():
+    r = run("scale", "--model", "gpt3-1.3b", "--gpus", "8,16,32,64")
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())
+    assert "layout: tp" in text and "2,048 tokens (gpt3-1.3b's pre-training length)" in text
+    b = run("scale", "--model", "gpt3-1.3b", "--gpus", "8,16,32,64", "--best-layout", "--json")
+    assert b.exit_code == 0, b.output
+    pts = json.loads(b.stdout)["points"]
+    assert [p["gpus"] for p in pts] == [8, 16, 32, 64]
+    assert all(p["layout"].startswith("tp") for p in pts)
+
+
+def test_sequence_length_is_the_pretraining_length_not_the_context():
+    m = load_model("llama-3.1-70b")
+    assert m.max_position_embeddings == 131072
+    assert pretraining_seq_len(m)[0] == 8192
+    req = PlanRequest(model=m, tokens=1e12, hardware=(load_profile("h100-sxm"),), gpus=(8,))
+    assert req.sequence_length == 8192
+    doc = json.loads(run("simulate", "--model", "llama-3.1-70b", "--json").stdout)
+    assert doc["inputs"]["seq_len"] == 8192
+
+
+@pytest.mark.parametrize("text,value", [("2T", 2e12), ("1.5e12", 1.5e12), ("500B", 5e11)])
+def test_tokens_parse_the_same_everywhere(text, value):
+    assert parse_count(text) == value
+    doc = json.loads(
+        run("simulate", "--model", "gpt3-1.3b", "--gpus", "8", "--tokens", text, "--json").stdout
+    )
+    assert doc["time_to_train_ideal_s"] == pytest.approx(value / doc["tokens_per_s"], rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-1", "0", "2X"])
+def test_bad_tokens_one_line_exit_2(bad):
+    for cmd in (["simulate", "--json"], ["plan", "--model", "gpt3-1.3b", "--hardware", "h100-sxm"]):
+        r = run(*cmd, "--tokens", bad)
+        assert r.exit_code == 2, r.output
+        err = r.stderr.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("llmcap: error: tokens:"), r.stderr
+
+
+def _commands():
+    return typer.main.get_command(app).commands
+
+
+@pytest.mark.parametrize("name", ["simulate", "scale", "plan"])
+def test_help_shows_every_default(name):
+    cmd = _commands()[name]
+    for p in cmd.params:
+        if p.param_type_name != "option" or p.name in ("help",) or p.required:
+            continue
+        shown = p.default is not None and p.default is not False
+        flag = p.is_flag and p.default is False
+        assert shown or flag or "[default:" in (p.help or ""), f"{name} {p.opts}: no default"
+    r = run(name, "--help")
+    assert r.exit_code == 0
+
+
+def test_one_spelling_per_flag_across_commands():
+    spellings = {o for c in _commands().values() for p in c.params for o in p.opts}
+    assert "--price-table" not in spellings
+    assert "--prices" in {o for p in _commands()["plan"].params for o in p.opts}
+
+
+def test_models_lists_presets_with_their_sequence_length():
+    r = run("models")
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("llama-3.1-70b "))
+    assert "131,072" in line and "8,192" in line
+    assert max(len(ln) for ln in r.stdout.splitlines()) <= 80
+    one = json.loads(run("models", "llama-3-70b", "--json").stdout)
+    assert one["pretrain_seq_len"] == 8192 and "source" in one
+    bad = run("models", "gpt-99")
+    assert bad.exit_code == 2 and "known:" in bad.stderr
