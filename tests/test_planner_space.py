@@ -85,7 +85,7 @@ def test_moe_candidates_classified_as_the_dataclasses_would(gpus, gpus_per_node)
     space = SearchSpace(max_cp=2, micro_batches=(1,), zero_stages=(1, 3), recompute=(0,))
     cols = candidate_product(SMALL_MOE, gpus, gpus_per_node, space)
     assert set(np.unique(cols["ep"])) == {1, 2, 4, 8}
-    reason, _, dp, out_gbs = classify(SMALL_MOE, gpus, 96, cols, BatchPolicy(16))
+    reason, _, _dp, out_gbs = classify(SMALL_MOE, gpus, 96, cols, BatchPolicy(16))
     for i in range(reason.size):
         row = {k: int(v[i]) for k, v in cols.items()} | {"gbs": int(out_gbs[i])}
         if reason[i] == -1:
