@@ -210,7 +210,7 @@ def evaluate(
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
     edp = moe_terms.expert_dp(L)
-    local = dense / np.where(L.zero >= 1, L.dp, 1) + p_exp / np.where(L.zero >= 1, edp, 1)
+    local = dense / mem.zero_shards(L.zero, L.dp)[2] + p_exp / mem.zero_shards(L.zero, edp)[2]
     t_opt = copy_time(acc, local * opts.optimizer_bytes_per_param)
 
     # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2), and

@@ -111,7 +111,8 @@ def run_levels(r: StepResult, hw: HardwareProfile, levels: dict[str, Any]) -> di
     nodes = n / hw.node.gpus_per_node
     node = busy_steps * levels["node_energy_per_step_j"] + npw.wall_w(idle_w, nodes) * stalled_s
     pl = levels["power_levels"]
-    fac = (node + pl["network_w"] * w["time_to_train_s"]) * pl["pue"]
+    it = node + pl["network_w"] * w["time_to_train_s"]
+    fac = it * pl["pue"]
     per_step = levels["gpu_energy_by_phase_j"]
     phases = {k: v * tb["training"] / r.step_time_s for k, v in per_step.items()}
     phases["lost_work"] = sum(per_step.values()) * tb["lost_work"] / r.step_time_s
@@ -122,6 +123,7 @@ def run_levels(r: StepResult, hw: HardwareProfile, levels: dict[str, Any]) -> di
         "energy_to_train_gpu_j": gpu,
         "energy_to_train_node_j": node,
         "energy_to_train_facility_j": fac,
+        "energy_to_train_it_j": it,
         "energy_to_train_ideal_gpu_j": sum(levels["gpu_energy_by_phase_j"].values())
         * tb["training"]
         / r.step_time_s,

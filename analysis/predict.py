@@ -13,6 +13,7 @@ from hwprofiles.errors import UserError
 from hwprofiles.power_levels import compute_power_model
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.flops import model_flops_per_token, recompute_flops_per_token
+from simulator.engine_step import EngineStep
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
 from simulator.reliability.options import ReliabilityOptions
@@ -77,14 +78,14 @@ def predict(
     hardware = hardware.under_load(busy, p.precision)
     # the board draws less than TDP while computing, by dtype (hwprofiles/data/power.toml)
     hardware = replace(hardware, power=compute_power_model(hardware, p.precision))
-    r = analytic_arrays(w, hardware, opts)
     extra: dict[str, Any] = {}
     if engine == "des":
         from simulator.des.run import simulate_step
 
         des = simulate_step(w, hardware, opts, **engine_options)
-        r.update(des.arrays)
-        extra = des.extra
+        r, extra = des.step, des.extra
+    else:
+        r = EngineStep.from_arrays(analytic_arrays(w, hardware, opts))
     tokens_step = w.tokens_per_step
     mf = model_flops_per_token(model, w.seq_len) * tokens_step
     hf = mf + recompute_flops_per_token(model, w.seq_len, p.recompute) * tokens_step
@@ -99,29 +100,23 @@ def predict(
         hw32 = alone.under_load(busy, "fp32")
         hw32 = replace(hw32, power=compute_power_model(hw32, "fp32"))
         e_fp32 = analytic_arrays(w32, hw32, opts)["energy_per_gpu_j"] * n
-    energy = r["energy_per_gpu_j"] * n
-    breakdown = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("breakdown/")}
-    comm = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("comm_total/")}
-    memory = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("memory/")}
-    extra["comm_bytes_per_gpu"] = {
-        k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("comm_bytes/")
-    }
-    exposed = sum(v for k, v in breakdown.items() if k.startswith("comm_"))
+    energy = r.energy_per_gpu_j * n
+    extra["comm_bytes_per_gpu"] = dict(r.comm_bytes)
     res = StepResult(
         engine=engine,
-        step_time_s=r["step_time_s"],
+        step_time_s=r.step_time_s,
         tokens_per_step=tokens_step,
         num_gpus=n,
         model_flops_per_step=mf,
         hardware_flops_per_step=hf,
         peak_flops_per_gpu=alone.accelerator.peak(p.precision),
-        comm_exposed_s=exposed,
-        memory_per_gpu_bytes=r["memory_per_gpu_bytes"],
+        comm_exposed_s=r.comm_exposed_s,
+        memory_per_gpu_bytes=r.memory_per_gpu_bytes,
         memory_capacity_bytes=hardware.accelerator.memory_bytes,
         energy_per_step_j=energy,
-        breakdown=breakdown,
-        memory_breakdown=memory,
-        comm_breakdown=comm,
+        breakdown=dict(r.breakdown),
+        memory_breakdown=dict(r.memory),
+        comm_breakdown=dict(r.comm_total),
         single_gpu_step_time_s=t1,
         tokens_to_train=tokens,
         inputs=_inputs(w, hardware, opts),
@@ -152,7 +147,7 @@ def predict(
             "fp32": float(hw32.power.power(1.0)),
             p.precision: float(hardware.power.power(1.0)),
         }
-    res.power = step_levels(res, hardware)
+    res.power = step_levels(res, hardware, (reliability or ReliabilityOptions()).pue)
     if tokens is not None:
         rel = reliability or ReliabilityOptions()
         if engine == "des":

@@ -21,6 +21,9 @@ class Options:
 
     attention: str = "flash"
     """"flash": fused attention (no s^2 tensors); "naive": unfused softmax (pre-2022 stacks)."""
+    attention_kernel: str = "fa2"
+    """Fused-attention generation with attention = "flash": "fa1", "fa2", "fa3" or "cudnn"
+    (`hwprofiles.attention_kernels`); the catalogue's figures are FlashAttention-2's."""
     dropout: bool = False
     """Dropout masks stored (GPT-2/3-era recipes); modern LLM recipes train without dropout."""
     overlap_grad_reduce: bool = True
@@ -87,13 +90,20 @@ class Options:
     DeepSeek-V3's DualPipe hides more (the all-to-all of one micro-batch behind the compute of
     another: DeepSeek-AI 2024, arXiv 2412.19437, Sec. 3.2.1); llmcap models the shared-expert
     overlap only, a lower bound on what DualPipe hides."""
-
     moe_ep_on_scale_up: bool = False
     """Require each expert-parallel group (ep x etp consecutive ranks) inside one scale-up
     (NVLink) domain: 8 GPUs in an HGX/DGX node, 72 in an NVL72 rack. Off: an EP group may
     span domains, its all-to-all crossing the NICs."""
 
     def __post_init__(self) -> None:
+        from hwprofiles.attention_kernels import KERNELS
+
+        if self.attention not in ("flash", "naive"):
+            raise UserError("attention", self.attention, "must be 'flash' or 'naive'")
+        if self.attention_kernel not in KERNELS:
+            raise UserError(
+                "attention_kernel", self.attention_kernel, f"must be one of {', '.join(KERNELS)}"
+            )
         cf = self.moe_capacity_factor
         if cf is not None and not (np.isfinite(cf) and cf > 0):
             raise UserError("moe_capacity_factor", cf, "must be > 0 (or absent: dropless)")

@@ -74,3 +74,26 @@ def test_facility_network_grows_with_levels():
     assert f.network_w_per_endpoint(1) == 0.0
     assert f.network_w_per_endpoint(64) < f.network_w_per_endpoint(1024)
     assert f.network_w_per_endpoint(1024) < f.network_w_per_endpoint(16384)
+
+
+def test_planner_costs_use_goodput_time_and_node_energy():
+    from analysis.planner.costs import UnitPrice, training_cost
+
+    r = predict(_w(), load_profile("h100-sxm"), tokens=1e10)
+    w = r.whole_run
+    base = dict(
+        tokens=1e10,
+        tokens_per_step=r.tokens_per_step,
+        step_time_s=r.step_time_s,
+        gpus=r.num_gpus,
+        energy_per_step_j=r.energy_per_step_j,
+        price=UnitPrice(2.0, "test"),
+    )
+    ideal = training_cost(**base)
+    whole = training_cost(
+        **base, wall_clock_s=w["time_to_train_s"], it_energy_j=w["energy_to_train_it_j"]
+    )
+    assert whole.time_to_train_s == pytest.approx(w["time_to_train_s"])
+    assert whole.time_to_train_s > ideal.time_to_train_s
+    assert whole.cost_usd > ideal.cost_usd
+    assert whole.energy_j > w["energy_to_train_node_j"] > ideal.energy_j

@@ -135,3 +135,10 @@ def test_failure_rate_file(tmp_path):
     bad.write_text("[rates_per_unit_hour]\ngpu = -1.0\n")
     with pytest.raises(ValueError, match=r"^failure_rates\.gpu: "):
         read_failure_rates(bad)
+
+
+def test_run_far_longer_than_the_mtbf_does_not_overflow():
+    plan = RunPlan(work_s=1e8, rate_per_s=1 / 3000, block_s=1.0, write_s=1.0, restart_s=600)
+    tau = optimal_tau(plan)
+    assert 10 < tau < 3000
+    assert math.isfinite(expected(plan, tau)["time_s"])

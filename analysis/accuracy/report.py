@@ -9,7 +9,52 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.1%}"
 
 
-def to_markdown(result: dict[str, Any], collectives: list[dict[str, Any]]) -> str:
+def _num(x: float) -> str:
+    return f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}"
+
+
+def whole_run_markdown(w: dict[str, Any]) -> list[str]:
+    """The whole-run section: time to train, goodput, power and energy, scope per row."""
+    pe, tm = w["median_abs_error_power_energy"], w["median_abs_error_time"]
+    lines = [
+        "",
+        "## Whole run: time to train, goodput, power and energy",
+        "",
+        "Data: `analysis/data/whole_runs.csv` (sources per row). llmcap predicts each row with",
+        "failures, checkpoints and restarts (`simulator/reliability`, Llama 3 failure rates) and",
+        "power at the row's scope: `gpu` = boards only, `node` = wall power of whole servers,",
+        "`time` = wall clock x GPUs. Kinds: `measured` and `reported` rows enter the medians;",
+        "`TDP-estimated` rows (GPU-hours x TDP, what most model cards publish) are shown for",
+        "contrast and are expected to sit above llmcap, whose boards draw less than TDP;",
+        "`anchor` is the figure the GPU power model was set from (in-sample); `bound` is a",
+        "published inequality.",
+        "",
+        f"- median |error|, power and energy rows (measured): **{_pct(pe).lstrip('+')}**"
+        if pe is not None
+        else "- no measured power or energy rows",
+        f"- median |error|, time rows (reported GPU-hours): **{_pct(tm).lstrip('+')}**"
+        if tm is not None
+        else "- no time rows",
+        "",
+        "| id | metric | scope | kind | published | predicted | unit | error |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in w["comparisons"]:
+        lines.append(
+            f"| {c['id']} | {c['metric']} | {c['scope']} | {c['kind']} | {_num(c['measured'])} |"
+            f" {_num(c['predicted'])} | {c['unit']} | {_pct(c['error'])} |"
+        )
+    lines += ["", "Sources and assumptions:", ""]
+    for c in w["comparisons"]:
+        lines.append(f"- **{c['id']}**: {c['source']}. {c['notes']}.")
+    return lines
+
+
+def to_markdown(
+    result: dict[str, Any],
+    collectives: list[dict[str, Any]],
+    whole_run: dict[str, Any] | None = None,
+) -> str:
     s = result["summary"]
     lines = [
         "# Accuracy against published training runs",
@@ -69,6 +114,8 @@ def to_markdown(result: dict[str, Any], collectives: list[dict[str, Any]]) -> st
             f"{c['measured_busbw_gb_s']:.1f} | {c['predicted_busbw_gb_s']:.1f} | "
             f"{_pct(c['error'])} |"
         )
+    if whole_run is not None:
+        lines += whole_run_markdown(whole_run)
     lines += ["", "## Rows not used", "", "| id | reason |", "|---|---|"]
     for sk in result["skipped"]:
         lines.append(f"| {sk['id']} | {sk['reason']} |")

@@ -25,16 +25,17 @@ def register(app: typer.Typer) -> None:
                 check_output(out, "--out")  # before the work, not after it
             from analysis.accuracy.collectives import collective_comparisons
             from analysis.accuracy.run import run_accuracy
+            from analysis.accuracy.wholerun import whole_run_comparisons
 
-            return run_accuracy(), collective_comparisons()
+            return run_accuracy(), collective_comparisons(), whole_run_comparisons()
 
-        result, coll = run_guarded(go)
+        result, coll, whole = run_guarded(go)
         if out is not None:
             from analysis.accuracy.report import to_markdown
 
-            run_guarded(lambda: write_output(out, to_markdown(result, coll), "--out"))
+            run_guarded(lambda: write_output(out, to_markdown(result, coll, whole), "--out"))
         if json_out:
-            echo_json({**result, "collectives": coll})
+            echo_json({**result, "collectives": coll, "whole_run": whole})
             return
         from rich.console import Console
         from rich.table import Table
@@ -53,6 +54,22 @@ def register(app: typer.Typer) -> None:
             )
         con = Console()
         con.print(tab)
+        wt = Table(title="llmcap vs published whole runs (scope per row)")
+        for col in ("id", "metric", "scope", "kind", "published", "predicted", "error"):
+            wt.add_column(
+                col, justify="right" if col in ("published", "predicted", "error") else "left"
+            )
+        for c in whole["comparisons"]:
+            wt.add_row(
+                c["id"],
+                c["metric"],
+                c["scope"],
+                c["kind"],
+                f"{c['measured']:,.3g}",
+                f"{c['predicted']:,.3g}",
+                f"{c['error']:+.1%}",
+            )
+        con.print(wt)
         s = result["summary"]
         con.print(
             f"median |error| {s['median_abs_error']:.1%}, worst {s['worst_abs_error']:.1%} "

@@ -36,7 +36,13 @@ T = TypeVar("T")
 EXIT_USER_ERROR = 2
 EXIT_BUG = 1
 
-OPTIONAL = {"torch": "torch", "pynvml": "torch"}
+OPTIONAL = {
+    "torch": "torch",
+    "pynvml": "torch",
+    "distributed": "sweep",
+    "dask": "sweep",
+    "pyarrow": "sweep",
+}
 """Optional modules -> the extra that installs them (pyproject optional-dependencies)."""
 
 

@@ -93,7 +93,9 @@ def register(app: typer.Typer) -> None:
         grid_intensity: Annotated[
             float | None, Opt(help="Grid carbon intensity, gCO2/kWh [default: 481, world 2023]")
         ] = None,
-        pue: Annotated[float, Opt(help="Facility PUE applied to GPU energy")] = 1.0,
+        pue: Annotated[
+            float, Opt(help="Facility PUE applied to the IT energy (nodes and network)")
+        ] = 1.0,
         seq_len: Annotated[
             int | None, Opt(help="Tokens per sequence [default: the model's pre-training length]")
         ] = None,

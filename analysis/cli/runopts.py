@@ -66,6 +66,9 @@ FirstStageLayers = Annotated[
 LastStageLayers = Annotated[
     int | None, Opt(help="Layers on the last pipeline stage [default: Megatron-Core's split]")
 ]
+Stack = Annotated[
+    str | None, Opt(help="Training stack (see `llmcap stacks`) [default: megatron-core-2024]")
+]
 RequireFit = Annotated[
     bool, Opt("--require-fit", help="Exit 2 if the layout does not fit in memory")
 ]
@@ -87,6 +90,10 @@ FailureRates = Annotated[
 StorageBandwidth = Annotated[
     float | None,
     Opt(help="Checkpoint write bandwidth per node, GB/s [default: 20, DGX SuperPOD guidance]"),
+]
+Pue = Annotated[
+    float | None,
+    Opt(help="Facility PUE for facility energy (facility / IT energy) [default: 1.2]"),
 ]
 AsyncCheckpoint = Annotated[
     bool | None,
@@ -121,11 +128,13 @@ def overrides(
     moe: dict[str, Any] | None = None,
     first_stage_layers: int | None = None,
     last_stage_layers: int | None = None,
+    stack: str | None = None,
     checkpoint_interval: float | None = None,
     mtbf_scale: float | None = None,
     failure_rates: Path | None = None,
     storage_bandwidth: float | None = None,
     async_checkpoint: bool | None = None,
+    pue: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The flags in the run-file layout (`analysis.runconfig.merge` skips the None ones);
     `moe` holds the MoE `Options` flags (moe_capacity_factor, ...)."""
@@ -144,7 +153,6 @@ def overrides(
             "ep": ep,
             "etp": etp,
         },
-        "options": dict(moe or {}),
         "training": {
             "seq_len": seq_len,
             "micro_batch": micro_batch,
@@ -153,7 +161,13 @@ def overrides(
             "recompute": recompute,
             "tokens": tokens,
         },
-        "cluster": {"hardware": hardware, "gpus": gpus, "gpus_per_node": gpus_per_node},
+        "cluster": {
+            "hardware": hardware,
+            "gpus": gpus,
+            "gpus_per_node": gpus_per_node,
+            "pue": pue,
+        },
+        "options": {"stack": stack} | dict(moe or {}),
         "reliability": {
             "checkpoint_interval_s": checkpoint_interval,
             "mtbf_scale": mtbf_scale,

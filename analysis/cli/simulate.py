@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         pp: ro.Pp = None,
         vpp: ro.Vpp = None,
         first_stage_layers: ro.FirstStageLayers = None,
+        stack: ro.Stack = None,
         last_stage_layers: ro.LastStageLayers = None,
         cp: ro.Cp = None,
         dp: Annotated[
@@ -59,6 +60,7 @@ def register(app: typer.Typer) -> None:
         failure_rates: ro.FailureRates = None,
         storage_bandwidth: ro.StorageBandwidth = None,
         async_checkpoint: ro.AsyncCheckpoint = None,
+        pue: ro.Pue = None,
         json_out: ro.JsonOut = False,
         require_fit: ro.RequireFit = False,
     ) -> None:
@@ -90,12 +92,14 @@ def register(app: typer.Typer) -> None:
                 recompute=recompute,
                 tokens=None if tokens is None else parse_count(tokens),
                 first_stage_layers=first_stage_layers,
+                stack=stack,
                 last_stage_layers=last_stage_layers,
                 checkpoint_interval=checkpoint_interval,
                 mtbf_scale=mtbf_scale,
                 failure_rates=failure_rates,
                 storage_bandwidth=storage_bandwidth,
                 async_checkpoint=async_checkpoint,
+                pue=pue,
                 ep=ep,
                 etp=etp,
                 moe={
@@ -120,6 +124,7 @@ def register(app: typer.Typer) -> None:
                 reliability=run.reliability,
                 **kw,
             )
+            step.inputs["stack"] = run.stack
             return step, run
 
         result, run = run_guarded(go)

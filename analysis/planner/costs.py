@@ -8,10 +8,13 @@ All from one predicted step (throughput, energy per step) and the token budget:
     energy    = energy per step * tokens / tokens per step * PUE
     CO2       = energy * grid carbon intensity
 
-Scope, said plainly: energy is the accelerators' own (the power model of the hardware profile)
-times an optional facility PUE; host CPUs, memory, NICs and switches are not counted, so with
-PUE = 1 it is a lower bound of the facility's draw. Cost is rental only (no staff, storage,
-egress, failed runs or restarts).
+Scope, said plainly: when the step comes from `predict` with a token budget (the planner's
+case), time is the expected wall clock with failures, checkpoints and restarts
+(`simulator.reliability`), so GPU-hours and rental cost include the downtime, and energy is the
+IT energy of the whole run (node wall power: GPU boards, CPUs, DRAM, NICs, NVSwitch, fans, PSU
+loss; plus network switches and optics; `analysis.energy_levels`) times the PUE. Without them
+(direct calls) energy is the accelerators' own times the PUE. Cost is rental only (no staff,
+storage or egress).
 """
 
 from __future__ import annotations
@@ -88,8 +91,13 @@ def training_cost(
     price: UnitPrice,
     grid_g_per_kwh: float = DEFAULT_GRID_G_PER_KWH,
     pue: float = 1.0,
+    wall_clock_s: float | None = None,
+    it_energy_j: float | None = None,
 ) -> TrainingCost:
-    """Totals for `tokens` tokens from one step's time and energy (all GPUs)."""
+    """Totals for `tokens` tokens from one step's time and energy (all GPUs).
+
+    `wall_clock_s` (goodput included) and `it_energy_j` (nodes + network for the whole run)
+    replace steps x step time and steps x GPU energy per step when given."""
     if tokens <= 0:
         raise UserError(f"tokens: {tokens} must be > 0")
     if pue < 1.0:
@@ -97,9 +105,9 @@ def training_cost(
     if grid_g_per_kwh < 0:
         raise UserError(f"grid_intensity: {grid_g_per_kwh} gCO2/kWh must be >= 0")
     steps = tokens / tokens_per_step
-    time_s = steps * step_time_s
+    time_s = steps * step_time_s if wall_clock_s is None else wall_clock_s
     gpu_hours = gpus * time_s / 3600.0
     cost = None if price.usd_per_gpu_hour is None else gpu_hours * price.usd_per_gpu_hour
-    energy = energy_per_step_j * steps * pue
+    energy = (energy_per_step_j * steps if it_energy_j is None else it_energy_j) * pue
     co2_t = energy / 3.6e6 * grid_g_per_kwh / 1e6  # J -> kWh, g -> t
     return TrainingCost(tokens, steps, time_s, gpu_hours, cost, energy, co2_t)

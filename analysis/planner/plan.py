@@ -108,6 +108,8 @@ def _cost(req: PlanRequest, c: Candidate) -> None:
         price=c.price,
         grid_g_per_kwh=req.grid_g_per_kwh,
         pue=req.pue,
+        wall_clock_s=c.step.whole_run.get("time_to_train_s"),
+        it_energy_j=c.step.whole_run.get("energy_to_train_it_j"),
     )
     if req.deadline_s is not None:
         c.meets_deadline = c.cost.time_to_train_s <= req.deadline_s

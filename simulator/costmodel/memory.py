@@ -88,6 +88,20 @@ def expert_params_per_device(
     return np.where(pp == 1, model.num_hidden_layers, busy) * le
 
 
+def zero_shards(zero_stage: Num, dp: Num) -> tuple[Num, Num, Num]:
+    """Over how many devices (weights, gradients, optimizer states) are sharded at ZeRO stage
+    `zero_stage` (Rajbhandari et al. 2020, "ZeRO", Sec. 5.1-5.3: stage 1 shards the optimizer
+    states, 2 adds the gradients, 3 the parameters). Both engines divide by these."""
+    if np.ndim(zero_stage) == 0 and np.ndim(dp) == 0:
+        z = int(zero_stage)
+        return (dp if z >= 3 else 1), (dp if z >= 2 else 1), (dp if z >= 1 else 1)
+    return (
+        np.where(zero_stage >= 3, dp, 1),
+        np.where(zero_stage >= 2, dp, 1),
+        np.where(zero_stage >= 1, dp, 1),
+    )
+
+
 def state_bytes(
     model: ModelSpec,
     tp: Num,
@@ -108,13 +122,13 @@ def state_bytes(
     pe = expert_params_per_device(model, tp, pp, split, ep, etp)
     pd = p - pe
     edp = np.maximum(1, tp * cp * dp / (ep * (1 if etp is None else etp)))
-
-    def shard(stage: int, per_param: float) -> Num:
-        return per_param * (
-            pd / np.where(zero_stage >= stage, dp, 1) + pe / np.where(zero_stage >= stage, edp, 1)
-        )
-
-    return {"weights": shard(3, w), "gradients": shard(2, g), "optimizer": shard(1, o)}
+    sw, sg, so = zero_shards(zero_stage, dp)
+    ew, eg, eo = zero_shards(zero_stage, edp)
+    return {
+        "weights": pd * w / sw + pe * w / ew,
+        "gradients": pd * g / sg + pe * g / eg,
+        "optimizer": pd * o / so + pe * o / eo,
+    }
 
 
 def activation_bytes_per_layer(

@@ -64,6 +64,9 @@ class Op:
     """FLOPs at which the matmul efficiency curve is read, when not the kernel's own: one
     expert's GEMM inside a grouped GEMM (small per-expert batches run at the efficiency of
     their own size)."""
+    kernel: str = "fa2"
+    """Fused-attention kernel generation (`hwprofiles.attention_kernels.KERNELS`): the
+    catalogue's attention figures are FlashAttention-2's; the stack may run another."""
 
     @property
     def bwd_flops(self) -> Num:

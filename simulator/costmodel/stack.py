@@ -7,6 +7,8 @@ layers and in the head.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from simulator.costmodel.moe import routed_factor
 from simulator.costmodel.ops import Num, Op, head_ops, layer_ops
 from simulator.costmodel.timing import ACT_BYTES, LOW_PRECISION, QUANT_BYTES, QUANT_COPIES
@@ -35,6 +37,10 @@ def stack_layer_ops(
         routed_factor(ep, opts.moe_capacity_factor, opts.moe_imbalance),
         QUANT_BYTES.get(precision, 1.0), QUANT_COPIES.get(precision, 1),
     )  # fmt: skip
+    if opts.attention_kernel != "fa2":
+        ops = [
+            replace(o, kernel=opts.attention_kernel) if o.kind == "attention" else o for o in ops
+        ]
     if opts.amp_casts and precision in ("bf16", "fp16"):
         ops.append(amp_cast_op(model, b * s / cp, tp))
     return ops

@@ -14,21 +14,10 @@ from collections import defaultdict
 import numpy as np
 
 from simulator.des.engine import Row
+from simulator.engine_step import BREAKDOWN as BREAKDOWN_LABELS
 
-BREAKDOWN = (
-    "compute",
-    "comm_tp",
-    "comm_cp",
-    "comm_ep",
-    "pipeline_bubble",
-    "comm_pp",
-    "comm_zero3",
-    "comm_dp",
-    "copies",
-    "hooks",
-    "optimizer",
-)
-"""Keys of `breakdown/*`, as the closed form names them."""
+BREAKDOWN = tuple(BREAKDOWN_LABELS)
+"""Keys of the breakdown (defined once in `simulator.engine_step`)."""
 _STAGE_WORK = ("compute", "recompute", "comm_tp", "comm_cp", "comm_ep")
 
 

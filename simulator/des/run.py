@@ -1,9 +1,9 @@
 """`simulate_step`: one training step of a workload on a hardware profile, discrete-event.
 
-The result has the closed form's keys (`arrays`: step time, `breakdown/*` along the critical
-path, `comm_total/*`, `memory/*` as the simulated devices held it, `energy_per_gpu_j` from the
-power states) plus `extra` (JSON-ready: saturated links, link utilisation, per-rank summary,
-the critical path's split) and the per-activity records (`timeline()`).
+The result is an `EngineStep` (`simulator.engine_step`: step time, the breakdown by the
+labels both engines share, total communication, memory as the simulated devices held it,
+energy from the power states) plus `extra` (JSON-ready: saturated links, link utilisation,
+per-rank summary, the critical path's split) and the per-activity records (`timeline()`).
 
 Symmetry: one data-parallel replica's pipeline is simulated, one device per pipeline rank for
 its TP/CP group. The other replicas (and the other TP ranks' rings) run the same step at the
@@ -14,6 +14,7 @@ replica is the slowest one (the others wait for it at the data-parallel synchron
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from simulator.des.timeline import to_frame
 from simulator.des.topology import Cluster, Placement
 from simulator.des.trace import chrome_trace, write_trace
 from simulator.des.work import WorkBuilder
+from simulator.engine_step import EngineStep
 from simulator.parallel import Workload
 
 SATURATED_FRACTION = 0.01
@@ -44,7 +46,7 @@ fraction of the step (llmcap's reporting threshold)."""
 class DesResult:
     """What one simulated step produced."""
 
-    arrays: dict[str, float]
+    step: EngineStep
     extra: dict[str, Any]
     rows: list[Row] = field(repr=False, default_factory=list)
     stage_of: dict[int, int] = field(repr=False, default_factory=dict)
@@ -52,7 +54,12 @@ class DesResult:
 
     @property
     def step_time_s(self) -> float:
-        return self.arrays["step_time_s"]
+        return self.step.step_time_s
+
+    @property
+    def arrays(self) -> dict[str, float]:
+        """The step as the closed form's flat "group/label" keys."""
+        return self.step.to_arrays()
 
     def timeline(self) -> pd.DataFrame:
         """Per-activity records as a DataFrame (see `simulator.des.timeline`)."""
@@ -66,16 +73,26 @@ def _default_options() -> Any:
 
 
 def _speeds(
-    p: Any, seed: int, speed_sigma: float
+    p: Any, seed: int, speed_sigma: float, slowdowns: Sequence[tuple[float, float]] = ()
 ) -> tuple[np.ndarray, int, list[np.random.Generator]]:
-    """(speed factor per pipeline rank, simulated replica, jitter generator per rank)."""
+    """(speed factor per pipeline rank, simulated replica, jitter generator per rank).
+
+    `slowdowns` are transient (probability, factor) pairs: in this step each device is slowed
+    by one factor with its probability (at most one kind per device; `simulator.stragglers`).
+    """
     ss = np.random.SeedSequence(seed)
     speed_seq, *rank_seqs = ss.spawn(1 + p.pp)
     gens = [np.random.default_rng(s) for s in rank_seqs]
-    if speed_sigma <= 0:
+    if speed_sigma <= 0 and not slowdowns:
         return np.ones(p.pp), 0, gens
     rng = np.random.default_rng(speed_seq)
     dev = np.exp(rng.normal(0.0, speed_sigma, size=(p.pp, p.dp, p.tp * p.cp)))
+    if slowdowns:
+        u = np.random.default_rng(ss.spawn(1)[0]).random(dev.shape)
+        edge = 0.0
+        for prob, factor in slowdowns:
+            dev = np.where((u >= edge) & (u < edge + prob), dev * factor, dev)
+            edge += prob
     group = dev.max(axis=2)  # a TP/CP group runs at its slowest member's pace
     replica = int(np.argmax(group.max(axis=0)))  # the replica everyone waits for
     return group[:, replica], replica, gens
@@ -91,6 +108,7 @@ def simulate_step(
     contention: bool = True,
     trace: str | None = None,
     placement: str | None = None,
+    slowdowns: Sequence[tuple[float, float]] = (),
 ) -> DesResult:
     """Simulate one training step.
 
@@ -99,15 +117,24 @@ def simulate_step(
     jitter (0 = off); `seed` makes them reproducible. `contention=False` gives every transfer
     its uncontended (closed-form) bandwidth. `trace` writes a Chrome/Perfetto trace there.
     `placement` is the rank order, e.g. "tp-cp-dp-pp" (Megatron's, the default).
+    `slowdowns`: transient (probability, factor) compute slowdowns drawn per device for this
+    step (`simulator.stragglers.TRANSIENTS`); network slowdowns are not simulated here.
     """
     if speed_sigma < 0 or jitter < 0:
         raise UserError(f"speed_sigma, jitter: ({speed_sigma}, {jitter}) must be >= 0")
+    bad = [x for x in slowdowns if not (0 <= x[0] < 1 and x[1] >= 1)]
+    if bad or sum(x[0] for x in slowdowns) >= 1:
+        raise UserError(
+            "slowdowns",
+            list(slowdowns),
+            "need probabilities in [0, 1) summing to < 1 and factors >= 1",
+        )
     opts = options if options is not None else _default_options()
     p = workload.parallel
     hw.accelerator.peak(p.precision)
     pl = Placement.parse((p.tp, p.cp, p.dp, p.pp), placement)
     cluster = Cluster(hw, pl)
-    speeds, replica, gens = _speeds(p, seed, speed_sigma)
+    speeds, replica, gens = _speeds(p, seed, speed_sigma, slowdowns)
     env = simpy.Environment()
     sim = Sim(env, Network(env) if contention else None, Recorder(), cluster.private)
     devices = []
@@ -136,6 +163,8 @@ def simulate_step(
         "contention": contention,
         "placement": "-".join(pl.order),
     }
+    if slowdowns:
+        result.extra["options"]["slowdowns"] = [list(x) for x in slowdowns]
     result.extra["representative"] = {
         "replica": replica,
         "ranks": [d.rank for d in devices],
@@ -239,7 +268,7 @@ def _summarise(step: Step, sim: Sim, hw: HardwareProfile) -> DesResult:
         "_power_logs": {r: power[r]["log"] for r in ranks},
     }
     return DesResult(
-        arrays,
+        EngineStep.from_arrays(arrays),
         extra,
         rows,
         {d.rank: d.stage for d in step.devices},

@@ -27,7 +27,12 @@ from typing import Any
 import simpy
 
 from simulator.costmodel.framework import copies_time, copy_bytes, host_times
-from simulator.costmodel.memory import activation_bytes_per_layer, logits_bytes, param_state_bytes
+from simulator.costmodel.memory import (
+    activation_bytes_per_layer,
+    logits_bytes,
+    param_state_bytes,
+    zero_shards,
+)
 from simulator.costmodel.moe import routed_factor
 from simulator.costmodel.timing import copy_time
 from simulator.des.collectives import Collective, for_group
@@ -71,16 +76,17 @@ class Step:
         self.end_rows: list[int] = []
         """Each rank's last activity (its optimizer step, or the parameter gather after it)."""
         wb, gb, ob = param_state_bytes(self.p.precision)
-        z, dp = self.p.zero_stage, self.p.dp
-        edp = self.p.expert_dp  # routed experts' states shard over their own group
+        self.shards = zero_shards(self.p.zero_stage, self.p.dp)
+        sw, sg, so = self.shards
+        # the routed experts' states shard over their own (expert data-parallel) group
+        self.expert_shards = zero_shards(self.p.zero_stage, self.p.expert_dp)
+        ew, eg, eo = self.expert_shards
         for dev, wk in zip(devices, self.work, strict=True):
             pe = wk.expert_params
             dev.memory.static = {
-                "weights": wk.params * wb / (dp if z >= 3 else 1) + pe * wb,
-                "gradients": wk.params * gb / (dp if z >= 2 else 1)
-                + pe * gb / (edp if z >= 2 else 1),
-                "optimizer": wk.params * ob / (dp if z >= 1 else 1)
-                + pe * ob / (edp if z >= 1 else 1),
+                "weights": wk.params * wb / sw + pe * wb / ew,
+                "gradients": wk.params * gb / sg + pe * gb / eg,
+                "optimizer": wk.params * ob / so + pe * ob / eo,
             }
         # bytes per element moved: compute-dtype weights, gradients as the options say
         self.w_bytes, self.g_bytes = BYTES_PER_PARAM[self.p.precision], opts.grad_reduce_bytes
@@ -445,8 +451,7 @@ class Step:
         t_host, t_hooks = host_times(acc, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts)
         if float(t_hooks) > 0:  # FSDP2's hooks, host time per unit (costmodel.framework)
             pred = yield from self._kernel(dev, float(t_hooks), "framework hooks", "hooks", pred)
-        z1 = self.p.zero_stage >= 1
-        local = wk.params / (p.dp if z1 else 1) + wk.expert_params / (p.expert_dp if z1 else 1)
+        local = wk.params / self.shards[2] + wk.expert_params / self.expert_shards[2]
         t = float(copy_time(acc, local * self.opts.optimizer_bytes_per_param)) + float(t_host)
         row = yield from self._kernel(dev, t, "optimizer step", "optimizer", pred)
         if self.p.zero_stage in (1, 2) and self.p.dp > 1 and not self.opts.overlap_param_gather:

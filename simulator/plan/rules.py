@@ -24,17 +24,3 @@ def beside(comm: Num, window: Num, phi: float) -> tuple[Num, Num]:
     """
     slowed = np.minimum(window + phi * comm, window / max(1.0 - phi, 1e-9))
     return np.maximum(0.0, comm - slowed), slowed - window
-
-
-def shard_divisors(zero_stage: Num, dp: Num) -> tuple[Num, Num, Num]:
-    """(weights, gradients, optimizer states) divisors per device under ZeRO stage
-    `zero_stage` (Rajbhandari et al. 2020, "ZeRO", Sec. 5: stage 1 shards optimizer states,
-    2 adds gradients, 3 adds parameters)."""
-    one = np.ones_like(np.asarray(dp, dtype=float))
-    z = np.asarray(zero_stage)
-    w = np.where(z >= 3, dp, one)
-    g = np.where(z >= 2, dp, one)
-    o = np.where(z >= 1, dp, one)
-    if np.ndim(w) == 0:
-        return float(w), float(g), float(o)
-    return w, g, o

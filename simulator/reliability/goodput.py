@@ -57,9 +57,19 @@ def pieces(work_s: float, tau: float) -> tuple[int, float]:
     return n - 1, work_s - (n - 1) * tau
 
 
+def _expm1(x: float) -> float:
+    """exp(x) - 1, or inf past the float range (a piece far longer than the MTBF)."""
+    return math.expm1(x) if x < 700.0 else math.inf
+
+
+def _log_expm1(x: float) -> float:
+    """log(exp(x) - 1) without overflow, x > 0."""
+    return x + math.log1p(-math.exp(-x)) if x > 30.0 else math.log(math.expm1(x))
+
+
 def _piece(L: float, lam: float, X: float) -> tuple[float, float]:
     """(expected time, expected failures) to get L seconds through without a failure."""
-    f = math.expm1(lam * L)
+    f = _expm1(lam * L)
     return f * (1.0 / lam + X), f
 
 
@@ -91,8 +101,8 @@ def optimal_tau(plan: RunPlan) -> float:
     lam, X, d = plan.rate_per_s, plan.failure_cost_s, plan.block_s
 
     def cost(log_tau: float) -> float:
-        tau = math.exp(log_tau)
-        return math.expm1(lam * (tau + d)) * (1.0 / lam + X) / tau
+        """log of the expected time per second of work (log space: no overflow)."""
+        return _log_expm1(lam * (math.exp(log_tau) + d)) + math.log(1.0 / lam + X) - log_tau
 
     a, b = math.log(lo_bound), math.log(plan.work_s)
     g = (math.sqrt(5.0) - 1.0) / 2.0

@@ -1,0 +1,106 @@
+"""Where the points run: in this process (`local`) or as tasks on Dask distributed (`dask`).
+
+Both yield (point, result) pairs as points complete. On Dask each point is one task keyed by
+the point's hash; the scheduler re-runs the tasks of a worker that dies (up to its
+`distributed.scheduler.allowed-failures`), and a task that still cannot finish is reported
+as lost (not written, so a re-run retries it) instead of stopping the sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from analysis.sweep.grid import Point
+from analysis.sweep.point import evaluate, make_task
+from hwprofiles.errors import UserError
+
+EXECUTORS = ("local", "dask")
+WINDOW = 1000
+"""Tasks kept in flight on Dask at once (bounds client and scheduler memory for big grids)."""
+LOST = "lost"
+"""The status of a point whose task did not finish (its workers died)."""
+
+
+def run_local(base: dict[str, Any], points: Sequence[Point]) -> Iterator[tuple[Point, dict]]:
+    for p in points:
+        yield p, evaluate(make_task(base, p))
+
+
+@contextmanager
+def dask_client(scheduler: str | None, workers: int | None, timeout_s: float) -> Iterator[Any]:
+    """A client on `scheduler`, or on a fresh `LocalCluster` of `workers` processes."""
+    try:
+        from distributed import Client, LocalCluster
+    except ModuleNotFoundError as exc:
+        raise UserError(
+            f"executor: 'dask' needs {exc.name} (rule: pip install -e '.[sweep]')"
+        ) from None
+    cluster = None
+    if scheduler is None:
+        n = workers or os.cpu_count() or 1
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        client = Client(cluster)
+    else:
+        if workers is not None:
+            raise UserError(
+                f"workers: {workers} is for a LocalCluster (rule: not with --scheduler)"
+            )
+        try:
+            client = Client(scheduler, timeout=timeout_s)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise UserError(
+                f"scheduler: {scheduler!r} cannot be reached within {timeout_s:g} s "
+                f"({type(exc).__name__}; rule: the address of a running Dask scheduler, "
+                "e.g. tcp://host:8786)"
+            ) from None
+        try:
+            client.wait_for_workers(1, timeout=timeout_s)
+        except (OSError, TimeoutError):
+            client.close()
+            raise UserError(
+                f"scheduler: {scheduler!r} has no workers after {timeout_s:g} s "
+                "(rule: start dask workers with llmcap installed)"
+            ) from None
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_dask(
+    client: Any, base: dict[str, Any], points: Sequence[Point]
+) -> Iterator[tuple[Point, dict]]:
+    from distributed import as_completed
+
+    todo = iter(points)
+    by_key: dict[str, Point] = {}
+
+    def submit(p: Point) -> Any:
+        by_key[p.key] = p
+        return client.submit(evaluate, make_task(base, p), key=f"llmcap-sweep-{p.key}", pure=False)
+
+    first = [submit(p) for p, _ in zip(todo, range(WINDOW), strict=False)]
+    running = as_completed(first, with_results=False)
+    for fut in running:
+        p = by_key.pop(fut.key.removeprefix("llmcap-sweep-"))
+        try:
+            result = fut.result()
+        except Exception as exc:  # the task's workers died (KilledWorker) or it was cancelled
+            result = {"status": LOST, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        fut.release()
+        nxt = next(todo, None)
+        if nxt is not None:
+            running.add(submit(nxt))
+        yield p, result

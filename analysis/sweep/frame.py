@@ -1,0 +1,39 @@
+"""A finished (or checkpointed) sweep as a pandas DataFrame, for plots and notebooks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hwprofiles.errors import UserError
+
+MANIFEST = "sweep.json"
+
+
+def manifest(out: str | Path) -> dict[str, Any]:
+    """The `sweep.json` of a sweep directory (its grid, fingerprint and table format)."""
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        raise UserError(
+            f"sweep: {str(out)!r} has no {MANIFEST} (rule: a directory `llmcap sweep --out` wrote)"
+        )
+    return json.loads(path.read_text())
+
+
+def load(out: str | Path) -> Any:
+    """The results table of sweep directory `out` as a DataFrame (one row per point)."""
+    import pandas as pd
+
+    doc = manifest(out)
+    path = Path(out) / f"results.{doc['format']}"
+    if not path.is_file():
+        raise UserError(f"sweep: {str(path)!r} is missing (rule: run the sweep first)")
+    df = pd.read_parquet(path) if doc["format"] == "parquet" else pd.read_csv(path)
+    df.attrs["axes"] = list(doc["grid"]["axes"])
+    return df
+
+
+def varying_axes(df: Any) -> list[str]:
+    """The grid's axes that take more than one value, in grid order."""
+    return [a for a in df.attrs.get("axes", []) if a in df and df[a].nunique() > 1]

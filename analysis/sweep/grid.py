@@ -1,0 +1,207 @@
+"""A sweep grid from a TOML file: a base run, axes (lists or ranges), their cross product.
+
+    [sweep]
+    engine = "des"                 # analytic | des (or an `engine` axis)
+    config = "run.toml"            # optional base run file, relative to the grid file
+
+    [base.model]                   # optional run-file sections over `config`
+    name = "llama-3-8b"
+
+    [axes]                         # analysis.sweep.axes lists the names
+    gpus = [64, 128, 256]
+    scale_out_gbps = {from = 100, to = 400, times = 2}    # 100, 200, 400
+    speed_sigma = {from = 0.0, to = 0.1, step = 0.05}      # 0, 0.05, 0.1 (ends included)
+    jitter = 0.02                  # a single value: fixed for every point
+
+Points are the cross product in axis order (the last axis varies fastest). Each point's key is
+a hash of its canonical inputs (base run, engine and axis values), so a re-run finds the points
+it already has, whichever order or machine computed them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from analysis.runconfig import DEFAULTS, merge, read_run_file
+from analysis.sweep.axes import OPTION_FIELDS, RUN_AXES, check_axis
+from hwprofiles.errors import UserError
+
+SECTIONS = ("sweep", "base", "axes")
+SWEEP_KEYS = ("engine", "config")
+RANGE_DIGITS = 12
+"""Range values are rounded to this many decimals (0.1 + 0.2 reads as 0.3)."""
+MAX_POINTS = 1_000_000
+
+
+def canonical(obj: Any) -> str:
+    """Compact JSON with sorted keys: the text the hashes are taken of."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def digest(obj: Any, n: int = 16) -> str:
+    return hashlib.sha256(canonical(obj).encode()).hexdigest()[:n]
+
+
+@dataclass(frozen=True)
+class Point:
+    key: str
+    values: dict[str, Any]
+    """Axis name -> value."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    base: dict[str, dict[str, Any]]
+    """The merged base run (defaults < `config` < `[base]`)."""
+    axes: dict[str, list[Any]]
+
+    @property
+    def size(self) -> int:
+        return math.prod(len(v) for v in self.axes.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"base": self.base, "axes": self.axes}
+
+    @property
+    def fingerprint(self) -> str:
+        return digest({"base": self.base, "axes": self.axes})
+
+    def points(self) -> list[Point]:
+        names = list(self.axes)
+        out = []
+        for combo in itertools.product(*(self.axes[n] for n in names)):
+            values = dict(zip(names, combo, strict=True))
+            out.append(Point(digest({"base": self.base, "point": values}), values))
+        return out
+
+
+def _range(name: str, spec: dict[str, Any]) -> list[Any]:
+    field = f"axes.{name}"
+    allowed = {"from", "to", "step", "times"}
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise UserError(f"{field}: unknown range key {unknown[0]!r} (rule: from, to, step|times)")
+    if "from" not in spec or "to" not in spec or ("step" in spec) == ("times" in spec):
+        raise UserError(f"{field}: {spec!r} must give from, to and one of step or times")
+    lo, hi = spec["from"], spec["to"]
+    for k in spec:
+        if isinstance(spec[k], bool) or not isinstance(spec[k], (int, float)):
+            raise UserError(f"{field}.{k}: {spec[k]!r} must be a number")
+    ints = all(isinstance(spec[k], int) for k in spec)
+    out: list[Any] = []
+    if "step" in spec:
+        step = spec["step"]
+        if step <= 0:
+            raise UserError(f"{field}.step: {step!r} must be > 0")
+        n = math.floor((hi - lo) / step + 1e-9)
+        out = [lo + i * step for i in range(n + 1)]
+    else:
+        times = spec["times"]
+        if times <= 1 or lo <= 0:
+            raise UserError(f"{field}: {spec!r} needs times > 1 and from > 0")
+        v = lo
+        while v <= hi * (1 + 1e-12):
+            out.append(v)
+            v *= times
+    out = [int(v) if ints else round(float(v), RANGE_DIGITS) for v in out]
+    if not out:
+        raise UserError(f"{field}: {spec!r} is an empty range (rule: from <= to)")
+    if len(out) > MAX_POINTS:
+        raise UserError(f"{field}: {spec!r} has {len(out)} values (rule: at most {MAX_POINTS})")
+    return out
+
+
+def _axis_values(name: str, raw: Any) -> list[Any]:
+    if isinstance(raw, dict):
+        values = _range(name, raw)
+    elif isinstance(raw, list):
+        values = list(raw)
+    else:
+        values = [raw]
+    if not values:
+        raise UserError(f"axes.{name}: [] is empty (rule: at least one value)")
+    if len({canonical(v) for v in values}) != len(values):
+        raise UserError(f"axes.{name}: {values!r} repeats a value (rule: distinct values)")
+    check_axis(name, values)
+    return values
+
+
+def _check_base(base: dict[str, Any]) -> None:
+    for section, values in base.items():
+        if section not in DEFAULTS or not isinstance(values, dict):
+            raise UserError(f"base.{section}: unknown section (rule: one of {', '.join(DEFAULTS)})")
+        if section == "model":
+            continue
+        allowed = set(OPTION_FIELDS) if section == "options" else set(DEFAULTS[section])
+        for key in values:
+            if key not in allowed:
+                raise UserError(
+                    f"base.{section}.{key}: unknown key (rule: one of {', '.join(sorted(allowed))})"
+                )
+
+
+def parse_grid(data: dict[str, Any], root: Path = Path(".")) -> Grid:
+    """A `Grid` from parsed TOML; `root` resolves `[sweep] config`."""
+    for section in data:
+        if section not in SECTIONS:
+            raise UserError(f"{section}: unknown section (rule: one of {', '.join(SECTIONS)})")
+    sw = data.get("sweep", {})
+    for key in sw:
+        if key not in SWEEP_KEYS:
+            raise UserError(f"sweep.{key}: unknown key (rule: one of {', '.join(SWEEP_KEYS)})")
+    file_spec = read_run_file(root / sw["config"]) if "config" in sw else None
+    base_in = data.get("base", {})
+    _check_base(base_in)
+    base = merge(file_spec, base_in)
+    axes_in = data.get("axes", {})
+    if not axes_in:
+        raise UserError("axes: {} is an empty grid (rule: name at least one axis)")
+    if "engine" in sw and "engine" in axes_in:
+        raise UserError("sweep.engine: given twice (rule: [sweep] engine or an engine axis)")
+    axes = {"engine": [sw.get("engine", "des")]} if "engine" not in axes_in else {}
+    for name, raw in axes_in.items():
+        axes[name] = _axis_values(name, raw)
+    if "engine" in sw:
+        check_axis("engine", axes["engine"])
+    grid = Grid(base=base, axes=axes)
+    if grid.size > MAX_POINTS:
+        raise UserError(f"axes: {grid.size} points (rule: at most {MAX_POINTS})")
+    return grid
+
+
+def load_grid(path: str | Path) -> Grid:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"grid: {str(p)!r} is not a file")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"grid: {p} is not valid TOML ({exc})") from None
+    return parse_grid(data, p.parent)
+
+
+def run_spec(base: dict[str, dict[str, Any]], values: dict[str, Any]) -> dict[str, dict]:
+    """The run-file spec of one point: the base with the point's run and option axes set."""
+    spec = {k: dict(v) for k, v in base.items()}
+    for name, v in values.items():
+        if name in RUN_AXES:
+            section, key = RUN_AXES[name]
+            if section == "model":
+                spec["model"] = {"name": v}
+            else:
+                spec[section][key] = v
+        elif name.startswith("options."):
+            spec["options"][name.split(".", 1)[1]] = v
+    return spec

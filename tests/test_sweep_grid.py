@@ -1,0 +1,119 @@
+"""`llmcap sweep` grids: axes, ranges, keys, the table, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from analysis.cli.main import app
+from analysis.sweep import parse_grid, run_sweep
+from analysis.sweep.point import engine_seed, make_task
+from hwprofiles.errors import UserError
+
+pytest.importorskip("pyarrow")
+
+BASE = {
+    "model": {"name": "gpt3-125m"},
+    "training": {"global_batch": 32, "seq_len": 512},
+    "parallelism": {"tp": 1, "pp": 1},
+    "cluster": {"gpus_per_node": 4},
+}
+
+
+def grid(axes, engine="des", base=BASE):
+    return parse_grid({"sweep": {"engine": engine}, "base": base, "axes": axes})
+
+
+def test_ranges_expand_with_both_ends_and_lists_cross():
+    g = grid(
+        {
+            "gpus": {"from": 16, "to": 64, "times": 2},
+            "speed_sigma": {"from": 0.0, "to": 0.3, "step": 0.1},
+            "jitter": 0.02,
+        }
+    )
+    assert g.axes["gpus"] == [16, 32, 64]
+    assert g.axes["speed_sigma"] == [0.0, 0.1, 0.2, 0.3]
+    assert g.axes["jitter"] == [0.02]
+    assert g.size == 12 and len({p.key for p in g.points()}) == 12
+
+
+def test_key_and_engine_seed_depend_on_inputs_only():
+    a = grid({"gpus": [16, 32], "seed": [0, 1]}).points()
+    b = grid({"seed": [1, 0], "gpus": [32, 16]}).points()
+    assert {p.key for p in a} == {p.key for p in b}  # same inputs, any axis or value order
+    other = grid({"gpus": [16, 32], "seed": [0, 1]}, base={**BASE, "training": {"seq_len": 256}})
+    assert not {p.key for p in a} & {p.key for p in other.points()}  # base is part of the key
+    seeds = {engine_seed(p.key) for p in a}
+    assert len(seeds) == 4
+    task = make_task(grid({"gpus": [16], "speed_sigma": [0.1]}).base, a[0])
+    assert task["des"]["seed"] == engine_seed(a[0].key)
+
+
+@pytest.mark.parametrize(
+    ("axes", "field"),
+    [
+        ({"gpu": [8]}, "axes.gpu: unknown axis"),
+        ({"model": ["gpt-9"]}, "axes.model: 'gpt-9' is not a model preset"),
+        ({"gpus": [8, 0]}, "axes.gpus: 0 must be >= 1"),
+        ({"precision": ["fp7"]}, "axes.precision: 'fp7' must be one of"),
+        ({"engine": ["simpy"]}, "axes.engine: 'simpy' must be one of"),
+        ({"options.warp": [True]}, "axes.options.warp: unknown option"),
+        ({"gpus": []}, "axes.gpus: [] is empty"),
+        ({"gpus": [8, 8]}, "axes.gpus: [8, 8] repeats a value"),
+        ({"gpus": {"from": 8, "to": 4, "step": 1}}, "is an empty range"),
+        ({}, "axes: {} is an empty grid"),
+    ],
+)
+def test_bad_grids_name_field_value_and_rule(axes, field):
+    with pytest.raises(UserError) as err:
+        parse_grid({"sweep": {}, "axes": axes} if axes else {"sweep": {}})
+    assert field in str(err.value)
+
+
+def test_failing_point_records_its_error_and_the_sweep_goes_on(tmp_path):
+    g = grid({"gpus": [16, 12]}, engine="analytic")  # 32 sequences do not split over dp=12
+    s = run_sweep(g, tmp_path / "s", progress=False)
+    assert (s.ok, s.failed) == (1, 1)
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(s.table).to_pylist()
+    bad = next(r for r in rows if r["gpus"] == 12)
+    assert bad["status"] == "error" and "divisible" in bad["error"] and bad["step_time_s"] is None
+    assert [r["key"] for r in rows] == sorted(r["key"] for r in rows)
+
+
+def test_csv_table_resumes_with_its_types(tmp_path):
+    g = grid({"gpus": [16, 32], "recompute": ["none", "full"]}, engine="analytic")
+    out = tmp_path / "s"
+    first = run_sweep(g, out, fmt="csv", progress=False)
+    text = first.table.read_text()
+    again = run_sweep(g, out, fmt="csv", progress=False)
+    assert (again.skipped, again.ok) == (4, 0)
+    assert again.table.read_text() == text
+
+
+def test_output_dir_holding_another_grid_is_refused(tmp_path):
+    out = tmp_path / "s"
+    run_sweep(grid({"gpus": [16]}, engine="analytic"), out, progress=False)
+    with pytest.raises(UserError, match="holds a different grid"):
+        run_sweep(grid({"gpus": [32]}, engine="analytic"), out, progress=False)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"is not empty and has no sweep\.json"):
+        run_sweep(grid({"gpus": [16]}, engine="analytic"), tmp_path / "other", progress=False)
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path):
+    bad = tmp_path / "g.toml"
+    bad.write_text('[axes]\nmodel = ["gpt-9"]\n')
+    r = CliRunner().invoke(app, ["sweep", str(bad), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "axes.model" in r.output
+    assert not (tmp_path / "o").exists()
+    good = tmp_path / "ok.toml"
+    good.write_text('[sweep]\nengine = "analytic"\n[axes]\ngpus = [1024]\n')
+    args = ["sweep", str(good), "--out", str(tmp_path / "o2"), "--executor", "dask"]
+    args += ["--scheduler", "tcp://127.0.0.1:9", "--timeout", "1"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and "cannot be reached within 1 s" in r.output
+    assert r.output.count("\n") == 1
