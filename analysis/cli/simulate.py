@@ -109,6 +109,10 @@ def register(app: typer.Typer) -> None:
                     "moe_ep_on_scale_up": ep_on_nvlink,
                 },
             )
+            if hardware is not None and ":" in hardware:  # a job over several pools
+                from analysis.cli.pools_step import simulate_pools
+
+                return simulate_pools(file_spec, over, hardware, engine, contention, seed), None
             run = build_run(merge(file_spec, over))
             kw = ro.des_options(engine, seed, jitter, speed_sigma, contention)
             if engine == "des":
@@ -128,6 +132,11 @@ def register(app: typer.Typer) -> None:
             return step, run
 
         result, run = run_guarded(go)
+        if run is None:  # pools: its own result, not the one-hardware StepResult contract
+            from analysis.cli.pools_step import render
+
+            echo_json(result) if json_out else render(result)
+            return
         if json_out:
             echo_json(result.to_dict())
         else:
