@@ -48,7 +48,10 @@ ACCELERATOR_KEYS = {
     },
 }
 LINK_KEYS = {"base", "rate", "rate_is", "latency_us", "efficiency", "source"}
-NODE_KEYS = {"accelerator", "gpus_per_node", "scale_up", "scale_out", "nics_per_node", "fabric"}
+NODE_KEYS = {
+    "accelerator", "gpus_per_node", "scale_up", "scale_out", "nics_per_node", "fabric",
+    "gpus_per_host",
+}  # fmt: skip
 FABRIC_KEYS = {"topology", "oversubscription", "source"}
 
 
@@ -352,6 +355,7 @@ def build_node(
         scale_out=resolve_link(raw.get("scale_out"), links, f"{where}.scale_out"),
         nics_per_node=integer(raw, "nics_per_node", where),
         source=combined_source(raw),
+        gpus_per_host=integer(raw, "gpus_per_host", where) if "gpus_per_host" in raw else None,
     )
     fabric = build_fabric(raw.get("fabric", {}), f"{where}.fabric")
     return NodePreset(name, accel, node, fabric)

@@ -193,6 +193,7 @@ def _recheck(req: PlanRequest, cands: list[Candidate], ranking: list[int]) -> st
             skipped.append(c.label)
             continue
         c.des_step_time_s = des.step_time_s
+        c.des_wall_clock_s = des.time_to_train_s  # goodput included (simulator.reliability)
     note = f"re-checked the first {len(picked)} of the ranking with the SimPy engine"
     if skipped:
         note += f" ({len(skipped)} skipped, above the SimPy engine's size limit: {skipped[0]})"

@@ -220,7 +220,8 @@ def _summarise(step: Step, sim: Sim, hw: HardwareProfile) -> DesResult:
     ref = bottleneck if bottleneck in by_rank else ranks[-1]
     m = step.m
     arrays: dict[str, float] = {"step_time_s": end, "num_microbatches": float(m)}
-    arrays.update({f"breakdown/{k}": v for k, v in parts.items()})
+    moe = step.b.w.model.is_moe
+    arrays.update({f"breakdown/{k}": v for k, v in parts.items() if moe or k != "comm_ep"})
     arrays.update(
         {
             "comm_total/tp": total(ref, ("comm_tp",)),
@@ -236,6 +237,9 @@ def _summarise(step: Step, sim: Sim, hw: HardwareProfile) -> DesResult:
             "comm_bytes/dp": max(wire(r, "comm_dp") + wire(r, "comm_zero3") for r in ranks),
         }
     )
+    if moe:
+        arrays["comm_total/ep"] = total(ref, ("comm_ep",))
+        arrays["comm_bytes/ep"] = wire(ref, "comm_ep")
     power = {d.rank: device_power(by_rank[d.rank], end, hw.power) for d in step.devices}
     arrays["energy_per_gpu_j"] = float(np.mean([power[r]["energy_j"] for r in ranks]))
     top = max(step.devices, key=lambda d: (d.memory.peak_bytes, -d.rank))
@@ -257,7 +261,8 @@ def _summarise(step: Step, sim: Sim, hw: HardwareProfile) -> DesResult:
                 "compute_s": total(d.rank, ("compute", "recompute")),
                 "optimizer_s": total(d.rank, ("optimizer",)),
                 "comm_s": {
-                    c: total(d.rank, (f"comm_{c}",)) for c in ("tp", "cp", "pp", "dp", "zero3")
+                    c: total(d.rank, (f"comm_{c}",))
+                    for c in ("tp", "cp", "ep", "pp", "dp", "zero3")
                 },
                 "state_s": pw["time_s"],
                 "energy_j": pw["energy_j"],
