@@ -126,16 +126,25 @@ def write_output(path: str | os.PathLike[str], data: str | bytes, field: str) ->
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM back for a few renames (main thread only), then deliver them."""
+    """Hold SIGINT/SIGTERM/SIGHUP back for a few renames, then deliver the first that came.
+
+    The Python handlers are swapped for one that only records the signal (a signal mask would
+    not do: Python runs handlers in the main thread whichever thread the kernel picked). Only
+    the main thread can set handlers; elsewhere the renames run unprotected.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])  # now, to the handler that was there before
 
 
 def _merge_into(src: Path, dst: Path) -> None:
