@@ -62,6 +62,14 @@ def check_output(
     See the module docstring for the checks. It creates nothing, so a refused command leaves
     nothing behind.
     """
+    try:
+        return _check_output(path, field, kind)
+    except OSError as exc:  # a folder on the way that cannot be searched, a symlink loop...
+        text = os.fspath(path)
+        raise UserError(field, text, f"cannot be checked ({exc.strerror or exc})") from None
+
+
+def _check_output(path: str | os.PathLike[str], field: str, kind: str) -> Path:
     text = os.fspath(path)
     if not text.strip():
         raise UserError(field, text, "is empty; give a path")
