@@ -6,15 +6,16 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from hwprofiles.errors import UserError
+from hwprofiles.precision import PRECISIONS as PRECISION_TABLE
 from simulator.model import ModelSpec
 from simulator.pipeline_split import physical_stage_layers, stage_layers
 
 Recompute = Literal["none", "selective", "full"]
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
 RECOMPUTE_MODES = ("none", "selective", "full")
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8")
+PRECISIONS = tuple(PRECISION_TABLE)
 
-BYTES_PER_PARAM = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1}
+BYTES_PER_PARAM = {k: p.weight_bytes for k, p in PRECISION_TABLE.items()}
 """Bytes of one weight element in the compute dtype, as ZeRO gathers it (the closed form's and
 the SimPy engine's `w_bytes`).
 

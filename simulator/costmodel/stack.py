@@ -7,6 +7,7 @@ layers and in the head.
 
 from __future__ import annotations
 
+from hwprofiles.precision import PRECISIONS
 from simulator.costmodel.ops import Num, Op, head_ops, layer_ops
 from simulator.costmodel.timing import ACT_BYTES
 from simulator.model import ModelSpec
@@ -27,9 +28,9 @@ def stack_layer_ops(
     e = ACT_BYTES[precision]
     ops = layer_ops(
         model, b, s, tp, cp, sequence_parallel, e, opts.attention, opts.dropout,
-        precision == "fp8",
+        PRECISIONS[precision].fp8_casts,
     )  # fmt: skip
-    if opts.amp_casts and precision in ("bf16", "fp16"):
+    if opts.amp_casts and PRECISIONS[precision].mixed:
         ops.append(amp_cast_op(model, b * s / cp, tp))
     return ops
 
@@ -53,7 +54,7 @@ def stack_head_ops(
     """The head's ops (final norm, logits, loss) per micro-batch per device, with the stack's
     extra kernels."""
     ops = head_ops(model, b, s, tp, cp, ACT_BYTES[precision])
-    if opts.amp_casts and precision in ("bf16", "fp16"):
+    if opts.amp_casts and PRECISIONS[precision].mixed:
         ops.append(amp_head_cast_op(model, b * s / cp, tp))
     return ops
 

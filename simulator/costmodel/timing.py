@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwprofiles.precision import PRECISIONS
 from hwprofiles.profile import Accelerator
 from simulator.costmodel.ops import Num, Op
 
-ACT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 2}
-"""Activation element size per training precision (fp8 recipes keep activations in bf16;
-Micikevicius et al. 2022, "FP8 Formats for Deep Learning", Sec. 4)."""
+ACT_BYTES = {k: p.activation_bytes for k, p in PRECISIONS.items()}
+"""Activation element size per training precision (`hwprofiles.precision`)."""
 
 
 def gemm_dtype(precision: str) -> str:
@@ -23,7 +23,7 @@ def gemm_dtype(precision: str) -> str:
 
 def attention_dtype(precision: str) -> str:
     """Fused attention runs in bf16 under fp8 training (Transformer Engine recipe)."""
-    return "bf16" if precision == "fp8" else precision
+    return PRECISIONS[precision].attention_peak
 
 
 def compute_time(acc: Accelerator, flops: Num, dtype: str, curve: str = "matmul") -> Num:
