@@ -119,6 +119,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2 and "cannot be reached within 1 s" in r.output
     assert r.output.count("\n") == 1
+    assert not (tmp_path / "o2").exists()  # nothing written before the scheduler answers
 
 
 JOBMIX = Path(__file__).resolve().parent.parent / "examples" / "jobmix.toml"
