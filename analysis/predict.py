@@ -143,7 +143,7 @@ def predict(
             "fp32": float(hw32.power.power(1.0)),
             p.precision: float(hardware.power.power(1.0)),
         }
-    res.power = step_levels(res, hardware)
+    res.power = step_levels(res, hardware, (reliability or ReliabilityOptions()).pue)
     if tokens is not None:
         rel = reliability or ReliabilityOptions()
         if engine == "des":

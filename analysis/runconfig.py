@@ -76,6 +76,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "nics_per_node": None,
         "oversubscription": None,
         "topology": None,
+        "pue": None,
     },
     "options": {},
     # failures, checkpoints and restarts of the whole run (None = simulator.reliability default)
@@ -277,7 +278,7 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
         tokens = float(tokens)
         if not (math.isfinite(tokens) and tokens > 0):
             raise UserError("tokens", t["tokens"], "must be a finite number > 0")
-    rel = reliability_options(spec.get("reliability", {}))
+    rel = reliability_options({**spec.get("reliability", {}), "pue": c.get("pue")})
     return Run(workload, hw, options, tokens, spec, rel, seq_note, layout_note, stack)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -117,3 +119,40 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2 and "cannot be reached within 1 s" in r.output
     assert r.output.count("\n") == 1
+
+
+JOBMIX = Path(__file__).resolve().parent.parent / "examples" / "jobmix.toml"
+
+
+def cluster_grid(**axes):
+    base_axes = {"jobs": str(JOBMIX), "pools": ["h100-sxm:768", "h100-sxm:512,a100-80gb:256"]}
+    return parse_grid({"sweep": {"engine": "cluster"}, "axes": base_axes | axes})
+
+
+def test_cluster_points_share_their_job_draws_across_pools(tmp_path):
+    s = run_sweep(cluster_grid(days=1, policy="backfill"), tmp_path / "c", progress=False)
+    assert (s.ok, s.failed) == (2, 0)
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(s.table).to_pylist()
+    assert len({r["engine_seed"] for r in rows}) == 1  # same mix, days and replicate
+    assert len({r["total.jobs_submitted"] for r in rows}) == 1
+    assert all(0 < r["total.utilisation"] <= 1 for r in rows)
+    assert "step_time_s" not in rows[0]  # only the columns a cluster point has
+
+
+@pytest.mark.parametrize(
+    ("axes", "field"),
+    [
+        ({"policy": ["lifo"]}, "axes.policy: 'lifo' must be one of"),
+        ({"pools": ["h100-sxm"]}, "axes.pools: 'h100-sxm' must be pools as NAME:GPUS"),
+        ({"gpus": [8]}, "axes.gpus: not a cluster input"),
+        ({"jobs": "nope.toml"}, "axes.jobs"),
+    ],
+)
+def test_bad_cluster_grids_are_user_errors(axes, field):
+    with pytest.raises(UserError) as err:
+        cluster_grid(**axes)
+    assert field in str(err.value)
+    with pytest.raises(UserError, match="needs engine = 'cluster'"):
+        grid({"policy": ["fifo"]})

@@ -77,6 +77,10 @@ StorageBandwidth = Annotated[
     float | None,
     Opt(help="Checkpoint write bandwidth per node, GB/s [default: 20, DGX SuperPOD guidance]"),
 ]
+Pue = Annotated[
+    float | None,
+    Opt(help="Facility PUE for facility energy (facility / IT energy) [default: 1.2]"),
+]
 AsyncCheckpoint = Annotated[
     bool | None,
     Opt(
@@ -113,6 +117,7 @@ def overrides(
     failure_rates: Path | None = None,
     storage_bandwidth: float | None = None,
     async_checkpoint: bool | None = None,
+    pue: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The flags in the run-file layout (`analysis.runconfig.merge` skips the None ones)."""
     return {
@@ -136,7 +141,12 @@ def overrides(
             "recompute": recompute,
             "tokens": tokens,
         },
-        "cluster": {"hardware": hardware, "gpus": gpus, "gpus_per_node": gpus_per_node},
+        "cluster": {
+            "hardware": hardware,
+            "gpus": gpus,
+            "gpus_per_node": gpus_per_node,
+            "pue": pue,
+        },
         "options": {"stack": stack},
         "reliability": {
             "checkpoint_interval_s": checkpoint_interval,

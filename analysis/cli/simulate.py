@@ -54,6 +54,7 @@ def register(app: typer.Typer) -> None:
         failure_rates: ro.FailureRates = None,
         storage_bandwidth: ro.StorageBandwidth = None,
         async_checkpoint: ro.AsyncCheckpoint = None,
+        pue: ro.Pue = None,
         json_out: ro.JsonOut = False,
         require_fit: ro.RequireFit = False,
     ) -> None:
@@ -92,7 +93,12 @@ def register(app: typer.Typer) -> None:
                 failure_rates=failure_rates,
                 storage_bandwidth=storage_bandwidth,
                 async_checkpoint=async_checkpoint,
+                pue=pue,
             )
+            if hardware is not None and ":" in hardware:  # a job over several pools
+                from analysis.cli.pools_step import simulate_pools
+
+                return simulate_pools(file_spec, over, hardware, engine, contention, seed), None
             run = build_run(merge(file_spec, over))
             kw = ro.des_options(engine, seed, jitter, speed_sigma, contention)
             if engine == "des":
@@ -112,6 +118,11 @@ def register(app: typer.Typer) -> None:
             return step, run
 
         result, run = run_guarded(go)
+        if run is None:  # pools: its own result, not the one-hardware StepResult contract
+            from analysis.cli.pools_step import render
+
+            echo_json(result) if json_out else render(result)
+            return
         if json_out:
             echo_json(result.to_dict())
         else:

@@ -35,7 +35,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from analysis.runconfig import DEFAULTS, merge, read_run_file
-from analysis.sweep.axes import OPTION_FIELDS, RUN_AXES, check_axis
+from analysis.sweep.axes import CLUSTER_AXES, OPTION_FIELDS, RUN_AXES, check_axis
 from hwprofiles.errors import UserError
 
 SECTIONS = ("sweep", "base", "axes")
@@ -175,10 +175,48 @@ def parse_grid(data: dict[str, Any], root: Path = Path(".")) -> Grid:
         axes[name] = _axis_values(name, raw)
     if "engine" in sw:
         check_axis("engine", axes["engine"])
+    if "cluster" in axes["engine"]:
+        base = _cluster_base(axes, root, data.get("base"))
+    else:
+        for name in CLUSTER_AXES:
+            if name in axes:
+                raise UserError(f"axes.{name}: a cluster input (rule: needs engine = 'cluster')")
     grid = Grid(base=base, axes=axes)
     if grid.size > MAX_POINTS:
         raise UserError(f"axes: {grid.size} points (rule: at most {MAX_POINTS})")
     return grid
+
+
+def _cluster_base(axes: dict[str, list[Any]], root: Path, base_in: Any) -> dict[str, Any]:
+    """A cluster grid's base: each job-mix file's parsed TOML, by the path the grid gives."""
+    from analysis.cluster import parse_mix
+    from hwprofiles.inputs import read_toml
+
+    if axes["engine"] != ["cluster"]:
+        raise UserError(
+            f"axes.engine: {axes['engine']!r} mixes 'cluster' with step engines "
+            "(rule: one grid per kind of question)"
+        )
+    if base_in:
+        raise UserError(
+            "base: a cluster grid takes no [base] (rule: jobs, pools, policy, days "
+            "and seed are axes)"
+        )
+    allowed = {*CLUSTER_AXES, "engine", "seed"}
+    for name in axes:
+        if name not in allowed:
+            raise UserError(
+                f"axes.{name}: not a cluster input (rule: one of {', '.join(sorted(allowed))})"
+            )
+    for name in ("jobs", "pools"):
+        if name not in axes:
+            raise UserError(f"axes.{name}: missing (rule: a cluster grid names jobs and pools)")
+    mixes = {}
+    for path in axes["jobs"]:
+        raw = read_toml(root / path, "axes.jobs")
+        parse_mix(raw, f"axes.jobs {path}")
+        mixes[path] = raw
+    return {"cluster_jobs": mixes}
 
 
 def load_grid(path: str | Path) -> Grid:
