@@ -32,6 +32,8 @@ RUN_TYPES: dict[str, dict[str, Any]] = {
         "zero": _INT,
         "first_stage_layers": _INT,
         "last_stage_layers": _INT,
+        "ep": _INT,
+        "etp": _INT,
     },
     "training": {
         "seq_len": _INT,
