@@ -32,6 +32,8 @@ RUN_TYPES: dict[str, dict[str, Any]] = {
         "zero": _INT,
         "first_stage_layers": _INT,
         "last_stage_layers": _INT,
+        "ep": _INT,
+        "etp": _INT,
     },
     "training": {
         "seq_len": _INT,
@@ -80,7 +82,11 @@ def check_spec(spec: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any
         if section == "model":
             out[section] = check_model_table(values)
         elif section == "options":
-            out[section] = check_fields(Options, values, "options")
+            # `stack` names a training stack (`simulator.stacks`); the rest are Options fields
+            rest = {k: v for k, v in values.items() if k != "stack"}
+            out[section] = check_fields(Options, rest, "options")
+            if "stack" in values:
+                out[section]["stack"] = check(values["stack"], str, "options.stack")
         else:
             types = RUN_TYPES.get(section, {})
             out[section] = {
