@@ -10,7 +10,8 @@ Run file sections (Calculon-style separation of model, execution and system)::
                    precision = "bf16"  recompute = "selective"  tokens = 15e12
     [cluster]      hardware = "h100-sxm"  gpus = 1024  gpus_per_node = 8
                    scale_out = "infiniband-ndr"  nics_per_node = 8  oversubscription = 1.0
-    [options]      attention = "flash"  dropout = false  overlap_tp_comm = false ...
+    [options]      stack = "nemo-2025"   # a training stack (`llmcap stacks`), then any field:
+                   attention = "flash"  dropout = false  overlap_tp_comm = false ...
 
 Command-line flags override the file. Unknown keys are errors (a typo must not be ignored).
 
@@ -35,12 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from analysis.closed_form import Options
+from analysis.runschema import check_spec
 from hwprofiles.errors import UserError
 from hwprofiles.inputs import read_toml
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
 from simulator.reliability.options import ReliabilityOptions
+from simulator.stacks import DEFAULT_STACK, load_stack
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     # The quickstart what-if: Llama-3-70B on 1,024 H100 SXM (128 DGX H100 nodes). The layout,
@@ -57,6 +60,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "zero": None,
         "first_stage_layers": None,
         "last_stage_layers": None,
+        "ep": None,
+        "etp": None,
     },
     "training": {
         "seq_len": None,
@@ -74,6 +79,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "nics_per_node": None,
         "oversubscription": None,
         "topology": None,
+        "pue": None,
     },
     "options": {},
     # failures, checkpoints and restarts of the whole run (None = simulator.reliability default)
@@ -100,12 +106,16 @@ FIXED_LAYOUT: dict[str, Any] = {
     "zero": 1,
     "micro_batch": 1,
     "recompute": "selective",
+    "ep": 1,
+    "etp": None,
 }
 """What the other layout values are when tp and pp are both given: Megatron-LM's usual
 recipe (sequence parallelism with TP, ZeRO-1 distributed optimizer, selective recompute;
 Korthikanti et al. 2022), no interleaving, no context parallelism, micro-batch 1."""
 
-LAYOUT_FLAGS = ("tp", "pp", "vpp", "cp", "dp", "sp", "zero", "micro_batch", "recompute")
+LAYOUT_FLAGS = (
+    "tp", "pp", "vpp", "cp", "dp", "sp", "zero", "micro_batch", "recompute", "ep", "etp"
+)  # fmt: skip
 
 
 def default_global_batch(seq_len: int) -> int:
@@ -127,6 +137,8 @@ class Run:
     """Where the sequence length comes from ("given" or the model's pre-training length)."""
     layout_note: str = "given"
     """How the layout was chosen ("given", or searched: the fastest that fits)."""
+    stack: str = DEFAULT_STACK
+    """The training stack whose mechanisms `options` starts from (`simulator.stacks`)."""
 
 
 def read_run_file(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -143,7 +155,7 @@ def read_run_file(path: str | Path) -> dict[str, dict[str, Any]]:
         known = DEFAULTS[section]
         allowed = set(known) if section not in ("model", "options") else None
         if section == "options":
-            allowed = {f.name for f in fields(Options)}
+            allowed = {f.name for f in fields(Options)} | {"stack"}
         for key in values:
             if allowed is not None and key not in allowed:
                 raise UserError(
@@ -223,6 +235,7 @@ def resolve_hardware(c: Mapping[str, Any]) -> HardwareProfile:
 
 def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     """Resolve model and hardware presets, validate the layout, return a ready `Run`."""
+    spec = check_spec(spec)  # types and finiteness of every value (analysis.runschema)
     model = resolve_model(spec["model"])
     c = spec["cluster"]
     hw = resolve_hardware(c)
@@ -236,7 +249,10 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
 
         seq_len, seq_note = pretraining_seq_len(model)
     given = {k: (p[k] if k in p else t[k]) for k in LAYOUT_FLAGS}
-    options = Options(**spec.get("options", {}))
+    opts_table = dict(spec.get("options", {}))
+    stack = opts_table.pop("stack", DEFAULT_STACK)
+    # the training stack's mechanisms, then any [options] key the run gives explicitly
+    options = replace(load_stack(stack).options(), **opts_table)
     if given["tp"] is None or given["pp"] is None:
         from analysis.autolayout import fastest_layout
 
@@ -259,6 +275,8 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
             global_batch_size=t["global_batch"] or default_global_batch(seq_len),
             recompute=v["recompute"],
             precision=t["precision"],
+            ep=v["ep"],
+            etp=v["etp"],
         ).resolve(gpus)
         layout_note = "given"
     pins = {k: p.get(k) for k in ("first_stage_layers", "last_stage_layers")}
@@ -270,8 +288,8 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
         tokens = float(tokens)
         if not (math.isfinite(tokens) and tokens > 0):
             raise UserError("tokens", t["tokens"], "must be a finite number > 0")
-    rel = reliability_options(spec.get("reliability", {}))
-    return Run(workload, hw, options, tokens, spec, rel, seq_note, layout_note)
+    rel = reliability_options({**spec.get("reliability", {}), "pue": c.get("pue")})
+    return Run(workload, hw, options, tokens, spec, rel, seq_note, layout_note, stack)
 
 
 def layout_config(row: Mapping[str, int], precision: str, gpus: int) -> ParallelConfig:
@@ -289,6 +307,8 @@ def layout_config(row: Mapping[str, int], precision: str, gpus: int) -> Parallel
         sequence_parallel=bool(row["sp"]),
         recompute=RECOMPUTE_MODES[row["recompute"]],
         precision=precision,  # type: ignore[arg-type]
+        ep=row.get("ep", 1),
+        etp=row.get("etp"),
     ).resolve(gpus)
 
 

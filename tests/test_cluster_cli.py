@@ -129,3 +129,40 @@ def test_bad_job_mix_names_field_and_rule(edit: tuple[str, str], message: str) -
     with pytest.raises(ValueError, match=None) as exc:
         parse_mix(tomllib.loads(MIX.replace(*edit)))
     assert message in str(exc.value)
+
+
+def test_purchase_sweep_ranks_additions_by_cost_per_hour_saved(mix_file: Path) -> None:
+    from analysis.cluster.purchase import sweep_additions, with_addition
+
+    pools = parse_pools("h100-sxm:32")
+    assert with_addition(pools, parse_pools("h100-sxm:8")[0])[0].gpus == 40
+    cfg = ClusterConfig(pools, read_mix(mix_file), ("fifo",), 3.0)
+    r = sweep_additions(cfg, "h100-sxm:16,a100-80gb:16,h100-sxm:32", (0,), target_delay_h=0.2)
+    base = r["baseline"]["mean_queueing_delay_h"]
+    assert base > 0.2  # jobs wait (0.34 h)
+    by = {c["add"]: c for c in r["candidates"]}
+    assert by["h100-sxm:32"]["mean_queueing_delay_h"] <= by["h100-sxm:16"]["mean_queueing_delay_h"]
+    for c in r["candidates"]:
+        assert c["mean_queueing_delay_h"] < base and c["delay_saved_job_h"] > 0
+        assert c["added_cost_usd"] == pytest.approx(c["gpus"] * c["usd_per_gpu_hour"] * 72)
+        assert c["usd_per_job_hour_saved"] == pytest.approx(
+            c["added_cost_usd"] / c["delay_saved_job_h"]
+        )
+        assert c["meets_target"] == (c["mean_queueing_delay_h"] <= 0.2)
+    usd = [c["usd_per_job_hour_saved"] for c in r["candidates"]]
+    assert usd == sorted(usd) and [c["rank"] for c in r["candidates"]] == [1, 2, 3]
+    meets = [c["add"] for c in r["candidates"] if c["meets_target"]]
+    assert r["cheapest_meeting_target"] == (meets[0] if meets else None)
+
+
+def test_cli_add_rejects_bad_candidates(mix_file: Path) -> None:
+    r = CliRunner().invoke(
+        app,
+        ["cluster", "--jobs", str(mix_file), "--hardware", POOLS, "--add", "b200:0"],
+    )
+    assert r.exit_code == 2 and "add: 'b200:0': GPU count 0 must be >= 1" in r.output
+    r = CliRunner().invoke(
+        app,
+        ["cluster", "--jobs", str(mix_file), "--hardware", POOLS, "--target-delay", "2"],
+    )
+    assert r.exit_code == 2 and "target-delay: 2.0 needs --add" in r.output

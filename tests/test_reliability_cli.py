@@ -87,3 +87,14 @@ def test_unknown_component_in_failure_rate_file(tmp_path):
     assert r.exit_code == 2
     assert r.stderr.strip().startswith("llmcap: error: failure_rates.flux_capacitor: ")
     assert "known: gpu, hbm" in r.stderr
+
+
+def test_pue_sets_facility_energy_and_is_checked():
+    a = json.loads(run("--json", "--pue", "1.1").stdout)
+    b = json.loads(run("--json", "--pue", "1.5").stdout)
+    assert b["power_levels"]["pue"] == 1.5
+    assert b["facility_energy_per_step_j"] / a["facility_energy_per_step_j"] == pytest.approx(
+        1.5 / 1.1, rel=1e-4
+    )
+    r = run("--json", "--pue", "0.9")
+    assert r.exit_code == 2 and r.stderr.startswith("llmcap: error: pue: 0.9 must be")

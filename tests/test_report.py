@@ -74,7 +74,7 @@ def test_markdown_states_inputs_date_and_provenance(result, files):
     assert "## Re-check with the SimPy engine" in text
     assert "64 sequences (given (--global-batch), exact)" in text
     rec = result.candidates[result.recommended]
-    assert f"**Recommended (cheapest meeting the deadline): {rec.label}**" in text
+    assert f"**Recommended (the cheapest to rent that meets the deadline): {rec.label}**" in text
 
 
 def test_csv_and_json_hold_every_candidate(result, files):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -25,6 +25,7 @@ from analysis.closed_form import Options
 from simulator.costmodel.flops import megatron_eq3_flops, model_flops_per_token
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
+from simulator.stacks import load_stack
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Case:
     measured_step_s: float
     convention: str
     assumptions: list[str] = field(default_factory=list)
+    stack: str = ""
+    """The training stack (`simulator.stacks`) the source ran."""
 
     def workloads(self) -> list[Workload]:
         out = []
@@ -123,20 +126,18 @@ def _layouts(
     return out
 
 
-N21_OPTIONS = Options(
-    attention="naive",
-    dropout=True,
-    overlap_grad_reduce=False,
-    overlap_p2p=False,
-    grad_reduce_bytes=2.0,
-)
+N21_STACK = "megatron-2021"
 """Megatron-LM as of 2021: unfused-softmax attention with dropout 0.1 (GPT-3 recipe), the
 gradient all-reduce after the backward pass (local DDP, no overlap) of fp16 gradients, and
-pipeline p2p not overlapped with compute (Narayanan et al. 2021, Sec. 4)."""
+pipeline p2p not overlapped with compute (Narayanan et al. 2021, Sec. 4): the stack's file."""
+N21_OPTIONS = load_stack(N21_STACK).options()
 
-MLM24_OPTIONS = Options(overlap_tp_comm=True)
-"""Megatron-LM 2024 README flags: --overlap-grad-reduce --overlap-param-gather
+MLM24_STACK = "megatron-core-2024"
+MLM24_OPTIONS = replace(load_stack(MLM24_STACK).options(), overlap_tp_comm=True)
+"""Megatron-Core 2024 with the README's flags: --overlap-grad-reduce --overlap-param-gather
 --tp-comm-overlap (Transformer Engine, flash attention, distributed optimizer = ZeRO-1)."""
+
+MPT_STACK = "llm-foundry-2023"
 
 
 def case_from_row(row: dict[str, str]) -> Case | Skipped:
@@ -168,6 +169,7 @@ def case_from_row(row: dict[str, str]) -> Case | Skipped:
             flops / (x * 1e12 * n),
             "eq. (3), recompute counted",
             ["micro-batch and interleaving (vpp) not in Table 1: fastest that fits"],
+            N21_STACK,
         )
     if group == "MLM24" and row["metric"] == "achieved_tflops_per_gpu":
         m = _gpt(row, row["model"], untied=True)
@@ -190,6 +192,7 @@ def case_from_row(row: dict[str, str]) -> Case | Skipped:
             step,
             "model FLOPs (MFU), no recompute",
             ["micro-batch, vpp and recompute (none/selective) not stated: fastest that fits"],
+            MLM24_STACK,
         )
     if group == "MPT" and row["metric"] == "tokens_per_sec_per_gpu":
         return _mpt_case(row, x)
@@ -221,7 +224,7 @@ def _mpt_case(row: dict[str, str], tps: float) -> Case:
         over = {"scale_out": "roce-200", "nics_per_node": 8}
     cands = _layouts(n, 1, 1, n, B, prec, 3, (mb,), (rc,), (1,), False)
     # Composer FSDP mixed precision: DEFAULT reduces gradients in fp32, PURE in bf16
-    opts = Options(grad_reduce_bytes=2.0 if pure else 4.0)
+    opts = replace(load_stack(MPT_STACK).options(), grad_reduce_bytes=2.0 if pure else 4.0)
     return Case(
         rid,
         "MPT",
@@ -236,6 +239,7 @@ def _mpt_case(row: dict[str, str], tps: float) -> Case:
         B * s / (tps * n),
         "tokens/s/GPU",
         [],
+        MPT_STACK,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from analysis.cli.common import echo_json, run_guarded
+from analysis.cli.common import UserError, echo_json, run_guarded
 
 Opt = typer.Option
 
@@ -29,17 +29,48 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path | None, Opt(help="Write cluster.json, report.md, report.html, figures/ here")
         ] = None,
+        add: Annotated[
+            str | None,
+            Opt(
+                help="Candidate pools to add, NAME:GPUS comma-separated (e.g. b200:64,h200:128): "
+                "ranks them by USD per job-hour of queueing saved (first policy)"
+            ),
+        ] = None,
+        target_delay: Annotated[
+            float | None, Opt(help="Target mean queueing delay (hours) for --add")
+        ] = None,
+        replicas: Annotated[
+            int, Opt(help="Seeds (seed, seed+1, ...) averaged in the --add sweep", min=1)
+        ] = 1,
+        failures: Annotated[
+            bool,
+            Opt(help="Interrupt running jobs at the whole-run model's failure rates (Llama 3)"),
+        ] = True,
         no_figures: Annotated[bool, Opt("--no-figures", help="Skip the PNG figures")] = False,
         json_out: Annotated[bool, Opt("--json", help="Print the result as JSON on stdout")] = False,
     ) -> None:
         """A job mix on a shared cluster: queueing delay, slowdown, utilisation, energy, cost."""
 
         def go() -> dict[str, Any]:
-            from analysis.cluster import ClusterConfig, parse_pools, read_mix, simulate_cluster
+            from analysis.cluster import (
+                ClusterConfig,
+                StepModel,
+                parse_pools,
+                read_mix,
+                simulate_cluster,
+            )
 
             pols = tuple(p.strip() for p in policy.split(",") if p.strip())
-            config = ClusterConfig(parse_pools(hardware), read_mix(jobs), pols, days)
-            result = simulate_cluster(config, seed)
+            config = ClusterConfig(parse_pools(hardware), read_mix(jobs), pols, days, failures)
+            if target_delay is not None and add is None:
+                raise UserError("target-delay", target_delay, "needs --add (pools to compare)")
+            steps = StepModel()
+            result = simulate_cluster(config, seed, steps)
+            if add is not None:
+                from analysis.cluster.purchase import sweep_additions
+
+                seeds = tuple(range(seed, seed + replicas))
+                result["purchase"] = sweep_additions(config, add, seeds, target_delay, steps=steps)
             if out is not None:
                 from analysis.cluster.report import write_report
 
@@ -61,5 +92,19 @@ def register(app: typer.Typer) -> None:
                 f"finished {t['jobs_finished']}/{t['jobs_submitted']}  "
                 f"energy {t['energy_j'] / 3.6e9:,.1f} MWh  cost ${t['cost_usd']:,.0f}"
             )
+        if "purchase" in result:
+            pu = result["purchase"]
+            typer.echo(
+                f"adding a pool ({pu['policy']}, {len(pu['seeds'])} seed(s)); now "
+                f"{pu['baseline']['mean_queueing_delay_h']:.2f} h mean queueing delay:"
+            )
+            for c in pu["candidates"]:
+                usd = c["usd_per_job_hour_saved"]
+                typer.echo(
+                    f"  {c['rank']}. {c['add']:14s} delay {c['mean_queueing_delay_h']:6.2f} h  "
+                    f"+${c['added_cost_usd']:,.0f}  "
+                    f"{'saves nothing' if usd is None else f'${usd:,.1f} per job-hour saved'}"
+                    + ("  (meets target)" if c["meets_target"] else "")
+                )
         if out is not None:
             typer.echo(f"report: {out / 'report.html'}")

@@ -31,11 +31,12 @@ from analysis.cli import (  # noqa: E402
     plan,
     scale,
     simulate,
+    stacks,
     sweep,
 )
 from analysis.cli.common import EXIT_BUG, OPTIONAL, print_bug  # noqa: E402
 
-for _mod in (simulate, scale, sweep, plan, cluster, models, hardware, calibrate, accuracy):
+for _mod in (simulate, scale, sweep, plan, cluster, models, hardware, calibrate, accuracy, stacks):
     _mod.register(app)
 
 # Plug-in commands (validation registers `llmcap validate` here).

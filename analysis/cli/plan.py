@@ -11,6 +11,7 @@ from analysis.cli.common import check_output, echo_json, fail, run_guarded
 from analysis.cli.parse import parse_count, parse_gpus, split_list
 from analysis.planner.costs import SECONDS_PER_DAY
 from hwprofiles.errors import UserError
+from hwprofiles.typed import number
 
 Opt = typer.Option
 
@@ -94,8 +95,45 @@ def register(app: typer.Typer) -> None:
             float | None, Opt(help="Grid carbon intensity, gCO2/kWh [default: 481, world 2023]")
         ] = None,
         pue: Annotated[
-            float, Opt(help="Facility PUE applied to the IT energy (nodes and network)")
-        ] = 1.0,
+            float | None,
+            Opt(
+                help="Facility PUE applied to the IT energy (nodes and network) "
+                "[default: 1.0; with --own 1.2, power.toml]"
+            ),
+        ] = None,
+        own: Annotated[
+            bool,
+            Opt(
+                "--own/--rent",
+                help="Cost owning the cluster (capex, power, maintenance, depreciation) with "
+                "renting beside it, or renting only",
+            ),
+        ] = False,
+        years: Annotated[
+            float | None, Opt(help="With --own: depreciation years [default: 4]")
+        ] = None,
+        utilisation: Annotated[
+            float | None,
+            Opt(help="With --own: share of the cluster's life in use, (0, 1] [default: 0.7]"),
+        ] = None,
+        power_price: Annotated[
+            float | None, Opt(help="With --own: electricity, USD/kWh [default: 0.081, US 2024]")
+        ] = None,
+        ownership: Annotated[
+            Path | None,
+            Opt(
+                help="With --own: TOML of server/network prices, as "
+                "hwprofiles/data/ownership.toml [default: catalogue]"
+            ),
+        ] = None,
+        price_class: Annotated[
+            str | None,
+            Opt(
+                help="Rental provider class for every GPU: quote, gpu-cloud, "
+                "hyperscaler-reserved, hyperscaler-on-demand [default: the first that prices "
+                "every GPU]"
+            ),
+        ] = None,
         seq_len: Annotated[
             int | None, Opt(help="Tokens per sequence [default: the model's pre-training length]")
         ] = None,
@@ -115,19 +153,54 @@ def register(app: typer.Typer) -> None:
             from analysis.planner import PlanRequest
             from analysis.planner import plan as run_plan
             from analysis.planner.costs import DEFAULT_GRID_G_PER_KWH
-            from hwprofiles.catalogue import load_prices, load_profile
+            from hwprofiles.catalogue import load_profile
+            from hwprofiles.prices import load_price_rows, select_prices
             from simulator.models_catalogue import load_model
 
             if out is not None:
                 check_output(out, "--out", "dir")  # before the search, not after it
+            for flag, value, low in (
+                ("--deadline", deadline, 0.0),
+                ("--budget", budget, 0.0),
+                ("--grid-intensity", grid_intensity, None),
+                ("--pue", pue, None),
+            ):
+                if value is not None:
+                    number(value, flag, minimum=low, strict=True)
             if prices is not None and not prices.is_file():
                 raise UserError("prices", str(prices), "is not a file")
-            table = load_prices(prices)
             names = split_list(hardware, "hardware")
+            profiles = tuple(load_profile(n, prices=prices) for n in names)
+            rows = load_price_rows(prices)
+            table, cls, _ = select_prices(rows, [h.accelerator.name for h in profiles], price_class)
+            own_params = own_data = None
+            if own:
+                from analysis.planner.tco import OwnershipParams
+                from hwprofiles.ownership import load_ownership
+
+                if ownership is not None and not ownership.is_file():
+                    raise UserError("ownership", str(ownership), "is not a file")
+                own_data = load_ownership(ownership)
+                own_params = OwnershipParams.from_data(
+                    own_data,
+                    years=years,
+                    utilisation=utilisation,
+                    usd_per_kwh=power_price,
+                    pue=pue,
+                )
+            else:
+                for flag, v in (
+                    ("years", years),
+                    ("utilisation", utilisation),
+                    ("power-price", power_price),
+                    ("ownership", ownership),
+                ):
+                    if v is not None:
+                        raise UserError(flag, v, "needs --own (it prices owning the cluster)")
             req = PlanRequest(
                 model=load_model(model),
                 tokens=parse_count(tokens),
-                hardware=tuple(load_profile(n, prices=prices) for n in names),
+                hardware=profiles,
                 gpus=parse_gpus(gpus, max_gpus),
                 precisions=tuple(split_list(precision, "precision")),
                 seq_len=seq_len,
@@ -135,8 +208,11 @@ def register(app: typer.Typer) -> None:
                 deadline_s=None if deadline is None else deadline * SECONDS_PER_DAY,
                 budget_usd=budget,
                 grid_g_per_kwh=DEFAULT_GRID_G_PER_KWH if grid_intensity is None else grid_intensity,
-                pue=pue,
+                pue=pue if pue is not None else (own_params.pue if own_params else 1.0),
                 recheck=recheck,
+                ownership=own_params,
+                ownership_data=own_data,
+                price_class=cls,
             )
             callback, bar = _progress_bar(progress)
             with bar:

@@ -22,25 +22,26 @@ class PoolSpec:
         return f"{self.hardware}:{self.gpus}"
 
 
-def parse_pools(text: str) -> tuple[PoolSpec, ...]:
-    """``"h100-sxm:512,a100-80gb:256"`` -> pool specs; raises ValueError naming the bad part."""
+def parse_pools(text: str, field: str = "hardware", unique: bool = True) -> tuple[PoolSpec, ...]:
+    """``"h100-sxm:512,a100-80gb:256"`` -> pool specs; `UserError` naming `field` and the bad
+    part. `unique=False` allows a hardware twice (candidate additions)."""
     out: list[PoolSpec] = []
     parts = [p.strip() for p in str(text).split(",")]
     if not any(parts):
-        raise UserError(f"hardware: {text!r} must list pools as NAME:GPUS[,NAME:GPUS...]")
+        raise UserError(f"{field}: {text!r} must list pools as NAME:GPUS[,NAME:GPUS...]")
     for part in parts:
         name, sep, count = part.rpartition(":")
         if not sep or not name.strip():
-            raise UserError(f"hardware: {part!r} must be NAME:GPUS (e.g. h100-sxm:512)")
+            raise UserError(f"{field}: {part!r} must be NAME:GPUS (e.g. h100-sxm:512)")
         try:
             gpus = int(count)
         except ValueError:
-            raise UserError(f"hardware: {part!r}: GPU count {count!r} must be an integer") from None
+            raise UserError(f"{field}: {part!r}: GPU count {count!r} must be an integer") from None
         if gpus < 1:
-            raise UserError(f"hardware: {part!r}: GPU count {gpus} must be >= 1")
+            raise UserError(f"{field}: {part!r}: GPU count {gpus} must be >= 1")
         out.append(PoolSpec(name.strip(), gpus))
     names = [p.hardware for p in out]
-    if len(set(names)) != len(names):
+    if unique and len(set(names)) != len(names):
         raise UserError(f"hardware: {text!r} names a pool twice (merge the counts)")
     return tuple(out)
 

@@ -124,6 +124,7 @@ def blocks(result: dict[str, Any]) -> list[Block]:
                     _h(s["mean"]),
                     _h(s["p95"]),
                     c["stops"],
+                    c.get("failures", 0),
                     f"{c['lost_gpu_h']:,.0f}",
                 ]
             )
@@ -139,6 +140,7 @@ def blocks(result: dict[str, Any]) -> list[Block]:
                 "mean slowdown",
                 "p95 slowdown",
                 "preemptions / switches",
+                "failures",
                 "lost GPU-h",
             ],
             rows,
@@ -163,6 +165,7 @@ def blocks(result: dict[str, Any]) -> list[Block]:
             ],
         )
     )
+    out += purchase_blocks(result.get("purchase"))
     out.append(("h", 2, "Figures"))
     for name, caption in FIGURES.items():
         out.append(("figure", name, caption))
@@ -170,6 +173,64 @@ def blocks(result: dict[str, Any]) -> list[Block]:
         out.append(("figure", f"gantt-{name}", f"Nodes held by each job class under {name}"))
     out.append(("p", f"Provenance: {result['provenance']['modelled']}."))
     return out
+
+
+def purchase_blocks(pu: dict[str, Any] | None) -> list[Block]:
+    """The "which pool to add" ranking, if the run asked for one."""
+    if not pu:
+        return []
+    b = pu["baseline"]
+    target = pu["target_delay_h"]
+    head = (
+        f"Under {pu['policy']} (mean over seeds {', '.join(map(str, pu['seeds']))}), the "
+        f"cluster as it is ({', '.join(b['pools'])}) has a mean queueing delay of "
+        f"{b['mean_queueing_delay_h']:.2f} h ({b['waited_job_h']:,.0f} job-hours of waiting)."
+    )
+    if target is not None:
+        best = pu["cheapest_meeting_target"]
+        head += (
+            f" Target: {target:g} h; cheapest addition that meets it: {best}."
+            if best
+            else f" Target: {target:g} h; no candidate meets it."
+        )
+    return [
+        ("h", 2, "Which pool to add"),
+        ("p", head),
+        (
+            "table",
+            [
+                "rank",
+                "add",
+                "mean delay (h)",
+                "job-hours saved",
+                "added cost (USD)",
+                "USD per job-hour saved",
+                "meets target",
+                "utilisation",
+                "price (USD/GPU-h) and source",
+            ],
+            [
+                [
+                    c["rank"],
+                    c["add"],
+                    f"{c['mean_queueing_delay_h']:.2f}",
+                    f"{c['delay_saved_job_h']:,.0f}",
+                    f"{c['added_cost_usd']:,.0f}",
+                    _h(c["usd_per_job_hour_saved"]),
+                    "—" if c["meets_target"] is None else ("yes" if c["meets_target"] else "no"),
+                    f"{c['utilisation']:.1%}",
+                    f"{c['usd_per_gpu_hour']:.2f}: {c['price_source']}",
+                ]
+                for c in pu["candidates"]
+            ],
+        ),
+        (
+            "p",
+            "Added cost: the new GPUs at their list price for the whole period. Prices come "
+            "from different providers and pricing models (on-demand, capacity blocks, GPU "
+            "clouds); compare like with like or pass your own price file.",
+        ),
+    ]
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class UnitPrice:
     source: str
     provider: str = ""
     date: str = ""
+    price_class: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,16 +70,19 @@ class TrainingCost:
         return self.time_to_train_s / SECONDS_PER_DAY
 
 
-def unit_price(hw: HardwareProfile, prices: Mapping[str, Price]) -> UnitPrice:
-    """The price row for `hw` (by profile name, then accelerator name), else the profile's own."""
+def unit_price(
+    hw: HardwareProfile, prices: Mapping[str, Price], fallback: bool = True
+) -> UnitPrice:
+    """The price row for `hw` (by profile name, then accelerator name), else the profile's own
+    (unless `fallback` is False: prices chosen from one provider class must not be mixed)."""
     for key in (hw.name, hw.accelerator.name, hw.accelerator.name.lower()):
         p = prices.get(key)
         if p is not None:
             src = p.source + (f" ({p.provider}, {p.pricing}, {p.date})" if p.provider else "")
-            return UnitPrice(p.usd_per_gpu_hour, src, p.provider, p.date)
-    if hw.price_per_gpu_hour_usd is not None:
+            return UnitPrice(p.usd_per_gpu_hour, src, p.provider, p.date, p.price_class)
+    if fallback and hw.price_per_gpu_hour_usd is not None:
         return UnitPrice(hw.price_per_gpu_hour_usd, hw.price_source or "hardware profile")
-    return UnitPrice(None, f"no price for {hw.name}: add a row to a --prices file")
+    return UnitPrice(None, f"no price for {hw.name} in this class: add a row to a --prices file")
 
 
 def training_cost(

@@ -22,9 +22,13 @@ from analysis.planner.pareto import pareto_mask
 from analysis.planner.request import PlanRequest
 from analysis.planner.result import Candidate, PlanResult
 from analysis.planner.search import layout_workload, search_candidate, unsupported
+from analysis.planner.smallest import smallest_cluster
 from analysis.planner.space import Enumeration, enumerate_layouts
+from analysis.planner.tco import ownership_cost, unpriced_reason
 from analysis.predict import predict
+from hwprofiles.ownership import load_ownership
 from hwprofiles.prices import Price
+from simulator.limits import DesTooLarge
 
 DES_AGREEMENT = (0.8, 1.25)
 """DES / closed-form step-time ratios inside this band count as agreeing (a reporting threshold:
@@ -71,7 +75,7 @@ def search_all(
 
     out = []
     for hw in req.hardware:
-        price = unit_price(hw, prices or {})
+        price = unit_price(hw, prices or {}, fallback=not req.price_class)
         for precision in req.precisions:
             for g in req.gpus:
                 found = search_candidate(
@@ -111,14 +115,34 @@ def _cost(req: PlanRequest, c: Candidate) -> None:
         wall_clock_s=c.step.whole_run.get("time_to_train_s"),
         it_energy_j=c.step.whole_run.get("energy_to_train_it_j"),
     )
+    if req.ownership is not None:
+        data = req.ownership_data or load_ownership()
+        c.owning = True
+        c.own_reason = unpriced_reason(hw, data)
+        if c.own_reason is None:
+            c.own = ownership_cost(
+                hw,
+                c.gpus,
+                c.cost.time_to_train_s,
+                it_power_w(c.step),
+                req.ownership,
+                data,
+                c.price.usd_per_gpu_hour,
+            )
     if req.deadline_s is not None:
         c.meets_deadline = c.cost.time_to_train_s <= req.deadline_s
     if req.budget_usd is not None:
-        c.meets_budget = c.cost.cost_usd is not None and c.cost.cost_usd <= req.budget_usd
+        c.meets_budget = c.money is not None and c.money <= req.budget_usd
+
+
+def it_power_w(step) -> float:
+    """Whole nodes plus network switches and optics while training, before PUE (W)."""
+    levels = step.power
+    return levels["node_energy_per_step_j"] / step.step_time_s + levels["power_levels"]["network_w"]
 
 
 def _money(c: Candidate) -> float:
-    return np.inf if c.cost is None or c.cost.cost_usd is None else c.cost.cost_usd
+    return np.inf if c.money is None else c.money
 
 
 def _rank(req: PlanRequest, cands: list[Candidate]) -> tuple[list[int], int | None]:
@@ -158,15 +182,24 @@ def _recheck(req: PlanRequest, cands: list[Candidate], ranking: list[int]) -> st
     picked = ranking[: req.recheck]
     if not picked:
         return "DES re-check not requested" if req.recheck == 0 else "nothing to re-check"
+    skipped = []
     for i in picked:
         c = cands[i]
         hw = next(h for h in req.hardware if h.name == c.hardware)
         w = layout_workload(req.model, c.search.best, c.precision, req.sequence_length)
-        des = predict(w, hw, "des", req.options, tokens=req.tokens)
+        try:
+            des = predict(w, hw, "des", req.options, tokens=req.tokens)
+        except DesTooLarge:  # too many micro-batches to simulate in bounded time
+            skipped.append(c.label)
+            continue
         c.des_step_time_s = des.step_time_s
+        c.des_wall_clock_s = des.time_to_train_s  # goodput included (simulator.reliability)
     note = f"re-checked the first {len(picked)} of the ranking with the SimPy engine"
+    if skipped:
+        note += f" ({len(skipped)} skipped, above the SimPy engine's size limit: {skipped[0]})"
+    checked = [i for i in picked if cands[i].des_step_time_s is not None]
     off = [
-        cands[i] for i in picked if not DES_AGREEMENT[0] <= cands[i].des_ratio <= DES_AGREEMENT[1]
+        cands[i] for i in checked if not DES_AGREEMENT[0] <= cands[i].des_ratio <= DES_AGREEMENT[1]
     ]
     if off:
         worst = max(off, key=lambda c: abs(math.log(c.des_ratio)))
@@ -205,18 +238,49 @@ def plan(
         layouts_evaluated=sum(c.search.valid for c in cands),
     )
     result.recheck_note = _recheck(req, cands, ranking)
-    result.notes = _notes(cands)
+    result.notes = _notes(req, cands)
+    result.price_note = price_note(req, cands)
+    if req.deadline_s is not None:
+        top = max(req.gpus)
+        result.smallest = [
+            smallest_cluster(req, hw, p, top)
+            for hw in req.hardware
+            for p in req.precisions
+            if unsupported(hw, hw.node.gpus_per_node, p) is None
+        ]
     return result
 
 
-def _notes(cands: list[Candidate]) -> list[str]:
+def price_note(req: PlanRequest, cands: list[Candidate]) -> str:
+    """One line: the rental class and each hardware's price with its provider and date."""
+    seen: dict[str, str] = {}
+    for c in cands:
+        p = c.price
+        if p.usd_per_gpu_hour is None:
+            seen.setdefault(c.hardware, "no price")
+        else:
+            who = ", ".join(x for x in (p.provider, p.date) if x)
+            seen.setdefault(
+                c.hardware, f"${p.usd_per_gpu_hour:,.2f}/GPU-h" + (f" ({who})" if who else "")
+            )
+    cls = f"{req.price_class} prices" if req.price_class else "prices"
+    return f"rent at {cls}: " + "; ".join(f"{k} {v}" for k, v in seen.items())
+
+
+def _notes(req: PlanRequest, cands: list[Candidate]) -> list[str]:
     notes = []
-    providers = {c.price.provider for c in cands if c.price.provider}
-    if len(providers) > 1:
+    classes = {c.price.price_class for c in cands if c.price.price_class}
+    if len(classes) > 1:
         notes.append(
-            "prices come from different providers (" + ", ".join(sorted(providers)) + "); "
-            "hyperscaler on-demand and GPU-cloud prices differ several-fold: pass your own "
-            "quotes with --prices for a fair comparison"
+            "prices come from different provider classes (" + ", ".join(sorted(classes)) + "); "
+            "hyperscaler on-demand and GPU-cloud prices differ several-fold: choose one with "
+            "--price-class, or pass your own quotes with --prices"
+        )
+    own_missing = sorted({c.hardware for c in cands if c.own_reason})
+    if own_missing:
+        notes.append(
+            f"no server price for {', '.join(own_missing)}: owning cost omitted "
+            "(add [nodes.<node>] rows to an --ownership file)"
         )
     unpriced = sorted({c.hardware for c in cands if c.price.usd_per_gpu_hour is None})
     if unpriced:

@@ -8,7 +8,9 @@ from analysis.closed_form import Options
 from analysis.planner.costs import DEFAULT_GRID_G_PER_KWH
 from analysis.planner.search import USABLE_MEMORY_FRACTION
 from analysis.planner.space import BatchPolicy, SearchSpace
+from analysis.planner.tco import OwnershipParams
 from hwprofiles.errors import UserError
+from hwprofiles.ownership import OwnershipData
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.models_catalogue import pretraining_seq_len
@@ -58,6 +60,12 @@ class PlanRequest:
     usable_memory_fraction: float = USABLE_MEMORY_FRACTION
     options: Options = field(default_factory=Options)
     space: SearchSpace = field(default_factory=SearchSpace)
+    ownership: OwnershipParams | None = None
+    """With it, candidates are costed as owned (`analysis.planner.tco`), rent beside."""
+    ownership_data: OwnershipData | None = None
+    """Server and fabric prices for owning (None: the catalogue's)."""
+    price_class: str = ""
+    """The rental provider class the prices were taken from (for the report)."""
 
     def __post_init__(self) -> None:
         if not self.tokens > 0:

@@ -14,6 +14,8 @@ from typing import Any
 from analysis.planner.costs import SECONDS_PER_DAY, TrainingCost, UnitPrice
 from analysis.planner.request import PlanRequest
 from analysis.planner.search import CandidateSearch
+from analysis.planner.smallest import Smallest
+from analysis.planner.tco import OwnershipCost
 from simulator.parallel import RECOMPUTE_MODES
 from simulator.result import StepResult, round_sig
 
@@ -63,6 +65,27 @@ class Candidate:
     meets_budget: bool | None = None
     des_step_time_s: float | None = None
     """The SimPy engine's step time for the same layout, when re-checked."""
+    des_wall_clock_s: float | None = None
+    """The SimPy engine's time to train with failures, checkpoints and restarts, when
+    re-checked."""
+    owning: bool = False
+    """Costed as owned (`plan --own`): `money` is then the owner's cost of the run."""
+    own: OwnershipCost | None = None
+    own_reason: str | None = None
+    """Why owning could not be costed (no server price)."""
+
+    @property
+    def money(self) -> float | None:
+        """The cost the ranking uses: the owner's cost of the run, or the rental cost."""
+        if self.owning:
+            return None if self.own is None else self.own.run_usd
+        return None if self.cost is None else self.cost.cost_usd
+
+    @property
+    def usd_per_mtok(self) -> float | None:
+        """US dollars per million training tokens (of `money`)."""
+        m = self.money
+        return None if m is None or self.cost is None else m / self.cost.tokens * 1e6
 
     @property
     def hardware(self) -> str:
@@ -97,6 +120,8 @@ class Candidate:
         return self.des_step_time_s / self.step.step_time_s
 
     def des_time_to_train_s(self) -> float | None:
+        if self.des_wall_clock_s is not None:
+            return self.des_wall_clock_s
         if self.des_step_time_s is None or self.cost is None:
             return None
         return self.cost.steps * self.des_step_time_s
@@ -141,6 +166,15 @@ class Candidate:
             "energy_mwh": c.energy_mwh if c else None,
             "co2_t": c.co2_t if c else None,
             "on_pareto": self.on_pareto,
+            "usd_per_mtok": self.usd_per_mtok,
+            "owned": self.owning,
+            "capex_usd": self.own.capex_usd if self.own else None,
+            "own_run_usd": self.own.run_usd if self.own else None,
+            "rent_usd": c.cost_usd if c else None,
+            "break_even_utilisation": (
+                self.own.to_dict()["break_even_utilisation"] if self.own else None
+            ),
+            "payback_years": self.own.payback_years if self.own else None,
             "meets_deadline": self.meets_deadline,
             "meets_budget": self.meets_budget,
         }
@@ -160,6 +194,8 @@ class Candidate:
         d["rejected"] = dict(self.search.rejected)
         d["top_layouts"] = round_sig(self.search.top)
         d["price_source"] = self.price.source
+        d["ownership"] = round_sig(self.own.to_dict()) if self.own else None
+        d["ownership_note"] = self.own_reason
         d["step"] = self.step.to_dict() if self.step else None
         return d
 
@@ -180,6 +216,10 @@ class PlanResult:
     layouts_evaluated: int = 0
     recheck_note: str = ""
     notes: list[str] = field(default_factory=list)
+    smallest: list[Smallest] = field(default_factory=list)
+    """With a deadline: the fewest GPUs of each (hardware, precision) that meet it."""
+    price_note: str = ""
+    """Which rental prices were used (class, each with provider and date)."""
 
     @property
     def feasible(self) -> list[Candidate]:
@@ -218,6 +258,12 @@ class PlanResult:
                 "budget_usd": q.budget_usd,
                 "grid_g_per_kwh": q.grid_g_per_kwh,
                 "pue": q.pue,
+                "price_class": q.price_class,
+                "ownership": (
+                    None
+                    if q.ownership is None
+                    else {k: v for k, v in asdict(q.ownership).items() if k != "sources"}
+                ),
                 "usable_memory_fraction": q.usable_memory_fraction,
                 "options": asdict(q.options),
                 "space": asdict(q.space),
@@ -239,7 +285,11 @@ class PlanResult:
                 "precision": c.precision,
                 "layout": c.layout_text,
                 "time_to_train_days": t.days if t else None,
-                "cost_usd": t.cost_usd if t else None,
+                "cost_usd": c.money,
+                "owned": c.owning,
+                "capex_usd": c.own.capex_usd if c.own else None,
+                "rent_usd": t.cost_usd if t else None,
+                "usd_per_mtok": c.usd_per_mtok,
                 "usd_per_gpu_hour": c.price.usd_per_gpu_hour,
                 "price_source": c.price.source,
                 "energy_mwh": t.energy_mwh if t else None,
@@ -260,5 +310,7 @@ class PlanResult:
             "ranking": list(self.ranking),
             "recheck": self.recheck_note,
             "notes": list(self.notes),
+            "prices_used": self.price_note,
+            "smallest_meeting_deadline": [round_sig(asdict(s)) for s in self.smallest],
             "candidates": [c.to_dict() for c in self.candidates],
         }

@@ -13,7 +13,9 @@ from typing import Any
 from analysis.labels import label
 from analysis.planner.costs import DEFAULT_GRID_G_PER_KWH, SECONDS_PER_DAY
 from analysis.planner.result import BREAKDOWN_KEYS, Candidate, PlanResult
+from analysis.report.answer import facts, rule_text, smallest_lines, usd
 from analysis.report.figures import FIGURES, at_gpus, reference_gpus
+from analysis.report.whatchange import what_would_change
 
 Block = tuple[Any, ...]
 
@@ -64,53 +66,86 @@ def answer_blocks(result: PlanResult) -> list[Block]:
     out: list[Block] = [("h", 2, "Answer")]
     if result.recommended is not None:
         c = result.candidates[result.recommended]
-        rule = "cheapest meeting the deadline" if q.deadline_s else "fastest within the budget"
+        out.append(("p", f"**Recommended ({rule_text(result)}): {c.label}**"))
         out.append(
             (
-                "p",
-                f"**Recommended ({rule}): {c.label}**, layout `{c.layout_text}`: "
-                f"{_n(c.cost.days)} days, ${_n(c.cost.cost_usd, '{:,.0f}')}, "  # type: ignore[union-attr]
-                f"{_n(c.cost.energy_mwh)} MWh, {_n(c.cost.co2_t)} t CO2, "  # type: ignore[union-attr]
-                f"MFU {c.step.mfu:.1%}.",
+                "table",
+                ["", c.label],
+                [(k, f"`{v}`" if k == "layout" else v) for k, v in facts(result, c)],
             )
-        )  # type: ignore[union-attr]
+        )
     elif result.closest is not None:
         c = result.candidates[result.closest]
         out.append(
             (
                 "p",
                 f"No candidate meets the deadline/budget; closest: {c.label} "
-                f"({_n(c.cost.days)} days, ${_n(c.cost.cost_usd, '{:,.0f}')}).",
+                f"({_n(c.cost.days)} days, {usd(c.money)}).",  # type: ignore[union-attr]
             )
-        )  # type: ignore[union-attr]
+        )
     else:
         out.append(
             (
                 "p",
                 "No deadline or budget given: the Pareto front below is the answer "
-                "(give --deadline or --budget for a single recommendation).",
+                "(give --deadline or --budget for a single recommendation). "
+                + result.price_note
+                + ".",
             )
         )
+    if result.smallest:
+        out.append(("h", 3, f"Smallest cluster meeting {q.deadline_s / 86400:g} days"))  # type: ignore[operator]
+        out.append(
+            (
+                "p",
+                "Searched over whole nodes (any count, not only powers of two): the fewest "
+                "GPUs of each hardware and precision whose best layout meets the deadline.",
+            )
+        )
+        out.append(("table", ["hardware", "answer"], smallest_lines(result)))
     front = [result.candidates[i] for i in result.ranking][:8]
     if front:
+        owning = q.ownership is not None
         out.append(
             (
                 "table",
-                ["rank", "candidate", "layout", "days", "cost (USD)", "MWh"],
+                [
+                    "rank",
+                    "candidate",
+                    "layout",
+                    "days",
+                    "own" if owning else "rent",
+                    "$/M tokens",
+                    "MWh",
+                ],
                 [
                     (
                         str(k + 1),
                         c.label,
                         f"`{c.layout_text}`",
                         _n(c.cost.days),  # type: ignore[union-attr]
-                        _n(c.cost.cost_usd, "{:,.0f}"),
-                        _n(c.cost.energy_mwh),
-                    )  # type: ignore[union-attr]
+                        usd(c.money),
+                        usd(c.usd_per_mtok),
+                        _n(c.cost.energy_mwh),  # type: ignore[union-attr]
+                    )
                     for k, c in enumerate(front)
                 ],
             )
         )
     return out
+
+
+def change_blocks(result: PlanResult) -> list[Block]:
+    """What would change the answer (price class, utilisation, deadline)."""
+    return [
+        ("h", 2, "What would change the answer"),
+        (
+            "p",
+            "The same candidates re-ranked under other assumptions (no new search: a "
+            "candidate's step does not depend on prices or deadlines).",
+        ),
+        ("list", what_would_change(result)),
+    ]
 
 
 def recheck_blocks(result: PlanResult) -> list[Block]:
@@ -156,8 +191,9 @@ def recheck_blocks(result: PlanResult) -> list[Block]:
     return out
 
 
-def _cand_row(c: Candidate) -> tuple[str, ...]:
+def _cand_row(c: Candidate, owning: bool = False) -> tuple[str, ...]:
     s, t = c.step, c.cost
+    own = (usd(c.own.capex_usd), usd(c.own.run_usd)) if c.own else ("—", "—")
     return (
         c.hardware,
         str(c.gpus),
@@ -168,7 +204,8 @@ def _cand_row(c: Candidate) -> tuple[str, ...]:
         _n(s.memory_per_gpu_bytes / 2**30),  # type: ignore[union-attr]
         _n(t.days),
         _n(t.gpu_hours, "{:,.0f}"),
-        _n(t.cost_usd, "{:,.0f}"),  # type: ignore[union-attr]
+        usd(t.cost_usd),  # type: ignore[union-attr]
+        *(own if owning else ()),
         _n(t.energy_mwh),
         _n(t.co2_t),
         "yes" if c.on_pareto else "",  # type: ignore[union-attr]
@@ -187,7 +224,8 @@ def candidates_blocks(result: PlanResult) -> list[Block]:
         "GiB/GPU",
         "days",
         "GPU-hours",
-        "cost (USD)",
+        "rent",
+        *(("capex", "own (this run)") if result.request.ownership is not None else ()),
         "MWh",
         "t CO2",
         "Pareto",
@@ -200,7 +238,11 @@ def candidates_blocks(result: PlanResult) -> list[Block]:
             "Best layout of every feasible (hardware, GPU count, precision), closed form. "
             "MFU counts model FLOPs without recompute over the dense peak of the precision.",
         ),
-        ("table", heads, [_cand_row(c) for c in result.feasible]),
+        (
+            "table",
+            heads,
+            [_cand_row(c, result.request.ownership is not None) for c in result.feasible],
+        ),
     ]
     bad = [c for c in result.candidates if not c.feasible]
     if bad:
@@ -303,14 +345,25 @@ def provenance_blocks(result: PlanResult) -> list[Block]:
     prices = {}
     for c in result.candidates:
         prices[c.hardware] = (c.price.usd_per_gpu_hour, c.price.source)
-    for hw, (usd, src) in prices.items():
-        items.append(f"price {hw}: {_n(usd, '${:.2f}')}/GPU-hour — {src}")
+    for hw, (rate, src) in prices.items():
+        items.append(f"price {hw}: {_n(rate, '${:.2f}')}/GPU-hour — {src}")
+    owned = {c.hardware: c.own for c in result.candidates if c.own is not None}
+    for hw, o in owned.items():
+        items.append(f"server {hw}: {o.server_source}")
+        items.append(f"network {hw}: {o.network_source}")
+    if q.ownership is not None:
+        for k, v in q.ownership.sources.items():
+            items.append(f"{k} = {getattr(q.ownership, k):g}: {v}")
     items += [
         "modelled, not measured: the step structure (1F1B, bubbles, overlap), communication "
         "(alpha-beta over the profile's links), memory (Korthikanti et al. 2022 accounting) "
         "and power states; the SimPy re-check models contention the closed form ignores",
-        "energy counts the GPUs only (times PUE); host CPUs, NICs, switches and cooling "
-        "beyond PUE are not counted; cost is rental only",
+        "days are the expected wall clock with failures, checkpoints and restarts (Llama 3 "
+        "interruption rates per component, optimal checkpoint interval; docs/wholerun.md), "
+        "so GPU-hours and cost include the downtime; energy is the whole run's IT energy "
+        "(node wall power: GPU boards below TDP, CPUs, DRAM, NICs, NVSwitch, fans; plus network "
+        "switches and optics) times PUE; rent is rental only; the owner's power bill counts "
+        "whole nodes, switches and optics (power.toml)",
         *result.notes,
     ]
     return [("h", 2, "Where the numbers come from"), ("list", items)]
@@ -323,6 +376,7 @@ def build(result: PlanResult, date: str, files: dict[str, str] | None = None) ->
     blocks: list[Block] = [("h", 1, title)]
     blocks += inputs_blocks(result, date)
     blocks += answer_blocks(result)
+    blocks += change_blocks(result)
     blocks += recheck_blocks(result)
     blocks += candidates_blocks(result)
     blocks += figure_blocks(result)

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwprofiles.attention_kernels import kernel_ratio, seq_ramp
 from hwprofiles.precision import PRECISIONS
 from hwprofiles.profile import Accelerator
 from simulator.costmodel.ops import Num, Op
 
 ACT_BYTES = {k: p.activation_bytes for k, p in PRECISIONS.items()}
 """Activation element size per training precision (`hwprofiles.precision`)."""
+LOW_PRECISION = tuple(k for k, p in PRECISIONS.items() if p.quantised)
+"""Precisions whose GEMMs take quantised inputs cast from bf16 activations and weights."""
+QUANT_BYTES = {k: p.quant_bytes for k, p in PRECISIONS.items() if p.quantised}
+"""Bytes per quantised element written by a cast, scales included (`hwprofiles.precision`)."""
+QUANT_COPIES = {k: p.quant_copies for k, p in PRECISIONS.items() if p.quantised}
+"""Quantised copies a forward cast writes (`hwprofiles.precision`)."""
 
 
 def gemm_dtype(precision: str) -> str:
@@ -22,17 +29,23 @@ def gemm_dtype(precision: str) -> str:
 
 
 def attention_dtype(precision: str) -> str:
-    """Fused attention runs in bf16 under fp8 training (Transformer Engine recipe)."""
+    """Fused attention runs in bf16 under fp8, MXFP8 and NVFP4 training (Transformer Engine
+    recipes; NVIDIA 2025, 'Pretraining LLMs with NVFP4', arXiv 2509.25149, Sec. 4: attention
+    and the other non-GEMM ops stay in bf16)."""
     return PRECISIONS[precision].attention_peak
 
 
-def compute_time(acc: Accelerator, flops: Num, dtype: str, curve: str = "matmul") -> Num:
-    """Seconds for a compute-bound kernel of `flops` FLOPs."""
+def compute_time(
+    acc: Accelerator, flops: Num, dtype: str, curve: str = "matmul", eff_flops: Num | None = None
+) -> Num:
+    """Seconds for a compute-bound kernel of `flops` FLOPs; the efficiency curve is read at
+    `eff_flops` when given (one expert's GEMM of a grouped GEMM), else at `flops`."""
     flops = np.asarray(flops, dtype=float)
+    size = flops if eff_flops is None else np.asarray(eff_flops, dtype=float)
     if curve == "attention":
-        eff = acc.attention_curve(dtype).at(np.maximum(flops, 1.0))
+        eff = acc.attention_curve(dtype).at(np.maximum(size, 1.0))
     else:
-        eff = acc.matmul_curve(dtype).at(np.maximum(flops, 1.0))
+        eff = acc.matmul_curve(dtype).at(np.maximum(size, 1.0))
     return np.where(flops > 0, flops / (acc.peak(dtype) * eff), 0.0)
 
 
@@ -88,15 +101,29 @@ def _scalar(x: np.ndarray) -> Num:
 
 
 def op_times(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
-    """(forward, backward) seconds of `op` on `acc` at `precision`."""
+    """(forward, backward) seconds of `op` on `acc` at `precision`, per layer: `op.count`
+    runs of the kernel (1 unless a MoE model's average layer runs it in some layers only)."""
+    fwd, bwd = _one_run(acc, op, precision)
+    if np.all(np.asarray(op.count) == 1.0):
+        return fwd, bwd
+    return fwd * op.count, bwd * op.count
+
+
+def _one_run(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
     if op.kind == "memory":
         return memory_time(acc, op.fwd_bytes), memory_time(acc, op.bwd_bytes)
     if op.kind == "cast":
         return cast_time(acc, op.fwd_bytes), cast_time(acc, op.bwd_bytes)
     if op.kind == "attention":
         dt = attention_dtype(precision)
-        fwd = compute_time(acc, op.exec_fwd_flops, dt, "attention")
-        bwd = compute_time(acc, op.exec_bwd_flops, dt, "attention")
+        # the catalogue's attention figure is FlashAttention-2's; another generation runs at
+        # its measured ratio to it (hwprofiles/data/attention_kernels.toml)
+        ratio = 1.0 if op.kernel == "fa2" else kernel_ratio(acc.name, op.kernel)
+        # and ramps up with the key length (attention_kernels.toml, half_keys)
+        if np.any(np.asarray(op.key_len) > 0):
+            ratio = ratio * seq_ramp(acc.name, np.asarray(op.key_len, dtype=float))
+        fwd = compute_time(acc, op.exec_fwd_flops, dt, "attention") / ratio
+        bwd = compute_time(acc, op.exec_bwd_flops, dt, "attention") / ratio
         measured = _measured_attention(acc, op, dt)
         if measured is not None:
             fwd = _scalar(np.where(np.isnan(measured[0]), fwd, measured[0]))
@@ -105,9 +132,12 @@ def op_times(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
     dt = gemm_dtype(precision)
     # the backward of a GEMM is two GEMMs (dX, dW) of the forward's size each; each GEMM
     # is bounded below by its operand traffic (roofline)
-    fwd = np.maximum(compute_time(acc, op.exec_fwd_flops, dt), memory_time(acc, op.fwd_bytes))
+    eff = op.eff_flops
+    fwd = np.maximum(
+        compute_time(acc, op.exec_fwd_flops, dt, eff_flops=eff), memory_time(acc, op.fwd_bytes)
+    )
     bwd = 2 * np.maximum(
-        compute_time(acc, np.asarray(op.exec_bwd_flops) / 2, dt),
+        compute_time(acc, np.asarray(op.exec_bwd_flops) / 2, dt, eff_flops=eff),
         memory_time(acc, np.asarray(op.bwd_bytes) / 2),
     )
     return fwd, bwd

@@ -59,6 +59,8 @@ class ReliabilityOptions:
     seeds: int = 64
     """SimPy: runs sampled for the P10/P50/P90 of time to train."""
     seed: int = 0
+    pue: float | None = None
+    """Facility power usage effectiveness for facility energy (None = power.toml default)."""
 
     def __post_init__(self) -> None:
         _positive("checkpoint_interval_s", self.checkpoint_interval_s)
@@ -72,5 +74,11 @@ class ReliabilityOptions:
             raise UserError("restart_s", self.restart_s, "must be a finite number >= 0")
         if not (math.isfinite(self.warmup_steps) and self.warmup_steps >= 0):
             raise UserError("warmup_steps", self.warmup_steps, "must be a finite number >= 0")
+        if self.pue is not None and (
+            isinstance(self.pue, bool)
+            or not isinstance(self.pue, int | float)
+            or not (math.isfinite(self.pue) and self.pue >= 1.0)
+        ):
+            raise UserError("pue", self.pue, "must be a finite number >= 1 (facility / IT energy)")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise UserError("seeds", self.seeds, "must be an integer >= 1")

@@ -1,0 +1,72 @@
+"""Tables that fit the terminal: numbers are never cut; columns are dropped by priority instead.
+
+A `Col` says how important it is; `fit_table` measures the table at its natural width (every
+cell on one line, text columns allowed to wrap at spaces) and drops the least important columns
+until it fits `width` (the console's width: $COLUMNS, else the terminal, else 80). What was
+dropped is returned, so the caller can say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich import box
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+
+@dataclass(frozen=True)
+class Col:
+    header: str
+    justify: str = "right"
+    priority: int = 0
+    """Higher stays longer; the lowest goes first when the table is too wide."""
+    wrap: bool = False
+    """Text that may wrap at spaces (names); numbers never wrap."""
+
+
+def _table(cols: Sequence[Col], rows: Sequence[Sequence[str]], keep: list[int], title: str):
+    t = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        title=title or None,
+        title_justify="left",
+        show_edge=False,
+    )
+    for i in keep:
+        c = cols[i]
+        t.add_column(
+            c.header,
+            justify=c.justify,  # type: ignore[arg-type]
+            no_wrap=not c.wrap,
+            overflow="fold" if c.wrap else "ignore",
+            min_width=None if c.wrap else max([len(c.header)] + [len(r[i]) for r in rows]),
+        )
+    for r in rows:
+        t.add_row(*(r[i] for i in keep))
+    return t
+
+
+def _min_width(t: Table, console: Console) -> int:
+    return Measurement.get(console, console.options, t).minimum
+
+
+def fit_table(
+    cols: Sequence[Col],
+    rows: Sequence[Sequence[str]],
+    console: Console,
+    title: str = "",
+) -> tuple[Table, list[str]]:
+    """(a table no wider than the console, headers of the columns dropped to get there)."""
+    keep = list(range(len(cols)))
+    dropped: list[str] = []
+    while True:
+        t = _table(cols, rows, keep, title)
+        if _min_width(t, console) <= console.width or len(keep) == 1:
+            return t, dropped
+        worst = min(keep, key=lambda i: (cols[i].priority, -i))
+        keep.remove(worst)
+        dropped.append(cols[worst].header)
