@@ -30,6 +30,7 @@ from hwprofiles.calibration.report import markdown_report
 from hwprofiles.calibration.run import CalibrationConfig, calibrate
 from hwprofiles.calibration.timing import NOISY_SPREAD
 from hwprofiles.calibration.writer import COLUMNS
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 
 CSVS = {
@@ -270,7 +271,7 @@ def test_markdown_report_shows_the_figures(profile_dir: Path, summary: dict[str,
 
 
 def test_loader_rejects_what_is_not_a_profile(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"no profile\.toml"):
+    with pytest.raises(UserError, match=r"no profile\.toml"):
         load_calibrated_profile(tmp_path)
     (tmp_path / "profile.toml").write_text('format = "other"\n')
     with pytest.raises(ValueError, match="field 'format'"):
@@ -304,6 +305,11 @@ def assert_close(a: Any, b: Any, rel: float = 1e-3, path: str = "") -> None:
         # a fit's residual: near zero for a near-exact fit, where 6-digit CSV rounding moves
         # it by more than `rel`; compare it absolutely instead
         assert a == pytest.approx(b, abs=1e-3), path
+    elif isinstance(a, float) and path.endswith(("half_size", "exponent")):
+        # ill-conditioned parameters of a 3-parameter fit through a few points: 6-digit CSV
+        # rounding moved half_size by 0.5 % in 2 of 3 tiny calibrations (2026-12-02) while the
+        # curve itself did not move; the curve's sampled fractions are compared at `rel`
+        assert a == pytest.approx(b, rel=0.05), path
     elif isinstance(a, float):
         assert a == pytest.approx(b, rel=rel, abs=1e-12), path
     else:

@@ -21,6 +21,7 @@ FIGURES = {  # notebook -> figures it must draw
     "02_hardware_purchasing": 3,
     "03_mixed_precision": 1,
     "04_validation": 1,
+    "05_sweep": 1,
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -117,3 +119,72 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2 and "cannot be reached within 1 s" in r.output
     assert r.output.count("\n") == 1
+    assert not (tmp_path / "o2").exists()  # nothing written before the scheduler answers
+
+
+JOBMIX = Path(__file__).resolve().parent.parent / "examples" / "jobmix.toml"
+
+
+def cluster_grid(**axes):
+    base_axes = {"jobs": str(JOBMIX), "pools": ["h100-sxm:768", "h100-sxm:512,a100-80gb:256"]}
+    return parse_grid({"sweep": {"engine": "cluster"}, "axes": base_axes | axes})
+
+
+def test_cluster_points_share_their_job_draws_across_pools(tmp_path):
+    s = run_sweep(cluster_grid(days=1, policy="backfill"), tmp_path / "c", progress=False)
+    assert (s.ok, s.failed) == (2, 0)
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(s.table).to_pylist()
+    assert len({r["engine_seed"] for r in rows}) == 1  # same mix, days and replicate
+    assert len({r["total.jobs_submitted"] for r in rows}) == 1
+    assert all(0 < r["total.utilisation"] <= 1 for r in rows)
+    assert "step_time_s" not in rows[0]  # only the columns a cluster point has
+
+
+@pytest.mark.parametrize(
+    ("axes", "field"),
+    [
+        ({"policy": ["lifo"]}, "axes.policy: 'lifo' must be one of"),
+        ({"pools": ["h100-sxm"]}, "axes.pools: 'h100-sxm' must be pools as NAME:GPUS"),
+        ({"gpus": [8]}, "axes.gpus: not a cluster input"),
+        ({"jobs": "nope.toml"}, "axes.jobs"),
+    ],
+)
+def test_bad_cluster_grids_are_user_errors(axes, field):
+    with pytest.raises(UserError) as err:
+        cluster_grid(**axes)
+    assert field in str(err.value)
+    with pytest.raises(UserError, match="needs engine = 'cluster'"):
+        grid({"policy": ["fifo"]})
+
+
+def test_cli_runs_resumes_and_plots(tmp_path):
+    g = tmp_path / "g.toml"
+    g.write_text(
+        '[sweep]\nengine = "analytic"\n[base.parallelism]\ntp = 8\npp = 4\n'
+        "[axes]\ngpus = [512, 1024]\nscale_out_gbps = [100, 400]\n"
+    )
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["sweep", str(g), "--out", str(out), "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    assert "4 points, 0 already done, 4 ok" in r.output
+    r = CliRunner().invoke(app, ["sweep", str(g), "--out", str(out), "--format", "csv", "--json"])
+    assert r.exit_code == 0 and '"skipped": 4' in r.output
+    r = CliRunner().invoke(app, ["sweep", "--plot", str(out), "--metric", "comm_fraction"])
+    assert r.exit_code == 0, r.output
+    png = out / "comm_fraction.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_shared_seeds_give_one_engine_seed_per_replicate():
+    axes = {"gpus": [16, 32], "scale_out_gbps": [100, 400], "seed": [0, 1]}
+    own = grid(axes).points()
+    data = {"sweep": {"engine": "des", "shared_seeds": True}, "base": BASE, "axes": axes}
+    shared = parse_grid(data)
+    seeds = {}
+    for p in shared.points():
+        seeds.setdefault(p.values["seed"], set()).add(make_task(shared.base, p)["des"]["seed"])
+    assert [len(s) for s in seeds.values()] == [1, 1] and seeds[0] != seeds[1]
+    assert len({make_task(BASE, p)["des"]["seed"] for p in own}) == 8
+    assert not {p.key for p in own} & {p.key for p in shared.points()}

@@ -65,6 +65,9 @@ class Candidate:
     meets_budget: bool | None = None
     des_step_time_s: float | None = None
     """The SimPy engine's step time for the same layout, when re-checked."""
+    des_wall_clock_s: float | None = None
+    """The SimPy engine's time to train with failures, checkpoints and restarts, when
+    re-checked."""
     owning: bool = False
     """Costed as owned (`plan --own`): `money` is then the owner's cost of the run."""
     own: OwnershipCost | None = None
@@ -117,6 +120,8 @@ class Candidate:
         return self.des_step_time_s / self.step.step_time_s
 
     def des_time_to_train_s(self) -> float | None:
+        if self.des_wall_clock_s is not None:
+            return self.des_wall_clock_s
         if self.des_step_time_s is None or self.cost is None:
             return None
         return self.cost.steps * self.des_step_time_s

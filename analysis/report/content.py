@@ -368,9 +368,12 @@ def provenance_blocks(result: PlanResult) -> list[Block]:
         "modelled, not measured: the step structure (1F1B, bubbles, overlap), communication "
         "(alpha-beta over the profile's links), memory (Korthikanti et al. 2022 accounting) "
         "and power states; the SimPy re-check models contention the closed form ignores",
-        "energy counts the GPUs only (times PUE); host CPUs, NICs, switches and cooling "
-        "beyond PUE are not counted in the MWh column; the owner's power bill counts whole "
-        "nodes, switches and optics (power.toml)",
+        "days are the expected wall clock with failures, checkpoints and restarts (Llama 3 "
+        "interruption rates per component, optimal checkpoint interval; docs/wholerun.md), "
+        "so GPU-hours and cost include the downtime; energy is the whole run's IT energy "
+        "(node wall power: GPU boards below TDP, CPUs, DRAM, NICs, NVSwitch, fans; plus network "
+        "switches and optics) times PUE; rent is rental only; the owner's power bill counts "
+        "whole nodes, switches and optics (power.toml)",
         *result.notes,
     ]
     return [("h", 2, "Where the numbers come from"), ("list", items)]

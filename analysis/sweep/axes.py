@@ -14,7 +14,7 @@ from dataclasses import fields
 from typing import Any
 
 from analysis.closed_form import Options
-from analysis.predict import ENGINES
+from analysis.predict import ENGINES as STEP_ENGINES
 from hwprofiles.errors import UserError
 from simulator.parallel import PRECISIONS, RECOMPUTE_MODES
 
@@ -43,11 +43,15 @@ RUN_AXES: dict[str, tuple[str, str]] = {
 """Axis name -> (run-file section, key)."""
 
 SWEEP_AXES = ("engine", "seed", "jitter", "speed_sigma", "contention", "scale_out_gbps")
+CLUSTER_AXES = ("jobs", "pools", "policy", "days")
+"""The `cluster` engine's inputs (`llmcap cluster --jobs --hardware --policy --days`); with
+`engine` and `seed` they are the only axes a cluster grid takes."""
+ENGINES = (*STEP_ENGINES, "cluster")
 OPTION_FIELDS = {f.name: f for f in fields(Options)}
 
 
 def known_axes() -> list[str]:
-    return [*RUN_AXES, *SWEEP_AXES, "options.<field>"]
+    return [*RUN_AXES, *SWEEP_AXES, "options.<field>", *CLUSTER_AXES]
 
 
 def _int(lo: int, hi: int | None = None, also: tuple[int, ...] = ()) -> Callable[[Any], str]:
@@ -111,6 +115,31 @@ def _link(v: Any) -> str:
     return _choice(sorted(list_links()))(v)
 
 
+def _pools(v: Any) -> str:
+    from analysis.cluster import parse_pools
+
+    if not isinstance(v, str):
+        return "must be pools as NAME:GPUS[,NAME:GPUS...] (e.g. h100-sxm:512)"
+    try:
+        for spec in parse_pools(v):
+            rule = _hardware(spec.hardware)
+            if rule:
+                return f"names pool {spec.hardware!r}, which {rule}"
+    except ValueError as exc:
+        return f"must be pools as NAME:GPUS[,NAME:GPUS...] ({exc})"
+    return ""
+
+
+def _policy(v: Any) -> str:
+    from simulator.cluster.policy import POLICIES
+
+    return _choice(tuple(POLICIES))(v)
+
+
+def _path(v: Any) -> str:
+    return "" if isinstance(v, str) and v else "must be a job-mix TOML path"
+
+
 def _topology(v: Any) -> str:
     from hwprofiles.presets import TOPOLOGIES
 
@@ -139,6 +168,10 @@ CHECKS: dict[str, Callable[[Any], str]] = {
     "precision": _choice(PRECISIONS),
     "recompute": _choice(RECOMPUTE_MODES),
     "engine": _choice(ENGINES),
+    "jobs": _path,
+    "pools": _pools,
+    "policy": _policy,
+    "days": _float(0.0, strict=True),
     "seed": _int(0),
     "jitter": _float(0.0, strict=False),
     "speed_sigma": _float(0.0, strict=False),

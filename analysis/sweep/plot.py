@@ -66,7 +66,8 @@ def _draw(
                 continue
             stats = g.agg(["mean", "min", "max"]).reset_index().sort_values(x)
             label = f"{hue} = {hv}" if hue else metric
-            ax.plot(stats[x], stats["mean"], "o-", color=f"C{i}", label=label)
+            numeric = stats[x].dtype.kind in "iuf"  # categories (pool splits): no lines
+            ax.plot(stats[x], stats["mean"], "o-" if numeric else "o", color=f"C{i}", label=label)
             if rest:
                 ax.fill_between(stats[x], stats["min"], stats["max"], color=f"C{i}", alpha=0.2)
         ax.set(xlabel=x or "", ylabel=metric, title=f"{panel} = {pv}" if panel else "")
@@ -74,7 +75,7 @@ def _draw(
         if hue:
             ax.legend(fontsize=8)
     note = f"; mean and min-max over {', '.join(rest)}" if rest else ""
-    fig.suptitle(f"{metric}: {len(df)} points, {failed} failed{note}", fontsize=10)
+    fig.suptitle(f"{metric}: {len(df)} ok points, {failed} failed{note}", fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=110)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from analysis.sweep.grid import Point, run_spec
+from analysis.sweep.grid import Point, digest, run_spec
 
 DES_DEFAULTS: dict[str, Any] = {"seed": 0, "jitter": 0.0, "speed_sigma": 0.0, "contention": True}
 """The SimPy engine's options when no axis sets them (those of `llmcap simulate`)."""
@@ -27,6 +27,9 @@ METRICS = (
 FLAGS = ("fits_in_memory",)
 TEXTS = ("status", "error", "saturated_links")
 INTS = ("engine_seed", "dp")
+TOTAL = "total."
+"""Prefix of a cluster point's totals (`llmcap cluster --json`: utilisation, goodput, mean
+queueing delay in hours, jobs submitted and finished, energy J, cost USD)."""
 BREAKDOWN = "breakdown."
 """Prefix of the step-time breakdown columns (seconds along the critical path)."""
 
@@ -39,14 +42,34 @@ def engine_seed(key: str) -> int:
 def make_task(base: dict[str, dict[str, Any]], point: Point) -> dict[str, Any]:
     """Everything a worker needs for `point`, as plain data."""
     v = point.values
+    if v["engine"] == "cluster":
+        return _cluster_task(base, point)
     des = {k: v.get(k, d) for k, d in DES_DEFAULTS.items()}
-    des["seed"] = engine_seed(point.key)
+    des["seed"] = engine_seed(point.seed_key or point.key)
     return {
         "key": point.key,
         "spec": run_spec(base, v),
         "engine": v["engine"],
         "des": des,
         "scale_out_gbps": v.get("scale_out_gbps"),
+    }
+
+
+def _cluster_task(base: dict[str, Any], point: Point) -> dict[str, Any]:
+    """A cluster point. Its seed hashes only what the job draws depend on (the mix, the days,
+    the `seed` replicate), so every pool split and policy of a grid faces the same jobs (common
+    random numbers, as `llmcap cluster` compares its policies)."""
+    v = point.values
+    mix = base["cluster_jobs"][v["jobs"]]
+    draws = digest({"mix": mix, "days": float(v.get("days", 30.0)), "seed": v.get("seed", 0)})
+    return {
+        "key": point.key,
+        "engine": "cluster",
+        "mix": mix,
+        "pools": v["pools"],
+        "policy": v.get("policy", "fifo"),
+        "days": float(v.get("days", 30.0)),
+        "des": {"seed": engine_seed(draws)},
     }
 
 
@@ -59,7 +82,7 @@ def evaluate(task: dict[str, Any]) -> dict[str, Any]:
     """Run one task; a failure becomes a row with status "error" and its one-line message."""
     row: dict[str, Any] = {"engine_seed": task["des"]["seed"]}
     try:
-        row.update(_predict(task))
+        row.update(_cluster(task) if task["engine"] == "cluster" else _predict(task))
         row["status"], row["error"] = "ok", None
     except Exception as exc:
         row["status"], row["error"] = "error", _one_line(exc)
@@ -84,3 +107,20 @@ def _predict(task: dict[str, Any]) -> dict[str, Any]:
     for k, val in sorted(r.breakdown.items()):
         out[BREAKDOWN + k] = float(val)
     return out
+
+
+_STEPS: Any = None
+"""One `StepModel` per worker process: its layout searches are memoised across points."""
+
+
+def _cluster(task: dict[str, Any]) -> dict[str, Any]:
+    from analysis.cluster import ClusterConfig, StepModel, parse_mix, parse_pools, simulate_cluster
+
+    global _STEPS
+    if _STEPS is None:
+        _STEPS = StepModel()
+    pols = (task["policy"],)
+    config = ClusterConfig(parse_pools(task["pools"]), parse_mix(task["mix"]), pols, task["days"])
+    res = simulate_cluster(config, task["des"]["seed"], steps=_STEPS, jobs_detail=False)
+    totals = res["policies"][task["policy"]]["totals"]
+    return {TOTAL + k: None if x is None else float(x) for k, x in sorted(totals.items())}

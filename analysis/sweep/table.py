@@ -15,7 +15,7 @@ from typing import Any
 
 from analysis.cli.common import write_atomic
 from analysis.sweep.grid import Grid
-from analysis.sweep.point import BREAKDOWN, FLAGS, INTS, METRICS, TEXTS
+from analysis.sweep.point import BREAKDOWN, FLAGS, INTS, METRICS, TEXTS, TOTAL
 
 FORMATS = ("parquet", "csv")
 
@@ -25,8 +25,12 @@ def table_path(out: Path, fmt: str) -> Path:
 
 
 def columns(grid: Grid, rows: Iterable[dict[str, Any]]) -> list[str]:
-    parts = sorted({k for r in rows for k in r if k.startswith(BREAKDOWN)})
-    return ["key", *grid.axes, *INTS, *TEXTS[:2], *METRICS, *FLAGS, TEXTS[2], *parts]
+    """`key`, the axes, then the result columns that some row has (fixed order)."""
+    rows = list(rows)
+    have = {k for r in rows for k in r}
+    fixed = [c for c in (*INTS, *TEXTS[:2], *METRICS, *FLAGS, TEXTS[2]) if c in have]
+    parts = sorted(k for k in have if k.startswith((BREAKDOWN, TOTAL)))
+    return ["key", *grid.axes, *fixed, *parts]
 
 
 def _kind(col: str) -> str:
@@ -34,7 +38,7 @@ def _kind(col: str) -> str:
         return "int"
     if col in FLAGS:
         return "bool"
-    if col in METRICS or col.startswith(BREAKDOWN):
+    if col in METRICS or col.startswith((BREAKDOWN, TOTAL)):
         return "float"
     return "text"
 

@@ -34,35 +34,48 @@ from hwprofiles.calibration.device import torch_dtype
 TOKENS, HIDDEN, VOCAB = 512, 256, 8192
 """Shapes of the kernels: a layer's MLP GEMMs (tokens x hidden, 4x MLP) and a logits GEMM
 whose weight (hidden x vocab) outgrows a core's L2 cache, in the dtype measured; and an
-optimizer-like pass over 4 M fp32 values (`stream`)."""
+optimizer-like pass over 4 M fp32 values (`stream`). `TOKENS` is the most rows a GEMM step
+uses; on a CPU whose 16-bit GEMMs have no matrix unit the rows shrink (`_sized`)."""
 STREAM_ELEMENTS = 4 * 2**20
-SIXTEEN_BIT_REPS = 4
-"""Repetitions of 16-bit GEMMs per fp32 repetition: the calibrated bf16 GEMM peak of this VM
-(AMX, 1.29-1.33 TFLOP/s) is about 8x the fp32 one (0.157-0.16 TFLOP/s; profiles of
-2026-11-29), and the kernel reached about 5.5x; 4x keeps the bf16 window at 0.5-0.9 s, of
-the fp32 one's order (about 1 s)."""
+STEP_TARGET_S = 0.05
+"""Aimed time of one GEMM step (s): rows are cut until a step takes about this long. On an
+AMD EPYC (Zen 3) VM without AMX or AVX-512 BF16 (2026-12-02) a bf16 step of 512 rows took
+5-14 s, about 100x the fp32 one, and the fixed-size benchmark overran its 120 s timeout."""
+WINDOW_S = 0.5
+"""Aimed length of one timed window (s): repetitions are chosen from a probe to fill it."""
+PROBE_ROWS = 16
 CONTENTION_COLUMNS = (
-    "kernel", "dtype", "ranks", "threads_per_rank", "reps", "rounds", "alone_s", "busy_s",
-    "factor",
+    "kernel", "dtype", "ranks", "threads_per_rank", "tokens", "reps", "rounds", "alone_s",
+    "busy_s", "factor",
 )  # fmt: skip
 
 
-def _kernel(kernel: str, dtype_key: str, threads: int, reps: int, barrier: Any, out: Any) -> None:
+def _gemm_step(dtype_key: str, rows: int) -> Any:
+    import torch
+
+    dt = torch_dtype(dtype_key)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, HIDDEN, generator=g).to(dt)
+    w1 = torch.randn(HIDDEN, 4 * HIDDEN, generator=g).to(dt)
+    w2 = torch.randn(4 * HIDDEN, HIDDEN, generator=g).to(dt)
+    wv = torch.randn(HIDDEN, VOCAB, generator=g).to(dt)
+
+    def step() -> Any:
+        return ((x @ w1) @ w2) @ wv
+
+    return step
+
+
+def _kernel(
+    kernel: str, dtype_key: str, threads: int, reps: int, rows: int, barrier: Any, out: Any
+) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    g = torch.Generator().manual_seed(0)
-    dt = torch_dtype(dtype_key)
     if kernel == "gemm":
-        x = torch.randn(TOKENS, HIDDEN, generator=g).to(dt)
-        w1 = torch.randn(HIDDEN, 4 * HIDDEN, generator=g).to(dt)
-        w2 = torch.randn(4 * HIDDEN, HIDDEN, generator=g).to(dt)
-        wv = torch.randn(HIDDEN, VOCAB, generator=g).to(dt)
-
-        def step() -> Any:
-            return ((x @ w1) @ w2) @ wv
-
+        step = _gemm_step(dtype_key, rows)
     else:
+        g = torch.Generator().manual_seed(0)
         state = torch.zeros(STREAM_ELEMENTS)
         grad = torch.randn(STREAM_ELEMENTS, generator=g)
 
@@ -70,7 +83,7 @@ def _kernel(kernel: str, dtype_key: str, threads: int, reps: int, barrier: Any, 
             return state.mul_(0.9).add_(grad, alpha=0.1)
 
     with torch.no_grad():
-        for _ in range(3):
+        for _ in range(min(3, reps)):
             step()
         if barrier is not None:
             barrier.wait()
@@ -80,12 +93,35 @@ def _kernel(kernel: str, dtype_key: str, threads: int, reps: int, barrier: Any, 
         out.put(time.perf_counter() - t0)
 
 
-def _run(n: int, kernel: str, dtype_key: str, threads: int, reps: int, timeout_s: float) -> float:
+def _sized(kernel: str, dtype_key: str, threads: int, max_reps: int) -> tuple[int, int]:
+    """(rows, reps) for one case: a probe of `PROBE_ROWS` rows in this process sets the rows
+    so that a step takes about `STEP_TARGET_S` (at most `TOKENS`), and the repetitions so
+    that a window lasts about `WINDOW_S` (1 to `max_reps`). The stream pass keeps its size."""
+    import torch
+
+    from hwprofiles.calibration.device import torch_threads
+
+    if kernel != "gemm":
+        return 0, max_reps
+    with torch_threads(threads), torch.no_grad():
+        step = _gemm_step(dtype_key, PROBE_ROWS)
+        step()
+        t0 = time.perf_counter()
+        step()
+        per_row = max(time.perf_counter() - t0, 1e-9) / PROBE_ROWS
+    rows = int(min(TOKENS, max(PROBE_ROWS, STEP_TARGET_S / per_row)))
+    reps = int(min(max_reps, max(1, WINDOW_S / (rows * per_row))))
+    return rows, reps
+
+
+def _run(
+    n: int, kernel: str, dtype_key: str, threads: int, reps: int, timeout_s: float, rows: int = 0
+) -> float:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     barrier = ctx.Barrier(n) if n > 1 else None
     procs = [
-        ctx.Process(target=_kernel, args=(kernel, dtype_key, threads, reps, barrier, q))
+        ctx.Process(target=_kernel, args=(kernel, dtype_key, threads, reps, rows, barrier, q))
         for _ in range(n)
     ]
     for p in procs:
@@ -114,11 +150,11 @@ def measure_contention(
     cases = [("gemm", d) for d in dtypes if d != "tf32"] + [("stream", "fp32")]
     rows = []
     for kernel, dt in cases:
-        k_reps = reps * (SIXTEEN_BIT_REPS if kernel == "gemm" and dt in ("bf16", "fp16") else 1)
+        tokens, k_reps = _sized(kernel, dt, threads_per_rank, reps)
         alone_s, busy_s = [], []
         for _ in range(rounds):
-            alone_s.append(_run(1, kernel, dt, threads_per_rank, k_reps, timeout_s))
-            busy_s.append(_run(n, kernel, dt, threads_per_rank, k_reps, timeout_s))
+            alone_s.append(_run(1, kernel, dt, threads_per_rank, k_reps, timeout_s, tokens))
+            busy_s.append(_run(n, kernel, dt, threads_per_rank, k_reps, timeout_s, tokens))
         alone, busy = statistics.median(alone_s), statistics.median(busy_s)
         rows.append(
             {
@@ -126,6 +162,7 @@ def measure_contention(
                 "dtype": dt,
                 "ranks": n,
                 "threads_per_rank": threads_per_rank,
+                "tokens": tokens,
                 "reps": k_reps,
                 "rounds": rounds,
                 "alone_s": alone,

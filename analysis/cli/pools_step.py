@@ -1,0 +1,59 @@
+"""`llmcap simulate --hardware h100-sxm:256,a100-80gb:256`: one job's step over several pools."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import typer
+
+
+def simulate_pools(
+    file_spec: dict[str, Any] | None,
+    over: dict[str, dict[str, Any]],
+    hardware: str,
+    engine: str,
+    contention: bool,
+    seed: int,
+) -> dict[str, Any]:
+    """Build the run as for one pool (the first; GPUs = the pools' total), then price its step
+    with `analysis.hetero.hetero_step` over every pool."""
+    from analysis.cluster.pools import parse_pools
+    from analysis.hetero import PoolPart, hetero_step
+    from analysis.runconfig import build_run, merge
+    from hwprofiles.catalogue import load_profile
+    from hwprofiles.errors import UserError
+
+    specs = parse_pools(hardware)
+    over = copy.deepcopy(over)
+    total = sum(s.gpus for s in specs)
+    given = over["cluster"].get("gpus")
+    if given is not None and given != total:
+        raise UserError("gpus", given, f"must equal the pools' total ({total}) or be left out")
+    over["cluster"]["hardware"] = specs[0].hardware
+    over["cluster"]["gpus"] = total
+    run = build_run(merge(file_spec, over))
+    parts = [PoolPart(load_profile(s.hardware), s.gpus) for s in specs]
+    w = run.workload
+    out = hetero_step(w.model, parts, w.parallel, w.seq_len, engine, run.options, contention, seed)
+    out["model"] = w.model.name
+    out["layout_note"] = run.layout_note
+    return out
+
+
+def render(result: dict[str, Any]) -> None:
+    lay = result["layout"]
+    pools = ", ".join(f"{p['hardware']}:{p['gpus']}" for p in result["pools"])
+    typer.echo(
+        f"{result['model']} over {pools}"
+        f" ({result['engine']}): step {result['step_time_s']:.3f} s, gated by "
+        f"{result['gated_by']}; tp {lay['tp']} pp {lay['pp']} dp {lay['dp']}, global batch "
+        f"{lay['global_batch_size']} ({result['layout_note']})"
+    )
+    for p in result["pools"]:
+        typer.echo(
+            f"  {p['hardware']:12s} {p['gpus']:5d} GPUs  {p['replicas']:4d} replicas x "
+            f"{p['microbatches_per_replica']:4d} micro-batches  its step {p['step_time_s']:.3f} s"
+        )
+    bw = result["cross_pool_scale_out_per_gpu_bytes_per_s"]
+    typer.echo(f"  cross-pool ring at the slowest NIC: {bw / 1e9:.1f} GB/s per GPU per direction")
