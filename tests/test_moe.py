@@ -152,5 +152,6 @@ def test_bad_expert_input_is_one_line_exit_2(args: list[str], match: str) -> Non
 
 
 def test_top_k_above_the_experts_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"num_experts_per_tok: 9 must be in 1\.\.n_routed_experts"):
+    rule = r"num_experts_per_tok: 9 must be in 1\.\.n_routed_experts"
+    with pytest.raises(ValueError, match=rule):
         dataclasses.replace(load_model("mixtral-8x7b"), num_experts_per_tok=9)
