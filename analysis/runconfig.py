@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.closed_form import Options
+from analysis.runschema import check_spec
 from hwprofiles.errors import UserError
 from hwprofiles.inputs import read_toml
 from hwprofiles.profile import HardwareProfile
@@ -234,6 +235,7 @@ def resolve_hardware(c: Mapping[str, Any]) -> HardwareProfile:
 
 def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     """Resolve model and hardware presets, validate the layout, return a ready `Run`."""
+    spec = check_spec(spec)  # types and finiteness of every value (analysis.runschema)
     model = resolve_model(spec["model"])
     c = spec["cluster"]
     hw = resolve_hardware(c)

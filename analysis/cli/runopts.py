@@ -11,6 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from hwprofiles.typed import number
+from simulator.limits import MAX_SIGMA
+
 Opt = typer.Option
 
 SEARCHED = "default: searched, the fastest valid layout"
@@ -85,7 +88,7 @@ MtbfScale = Annotated[
     float | None, Opt(help="Multiply every component's MTBF (2 = half the failures) [default: 1]")
 ]
 FailureRates = Annotated[
-    Path | None, Opt(help="Failure-rate TOML ([rates_per_unit_hour]) [default: catalogue]")
+    Path | None, Opt(help="Failure-rate TOML with a rates_per_unit_hour table [default: catalogue]")
 ]
 StorageBandwidth = Annotated[
     float | None,
@@ -184,4 +187,6 @@ def des_options(
     """Keyword arguments for the SimPy engine (empty for the closed form)."""
     if engine != "des":
         return {}
+    number(jitter, "--jitter", minimum=0.0, maximum=MAX_SIGMA)
+    number(speed_sigma, "--speed-sigma", minimum=0.0, maximum=MAX_SIGMA)
     return {"seed": seed, "jitter": jitter, "speed_sigma": speed_sigma, "contention": contention}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwprofiles.attention_kernels import kernel_ratio
+from hwprofiles.attention_kernels import kernel_ratio, seq_ramp
 from hwprofiles.profile import Accelerator
 from simulator.costmodel.ops import Num, Op
 
@@ -124,6 +124,9 @@ def _one_run(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
         # the catalogue's attention figure is FlashAttention-2's; another generation runs at
         # its measured ratio to it (hwprofiles/data/attention_kernels.toml)
         ratio = 1.0 if op.kernel == "fa2" else kernel_ratio(acc.name, op.kernel)
+        # and ramps up with the key length (attention_kernels.toml, half_keys)
+        if np.any(np.asarray(op.key_len) > 0):
+            ratio = ratio * seq_ramp(acc.name, np.asarray(op.key_len, dtype=float))
         fwd = compute_time(acc, op.exec_fwd_flops, dt, "attention") / ratio
         bwd = compute_time(acc, op.exec_bwd_flops, dt, "attention") / ratio
         measured = _measured_attention(acc, op, dt)
