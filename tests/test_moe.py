@@ -155,3 +155,15 @@ def test_top_k_above_the_experts_is_rejected() -> None:
     rule = r"num_experts_per_tok: 9 must be in 1\.\.n_routed_experts"
     with pytest.raises(ValueError, match=rule):
         dataclasses.replace(load_model("mixtral-8x7b"), num_experts_per_tok=9)
+
+
+def test_moe_accuracy_rows_cover_both_groups_outside_the_fitted_set() -> None:
+    from analysis.accuracy.moe_rows import moe_comparisons
+    from analysis.accuracy.rows import cases
+
+    moe = moe_comparisons()
+    by_group = {r["group"] for r in moe["rows"]}
+    assert by_group == {"MOE", "NVL"}
+    assert {r["hardware"] for r in moe["rows"] if r["group"] == "NVL"} == {"gb200", "gb300"}
+    usable, _ = cases()
+    assert not any(c.group in ("MOE", "NVL") for c in usable)
