@@ -80,6 +80,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "oversubscription": None,
         "topology": None,
         "pue": None,
+        "pool": None,
     },
     "options": {},
     # failures, checkpoints and restarts of the whole run (None = simulator.reliability default)
@@ -238,6 +239,12 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     spec = check_spec(spec)  # types and finiteness of every value (analysis.runschema)
     model = resolve_model(spec["model"])
     c = spec["cluster"]
+    if c.get("pool") is not None:
+        raise UserError(
+            "cluster.pool",
+            rule="pools are read by `llmcap simulate` (one job over several pools); "
+            "this command takes [cluster] hardware and gpus",
+        )
     hw = resolve_hardware(c)
     gpus = c["gpus"]
     if not isinstance(gpus, int) or gpus < 1:

@@ -52,6 +52,7 @@ RUN_TYPES: dict[str, dict[str, Any]] = {
         "oversubscription": _FLOAT,
         "topology": _STR,
         "pue": _FLOAT,
+        "pool": tuple[dict, ...] | None,
     },
 }
 """Section -> key -> type annotation (None = not given: a default applies). `[reliability]`
