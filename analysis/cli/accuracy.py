@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from analysis.cli.common import check_output, echo_json, run_guarded, write_output
+from analysis.report.fit import fold_text
 
 
 def register(app: typer.Typer) -> None:
@@ -74,6 +75,7 @@ def register(app: typer.Typer) -> None:
                 f"{c['error']:+.1%}",
             )
         con = Console()
+        fold_text(tab)
         con.print(tab)
         wt = Table(title="llmcap vs published whole runs (scope per row)")
         for col in ("id", "metric", "scope", "kind", "published", "predicted", "error"):
@@ -90,6 +92,7 @@ def register(app: typer.Typer) -> None:
                 f"{c['predicted']:,.3g}",
                 f"{c['error']:+.1%}",
             )
+        fold_text(wt)
         con.print(wt)
         s = result["summary"]
         con.print(

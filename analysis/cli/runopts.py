@@ -54,14 +54,22 @@ Etp = Annotated[int | None, Opt(help="Expert tensor-parallel degree [default: 1]
 CapacityFactor = Annotated[
     float | None, Opt(help="MoE capacity factor [default: none, dropless routing]")
 ]
-Imbalance = Annotated[float | None, Opt(help="MoE hottest-rank load / mean (dropless) [1.2]")]
+Imbalance = Annotated[
+    float | None, Opt(help="MoE hottest-rank load / mean (dropless) [default: 1.2]")
+]
 A2aOverlap = Annotated[
     bool | None,
-    Opt("--moe-a2a-overlap/--no-moe-a2a-overlap", help="MoE dispatch beside shared experts"),
+    Opt(
+        "--moe-a2a-overlap/--no-moe-a2a-overlap",
+        help="MoE dispatch beside shared experts [default: off]",
+    ),
 ]
 EpScaleUp = Annotated[
     bool | None,
-    Opt("--ep-on-nvlink/--ep-anywhere", help="Require the EP group inside one NVLink domain"),
+    Opt(
+        "--ep-on-nvlink/--ep-anywhere",
+        help="Require the EP group inside one NVLink domain [default: anywhere]",
+    ),
 ]
 FirstStageLayers = Annotated[
     int | None, Opt(help="Layers on the first pipeline stage [default: Megatron-Core's split]")
