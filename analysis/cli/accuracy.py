@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from analysis.cli.common import check_output, echo_json, run_guarded, write_output
+from analysis.report.fit import fold_text
 
 
 def register(app: typer.Typer) -> None:
@@ -35,28 +36,34 @@ def register(app: typer.Typer) -> None:
             if out is not None:
                 check_output(out, "--out")  # before the work, not after it
             from analysis.accuracy.collectives import collective_comparisons
+            from analysis.accuracy.moe_rows import moe_comparisons
             from analysis.accuracy.run import run_accuracy
             from analysis.accuracy.wholerun import whole_run_comparisons
 
-            return run_accuracy(), collective_comparisons(), whole_run_comparisons()
+            return (
+                run_accuracy(),
+                collective_comparisons(),
+                whole_run_comparisons(),
+                moe_comparisons(),
+            )
 
         if cross_validate or components:
             _extra(cross_validate, components, json_out)
             if out is None:
                 return
-        result, coll, whole = run_guarded(go)
+        result, coll, whole, moe = run_guarded(go)
         if out is not None:
             from analysis.accuracy.components import component_comparisons
             from analysis.accuracy.crossval import cross_validate as loso
             from analysis.accuracy.report import to_markdown
 
             cv, comp = run_guarded(lambda: (loso(), component_comparisons()))
-            md = to_markdown(result, coll, whole, cv, comp)
+            md = to_markdown(result, coll, whole, cv, comp, moe)
             run_guarded(lambda: write_output(out, md, "--out"))
             if cross_validate or components:
                 return
         if json_out:
-            echo_json({**result, "collectives": coll, "whole_run": whole})
+            echo_json({**result, "collectives": coll, "whole_run": whole, "moe": moe})
             return
         from rich.console import Console
         from rich.table import Table
@@ -74,6 +81,7 @@ def register(app: typer.Typer) -> None:
                 f"{c['error']:+.1%}",
             )
         con = Console()
+        fold_text(tab)
         con.print(tab)
         wt = Table(title="llmcap vs published whole runs (scope per row)")
         for col in ("id", "metric", "scope", "kind", "published", "predicted", "error"):
@@ -90,6 +98,7 @@ def register(app: typer.Typer) -> None:
                 f"{c['predicted']:,.3g}",
                 f"{c['error']:+.1%}",
             )
+        fold_text(wt)
         con.print(wt)
         s = result["summary"]
         con.print(
