@@ -58,6 +58,8 @@ def test_key_and_engine_seed_depend_on_inputs_only():
         ({"gpu": [8]}, "axes.gpu: unknown axis"),
         ({"model": ["gpt-9"]}, "axes.model: 'gpt-9' is not a model preset"),
         ({"gpus": [8, 0]}, "axes.gpus: 0 must be >= 1"),
+        ({"speed_sigma": [0.1, 9.0]}, "axes.speed_sigma: 9.0 must be <= 5"),
+        ({"scale_out_gbps": [float("inf")]}, "axes.scale_out_gbps: inf must be a finite number"),
         ({"precision": ["fp7"]}, "axes.precision: 'fp7' must be one of"),
         ({"engine": ["simpy"]}, "axes.engine: 'simpy' must be one of"),
         ({"options.warp": [True]}, "axes.options.warp: unknown option"),

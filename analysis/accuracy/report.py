@@ -56,6 +56,7 @@ def to_markdown(
     whole_run: dict[str, Any] | None = None,
     crossval: dict[str, Any] | None = None,
     components: dict[str, Any] | None = None,
+    moe: dict[str, Any] | None = None,
 ) -> str:
     from analysis.accuracy.report_cv import components_markdown, crossval_markdown
 
@@ -126,6 +127,10 @@ def to_markdown(
         )
     if whole_run is not None:
         lines += whole_run_markdown(whole_run)
+    if moe is not None:
+        from analysis.accuracy.moe_rows import moe_markdown
+
+        lines += moe_markdown(moe)
     lines += ["", "## Rows not used", "", "| id | reason |", "|---|---|"]
     for sk in result["skipped"]:
         lines.append(f"| {sk['id']} | {sk['reason']} |")

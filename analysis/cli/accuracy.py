@@ -36,28 +36,34 @@ def register(app: typer.Typer) -> None:
             if out is not None:
                 check_output(out, "--out")  # before the work, not after it
             from analysis.accuracy.collectives import collective_comparisons
+            from analysis.accuracy.moe_rows import moe_comparisons
             from analysis.accuracy.run import run_accuracy
             from analysis.accuracy.wholerun import whole_run_comparisons
 
-            return run_accuracy(), collective_comparisons(), whole_run_comparisons()
+            return (
+                run_accuracy(),
+                collective_comparisons(),
+                whole_run_comparisons(),
+                moe_comparisons(),
+            )
 
         if cross_validate or components:
             _extra(cross_validate, components, json_out)
             if out is None:
                 return
-        result, coll, whole = run_guarded(go)
+        result, coll, whole, moe = run_guarded(go)
         if out is not None:
             from analysis.accuracy.components import component_comparisons
             from analysis.accuracy.crossval import cross_validate as loso
             from analysis.accuracy.report import to_markdown
 
             cv, comp = run_guarded(lambda: (loso(), component_comparisons()))
-            md = to_markdown(result, coll, whole, cv, comp)
+            md = to_markdown(result, coll, whole, cv, comp, moe)
             run_guarded(lambda: write_output(out, md, "--out"))
             if cross_validate or components:
                 return
         if json_out:
-            echo_json({**result, "collectives": coll, "whole_run": whole})
+            echo_json({**result, "collectives": coll, "whole_run": whole, "moe": moe})
             return
         from rich.console import Console
         from rich.table import Table
