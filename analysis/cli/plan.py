@@ -11,6 +11,7 @@ from analysis.cli.common import check_output, echo_json, fail, run_guarded
 from analysis.cli.parse import parse_count, parse_gpus, split_list
 from analysis.planner.costs import SECONDS_PER_DAY
 from hwprofiles.errors import UserError
+from hwprofiles.inputs import path_kind
 from hwprofiles.typed import number
 
 Opt = typer.Option
@@ -167,7 +168,7 @@ def register(app: typer.Typer) -> None:
             ):
                 if value is not None:
                     number(value, flag, minimum=low, strict=True)
-            if prices is not None and not prices.is_file():
+            if prices is not None and path_kind(prices) != "file":
                 raise UserError("prices", str(prices), "is not a file")
             names = split_list(hardware, "hardware")
             profiles = tuple(load_profile(n, prices=prices) for n in names)
@@ -178,7 +179,7 @@ def register(app: typer.Typer) -> None:
                 from analysis.planner.tco import OwnershipParams
                 from hwprofiles.ownership import load_ownership
 
-                if ownership is not None and not ownership.is_file():
+                if ownership is not None and path_kind(ownership) != "file":
                     raise UserError("ownership", str(ownership), "is not a file")
                 own_data = load_ownership(ownership)
                 own_params = OwnershipParams.from_data(
