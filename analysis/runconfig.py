@@ -38,7 +38,7 @@ from typing import Any
 from analysis.closed_form import Options
 from analysis.runschema import check_spec
 from hwprofiles.errors import UserError
-from hwprofiles.inputs import read_toml
+from hwprofiles.inputs import path_kind, read_toml
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
@@ -145,7 +145,7 @@ class Run:
 def read_run_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """Parse a run TOML file; errors name the file and the problem in one line."""
     p = Path(path)
-    if not p.is_file():
+    if path_kind(p) != "file":
         raise UserError(f"config: {str(p)!r} is not a file")
     data = read_toml(p, "config")
     for section, values in data.items():

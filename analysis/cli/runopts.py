@@ -197,4 +197,5 @@ def des_options(
         return {}
     number(jitter, "--jitter", minimum=0.0, maximum=MAX_SIGMA)
     number(speed_sigma, "--speed-sigma", minimum=0.0, maximum=MAX_SIGMA)
+    number(seed, "--seed", minimum=0, maximum=2**63 - 1, integer=True)  # numpy SeedSequence
     return {"seed": seed, "jitter": jitter, "speed_sigma": speed_sigma, "contention": contention}
