@@ -84,7 +84,7 @@ def test_exclusive_refuses_a_second_writer_and_cleans_up(tmp_path):
         (["hardware", "--json=1"], "llmcap: error: --json: does not take a value"),
         (
             ["simulate", "--nope"],
-            "llmcap: error: --nope: no such option (did you mean --no-sp, --model, --tp?)",
+            "llmcap: error: --nope: no such option (did you mean --no-sp, --pue, --model?)",
         ),
         (["scale"], "llmcap: error: --gpus: missing (required)"),
     ],
