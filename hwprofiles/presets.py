@@ -93,12 +93,17 @@ def revised() -> str:
 
 # ----------------------------------------------------------------------------- validation
 def check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    """Reject unknown keys (typos in user files); `<known>_source` is always allowed."""
+    """Reject a non-table and unknown keys (typos in user files); `<known>_source` is always
+    allowed and, like `source`, must be a string."""
+    if not isinstance(table, Mapping):
+        raise UserError(where, table, "must be a table")
     for key in table:
         base = key[: -len("_source")] if key.endswith("_source") else key
         if base not in allowed:
             known = ", ".join(sorted(allowed))
             raise UserError(f"{where}.{key}: unknown key (known: {known})")
+        if key.endswith("source") and not isinstance(table[key], str):
+            raise UserError(f"{where}.{key}", table[key], "must be a string (a citation)")
 
 
 def number(

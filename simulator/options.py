@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from hwprofiles.errors import UserError
+from hwprofiles.typed import check, field_types
 from simulator.costmodel.moe import DEFAULT_IMBALANCE
 
 
@@ -98,6 +99,8 @@ class Options:
     def __post_init__(self) -> None:
         from hwprofiles.attention_kernels import KERNELS
 
+        for f, annotation in field_types(Options).items():  # dropout = 2 is not a switch
+            check(getattr(self, f), annotation, f"options.{f}")
         if self.attention not in ("flash", "naive"):
             raise UserError("attention", self.attention, "must be 'flash' or 'naive'")
         if self.attention_kernel not in KERNELS:

@@ -6,16 +6,18 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from hwprofiles.errors import UserError
+from hwprofiles.precision import PRECISIONS as PRECISION_TABLE
+from hwprofiles.typed import check, field_types
+from simulator.limits import MAX_BATCH, MAX_SEQ_LEN, check_gpus
 from simulator.model import ModelSpec
 from simulator.pipeline_split import physical_stage_layers, stage_layers
 
 Recompute = Literal["none", "selective", "full"]
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4"]
 RECOMPUTE_MODES = ("none", "selective", "full")
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4")
+PRECISIONS = tuple(PRECISION_TABLE)
 
-BYTES_PER_PARAM = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "mxfp8": 1 + 1 / 32,
-                   "nvfp4": 0.5 + 1 / 16}  # fmt: skip
+BYTES_PER_PARAM = {k: p.weight_bytes for k, p in PRECISION_TABLE.items()}
 """Bytes of one weight element in the compute dtype, as ZeRO gathers it (the closed form's and
 the SimPy engine's `w_bytes`).
 
@@ -65,6 +67,12 @@ class ParallelConfig:
     """Layers pinned on the last pipeline stage (None = the default split)."""
 
     def __post_init__(self) -> None:
+        for f, annotation in field_types(ParallelConfig).items():  # types first: tp = "eight"
+            check(getattr(self, f), annotation, f)
+        for f in ("micro_batch_size", "global_batch_size"):
+            v = getattr(self, f)
+            if v is not None and v > MAX_BATCH:
+                raise UserError(f, v, f"is above llmcap's limit of {MAX_BATCH:,} sequences")
         for f in ("tp", "pp", "vpp", "cp", "micro_batch_size"):
             v = getattr(self, f)
             if not isinstance(v, int) or v < 1:
@@ -109,6 +117,8 @@ class ParallelConfig:
 
     def resolve(self, num_gpus: int) -> ParallelConfig:
         """Fill in dp and the global batch for `num_gpus`; check the product."""
+        check(num_gpus, int, "gpus")
+        check_gpus(num_gpus)
         if num_gpus < 1:
             raise UserError(f"gpus: {num_gpus} must be >= 1")
         mp = self.model_parallel
@@ -164,8 +174,11 @@ class Workload:
         m, p = self.model, self.parallel
         if p.dp < 1 or p.global_batch_size is None:
             raise ValueError("parallel: dp unresolved; use ParallelConfig.resolve(num_gpus)")
+        check(self.seq_len, int, "seq_len")
         if self.seq_len < 1:
             raise UserError(f"seq_len: {self.seq_len} must be >= 1")
+        if self.seq_len > MAX_SEQ_LEN:
+            raise UserError("seq_len", self.seq_len, f"is above llmcap's limit of {MAX_SEQ_LEN:,}")
         if m.num_attention_heads % p.tp:
             raise UserError(
                 f"tp: num_attention_heads = {m.num_attention_heads} not divisible by tp = {p.tp}"

@@ -28,13 +28,18 @@ from analysis.planner.tco import ownership_cost, unpriced_reason
 from analysis.predict import predict
 from hwprofiles.ownership import load_ownership
 from hwprofiles.prices import Price
+from simulator.limits import DesTooLarge
 
 DES_AGREEMENT = (0.8, 1.25)
 """DES / closed-form step-time ratios inside this band count as agreeing (a reporting threshold:
 the two engines differ by design in contention and overlap, by tens of percent at most)."""
 
 PlanProgress = Callable[[int, int], None]
-"""Called as progress(layouts evaluated so far, layouts in all) during the search."""
+"""Called as progress(layouts evaluated so far, layouts in all) during the search, and as
+progress(items done, items in all) within the later stages."""
+
+PlanStage = Callable[[str], None]
+"""Called with the name of each stage as it starts (for a progress display)."""
 
 
 def _enumerations(req: PlanRequest) -> dict[tuple[int, int], Enumeration]:
@@ -181,16 +186,24 @@ def _recheck(req: PlanRequest, cands: list[Candidate], ranking: list[int]) -> st
     picked = ranking[: req.recheck]
     if not picked:
         return "DES re-check not requested" if req.recheck == 0 else "nothing to re-check"
+    skipped = []
     for i in picked:
         c = cands[i]
         hw = next(h for h in req.hardware if h.name == c.hardware)
         w = layout_workload(req.model, c.search.best, c.precision, req.sequence_length)
-        des = predict(w, hw, "des", req.options, tokens=req.tokens)
+        try:
+            des = predict(w, hw, "des", req.options, tokens=req.tokens)
+        except DesTooLarge:  # too many micro-batches to simulate in bounded time
+            skipped.append(c.label)
+            continue
         c.des_step_time_s = des.step_time_s
         c.des_wall_clock_s = des.time_to_train_s  # goodput included (simulator.reliability)
     note = f"re-checked the first {len(picked)} of the ranking with the SimPy engine"
+    if skipped:
+        note += f" ({len(skipped)} skipped, above the SimPy engine's size limit: {skipped[0]})"
+    checked = [i for i in picked if cands[i].des_step_time_s is not None]
     off = [
-        cands[i] for i in picked if not DES_AGREEMENT[0] <= cands[i].des_ratio <= DES_AGREEMENT[1]
+        cands[i] for i in checked if not DES_AGREEMENT[0] <= cands[i].des_ratio <= DES_AGREEMENT[1]
     ]
     if off:
         worst = max(off, key=lambda c: abs(math.log(c.des_ratio)))
@@ -206,9 +219,17 @@ def plan(
     req: PlanRequest,
     prices: Mapping[str, Price] | None = None,
     progress: PlanProgress | None = None,
+    stage: PlanStage | None = None,
 ) -> PlanResult:
     """Search, cost, rank and re-check; see the module docstring for the rules."""
+
+    def begin(name: str) -> None:
+        if stage is not None:
+            stage(name)
+
+    begin("searching layouts")
     cands = search_all(req, prices, progress)
+    begin("costing the best layouts")
     for c in cands:
         if c.search.feasible:
             _cost(req, c)
@@ -228,17 +249,23 @@ def plan(
         closest=closest,
         layouts_evaluated=sum(c.search.valid for c in cands),
     )
+    begin("SimPy re-check")
     result.recheck_note = _recheck(req, cands, ranking)
     result.notes = _notes(req, cands)
     result.price_note = price_note(req, cands)
     if req.deadline_s is not None:
+        begin("smallest cluster per hardware")
         top = max(req.gpus)
-        result.smallest = [
-            smallest_cluster(req, hw, p, top)
+        todo = [
+            (hw, p)
             for hw in req.hardware
             for p in req.precisions
             if unsupported(hw, hw.node.gpus_per_node, p) is None
         ]
+        for k, (hw, p) in enumerate(todo):
+            result.smallest.append(smallest_cluster(req, hw, p, top))
+            if progress is not None:
+                progress(k + 1, len(todo))
     return result
 
 

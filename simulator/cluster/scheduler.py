@@ -10,6 +10,12 @@ Stopping a job: a *preempted* job keeps the steps up to its last checkpoint (eve
 `checkpoint_interval_s` of computing) and loses the rest; a *suspended* job (gang time slicing)
 keeps all its steps. Either pays `restart_s` again when it next starts.
 
+Failures: a running job is interrupted after an exponential time with its pool's
+`PoolRun.failure_rate_s` (seeded; the rates come from the whole-run model,
+`simulator.reliability`). A *failed* job loses the work since its last checkpoint like a
+preempted one and goes back to the queue with its place (its submission time) kept; its GPUs are
+given back at once (a spare replaces the broken node; repair time is not modelled).
+
 The model records, it does not print: every run segment and every change of the queue length is
 appended to plain lists that `simulator.cluster.metrics` turns into figures.
 """
@@ -20,12 +26,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import simpy
 
 from hwprofiles.errors import UserError
 from simulator.cluster.jobs import Job, Pool
 from simulator.cluster.placement import Placement, PoolState, earliest_start
 from simulator.cluster.policy import Policy
+
+PLACEMENTS = ("fastest-free", "earliest-finish")
+"""Which pool a job starts on: the fastest pool where it fits now, or (earliest-finish) the pool
+where it would finish first, waiting for a faster pool to free up when that finishes sooner."""
 
 
 @dataclass
@@ -45,7 +56,8 @@ class Segment:
     nodes: tuple[int, ...]
     """Node indices of the pool it held."""
     how: str
-    """How it ended: "done", "preempted", "suspended" or "open" (still running at the end)."""
+    """How it ended: "done", "preempted", "suspended", "failed" or "open" (still running at the
+    end of the period)."""
 
 
 @dataclass
@@ -76,13 +88,22 @@ class ClusterSim:
     """A simulated shared cluster under one policy (build it, then `run`)."""
 
     def __init__(
-        self, pools: Sequence[Pool], jobs: Sequence[Job], policy: Policy, horizon_s: float
+        self,
+        pools: Sequence[Pool],
+        jobs: Sequence[Job],
+        policy: Policy,
+        horizon_s: float,
+        seed: int = 0,
+        placement: str = "fastest-free",
     ) -> None:
         if not pools:
             raise UserError("pools: at least one pool is needed")
         names = [p.name for p in pools]
         if len(set(names)) != len(names):
             raise UserError(f"pools: {names} names a pool twice")
+        if placement not in PLACEMENTS:
+            raise UserError("placement", placement, f"must be one of {', '.join(PLACEMENTS)}")
+        self.placement = placement
         if not (math.isfinite(horizon_s) and horizon_s > 0):
             raise UserError(f"horizon_s: {horizon_s!r} must be a finite number > 0")
         by_name = {p.name: p for p in pools}
@@ -108,6 +129,8 @@ class ClusterSim:
         self.queue_log: list[tuple[float, int]] = [(0.0, 0)]
         """(time, queued jobs) after every change."""
         self._pref: dict[int, list[str]] = {}
+        self._rng = np.random.default_rng([seed, 0xFA11])
+        """Times to failure, drawn in event order (deterministic)."""
         self._fail: dict[str, int] = {}
 
     # ---- processes ---------------------------------------------------------------------------
@@ -170,8 +193,15 @@ class ClusterSim:
             r.first_start_s = now
         r.token += 1
         token = r.token
-        ev = self.env.timeout(self._duration(r, p.pool))
-        ev.callbacks.append(lambda _ev: self._end(r, token))
+        duration = self._duration(r, p.pool)
+        rate = r.job.runs[p.pool].failure_rate_s
+        ttf = self._rng.exponential(1.0 / rate) if rate > 0 else math.inf
+        if ttf < duration:
+            ev = self.env.timeout(ttf)
+            ev.callbacks.append(lambda _ev: self._failed(r, token))
+        else:
+            ev = self.env.timeout(duration)
+            ev.callbacks.append(lambda _ev: self._end(r, token))
         self.running[r.job.id] = r
 
     def _end(self, r: JobRecord, token: int) -> None:
@@ -182,6 +212,13 @@ class ClusterSim:
         r.finish_s = self.env.now
         self._schedule()
 
+    def _failed(self, r: JobRecord, token: int) -> None:
+        if token != r.token:
+            return
+        self._stop(r, "failed")
+        r.queued_since = r.job.submit_s  # keeps its place in the queue
+        self._schedule()
+
     def _close(self, r: JobRecord, how: str) -> None:
         """End the current segment: account the steps it kept, give its GPUs back."""
         p = r.placement
@@ -190,7 +227,7 @@ class ClusterSim:
         step = r.job.runs[p.pool].step_time_s
         left_s = max(r.job.steps - r.steps_done, 0.0) * step
         compute = min(max(0.0, now - r.start_s - r.job.restart_s), left_s)
-        if how == "preempted":
+        if how in ("preempted", "failed"):
             kept = math.floor(compute / r.job.checkpoint_interval_s) * r.job.checkpoint_interval_s
         else:
             kept = compute
@@ -198,7 +235,7 @@ class ClusterSim:
         r.segments.append(
             Segment(p.pool, r.start_s, now, p.gpus, compute, kept, p.leaves, nodes, how)
         )
-        if how in ("preempted", "suspended"):
+        if how in ("preempted", "suspended", "failed"):
             r.steps_done += kept / step
         self.states[p.pool].give(p)
         del self.running[r.job.id]
@@ -242,7 +279,10 @@ class ClusterSim:
         for r in sorted(self.queue, key=self._key):
             if head is None:
                 p = self._place_now(r)
-                if p is None and (pol.preempt or tick):
+                wait = self._better_to_wait(r, p)
+                if wait is not None:
+                    p = None
+                elif p is None and (pol.preempt or tick):
                     p = self._make_room(r, "preempted" if pol.preempt else "suspended")
                 if p is not None:
                     self._start(r, p)
@@ -252,7 +292,7 @@ class ClusterSim:
                 if not pol.backfill:
                     break
                 head = r
-                reservation = self._reserve(r)
+                reservation = wait or self._reserve(r, self.placement == "earliest-finish")
                 if r.reservation_s is None and reservation is not None:
                     r.reservation_s = reservation[0]
                 continue
@@ -260,6 +300,8 @@ class ClusterSim:
                 p = self._fits(pool, r.job.gpus)
                 if p is None:
                     continue
+                if self._better_to_wait(r, p) is not None:
+                    break
                 if reservation is None or pool != reservation[1]:
                     self._start(r, p)
                     break
@@ -273,9 +315,26 @@ class ClusterSim:
                     self._start(r, p)
                     break
 
-    def _reserve(self, r: JobRecord) -> tuple[float, str, PoolState] | None:
-        """Earliest (time, pool, pool state then) at which `r` could start, fastest pool on ties."""
+    def _better_to_wait(
+        self, r: JobRecord, p: Placement | None
+    ) -> tuple[float, str, PoolState] | None:
+        """Under earliest-finish placement: the reservation on a faster pool when waiting for it
+        finishes sooner than starting on `p`'s (slower) pool now; else None."""
+        if self.placement != "earliest-finish" or p is None or p.pool == self._prefer(r)[0]:
+            return None
+        best = self._reserve(r, by_finish=True)
+        if best is None or best[1] == p.pool:
+            return None
+        now_finish = self.env.now + self._duration(r, p.pool)
+        return best if best[0] + self._duration(r, best[1]) < now_finish else None
+
+    def _reserve(
+        self, r: JobRecord, by_finish: bool = False
+    ) -> tuple[float, str, PoolState] | None:
+        """Earliest (time, pool, pool state then) at which `r` could start (or, `by_finish`,
+        finish), fastest pool on ties."""
         best: tuple[float, str, PoolState] | None = None
+        best_key = math.inf
         for pool in self._prefer(r):
             # a running job ends at its segment's start + its duration on its own pool
             releases = [
@@ -284,8 +343,11 @@ class ClusterSim:
                 if x.pool == pool and x.placement is not None
             ]
             e = earliest_start(self.states[pool], r.job.gpus, self.env.now, releases)
-            if e is not None and (best is None or e[0] < best[0]):
-                best = (e[0], pool, e[1])
+            if e is None:
+                continue
+            key = e[0] + (self._duration(r, pool) if by_finish else 0.0)
+            if best is None or key < best_key:
+                best, best_key = (e[0], pool, e[1]), key
         return best
 
     def _segment_s(self, x: JobRecord) -> float:

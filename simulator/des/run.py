@@ -24,6 +24,7 @@ import simpy
 
 from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
+from hwprofiles.typed import number
 from simulator.des.critical import breakdown, critical_path
 from simulator.des.device import Device
 from simulator.des.engine import Recorder, Row, Sim
@@ -35,6 +36,7 @@ from simulator.des.topology import Cluster, Placement
 from simulator.des.trace import chrome_trace, write_trace
 from simulator.des.work import WorkBuilder
 from simulator.engine_step import EngineStep
+from simulator.limits import MAX_DES_SLOTS, MAX_SIGMA, DesTooLarge
 from simulator.parallel import Workload
 
 SATURATED_FRACTION = 0.01
@@ -109,6 +111,7 @@ def simulate_step(
     trace: str | None = None,
     placement: str | None = None,
     slowdowns: Sequence[tuple[float, float]] = (),
+    nic_slowdowns: Sequence[tuple[float, float]] = (),
 ) -> DesResult:
     """Simulate one training step.
 
@@ -118,10 +121,21 @@ def simulate_step(
     its uncontended (closed-form) bandwidth. `trace` writes a Chrome/Perfetto trace there.
     `placement` is the rank order, e.g. "tp-cp-dp-pp" (Megatron's, the default).
     `slowdowns`: transient (probability, factor) compute slowdowns drawn per device for this
-    step (`simulator.stragglers.TRANSIENTS`); network slowdowns are not simulated here.
+    step (`simulator.stragglers.TRANSIENTS`). `nic_slowdowns`: the same for every NIC of the
+    job; the slowest NIC sets the scale-out rate of every ring (`slow_nic_profile`).
     """
-    if speed_sigma < 0 or jitter < 0:
-        raise UserError(f"speed_sigma, jitter: ({speed_sigma}, {jitter}) must be >= 0")
+    number(speed_sigma, "speed_sigma", minimum=0.0, maximum=MAX_SIGMA)
+    number(jitter, "jitter", minimum=0.0, maximum=MAX_SIGMA)
+    p = workload.parallel
+    slots = p.num_microbatches * p.pp * p.vpp
+    if slots > MAX_DES_SLOTS:
+        raise DesTooLarge(
+            "engine",
+            "des",
+            f"would simulate {slots:,} micro-batch stage slots ({p.num_microbatches:,} "
+            f"micro-batches x pp {p.pp} x vpp {p.vpp}), above llmcap's limit of "
+            f"{MAX_DES_SLOTS:,}; use --engine analytic",
+        )
     bad = [x for x in slowdowns if not (0 <= x[0] < 1 and x[1] >= 1)]
     if bad or sum(x[0] for x in slowdowns) >= 1:
         raise UserError(
@@ -130,9 +144,12 @@ def simulate_step(
             "need probabilities in [0, 1) summing to < 1 and factors >= 1",
         )
     opts = options if options is not None else _default_options()
-    p = workload.parallel
     hw.accelerator.peak(p.precision)
     pl = Placement.parse((p.tp, p.cp, p.dp, p.pp), placement)
+    if nic_slowdowns:
+        from simulator.stragglers import slow_nic_profile
+
+        hw = slow_nic_profile(hw, workload.num_gpus, nic_slowdowns, seed)
     cluster = Cluster(hw, pl)
     speeds, replica, gens = _speeds(p, seed, speed_sigma, slowdowns)
     env = simpy.Environment()
@@ -165,6 +182,8 @@ def simulate_step(
     }
     if slowdowns:
         result.extra["options"]["slowdowns"] = [list(x) for x in slowdowns]
+    if nic_slowdowns:
+        result.extra["options"]["nic_slowdowns"] = [list(x) for x in nic_slowdowns]
     result.extra["representative"] = {
         "replica": replica,
         "ranks": [d.rank for d in devices],
