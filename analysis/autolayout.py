@@ -32,6 +32,8 @@ FLAG_TO_FIELD = {
     "zero": "zero",
     "micro_batch": "mb",
     "recompute": "recompute",
+    "ep": "ep",
+    "etp": "etp",
 }
 """Run-file / flag names -> `Layouts` columns."""
 
@@ -155,6 +157,8 @@ def _why_not(
             global_batch_size=batch.target_sequences,
             recompute=v["recompute"],
             precision=precision,
+            ep=v.get("ep", 1),
+            etp=v.get("etp"),
         ).resolve(gpus)
         Workload(model, cfg, seq_len)
     except ValueError as exc:
@@ -162,14 +166,13 @@ def _why_not(
     return None
 
 
-_ROW_KEYS = ("tp", "pp", "vpp", "cp", "dp", "mb", "gbs", "zero", "sp", "recompute")
+_ROW_KEYS = ("tp", "pp", "vpp", "cp", "dp", "mb", "gbs", "zero", "sp", "recompute", "ep", "etp")
 
 
 def _shape_cols(layouts: Layouts) -> list[np.ndarray]:
     """The columns that stay fixed over a strong-scaling sweep (dp and the batch may not)."""
-    return [getattr(layouts, k) for k in ("tp", "pp", "vpp", "cp", "mb", "zero", "sp")] + [
-        layouts.recompute
-    ]
+    keys = ("tp", "pp", "vpp", "cp", "mb", "zero", "sp", "ep", "etp")
+    return [getattr(layouts, k) for k in keys] + [layouts.recompute]
 
 
 def _take(layouts: Layouts, mask: np.ndarray) -> Layouts:

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from analysis import closed_form_moe as moe_terms
 from analysis.layouts import Layouts
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
 from simulator.costmodel.collectives import bus_factor
 from simulator.costmodel.framework import copies_time, copy_bytes, host_times
+from simulator.costmodel.moe import routed_factor
 from simulator.costmodel.network import group_collective_time, p2p_time
 from simulator.costmodel.ops import embedding_ops
 from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
@@ -40,7 +42,7 @@ from simulator.model import ModelSpec
 from simulator.options import Options
 from simulator.parallel import BYTES_PER_PARAM
 from simulator.pipeline_split import split_arrays
-from simulator.plan.layer import layer_passes, messages
+from simulator.plan.layer import kernel_order, layer_passes, messages, mlp_names
 from simulator.plan.rules import beside
 
 GEMM_FWD_PLUS_BWD = 3.0
@@ -56,7 +58,7 @@ def _stage_times(model, hw, s, L, precision, opts):
     """Per micro-batch times on one device of a stage (arrays), split by part."""
     acc = hw.accelerator
     e = ACT_BYTES[precision]
-    ops = stack_layer_ops(model, L.mb, s, L.tp, L.cp, L.sp, precision, opts)
+    ops = stack_layer_ops(model, L.mb, s, L.tp, L.cp, L.sp, precision, opts, L.ep, L.etp)
     fwd = bwd = sel = 0.0
     kernel: dict[str, tuple] = {}  # forward and backward time of each kernel of the plan
     for op in ops:
@@ -82,12 +84,13 @@ def _stage_times(model, hw, s, L, precision, opts):
     # kernel when overlapped (TP: with Options.overlap_tp_comm; CP: always); full recompute
     # repeats the forward's
     msg = messages(model, L.mb, s, L.tp, L.cp, e)
+    names = mlp_names(kernel_order(list(kernel)))  # a MoE-only layer's stand-ins for mlp/*
     phi = opts.comm_interference
     size = {"tp": (msg.tp, L.tp, 1), "cp": (msg.cp, L.cp, L.tp)}
     times: dict[tuple[str, str], object] = {}
     part = {(sp, key): 0.0 for sp in (False, True) for key in ("tp", "cp", "tp_x", "cp_x", "slow")}
     for sp in (False, True):
-        for backward, lc in layer_passes(sp):
+        for backward, lc in layer_passes(sp, names):
             if (lc.dim, lc.kind) not in times:
                 nbytes, n, stride = size[lc.dim]
                 times[(lc.dim, lc.kind)] = group_collective_time(hw, lc.kind, nbytes, n, stride)
@@ -105,12 +108,13 @@ def _stage_times(model, hw, s, L, precision, opts):
         return np.where(L.sp, part[(True, key)], part[(False, key)])
 
     layer = fwd + bwd + rc
-    return {
+    ep = moe_terms.ep_terms(model, hw, s, L, e, opts, kernel)
+    return ep | {
         "layer": layer,
         "fwd": fwd,
         "bwd": bwd,
         "rc": rc,
-        "slow": by_sp("slow"),
+        "slow": by_sp("slow") + ep["ep_slow"],
         "tp_total": by_sp("tp"),
         "tp_exposed": by_sp("tp_x"),
         "cp_total": by_sp("cp"),
@@ -138,7 +142,7 @@ def evaluate(
     t = _stage_times(model, hw, s, L, precision, opts)
     stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
 
-    per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"]
+    per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
     # the busiest pipeline rank sets the pace (uneven splits: `simulator.pipeline_split`)
     n_layers, ends = _busiest_stage(stages, per_layer, t["emb"], t["head"], L.pp)
     last = n_layers * per_layer + ends
@@ -155,13 +159,17 @@ def evaluate(
     p2p_exposed = 2 * (L.pp - 1) * t_p2p + (0.0 if opts.overlap_p2p else p2p_steady)
 
     # data parallel and ZeRO
-    params = mem.params_per_device(model, L.tp, L.pp, stages)
+    params = mem.params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
+    p_exp = moe_terms.expert_params(model, L, stages)
+    dense = params - p_exp  # the dense parameters' gradients go over the dp group
     w_bytes = BYTES_PER_PARAM[precision]
     g_bytes = opts.grad_reduce_bytes
     dp_stride = L.tp * L.cp
-    t_ar = group_collective_time(hw, "all_reduce", params * g_bytes, L.dp, dp_stride)
-    t_rs = group_collective_time(hw, "reduce_scatter", params * g_bytes, L.dp, dp_stride)
-    t_ag = group_collective_time(hw, "all_gather", params * w_bytes, L.dp, dp_stride)
+    t_ar = group_collective_time(hw, "all_reduce", dense * g_bytes, L.dp, dp_stride)
+    t_rs = group_collective_time(hw, "reduce_scatter", dense * g_bytes, L.dp, dp_stride)
+    t_ag = group_collective_time(hw, "all_gather", dense * w_bytes, L.dp, dp_stride)
+    # the routed experts' gradients over their own group, on the same stream
+    e_sync, e_ag = moe_terms.expert_sync(hw, L, p_exp, g_bytes, w_bytes)
     # the reduction overlaps the last micro-batch's backward; with interleaving each chunk's
     # buckets start when that chunk's last backward ends: (1 + (vpp-1)*pp) chunk backwards
     chunks = (1 + (L.vpp - 1) * L.pp) / L.vpp
@@ -169,17 +177,17 @@ def evaluate(
     fwd_window = n_layers * t["fwd"]
     bucket = opts.bucket_size(L.dp, g_bytes)
     tail = group_collective_time(
-        hw, "all_reduce", np.minimum(bucket, params * g_bytes), L.dp, dp_stride
+        hw, "all_reduce", np.minimum(bucket, dense * g_bytes), L.dp, dp_stride
     )
     # ZeRO-0: all-reduce; ZeRO-1/2: reduce-scatter grads + all-gather params after the step
     phi = opts.comm_interference
-    grad_sync = np.where(L.zero == 0, t_ar, t_rs)
+    grad_sync = np.where(L.zero == 0, t_ar, t_rs) + e_sync
     if opts.overlap_grad_reduce:
         grad_exposed, grad_slow = beside(grad_sync, bwd_window, phi)
         grad_exposed = np.minimum(grad_exposed + np.where(L.dp > 1, tail, 0.0), grad_sync)
     else:
         grad_exposed, grad_slow = grad_sync, 0.0
-    ag_after = np.where((L.zero == 1) | (L.zero == 2), t_ag, 0.0)
+    ag_after = np.where((L.zero == 1) | (L.zero == 2), t_ag, 0.0) + e_ag
     if opts.overlap_param_gather:
         ag_exposed, ag_slow = beside(ag_after, fwd_window, phi)
     else:
@@ -201,7 +209,8 @@ def evaluate(
     z3_slow = np.where(L.zero == 3, m * z3_slow_mb, 0.0)
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
-    local = params / mem.zero_shards(L.zero, L.dp)[2]
+    edp = moe_terms.expert_dp(L)
+    local = dense / mem.zero_shards(L.zero, L.dp)[2] + p_exp / mem.zero_shards(L.zero, edp)[2]
     t_opt = copy_time(acc, local * opts.optimizer_bytes_per_param)
 
     # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2), and
@@ -216,7 +225,8 @@ def evaluate(
     bubble = bubble + (L.pp - 1) * np.where(L.zero == 3, 0.0, grad_slow)
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]
-    step = compute + tp_exp + cp_exp + bubble + p2p_exposed + z3_exposed
+    ep_exp = m * n_layers * t["ep_exposed"]
+    step = compute + tp_exp + cp_exp + ep_exp + bubble + p2p_exposed + z3_exposed
     step = step + dp_exposed + t_copies + t_hooks + t_opt
 
     out: dict[str, np.ndarray] = {
@@ -225,6 +235,7 @@ def evaluate(
         "breakdown/compute": compute,
         "breakdown/comm_tp": tp_exp,
         "breakdown/comm_cp": cp_exp,
+        **_moe_keys(model, m * n_layers, t, ep_exp),
         "breakdown/pipeline_bubble": bubble,
         "breakdown/comm_pp": p2p_exposed,
         "breakdown/comm_zero3": z3_exposed,
@@ -244,6 +255,17 @@ def evaluate(
     out.update(_memory(model, s, L, precision, opts, m, stages))
     out.update(_energy(hw, out, m, n_layers, t))
     return {k: np.broadcast_to(np.asarray(v, dtype=float), L.tp.shape) for k, v in out.items()}
+
+
+def _moe_keys(model, per_step, t, ep_exp):
+    """The expert-parallel all-to-alls' breakdown, totals and bytes (MoE models only)."""
+    if not model.is_moe:
+        return {}
+    return {
+        "breakdown/comm_ep": ep_exp,
+        "comm_total/ep": per_step * t["ep_total"],
+        "comm_bytes/ep": per_step * t["ep_wire"],
+    }
 
 
 def _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes):
@@ -311,11 +333,12 @@ def _busiest_stage(split, per_layer, emb, head, pp):
 
 def _memory(model, s, L, precision, opts, m, split):
     e = ACT_BYTES[precision]
-    st = mem.state_bytes(model, L.tp, L.pp, L.dp, L.zero, precision, split)
+    st = mem.state_bytes(model, L.tp, L.pp, L.dp, L.zero, precision, split, L.ep, L.etp, L.cp)
     act = np.zeros(L.tp.shape)
+    r = routed_factor(L.ep, opts.moe_capacity_factor, opts.moe_imbalance)
     for code, name in enumerate(("none", "selective", "full")):
         a = mem.activation_bytes_per_layer(
-            model, L.mb, s, L.tp, L.cp, L.sp, name, e, opts.attention, opts.dropout
+            model, L.mb, s, L.tp, L.cp, L.sp, name, e, opts.attention, opts.dropout, L.etp, r
         )
         act = np.where(L.recompute == code, a, act)
     # the busiest rank's layers, at the first rank's micro-batches in flight (an upper bound)
@@ -352,7 +375,7 @@ def _energy(hw, out, m, n_layers, t):
             "breakdown/comm_zero3",
             "breakdown/comm_dp",
         )
-    )
+    ) + out.get("breakdown/comm_ep", 0.0)
     opt = out["breakdown/optimizer"] + out["breakdown/copies"] + out["breakdown/hooks"]
     idle = np.maximum(0.0, step - busy - comm - opt)
     energy = (

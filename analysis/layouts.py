@@ -31,18 +31,25 @@ class Layouts:
     """Layers pinned on the first pipeline stage; 0 = the default split (None = all 0)."""
     last: np.ndarray | None = None
     """Layers pinned on the last pipeline stage; 0 = the default split (None = all 0)."""
+    ep: np.ndarray | None = None
+    """Expert-parallel degree (None: 1 everywhere, filled in at construction)."""
+    etp: np.ndarray | None = None
+    """Expert tensor-parallel degree (None: 1)."""
 
     def __post_init__(self) -> None:
         for k in ("first", "last"):
             if getattr(self, k) is None:
                 object.__setattr__(self, k, np.zeros(self.tp.shape, dtype=np.int64))
+        for k in ("ep", "etp"):
+            if getattr(self, k) is None:
+                object.__setattr__(self, k, np.ones(self.tp.shape, dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
 
     @classmethod
     def from_arrays(cls, **arrays: Sequence[int] | np.ndarray) -> Layouts:
-        cols = {k: np.asarray(v) for k, v in arrays.items()}
+        cols = {k: np.asarray(v) for k, v in arrays.items() if v is not None}
         n = max(c.size for c in cols.values())
         return cls(**{k: np.broadcast_to(v, (n,)).astype(np.int64) for k, v in cols.items()})
 
@@ -62,6 +69,8 @@ class Layouts:
             recompute=[RECOMPUTE_MODES.index(c.recompute) for c in configs],
             first=[c.first_stage_layers or 0 for c in configs],
             last=[c.last_stage_layers or 0 for c in configs],
+            ep=[c.ep for c in configs],
+            etp=[c.expert_tp for c in configs],
         )
 
     def row(self, i: int) -> dict[str, int]:

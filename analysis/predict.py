@@ -71,6 +71,7 @@ def predict(
         raise UserError(f"engine: {engine!r} must be one of {ENGINES}")
     opts = options or Options()
     w, p, model = workload, workload.parallel, workload.model
+    check_ep_domain(p, hardware, opts)
     # devices of one node that compute at once (CPU ranks on one host slow each other down)
     alone = hardware
     busy = devices_busy or min(hardware.node.gpus_per_node, w.num_gpus)
@@ -91,7 +92,10 @@ def predict(
     n = w.num_gpus
     t1 = _single_gpu_time(w, alone, opts)
     e_fp32 = None
-    if p.precision in ("fp16", "bf16", "fp8") and "fp32" in hardware.accelerator.peak_flops:
+    if (
+        p.precision in ("fp16", "bf16", "fp8", "mxfp8", "nvfp4")
+        and "fp32" in hardware.accelerator.peak_flops
+    ):
         w32 = replace(w, parallel=replace(p, precision="fp32"))
         hw32 = alone.under_load(busy, "fp32")
         hw32 = replace(hw32, power=compute_power_model(hw32, "fp32"))
@@ -172,6 +176,18 @@ def predict(
     return res
 
 
+def check_ep_domain(p: ParallelConfig, hw: HardwareProfile, opts: Options) -> None:
+    """With `Options.moe_ep_on_scale_up`, the EP group must fit one NVLink domain."""
+    span, gpn = p.ep * p.expert_tp, hw.node.gpus_per_node
+    if opts.moe_ep_on_scale_up and span > gpn:
+        raise UserError(
+            "ep",
+            p.ep,
+            f"ep*etp = {p.ep}*{p.expert_tp} = {span} GPUs exceed the NVLink domain of {gpn} "
+            f"GPUs ({hw.node.name}); drop --ep-on-nvlink or use a larger domain (NVL72: 72)",
+        )
+
+
 def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
     m = w.model
     spec = {
@@ -197,13 +213,14 @@ def _inputs(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, Any]:
             "topology": hw.fabric.topology,
             "oversubscription": hw.fabric.oversubscription,
         },
-        "options": asdict(opts),
+        "options": {k: v for k, v in asdict(opts).items() if m.is_moe or not k.startswith("moe_")},
     }
 
 
 def _parallel_inputs(w: Workload) -> dict[str, Any]:
     """The layout as given; the pins and the per-stage layers only where the split is uneven
-    or pinned (even splits keep their documents unchanged)."""
+    or pinned (even splits keep their documents unchanged); the expert degrees only for a
+    mixture-of-experts model."""
     out = asdict(w.parallel) | {"num_microbatches": w.parallel.num_microbatches}
     for k in ("first_stage_layers", "last_stage_layers"):
         if out[k] is None:
@@ -212,6 +229,10 @@ def _parallel_inputs(w: Workload) -> dict[str, Any]:
         out["stage_layers"] = list(w.stage_layer_counts)
         if w.parallel.vpp > 1:
             out["chunk_layers"] = list(w.split)
+    if w.model.is_moe:
+        out |= {"etp": w.parallel.expert_tp, "expert_dp": w.parallel.expert_dp}
+    else:
+        out.pop("ep"), out.pop("etp")
     return out
 
 

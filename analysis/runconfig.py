@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.closed_form import Options
+from analysis.runschema import check_spec
 from hwprofiles.errors import UserError
 from hwprofiles.inputs import read_toml
 from hwprofiles.profile import HardwareProfile
@@ -59,6 +60,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "zero": None,
         "first_stage_layers": None,
         "last_stage_layers": None,
+        "ep": None,
+        "etp": None,
     },
     "training": {
         "seq_len": None,
@@ -103,12 +106,16 @@ FIXED_LAYOUT: dict[str, Any] = {
     "zero": 1,
     "micro_batch": 1,
     "recompute": "selective",
+    "ep": 1,
+    "etp": None,
 }
 """What the other layout values are when tp and pp are both given: Megatron-LM's usual
 recipe (sequence parallelism with TP, ZeRO-1 distributed optimizer, selective recompute;
 Korthikanti et al. 2022), no interleaving, no context parallelism, micro-batch 1."""
 
-LAYOUT_FLAGS = ("tp", "pp", "vpp", "cp", "dp", "sp", "zero", "micro_batch", "recompute")
+LAYOUT_FLAGS = (
+    "tp", "pp", "vpp", "cp", "dp", "sp", "zero", "micro_batch", "recompute", "ep", "etp"
+)  # fmt: skip
 
 
 def default_global_batch(seq_len: int) -> int:
@@ -228,6 +235,7 @@ def resolve_hardware(c: Mapping[str, Any]) -> HardwareProfile:
 
 def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     """Resolve model and hardware presets, validate the layout, return a ready `Run`."""
+    spec = check_spec(spec)  # types and finiteness of every value (analysis.runschema)
     model = resolve_model(spec["model"])
     c = spec["cluster"]
     hw = resolve_hardware(c)
@@ -267,6 +275,8 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
             global_batch_size=t["global_batch"] or default_global_batch(seq_len),
             recompute=v["recompute"],
             precision=t["precision"],
+            ep=v["ep"],
+            etp=v["etp"],
         ).resolve(gpus)
         layout_note = "given"
     pins = {k: p.get(k) for k in ("first_stage_layers", "last_stage_layers")}
@@ -297,6 +307,8 @@ def layout_config(row: Mapping[str, int], precision: str, gpus: int) -> Parallel
         sequence_parallel=bool(row["sp"]),
         recompute=RECOMPUTE_MODES[row["recompute"]],
         precision=precision,  # type: ignore[arg-type]
+        ep=row.get("ep", 1),
+        etp=row.get("etp"),
     ).resolve(gpus)
 
 

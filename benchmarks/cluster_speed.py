@@ -50,7 +50,7 @@ def main() -> None:
     per_policy = {}
     for name in POLICIES:
         t = time.perf_counter()
-        sim = ClusterSim(pools, jobs, get_policy(name), cfg.horizon_s).run()
+        sim = ClusterSim(pools, jobs, get_policy(name), cfg.horizon_s, 0).run()
         r = summarise(sim) | {"jobs": job_rows(sim)}
         per_policy[name] = time.perf_counter() - t
         result["policies"][name] = r

@@ -63,3 +63,18 @@ class UserError(ValueError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class InputWarning(UserWarning):
+    """A value that is allowed but absurd (10⁹ GPUs): the CLI prints ``llmcap: warning: ...``.
+
+    Raised with `warnings.warn(InputWarning(field, value, rule))`; the arguments read as
+    `UserError`'s.
+    """
+
+    def __init__(self, field: str, value: Any = NO_VALUE, rule: str = "") -> None:
+        self.error = UserError(field, value, rule)
+        super().__init__(self.error.message)
+
+    def __str__(self) -> str:
+        return self.error.message

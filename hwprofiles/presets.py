@@ -48,7 +48,10 @@ ACCELERATOR_KEYS = {
     },
 }
 LINK_KEYS = {"base", "rate", "rate_is", "latency_us", "efficiency", "source"}
-NODE_KEYS = {"accelerator", "gpus_per_node", "scale_up", "scale_out", "nics_per_node", "fabric"}
+NODE_KEYS = {
+    "accelerator", "gpus_per_node", "scale_up", "scale_out", "nics_per_node", "fabric",
+    "gpus_per_host",
+}  # fmt: skip
 FABRIC_KEYS = {"topology", "oversubscription", "source"}
 
 
@@ -90,12 +93,17 @@ def revised() -> str:
 
 # ----------------------------------------------------------------------------- validation
 def check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    """Reject unknown keys (typos in user files); `<known>_source` is always allowed."""
+    """Reject a non-table and unknown keys (typos in user files); `<known>_source` is always
+    allowed and, like `source`, must be a string."""
+    if not isinstance(table, Mapping):
+        raise UserError(where, table, "must be a table")
     for key in table:
         base = key[: -len("_source")] if key.endswith("_source") else key
         if base not in allowed:
             known = ", ".join(sorted(allowed))
             raise UserError(f"{where}.{key}: unknown key (known: {known})")
+        if key.endswith("source") and not isinstance(table[key], str):
+            raise UserError(f"{where}.{key}", table[key], "must be a string (a citation)")
 
 
 def number(
@@ -347,6 +355,7 @@ def build_node(
         scale_out=resolve_link(raw.get("scale_out"), links, f"{where}.scale_out"),
         nics_per_node=integer(raw, "nics_per_node", where),
         source=combined_source(raw),
+        gpus_per_host=integer(raw, "gpus_per_host", where) if "gpus_per_host" in raw else None,
     )
     fabric = build_fabric(raw.get("fabric", {}), f"{where}.fabric")
     return NodePreset(name, accel, node, fabric)

@@ -16,7 +16,7 @@ import numpy as np
 
 from hwprofiles.errors import UserError
 
-DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
+DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4")
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,14 @@ class Node:
     """One NIC's link into the cluster fabric."""
     nics_per_node: int
     source: str = ""
+    gpus_per_host: int | None = None
+    """GPUs of one host inside the scale-up domain, where that domain spans several hosts (an
+    NVL72 rack: 18 compute trays of 4): the unit a job allocates. None = the whole node."""
+
+    @property
+    def allocation_unit(self) -> int:
+        """GPUs a job takes at a time: a host (`gpus_per_host`), else the whole node."""
+        return self.gpus_per_host or self.gpus_per_node
 
     @property
     def scale_out_bytes_per_s(self) -> float:

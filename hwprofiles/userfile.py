@@ -145,6 +145,9 @@ def read_user_file(path: str | os.PathLike[str]) -> UserHardware:
     where, label = path.name, f"user file {path.name}"
     raw = read_toml(path, "hardware")
     presets.check_keys(raw, TOP_KEYS, where)
+    for key in ("name", "base"):
+        if key in raw and not isinstance(raw[key], str):
+            raise UserError(f"{where}.{key}", raw[key], "must be a string")
 
     node_raw, base_key = _base(raw, where)
     accelerator, accel_key = _accelerator(raw.get("accelerator"), base_key, label, where)

@@ -17,6 +17,8 @@ BREAKDOWN: dict[str, str] = {
     "the collectives running beside them",
     "comm_tp": "tensor-parallel collectives of that stage not hidden behind its kernels",
     "comm_cp": "context-parallel K/V exchanges of that stage not hidden behind attention",
+    "comm_ep": "expert-parallel all-to-alls (token dispatch and combine) of that stage not "
+    "hidden (mixture-of-experts models only)",
     "pipeline_bubble": "the rest of the step the pipeline keeps that stage waiting (fill, "
     "drain, imbalance)",
     "comm_pp": "pipeline sends on the critical path not hidden behind compute",
@@ -35,11 +37,14 @@ MEMORY_PARTS = ("weights", "gradients", "optimizer", "activations", "zero3_buffe
 """Parts of the peak memory per GPU (bytes)."""
 
 _GROUPS = {
-    "breakdown": tuple(BREAKDOWN),
+    "breakdown": tuple(k for k in BREAKDOWN if k != "comm_ep"),
     "comm_total": COMM_DIMS,
     "comm_bytes": BYTES_DIMS,
     "memory": MEMORY_PARTS,
 }
+_MOE_LABELS = {"breakdown": ("comm_ep",), "comm_total": ("ep",), "comm_bytes": ("ep",)}
+"""Labels a mixture-of-experts step has (its expert-parallel all-to-alls) and a dense one
+omits, so dense documents stay as they were; both engines give all three or none."""
 _SCALARS = (
     "step_time_s",
     "num_microbatches",
@@ -68,8 +73,15 @@ class EngineStep:
     """Recomputed forward time per step on the heaviest stage (s)."""
 
     def __post_init__(self) -> None:
-        for group, labels in _GROUPS.items():
+        moe = {(g, lab) for g, labs in _MOE_LABELS.items() for lab in labs}
+        have = {(g, lab) for g, lab in moe if lab in getattr(self, g)}
+        if have and have != moe:
+            raise ValueError(f"EngineStep: expert-parallel labels {sorted(have)}: all or none")
+        for group, base in _GROUPS.items():
             got = getattr(self, group)
+            labels = base + (_MOE_LABELS.get(group, ()) if have else ())
+            if group == "breakdown":  # in the definition's order
+                labels = tuple(k for k in BREAKDOWN if k in labels)
             if set(got) != set(labels):
                 missing = sorted(set(labels) - set(got))
                 extra = sorted(set(got) - set(labels))

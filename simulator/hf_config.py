@@ -21,6 +21,7 @@ from typing import Any
 
 from hwprofiles.errors import UserError
 from hwprofiles.inputs import read_json
+from hwprofiles.typed import check
 from simulator.model import ModelSpec
 
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -33,6 +34,73 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 }
 _MISSING = object()
 _MOE_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+
+_I, _B, _S = int, bool, str
+HF_TYPES: dict[str, Any] = {
+    **{alias: _I for aliases in _ALIASES.values() for alias in aliases},
+    **{key: _I for key in _MOE_KEYS},
+    "model_type": _S,
+    "_name_or_path": _S,
+    "hidden_act": _S,
+    "activation_function": _S,
+    "norm_type": _S,
+    "topk_method": _S,
+    "attention_bias": _B,
+    "mlp_bias": _B,
+    "tie_word_embeddings": _B,
+    "do_layer_norm_before": _B,
+    "enable_bias": _B,
+    "no_bias": _B,
+    "learned_pos_emb": _B,
+    "head_dim": _I,
+    "num_key_value_heads": _I,
+    "n_inner": _I,
+    "word_embed_proj_dim": _I,
+    "seq_length": _I,
+    "moe_intermediate_size": _I,
+    "shared_expert_intermediate_size": _I,
+    "n_shared_experts": _I,
+    "num_experts_per_tok": _I,
+    "first_k_dense_replace": _I,
+    "moe_layer_freq": _I,
+    "decoder_sparse_step": _I,
+    "num_nextn_predict_layers": _I,
+    "kv_lora_rank": _I,
+    "q_lora_rank": _I,
+    "qk_nope_head_dim": _I,
+    "qk_rope_head_dim": _I,
+    "v_head_dim": _I,
+    "expansion_ratio": float,
+    "mlp_only_layers": tuple[int, ...],
+    "attn_config": dict,
+    "ffn_config": dict,
+}
+"""config.json keys llmcap reads -> their type (checked before use: ``head_dim = 64.0`` or
+``attention_bias = 1`` are errors, not silently taken)."""
+_NESTED_TYPES: dict[str, Any] = {
+    "alibi": _B,
+    "rope": _B,
+    "attn_type": _S,
+    "kv_n_heads": _I,
+    "ffn_type": _S,
+    "expansion_ratio": float,
+}
+
+
+def _check_types(data: Mapping[str, Any], label: str) -> None:
+    """`UserError` for a known key whose value has the wrong type (None = absent)."""
+    for key, value in data.items():
+        if value is None:
+            continue
+        if key in HF_TYPES:
+            check(value, HF_TYPES[key], f"{label}.{key}")
+        if key == "text_config":  # Llama 4: the text model's keys, one level down
+            check(value, dict, f"{label}.{key}")
+            _check_types(value, f"{label}.{key}")
+        if key in ("attn_config", "ffn_config"):
+            for k, v in value.items():
+                if v is not None and k in _NESTED_TYPES:
+                    check(v, _NESTED_TYPES[k], f"{label}.{key}.{k}")
 
 
 class _Config:
@@ -372,6 +440,7 @@ def from_hf_config(
     `model_type`, or an architecture that `ModelSpec` cannot count faithfully (MoE, ...).
     """
     data, label, default_name = _read(source)
+    _check_types(data, label)
     c = _Config(data, label)
     mt = _model_type(c)
     if mt not in MOE_FAMILIES:

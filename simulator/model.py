@@ -16,6 +16,8 @@ from os import PathLike
 from typing import Any, Literal
 
 from hwprofiles.errors import UserError
+from hwprofiles.typed import check, field_types
+from simulator.limits import check_model_size
 
 POSITION_EMBEDDINGS = ("learned", "rope", "alibi")
 NORMS = ("layernorm", "rmsnorm")
@@ -134,6 +136,9 @@ class ModelSpec:
     (Hugging Face does not instantiate them); `mtp_params` counts them."""
 
     def __post_init__(self) -> None:
+        for f, annotation in field_types(ModelSpec).items():  # types first: tp = "eight"
+            check(getattr(self, f), annotation, f)
+            check_model_size(f, getattr(self, f))
         if not isinstance(self.name, str) or not self.name:
             raise UserError(f"name: {self.name!r} must be a non-empty string")
         for f in _POSITIVE_INTS:

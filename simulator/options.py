@@ -11,6 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from hwprofiles.errors import UserError
+from hwprofiles.typed import check, field_types
+from simulator.costmodel.moe import DEFAULT_IMBALANCE
+
 
 @dataclass(frozen=True)
 class Options:
@@ -72,16 +76,42 @@ class Options:
     write the 16-bit copy (2), gradient-norm read (4). It streams in place over buffers that
     live for the whole run, priced at the profile's copy rate (`timing.copy_time`)."""
 
+    moe_capacity_factor: float | None = None
+    """Mixture-of-experts routing with fixed capacity buffers of `capacity_factor` x the
+    average tokens per expert (GShard, Lepikhin et al. 2020; Megatron-Core
+    `--moe-expert-capacity-factor` with `--moe-pad-expert-input-to-capacity`): every expert
+    computes and sends that many rows. None = dropless routing (Megatron-Core's default,
+    MegaBlocks), where the busiest rank carries `moe_imbalance` x the average."""
+    moe_imbalance: float = DEFAULT_IMBALANCE
+    """Dropless routing: the hottest expert-parallel rank's tokens over the mean (>= 1); its
+    default and source are `costmodel.moe.DEFAULT_IMBALANCE`."""
+    moe_a2a_overlap: bool = False
+    """Overlap the dispatch all-to-all with the shared experts' forward, and the dispatch's
+    gradient all-to-all with their backward (Megatron-Core `--moe-shared-expert-overlap`).
+    DeepSeek-V3's DualPipe hides more (the all-to-all of one micro-batch behind the compute of
+    another: DeepSeek-AI 2024, arXiv 2412.19437, Sec. 3.2.1); llmcap models the shared-expert
+    overlap only, a lower bound on what DualPipe hides."""
+    moe_ep_on_scale_up: bool = False
+    """Require each expert-parallel group (ep x etp consecutive ranks) inside one scale-up
+    (NVLink) domain: 8 GPUs in an HGX/DGX node, 72 in an NVL72 rack. Off: an EP group may
+    span domains, its all-to-all crossing the NICs."""
+
     def __post_init__(self) -> None:
         from hwprofiles.attention_kernels import KERNELS
-        from hwprofiles.errors import UserError
 
+        for f, annotation in field_types(Options).items():  # dropout = 2 is not a switch
+            check(getattr(self, f), annotation, f"options.{f}")
         if self.attention not in ("flash", "naive"):
             raise UserError("attention", self.attention, "must be 'flash' or 'naive'")
         if self.attention_kernel not in KERNELS:
             raise UserError(
                 "attention_kernel", self.attention_kernel, f"must be one of {', '.join(KERNELS)}"
             )
+        cf = self.moe_capacity_factor
+        if cf is not None and not (np.isfinite(cf) and cf > 0):
+            raise UserError("moe_capacity_factor", cf, "must be > 0 (or absent: dropless)")
+        if not (np.isfinite(self.moe_imbalance) and self.moe_imbalance >= 1):
+            raise UserError("moe_imbalance", self.moe_imbalance, "must be >= 1 (max / mean load)")
 
     def bucket_size(self, dp: Any, grad_bytes: float | None = None) -> Any:
         """Bytes per gradient bucket for a data-parallel group of `dp` ranks.

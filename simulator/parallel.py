@@ -6,21 +6,26 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from hwprofiles.errors import UserError
+from hwprofiles.typed import check, field_types
+from simulator.limits import MAX_BATCH, MAX_SEQ_LEN, check_gpus
 from simulator.model import ModelSpec
 from simulator.pipeline_split import physical_stage_layers, stage_layers
 
 Recompute = Literal["none", "selective", "full"]
-Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
+Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4"]
 RECOMPUTE_MODES = ("none", "selective", "full")
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4")
 
-BYTES_PER_PARAM = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1}
+BYTES_PER_PARAM = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "mxfp8": 1 + 1 / 32,
+                   "nvfp4": 0.5 + 1 / 16}  # fmt: skip
 """Bytes of one weight element in the compute dtype, as ZeRO gathers it (the closed form's and
 the SimPy engine's `w_bytes`).
 
 Activations and their communication use `costmodel.timing.ACT_BYTES` instead, which counts
 fp8 at 2: fp8 training (Transformer Engine) keeps activations between layers in bf16 and casts
-GEMM inputs to fp8."""
+GEMM inputs to fp8. Block-scaled formats carry their scales: MXFP8 one 1-byte E8M0 scale per
+32 elements (OCP Microscaling Formats (MX) Specification v1.0, 2023, Sec. 5), NVFP4 one
+1-byte E4M3 scale per 16 4-bit elements (NVIDIA technical blog 'Introducing NVFP4', 2025)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,14 @@ class ParallelConfig:
     """Sequences per optimizer step; None = micro_batch_size * dp (one micro-batch)."""
     recompute: Recompute = "none"
     precision: Precision = "bf16"
+    ep: int = 1
+    """Expert-parallel degree (mixture-of-experts models). The experts' grid etp x ep x edp
+    folds onto the same tp x cp x dp ranks as attention (Megatron-Core "MoE parallel
+    folding", Liu et al. 2025, arXiv 2504.14960): ep * etp must divide tp * cp * dp."""
+    etp: int | None = None
+    """Expert tensor-parallel degree: each expert's GEMMs split over `etp` ranks. None = 1,
+    what Megatron-Core's MoE recipes (DeepSeek-V3, Mixtral, Qwen3) set with parallel folding
+    (its library default is tp)."""
     first_stage_layers: int | None = None
     """Layers pinned on the first pipeline stage (None = the default split,
     `simulator.pipeline_split`)."""
@@ -54,6 +67,12 @@ class ParallelConfig:
     """Layers pinned on the last pipeline stage (None = the default split)."""
 
     def __post_init__(self) -> None:
+        for f, annotation in field_types(ParallelConfig).items():  # types first: tp = "eight"
+            check(getattr(self, f), annotation, f)
+        for f in ("micro_batch_size", "global_batch_size"):
+            v = getattr(self, f)
+            if v is not None and v > MAX_BATCH:
+                raise UserError(f, v, f"is above llmcap's limit of {MAX_BATCH:,} sequences")
         for f in ("tp", "pp", "vpp", "cp", "micro_batch_size"):
             v = getattr(self, f)
             if not isinstance(v, int) or v < 1:
@@ -74,6 +93,23 @@ class ParallelConfig:
                 raise UserError(f"{f}: {v!r} must be an integer >= 1 (a stage cannot be empty)")
         if self.global_batch_size is not None and self.global_batch_size < 1:
             raise UserError(f"global_batch_size: {self.global_batch_size} must be >= 1")
+        if not isinstance(self.ep, int) or isinstance(self.ep, bool) or self.ep < 1:
+            raise UserError("ep", self.ep, "must be an integer >= 1")
+        if self.etp is not None and (
+            not isinstance(self.etp, int) or isinstance(self.etp, bool) or self.etp < 1
+        ):
+            raise UserError("etp", self.etp, "must be an integer >= 1")
+
+    @property
+    def expert_tp(self) -> int:
+        """Expert tensor-parallel degree (`etp`, or 1)."""
+        return 1 if self.etp is None else self.etp
+
+    @property
+    def expert_dp(self) -> int:
+        """Ranks holding the same experts (their gradients are reduced among them):
+        tp * cp * dp / (ep * etp), Megatron-Core's expert data-parallel size."""
+        return self.tp * self.cp * self.dp // (self.ep * self.expert_tp)
 
     @property
     def model_parallel(self) -> int:
@@ -81,6 +117,8 @@ class ParallelConfig:
 
     def resolve(self, num_gpus: int) -> ParallelConfig:
         """Fill in dp and the global batch for `num_gpus`; check the product."""
+        check(num_gpus, int, "gpus")
+        check_gpus(num_gpus)
         if num_gpus < 1:
             raise UserError(f"gpus: {num_gpus} must be >= 1")
         mp = self.model_parallel
@@ -136,8 +174,11 @@ class Workload:
         m, p = self.model, self.parallel
         if p.dp < 1 or p.global_batch_size is None:
             raise ValueError("parallel: dp unresolved; use ParallelConfig.resolve(num_gpus)")
+        check(self.seq_len, int, "seq_len")
         if self.seq_len < 1:
             raise UserError(f"seq_len: {self.seq_len} must be >= 1")
+        if self.seq_len > MAX_SEQ_LEN:
+            raise UserError("seq_len", self.seq_len, f"is above llmcap's limit of {MAX_SEQ_LEN:,}")
         if m.num_attention_heads % p.tp:
             raise UserError(
                 f"tp: num_attention_heads = {m.num_attention_heads} not divisible by tp = {p.tp}"
@@ -146,11 +187,7 @@ class Workload:
             raise UserError(
                 f"tp: num_key_value_heads = {m.kv_heads} and tp = {p.tp}: one must divide the other"
             )
-        if m.is_moe:
-            raise UserError(
-                f"model: {m.name} is a mixture-of-experts model; its step is not costed yet "
-                "(expert parallelism lands next)"
-            )
+        _check_experts(m, p)
         self.split  # noqa: B018 - validates: only an empty stage is an error
         if self.seq_len % p.cp:
             raise UserError(f"cp: seq_len = {self.seq_len} not divisible by cp = {p.cp}")
@@ -185,3 +222,28 @@ class Workload:
     def layers_per_stage(self) -> int:
         """Layers on the busiest pipeline rank."""
         return max(self.stage_layer_counts)
+
+
+def _check_experts(m: ModelSpec, p: ParallelConfig) -> None:
+    """Expert parallelism needs experts to split and data/context ranks to host them."""
+    if not m.is_moe:
+        if p.ep > 1:
+            raise UserError("ep", p.ep, f"needs a mixture-of-experts model ({m.name} is dense)")
+        return
+    if m.n_routed_experts % p.ep:
+        raise UserError(
+            "ep", p.ep, f"must divide the routed experts (n_routed_experts = {m.n_routed_experts})"
+        )
+    grid = p.tp * p.cp * p.dp
+    if grid % (p.ep * p.expert_tp):
+        raise UserError(
+            "ep",
+            p.ep,
+            f"ep*etp = {p.ep}*{p.expert_tp} must divide tp*cp*dp = {p.tp}*{p.cp}*{p.dp} = {grid} "
+            "(the experts' grid folds onto the attention ranks; with etp = tp: ep must divide "
+            "dp*cp)",
+        )
+    if p.zero_stage == 3:
+        raise UserError(
+            "zero_stage", 3, "with a mixture-of-experts model is not modelled (use ZeRO 0-2)"
+        )

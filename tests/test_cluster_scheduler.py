@@ -85,6 +85,10 @@ def test_fifo_starts_jobs_in_submission_order() -> None:
 def test_finished_jobs_computed_exactly_their_steps(policy: str) -> None:
     """Kept compute over all segments = the job's steps, whatever pools and stops it had."""
     jobs = _mixed_jobs(4, n=200)
+    flaky = {
+        k: PoolRun(v.step_time_s, v.power_w, failure_rate_s=1 / (20 * H))
+        for k, v in jobs[0].runs.items()
+    }
     jobs = [
         Job(
             j.id,
@@ -92,7 +96,7 @@ def test_finished_jobs_computed_exactly_their_steps(policy: str) -> None:
             j.submit_s,
             j.gpus,
             j.steps,
-            j.runs,
+            {k: flaky[k] for k in j.runs} if j.id % 4 == 1 else j.runs,
             priority=j.id % 3,
             preemptible=j.id % 2 == 0,
             checkpoint_interval_s=H,
@@ -103,6 +107,7 @@ def test_finished_jobs_computed_exactly_their_steps(policy: str) -> None:
     sim = ClusterSim(POOLS, jobs, get_policy(policy), 300 * H).run()
     done = [r for r in sim.records if r.finish_s is not None]
     assert len(done) > 150
+    assert any(s.how == "failed" for r in sim.records for s in r.segments)
     for r in done:
         steps = sum(s.kept_s / r.job.runs[s.pool].step_time_s for s in r.segments)
         assert steps == pytest.approx(r.job.steps, rel=1e-9)
@@ -176,3 +181,20 @@ def test_job_larger_than_every_pool_is_refused() -> None:
         Pool("p", 0, 8)
     with pytest.raises(ValueError, match=r"policy: 'sjf' is not a policy \(known: fifo"):
         get_policy("sjf")
+
+
+def test_failure_loses_work_since_the_last_checkpoint() -> None:
+    """A job that fails keeps its checkpointed steps, pays its restart and finishes later."""
+    run = {"p": PoolRun(1.0, 700.0, failure_rate_s=1 / (4 * H))}
+    job = Job(0, "a", 0.0, 8, 20 * H, run, checkpoint_interval_s=H, restart_s=0.1 * H)
+    sim = ClusterSim([Pool("p", 8, 8)], [job], get_policy("fifo"), 1000 * H, seed=3).run()
+    (r,) = sim.records
+    failed = [s for s in r.segments if s.how == "failed"]
+    assert failed and r.segments[-1].how == "done"
+    for s in failed:
+        assert s.kept_s == pytest.approx(H * (s.compute_s // H))
+    lost = sum(s.compute_s - s.kept_s for s in r.segments)
+    restarts = len(r.segments) * 0.1 * H
+    assert r.finish_s == pytest.approx(20 * H + lost + restarts)
+    again = ClusterSim([Pool("p", 8, 8)], [job], get_policy("fifo"), 1000 * H, seed=3).run()
+    assert again.records[0].finish_s == r.finish_s  # seeded

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -61,14 +63,36 @@ def test_every_candidate_classified_as_the_dataclasses_would(gpus, gpus_per_node
                 _construct(SMALL, gpus, seq_len, row)
 
 
-def test_all_rules_exercised_by_the_small_model():
+# the same model with 8 routed experts (top-2): exercises the expert-parallel rules
+SMALL_MOE = dataclasses.replace(
+    SMALL, name="small-moe", n_routed_experts=8, num_experts_per_tok=2, moe_intermediate_size=256
+)
+
+
+def test_all_rules_exercised_by_the_small_models():
     space = SearchSpace(max_cp=64, micro_batches=(1, 3))
     seen = set()
-    for gpus, gpn in ((1, 8), (6, 6), (16, 8)):  # tp=3 on 6-GPU nodes vs 4 K/V heads
-        cols = candidate_product(SMALL, gpus, gpn, space)
-        reason, _, _, _ = classify(SMALL, gpus, 96, cols, BatchPolicy(24))
-        seen |= set(reason[reason >= 0].tolist())
+    for model in (SMALL, SMALL_MOE):
+        for gpus, gpn in ((1, 8), (6, 6), (16, 8)):  # tp=3 on 6-GPU nodes vs 4 K/V heads
+            cols = candidate_product(model, gpus, gpn, space)
+            reason, _, _, _ = classify(model, gpus, 96, cols, BatchPolicy(24))
+            seen |= set(reason[reason >= 0].tolist())
     assert seen == set(range(len(REASONS)))
+
+
+@pytest.mark.parametrize(("gpus", "gpus_per_node"), [(8, 8), (16, 8)])
+def test_moe_candidates_classified_as_the_dataclasses_would(gpus, gpus_per_node):
+    space = SearchSpace(max_cp=2, micro_batches=(1,), zero_stages=(1, 3), recompute=(0,))
+    cols = candidate_product(SMALL_MOE, gpus, gpus_per_node, space)
+    assert set(np.unique(cols["ep"])) == {1, 2, 4, 8}
+    reason, _, _dp, out_gbs = classify(SMALL_MOE, gpus, 96, cols, BatchPolicy(16))
+    for i in range(reason.size):
+        row = {k: int(v[i]) for k, v in cols.items()} | {"gbs": int(out_gbs[i])}
+        if reason[i] == -1:
+            assert _construct(SMALL_MOE, gpus, 96, row).parallel.ep == row["ep"]
+        else:
+            with pytest.raises(ValueError):
+                _construct(SMALL_MOE, gpus, 96, row)
 
 
 def test_emitted_layouts_build_valid_workloads_and_skip_redundant_names():

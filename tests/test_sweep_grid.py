@@ -156,3 +156,21 @@ def test_bad_cluster_grids_are_user_errors(axes, field):
     assert field in str(err.value)
     with pytest.raises(UserError, match="needs engine = 'cluster'"):
         grid({"policy": ["fifo"]})
+
+
+def test_cli_runs_resumes_and_plots(tmp_path):
+    g = tmp_path / "g.toml"
+    g.write_text(
+        '[sweep]\nengine = "analytic"\n[base.parallelism]\ntp = 8\npp = 4\n'
+        "[axes]\ngpus = [512, 1024]\nscale_out_gbps = [100, 400]\n"
+    )
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["sweep", str(g), "--out", str(out), "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    assert "4 points, 0 already done, 4 ok" in r.output
+    r = CliRunner().invoke(app, ["sweep", str(g), "--out", str(out), "--format", "csv", "--json"])
+    assert r.exit_code == 0 and '"skipped": 4' in r.output
+    r = CliRunner().invoke(app, ["sweep", "--plot", str(out), "--metric", "comm_fraction"])
+    assert r.exit_code == 0, r.output
+    png = out / "comm_fraction.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"

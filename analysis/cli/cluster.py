@@ -42,6 +42,10 @@ def register(app: typer.Typer) -> None:
         replicas: Annotated[
             int, Opt(help="Seeds (seed, seed+1, ...) averaged in the --add sweep", min=1)
         ] = 1,
+        failures: Annotated[
+            bool,
+            Opt(help="Interrupt running jobs at the whole-run model's failure rates (Llama 3)"),
+        ] = True,
         no_figures: Annotated[bool, Opt("--no-figures", help="Skip the PNG figures")] = False,
         json_out: Annotated[bool, Opt("--json", help="Print the result as JSON on stdout")] = False,
     ) -> None:
@@ -57,7 +61,7 @@ def register(app: typer.Typer) -> None:
             )
 
             pols = tuple(p.strip() for p in policy.split(",") if p.strip())
-            config = ClusterConfig(parse_pools(hardware), read_mix(jobs), pols, days)
+            config = ClusterConfig(parse_pools(hardware), read_mix(jobs), pols, days, failures)
             if target_delay is not None and add is None:
                 raise UserError("target-delay", target_delay, "needs --add (pools to compare)")
             steps = StepModel()

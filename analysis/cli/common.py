@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import typer
 
-from hwprofiles.errors import UserError
+from hwprofiles.errors import InputWarning, UserError
 from hwprofiles.outputs import check_output, staged_dir, write_atomic, write_output
 
 __all__ = [
@@ -69,13 +70,30 @@ def print_bug(exc: BaseException) -> None:
     )
 
 
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """`InputWarning`s as ``llmcap: warning:`` lines (once each); others as Python shows them."""
+    seen = set()
+    for w in caught:
+        if issubclass(w.category, InputWarning):
+            if str(w.message) not in seen:
+                seen.add(str(w.message))
+                typer.echo(f"llmcap: warning: {w.message}", err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
 def run_guarded(fn: Callable[[], T]) -> T:
     """Call `fn`; a `UserError` becomes one line and exit 2, anything else is reported as a bug.
 
     `typer.Exit` (a command's own exit), `KeyboardInterrupt` and `SystemExit` pass through.
     """
     try:
-        return fn()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", InputWarning)
+            try:
+                return fn()
+            finally:
+                _show_warnings(caught)
     except typer.Exit:
         raise
     except UserError as exc:

@@ -11,6 +11,7 @@ from analysis.cli.common import check_output, echo_json, fail, run_guarded
 from analysis.cli.parse import parse_count, parse_gpus, split_list
 from analysis.planner.costs import SECONDS_PER_DAY
 from hwprofiles.errors import UserError
+from hwprofiles.typed import number
 
 Opt = typer.Option
 
@@ -158,6 +159,14 @@ def register(app: typer.Typer) -> None:
 
             if out is not None:
                 check_output(out, "--out", "dir")  # before the search, not after it
+            for flag, value, low in (
+                ("--deadline", deadline, 0.0),
+                ("--budget", budget, 0.0),
+                ("--grid-intensity", grid_intensity, None),
+                ("--pue", pue, None),
+            ):
+                if value is not None:
+                    number(value, flag, minimum=low, strict=True)
             if prices is not None and not prices.is_file():
                 raise UserError("prices", str(prices), "is not a file")
             names = split_list(hardware, "hardware")

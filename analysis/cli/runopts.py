@@ -11,6 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from hwprofiles.typed import number
+from simulator.limits import MAX_SIGMA
+
 Opt = typer.Option
 
 SEARCHED = "default: searched, the fastest valid layout"
@@ -37,7 +40,7 @@ SeqLen = Annotated[
     int | None,
     Opt(help="Tokens per sequence [default: the model's pre-training length, e.g. 8192 Llama 3]"),
 ]
-Precision = Annotated[str | None, Opt(help="fp32|tf32|fp16|bf16|fp8 [default: bf16]")]
+Precision = Annotated[str | None, Opt(help="fp32|tf32|fp16|bf16|fp8|mxfp8|nvfp4 [default: bf16]")]
 Recompute = Annotated[str | None, Opt(help=f"none|selective|full [{SEARCHED}; selective {FIXED}]")]
 GlobalBatch = Annotated[
     int | None, Opt(help="Sequences per optimizer step [default: ~4M tokens per step]")
@@ -46,6 +49,20 @@ Tokens = Annotated[
     str | None, Opt(help="Tokens to train, e.g. 2T, 1.5e12, 500B (time to train) [default: none]")
 ]
 Config = Annotated[Path | None, Opt(help="Run TOML file [default: none]")]
+Ep = Annotated[int | None, Opt(help="Expert-parallel degree (MoE models) [default: 1]")]
+Etp = Annotated[int | None, Opt(help="Expert tensor-parallel degree [default: 1]")]
+CapacityFactor = Annotated[
+    float | None, Opt(help="MoE capacity factor [default: none, dropless routing]")
+]
+Imbalance = Annotated[float | None, Opt(help="MoE hottest-rank load / mean (dropless) [1.2]")]
+A2aOverlap = Annotated[
+    bool | None,
+    Opt("--moe-a2a-overlap/--no-moe-a2a-overlap", help="MoE dispatch beside shared experts"),
+]
+EpScaleUp = Annotated[
+    bool | None,
+    Opt("--ep-on-nvlink/--ep-anywhere", help="Require the EP group inside one NVLink domain"),
+]
 FirstStageLayers = Annotated[
     int | None, Opt(help="Layers on the first pipeline stage [default: Megatron-Core's split]")
 ]
@@ -71,7 +88,7 @@ MtbfScale = Annotated[
     float | None, Opt(help="Multiply every component's MTBF (2 = half the failures) [default: 1]")
 ]
 FailureRates = Annotated[
-    Path | None, Opt(help="Failure-rate TOML ([rates_per_unit_hour]) [default: catalogue]")
+    Path | None, Opt(help="Failure-rate TOML with a rates_per_unit_hour table [default: catalogue]")
 ]
 StorageBandwidth = Annotated[
     float | None,
@@ -109,6 +126,9 @@ def overrides(
     precision: str | None,
     recompute: str | None,
     tokens: float | None = None,
+    ep: int | None = None,
+    etp: int | None = None,
+    moe: dict[str, Any] | None = None,
     first_stage_layers: int | None = None,
     last_stage_layers: int | None = None,
     stack: str | None = None,
@@ -119,7 +139,8 @@ def overrides(
     async_checkpoint: bool | None = None,
     pue: float | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The flags in the run-file layout (`analysis.runconfig.merge` skips the None ones)."""
+    """The flags in the run-file layout (`analysis.runconfig.merge` skips the None ones);
+    `moe` holds the MoE `Options` flags (moe_capacity_factor, ...)."""
     return {
         "model": {"name": model},
         "parallelism": {
@@ -132,6 +153,8 @@ def overrides(
             "zero": zero,
             "first_stage_layers": first_stage_layers,
             "last_stage_layers": last_stage_layers,
+            "ep": ep,
+            "etp": etp,
         },
         "training": {
             "seq_len": seq_len,
@@ -147,7 +170,7 @@ def overrides(
             "gpus_per_node": gpus_per_node,
             "pue": pue,
         },
-        "options": {"stack": stack},
+        "options": {"stack": stack} | dict(moe or {}),
         "reliability": {
             "checkpoint_interval_s": checkpoint_interval,
             "mtbf_scale": mtbf_scale,
@@ -164,4 +187,6 @@ def des_options(
     """Keyword arguments for the SimPy engine (empty for the closed form)."""
     if engine != "des":
         return {}
+    number(jitter, "--jitter", minimum=0.0, maximum=MAX_SIGMA)
+    number(speed_sigma, "--speed-sigma", minimum=0.0, maximum=MAX_SIGMA)
     return {"seed": seed, "jitter": jitter, "speed_sigma": speed_sigma, "contention": contention}

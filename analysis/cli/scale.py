@@ -10,19 +10,24 @@ import typer
 from analysis.cli import runopts as ro
 from analysis.cli.common import check_output, echo_json, run_guarded
 from hwprofiles.errors import UserError
+from hwprofiles.typed import number
+from simulator.limits import MAX_LINK_GBPS
 
 Opt = typer.Option
 PLOT_SUFFIXES = ("", ".png", ".svg", ".pdf")  # what matplotlib's Agg backend writes
 
 
-def _numbers(text: str, what: str, cast: type = int) -> list[Any]:
+def _numbers(text: str, what: str, cast: type = int, maximum: float | None = None) -> list[Any]:
+    """A comma-separated list of positive, finite numbers (at most `maximum`)."""
     try:
         out = [cast(x) for x in text.replace(" ", "").split(",") if x]
     except ValueError:
         raise UserError(f"{what}: {text!r} must be a comma-separated list of numbers") from None
-    if not out or any(x <= 0 for x in out):
-        raise UserError(f"{what}: {text!r} must list positive numbers")
-    return out
+    if not out:
+        raise UserError(what, text, "is empty; give a comma-separated list of numbers")
+    return [
+        number(x, what, minimum=0, strict=True, maximum=maximum, integer=cast is int) for x in out
+    ]
 
 
 def fix_sweep_layout(spec: dict[str, Any], counts: list[int], best_layout: bool) -> tuple[str, str]:
@@ -136,7 +141,11 @@ def register(app: typer.Typer) -> None:
                 if plot.suffix.lower() not in PLOT_SUFFIXES:
                     raise UserError("--plot", str(plot), "must end in .png, .svg or .pdf")
             counts = _numbers(gpus, "gpus")
-            rates = _numbers(scale_out, "scale-out", float) if scale_out else None
+            rates = (
+                None
+                if scale_out is None
+                else _numbers(scale_out, "--scale-out", float, MAX_LINK_GBPS)
+            )
             file_spec = read_run_file(config) if config else None
             over = ro.overrides(
                 model=model,

@@ -34,6 +34,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         sp: ro.Sp = None,
         zero: ro.Zero = None,
+        ep: ro.Ep = None,
+        etp: ro.Etp = None,
+        moe_capacity_factor: ro.CapacityFactor = None,
+        moe_imbalance: ro.Imbalance = None,
+        moe_a2a_overlap: ro.A2aOverlap = None,
+        ep_on_nvlink: ro.EpScaleUp = None,
         micro_batch: ro.MicroBatch = None,
         global_batch: ro.GlobalBatch = None,
         seq_len: ro.SeqLen = None,
@@ -94,6 +100,14 @@ def register(app: typer.Typer) -> None:
                 storage_bandwidth=storage_bandwidth,
                 async_checkpoint=async_checkpoint,
                 pue=pue,
+                ep=ep,
+                etp=etp,
+                moe={
+                    "moe_capacity_factor": moe_capacity_factor,
+                    "moe_imbalance": moe_imbalance,
+                    "moe_a2a_overlap": moe_a2a_overlap,
+                    "moe_ep_on_scale_up": ep_on_nvlink,
+                },
             )
             if hardware is not None and ":" in hardware:  # a job over several pools
                 from analysis.cli.pools_step import simulate_pools

@@ -19,7 +19,10 @@ def register(app: typer.Typer) -> None:
     def sweep(
         grid: Annotated[Path | None, typer.Argument(help="Grid TOML (docs/sweep.md)")] = None,
         out: Annotated[Path | None, Opt(help="Output directory (table + sweep.json)")] = None,
-        executor: Annotated[str, Opt(help="local (this process) or dask")] = "local",
+        executor: Annotated[
+            str | None,
+            Opt(help="local (this process) or dask [default: dask with --scheduler/--workers]"),
+        ] = None,
         scheduler: Annotated[
             str | None, Opt(help="Existing Dask scheduler, e.g. tcp://host:8786")
         ] = None,
@@ -47,11 +50,12 @@ def register(app: typer.Typer) -> None:
             from analysis.sweep import load_grid, run_sweep
 
             g = load_grid(grid)
+            kind = executor or ("dask" if scheduler or workers else "local")
             return run_sweep(
                 g,
                 out,
                 fmt=fmt,
-                executor=executor,
+                executor=kind,
                 scheduler=scheduler,
                 workers=workers,
                 retry_failed=retry_failed,

@@ -7,7 +7,7 @@ numbers), so differences between policies are the policies' own.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from analysis.cluster.mix import JobMix, sample
@@ -16,6 +16,7 @@ from analysis.cluster.steps import StepModel
 from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.cluster import ClusterSim, Job, Pool, PoolRun, get_policy, job_rows, summarise
+from simulator.reliability.rates import LLAMA3_SOURCE, llama3_rates
 
 DAY_S = 86400.0
 
@@ -28,6 +29,8 @@ class ClusterConfig:
     mix: JobMix
     policies: tuple[str, ...] = ("fifo", "backfill")
     days: float = 30.0
+    failures: bool = True
+    """Interrupt running jobs at the whole-run model's rates (Llama 3's, per GPU/node/NIC)."""
     profiles: dict[str, HardwareProfile] = field(default_factory=dict, compare=False)
     """Optional pre-loaded profiles by pool name (tests, sweeps); others are loaded by name."""
 
@@ -88,6 +91,12 @@ def build_cluster(
                     key = (c.model, p.name, g, c.seq_len, c.global_batch, c.precision)
                     why.append(f"{p.name}: {sm.why[key]}")
                 else:
+                    if config.failures:
+                        hw = profiles[p.name]
+                        rates = llama3_rates().job_rate_s(
+                            g, hw.node.gpus_per_node, hw.node.nics_per_node
+                        )
+                        r = replace(r, failure_rate_s=sum(rates.values()))
                     table[(c.name, g, p.name)] = r
             if not any((c.name, g, p.name) in table for p in fits):
                 raise UserError(
@@ -154,6 +163,7 @@ def simulate_cluster(
                 f"{name}/{g}/{pool}": asdict(r) for (name, g, pool), r in sorted(table.items())
             },
             "jobs": len(jobs),
+            "failures": LLAMA3_SOURCE if config.failures else "not simulated",
         },
         "provenance": {
             "engine": "simpy cluster scheduler; job step times from the closed-form planner search",
@@ -164,7 +174,7 @@ def simulate_cluster(
         "policies": {},
     }
     for name in config.policies:
-        sim = ClusterSim(pools, jobs, get_policy(name), config.horizon_s).run()
+        sim = ClusterSim(pools, jobs, get_policy(name), config.horizon_s, seed).run()
         res = summarise(sim)
         if jobs_detail:
             res["jobs"] = job_rows(sim)

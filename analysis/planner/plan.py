@@ -28,6 +28,7 @@ from analysis.planner.tco import ownership_cost, unpriced_reason
 from analysis.predict import predict
 from hwprofiles.ownership import load_ownership
 from hwprofiles.prices import Price
+from simulator.limits import DesTooLarge
 
 DES_AGREEMENT = (0.8, 1.25)
 """DES / closed-form step-time ratios inside this band count as agreeing (a reporting threshold:
@@ -181,16 +182,24 @@ def _recheck(req: PlanRequest, cands: list[Candidate], ranking: list[int]) -> st
     picked = ranking[: req.recheck]
     if not picked:
         return "DES re-check not requested" if req.recheck == 0 else "nothing to re-check"
+    skipped = []
     for i in picked:
         c = cands[i]
         hw = next(h for h in req.hardware if h.name == c.hardware)
         w = layout_workload(req.model, c.search.best, c.precision, req.sequence_length)
-        des = predict(w, hw, "des", req.options, tokens=req.tokens)
+        try:
+            des = predict(w, hw, "des", req.options, tokens=req.tokens)
+        except DesTooLarge:  # too many micro-batches to simulate in bounded time
+            skipped.append(c.label)
+            continue
         c.des_step_time_s = des.step_time_s
         c.des_wall_clock_s = des.time_to_train_s  # goodput included (simulator.reliability)
     note = f"re-checked the first {len(picked)} of the ranking with the SimPy engine"
+    if skipped:
+        note += f" ({len(skipped)} skipped, above the SimPy engine's size limit: {skipped[0]})"
+    checked = [i for i in picked if cands[i].des_step_time_s is not None]
     off = [
-        cands[i] for i in picked if not DES_AGREEMENT[0] <= cands[i].des_ratio <= DES_AGREEMENT[1]
+        cands[i] for i in checked if not DES_AGREEMENT[0] <= cands[i].des_ratio <= DES_AGREEMENT[1]
     ]
     if off:
         worst = max(off, key=lambda c: abs(math.log(c.des_ratio)))

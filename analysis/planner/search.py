@@ -79,6 +79,8 @@ def layout_config(row: dict[str, int], precision: str, gpus: int) -> ParallelCon
         sequence_parallel=bool(row["sp"]),
         recompute=RECOMPUTE_MODES[row["recompute"]],
         precision=precision,  # type: ignore[arg-type]
+        ep=row.get("ep", 1),
+        etp=row.get("etp"),
     ).resolve(gpus)
 
 
@@ -118,9 +120,11 @@ def evaluate_chunked(
 
 def unsupported(hw: HardwareProfile, gpus: int, precision: str) -> str | None:
     """Why this hardware cannot run this candidate at all, or None."""
-    gpn = hw.node.gpus_per_node
-    if gpus > gpn and gpus % gpn:
-        return f"gpus: {gpus} is not a whole number of {hw.name} nodes ({gpn} GPUs per node)"
+    gpn, unit = hw.node.gpus_per_node, hw.node.allocation_unit
+    if gpus > unit and gpus % unit:
+        if unit == gpn:
+            return f"gpus: {gpus} is not a whole number of {hw.name} nodes ({gpn} GPUs per node)"
+        return f"gpus: {gpus} is not a whole number of {hw.name} hosts ({unit} GPUs per host)"
     try:
         hw.accelerator.peak(precision)
     except ValueError as exc:

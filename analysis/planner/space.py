@@ -10,7 +10,11 @@ The rules are those `ParallelConfig.resolve` and `Workload` enforce, written ove
 - cp divides `seq_len`; with sequence parallelism, tp * cp divides `seq_len`;
 - tp * pp * cp divides the GPU count; dp is the rest;
 - the global batch is a multiple of micro_batch * dp (and, for interleaved 1F1B, the number of
-  micro-batches a multiple of pp).
+  micro-batches a multiple of pp);
+- mixture-of-experts models: ep divides the routed experts (powers of two are tried) and
+  ep * etp divides tp * cp * dp (etp = 1, Megatron-Core's parallel folding); ZeRO-3 is not
+  modelled with experts. An NVL72 rack is one node of 72 GPUs, so an EP group of up to 72
+  ranks stays on NVLink (`costmodel.network.alltoall_time`).
 
 Two planner policies are added: layouts that are the same step under another name are emitted
 once (sequence parallelism only with tp > 1, ZeRO stages only with dp > 1), and the global batch
@@ -48,6 +52,8 @@ REASONS = (
     "sequence_parallel: seq_len not divisible by tp*cp",
     "gpus: not divisible by tp*pp*cp",
     "global_batch: not a multiple of micro_batch*dp (x pp when interleaved) within tolerance",
+    "ep: ep*etp does not divide tp*cp*dp",
+    "zero_stage: 3 with a mixture-of-experts model is not modelled",
 )
 
 
@@ -65,6 +71,9 @@ class SearchSpace:
     recompute: tuple[int, ...] = (0, 1, 2)
     """Recompute codes as in `Layouts`: 0 none, 1 selective, 2 full."""
     sequence_parallel: tuple[int, ...] = (0, 1)
+    max_ep: int = 256
+    """Expert parallelism up to this degree (powers of two dividing the routed experts; MoE
+    models only)."""
 
     def __post_init__(self) -> None:
         if self.max_cp < 1 or self.max_vpp < 1:
@@ -128,10 +137,18 @@ def candidate_product(
         "zero": list(space.zero_stages),
         "sp": list(space.sequence_parallel),
         "recompute": list(space.recompute),
+        "ep": _expert_degrees(model, gpus, space.max_ep),
     }
     axes["pp"] = [p for p in axes["pp"] if p <= gpus]
     grids = np.meshgrid(*[np.asarray(v, dtype=np.int64) for v in axes.values()], indexing="ij")
     return {k: g.ravel() for k, g in zip(axes, grids, strict=True)}
+
+
+def _expert_degrees(model: ModelSpec, gpus: int, limit: int) -> list[int]:
+    """Expert-parallel degrees tried: powers of two dividing the routed experts (1 if dense)."""
+    if not model.is_moe:
+        return [1]
+    return [e for e in _powers_of_two(min(limit, gpus)) if model.n_routed_experts % e == 0]
 
 
 def global_batch(
@@ -163,6 +180,8 @@ def classify(
         (cols["sp"] == 1) & (seq_len % (tp * cp) != 0),
         dp == 0,
         (dp == 0) | (np.abs(gbs - batch.target_sequences) > allowed),  # no dp: no split
+        (tp * cp * np.maximum(dp, 1)) % cols["ep"] != 0,  # etp = 1
+        (cols["zero"] == 3) & model.is_moe,
     )
     reason = np.full(tp.shape, -1, dtype=np.int64)
     for code in range(len(failing) - 1, -1, -1):  # the first failing rule wins

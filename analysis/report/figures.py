@@ -20,7 +20,15 @@ from analysis.planner.costs import SECONDS_PER_DAY
 from analysis.planner.result import BREAKDOWN_KEYS, Candidate, PlanResult
 
 DPI = 110
-MARKERS = {"fp32": "s", "tf32": "D", "fp16": "^", "bf16": "o", "fp8": "v"}
+MARKERS = {
+    "fp32": "s",
+    "tf32": "D",
+    "fp16": "^",
+    "bf16": "o",
+    "fp8": "v",
+    "mxfp8": "<",
+    "nvfp4": ">",
+}
 BREAKDOWN_COLOURS = {
     "compute": "#4c72b0",
     "comm_tp": "#dd8452",

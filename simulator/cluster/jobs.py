@@ -67,10 +67,13 @@ class PoolRun:
     power_w: float
     layout: str = ""
     """The layout the step model chose (for reports), e.g. "tp2 pp4 dp32"."""
+    failure_rate_s: float = 0.0
+    """Interruptions per second of the job while it runs there (0: none simulated)."""
 
     def __post_init__(self) -> None:
         _positive("step_time_s", self.step_time_s)
         _non_negative("power_w", self.power_w)
+        _non_negative("failure_rate_s", self.failure_rate_s)
 
 
 @dataclass(frozen=True)

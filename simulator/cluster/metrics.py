@@ -56,6 +56,7 @@ def per_class(sim: ClusterSim) -> dict[str, dict[str, Any]]:
         done = [r for r in rs if r.finish_s is not None]
         waiting = [r for r in rs if r.first_start_s is None]
         stops = [s for r in rs for s in r.segments if s.how in ("preempted", "suspended")]
+        failures = sum(1 for r in rs for s in r.segments if s.how == "failed")
         lost = sum((s.compute_s - s.kept_s) * r.job.gpus for r in rs for s in r.segments)
         out[name] = {
             "submitted": len(rs),
@@ -69,6 +70,7 @@ def per_class(sim: ClusterSim) -> dict[str, dict[str, Any]]:
             "never_started_delay_h": _stats([horizon - r.job.submit_s for r in waiting], HOUR_S),
             "slowdown": _stats([(r.finish_s - r.job.submit_s) / _ideal_s(r) for r in done]),  # type: ignore[operator]
             "stops": len(stops),
+            "failures": failures,
             "lost_gpu_h": lost / HOUR_S,
         }
     return out

@@ -10,6 +10,12 @@ Stopping a job: a *preempted* job keeps the steps up to its last checkpoint (eve
 `checkpoint_interval_s` of computing) and loses the rest; a *suspended* job (gang time slicing)
 keeps all its steps. Either pays `restart_s` again when it next starts.
 
+Failures: a running job is interrupted after an exponential time with its pool's
+`PoolRun.failure_rate_s` (seeded; the rates come from the whole-run model,
+`simulator.reliability`). A *failed* job loses the work since its last checkpoint like a
+preempted one and goes back to the queue with its place (its submission time) kept; its GPUs are
+given back at once (a spare replaces the broken node; repair time is not modelled).
+
 The model records, it does not print: every run segment and every change of the queue length is
 appended to plain lists that `simulator.cluster.metrics` turns into figures.
 """
@@ -20,6 +26,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import simpy
 
 from hwprofiles.errors import UserError
@@ -45,7 +52,8 @@ class Segment:
     nodes: tuple[int, ...]
     """Node indices of the pool it held."""
     how: str
-    """How it ended: "done", "preempted", "suspended" or "open" (still running at the end)."""
+    """How it ended: "done", "preempted", "suspended", "failed" or "open" (still running at the
+    end of the period)."""
 
 
 @dataclass
@@ -76,7 +84,12 @@ class ClusterSim:
     """A simulated shared cluster under one policy (build it, then `run`)."""
 
     def __init__(
-        self, pools: Sequence[Pool], jobs: Sequence[Job], policy: Policy, horizon_s: float
+        self,
+        pools: Sequence[Pool],
+        jobs: Sequence[Job],
+        policy: Policy,
+        horizon_s: float,
+        seed: int = 0,
     ) -> None:
         if not pools:
             raise UserError("pools: at least one pool is needed")
@@ -108,6 +121,8 @@ class ClusterSim:
         self.queue_log: list[tuple[float, int]] = [(0.0, 0)]
         """(time, queued jobs) after every change."""
         self._pref: dict[int, list[str]] = {}
+        self._rng = np.random.default_rng([seed, 0xFA11])
+        """Times to failure, drawn in event order (deterministic)."""
         self._fail: dict[str, int] = {}
 
     # ---- processes ---------------------------------------------------------------------------
@@ -170,8 +185,15 @@ class ClusterSim:
             r.first_start_s = now
         r.token += 1
         token = r.token
-        ev = self.env.timeout(self._duration(r, p.pool))
-        ev.callbacks.append(lambda _ev: self._end(r, token))
+        duration = self._duration(r, p.pool)
+        rate = r.job.runs[p.pool].failure_rate_s
+        ttf = self._rng.exponential(1.0 / rate) if rate > 0 else math.inf
+        if ttf < duration:
+            ev = self.env.timeout(ttf)
+            ev.callbacks.append(lambda _ev: self._failed(r, token))
+        else:
+            ev = self.env.timeout(duration)
+            ev.callbacks.append(lambda _ev: self._end(r, token))
         self.running[r.job.id] = r
 
     def _end(self, r: JobRecord, token: int) -> None:
@@ -182,6 +204,13 @@ class ClusterSim:
         r.finish_s = self.env.now
         self._schedule()
 
+    def _failed(self, r: JobRecord, token: int) -> None:
+        if token != r.token:
+            return
+        self._stop(r, "failed")
+        r.queued_since = r.job.submit_s  # keeps its place in the queue
+        self._schedule()
+
     def _close(self, r: JobRecord, how: str) -> None:
         """End the current segment: account the steps it kept, give its GPUs back."""
         p = r.placement
@@ -190,7 +219,7 @@ class ClusterSim:
         step = r.job.runs[p.pool].step_time_s
         left_s = max(r.job.steps - r.steps_done, 0.0) * step
         compute = min(max(0.0, now - r.start_s - r.job.restart_s), left_s)
-        if how == "preempted":
+        if how in ("preempted", "failed"):
             kept = math.floor(compute / r.job.checkpoint_interval_s) * r.job.checkpoint_interval_s
         else:
             kept = compute
@@ -198,7 +227,7 @@ class ClusterSim:
         r.segments.append(
             Segment(p.pool, r.start_s, now, p.gpus, compute, kept, p.leaves, nodes, how)
         )
-        if how in ("preempted", "suspended"):
+        if how in ("preempted", "suspended", "failed"):
             r.steps_done += kept / step
         self.states[p.pool].give(p)
         del self.running[r.job.id]

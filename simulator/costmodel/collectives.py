@@ -22,7 +22,9 @@ import numpy as np
 
 from simulator.costmodel.ops import Num
 
-COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "send_recv")
+COLLECTIVES = (
+    "all_reduce", "all_gather", "reduce_scatter", "broadcast", "send_recv", "all_to_all"
+)  # fmt: skip
 
 
 def bus_factor(collective: str, n: Num) -> Num:
@@ -30,7 +32,7 @@ def bus_factor(collective: str, n: Num) -> Num:
     n = np.asarray(n, dtype=float)
     if collective == "all_reduce":
         return np.where(n > 1, 2 * (n - 1) / np.maximum(n, 1), 0.0)
-    if collective in ("all_gather", "reduce_scatter"):
+    if collective in ("all_gather", "reduce_scatter", "all_to_all"):
         return np.where(n > 1, (n - 1) / np.maximum(n, 1), 0.0)
     if collective in ("broadcast", "send_recv"):
         return np.where(n > 1, 1.0, 0.0)
@@ -45,7 +47,7 @@ def latency_steps(collective: str, n: Num) -> Num:
         return np.where(n > 1, n - 1, 0.0)
     if collective == "broadcast":
         return np.where(n > 1, np.ceil(np.log2(np.maximum(n, 2))), 0.0)
-    if collective == "send_recv":
+    if collective in ("send_recv", "all_to_all"):
         return np.where(n > 1, 1.0, 0.0)
     raise ValueError(f"collective: {collective!r} must be one of {COLLECTIVES}")
 

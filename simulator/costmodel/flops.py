@@ -3,6 +3,9 @@
 MFU convention (stated once, used everywhere): model FLOPs = forward + backward (2x forward)
 of every GEMM and of attention counted in full (no causal discount), no recompute; divided by
 step time, GPUs and the dense peak of the compute dtype. HFU adds the recomputed forward work.
+Mixture-of-experts models count *active* parameters only: each token's `num_experts_per_tok`
+routed experts (no capacity padding, no load imbalance) plus shared experts and router, as
+DeepSeek-V3 and Megatron-Core report MoE MFU.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from simulator.model import ModelSpec
 
 def model_flops_per_token(model: ModelSpec, seq_len: int) -> float:
     """Model FLOPs (fwd + bwd, no recompute) per trained token, from the op list."""
-    layer = sum(op.fwd_flops for op in layer_ops(model, 1, seq_len))
+    layer = sum(op.fwd_flops * op.count for op in layer_ops(model, 1, seq_len))
     head = sum(op.fwd_flops for op in head_ops(model, 1, seq_len))
     return float(3 * (model.num_hidden_layers * layer + head) / seq_len)
 
@@ -22,9 +25,9 @@ def recompute_flops_per_token(model: ModelSpec, seq_len: int, recompute: str) ->
     """Extra forward FLOPs executed per token by activation recompute (the HFU surplus)."""
     ops = layer_ops(model, 1, seq_len)
     if recompute == "full":
-        extra = sum(op.fwd_flops for op in ops)
+        extra = sum(op.fwd_flops * op.count for op in ops)
     elif recompute == "selective":
-        extra = sum(op.fwd_flops for op in ops if op.recompute_selective)
+        extra = sum(op.fwd_flops * op.count for op in ops if op.recompute_selective)
     else:
         extra = 0.0
     return float(model.num_hidden_layers * extra / seq_len)

@@ -32,16 +32,24 @@ def param_state_bytes(precision: str) -> tuple[float, float, float]:
     return 2.0, 4.0, OPTIMIZER_BYTES_PER_PARAM
 
 
-def params_per_device(model: ModelSpec, tp: Num, pp: Num, split: dict | None = None) -> Num:
+def params_per_device(
+    model: ModelSpec,
+    tp: Num,
+    pp: Num,
+    split: dict | None = None,
+    ep: Num = 1,
+    etp: Num | None = None,
+) -> Num:
     """Parameters held by the busiest pipeline stage's device (before ZeRO sharding).
 
     Without a pipeline the device holds everything (split over tp). With pp > 1 the first
     stage holds the token (and position) embedding and the last stage its own copy of the
     output matrix (Megatron), so both ends carry about V*h/tp on top of their layers.
     `split` (`pipeline_split.split_arrays`) gives uneven stages' layer counts; without it the
-    layers are taken as evenly split.
+    layers are taken as evenly split. A mixture-of-experts model's routed experts are split
+    over ep x etp (etp default 1) instead of tp (`expert_params_per_device`).
     """
-    lp = model.layer_params() / tp
+    lp = (model.layer_params() - model.expert_layer_params()) / tp + _expert_layer(model, ep, etp)
     whole = (model.embedding_params() + model.lm_head_params()) / tp
     ends = model.embedding_params() / tp
     if split is None:
@@ -53,6 +61,31 @@ def params_per_device(model: ModelSpec, tp: Num, pp: Num, split: dict | None = N
         model.num_hidden_layers * lp + whole,
         np.maximum(end_stage, split["middle"] * lp),
     )
+
+
+def _expert_layer(model: ModelSpec, ep: Num, etp: Num | None) -> Num:
+    """Routed-expert parameters of one (average) layer on one device."""
+    return model.expert_layer_params() / (ep * (1 if etp is None else etp))
+
+
+def expert_params_per_device(
+    model: ModelSpec,
+    tp: Num,
+    pp: Num,
+    split: dict | None = None,
+    ep: Num = 1,
+    etp: Num | None = None,
+) -> Num:
+    """Routed-expert parameters on the device `params_per_device` describes: its layers'
+    share, split over ep x etp."""
+    le = _expert_layer(model, ep, etp)
+    if split is None or not model.is_moe:
+        return model.num_hidden_layers / pp * le
+    lp = (model.layer_params() - model.expert_layer_params()) / tp + le
+    ends = model.embedding_params() / tp
+    end_layers = np.maximum(split["first"], split["last"])
+    busy = np.where(end_layers * lp + ends >= split["middle"] * lp, end_layers, split["middle"])
+    return np.where(pp == 1, model.num_hidden_layers, busy) * le
 
 
 def zero_shards(zero_stage: Num, dp: Num) -> tuple[Num, Num, Num]:
@@ -77,12 +110,25 @@ def state_bytes(
     zero_stage: Num,
     precision: str,
     split: dict | None = None,
+    ep: Num = 1,
+    etp: Num | None = None,
+    cp: Num = 1,
 ) -> dict[str, Num]:
-    """Weights, gradients and optimizer states per device, sharded by the ZeRO stage."""
+    """Weights, gradients and optimizer states per device, sharded by the ZeRO stage: dense
+    parameters over dp, routed-expert parameters over the expert data-parallel group
+    (tp cp dp / (ep etp) ranks, Megatron-Core's distributed optimizer does the same)."""
     w, g, o = param_state_bytes(precision)
-    p = params_per_device(model, tp, pp, split)
+    p = params_per_device(model, tp, pp, split, ep, etp)
+    pe = expert_params_per_device(model, tp, pp, split, ep, etp)
+    pd = p - pe
+    edp = np.maximum(1, tp * cp * dp / (ep * (1 if etp is None else etp)))
     sw, sg, so = zero_shards(zero_stage, dp)
-    return {"weights": p * w / sw, "gradients": p * g / sg, "optimizer": p * o / so}
+    ew, eg, eo = zero_shards(zero_stage, edp)
+    return {
+        "weights": pd * w / sw + pe * w / ew,
+        "gradients": pd * g / sg + pe * g / eg,
+        "optimizer": pd * o / so + pe * o / eo,
+    }
 
 
 def activation_bytes_per_layer(
@@ -96,8 +142,11 @@ def activation_bytes_per_layer(
     act_bytes: Num = 2,
     attention: str = "flash",
     dropout: bool = False,
+    etp: Num | None = None,
+    routed: Num = 1.0,
 ) -> Num:
-    """Activation bytes one layer stores for one micro-batch on one device."""
+    """Activation bytes one layer stores for one micro-batch on one device (a MoE model's
+    average layer: its MoE block in `moe_fraction` of the layers, `costmodel.moe`)."""
     h, f, kv, a = (
         model.hidden_size,
         model.intermediate_size,
@@ -114,8 +163,8 @@ def activation_bytes_per_layer(
     attn = (
         t * h * e / sp  # norm input
         + t * h * e / sp  # QKV input (norm output)
-        + t * (h + 2 * kv) * e / tp  # Q, K, V
-        + t * h * e / tp  # attention output = projection input
+        + t * (model.q_size + 2 * kv) * e / tp  # Q, K, V (MLA: its heads' widths)
+        + t * model.num_attention_heads * model.v_width * e / tp  # attention output
         + mask * t * h / sp  # dropout mask after projection
     )
     if attention == "naive" and recompute != "selective":
@@ -129,6 +178,12 @@ def activation_bytes_per_layer(
         + t * f * e / tp  # down-projection input
         + mask * t * h / sp  # dropout mask
     )
+    if model.is_moe:
+        from simulator.costmodel.moe import moe_activation_bytes
+
+        fm = model.moe_fraction
+        moe = moe_activation_bytes(model, t, tp, 1 if etp is None else etp, routed, e, sp)
+        mlp = (1 - fm) * mlp + fm * moe
     return attn + mlp
 
 

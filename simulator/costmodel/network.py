@@ -78,3 +78,29 @@ def group_collective_time(
 def p2p_time(hw: HardwareProfile, size_bytes: Num, stride: Num) -> Num:
     """Seconds for one pipeline send/recv between ranks `stride` apart."""
     return group_collective_time(hw, "send_recv", size_bytes, 2, stride)
+
+
+def alltoall_time(hw: HardwareProfile, size_bytes: Num, n: Num, stride: Num) -> Num:
+    """Seconds for one all-to-all of a group of `n` ranks `stride` apart, uncontended; each
+    rank holds `size_bytes` (nccl-tests' size: (n-1)/n of it goes to the other ranks).
+
+    NCCL runs an all-to-all as one grouped send/recv to every peer, all posted at once, so it
+    pays one latency of the slowest link it crosses. The peers on the rank's own node (the
+    NVLink domain) get ``size (k_local - 1) / n`` over the scale-up link; the peers on other
+    nodes get ``size (n - k_local) / n`` through the rank's share of the node's NICs (every rank
+    of the node sends at once: nics x NIC bandwidth / gpus per node, over the fabric's
+    oversubscription). The two parts use different links and run concurrently.
+    """
+    node = hw.node
+    n_arr = np.asarray(n, dtype=float)
+    k_local, n_nodes = group_span(n_arr, stride, node.gpus_per_node)
+    nic = (
+        node.scale_out.effective_bandwidth
+        * node.nics_per_node
+        / node.gpus_per_node
+        / hw.fabric.oversubscription
+    )
+    intra = size_bytes * (k_local - 1) / np.maximum(n_arr, 1) / node.scale_up.effective_bandwidth
+    inter = size_bytes * (n_arr - k_local) / np.maximum(n_arr, 1) / nic
+    alpha = np.where(n_nodes > 1, node.scale_out.latency_s, node.scale_up.latency_s)
+    return np.where(n_arr > 1, alpha + np.maximum(intra, inter), 0.0)

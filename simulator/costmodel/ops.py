@@ -21,7 +21,7 @@ Conventions (stated because sources differ):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -55,6 +55,15 @@ class Op:
     """(batch, heads, seq, head_dim) of a fused attention call on this device, where the
     sequence is whole (no context parallelism): a profile that timed that shape prices it
     as measured (`Accelerator.attention_timings`)."""
+    count: Num = 1.0
+    """Times the kernel runs per layer, on average over the model's layers: a MoE model is
+    costed as one average layer, so DeepSeek-V3's routed-expert kernels run in 58 of 61
+    layers (count 58/61) and its dense MLP in 3 (count 3/61). FLOPs and bytes are per run;
+    `timing.op_times` returns the average per layer."""
+    eff_flops: Num | None = None
+    """FLOPs at which the matmul efficiency curve is read, when not the kernel's own: one
+    expert's GEMM inside a grouped GEMM (small per-expert batches run at the efficiency of
+    their own size)."""
     kernel: str = "fa2"
     """Fused-attention kernel generation (`hwprofiles.attention_kernels.KERNELS`): the
     catalogue's attention figures are FlashAttention-2's; the stack may run another."""
@@ -76,6 +85,11 @@ def layer_ops(
     attention: Attention = "flash",
     dropout: bool = False,
     fp8: bool = False,
+    ep: Num = 1,
+    etp: Num | None = None,
+    routed: Num = 1.0,
+    quant_bytes: float = 1.0,
+    quant_copies: int = 1,
 ) -> list[Op]:
     """Operations of one transformer layer per micro-batch per device.
 
@@ -83,7 +97,11 @@ def layer_ops(
     `sequence_parallel` the norms/residuals are also split over `tp` (Korthikanti et al. 2022),
     otherwise every TP rank repeats them. `act_bytes` is the activation element size.
     `dropout` adds the dropout kernels of GPT-2/3-era recipes (mask of 1 byte per element).
-    `fp8` adds the casts an fp8 recipe runs around every GEMM (see `fp8_cast_ops`).
+    `fp8` adds the casts a low-precision recipe runs around every GEMM (see `fp8_cast_ops`;
+    `quant_bytes` per quantised element, `quant_copies` written forward). A mixture-of-experts
+    model's MLP is the router, the routed experts over `ep` expert-parallel ranks (each split
+    over `etp`, default 1; `routed` = executed over average routed tokens, see
+    `costmodel.moe`) and the shared experts, in its share of the layers (`Op.count`).
     """
     h, f, kv = model.hidden_size, model.intermediate_size, model.kv_size
     t = b * s / cp  # tokens this device handles (context parallel splits the sequence)
@@ -157,17 +175,29 @@ def layer_ops(
     # MLP block -------------------------------------------------------------------------
     ops.append(mem_op("mlp/norm", 2 * t * h * e / ln_split, 4 * t * h * e / ln_split))
     n_in = 2 if model.gated_mlp else 1
-    ops.append(gemm("mlp/up", t, h, f * n_in / tp))
-    # activation: reads the n_in inputs, writes f; backward reads inputs + grad, writes grads
-    ops.append(mem_op("mlp/act", (n_in + 1) * t * f * e / tp, (2 * n_in + 1) * t * f * e / tp))
-    ops.append(gemm("mlp/down", t, f / tp, h))
+    dense = 1.0 - model.moe_fraction
+    if dense > 0:
+        mlp = [
+            gemm("mlp/up", t, h, f * n_in / tp),
+            # activation: reads the n_in inputs, writes f; backward reads inputs + grad, writes
+            mem_op("mlp/act", (n_in + 1) * t * f * e / tp, (2 * n_in + 1) * t * f * e / tp),
+            gemm("mlp/down", t, f / tp, h),
+        ]
+        ops.extend(mlp if dense == 1.0 else [replace(o, count=dense) for o in mlp])
+    if model.is_moe:
+        from simulator.costmodel.moe import moe_ops  # moe builds on this module's Op
+
+        ops.extend(moe_ops(model, t, tp, ep, 1 if etp is None else etp, routed, e))
     ops.append(mem_op("mlp/residual", res, res))
     if fp8:
-        ops.extend(fp8_cast_ops([o for o in ops if o.kind == "matmul"], t, e))
+        gemms = [o for o in ops if o.kind == "matmul"]
+        ops.extend(fp8_cast_ops(gemms, t, e, quant_bytes, quant_copies))
     return ops
 
 
-def fp8_cast_ops(gemms: list[Op], t: Num, e: Num) -> list[Op]:
+def fp8_cast_ops(
+    gemms: list[Op], t: Num, e: Num, quant_bytes: float = 1.0, quant_copies: int = 1
+) -> list[Op]:
     """Quantisation kernels of fp8 training around each GEMM (Transformer Engine recipe).
 
     Forward: the activation input and the weight are read in 16-bit and written in fp8
@@ -176,14 +206,19 @@ def fp8_cast_ops(gemms: list[Op], t: Num, e: Num) -> list[Op]:
     input and weight are also written transposed (Micikevicius et al. 2022, "FP8 Formats for
     Deep Learning", Sec. 4; NVIDIA Transformer Engine docs, "FP8 primer"). With the GEMM's
     operand bytes (k*t + k*n), the traffic is (e+1) per element of each cast tensor.
+    Block-scaled formats (MXFP8, NVFP4) write `quant_bytes` per element (scales included) and
+    `quant_copies` = 2 copies forward (row- and column-wise), the gradient likewise backward.
     """
     out = []
+    q = quant_bytes
     for g in gemms:
         # the GEMM's bytes are (t*k + k*n + t*n) * e: the elements it reads and writes
         operands = np.asarray(g.fwd_bytes) / e
+        fwd = (e + quant_copies * q) * operands
+        bwd = 2 * (e + q) * operands if quant_copies == 1 else (e + 2 * q) * operands
         out.append(
-            Op(g.name.split("/")[0] + "/fp8_cast", "memory", 0.0, 0.0, 0.0,
-               (e + 1) * operands, 2 * (e + 1) * operands)
+            Op(g.name.split("/")[0] + "/fp8_cast", "memory", 0.0, 0.0, 0.0, fwd, bwd,
+               count=g.count)
         )  # fmt: skip
     return out
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from simulator.costmodel.moe import routed_factor
 from simulator.costmodel.ops import Num, Op, head_ops, layer_ops
-from simulator.costmodel.timing import ACT_BYTES
+from simulator.costmodel.timing import ACT_BYTES, LOW_PRECISION, QUANT_BYTES, QUANT_COPIES
 from simulator.model import ModelSpec
 from simulator.options import Options
 
@@ -24,12 +25,17 @@ def stack_layer_ops(
     sequence_parallel: Num,
     precision: str,
     opts: Options,
+    ep: Num = 1,
+    etp: Num | None = None,
 ) -> list[Op]:
-    """One layer's ops per micro-batch per device, with the stack's extra kernels."""
+    """One layer's ops per micro-batch per device, with the stack's extra kernels; `ep` and
+    `etp` place a mixture-of-experts model's experts (see `costmodel.moe`)."""
     e = ACT_BYTES[precision]
     ops = layer_ops(
         model, b, s, tp, cp, sequence_parallel, e, opts.attention, opts.dropout,
-        precision == "fp8",
+        precision in LOW_PRECISION, ep, etp,
+        routed_factor(ep, opts.moe_capacity_factor, opts.moe_imbalance),
+        QUANT_BYTES.get(precision, 1.0), QUANT_COPIES.get(precision, 1),
     )  # fmt: skip
     if opts.attention_kernel != "fa2":
         ops = [

@@ -13,7 +13,18 @@ from hwprofiles.attention_kernels import kernel_ratio
 from hwprofiles.profile import Accelerator
 from simulator.costmodel.ops import Num, Op
 
-ACT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 2}
+ACT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 2, "mxfp8": 2, "nvfp4": 2}
+LOW_PRECISION = ("fp8", "mxfp8", "nvfp4")
+"""Precisions whose GEMMs take quantised inputs cast from bf16 activations and weights."""
+QUANT_BYTES = {"fp8": 1.0, "mxfp8": 1 + 1 / 32, "nvfp4": 0.5 + 1 / 16}
+"""Bytes per quantised element written by a cast, scales included (see
+`simulator.parallel.BYTES_PER_PARAM`)."""
+QUANT_COPIES = {"fp8": 1, "mxfp8": 2, "nvfp4": 2}
+"""Quantised copies a forward cast writes. Block scales run along the GEMM's reduction
+dimension, so a block-scaled tensor used in both orientations (input and weight: forward and
+weight-gradient GEMMs) is quantised twice, row-wise and column-wise (NVIDIA Transformer Engine
+docs, 'Using FP8 with Transformer Engine', MXFP8 section); per-tensor fp8 on Hopper writes one
+copy forward and its transpose in the backward."""
 """Activation element size per training precision (fp8 recipes keep activations in bf16;
 Micikevicius et al. 2022, "FP8 Formats for Deep Learning", Sec. 4)."""
 
@@ -23,17 +34,23 @@ def gemm_dtype(precision: str) -> str:
 
 
 def attention_dtype(precision: str) -> str:
-    """Fused attention runs in bf16 under fp8 training (Transformer Engine recipe)."""
-    return "bf16" if precision == "fp8" else precision
+    """Fused attention runs in bf16 under fp8, MXFP8 and NVFP4 training (Transformer Engine
+    recipes; NVIDIA 2025, 'Pretraining LLMs with NVFP4', arXiv 2509.25149, Sec. 4: attention
+    and the other non-GEMM ops stay in bf16)."""
+    return "bf16" if precision in LOW_PRECISION else precision
 
 
-def compute_time(acc: Accelerator, flops: Num, dtype: str, curve: str = "matmul") -> Num:
-    """Seconds for a compute-bound kernel of `flops` FLOPs."""
+def compute_time(
+    acc: Accelerator, flops: Num, dtype: str, curve: str = "matmul", eff_flops: Num | None = None
+) -> Num:
+    """Seconds for a compute-bound kernel of `flops` FLOPs; the efficiency curve is read at
+    `eff_flops` when given (one expert's GEMM of a grouped GEMM), else at `flops`."""
     flops = np.asarray(flops, dtype=float)
+    size = flops if eff_flops is None else np.asarray(eff_flops, dtype=float)
     if curve == "attention":
-        eff = acc.attention_curve(dtype).at(np.maximum(flops, 1.0))
+        eff = acc.attention_curve(dtype).at(np.maximum(size, 1.0))
     else:
-        eff = acc.matmul_curve(dtype).at(np.maximum(flops, 1.0))
+        eff = acc.matmul_curve(dtype).at(np.maximum(size, 1.0))
     return np.where(flops > 0, flops / (acc.peak(dtype) * eff), 0.0)
 
 
@@ -89,7 +106,15 @@ def _scalar(x: np.ndarray) -> Num:
 
 
 def op_times(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
-    """(forward, backward) seconds of `op` on `acc` at `precision`."""
+    """(forward, backward) seconds of `op` on `acc` at `precision`, per layer: `op.count`
+    runs of the kernel (1 unless a MoE model's average layer runs it in some layers only)."""
+    fwd, bwd = _one_run(acc, op, precision)
+    if np.all(np.asarray(op.count) == 1.0):
+        return fwd, bwd
+    return fwd * op.count, bwd * op.count
+
+
+def _one_run(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
     if op.kind == "memory":
         return memory_time(acc, op.fwd_bytes), memory_time(acc, op.bwd_bytes)
     if op.kind == "cast":
@@ -109,9 +134,12 @@ def op_times(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
     dt = gemm_dtype(precision)
     # the backward of a GEMM is two GEMMs (dX, dW) of the forward's size each; each GEMM
     # is bounded below by its operand traffic (roofline)
-    fwd = np.maximum(compute_time(acc, op.exec_fwd_flops, dt), memory_time(acc, op.fwd_bytes))
+    eff = op.eff_flops
+    fwd = np.maximum(
+        compute_time(acc, op.exec_fwd_flops, dt, eff_flops=eff), memory_time(acc, op.fwd_bytes)
+    )
     bwd = 2 * np.maximum(
-        compute_time(acc, np.asarray(op.exec_bwd_flops) / 2, dt),
+        compute_time(acc, np.asarray(op.exec_bwd_flops) / 2, dt, eff_flops=eff),
         memory_time(acc, np.asarray(op.bwd_bytes) / 2),
     )
     return fwd, bwd

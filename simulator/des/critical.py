@@ -18,7 +18,7 @@ from simulator.engine_step import BREAKDOWN as BREAKDOWN_LABELS
 
 BREAKDOWN = tuple(BREAKDOWN_LABELS)
 """Keys of the breakdown (defined once in `simulator.engine_step`)."""
-_STAGE_WORK = ("compute", "recompute", "comm_tp", "comm_cp")
+_STAGE_WORK = ("compute", "recompute", "comm_tp", "comm_cp", "comm_ep")
 
 
 def critical_path(rows: list[Row], last: int) -> list[int]:
@@ -65,7 +65,7 @@ def busy_by_rank(rows: list[Row]) -> dict[int, Busy]:
 def breakdown(rows: list[Row], path: list[int]) -> tuple[dict[str, float], int]:
     """(seconds per `BREAKDOWN` key, bottleneck rank), by the rule the closed form follows.
 
-    Stage work (compute, exposed TP and CP communication) is the bottleneck rank's own over
+    Stage work (compute, exposed TP, CP and EP communication) is the bottleneck rank's own over
     the whole step: the rank with the most compute (kernels slowed by communication beside
     them included), like the closed form's ``m * t_mb`` of its heaviest stage. A TP/CP
     collective is exposed only while its rank's compute stream was idle. The step-level parts
@@ -83,7 +83,7 @@ def breakdown(rows: list[Row], path: list[int]) -> tuple[dict[str, float], int]:
     out["compute"] = compute_by_rank.get(bottleneck, 0.0)
     own = busy.get(bottleneck)
     for r in rows:
-        if r.rank == bottleneck and r.category in ("comm_tp", "comm_cp"):
+        if r.rank == bottleneck and r.category in ("comm_tp", "comm_cp", "comm_ep"):
             hidden = own.within(r.start, r.end) if own is not None else 0.0
             out[r.category] += max(0.0, r.end - r.start - hidden)
     prev_end = 0.0

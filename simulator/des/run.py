@@ -24,6 +24,7 @@ import simpy
 
 from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
+from hwprofiles.typed import number
 from simulator.des.critical import breakdown, critical_path
 from simulator.des.device import Device
 from simulator.des.engine import Recorder, Row, Sim
@@ -35,6 +36,7 @@ from simulator.des.topology import Cluster, Placement
 from simulator.des.trace import chrome_trace, write_trace
 from simulator.des.work import WorkBuilder
 from simulator.engine_step import EngineStep
+from simulator.limits import MAX_DES_SLOTS, MAX_SIGMA, DesTooLarge
 from simulator.parallel import Workload
 
 SATURATED_FRACTION = 0.01
@@ -120,8 +122,18 @@ def simulate_step(
     `slowdowns`: transient (probability, factor) compute slowdowns drawn per device for this
     step (`simulator.stragglers.TRANSIENTS`); network slowdowns are not simulated here.
     """
-    if speed_sigma < 0 or jitter < 0:
-        raise UserError(f"speed_sigma, jitter: ({speed_sigma}, {jitter}) must be >= 0")
+    number(speed_sigma, "speed_sigma", minimum=0.0, maximum=MAX_SIGMA)
+    number(jitter, "jitter", minimum=0.0, maximum=MAX_SIGMA)
+    p = workload.parallel
+    slots = p.num_microbatches * p.pp * p.vpp
+    if slots > MAX_DES_SLOTS:
+        raise DesTooLarge(
+            "engine",
+            "des",
+            f"would simulate {slots:,} micro-batch stage slots ({p.num_microbatches:,} "
+            f"micro-batches x pp {p.pp} x vpp {p.vpp}), above llmcap's limit of "
+            f"{MAX_DES_SLOTS:,}; use --engine analytic",
+        )
     bad = [x for x in slowdowns if not (0 <= x[0] < 1 and x[1] >= 1)]
     if bad or sum(x[0] for x in slowdowns) >= 1:
         raise UserError(
@@ -130,7 +142,6 @@ def simulate_step(
             "need probabilities in [0, 1) summing to < 1 and factors >= 1",
         )
     opts = options if options is not None else _default_options()
-    p = workload.parallel
     hw.accelerator.peak(p.precision)
     pl = Placement.parse((p.tp, p.cp, p.dp, p.pp), placement)
     cluster = Cluster(hw, pl)
@@ -209,7 +220,8 @@ def _summarise(step: Step, sim: Sim, hw: HardwareProfile) -> DesResult:
     ref = bottleneck if bottleneck in by_rank else ranks[-1]
     m = step.m
     arrays: dict[str, float] = {"step_time_s": end, "num_microbatches": float(m)}
-    arrays.update({f"breakdown/{k}": v for k, v in parts.items()})
+    moe = step.b.w.model.is_moe
+    arrays.update({f"breakdown/{k}": v for k, v in parts.items() if moe or k != "comm_ep"})
     arrays.update(
         {
             "comm_total/tp": total(ref, ("comm_tp",)),
@@ -225,6 +237,9 @@ def _summarise(step: Step, sim: Sim, hw: HardwareProfile) -> DesResult:
             "comm_bytes/dp": max(wire(r, "comm_dp") + wire(r, "comm_zero3") for r in ranks),
         }
     )
+    if moe:
+        arrays["comm_total/ep"] = total(ref, ("comm_ep",))
+        arrays["comm_bytes/ep"] = wire(ref, "comm_ep")
     power = {d.rank: device_power(by_rank[d.rank], end, hw.power) for d in step.devices}
     arrays["energy_per_gpu_j"] = float(np.mean([power[r]["energy_j"] for r in ranks]))
     top = max(step.devices, key=lambda d: (d.memory.peak_bytes, -d.rank))
@@ -246,7 +261,8 @@ def _summarise(step: Step, sim: Sim, hw: HardwareProfile) -> DesResult:
                 "compute_s": total(d.rank, ("compute", "recompute")),
                 "optimizer_s": total(d.rank, ("optimizer",)),
                 "comm_s": {
-                    c: total(d.rank, (f"comm_{c}",)) for c in ("tp", "cp", "pp", "dp", "zero3")
+                    c: total(d.rank, (f"comm_{c}",))
+                    for c in ("tp", "cp", "ep", "pp", "dp", "zero3")
                 },
                 "state_s": pw["time_s"],
                 "energy_j": pw["energy_j"],

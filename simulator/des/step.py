@@ -33,6 +33,7 @@ from simulator.costmodel.memory import (
     param_state_bytes,
     zero_shards,
 )
+from simulator.costmodel.moe import routed_factor
 from simulator.costmodel.timing import copy_time
 from simulator.des.collectives import Collective, for_group
 from simulator.des.device import Device
@@ -52,6 +53,8 @@ from simulator.des.work import (
 from simulator.parallel import BYTES_PER_PARAM
 
 Gen = Generator[simpy.Event, Any, Any]
+_STREAMS = {"comm_tp": "tp", "comm_cp": "cp", "comm_ep": "ep"}
+"""Trace stream of a collective on (or beside) the compute stream, by its category."""
 
 
 class Step:
@@ -75,11 +78,15 @@ class Step:
         wb, gb, ob = param_state_bytes(self.p.precision)
         self.shards = zero_shards(self.p.zero_stage, self.p.dp)
         sw, sg, so = self.shards
+        # the routed experts' states shard over their own (expert data-parallel) group
+        self.expert_shards = zero_shards(self.p.zero_stage, self.p.expert_dp)
+        ew, eg, eo = self.expert_shards
         for dev, wk in zip(devices, self.work, strict=True):
+            pe = wk.expert_params
             dev.memory.static = {
-                "weights": wk.params * wb / sw,
-                "gradients": wk.params * gb / sg,
-                "optimizer": wk.params * ob / so,
+                "weights": wk.params * wb / sw + pe * wb / ew,
+                "gradients": wk.params * gb / sg + pe * gb / eg,
+                "optimizer": wk.params * ob / so + pe * ob / eo,
             }
         # bytes per element moved: compute-dtype weights, gradients as the options say
         self.w_bytes, self.g_bytes = BYTES_PER_PARAM[self.p.precision], opts.grad_reduce_bytes
@@ -94,6 +101,8 @@ class Step:
             builder.e,
             opts.attention,
             opts.dropout,
+            self.p.expert_tp,
+            routed_factor(self.p.ep, opts.moe_capacity_factor, opts.moe_imbalance),
         )
         self.layer_act = float(act)
         self.logits = float(
@@ -121,7 +130,8 @@ class Step:
     def start(self) -> simpy.Event:
         """Start every process; the returned event fires when the step ends."""
         env = self.sim.env
-        bucketed = self.p.dp > 1 and self.p.zero_stage in (0, 1, 2)
+        experts = self.p.expert_dp > 1 and any(wk.expert_params > 0 for wk in self.work)
+        bucketed = (self.p.dp > 1 or experts) and self.p.zero_stage in (0, 1, 2)
         for i, _dev in enumerate(self.devices):
             pieces = self.work[i].grad_pieces
             self.grad_ready.append([env.event() for _ in pieces] if bucketed else [])
@@ -167,6 +177,13 @@ class Step:
         kind = "all_reduce" if self.p.zero_stage == 0 else "reduce_scatter"
         sizes = [x * self.g_bytes for x in self.work[i].grad_pieces]
         done: simpy.Event = proc
+        expert = self._expert_coll(i, kind, self.work[i].expert_params * self.g_bytes)
+        if expert is not None:
+            # the routed experts' gradients over their own group, first on the stream: they
+            # are final from the last backward's first layer on
+            first = self.grad_ready[i][0 if self.opts.overlap_grad_reduce else -1]
+            job = Job(expert, f"expert {kind}", "comm_dp", ready=first)
+            done = dev.stream("dp").submit(job)
         for k, (nbytes, piece) in enumerate(self._buckets(sizes, from_end=True)):
             job = Job(
                 self._dp_coll(i, kind, nbytes),
@@ -190,7 +207,21 @@ class Step:
             ev = dev.stream("dp").submit(job)
             for u in range(unit + 1):
                 self.param_ready[i].setdefault(u, ev)
+        expert = self._expert_coll(i, "all_gather", self.work[i].expert_params * self.w_bytes)
+        if expert is not None:
+            job = Job(expert, "expert param all_gather", "comm_dp", issued=issued)
+            ev = dev.stream("dp").submit(job)
         return ev
+
+    def _expert_coll(self, i: int, kind: str, size: float) -> Collective | None:
+        """A collective of rank i's expert data-parallel group (etp * ep apart), or None."""
+        p = self.p
+        if size <= 0 or p.expert_dp <= 1:
+            return None
+        rank = self.devices[i].rank
+        stride = p.expert_tp * p.ep
+        route = self.b.cluster.strided_route(rank, p.expert_dp, stride, (rank, "dp"))
+        return for_group(self.b.hw, kind, size, p.expert_dp, stride, route)
 
     # ---- the pipeline --------------------------------------------------------------------------
     def _event(self, key: tuple[str, int, int]) -> simpy.Event:
@@ -239,7 +270,7 @@ class Step:
                 yield from sim.collective(ins.coll)
                 cursor = rec.add(
                     rank=dev.rank,
-                    stream="tp",
+                    stream=_STREAMS.get(ins.category, "tp"),
                     name=ins.name,
                     category=ins.category,
                     start=start,
@@ -269,7 +300,7 @@ class Step:
                 # the comm row is released by the kernel beside it: only its excess is exposed
                 b = rec.add(
                     rank=dev.rank,
-                    stream="tp" if ins.comm_category == "comm_tp" else "cp",
+                    stream=_STREAMS.get(ins.comm_category, "cp"),
                     name=ins.coll.kind,
                     category=ins.comm_category,
                     start=start,
@@ -410,7 +441,9 @@ class Step:
     def _optimizer(self, i: int, pred: int) -> Gen:
         dev, acc = self.devices[i], self.b.hw.accelerator
         p = self.p
-        shape = (self.work[i].params, p.dp, p.zero_stage, self.m, self.w_bytes, self.g_bytes)
+        wk = self.work[i]
+        shape = (wk.params + wk.expert_params, p.dp, p.zero_stage, self.m, self.w_bytes,
+                 self.g_bytes)  # fmt: skip
         t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts)))
         if t_copies > 0:  # the framework's buffer copies (costmodel.framework)
             pred = yield from self._kernel(dev, t_copies, "buffer copies", "copies", pred)
@@ -418,7 +451,7 @@ class Step:
         t_host, t_hooks = host_times(acc, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts)
         if float(t_hooks) > 0:  # FSDP2's hooks, host time per unit (costmodel.framework)
             pred = yield from self._kernel(dev, float(t_hooks), "framework hooks", "hooks", pred)
-        local = self.work[i].params / self.shards[2]  # the optimizer's shard
+        local = wk.params / self.shards[2] + wk.expert_params / self.expert_shards[2]
         t = float(copy_time(acc, local * self.opts.optimizer_bytes_per_param)) + float(t_host)
         row = yield from self._kernel(dev, t, "optimizer step", "optimizer", pred)
         if self.p.zero_stage in (1, 2) and self.p.dp > 1 and not self.opts.overlap_param_gather:

@@ -134,6 +134,15 @@ class Cluster:
             self._routes[key] = self.route(rank, n, stride, rail_aligned=True)
         return self.use(self._routes[key], user)
 
+    def strided_route(self, rank: int, n: int, stride: int, user: object = None) -> Route:
+        """Route of a group of `n` ranks `stride` apart that is not one of the placement's
+        dims: a mixture-of-experts model's expert-parallel group (`etp` apart) and expert
+        data-parallel group (`etp * ep` apart), Megatron-Core's expert order tp-ep-dp."""
+        key = (rank, -1, n, stride)
+        if key not in self._routes:
+            self._routes[key] = self.route(rank, n, stride, rail_aligned=True)
+        return self.use(self._routes[key], user)
+
     def p2p_route(self, src: int, dst: int, user: object = None) -> Route:
         """Route of a pipeline send from `src` to `dst` (stride = their rank distance)."""
         key = (src, dst, 2, abs(dst - src))

@@ -17,6 +17,7 @@ from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.ops import embedding_ops
 from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
 from simulator.costmodel.timing import ACT_BYTES, op_times
+from simulator.des import moe
 from simulator.des.collectives import Collective, for_group
 from simulator.des.topology import Cluster
 from simulator.parallel import Workload
@@ -24,8 +25,10 @@ from simulator.pipeline_split import chunk_offsets
 from simulator.plan.layer import (
     LayerCollective,
     cp_collective,
+    ep_all_to_alls,
     kernel_order,
     messages,
+    mlp_names,
     tp_collectives,
 )
 
@@ -98,18 +101,20 @@ def op_params(w: Workload) -> dict[str, float]:
     """Parameters (per TP rank) whose gradients each op's backward produces."""
     m, tp = w.model, w.parallel.tp
     h, f = m.hidden_size, m.intermediate_size
-    proj = h * h + (h if m.bias else 0)
+    proj = m.attention_out_params()
     down = f * h + (h if m.bias else 0)
     norm = m.norm_params() / 2
+    dense = 1.0 - m.moe_fraction  # share of layers with a dense MLP (MoE: average layer)
     out = {
         "attention/norm": norm,
         "attention/qkv": m.attention_params() - proj,
         "attention/proj": proj,
         "mlp/norm": norm,
-        "mlp/up": m.mlp_params() - down,
-        "mlp/down": down,
+        "mlp/up": dense * (m.mlp_params() - down),
+        "mlp/down": dense * down,
     }
-    return {k: v / tp for k, v in out.items()}
+    out = {k: v for k, v in out.items() if v > 0 or not k.startswith("mlp/")}
+    return {k: v / tp for k, v in out.items()} | (moe.moe_op_params(w) if m.is_moe else {})
 
 
 def end_params(w: Workload) -> tuple[float, float]:
@@ -144,6 +149,9 @@ class RankWork:
     units: list[float] = field(default_factory=list)
     """Parameters per unit (embedding, each layer, head) in forward order (ZeRO-1/2/3)."""
     params: float = 0.0
+    """Dense parameters (reduced over the data-parallel group)."""
+    expert_params: float = 0.0
+    """Routed-expert parameters (reduced over the expert data-parallel group)."""
 
 
 class WorkBuilder:
@@ -155,8 +163,9 @@ class WorkBuilder:
         self.e = ACT_BYTES[p.precision]
         acc = hw.accelerator
         ops = stack_layer_ops(
-            m, p.micro_batch_size, s, p.tp, p.cp, p.sequence_parallel, p.precision, opts
-        )
+            m, p.micro_batch_size, s, p.tp, p.cp, p.sequence_parallel, p.precision, opts,
+            p.ep, p.expert_tp,
+        )  # fmt: skip
         self.t: dict[str, list[float]] = {}
         for op in ops:  # ops sharing a name (fp8 casts of each GEMM) run as one kernel here
             tf, tb = (float(x) for x in op_times(acc, op, p.precision))
@@ -164,6 +173,8 @@ class WorkBuilder:
             acc_t[0] += tf
             acc_t[1] += tb
         self.order = kernel_order(list(self.t))
+        self.names = mlp_names(self.order)  # a MoE-only layer's stand-ins for mlp/up, down
+        self._a2a: dict[int, Collective] = {}
         self.selective = [op.name for op in ops if op.recompute_selective]
         self.head = [
             sum(
@@ -183,6 +194,12 @@ class WorkBuilder:
         self.msg = messages(m, p.micro_batch_size, s, p.tp, p.cp, self.e)
         self.split = w.split  # layers of each virtual stage (uneven splits allowed)
         self.offsets = chunk_offsets(self.split)
+
+    def a2a(self, rank: int) -> Collective:
+        """`rank`'s expert-parallel all-to-all (one dispatch or combine, average layer)."""
+        if rank not in self._a2a:
+            self._a2a[rank] = moe.a2a_collective(self.w, self.hw, self.cluster, rank, self.opts)
+        return self._a2a[rank]
 
     def collective(self, rank: int, lc: LayerCollective) -> Collective:
         """The layer collective `lc` of global rank `rank`, sized by the plan's messages."""
@@ -209,7 +226,15 @@ class WorkBuilder:
         finalises gradients is followed by a `GradReady` mark; the piece sizes are appended.
         """
         p, opts = self.w.parallel, self.opts
-        colls = tp_collectives(backward, p.sequence_parallel) if p.tp > 1 else {}
+        colls = tp_collectives(backward, p.sequence_parallel, self.names) if p.tp > 1 else {}
+        a2a = self.a2a(rank) if p.ep > 1 and self.w.model.is_moe else None
+        # the expert-parallel all-to-alls (plan.layer.ep_all_to_alls): beside their partner
+        # kernel when overlapped, else blocking just before / after their kernel
+        beside_a2a = {a.partner for a in ep_all_to_alls(backward) if a.partner in self.t}
+        if a2a is None or not opts.moe_a2a_overlap:
+            beside_a2a = set()
+        blocking = [a for a in ep_all_to_alls(backward) if a.partner not in beside_a2a]
+        blocking = blocking if a2a is not None else []
         names = list(reversed(self.order)) if backward else self.order
         out: list[Instr] = []
         pending: dict[str, tuple[Collective, str]] = {}  # partner kernel -> collective waiting
@@ -228,11 +253,19 @@ class WorkBuilder:
                 rc = sum(self.t[n][0] for n in self.selective)
                 out.append(Compute(rc, "recompute attention", "recompute", layer))
                 recomputed = True
+            for a in blocking:
+                if a.at == name and a.where == "before":
+                    out.append(Blocking(a2a, "ep all_to_all", a.category, layer))
             beside = pending.pop(name, None)
-            if beside is not None:
+            if name in beside_a2a:
+                out.append(Overlapped(dur, name, category, a2a, "comm_ep", layer))
+            elif beside is not None:
                 out.append(Overlapped(dur, name, category, beside[0], beside[1], layer))
             else:
                 out.append(Compute(dur, name, category, layer))
+            for a in blocking:
+                if a.at == name and a.where == "after":
+                    out.append(Blocking(a2a, "ep all_to_all", a.category, layer))
             if pieces is not None and name in self.op_params:
                 out.append(GradReady(len(pieces)))
                 pieces.append(self.op_params[name])
@@ -265,11 +298,14 @@ class WorkBuilder:
                 work.units.append(emb_p)
             for layer in range(first, first + self.split[v]):
                 unit_of[(c, f"L{layer}")] = len(work.units)
-                work.units.append(self.w.model.layer_params() / p.tp)
+                m = self.w.model
+                work.units.append((m.layer_params() - m.expert_layer_params()) / p.tp)
             if v == V - 1:
                 unit_of[(c, "head")] = len(work.units)
                 work.units.append(head_p)
         work.params = sum(work.units)
+        layers = sum(self.split[c * p.pp + stage] for c in range(p.vpp))
+        work.expert_params = moe.expert_params(self.w, layers)
         # gradients are finalised chunk by chunk, last chunk first
         for c in reversed(range(p.vpp)):
             work.chunks[c] = self._chunk(rank, c, stage, unit_of, work.grad_pieces)

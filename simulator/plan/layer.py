@@ -31,13 +31,24 @@ FWD_ORDER = (
     "attention/proj",
     "attention/residual",
     "mlp/norm",
+    "moe/router",
+    "moe/permute",
+    "moe/shared",
+    "moe/experts_up",
+    "moe/act",
+    "moe/experts_down",
     "mlp/up",
     "mlp/act",
     "mlp/down",
     "mlp/residual",
 )
-"""Megatron-LM's forward order of a layer's kernels."""
-GEMMS = ("attention/qkv", "attention/proj", "mlp/up", "mlp/down")
+"""Megatron-LM's forward order of a layer's kernels; a mixture-of-experts layer's MoE block
+(`costmodel.moe`) after the MLP norm, and a model with dense and MoE layers (costed as one
+average layer) runs both blocks."""
+GEMMS = (
+    "attention/qkv", "attention/proj", "mlp/up", "mlp/down", "moe/shared", "moe/experts_up",
+    "moe/experts_down",
+)  # fmt: skip
 """The layer's weight GEMMs: the kernels a TP collective may overlap."""
 ATTENTION_KERNEL = "attention/core"
 """The kernel the context-parallel K/V exchange overlaps."""
@@ -90,16 +101,62 @@ def kernel_order(names: list[str]) -> list[str]:
     return order
 
 
-def tp_collectives(backward: bool, sequence_parallel: bool) -> dict[str, LayerCollective]:
-    """The TP collectives of one layer pass, keyed by the kernel each follows."""
+def mlp_names(order: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Which kernel stands for "mlp/up" and "mlp/down" in a layer without a dense MLP (a model
+    whose every layer is MoE): the first GEMM of the MoE block and its last, around which the
+    block's TP collectives sit. Empty when the dense MLP is there."""
+    if "mlp/down" in order or "moe/experts_down" not in order:
+        return {}
+    return {"mlp/up": "moe/router", "mlp/down": "moe/experts_down"}
+
+
+def tp_collectives(
+    backward: bool, sequence_parallel: bool, names: dict[str, str] | None = None
+) -> dict[str, LayerCollective]:
+    """The TP collectives of one layer pass, keyed by the kernel each follows (`names` maps
+    the dense MLP's kernel names to the ones the layer has, `mlp_names`)."""
     if sequence_parallel:
         table = _SP_BWD if backward else _SP_FWD
     else:
         table = _AR_BWD if backward else _AR_FWD
+    n = names or {}
     return {
-        after: LayerCollective("tp", kind, after, partner, "tp", "comm_tp")
+        n.get(after, after): LayerCollective(
+            "tp", kind, n.get(after, after), n.get(partner, partner), "tp", "comm_tp"
+        )
         for after, (kind, partner) in table.items()
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ExpertAllToAll:
+    """One expert-parallel all-to-all of a MoE layer pass (`costmodel.moe`): blocking the
+    compute stream just `where` ("before" / "after") kernel `at`, or, with
+    `Options.moe_a2a_overlap` and a `partner`, beside that kernel instead."""
+
+    name: str
+    """"dispatch" or "combine" (backward: their gradients)."""
+    at: str
+    where: str
+    partner: str | None
+    """The shared experts' kernel (Megatron-Core `--moe-shared-expert-overlap`), or None."""
+    category: str = "comm_ep"
+
+
+def ep_all_to_alls(backward: bool) -> tuple[ExpertAllToAll, ExpertAllToAll]:
+    """Forward: dispatch before the experts' first GEMM (beside the shared experts when
+    overlapped, which run before it), combine after their last. Backward: the combine's
+    gradient before the experts' backward, the dispatch's after it (beside the shared
+    experts' backward, which run next)."""
+    if backward:
+        return (
+            ExpertAllToAll("combine", "moe/experts_down", "before", None),
+            ExpertAllToAll("dispatch", "moe/experts_up", "after", "moe/shared"),
+        )
+    return (
+        ExpertAllToAll("dispatch", "moe/experts_up", "before", "moe/shared"),
+        ExpertAllToAll("combine", "moe/experts_down", "after", None),
+    )
 
 
 def cp_collective(backward: bool) -> LayerCollective:
@@ -129,11 +186,14 @@ def messages(model: ModelSpec, b: Num, s: Num, tp: Num, cp: Num, act_bytes: Num)
     return Messages(tp=act, cp=kv, p2p=act / tp)
 
 
-def layer_passes(sequence_parallel: bool) -> list[tuple[bool, LayerCollective]]:
+def layer_passes(
+    sequence_parallel: bool, names: dict[str, str] | None = None
+) -> list[tuple[bool, LayerCollective]]:
     """(backward?, collective) for every TP and CP collective of one layer's forward and
     backward, in pass order (full recompute repeats the forward's)."""
     out: list[tuple[bool, LayerCollective]] = []
     for backward in (False, True):
-        out += [(backward, c) for c in tp_collectives(backward, sequence_parallel).values()]
+        tpc = tp_collectives(backward, sequence_parallel, names)
+        out += [(backward, c) for c in tpc.values()]
         out.append((backward, cp_collective(backward)))
     return out
