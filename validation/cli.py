@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from analysis.cli.common import check_output, echo_json, run_guarded, staged_dir
 from hwprofiles.errors import UserError
@@ -138,7 +139,33 @@ def canonical_command(m: Matrix, o: dict[str, Any]) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Register `llmcap validate` on the app."""
+    """Register `llmcap validate` and `llmcap monitor` on the app."""
+
+    @app.command()
+    def monitor(
+        report_dir: Path = typer.Argument(..., help="An `llmcap validate --out` directory."),
+        plot: Path | None = typer.Option(
+            None, help="Timeline PNG to write (default: REPORT_DIR/monitor.png)."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print runs and alerts as JSON."),
+    ) -> None:
+        """Replay a finished run's monitor logs: timeline plot, measured vs predicted, alerts."""
+        from validation.monitor import replay
+
+        runs = run_guarded(lambda: replay.load(report_dir))
+        target = plot or report_dir / "monitor.png"
+        run_guarded(lambda: check_output(target, "--plot", "file"))
+        replay.plot(runs, target)
+        if json_out:
+            echo_json({name: {"alerts": r["alerts"], "predicted_step_time_s": r["predicted"]}
+                       for name, r in runs.items()})  # fmt: skip
+            return
+        table = Table("run", "ranks", "median ms", "pred. ms", "error", "alerts", box=None)
+        for row in replay.summary_rows(runs):
+            table.add_row(*row)
+        out = Console()
+        out.print(table)
+        out.print(f"timeline written to {target}")
 
     @app.command()
     def validate(

@@ -100,7 +100,7 @@ def make_step(
 ) -> Callable[[bool], tuple[float, float]]:
     """A function running one training step (sync=False: DDP `no_sync`), returning
     (seconds, loss). The injected fault, if any, fires at its step; an injected slowdown
-    sleeps after the forward pass; the monitor, if any, records every step."""
+    adds local work after the forward pass; the monitor, if any, records every step."""
     opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
     rank = dist.get_rank()
     batches = synthetic_batches(spec.model, N_BATCHES, spec.seed + rank, device)
@@ -119,18 +119,21 @@ def make_step(
             dist.barrier()
         if cuda:
             torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ctx = nullcontext() if sync else model.no_sync()  # type: ignore[operator]
         with ctx:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = model(x, y)
+            clock = time.perf_counter if cuda else time.process_time
             if cuda:
                 torch.cuda.synchronize(device)
-            forward_s = time.perf_counter() - t0
             if slow is not None and progress.step >= slow.step:
-                # a straggler: forward and backward (about 3x the forward) take `factor` x
-                time.sleep((slow.factor - 1.0) * 3.0 * forward_s)
-                forward_s *= slow.factor
+                # a straggler: (factor - 1) x its forward + backward (about 3 forwards) of
+                # extra local work (no collective, so FSDP's gathers stay matched)
+                busy((slow.factor - 1.0) * 3.0 * (clock() - (t0 if cuda else c0)), clock, device)
+            # the forward's local compute: CPU seconds on a CPU rank (time-slicing by other
+            # processes does not count), synchronized wall seconds on a GPU
+            compute_s = clock() - (t0 if cuda else c0)
             loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -141,7 +144,7 @@ def make_step(
             monitor.record(
                 dt,
                 tokens=tokens,
-                forward_s=forward_s,
+                compute_s=compute_s,
                 peak_memory_bytes=peak_memory(device)[0],
                 phase=progress.phase,
             )
@@ -149,6 +152,16 @@ def make_step(
         return dt, float(loss.detach())
 
     return step
+
+
+def busy(seconds: float, clock: Callable[[], float], device: torch.device) -> None:
+    """Keep this rank computing (small local GEMMs, no collective) for `seconds` of `clock`."""
+    a = torch.ones(128, 128, device=device)
+    end = clock() + seconds
+    while clock() < end:
+        a = torch.mm(a, a).clamp_(-1.0, 1.0)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
 
 PROBE_CALLS = 10

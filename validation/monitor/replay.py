@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_json
 from validation.monitor.rank import LOG_DIR
 from validation.monitor.stepmon import read_log
 
@@ -27,8 +28,8 @@ def find_logs(report_dir: Path) -> dict[str, dict[int, Path]]:
                    else run_dir.relative_to(root))  # fmt: skip
         out.setdefault(name, {})[int(log.stem.removeprefix("rank"))] = log
     if not out:
-        raise UserError("REPORT_DIR", str(report_dir),
-                        f"holds no monitor logs ({LOG_DIR}/rank*.jsonl); run llmcap validate")  # fmt: skip
+        rule = f"holds no monitor logs ({LOG_DIR}/rank*.jsonl); run llmcap validate"
+        raise UserError("REPORT_DIR", str(report_dir), rule)
     return out
 
 
@@ -49,9 +50,7 @@ def load(report_dir: Path) -> dict[str, dict[str, Any]]:
             )
         report = Path(next(iter(ranks.values()))).parent.parent / "report.json"
         if report.is_file():  # the launcher's list adds the cross-rank alerts
-            import json
-
-            alerts = json.loads(report.read_text()).get("alerts", alerts)
+            alerts = read_json(report, "REPORT_DIR").get("alerts", alerts)
         runs[name] = {"steps": steps, "alerts": alerts, "predicted": predicted}
     return runs
 

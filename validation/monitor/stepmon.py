@@ -11,7 +11,7 @@ Use it in any torch loop (it imports no torch)::
     mon.alerts  # [Alert(...)] with first/last step, measured, predicted, threshold
 
 Per step it records step time, tokens/s, peak memory, the local compute time a caller marks
-(`forward_s`, for the cross-rank straggler rule) and, where the caller passes energy from a
+(`compute_s`, for the cross-rank straggler rule) and, where the caller passes energy from a
 meter (NVML, RAPL), power; it appends one JSON line per step to `log_path`, updates the
 Prometheus gauges when an `Exporter` is given, and evaluates the per-rank rules (`rules.py`).
 Monitoring never kills the run it watches: an exception inside the monitor is logged once
@@ -81,7 +81,7 @@ class StepMonitor:
     @contextmanager
     def step(self, tokens: int = 0, **extra: float | None) -> Iterator[dict[str, Any]]:
         """Time the body as one step; the yielded dict takes figures known only inside
-        (``rec["forward_s"] = ...``, ``rec["energy_j"] = ...``)."""
+        (``rec["compute_s"] = ...``, ``rec["energy_j"] = ...``)."""
         rec: dict[str, Any] = dict(extra)
         t0 = time.perf_counter()
         yield rec
@@ -92,17 +92,19 @@ class StepMonitor:
         step_time_s: float,
         *,
         tokens: int = 0,
-        forward_s: float | None = None,
+        compute_s: float | None = None,
         peak_memory_bytes: float | None = None,
         energy_j: float | None = None,
         exposed_comm_s: float | None = None,
         phase: str = "train",
     ) -> list[Alert]:
-        """Record one finished step; returns the alerts it opened (never raises)."""
+        """Record one finished step; returns the alerts it opened (never raises). Steps of
+        phase ``"warmup"`` are logged but not held against the step-time and power
+        predictions."""
         if self.failed:
             return []
         try:
-            return self._record(step_time_s, tokens, forward_s, peak_memory_bytes, energy_j,
+            return self._record(step_time_s, tokens, compute_s, peak_memory_bytes, energy_j,
                                 exposed_comm_s, phase)  # fmt: skip
         except Exception as exc:  # the monitor must not kill the training run it watches
             self.failed = True
@@ -115,7 +117,7 @@ class StepMonitor:
         self,
         step_time_s: float,
         tokens: int,
-        forward_s: float | None,
+        compute_s: float | None,
         peak_memory_bytes: float | None,
         energy_j: float | None,
         exposed_comm_s: float | None,
@@ -128,7 +130,7 @@ class StepMonitor:
             "type": "step", "run": self.run, "rank": self.rank, "step": step, "phase": phase,
             "wall_time": time.time(), "step_time_s": step_time_s,
             "tokens_per_s": tokens / step_time_s if step_time_s > 0 else None,
-            "forward_s": forward_s, "exposed_comm_s": exposed_comm_s,
+            "compute_s": compute_s, "exposed_comm_s": exposed_comm_s,
             "peak_memory_bytes": peak_memory_bytes, "power_w": power_w,
             "predicted_step_time_s": self.predicted.step_time_s,
         }  # fmt: skip
@@ -137,6 +139,8 @@ class StepMonitor:
         for metric, value in (
             ("step_time", step_time_s), ("power", power_w), ("memory", peak_memory_bytes),
         ):  # fmt: skip
+            if metric != "memory" and phase == "warmup":
+                continue  # warm-up steps (allocation, first-call costs) are not predicted
             if value is not None:
                 alert = self.rules[metric].update(step, value)
                 if alert is not None:

@@ -81,8 +81,8 @@ class LiveWatch:
                     self._fire(Alert(**fields))
                 elif rec.get("type") == "step":
                     self.last_step[r] = int(rec["step"])
-                    if rec.get("forward_s") is not None:
-                        self.forward[r].append(float(rec["forward_s"]))
+                    if rec.get("compute_s") is not None:
+                        self.forward[r].append(float(rec["compute_s"]))
         self._stragglers()
         self._hang(progress, stalled_s)
         self._link(progress)
