@@ -166,6 +166,12 @@ def hetero_step(
             }
         )
     step = max(x["step_time_s"] for x in pools)
+    notes = []
+    if min(x["step_time_s"] for x in pools) < 0.9 * step and any(m == unit for m in ms):
+        notes.append(
+            "micro-batches cannot be shared out more finely (a pool has one per replica): a "
+            "smaller micro-batch or a larger global batch lets the faster pools take more"
+        )
     energy = sum(
         (x["energy_per_gpu_j"] + (step - x["step_time_s"]) * x["idle_w"]) * x["gpus"] for x in pools
     )
@@ -186,4 +192,5 @@ def hetero_step(
             "global_batch_size": gbs,
         },
         "pools": pools,
+        "notes": notes,
     }

@@ -11,6 +11,7 @@ from analysis.layouts import Layouts
 from analysis.seed import document_predictions
 from hwprofiles.errors import UserError
 from hwprofiles.power_levels import compute_power_model
+from hwprofiles.precision import PRECISIONS
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.flops import model_flops_per_token, recompute_flops_per_token
 from simulator.engine_step import EngineStep
@@ -20,6 +21,8 @@ from simulator.reliability.options import ReliabilityOptions
 from simulator.reliability.run import whole_run
 from simulator.result import StepResult
 
+MIXED_PRECISIONS = tuple(k for k, p in PRECISIONS.items() if p.autocast or p.quantised)
+"""Precisions whose energy the seed document compares with the same step in fp32."""
 ENGINES = ("analytic", "des")
 _DEFAULTS = {f.name: f.default for f in fields(ModelSpec)}
 OPTIONAL_ARCH_FIELDS = frozenset(list(_DEFAULTS)[list(_DEFAULTS).index("head_dim") :])
@@ -92,10 +95,7 @@ def predict(
     n = w.num_gpus
     t1 = _single_gpu_time(w, alone, opts)
     e_fp32 = None
-    if (
-        p.precision in ("fp16", "bf16", "fp8", "mxfp8", "nvfp4")
-        and "fp32" in hardware.accelerator.peak_flops
-    ):
+    if p.precision in MIXED_PRECISIONS and "fp32" in hardware.accelerator.peak_flops:
         w32 = replace(w, parallel=replace(p, precision="fp32"))
         hw32 = alone.under_load(busy, "fp32")
         hw32 = replace(hw32, power=compute_power_model(hw32, "fp32"))

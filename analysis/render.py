@@ -28,6 +28,8 @@ def parallel_text(par: dict) -> str:
     if par["cp"] > 1:
         parts.append(f"cp{par['cp']}")
     parts += [f"dp{par['dp']}", f"mb{par['micro_batch_size']}", f"gbs{par['global_batch_size']}"]
+    if par.get("ep", 1) > 1:
+        parts.append(f"ep{par['ep']}" + (f" etp{par['etp']}" if par.get("etp", 1) > 1 else ""))
     if par["zero_stage"]:
         parts.append(f"zero{par['zero_stage']}")
     if par["sequence_parallel"]:
@@ -71,7 +73,10 @@ def render_step(
         ("step time", _s(r.step_time_s)),
         ("tokens/s (per GPU)", f"{r.tokens_per_s:,.0f} ({r.tokens_per_s_per_gpu:,.0f})"),
         ("model TFLOP/s per GPU", f"{r.model_tflops_per_gpu:.1f}"),
-        ("MFU / HFU", f"{r.mfu:.1%} / {r.hfu:.1%}"),
+        (
+            "MFU / HFU" + (" (active params)" if "active_params" in r.inputs["model"] else ""),
+            f"{r.mfu:.1%} / {r.hfu:.1%}",
+        ),
         ("exposed communication", f"{_s(r.comm_exposed_s)} ({r.comm_fraction:.1%} of step)"),
         (
             "memory per GPU",

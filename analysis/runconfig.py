@@ -38,7 +38,7 @@ from typing import Any
 from analysis.closed_form import Options
 from analysis.runschema import check_spec
 from hwprofiles.errors import UserError
-from hwprofiles.inputs import read_toml
+from hwprofiles.inputs import path_kind, read_toml
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
@@ -80,6 +80,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "oversubscription": None,
         "topology": None,
         "pue": None,
+        "pool": None,
     },
     "options": {},
     # failures, checkpoints and restarts of the whole run (None = simulator.reliability default)
@@ -144,7 +145,7 @@ class Run:
 def read_run_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """Parse a run TOML file; errors name the file and the problem in one line."""
     p = Path(path)
-    if not p.is_file():
+    if path_kind(p) != "file":
         raise UserError(f"config: {str(p)!r} is not a file")
     data = read_toml(p, "config")
     for section, values in data.items():
@@ -238,6 +239,12 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     spec = check_spec(spec)  # types and finiteness of every value (analysis.runschema)
     model = resolve_model(spec["model"])
     c = spec["cluster"]
+    if c.get("pool") is not None:
+        raise UserError(
+            "cluster.pool",
+            rule="pools are read by `llmcap simulate` (one job over several pools); "
+            "this command takes [cluster] hardware and gpus",
+        )
     hw = resolve_hardware(c)
     gpus = c["gpus"]
     if not isinstance(gpus, int) or gpus < 1:

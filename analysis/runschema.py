@@ -52,6 +52,7 @@ RUN_TYPES: dict[str, dict[str, Any]] = {
         "oversubscription": _FLOAT,
         "topology": _STR,
         "pue": _FLOAT,
+        "pool": tuple[dict, ...] | None,
     },
 }
 """Section -> key -> type annotation (None = not given: a default applies). `[reliability]`
@@ -82,7 +83,11 @@ def check_spec(spec: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any
         if section == "model":
             out[section] = check_model_table(values)
         elif section == "options":
-            out[section] = check_fields(Options, values, "options")
+            # `stack` names a training stack (`simulator.stacks`); the rest are Options fields
+            rest = {k: v for k, v in values.items() if k != "stack"}
+            out[section] = check_fields(Options, rest, "options")
+            if "stack" in values:
+                out[section]["stack"] = check(values["stack"], str, "options.stack")
         else:
             types = RUN_TYPES.get(section, {})
             out[section] = {

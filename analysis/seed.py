@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-PRECISION_BITS = {"fp32": 32, "tf32": 32, "fp16": 16, "bf16": 16, "fp8": 8, "mxfp8": 8, "nvfp4": 4}
+from hwprofiles.precision import PRECISIONS
+
+PRECISION_BITS = {k: p.bits for k, p in PRECISIONS.items()}
 """Storage width of each precision in bits (IEEE 754 / OCP FP8); tf32 is stored in 32 bits."""
 
 

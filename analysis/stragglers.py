@@ -28,6 +28,8 @@ from simulator.stragglers import (
     expected_max_factor,
     expected_max_normal,
     expected_max_normal_asymptote,
+    slow_ring_distribution,
+    slowed_nics,
     step_with_stragglers,
 )
 
@@ -89,3 +91,37 @@ def tail_amplification(
             }
         )
     return rows
+
+
+def slow_nic_expectation(
+    w: Workload,
+    hw: HardwareProfile,
+    transients: Sequence[tuple[float, float]],
+    engine: str = "analytic",
+    options: Options | None = None,
+) -> dict[str, Any]:
+    """Expected step when NICs slow down transiently: the slowest NIC of the job's
+    ``nodes x nics_per_node`` sets every ring's rate, so E[step] = sum over the slowest
+    factor's distribution of the step on NICs that much slower (each priced by `engine`,
+    contention off for the SimPy engine)."""
+    from analysis.predict import analytic_arrays
+
+    opts = options or Options()
+    nics = -(-w.num_gpus // hw.node.gpus_per_node) * hw.node.nics_per_node
+    dist = slow_ring_distribution(nics, transients)
+
+    def step(h: HardwareProfile) -> float:
+        if engine == "analytic":
+            return analytic_arrays(w, h, opts)["step_time_s"]
+        return simulate_step(w, h, opts, contention=False).arrays["step_time_s"]
+
+    rows = [(p, f, step(slowed_nics(hw, f))) for p, f in dist if p > 0]
+    base = next(t for p, f, t in rows if f == 1.0) if any(f == 1.0 for _, f, _ in rows) else None
+    return {
+        "gpus": w.num_gpus,
+        "nics": nics,
+        "p_slowed": 1.0 - sum(p for p, f, _ in rows if f == 1.0),
+        "step_s": base if base is not None else step(hw),
+        "expected_step_s": sum(p * t for p, _, t in rows),
+        "outcomes": [{"probability": p, "factor": f, "step_s": t} for p, f, t in rows],
+    }

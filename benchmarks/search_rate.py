@@ -9,10 +9,14 @@ The same layouts (every valid layout of Llama-3-70B on 1,024 H100-SXM GPUs, bf16
 3. end to end: `analysis.planner.plan` for the Llama-3-70B question (4 hardware x 5 cluster
    sizes x 2 precisions), enumeration and costing included.
 
+4. expert parallelism: every valid layout of DeepSeek-V3 (a mixture-of-experts model, the ep
+   axis in the space) on the same 1,024 H100-SXM GPUs, vectorised, against the dense rate of 1
+   (`--ep-only` runs 1 and 4 alone: the Done-when ratio of issue 17, within 2x).
+
 Reported: layouts per second and the vectorised / loop ratio. Timings vary with the machine;
 the ratio is what docs/performance.md quotes. Run:
 
-    python benchmarks/search_rate.py [--loop-sample 2000] [--repeat 3] [--json]
+    python benchmarks/search_rate.py [--loop-sample 2000] [--repeat 3] [--json] [--ep-only]
 """
 
 from __future__ import annotations
@@ -43,6 +47,27 @@ def _best_of(repeat: int, fn) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return min(times)
+
+
+MOE_MODEL = "deepseek-v3"
+MOE_SEQ_LEN = 4096  # DeepSeek-V3 pre-training length (arXiv 2412.19437, Sec. 4.2)
+
+
+def measure_ep(repeat: int = 3) -> dict[str, float | int]:
+    """Vectorised layouts/s, dense (Llama-3-70B) against MoE with the ep axis (DeepSeek-V3),
+    both on 1,024 H100-SXM; measured back to back in one process."""
+    hw = load_profile("h100-sxm")
+    out: dict[str, float | int] = {}
+    for key, name, seq in (("dense", MODEL, SEQ_LEN), ("ep", MOE_MODEL, MOE_SEQ_LEN)):
+        model = load_model(name)
+        e = enumerate_layouts(model, 1024, hw.node.gpus_per_node, seq, BatchPolicy.default(seq))
+        lay, opts = e.layouts, Options()
+        t = _best_of(repeat, lambda m=model, s=seq, x=lay, o=opts: evaluate_chunked(
+            m, hw, s, x, "bf16", o))  # fmt: skip
+        out[f"{key}_layouts"] = len(lay)
+        out[f"{key}_layouts_per_s"] = round(len(lay) / t)
+    out["ratio_dense_over_ep"] = round(out["dense_layouts_per_s"] / out["ep_layouts_per_s"], 2)
+    return out
 
 
 def measure(loop_sample: int = 2000, repeat: int = 3) -> dict[str, float | int | str]:
@@ -91,8 +116,13 @@ def main() -> None:
     ap.add_argument("--loop-sample", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--ep-only", action="store_true", help="only the EP vs dense rates")
     a = ap.parse_args()
-    r = measure(a.loop_sample, a.repeat)
+    ep = measure_ep(a.repeat)
+    if a.ep_only:
+        print(json.dumps(ep, indent=2))
+        return
+    r = measure(a.loop_sample, a.repeat) | ep
     if a.json:
         print(json.dumps(r, indent=2))
         return
@@ -107,6 +137,10 @@ def main() -> None:
         f"  end-to-end plan ({len(HARDWARE)} hw x 5 sizes x 2 precisions): "
         f"{r['plan_layouts']:,} layouts in {r['plan_seconds']} s = "
         f"{r['plan_layouts_per_s']:,} layouts/s"
+    )
+    print(
+        f"  with expert parallelism ({MOE_MODEL}, ep axis): {r['ep_layouts']:,} layouts at "
+        f"{r['ep_layouts_per_s']:,} layouts/s; dense / EP rate {r['ratio_dense_over_ep']}x"
     )
 
 

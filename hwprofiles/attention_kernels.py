@@ -37,6 +37,17 @@ def kernel_ratio(accelerator: str, kernel: str) -> float:
     return float(row.get(kernel, 1.0))
 
 
+def seq_ramp(accelerator: str, key_len):
+    """Fraction of the kernel's plateau reached at `key_len` keys: s / (s + half_keys), for
+    accelerators with a kernel row; 1 for the others (calibrated or user profiles time their
+    attention at the workload's shape)."""
+    row = _table().get(accelerator)
+    if not isinstance(row, Mapping) or "half_keys" not in row:
+        return 1.0
+    half = float(row["half_keys"])
+    return key_len / (key_len + half)
+
+
 def kernel_source(accelerator: str) -> str:
     row = _table().get(accelerator)
     return str(row.get("source", "")) if isinstance(row, Mapping) else "no row: ratio 1"

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from hwprofiles import presets
 from hwprofiles.errors import UserError
+from hwprofiles.inputs import path_kind
 from hwprofiles.presets import TOPOLOGIES, NodePreset
 from hwprofiles.prices import Price, load_prices
 from hwprofiles.profile import (
@@ -164,9 +165,10 @@ def _resolve(spec: str | os.PathLike[str], prices: dict[str, Price]) -> Hardware
         if text in presets.nodes():
             return _from_preset(text, text, prices)
     path = Path(text)
-    if path.is_dir():
+    kind = path_kind(path)
+    if kind == "dir":
         return _calibrated(path)
-    if path.is_file():
+    if kind == "file":
         return _from_file(path, prices)
     if isinstance(spec, str) and (saved := _saved(text)) is not None:
         return _calibrated(saved)

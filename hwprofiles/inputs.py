@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ def read_text(path: str | os.PathLike[str], field: str, what: str = "a text file
     """The UTF-8 text of a user's input file; `UserError` naming `field` if it cannot be read."""
     p = Path(path)
     try:
-        if p.is_file() and p.stat().st_size > MAX_INPUT_BYTES:
+        if path_kind(p) == "file" and p.stat().st_size > MAX_INPUT_BYTES:
             raise UserError(field, str(p), f"is larger than {MAX_INPUT_BYTES >> 20} MiB")
         return p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -77,3 +78,20 @@ def parse_json(text: str, field: str, label: str) -> Any:
 def read_json(path: str | os.PathLike[str], field: str) -> Any:
     """A user's JSON file, parsed strictly (see `parse_json`)."""
     return parse_json(read_text(path, field, "a JSON file"), field, str(path))
+
+
+def path_kind(path: str | os.PathLike[str]) -> str:
+    """"dir", "file", "other" or "missing" for a path given by the user, never an error.
+
+    `Path.is_dir` raises for a name longer than the file system allows, a NUL byte or a
+    folder that cannot be searched; for a user's argument that is one more way of not naming
+    an input file, so callers go on to their own one-line error (e.g. "not a preset or a
+    file").
+    """
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return "missing"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    return "file" if stat.S_ISREG(st.st_mode) else "other"

@@ -62,6 +62,14 @@ def check_output(
     See the module docstring for the checks. It creates nothing, so a refused command leaves
     nothing behind.
     """
+    try:
+        return _check_output(path, field, kind)
+    except OSError as exc:  # a folder on the way that cannot be searched, a symlink loop...
+        text = os.fspath(path)
+        raise UserError(field, text, f"cannot be checked ({exc.strerror or exc})") from None
+
+
+def _check_output(path: str | os.PathLike[str], field: str, kind: str) -> Path:
     text = os.fspath(path)
     if not text.strip():
         raise UserError(field, text, "is empty; give a path")
@@ -126,16 +134,25 @@ def write_output(path: str | os.PathLike[str], data: str | bytes, field: str) ->
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM back for a few renames (main thread only), then deliver them."""
+    """Hold SIGINT/SIGTERM/SIGHUP back for a few renames, then deliver the first that came.
+
+    The Python handlers are swapped for one that only records the signal (a signal mask would
+    not do: Python runs handlers in the main thread whichever thread the kernel picked). Only
+    the main thread can set handlers; elsewhere the renames run unprotected.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])  # now, to the handler that was there before
 
 
 def _merge_into(src: Path, dst: Path) -> None:

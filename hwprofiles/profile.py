@@ -15,8 +15,10 @@ from typing import Literal
 import numpy as np
 
 from hwprofiles.errors import UserError
+from hwprofiles.precision import PRECISIONS
 
-DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4")
+DTYPES = tuple(PRECISIONS)
+"""Dtype keys of peaks and efficiency curves (`hwprofiles.precision`)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hwprofiles.errors import UserError
-from hwprofiles.inputs import read_json
+from hwprofiles.inputs import path_kind, read_json
 from hwprofiles.typed import check
 from simulator.model import ModelSpec
 
@@ -404,9 +404,9 @@ def _read(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str,
         data = dict(source)
         return data, "config.json", str(data.get("_name_or_path") or data.get("model_type") or "")
     path = Path(source)
-    if path.is_dir():
+    if path_kind(path) == "dir":
         path = path / "config.json"
-    if not path.is_file():
+    if path_kind(path) != "file":
         raise UserError(f"config.json: {str(path)!r} is not a file or a folder holding one")
     data = read_json(path, "model")
     if not isinstance(data, dict):

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from hwprofiles.errors import UserError
-from hwprofiles.inputs import read_text
+from hwprofiles.inputs import path_kind, read_text
 from simulator.hf_config import from_hf_config
 from simulator.model import ModelSpec
 
@@ -212,11 +212,12 @@ def load_model(spec: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec) -> 
     if isinstance(spec, str) and _key(spec) in _catalogue():
         return _catalogue()[_key(spec)].spec
     path = Path(spec)
-    if path.suffix == ".toml" and path.is_file():
+    kind = path_kind(path)
+    if path.suffix == ".toml" and kind == "file":
         return _from_mapping(
             _parse(read_text(path, "model", "a TOML file"), path.name), path.name, path.stem
         )
-    if path.is_dir() or (path.suffix == ".json" and path.is_file()):
+    if kind == "dir" or (path.suffix == ".json" and kind == "file"):
         return from_hf_config(path)
     raise UserError(
         f"model: {str(spec)!r} is neither a known preset nor an existing config.json/.toml "

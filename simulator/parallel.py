@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from hwprofiles.errors import UserError
+from hwprofiles.precision import PRECISIONS as PRECISION_TABLE
 from hwprofiles.typed import check, field_types
 from simulator.limits import MAX_BATCH, MAX_SEQ_LEN, check_gpus
 from simulator.model import ModelSpec
@@ -14,10 +15,9 @@ from simulator.pipeline_split import physical_stage_layers, stage_layers
 Recompute = Literal["none", "selective", "full"]
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4"]
 RECOMPUTE_MODES = ("none", "selective", "full")
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8", "mxfp8", "nvfp4")
+PRECISIONS = tuple(PRECISION_TABLE)
 
-BYTES_PER_PARAM = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "mxfp8": 1 + 1 / 32,
-                   "nvfp4": 0.5 + 1 / 16}  # fmt: skip
+BYTES_PER_PARAM = {k: p.weight_bytes for k, p in PRECISION_TABLE.items()}
 """Bytes of one weight element in the compute dtype, as ZeRO gathers it (the closed form's and
 the SimPy engine's `w_bytes`).
 

@@ -137,7 +137,13 @@ class StepResult:
             "mfu": self.mfu,
             "hfu": self.hfu,
             "mfu_convention": "model FLOPs without recompute (6N-style per token incl. attention)"
-            " / (step time * GPUs * dense peak of the compute dtype); hfu counts recompute",
+            " / (step time * GPUs * dense peak of the compute dtype); hfu counts recompute"
+            + (
+                "; mixture-of-experts: active parameters only (top-k routed and shared experts,"
+                " no capacity padding or load imbalance)"
+                if "active_params" in self.inputs.get("model", {})
+                else ""
+            ),
             "comm_exposed_s": self.comm_exposed_s,
             "comm_fraction": self.comm_fraction,
             "memory_per_gpu_bytes": self.memory_per_gpu_bytes,

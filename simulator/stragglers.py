@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from hwprofiles.errors import UserError
+from hwprofiles.profile import HardwareProfile
 
 DEVICE_SPEED_SIGMA = 0.025
 """Lognormal sigma of persistent per-GPU speed (dimensionless). Sinha et al., "Not All GPUs Are
@@ -172,3 +173,59 @@ def step_with_stragglers(
     if net and exposed_comm_s > 0:
         out += exposed_comm_s * (expected_max_factor(n, 0.0, net) - 1.0)
     return out
+
+
+def _nics(hw: HardwareProfile, gpus: int) -> int:
+    return math.ceil(gpus / hw.node.gpus_per_node) * hw.node.nics_per_node
+
+
+def slow_ring_distribution(
+    nics: int, transients: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """(probability, factor) of the slowest of `nics` NICs in one step (factor 1: none slow).
+
+    Each NIC independently is slowed by one kind with its probability (at most one kind); a
+    ring crossing every NIC runs at the slowest one's rate.
+    """
+    p_slow = sum(p for p, _ in transients)
+    if p_slow >= 1.0:
+        raise UserError("nic_slowdowns", list(transients), "probabilities must sum to < 1")
+    levels = sorted({1.0, *(f for _, f in transients)})
+    out, prev = [], 0.0
+    for f in levels:
+        cdf = (1.0 - p_slow + sum(p for p, g in transients if 1.0 < g <= f)) ** nics
+        out.append((cdf - prev, f))
+        prev = cdf
+    return out
+
+
+def slowed_nics(hw: HardwareProfile, factor: float) -> HardwareProfile:
+    """`hw` with its scale-out links `factor` times slower (factor 1: unchanged)."""
+    if factor == 1.0:
+        return hw
+    link = hw.node.scale_out
+    slow = replace(
+        link,
+        bandwidth_bytes_per_s=link.bandwidth_bytes_per_s / factor,
+        source=f"{link.source}; slowed x{factor:g} (a slow NIC in the ring)",
+    )
+    return replace(hw, node=replace(hw.node, scale_out=slow))
+
+
+def slow_nic_profile(
+    hw: HardwareProfile, gpus: int, transients: Sequence[tuple[float, float]], seed: int
+) -> HardwareProfile:
+    """One step's draw: each NIC of the job slowed with its probability; every ring then runs
+    at the slowest NIC's rate (modelled: all scale-out traffic takes that rate)."""
+    bad = [x for x in transients if not (0 <= x[0] < 1 and x[1] >= 1)]
+    if bad or sum(x[0] for x in transients) >= 1:
+        raise UserError(
+            "nic_slowdowns", list(transients), "need probabilities in [0, 1) and factors >= 1"
+        )
+    u = np.random.default_rng([seed, 0x51C]).random(_nics(hw, gpus))
+    factor, edge = 1.0, 0.0
+    for prob, f in transients:
+        if np.any((u >= edge) & (u < edge + prob)):
+            factor = max(factor, f)
+        edge += prob
+    return slowed_nics(hw, factor)

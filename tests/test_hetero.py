@@ -89,3 +89,25 @@ def test_cli_simulate_over_pools() -> None:
     assert out["gated_by"] in ("h100-sxm", "a100-80gb")
     bad = CliRunner().invoke(app, ["simulate", "--hardware", "h100-sxm:16,a100-80gb:x"])
     assert bad.exit_code == 2 and "GPU count 'x' must be an integer" in bad.output
+
+
+def test_run_file_pools(tmp_path) -> None:
+    f = tmp_path / "run.toml"
+    f.write_text(
+        '[model]\nname = "gpt3-1.3b"\n[training]\nglobal_batch = 256\nseq_len = 2048\n'
+        'micro_batch = 1\n[[cluster.pool]]\nhardware = "h100-sxm"\ngpus = 16\n'
+        '[[cluster.pool]]\nhardware = "a100-80gb"\ngpus = 16\n'
+    )
+    r = CliRunner().invoke(app, ["simulate", "--config", str(f), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert [(p["hardware"], p["gpus"]) for p in out["pools"]] == [
+        ("h100-sxm", 16),
+        ("a100-80gb", 16),
+    ]
+    assert out["pools"][0]["microbatches_per_replica"] > out["pools"][1]["microbatches_per_replica"]
+    bad = CliRunner().invoke(app, ["scale", "--config", str(f), "--gpus", "8,16"])
+    assert bad.exit_code == 2 and "cluster.pool: pools are read by `llmcap simulate`" in bad.output
+    f.write_text(f.read_text().replace("gpus = 16\n", "gpus = 0\n", 1))
+    bad = CliRunner().invoke(app, ["simulate", "--config", str(f)])
+    assert bad.exit_code == 2 and "cluster.pool[0].gpus: 0 must be an integer >= 1" in bad.output

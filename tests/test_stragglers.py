@@ -74,3 +74,30 @@ def test_bad_slowdowns_are_user_errors() -> None:
         Slowdown("x", 0.1, 0.5)
     with pytest.raises(ValueError, match="slowdowns"):
         simulate_step(dp_workload(MODEL, 8), H100, slowdowns=[(0.6, 1.5), (0.5, 2.0)])
+
+
+def test_slow_nic_in_both_engines_amplifies_with_ranks() -> None:
+    from analysis.stragglers import slow_nic_expectation
+    from simulator.stragglers import slow_ring_distribution
+
+    tr = [(1e-3, 4.0)]  # a NIC 4x slower in one step of a thousand (an assumption)
+    dist = slow_ring_distribution(1024, tr)
+    assert sum(p for p, _ in dist) == pytest.approx(1.0)
+    assert dict((f, p) for p, f in dist)[4.0] == pytest.approx(1 - (1 - 1e-3) ** 1024)
+    excess = []
+    for n in (64, 1024):
+        w = dp_workload(MODEL, n)
+        cf = slow_nic_expectation(w, H100, tr)
+        des = slow_nic_expectation(w, H100, tr, engine="des")
+        assert des["expected_step_s"] == pytest.approx(cf["expected_step_s"], rel=0.03)
+        mc = np.mean(
+            [
+                simulate_step(w, H100, seed=s, nic_slowdowns=tr, contention=False).arrays[
+                    "step_time_s"
+                ]
+                for s in range(12)
+            ]
+        )
+        assert mc == pytest.approx(des["expected_step_s"], rel=0.1)
+        excess.append(cf["expected_step_s"] / cf["step_s"] - 1)
+    assert 0 < excess[0] < 0.05 < 0.15 < excess[1]  # 2 % at 64 ranks, 24 % at 1,024

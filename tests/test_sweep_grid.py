@@ -58,6 +58,8 @@ def test_key_and_engine_seed_depend_on_inputs_only():
         ({"gpu": [8]}, "axes.gpu: unknown axis"),
         ({"model": ["gpt-9"]}, "axes.model: 'gpt-9' is not a model preset"),
         ({"gpus": [8, 0]}, "axes.gpus: 0 must be >= 1"),
+        ({"speed_sigma": [0.1, 9.0]}, "axes.speed_sigma: 9.0 must be <= 5"),
+        ({"scale_out_gbps": [float("inf")]}, "axes.scale_out_gbps: inf must be a finite number"),
         ({"precision": ["fp7"]}, "axes.precision: 'fp7' must be one of"),
         ({"engine": ["simpy"]}, "axes.engine: 'simpy' must be one of"),
         ({"options.warp": [True]}, "axes.options.warp: unknown option"),
@@ -119,6 +121,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2 and "cannot be reached within 1 s" in r.output
     assert r.output.count("\n") == 1
+    assert not (tmp_path / "o2").exists()  # nothing written before the scheduler answers
 
 
 JOBMIX = Path(__file__).resolve().parent.parent / "examples" / "jobmix.toml"
@@ -174,3 +177,16 @@ def test_cli_runs_resumes_and_plots(tmp_path):
     assert r.exit_code == 0, r.output
     png = out / "comm_fraction.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_shared_seeds_give_one_engine_seed_per_replicate():
+    axes = {"gpus": [16, 32], "scale_out_gbps": [100, 400], "seed": [0, 1]}
+    own = grid(axes).points()
+    data = {"sweep": {"engine": "des", "shared_seeds": True}, "base": BASE, "axes": axes}
+    shared = parse_grid(data)
+    seeds = {}
+    for p in shared.points():
+        seeds.setdefault(p.values["seed"], set()).add(make_task(shared.base, p)["des"]["seed"])
+    assert [len(s) for s in seeds.values()] == [1, 1] and seeds[0] != seeds[1]
+    assert len({make_task(BASE, p)["des"]["seed"] for p in own}) == 8
+    assert not {p.key for p in own} & {p.key for p in shared.points()}

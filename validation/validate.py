@@ -17,7 +17,7 @@ from typing import Any
 from analysis.cli.common import dumps, write_atomic
 from hwprofiles.calibration.machine import load_average, machine_info
 from hwprofiles.errors import UserError
-from hwprofiles.inputs import read_json
+from hwprofiles.inputs import path_kind, read_json
 from hwprofiles.profile import HardwareProfile
 from validation import report
 from validation.compare import (
@@ -216,7 +216,7 @@ def finish(
 def read_report(out: Path) -> dict[str, Any]:
     """The report document in `out` (``report.json``), checked to be a validation report."""
     path = out / "report.json"
-    if not path.is_file():
+    if path_kind(path) != "file":
         raise UserError(f"repredict: {path} does not exist (run llmcap validate first)")
     doc = read_json(path, "repredict")
     if not isinstance(doc, dict) or doc.get("format") != report.FORMAT:

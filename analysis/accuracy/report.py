@@ -54,10 +54,20 @@ def to_markdown(
     result: dict[str, Any],
     collectives: list[dict[str, Any]],
     whole_run: dict[str, Any] | None = None,
+    crossval: dict[str, Any] | None = None,
+    components: dict[str, Any] | None = None,
+    moe: dict[str, Any] | None = None,
 ) -> str:
+    from analysis.accuracy.report_cv import components_markdown, crossval_markdown
+
     s = result["summary"]
-    lines = [
-        "# Accuracy against published training runs",
+    lines = ["# Accuracy against published training runs", ""]
+    if crossval is not None:
+        lines += crossval_markdown(crossval)
+    if components is not None:
+        lines += components_markdown(components)
+    lines += [
+        "## In sample: every row with the catalogue's sustained fraction",
         "",
         "Regenerate with `llmcap accuracy --out docs/accuracy.md` (closed-form engine, datasheet",
         "profiles). Data: `analysis/data/published_runs.csv` with each row's source. Error is",
@@ -76,7 +86,8 @@ def to_markdown(
         "What is fixed and what is searched: one set of efficiencies per device (the catalogue's",
         "measured isolated-kernel maxima times one catalogue-wide sustained fraction, see",
         "`hwprofiles/data/accelerators.toml`); nothing is tuned per row. That one fraction was",
-        "fitted to these same groups of runs, so the errors below are in-sample for it. Where a",
+        "fitted to these same groups of runs, so the errors below are in-sample for it (the",
+        "out-of-sample figures are above). Where a",
         "source does not",
         "state the micro-batch, the interleaving or (Megatron 2024) selective recompute, the",
         "fastest layout that fits in memory is taken, since those tables were tuned for speed.",
@@ -116,6 +127,10 @@ def to_markdown(
         )
     if whole_run is not None:
         lines += whole_run_markdown(whole_run)
+    if moe is not None:
+        from analysis.accuracy.moe_rows import moe_markdown
+
+        lines += moe_markdown(moe)
     lines += ["", "## Rows not used", "", "| id | reason |", "|---|---|"]
     for sk in result["skipped"]:
         lines.append(f"| {sk['id']} | {sk['reason']} |")

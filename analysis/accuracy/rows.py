@@ -253,6 +253,10 @@ def _skip_reason(row: dict[str, str]) -> str:
         return "layers and hidden size not given"
     if rid.startswith("MLM19"):
         return "FLOP convention of the 2019 blog not stated"
+    if rid == "MOE-DSV3":
+        return "whole pre-training total on H800 (NVLink 400 GB/s), not in the catalogue"
+    if rid.startswith(("MOE", "NVL")):
+        return "mixture-of-experts row: compared in its own section, outside the fitted set"
     if rid.startswith(("L2", "EN")):
         return "whole-training totals: layout, cluster and downtime not stated"
     return f"metric {row['metric']!r} is not a step-time quantity"

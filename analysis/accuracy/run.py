@@ -26,6 +26,7 @@ class Comparison:
     mfu_predicted: float | None
     convention: str
     assumptions: list[str]
+    stack: str = ""
 
     @property
     def error(self) -> float:
@@ -33,10 +34,16 @@ class Comparison:
         return self.predicted_step_s / self.measured_step_s - 1
 
 
-def predict_case(case: Case) -> Comparison | Skipped:
+def predict_case(case: Case, sustained: float | None = None) -> Comparison | Skipped:
+    """The fastest layout of `case` that fits; `sustained` replaces the catalogue's
+    sustained fraction (leave-one-source-out refits, `analysis.accuracy.crossval`)."""
     from hwprofiles.catalogue import load_profile
 
     hw = load_profile(case.hardware, **case.hw_overrides)
+    if sustained is not None:
+        from analysis.accuracy.crossval import with_sustained
+
+        hw = with_sustained(hw, sustained)
     works = case.workloads()
     if not works:
         return Skipped(case.id, "no layout candidate is valid for this row")
@@ -71,6 +78,7 @@ def predict_case(case: Case) -> Comparison | Skipped:
         float(mfu),
         case.convention,
         case.assumptions,
+        case.stack,
     )
 
 
@@ -113,6 +121,7 @@ def run_accuracy() -> dict[str, Any]:
                 "mfu_predicted": c.mfu_predicted,
                 "convention": c.convention,
                 "assumptions": c.assumptions,
+                "stack": c.stack,
             }
             for c in comps
         ],

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis.cli.common import echo_json, run_guarded
+from analysis.report.fit import fold_text
 from hwprofiles import catalogue
 from hwprofiles.describe import (
     Quantity,
@@ -171,7 +172,9 @@ def register(app: typer.Typer) -> None:
                 echo_json(catalogue_json(table))
                 return
             console = Console()
-            for t in catalogue_tables(table):
+            tables = catalogue_tables(table)
+            fold_text(*tables)
+            for t in tables:
                 console.print(t)
             return
         profile = run_guarded(lambda: catalogue.load_profile(name, prices=prices))
@@ -180,4 +183,6 @@ def register(app: typer.Typer) -> None:
             return
         prov = profile.provenance
         title = f"{profile.name} ({prov.kind}{', ' + prov.date if prov.date else ''})"
-        Console().print(profile_table(profile_quantities(profile), title))
+        t = profile_table(profile_quantities(profile), title)
+        fold_text(t)
+        Console().print(t)

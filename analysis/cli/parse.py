@@ -6,6 +6,7 @@ import math
 import re
 
 from hwprofiles.errors import UserError
+from simulator.limits import check_gpus
 
 _COUNT_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 
@@ -35,10 +36,13 @@ def parse_gpus(gpus: str | None, max_gpus: int | None) -> tuple[int, ...]:
     if gpus is not None and max_gpus is not None:
         raise UserError("gpus: give --gpus or --max-gpus, not both")
     if gpus is None:
+        if max_gpus is not None:
+            check_gpus(max_gpus, "max_gpus")
         return gpu_counts_up_to(max_gpus if max_gpus is not None else DEFAULT_MAX_GPUS)
     out = []
     for item in split_list(gpus, "gpus"):
         if not item.isdigit() or int(item) < 1:
             raise UserError(f"gpus: {item!r} must be a whole number >= 1")
+        check_gpus(int(item))
         out.append(int(item))
     return tuple(sorted(set(out)))

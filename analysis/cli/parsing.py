@@ -1,4 +1,5 @@
-"""Option-parser errors in the project's one-line form, instead of click's usage boxes.
+"""Option-parser errors in the project's one-line form, instead of click's usage boxes; and
+SIGTERM/SIGHUP handled as Ctrl-C for every command.
 
 ``llmcap simulate --cp abc`` prints ``llmcap: error: --cp: 'abc' is not an integer`` and exits
 with 2, like every other input error (`analysis.cli.common.fail`); ``--help`` shows the usage.
@@ -7,8 +8,12 @@ with 2, like every other input error (`analysis.cli.common.fail`); ``--help`` sh
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from typer import exceptions as typer_exceptions
@@ -76,6 +81,26 @@ def one_line(exc: click.ClickException) -> str:
     return " ".join(line.split())
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP unwind like Ctrl-C while a command runs, so that staged outputs and
+    worker processes are cleaned up (`hwprofiles.outputs.staged_dir`) instead of the process
+    dying with temporaries on disk. Exit status 130, as for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
 class OneLineErrors(TyperGroup):
     """A `TyperGroup` whose parser errors are one `llmcap: error:` line, exit code 2."""
 
@@ -90,7 +115,8 @@ class OneLineErrors(TyperGroup):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with terminate_as_interrupt():
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.NoArgsIsHelpError as exc:
             exc.show()  # `llmcap` alone: the help text
             sys.exit(exc.exit_code)

@@ -8,6 +8,30 @@ from typing import Any
 import typer
 
 
+def pools_from_file(file_spec: dict[str, Any] | None) -> str | None:
+    """``[[cluster.pool]]`` tables (hardware, gpus) of a run file as "name:gpus,...", removed
+    from `file_spec`; None when the file has none."""
+    from hwprofiles.errors import UserError
+
+    if not file_spec or file_spec.get("cluster", {}).get("pool") is None:
+        return None
+    tables = file_spec["cluster"].pop("pool")
+    if not isinstance(tables, list) or not tables:
+        raise UserError("cluster.pool", tables, "must be [[cluster.pool]] tables")
+    parts = []
+    for i, t in enumerate(tables):
+        where = f"cluster.pool[{i}]"
+        if not isinstance(t, dict) or set(t) != {"hardware", "gpus"}:
+            raise UserError(where, t, "must have exactly hardware = NAME and gpus = N")
+        if not isinstance(t["hardware"], str) or ":" in t["hardware"] or "," in t["hardware"]:
+            raise UserError(f"{where}.hardware", t["hardware"], "must be a hardware name")
+        g = t["gpus"]
+        if isinstance(g, bool) or not isinstance(g, int) or g < 1:
+            raise UserError(f"{where}.gpus", g, "must be an integer >= 1")
+        parts.append(f"{t['hardware']}:{g}")
+    return ",".join(parts)
+
+
 def simulate_pools(
     file_spec: dict[str, Any] | None,
     over: dict[str, dict[str, Any]],
@@ -57,3 +81,5 @@ def render(result: dict[str, Any]) -> None:
         )
     bw = result["cross_pool_scale_out_per_gpu_bytes_per_s"]
     typer.echo(f"  cross-pool ring at the slowest NIC: {bw / 1e9:.1f} GB/s per GPU per direction")
+    for note in result.get("notes", []):
+        typer.echo(f"  note: {note}")

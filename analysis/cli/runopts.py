@@ -54,14 +54,22 @@ Etp = Annotated[int | None, Opt(help="Expert tensor-parallel degree [default: 1]
 CapacityFactor = Annotated[
     float | None, Opt(help="MoE capacity factor [default: none, dropless routing]")
 ]
-Imbalance = Annotated[float | None, Opt(help="MoE hottest-rank load / mean (dropless) [1.2]")]
+Imbalance = Annotated[
+    float | None, Opt(help="MoE hottest-rank load / mean (dropless) [default: 1.2]")
+]
 A2aOverlap = Annotated[
     bool | None,
-    Opt("--moe-a2a-overlap/--no-moe-a2a-overlap", help="MoE dispatch beside shared experts"),
+    Opt(
+        "--moe-a2a-overlap/--no-moe-a2a-overlap",
+        help="MoE dispatch beside shared experts [default: off]",
+    ),
 ]
 EpScaleUp = Annotated[
     bool | None,
-    Opt("--ep-on-nvlink/--ep-anywhere", help="Require the EP group inside one NVLink domain"),
+    Opt(
+        "--ep-on-nvlink/--ep-anywhere",
+        help="Require the EP group inside one NVLink domain [default: anywhere]",
+    ),
 ]
 FirstStageLayers = Annotated[
     int | None, Opt(help="Layers on the first pipeline stage [default: Megatron-Core's split]")
@@ -189,4 +197,5 @@ def des_options(
         return {}
     number(jitter, "--jitter", minimum=0.0, maximum=MAX_SIGMA)
     number(speed_sigma, "--speed-sigma", minimum=0.0, maximum=MAX_SIGMA)
+    number(seed, "--seed", minimum=0, maximum=2**63 - 1, integer=True)  # numpy SeedSequence
     return {"seed": seed, "jitter": jitter, "speed_sigma": speed_sigma, "contention": contention}

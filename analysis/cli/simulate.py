@@ -109,10 +109,13 @@ def register(app: typer.Typer) -> None:
                     "moe_ep_on_scale_up": ep_on_nvlink,
                 },
             )
-            if hardware is not None and ":" in hardware:  # a job over several pools
-                from analysis.cli.pools_step import simulate_pools
+            from analysis.cli.pools_step import pools_from_file, simulate_pools
 
-                return simulate_pools(file_spec, over, hardware, engine, contention, seed), None
+            pools = pools_from_file(file_spec)
+            if hardware is not None and ":" in hardware:
+                pools = hardware  # the flag wins over the file
+            if pools is not None:  # a job over several pools
+                return simulate_pools(file_spec, over, pools, engine, contention, seed), None
             run = build_run(merge(file_spec, over))
             kw = ro.des_options(engine, seed, jitter, speed_sigma, contention)
             if engine == "des":

@@ -49,11 +49,13 @@ def register(app: typer.Typer) -> None:
                 }
             )
             return
+        from analysis.report.fit import wrapped
+
         for s in found:
             mark = " (default)" if s.name == default else ""
-            typer.echo(f"{s.name}{mark}: {s.summary}")
+            typer.echo(wrapped(f"{s.name}{mark}: {s.summary}", "  "))
             for k, v in s.settings.items():
                 line = f"    {k} = {v!r}"
-                typer.echo(line + (f"  [{s.sources[k]}]" if name else ""))
+                typer.echo(wrapped(line + (f"  [{s.sources[k]}]" if name else ""), "  "))
             for k, (v, src) in s.info.items():
-                typer.echo(f"    [info] {k}: {v}" + (f"  [{src}]" if name else ""))
+                typer.echo(wrapped(f"    [info] {k}: {v}" + (f"  [{src}]" if name else ""), "  "))

@@ -124,6 +124,7 @@ def blocks(result: dict[str, Any]) -> list[Block]:
                     _h(s["mean"]),
                     _h(s["p95"]),
                     c["stops"],
+                    c.get("failures", 0),
                     f"{c['lost_gpu_h']:,.0f}",
                 ]
             )
@@ -139,6 +140,7 @@ def blocks(result: dict[str, Any]) -> list[Block]:
                 "mean slowdown",
                 "p95 slowdown",
                 "preemptions / switches",
+                "failures",
                 "lost GPU-h",
             ],
             rows,

@@ -42,6 +42,8 @@ def layout_text(b: dict[str, int]) -> str:
     if b["cp"] > 1:
         parts.append(f"cp{b['cp']}")
     parts += [f"dp{b['dp']}", f"mb{b['mb']}", f"gbs{b['gbs']}"]
+    if b.get("ep", 1) > 1:
+        parts.append(f"ep{b['ep']}" + (f" etp{b['etp']}" if b.get("etp", 1) > 1 else ""))
     if b["zero"]:
         parts.append(f"zero{b['zero']}")
     if b["sp"]:

@@ -70,7 +70,7 @@ def answer_blocks(result: PlanResult) -> list[Block]:
         out.append(
             (
                 "table",
-                ["", c.label],
+                ["recommended", c.label],
                 [(k, f"`{v}`" if k == "layout" else v) for k, v in facts(result, c)],
             )
         )
@@ -106,6 +106,12 @@ def answer_blocks(result: PlanResult) -> list[Block]:
     front = [result.candidates[i] for i in result.ranking][:8]
     if front:
         owning = q.ownership is not None
+        order = (
+            "meeting the deadline, cheapest first"
+            if q.deadline_s is not None
+            else ("within the budget, fastest first" if q.budget_usd else "the Pareto front")
+        )
+        out.append(("h", 3, f"Ranking ({order})"))
         out.append(
             (
                 "table",
@@ -195,9 +201,7 @@ def _cand_row(c: Candidate, owning: bool = False) -> tuple[str, ...]:
     s, t = c.step, c.cost
     own = (usd(c.own.capex_usd), usd(c.own.run_usd)) if c.own else ("—", "—")
     return (
-        c.hardware,
-        str(c.gpus),
-        c.precision,
+        c.label,
         f"`{c.layout_text}`",
         _n(s.step_time_s, "{:.2f}"),
         f"{s.mfu:.1%}",
@@ -213,11 +217,15 @@ def _cand_row(c: Candidate, owning: bool = False) -> tuple[str, ...]:
     )
 
 
+def _drop_empty(heads: list[str], rows: list[tuple[str, ...]], empty=("—", "0.0%", "")):
+    """Leave out the columns that say nothing in every row (never the first)."""
+    keep = [0] + [i for i in range(1, len(heads)) if any(r[i] not in empty for r in rows)]
+    return [heads[i] for i in keep], [tuple(r[i] for i in keep) for r in rows]
+
+
 def candidates_blocks(result: PlanResult) -> list[Block]:
     heads = [
-        "hardware",
-        "GPUs",
-        "precision",
+        "candidate",
         "best layout",
         "step (s)",
         "MFU",
@@ -240,8 +248,10 @@ def candidates_blocks(result: PlanResult) -> list[Block]:
         ),
         (
             "table",
-            heads,
-            [_cand_row(c, result.request.ownership is not None) for c in result.feasible],
+            *_drop_empty(
+                heads,
+                [_cand_row(c, result.request.ownership is not None) for c in result.feasible],
+            ),
         ),
     ]
     bad = [c for c in result.candidates if not c.feasible]
@@ -274,7 +284,7 @@ def _breakdown_table(result: PlanResult) -> Block:
         )
         for c in cands
     ]
-    return ("table", ["candidate", *(label(k) for k in BREAKDOWN_KEYS)], rows)
+    return ("table", *_drop_empty(["candidate", *(label(k) for k in BREAKDOWN_KEYS)], rows))
 
 
 def seed_blocks(result: PlanResult) -> list[Block]:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from analysis.labels import label
 from analysis.planner.costs import SECONDS_PER_DAY
@@ -75,7 +76,7 @@ def at_gpus(result: PlanResult, gpus: int | None) -> list[Candidate]:
 
 def speedup_figure(result: PlanResult) -> Figure:
     """llmcap's speed-up over one ideal GPU vs GPU count, per hardware, with the seed's m*k."""
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(10.0, 4.8))
     ax = fig.subplots()
     hw_names = [h.name for h in result.request.hardware]
     col = _colours(hw_names)
@@ -109,7 +110,7 @@ def breakdown_figure(result: PlanResult) -> Figure:
     """Where the step time goes for each (hardware, precision) at the reference GPU count."""
     gpus = reference_gpus(result)
     cands = at_gpus(result, gpus)
-    fig = Figure(figsize=(6.4, 0.5 + 0.45 * max(1, len(cands))))
+    fig = Figure(figsize=(10.0, 1.4 + 0.45 * max(1, len(cands))))
     ax = fig.subplots()
     labels = [f"{c.hardware} {c.precision}" for c in cands]
     left = [0.0] * len(cands)
@@ -128,34 +129,40 @@ def breakdown_figure(result: PlanResult) -> Figure:
 
 
 def pareto_figure(result: PlanResult) -> Figure:
-    """Time to train vs cost of every feasible candidate; the Pareto front joined."""
-    fig = Figure(figsize=(6.4, 4.4))
+    """Time to train vs cost of every feasible candidate, each labelled with its GPU count;
+    the Pareto front joined. Cost is the owner's cost of the run with --own, else rental."""
+    fig = Figure(figsize=(10.0, 5.2))
     ax = fig.subplots()
     col = _colours([h.name for h in result.request.hardware])
-    priced = [c for c in result.feasible if c.cost.cost_usd is not None]  # type: ignore[union-attr]
+    priced = [c for c in result.feasible if c.money is not None]
     for c in priced:
+        x, y = c.cost.days, c.money / 1e6  # type: ignore[union-attr, operator]
         ax.scatter(
-            c.cost.days,  # type: ignore[union-attr]
-            c.cost.cost_usd / 1e6,  # type: ignore[union-attr, operator]
-            color=col[c.hardware],
-            marker=MARKERS.get(c.precision, "o"),
-            s=28,
-            alpha=0.85,
+            x, y, color=col[c.hardware], marker=MARKERS.get(c.precision, "o"), s=34, alpha=0.85
         )
-    front = sorted((c.cost.days, c.cost.cost_usd / 1e6) for c in priced if c.on_pareto)  # type: ignore[union-attr, operator]
+        ax.annotate(
+            f"{c.gpus:,}",
+            (x, y),
+            xytext=(4, 4),
+            textcoords="offset points",
+            fontsize=7,
+            color=col[c.hardware],
+        )
+    front = sorted((c.cost.days, c.money / 1e6) for c in priced if c.on_pareto)  # type: ignore[union-attr, operator]
     if front:
         xs, ys = zip(*front, strict=True)
         ax.step(xs, ys, where="post", color="k", lw=1, label="Pareto front")
     if result.recommended is not None:
         r = result.candidates[result.recommended]
-        ax.scatter(
-            r.cost.days,
-            r.cost.cost_usd / 1e6,
-            s=160,
-            facecolors="none",  # type: ignore[union-attr, operator]
-            edgecolors="red",
-            label=f"recommended: {r.label}",
-        )
+        if r.money is not None:
+            ax.scatter(
+                r.cost.days,  # type: ignore[union-attr]
+                r.money / 1e6,
+                s=180,
+                facecolors="none",
+                edgecolors="red",
+                label=f"recommended: {r.label}",
+            )
     q = result.request
     if q.deadline_s is not None:
         ax.axvline(q.deadline_s / SECONDS_PER_DAY, color="red", ls=":", lw=1, label="deadline")
@@ -166,11 +173,18 @@ def pareto_figure(result: PlanResult) -> Figure:
     for prec in q.precisions:
         ax.scatter([], [], color="grey", marker=MARKERS.get(prec, "o"), label=prec)
     ax.set_xscale("log")
-    ax.set_xlabel("time to train (days)")
-    ax.set_ylabel("cost (million USD, rental)")
+    days = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(days)
+    ax.xaxis.set_minor_formatter(days)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel("time to train (days); labels: GPU count")
+    what = "owning, this run's share" if q.ownership is not None else "renting"
+    cls = f", {q.price_class} prices" if q.price_class and q.ownership is None else ""
+    ax.set_ylabel(f"cost (million USD, {what}{cls})")
     ax.set_title("Time vs cost")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
     return fig
 
 
@@ -180,7 +194,7 @@ def precision_figure(result: PlanResult) -> Figure:
     cands = at_gpus(result, gpus)
     precs = list(result.request.precisions)
     hws = [h.name for h in result.request.hardware]
-    fig = Figure(figsize=(8.4, 3.8))
+    fig = Figure(figsize=(10.0, 4.0))
     ax_e, ax_t = fig.subplots(1, 2)
     width = 0.8 / max(1, len(precs))
     for j, prec in enumerate(precs):

@@ -43,15 +43,24 @@ def _table(cols: Sequence[Col], rows: Sequence[Sequence[str]], keep: list[int], 
             justify=c.justify,  # type: ignore[arg-type]
             no_wrap=not c.wrap,
             overflow="fold" if c.wrap else "ignore",
-            min_width=None if c.wrap else max([len(c.header)] + [len(r[i]) for r in rows]),
+            min_width=_longest(c, rows, i),
         )
     for r in rows:
         t.add_row(*(r[i] for i in keep))
     return t
 
 
+def _longest(c: Col, rows: Sequence[Sequence[str]], i: int) -> int:
+    """The narrowest the column may get: its longest cell, or longest word when it wraps."""
+    cells = [c.header] + [r[i] for r in rows]
+    if c.wrap:
+        return max(len(w) for cell in cells for w in (cell.split() or [""]))
+    return max(len(cell) for cell in cells)
+
+
 def _min_width(t: Table, console: Console) -> int:
-    return Measurement.get(console, console.options, t).minimum
+    wide = console.options.update_width(100_000)  # unclamped: the table's true minimum
+    return Measurement.get(console, wide, t).minimum
 
 
 def fit_table(
@@ -70,3 +79,27 @@ def fit_table(
         worst = min(keep, key=lambda i: (cols[i].priority, -i))
         keep.remove(worst)
         dropped.append(cols[worst].header)
+
+
+def fold_text(*tables: Table) -> None:
+    """Let every column of `tables` wrap its text instead of cutting it with an ellipsis."""
+    for t in tables:
+        for col in t.columns:
+            col.overflow = "fold"
+
+
+def wrapped(text: str, indent: str = "") -> str:
+    """`text` wrapped at the terminal width ($COLUMNS, else the terminal, else 80)."""
+    import shutil
+    import textwrap
+
+    width = shutil.get_terminal_size((80, 24)).columns
+    lead = text[: len(text) - len(text.lstrip())]
+    return textwrap.fill(
+        text.strip(),
+        width=max(40, width),
+        initial_indent=lead,
+        subsequent_indent=lead + indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )

@@ -10,14 +10,16 @@ from collections.abc import Mapping, Sequence
 from analysis.report.content import Block
 
 STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
+body { font-family: system-ui, sans-serif; max-width: 84rem; margin: 2rem auto; padding: 0 1rem;
        color: #222; line-height: 1.45; }
-table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.85rem; }
+table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.85rem; display: block;
+        overflow-x: auto; max-width: 100%; }
+td code { white-space: nowrap; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }
 th { background: #f2f2f2; }
 code { background: #f6f6f6; padding: 0 0.2rem; }
 figure { margin: 1rem 0; } figcaption { font-style: italic; font-size: 0.9rem; }
-img { max-width: 100%; }
+figure img { width: 100%; height: auto; display: block; }
 """
 
 

@@ -81,8 +81,7 @@ def render_plan(
     front = [result.candidates[i] for i in result.ranking][:5]
     if front:
         con.print("layouts of the first ranked:", highlight=False)
-        for c in front:
-            con.print(f"  {escape(c.label)}: {escape(c.layout_text)}", highlight=False)
+        _lines(con, [(c.label, c.layout_text) for c in front])
     skipped = len(result.candidates) - len(result.feasible)
     if skipped:
         con.print(f"{skipped} candidate(s) without a feasible layout (see the report or --json)")

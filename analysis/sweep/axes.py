@@ -9,6 +9,7 @@ the seed the engine gets is derived from all of a point's inputs), `jitter`, `sp
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from analysis.closed_form import Options
 from analysis.predict import ENGINES as STEP_ENGINES
 from hwprofiles.errors import UserError
+from simulator.limits import MAX_SIGMA
 from simulator.parallel import PRECISIONS, RECOMPUTE_MODES
 
 RUN_AXES: dict[str, tuple[str, str]] = {
@@ -67,10 +69,12 @@ def _int(lo: int, hi: int | None = None, also: tuple[int, ...] = ()) -> Callable
     return check
 
 
-def _float(lo: float, strict: bool) -> Callable[[Any], str]:
+def _float(lo: float, strict: bool, hi: float | None = None) -> Callable[[Any], str]:
     def check(v: Any) -> str:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return "must be a number"
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return "must be a finite number"
+        if hi is not None and v > hi:
+            return f"must be <= {hi:g}"
         ok = v > lo if strict else v >= lo
         return "" if ok else f"must be {'>' if strict else '>='} {lo:g}"
 
@@ -173,8 +177,8 @@ CHECKS: dict[str, Callable[[Any], str]] = {
     "policy": _policy,
     "days": _float(0.0, strict=True),
     "seed": _int(0),
-    "jitter": _float(0.0, strict=False),
-    "speed_sigma": _float(0.0, strict=False),
+    "jitter": _float(0.0, strict=False, hi=MAX_SIGMA),
+    "speed_sigma": _float(0.0, strict=False, hi=MAX_SIGMA),
     "contention": _bool,
     "scale_out_gbps": _float(0.0, strict=True),
 }

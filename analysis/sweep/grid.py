@@ -1,8 +1,9 @@
 """A sweep grid from a TOML file: a base run, axes (lists or ranges), their cross product.
 
     [sweep]
-    engine = "des"                 # analytic | des (or an `engine` axis)
+    engine = "des"                 # analytic | des | cluster (or an `engine` axis)
     config = "run.toml"            # optional base run file, relative to the grid file
+    shared_seeds = false           # true: one engine seed per `seed` replicate (see below)
 
     [base.model]                   # optional run-file sections over `config`
     name = "llama-3-8b"
@@ -15,7 +16,10 @@
 
 Points are the cross product in axis order (the last axis varies fastest). Each point's key is
 a hash of its canonical inputs (base run, engine and axis values), so a re-run finds the points
-it already has, whichever order or machine computed them.
+it already has, whichever order or machine computed them. The engine's seed is derived from the
+key (all the point's inputs); with `shared_seeds = true` it is derived from the base run and the
+`seed` replicate only, so the points of one replicate share their random draws (common random
+numbers: a comparison across, say, NIC rates is not blurred by different straggler draws).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from analysis.sweep.axes import CLUSTER_AXES, OPTION_FIELDS, RUN_AXES, check_axi
 from hwprofiles.errors import UserError
 
 SECTIONS = ("sweep", "base", "axes")
-SWEEP_KEYS = ("engine", "config")
+SWEEP_KEYS = ("engine", "config", "shared_seeds")
 RANGE_DIGITS = 12
 """Range values are rounded to this many decimals (0.1 + 0.2 reads as 0.3)."""
 MAX_POINTS = 1_000_000
@@ -59,6 +63,8 @@ class Point:
     key: str
     values: dict[str, Any]
     """Axis name -> value."""
+    seed_key: str = ""
+    """What the engine seed is derived from: the key, or the replicate with shared seeds."""
 
 
 @dataclass(frozen=True)
@@ -66,24 +72,32 @@ class Grid:
     base: dict[str, dict[str, Any]]
     """The merged base run (defaults < `config` < `[base]`)."""
     axes: dict[str, list[Any]]
+    shared_seeds: bool = False
+    """Common random numbers: every point of one `seed` replicate gets the same engine seed."""
 
     @property
     def size(self) -> int:
         return math.prod(len(v) for v in self.axes.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"base": self.base, "axes": self.axes}
+        shared = {"shared_seeds": True} if self.shared_seeds else {}
+        return {"base": self.base, "axes": self.axes} | shared
 
     @property
     def fingerprint(self) -> str:
-        return digest({"base": self.base, "axes": self.axes})
+        return digest(self.to_dict())
 
     def points(self) -> list[Point]:
         names = list(self.axes)
         out = []
         for combo in itertools.product(*(self.axes[n] for n in names)):
             values = dict(zip(names, combo, strict=True))
-            out.append(Point(digest({"base": self.base, "point": values}), values))
+            inputs = {"base": self.base, "point": values}
+            key = digest(inputs | ({"shared_seeds": True} if self.shared_seeds else {}))
+            seed_key = key
+            if self.shared_seeds:
+                seed_key = digest({"base": self.base, "replicate": values.get("seed", 0)})
+            out.append(Point(key, values, seed_key))
         return out
 
 
@@ -181,7 +195,10 @@ def parse_grid(data: dict[str, Any], root: Path = Path(".")) -> Grid:
         for name in CLUSTER_AXES:
             if name in axes:
                 raise UserError(f"axes.{name}: a cluster input (rule: needs engine = 'cluster')")
-    grid = Grid(base=base, axes=axes)
+    shared = sw.get("shared_seeds", False)
+    if not isinstance(shared, bool):
+        raise UserError(f"sweep.shared_seeds: {shared!r} must be true or false")
+    grid = Grid(base=base, axes=axes, shared_seeds=shared)
     if grid.size > MAX_POINTS:
         raise UserError(f"axes: {grid.size} points (rule: at most {MAX_POINTS})")
     return grid

@@ -45,7 +45,7 @@ def make_task(base: dict[str, dict[str, Any]], point: Point) -> dict[str, Any]:
     if v["engine"] == "cluster":
         return _cluster_task(base, point)
     des = {k: v.get(k, d) for k, d in DES_DEFAULTS.items()}
-    des["seed"] = engine_seed(point.key)
+    des["seed"] = engine_seed(point.seed_key or point.key)
     return {
         "key": point.key,
         "spec": run_spec(base, v),

@@ -9,6 +9,7 @@ since the last checkpoint.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,14 +41,16 @@ class Summary:
     lost: int
 
 
-def prepare_dir(out: Path, grid: Grid, fmt: str) -> None:
-    """Create `out` for `grid`, or check that it already holds this grid in this format."""
+def check_dir(out: Path, grid: Grid, fmt: str) -> bool:
+    """Whether `out` is new for `grid` (True) or already holds it in this format (False).
+
+    Raises `UserError` for a directory holding another grid, another format, or other files.
+    Writes nothing.
+    """
     if fmt not in FORMATS:
         raise UserError(f"format: {fmt!r} must be one of {', '.join(FORMATS)}")
     manifest = out / MANIFEST
     if manifest.is_file():
-        import json
-
         held = json.loads(manifest.read_text())
         if held.get("fingerprint") != grid.fingerprint:
             raise UserError(
@@ -60,18 +63,17 @@ def prepare_dir(out: Path, grid: Grid, fmt: str) -> None:
                 f"format: {fmt!r} but {str(out)!r} holds a {held.get('format')} table "
                 "(rule: resume in the same format)"
             )
-        return
+        return False
     if out.is_dir() and any(out.iterdir()):
         raise UserError(
             f"out: {str(out)!r} is not empty and has no {MANIFEST} (rule: a new or sweep directory)"
         )
-    doc = {
-        "fingerprint": grid.fingerprint,
-        "format": fmt,
-        "points": grid.size,
-        "grid": grid.to_dict(),
-    }
-    write_atomic(manifest, dumps(doc))
+    return True
+
+
+def write_manifest(out: Path, grid: Grid, fmt: str) -> None:
+    doc = {"fingerprint": grid.fingerprint, "format": fmt, "points": grid.size}
+    write_atomic(out / MANIFEST, dumps(doc | {"grid": grid.to_dict()}))
 
 
 def run_sweep(
@@ -88,7 +90,11 @@ def run_sweep(
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> Summary:
-    """Run every point of `grid` not yet in `out`'s table; return what happened."""
+    """Run every point of `grid` not yet in `out`'s table; return what happened.
+
+    Nothing is written before the executor is up (a scheduler that cannot be reached leaves
+    no directory behind); `on_row` sees each new row as it arrives.
+    """
     if executor not in EXECUTORS:
         raise UserError(f"executor: {executor!r} must be one of {', '.join(EXECUTORS)}")
     if executor == "local" and (scheduler or workers):
@@ -97,75 +103,57 @@ def run_sweep(
         raise UserError(f"workers: {workers} must be >= 1")
     out = check_output(out, "out", "dir")
     with exclusive(out, "out"):  # two sweeps into one directory: one runs, one is refused
-        prepare_dir(out, grid, fmt)
-        return _run(
-            grid,
-            out,
-            fmt,
-            executor,
-            scheduler,
-            workers,
-            retry_failed,
-            timeout_s,
-            checkpoint_s,
-            progress,
-            on_row,
-        )
+        fresh = check_dir(out, grid, fmt)
+        points = grid.points()
+        keys = {p.key for p in points}
+        old = [] if fresh else read_rows(out, fmt, grid)
+        keep = ("ok",) if retry_failed else ("ok", "error")
+        rows = {r["key"]: r for r in old if r["key"] in keys and r.get("status") in keep}
+        todo = [p for p in points if p.key not in rows]
+        with _executor(executor if todo else "local", scheduler, workers, timeout_s) as run:
+            if fresh:
+                write_manifest(out, grid, fmt)
+
+            def save() -> None:
+                write_table(out, fmt, grid, rows.values())
+
+            bar = Progress(len(points), len(rows)) if progress else None
+            counts = _stream(run(grid.base, todo), rows, save, checkpoint_s, bar, on_row)
+    skipped = len(points) - len(todo)
+    return Summary(table_path(out, fmt), len(points), skipped, *counts)
 
 
-def _run(
-    grid: Grid,
-    out: Path,
-    fmt: str,
-    executor: str,
-    scheduler: str | None,
-    workers: int | None,
-    retry_failed: bool,
-    timeout_s: float,
+def _stream(
+    results: Iterator[tuple[Any, dict[str, Any]]],
+    rows: dict[str, dict[str, Any]],
+    save: Callable[[], None],
     checkpoint_s: float,
-    progress: bool,
+    bar: Progress | None,
     on_row: Callable[[dict[str, Any]], None] | None,
-) -> Summary:
-    points = grid.points()
-    keys = {p.key for p in points}
-    rows = {r["key"]: r for r in read_rows(out, fmt, grid) if r["key"] in keys}
-    if retry_failed:
-        rows = {k: r for k, r in rows.items() if r.get("status") == "ok"}
-    todo = [p for p in points if p.key not in rows]
-    bar = None
+) -> tuple[int, int, int]:
+    """Collect results into `rows`, saving every `checkpoint_s` and at the end (or on an
+    exception, Ctrl-C included); (ok, failed, lost) counts."""
     counts = {"ok": 0, "error": 0, LOST: 0}
     last = time.monotonic()
-    dirty = False
     try:
-        with _executor(executor if todo else "local", scheduler, workers, timeout_s) as run:
-            bar = Progress(len(points), len(rows)) if progress else None
-            for point, result in run(grid.base, todo):
-                counts[result["status"]] += 1
-                if bar:
-                    bar.update(result["status"])
-                if result["status"] == LOST:
-                    continue
-                row = {"key": point.key, **point.values, **result}
-                rows[point.key] = row
-                dirty = True
-                if on_row:
-                    on_row(row)
-                if time.monotonic() - last >= checkpoint_s:
-                    write_table(out, fmt, grid, rows.values())
-                    last, dirty = time.monotonic(), False
+        for point, result in results:
+            counts[result["status"]] += 1
+            if bar:
+                bar.update(result["status"])
+            if result["status"] == LOST:
+                continue
+            row = {"key": point.key, **point.values, **result}
+            rows[point.key] = row
+            if on_row:
+                on_row(row)
+            if time.monotonic() - last >= checkpoint_s:
+                save()
+                last = time.monotonic()
     finally:
-        if dirty or not table_path(out, fmt).exists():
-            write_table(out, fmt, grid, rows.values())
+        save()
         if bar:
             bar.close()
-    return Summary(
-        table_path(out, fmt),
-        len(points),
-        len(points) - len(todo),
-        counts["ok"],
-        counts["error"],
-        counts[LOST],
-    )
+    return counts["ok"], counts["error"], counts[LOST]
 
 
 @contextmanager

@@ -7,11 +7,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from hwprofiles.errors import UserError
+from hwprofiles.precision import PRECISIONS
 
-TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+TORCH_DTYPES = {k: p.torch_dtype for k, p in PRECISIONS.items() if p.torch_dtype is not None}
 """Profile dtype key -> torch dtype name; tf32 is fp32 storage with TF32 tensor-core matmuls."""
 
-ELEMENT_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2}
+ELEMENT_BYTES = {k: PRECISIONS[k].weight_bytes for k in TORCH_DTYPES}
 
 
 def torch_dtype(key: str) -> Any:

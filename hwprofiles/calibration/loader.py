@@ -21,7 +21,7 @@ from typing import Any
 
 from hwprofiles.calibration.store import FORMAT, PROFILE_FILE
 from hwprofiles.errors import UserError
-from hwprofiles.inputs import read_toml
+from hwprofiles.inputs import path_kind, read_toml
 from hwprofiles.profile import (
     Accelerator,
     AttentionTiming,
@@ -55,8 +55,8 @@ def _curve(c: Mapping[str, Any], where: str) -> EfficiencyCurve:
 def read_summary(path: str | Path) -> dict[str, Any]:
     """The parsed profile.toml of a profile directory (or the file itself)."""
     path = Path(path)
-    file = path / PROFILE_FILE if path.is_dir() else path
-    if not file.is_file():
+    file = path / PROFILE_FILE if path_kind(path) == "dir" else path
+    if path_kind(file) != "file":
         raise UserError(f"hardware: {path} has no {PROFILE_FILE} (not a calibration)")
     doc = read_toml(file, "hardware")
     if doc.get("format") != FORMAT:

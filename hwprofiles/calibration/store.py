@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 
 from hwprofiles.errors import UserError
+from hwprofiles.inputs import path_kind
 
 PROFILE_FILE = "profile.toml"
 FORMAT = "llmcap-calibration/1"
@@ -41,7 +42,7 @@ def safe_name(name: str) -> str:
 
 def is_profile_dir(path: Path) -> bool:
     """True if `path` is a directory holding a calibration's profile.toml."""
-    return path.is_dir() and (path / PROFILE_FILE).is_file()
+    return path_kind(path) == "dir" and path_kind(path / PROFILE_FILE) == "file"
 
 
 def find_saved(name: str, root: Path | None = None) -> Path | None:

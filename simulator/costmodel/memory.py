@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwprofiles.precision import PRECISIONS
 from simulator.costmodel.ops import Num
 from simulator.model import ModelSpec
 
-OPTIMIZER_BYTES_PER_PARAM = 12.0
+OPTIMIZER_BYTES_PER_PARAM = PRECISIONS["bf16"].state_bytes[2]
 """Adam in mixed precision: fp32 master weights + first + second moments (4+4+4 bytes);
 ZeRO paper (Rajbhandari et al. 2020, Sec. 3.1) counts K = 12."""
 
@@ -27,9 +28,7 @@ def param_state_bytes(precision: str) -> tuple[float, float, float]:
     reduces gradients in fp32), 12 bytes of Adam state. fp32/tf32: fp32 weights and gradients
     and 8 bytes of Adam moments (no separate master copy).
     """
-    if precision in ("fp32", "tf32"):
-        return 4.0, 4.0, 8.0
-    return 2.0, 4.0, OPTIMIZER_BYTES_PER_PARAM
+    return PRECISIONS[precision].state_bytes
 
 
 def params_per_device(

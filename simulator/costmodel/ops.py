@@ -55,6 +55,9 @@ class Op:
     """(batch, heads, seq, head_dim) of a fused attention call on this device, where the
     sequence is whole (no context parallelism): a profile that timed that shape prices it
     as measured (`Accelerator.attention_timings`)."""
+    key_len: Num = 0.0
+    """Keys each query attends over in a fused attention call (the whole sequence, also under
+    context parallelism); 0 for other ops. Prices the kernel's ramp with sequence length."""
     count: Num = 1.0
     """Times the kernel runs per layer, on average over the model's layers: a MoE model is
     costed as one average layer, so DeepSeek-V3's routed-expert kernels run in 58 of 61
@@ -152,7 +155,7 @@ def layer_ops(
             else (b, model.num_attention_heads / tp, s, model.head_width)
         )
         ops.append(Op("attention/core", "attention", core, 0.5 * core, 1.25 * core,
-                      recompute_selective=True, sdpa_shape=shape))  # fmt: skip
+                      recompute_selective=True, sdpa_shape=shape, key_len=s))  # fmt: skip
     else:
         # two batched GEMMs per head with inner dimension head_dim: read Q, K (and P, V),
         # write the s x s scores (and the context)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hwprofiles.precision import PRECISIONS
 from simulator.costmodel.moe import routed_factor
 from simulator.costmodel.ops import Num, Op, head_ops, layer_ops
 from simulator.costmodel.timing import ACT_BYTES, LOW_PRECISION, QUANT_BYTES, QUANT_COPIES
@@ -41,7 +42,7 @@ def stack_layer_ops(
         ops = [
             replace(o, kernel=opts.attention_kernel) if o.kind == "attention" else o for o in ops
         ]
-    if opts.amp_casts and precision in ("bf16", "fp16"):
+    if opts.amp_casts and PRECISIONS[precision].autocast:
         ops.append(amp_cast_op(model, b * s / cp, tp))
     return ops
 
@@ -65,7 +66,7 @@ def stack_head_ops(
     """The head's ops (final norm, logits, loss) per micro-batch per device, with the stack's
     extra kernels."""
     ops = head_ops(model, b, s, tp, cp, ACT_BYTES[precision])
-    if opts.amp_casts and precision in ("bf16", "fp16"):
+    if opts.amp_casts and PRECISIONS[precision].autocast:
         ops.append(amp_head_cast_op(model, b * s / cp, tp))
     return ops
 

@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwprofiles.attention_kernels import kernel_ratio
+from hwprofiles.attention_kernels import kernel_ratio, seq_ramp
+from hwprofiles.precision import PRECISIONS
 from hwprofiles.profile import Accelerator
 from simulator.costmodel.ops import Num, Op
 
-ACT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 2, "mxfp8": 2, "nvfp4": 2}
-LOW_PRECISION = ("fp8", "mxfp8", "nvfp4")
+ACT_BYTES = {k: p.activation_bytes for k, p in PRECISIONS.items()}
+"""Activation element size per training precision (`hwprofiles.precision`)."""
+LOW_PRECISION = tuple(k for k, p in PRECISIONS.items() if p.quantised)
 """Precisions whose GEMMs take quantised inputs cast from bf16 activations and weights."""
-QUANT_BYTES = {"fp8": 1.0, "mxfp8": 1 + 1 / 32, "nvfp4": 0.5 + 1 / 16}
-"""Bytes per quantised element written by a cast, scales included (see
-`simulator.parallel.BYTES_PER_PARAM`)."""
-QUANT_COPIES = {"fp8": 1, "mxfp8": 2, "nvfp4": 2}
-"""Quantised copies a forward cast writes. Block scales run along the GEMM's reduction
-dimension, so a block-scaled tensor used in both orientations (input and weight: forward and
-weight-gradient GEMMs) is quantised twice, row-wise and column-wise (NVIDIA Transformer Engine
-docs, 'Using FP8 with Transformer Engine', MXFP8 section); per-tensor fp8 on Hopper writes one
-copy forward and its transpose in the backward."""
-"""Activation element size per training precision (fp8 recipes keep activations in bf16;
-Micikevicius et al. 2022, "FP8 Formats for Deep Learning", Sec. 4)."""
+QUANT_BYTES = {k: p.quant_bytes for k, p in PRECISIONS.items() if p.quantised}
+"""Bytes per quantised element written by a cast, scales included (`hwprofiles.precision`)."""
+QUANT_COPIES = {k: p.quant_copies for k, p in PRECISIONS.items() if p.quantised}
+"""Quantised copies a forward cast writes (`hwprofiles.precision`)."""
 
 
 def gemm_dtype(precision: str) -> str:
@@ -37,7 +32,7 @@ def attention_dtype(precision: str) -> str:
     """Fused attention runs in bf16 under fp8, MXFP8 and NVFP4 training (Transformer Engine
     recipes; NVIDIA 2025, 'Pretraining LLMs with NVFP4', arXiv 2509.25149, Sec. 4: attention
     and the other non-GEMM ops stay in bf16)."""
-    return "bf16" if precision in LOW_PRECISION else precision
+    return PRECISIONS[precision].attention_peak
 
 
 def compute_time(
@@ -124,6 +119,9 @@ def _one_run(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
         # the catalogue's attention figure is FlashAttention-2's; another generation runs at
         # its measured ratio to it (hwprofiles/data/attention_kernels.toml)
         ratio = 1.0 if op.kernel == "fa2" else kernel_ratio(acc.name, op.kernel)
+        # and ramps up with the key length (attention_kernels.toml, half_keys)
+        if np.any(np.asarray(op.key_len) > 0):
+            ratio = ratio * seq_ramp(acc.name, np.asarray(op.key_len, dtype=float))
         fwd = compute_time(acc, op.exec_fwd_flops, dt, "attention") / ratio
         bwd = compute_time(acc, op.exec_bwd_flops, dt, "attention") / ratio
         measured = _measured_attention(acc, op, dt)

@@ -111,6 +111,7 @@ def simulate_step(
     trace: str | None = None,
     placement: str | None = None,
     slowdowns: Sequence[tuple[float, float]] = (),
+    nic_slowdowns: Sequence[tuple[float, float]] = (),
 ) -> DesResult:
     """Simulate one training step.
 
@@ -120,7 +121,8 @@ def simulate_step(
     its uncontended (closed-form) bandwidth. `trace` writes a Chrome/Perfetto trace there.
     `placement` is the rank order, e.g. "tp-cp-dp-pp" (Megatron's, the default).
     `slowdowns`: transient (probability, factor) compute slowdowns drawn per device for this
-    step (`simulator.stragglers.TRANSIENTS`); network slowdowns are not simulated here.
+    step (`simulator.stragglers.TRANSIENTS`). `nic_slowdowns`: the same for every NIC of the
+    job; the slowest NIC sets the scale-out rate of every ring (`slow_nic_profile`).
     """
     number(speed_sigma, "speed_sigma", minimum=0.0, maximum=MAX_SIGMA)
     number(jitter, "jitter", minimum=0.0, maximum=MAX_SIGMA)
@@ -144,6 +146,10 @@ def simulate_step(
     opts = options if options is not None else _default_options()
     hw.accelerator.peak(p.precision)
     pl = Placement.parse((p.tp, p.cp, p.dp, p.pp), placement)
+    if nic_slowdowns:
+        from simulator.stragglers import slow_nic_profile
+
+        hw = slow_nic_profile(hw, workload.num_gpus, nic_slowdowns, seed)
     cluster = Cluster(hw, pl)
     speeds, replica, gens = _speeds(p, seed, speed_sigma, slowdowns)
     env = simpy.Environment()
@@ -176,6 +182,8 @@ def simulate_step(
     }
     if slowdowns:
         result.extra["options"]["slowdowns"] = [list(x) for x in slowdowns]
+    if nic_slowdowns:
+        result.extra["options"]["nic_slowdowns"] = [list(x) for x in nic_slowdowns]
     result.extra["representative"] = {
         "replica": replica,
         "ranks": [d.rank for d in devices],
