@@ -50,10 +50,13 @@ def _mixed_jobs(seed: int, n: int = 400) -> list[Job]:
 POOLS = [Pool("fast", 128, 8, nodes_per_leaf=4), Pool("slow", 64, 8, nodes_per_leaf=4)]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_easy_backfill_never_delays_the_head_reservation(seed: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "placement"),
+    [(0, "fastest-free"), (1, "fastest-free"), (2, "fastest-free"), (0, "earliest-finish")],
+)
+def test_easy_backfill_never_delays_the_head_reservation(seed: int, placement: str) -> None:
     jobs = _mixed_jobs(seed)
-    sim = ClusterSim(POOLS, jobs, get_policy("backfill"), 400 * H).run()
+    sim = ClusterSim(POOLS, jobs, get_policy("backfill"), 400 * H, 0, placement).run()
     reserved = [r for r in sim.records if r.reservation_s is not None]
     assert len(reserved) > 10
     for r in reserved:
@@ -198,3 +201,19 @@ def test_failure_loses_work_since_the_last_checkpoint() -> None:
     assert r.finish_s == pytest.approx(20 * H + lost + restarts)
     again = ClusterSim([Pool("p", 8, 8)], [job], get_policy("fifo"), 1000 * H, seed=3).run()
     assert again.records[0].finish_s == r.finish_s  # seeded
+
+
+def test_earliest_finish_waits_for_the_faster_pool() -> None:
+    """A job that would take 6 h on the slow pool now waits 0.9 h for the fast one (2 h)."""
+    runs = {"fast": PoolRun(1.0, 700.0), "slow": PoolRun(3.0, 400.0)}
+    a = Job(0, "a", 0.0, 8, 1 * H, {"fast": runs["fast"]}, restart_s=0.0)
+    b = Job(1, "b", 0.1 * H, 8, 2 * H, runs, restart_s=0.0)
+    pools = [Pool("fast", 8, 8), Pool("slow", 8, 8)]
+    now = ClusterSim(pools, [a, b], get_policy("fifo"), 100 * H).run().records[1]
+    assert now.pool == "slow" and now.finish_s == pytest.approx(6.1 * H)
+    sim = ClusterSim(pools, [a, b], get_policy("backfill"), 100 * H, 0, "earliest-finish").run()
+    wait = sim.records[1]
+    assert wait.pool == "fast" and wait.finish_s == pytest.approx(3 * H)
+    assert wait.reservation_s == pytest.approx(1 * H)
+    with pytest.raises(ValueError, match="placement: 'random' must be one of"):
+        ClusterSim(pools, [a], get_policy("fifo"), H, 0, "random")

@@ -46,6 +46,13 @@ def register(app: typer.Typer) -> None:
             bool,
             Opt(help="Interrupt running jobs at the whole-run model's failure rates (Llama 3)"),
         ] = True,
+        placement: Annotated[
+            str,
+            Opt(
+                help="Pool a job starts on: fastest-free (fastest pool free now) or "
+                "earliest-finish (wait for a faster pool when that finishes sooner)"
+            ),
+        ] = "fastest-free",
         no_figures: Annotated[bool, Opt("--no-figures", help="Skip the PNG figures")] = False,
         json_out: Annotated[bool, Opt("--json", help="Print the result as JSON on stdout")] = False,
     ) -> None:
@@ -63,7 +70,9 @@ def register(app: typer.Typer) -> None:
             if out is not None:
                 check_output(out, "--out", "dir")  # before the simulation, not after it
             pols = tuple(p.strip() for p in policy.split(",") if p.strip())
-            config = ClusterConfig(parse_pools(hardware), read_mix(jobs), pols, days, failures)
+            config = ClusterConfig(
+                parse_pools(hardware), read_mix(jobs), pols, days, failures, placement
+            )
             if target_delay is not None and add is None:
                 raise UserError("target-delay", target_delay, "needs --add (pools to compare)")
             steps = StepModel()

@@ -16,6 +16,7 @@ from analysis.cluster.steps import StepModel
 from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.cluster import ClusterSim, Job, Pool, PoolRun, get_policy, job_rows, summarise
+from simulator.cluster.scheduler import PLACEMENTS
 from simulator.reliability.rates import LLAMA3_SOURCE, llama3_rates
 
 DAY_S = 86400.0
@@ -31,6 +32,8 @@ class ClusterConfig:
     days: float = 30.0
     failures: bool = True
     """Interrupt running jobs at the whole-run model's rates (Llama 3's, per GPU/node/NIC)."""
+    placement: str = "fastest-free"
+    """"fastest-free" or "earliest-finish" (`simulator.cluster.scheduler.PLACEMENTS`)."""
     profiles: dict[str, HardwareProfile] = field(default_factory=dict, compare=False)
     """Optional pre-loaded profiles by pool name (tests, sweeps); others are loaded by name."""
 
@@ -41,6 +44,8 @@ class ClusterConfig:
             raise UserError("policy: at least one policy is needed")
         for p in self.policies:
             get_policy(p)
+        if self.placement not in PLACEMENTS:
+            raise UserError("placement", self.placement, f"must be one of {', '.join(PLACEMENTS)}")
         if len(set(self.policies)) != len(self.policies):
             raise UserError(f"policy: {list(self.policies)} names a policy twice")
         if not (isinstance(self.days, (int, float)) and 0 < self.days < 3660):
@@ -163,6 +168,7 @@ def simulate_cluster(
                 f"{name}/{g}/{pool}": asdict(r) for (name, g, pool), r in sorted(table.items())
             },
             "jobs": len(jobs),
+            "placement": config.placement,
             "failures": LLAMA3_SOURCE if config.failures else "not simulated",
         },
         "provenance": {
@@ -174,7 +180,9 @@ def simulate_cluster(
         "policies": {},
     }
     for name in config.policies:
-        sim = ClusterSim(pools, jobs, get_policy(name), config.horizon_s, seed).run()
+        sim = ClusterSim(
+            pools, jobs, get_policy(name), config.horizon_s, seed, config.placement
+        ).run()
         res = summarise(sim)
         if jobs_detail:
             res["jobs"] = job_rows(sim)

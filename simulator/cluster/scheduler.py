@@ -34,6 +34,10 @@ from simulator.cluster.jobs import Job, Pool
 from simulator.cluster.placement import Placement, PoolState, earliest_start
 from simulator.cluster.policy import Policy
 
+PLACEMENTS = ("fastest-free", "earliest-finish")
+"""Which pool a job starts on: the fastest pool where it fits now, or (earliest-finish) the pool
+where it would finish first, waiting for a faster pool to free up when that finishes sooner."""
+
 
 @dataclass
 class Segment:
@@ -90,12 +94,16 @@ class ClusterSim:
         policy: Policy,
         horizon_s: float,
         seed: int = 0,
+        placement: str = "fastest-free",
     ) -> None:
         if not pools:
             raise UserError("pools: at least one pool is needed")
         names = [p.name for p in pools]
         if len(set(names)) != len(names):
             raise UserError(f"pools: {names} names a pool twice")
+        if placement not in PLACEMENTS:
+            raise UserError("placement", placement, f"must be one of {', '.join(PLACEMENTS)}")
+        self.placement = placement
         if not (math.isfinite(horizon_s) and horizon_s > 0):
             raise UserError(f"horizon_s: {horizon_s!r} must be a finite number > 0")
         by_name = {p.name: p for p in pools}
@@ -271,7 +279,10 @@ class ClusterSim:
         for r in sorted(self.queue, key=self._key):
             if head is None:
                 p = self._place_now(r)
-                if p is None and (pol.preempt or tick):
+                wait = self._better_to_wait(r, p)
+                if wait is not None:
+                    p = None
+                elif p is None and (pol.preempt or tick):
                     p = self._make_room(r, "preempted" if pol.preempt else "suspended")
                 if p is not None:
                     self._start(r, p)
@@ -281,7 +292,7 @@ class ClusterSim:
                 if not pol.backfill:
                     break
                 head = r
-                reservation = self._reserve(r)
+                reservation = wait or self._reserve(r, self.placement == "earliest-finish")
                 if r.reservation_s is None and reservation is not None:
                     r.reservation_s = reservation[0]
                 continue
@@ -289,6 +300,8 @@ class ClusterSim:
                 p = self._fits(pool, r.job.gpus)
                 if p is None:
                     continue
+                if self._better_to_wait(r, p) is not None:
+                    break
                 if reservation is None or pool != reservation[1]:
                     self._start(r, p)
                     break
@@ -302,9 +315,26 @@ class ClusterSim:
                     self._start(r, p)
                     break
 
-    def _reserve(self, r: JobRecord) -> tuple[float, str, PoolState] | None:
-        """Earliest (time, pool, pool state then) at which `r` could start, fastest pool on ties."""
+    def _better_to_wait(
+        self, r: JobRecord, p: Placement | None
+    ) -> tuple[float, str, PoolState] | None:
+        """Under earliest-finish placement: the reservation on a faster pool when waiting for it
+        finishes sooner than starting on `p`'s (slower) pool now; else None."""
+        if self.placement != "earliest-finish" or p is None or p.pool == self._prefer(r)[0]:
+            return None
+        best = self._reserve(r, by_finish=True)
+        if best is None or best[1] == p.pool:
+            return None
+        now_finish = self.env.now + self._duration(r, p.pool)
+        return best if best[0] + self._duration(r, best[1]) < now_finish else None
+
+    def _reserve(
+        self, r: JobRecord, by_finish: bool = False
+    ) -> tuple[float, str, PoolState] | None:
+        """Earliest (time, pool, pool state then) at which `r` could start (or, `by_finish`,
+        finish), fastest pool on ties."""
         best: tuple[float, str, PoolState] | None = None
+        best_key = math.inf
         for pool in self._prefer(r):
             # a running job ends at its segment's start + its duration on its own pool
             releases = [
@@ -313,8 +343,11 @@ class ClusterSim:
                 if x.pool == pool and x.placement is not None
             ]
             e = earliest_start(self.states[pool], r.job.gpus, self.env.now, releases)
-            if e is not None and (best is None or e[0] < best[0]):
-                best = (e[0], pool, e[1])
+            if e is None:
+                continue
+            key = e[0] + (self._duration(r, pool) if by_finish else 0.0)
+            if best is None or key < best_key:
+                best, best_key = (e[0], pool, e[1]), key
         return best
 
     def _segment_s(self, x: JobRecord) -> float:
