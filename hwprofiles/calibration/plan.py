@@ -108,11 +108,10 @@ _CPU = {
         hidden_sizes=(256, 512, 1024),
         tokens=1024,
         vocab=8192,
-        attention=(
-            AttentionShape(1, 4, 256, 64),
-            AttentionShape(1, 8, 512, 64),
-            AttentionShape(1, 8, 1024, 64),
-        ),
+        # no seq-1024 shape: its bf16 backward took 4.8 s a call on an AMD EPYC (Zen 3) VM
+        # without a 16-bit matrix unit (2026-12-02, 1 thread); the validation models run
+        # seq 64 and 128, timed per pass at their own shapes (`workload_attention`)
+        attention=(AttentionShape(1, 4, 256, 64), AttentionShape(1, 8, 512, 64)),
         memory_bytes=(1 * MiB, 16 * MiB, 256 * MiB),
         elementwise=((1024, 512), (2048, 1024)),
         message_bytes=(1024, 64 * 1024, 1 * MiB, 16 * MiB),

@@ -11,7 +11,8 @@ sampled round-robin, one sample of each per round (so a slow spell of a shared m
 on every kernel rather than on one); each kernel's figure is the median of its samples; a
 kernel has *settled* once it has `MIN_ROUNDS` samples whose interquartile range is at most
 `SETTLE` of their median, and is then no longer sampled. Sampling stops when every kernel has
-settled or `budget_s` is spent. A calibration in which a kernel did not settle is recorded as
+settled, or when `budget_s` is spent after at least `MIN_ROUNDS` rounds, or after
+`MAX_ROUNDS`. A calibration in which a kernel did not settle is recorded as
 ``unsteady``, naming the kernels.
 
 A kernel too slow for the budget is sized by a probe: on a CPU without a 16-bit matrix unit
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hwprofiles.calibration.gemm import GemmShape, sized_rows
+from hwprofiles.calibration.timing import NOISY_SPREAD
 
 SETTLE = 0.05
 """Interquartile range / median at or below which a kernel has settled."""
@@ -170,7 +172,8 @@ def measure_kernels(
                     k.samples.append(_timed(k.fn, k.inner) * k.scale())
                 if len(k.samples) >= MIN_ROUNDS and _quartile_spread(k.samples) <= SETTLE:
                     k.settled = True
-            if all(k.settled for k in kernels) or clock() - start > budget_s:
+            spent = rounds >= MIN_ROUNDS and clock() - start > budget_s
+            if all(k.settled for k in kernels) or spent:
                 break
     unsettled = [f"{k.dtype} {k.shape.name} {k.shape.pass_}" for k in kernels if not k.settled]
     stability = {
@@ -178,7 +181,7 @@ def measure_kernels(
         "rule": (
             f"interleaved rounds, one sample per kernel each; figure = median; settled when "
             f">= {MIN_ROUNDS} samples have IQR/median <= {SETTLE:g}; stop when all settled, "
-            f"after {MAX_ROUNDS} rounds or {budget_s:g} s"
+            f"after {MAX_ROUNDS} rounds, or after {budget_s:g} s once {MIN_ROUNDS} rounds ran"
         ),
         "kernels": len(kernels),
         "settled": len(kernels) - len(unsettled),
@@ -206,7 +209,7 @@ def _row(k: _Kernel) -> dict[str, Any]:
         "min_s": min(k.samples),
         "max_s": max(k.samples),
         "count": len(k.samples),
-        "noisy": not k.settled,
+        "noisy": (max(k.samples) - min(k.samples)) / med > NOISY_SPREAD,
         "flops_per_s": s.flops / med,
         "rows_measured": k.rows,
     }
