@@ -111,9 +111,8 @@ def main() -> None:
         print(json.dumps({"load_1min": load, "results": best}, indent=1))
         return
     print(f"load average (1 min) at the end: {load:.1f}; best of {args.rounds} rounds")
-    print(
-        f"{'tree':>12} {'layouts':>8} {'layouts/s':>10} {'x before':>9} {'DES s':>7} {'x before':>9}"
-    )
+    head = ("tree", "layouts", "layouts/s", "x before", "DES s", "x before")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (12, 8, 10, 9, 7, 9), strict=True)))
     for name, b in best.items():
         print(
             f"{name:>12} {b['layouts']:>8.0f} {b['layouts_per_s']:>10.0f} "
