@@ -54,6 +54,12 @@ ATTENTION_FWD_PLUS_BWD = 3.5
 FLOPs (5 matmuls against 2; Dao 2023, FlashAttention-2, arXiv 2307.08691, Sec. 4.1)."""
 
 
+def _present(flags) -> list[bool]:
+    """Which of False, True occur in a boolean layout array (skip the branch no layout takes)."""
+    arr = np.asarray(flags, dtype=bool)
+    return [v for v in (False, True) if bool(np.any(arr == v))]
+
+
 def _stage_times(model, hw, s, L, precision, opts):
     """Per micro-batch times on one device of a stage (arrays), split by part."""
     acc = hw.accelerator
@@ -89,13 +95,18 @@ def _stage_times(model, hw, s, L, precision, opts):
     size = {"tp": (msg.tp, L.tp, 1), "cp": (msg.cp, L.cp, L.tp)}
     times: dict[tuple[str, str], object] = {}
     part = {(sp, key): 0.0 for sp in (False, True) for key in ("tp", "cp", "tp_x", "cp_x", "slow")}
-    for sp in (False, True):
+    fwd_count = 1.0 + full  # full recompute repeats the forward's collectives
+    sps = _present(L.sp)
+    has_cp = bool(np.any(np.asarray(L.cp) > 1))  # cp = 1 everywhere: no exchange to price
+    for sp in sps:
         for backward, lc in layer_passes(sp, names):
+            if lc.dim == "cp" and not has_cp:
+                continue
             if (lc.dim, lc.kind) not in times:
                 nbytes, n, stride = size[lc.dim]
                 times[(lc.dim, lc.kind)] = group_collective_time(hw, lc.kind, nbytes, n, stride)
             tc = times[(lc.dim, lc.kind)]
-            count = 1.0 if backward else 1.0 + full
+            count = 1.0 if backward else fwd_count
             if lc.dim == "cp" or opts.overlap_tp_comm:
                 exp, slow = beside(tc, kernel[lc.partner][int(backward)], phi)
             else:
@@ -105,6 +116,8 @@ def _stage_times(model, hw, s, L, precision, opts):
             part[(sp, "slow")] = part[(sp, "slow")] + count * slow
 
     def by_sp(key):
+        if len(sps) == 1:
+            return part[(sps[0], key)]
         return np.where(L.sp, part[(True, key)], part[(False, key)])
 
     layer = fwd + bwd + rc
@@ -296,16 +309,27 @@ def _comm_bytes(model, s, L, precision, opts, m, n_layers, params):
     g = opts.grad_reduce_bytes
     msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])
     full = L.recompute == 2
+    fwd_count = 1.0 + full
+    has_cp = bool(np.any(np.asarray(L.cp) > 1))
+    sps = _present(L.sp)
     per_layer = {}
-    for sp in (False, True):
+    for sp in sps:
         total = {"tp": 0.0, "cp": 0.0}
         for backward, lc in layer_passes(sp):
+            if lc.dim == "cp" and not has_cp:
+                continue
             nbytes, n = (msg.tp, L.tp) if lc.dim == "tp" else (msg.cp, L.cp)
-            count = 1.0 if backward else 1.0 + full
+            count = 1.0 if backward else fwd_count
             total[lc.dim] = total[lc.dim] + count * nbytes * bus_factor(lc.kind, n)
         per_layer[sp] = total
-    tp = m * n_layers * np.where(L.sp, per_layer[True]["tp"], per_layer[False]["tp"])
-    cp = m * n_layers * np.where(L.sp, per_layer[True]["cp"], per_layer[False]["cp"])
+
+    def by_sp(key):
+        if len(sps) == 1:
+            return per_layer[sps[0]][key]
+        return np.where(L.sp, per_layer[True][key], per_layer[False][key])
+
+    tp = m * n_layers * by_sp("tp")
+    cp = m * n_layers * by_sp("cp")
     pp = np.where(L.pp > 1, m * 2 * L.vpp * msg.p2p, 0.0)
     rs, ag = bus_factor("reduce_scatter", L.dp), bus_factor("all_gather", L.dp)
     dp = np.select(
