@@ -60,7 +60,7 @@ def _present(flags) -> list[bool]:
     return [v for v in (False, True) if bool(np.any(arr == v))]
 
 
-def _stage_times(model, hw, s, L, precision, opts):
+def _stage_times(model, hw, s, L, precision, opts, msg):
     """Per micro-batch times on one device of a stage (arrays), split by part."""
     acc = hw.accelerator
     e = ACT_BYTES[precision]
@@ -89,7 +89,6 @@ def _stage_times(model, hw, s, L, precision, opts):
     # the layer's TP and CP collectives as the step plan places them, each beside its partner
     # kernel when overlapped (TP: with Options.overlap_tp_comm; CP: always); full recompute
     # repeats the forward's
-    msg = messages(model, L.mb, s, L.tp, L.cp, e)
     names = mlp_names(kernel_order(list(kernel)))  # a MoE-only layer's stand-ins for mlp/*
     phi = opts.comm_interference
     size = {"tp": (msg.tp, L.tp, 1), "cp": (msg.cp, L.cp, L.tp)}
@@ -152,7 +151,8 @@ def evaluate(
     acc = hw.accelerator
     acc.peak(precision)  # clear error if the device lacks this dtype
     m = L.gbs / (L.mb * L.dp)
-    t = _stage_times(model, hw, s, L, precision, opts)
+    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])  # the plan's sizes
+    t = _stage_times(model, hw, s, L, precision, opts, msg)
     stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
 
     per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
@@ -164,7 +164,6 @@ def evaluate(
     compute_mb = n_layers * (t["fwd"] + t["bwd"] + t["rc"] + t["slow"]) + ends
 
     # pipeline: bubble and p2p (activations scattered over tp: Megatron scatter/gather)
-    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])
     t_p2p = np.where(L.pp > 1, p2p_time(hw, msg.p2p, L.tp * L.cp * L.dp), 0.0)
     # 1F1B: step = (sum of the other stages' times) / vpp + m * t_busiest
     bubble = np.maximum(0.0, total - last) / L.vpp
@@ -261,7 +260,7 @@ def evaluate(
         "comm_total/pp": p2p_steady + 2 * (L.pp - 1) * t_p2p,
         "comm_total/dp": dp_total,
         "comm_total/zero3": z3_total,
-        **_comm_bytes(model, s, L, precision, opts, m, n_layers, params),
+        **_comm_bytes(L, precision, opts, m, n_layers, params, msg),
         "compute_mb_s": compute_mb,
         "recompute_s": m * n_layers * t["rc"],
     }
@@ -303,24 +302,26 @@ def _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes):
     return z3_mb, ag_emb
 
 
-def _comm_bytes(model, s, L, precision, opts, m, n_layers, params):
+def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
     """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor)."""
     w = BYTES_PER_PARAM[precision]
     g = opts.grad_reduce_bytes
-    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])
     full = L.recompute == 2
     fwd_count = 1.0 + full
     has_cp = bool(np.any(np.asarray(L.cp) > 1))
     sps = _present(L.sp)
     per_layer = {}
+    wire: dict[tuple[str, str], object] = {}
     for sp in sps:
         total = {"tp": 0.0, "cp": 0.0}
         for backward, lc in layer_passes(sp):
             if lc.dim == "cp" and not has_cp:
                 continue
-            nbytes, n = (msg.tp, L.tp) if lc.dim == "tp" else (msg.cp, L.cp)
+            if (lc.dim, lc.kind) not in wire:  # bytes on the wire of one such collective
+                nbytes, n = (msg.tp, L.tp) if lc.dim == "tp" else (msg.cp, L.cp)
+                wire[(lc.dim, lc.kind)] = nbytes * bus_factor(lc.kind, n)
             count = 1.0 if backward else fwd_count
-            total[lc.dim] = total[lc.dim] + count * nbytes * bus_factor(lc.kind, n)
+            total[lc.dim] = total[lc.dim] + count * wire[(lc.dim, lc.kind)]
         per_layer[sp] = total
 
     def by_sp(key):
