@@ -177,9 +177,12 @@ def evaluate(
     w_bytes = BYTES_PER_PARAM[precision]
     g_bytes = opts.grad_reduce_bytes
     dp_stride = L.tp * L.cp
-    t_ar = group_collective_time(hw, "all_reduce", dense * g_bytes, L.dp, dp_stride)
-    t_rs = group_collective_time(hw, "reduce_scatter", dense * g_bytes, L.dp, dp_stride)
-    t_ag = group_collective_time(hw, "all_gather", dense * w_bytes, L.dp, dp_stride)
+    # in buckets, as the frameworks issue them (each pays its collective's latency; the
+    # SimPy engine queues the same buckets)
+    bb = opts.bucket_size(L.dp)
+    t_ar = _bucketed(hw, "all_reduce", dense * g_bytes, bb, L.dp, dp_stride)
+    t_rs = _bucketed(hw, "reduce_scatter", dense * g_bytes, bb, L.dp, dp_stride)
+    t_ag = _bucketed(hw, "all_gather", dense * w_bytes, bb, L.dp, dp_stride)
     # the routed experts' gradients over their own group, on the same stream
     e_sync, e_ag = moe_terms.expert_sync(hw, L, p_exp, g_bytes, w_bytes)
     # the reduction overlaps the last micro-batch's backward; with interleaving each chunk's
@@ -339,6 +342,16 @@ def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
         params * (g * rs + w * ag),
     )
     return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
+
+
+def _bucketed(hw, kind, total, bucket, dp, stride):
+    """Time of `total` bytes reduced (or gathered) in buckets of `bucket` bytes, one after the
+    other on the data-parallel stream: full buckets and one remainder."""
+    nb = np.maximum(1.0, np.ceil(total / bucket))
+    last = total - (nb - 1) * bucket
+    full = group_collective_time(hw, kind, np.minimum(bucket, total), dp, stride)
+    rest = group_collective_time(hw, kind, last, dp, stride)
+    return (nb - 1) * full + rest
 
 
 def _busiest_stage(split, per_layer, emb, head, pp):
