@@ -190,3 +190,25 @@ def test_shared_seeds_give_one_engine_seed_per_replicate():
     assert [len(s) for s in seeds.values()] == [1, 1] and seeds[0] != seeds[1]
     assert len({make_task(BASE, p)["des"]["seed"] for p in own}) == 8
     assert not {p.key for p in own} & {p.key for p in shared.points()}
+
+
+def test_dotted_option_axes_and_base_values_are_checked():
+    g = parse_grid(
+        {"base": {"parallelism": {"tp": 8, "pp": 4}}, "axes": {"options": {"dropout": [True]}}}
+    )
+    assert g.axes["options.dropout"] == [True]  # TOML's `options.dropout = [...]`
+    with pytest.raises(UserError, match=r"base\.training\.precision: 'fp7' must be one of"):
+        parse_grid({"base": {"training": {"precision": "fp7"}}, "axes": {"gpus": [8]}})
+    with pytest.raises(UserError, match=r"sweep: 3 must be a table"):
+        parse_grid({"sweep": 3, "axes": {"gpus": [8]}})
+
+
+def test_unreadable_table_or_manifest_is_a_user_error(tmp_path):
+    g = grid({"gpus": [16]}, engine="analytic")
+    s = run_sweep(g, tmp_path / "s", progress=False)
+    s.table.write_text("not parquet")
+    with pytest.raises(UserError, match="cannot be read"):
+        run_sweep(g, tmp_path / "s", progress=False)
+    (tmp_path / "s" / "sweep.json").write_text("{")
+    with pytest.raises(UserError, match="is not a sweep manifest"):
+        run_sweep(g, tmp_path / "s", progress=False)

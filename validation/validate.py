@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from validation.compare import (
     summarise,
 )
 from validation.drift import drift_notes, drifted_dtypes, status_line
+from validation.monitor.config import MonitorSpec
+from validation.monitor.rules import Alert
 from validation.suite import Matrix, Record, SuiteResult, run_matrix
 
 NO_HARDWARE = "none"
@@ -106,13 +108,17 @@ def validate(
     predictor: Predictor | None = None,
     on_done: Callable[[Record], None] | None = None,
     drift: list[dict[str, Any]] | None = None,
+    on_alert: Callable[[Alert], None] | None = None,
     **timeouts: float,
 ) -> Validation:
     """Run `matrix`, compare with predictions on `hardware`, write the report under `out`.
-    `drift`: the pre-run re-probe (`validation.drift.check_drift`); drifted dtypes' runs are
-    compared but not headlined."""
+    A monitored matrix (`matrix.monitor`) is watched live against the analytic prediction
+    of each run, made before it starts; `on_alert` sees each alert as it opens. `drift`: the
+    pre-run re-probe (`validation.drift.check_drift`); drifted dtypes' runs are compared but
+    not headlined."""
     machine: dict[str, Any] = machine_info(matrix.device, matrix.threads_per_rank)
-    result = run_matrix(matrix, out / "runs", on_done, **timeouts)
+    monitors = live_predictions(matrix, hardware, predictor)
+    result = run_matrix(matrix, out / "runs", on_done, monitors, on_alert, **timeouts)
     machine["load_average_1m_end"] = load_average()
     return finish(
         matrix,
@@ -125,6 +131,30 @@ def validate(
         predictor=predictor,
         drift=drift,
     )
+
+
+def live_predictions(
+    matrix: Matrix, hardware: HardwareProfile | None, predictor: Predictor | None = None
+) -> dict[str, MonitorSpec]:
+    """Per run id, the monitor settings with the analytic engine's prediction for that run
+    (nominal links: the collectives through a rate-limited link are measured only when its
+    first run starts). Empty when the matrix is not monitored or nothing can be predicted."""
+    if matrix.monitor is None or hardware is None:
+        return {}
+    specs = matrix.specs()
+    preds, _ = predict_runs(specs, hardware, ("analytic",), predictor)
+    out = {}
+    for spec in specs:
+        r = preds.get((spec.run_id, "analytic"))
+        if r is None:
+            continue
+        out[spec.run_id] = replace(
+            matrix.monitor,
+            predicted_step_time_s=r.step_time_s,
+            predicted_power_w=r.avg_power_w if spec.device == "cuda" else None,
+            memory_capacity_bytes=r.memory_capacity_bytes,
+        )
+    return out
 
 
 def finish(
