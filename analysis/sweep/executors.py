@@ -8,10 +8,13 @@ as lost (not written, so a re-run retries it) instead of stopping the sweep.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from analysis.sweep.grid import Point
@@ -72,11 +75,48 @@ def dask_client(scheduler: str | None, workers: int | None, timeout_s: float) ->
                 "(rule: start dask workers with llmcap installed)"
             ) from None
     try:
+        if scheduler is not None:
+            _check_workers(client, scheduler)
         yield client
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def code_fingerprint() -> str:
+    """A hash of llmcap's code and data files (hwprofiles, simulator, analysis) as installed."""
+    if not _FINGERPRINT:
+        h = hashlib.sha256()
+        for pkg in ("hwprofiles", "simulator", "analysis"):
+            root = Path(importlib.import_module(pkg).__file__ or "").parent
+            for f in sorted(root.rglob("*")):
+                if f.suffix in (".py", ".toml", ".json", ".csv") and "__pycache__" not in f.parts:
+                    h.update(str(f.relative_to(root.parent)).encode() + b"\0" + f.read_bytes())
+        _FINGERPRINT.append(h.hexdigest()[:16])
+    return _FINGERPRINT[0]
+
+
+_FINGERPRINT: list[str] = []
+
+
+def _check_workers(client: Any, scheduler: str) -> None:
+    """Every worker imports this llmcap, byte for byte the same code (else results differ)."""
+    try:
+        seen = client.run(code_fingerprint)
+    except Exception as exc:
+        msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise UserError(
+            f"scheduler: {scheduler!r}: a worker cannot run llmcap ({msg}; rule: install "
+            "llmcap[sweep] on every worker)"
+        ) from None
+    mine = code_fingerprint()
+    for worker, theirs in sorted(seen.items()):
+        if theirs != mine:
+            raise UserError(
+                f"scheduler: worker {worker} runs other llmcap code (fingerprint {theirs} != "
+                f"{mine}; rule: the same llmcap on this machine and every worker)"
+            )
 
 
 def run_dask(
