@@ -293,8 +293,8 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     tokens = t.get("tokens")
     if tokens is not None:
         tokens = float(tokens)
-        if not (math.isfinite(tokens) and tokens > 0):
-            raise UserError("tokens", t["tokens"], "must be a finite number > 0")
+        if not (math.isfinite(tokens) and tokens >= 1):
+            raise UserError("tokens", t["tokens"], "must be a finite number >= 1")
     rel = reliability_options({**spec.get("reliability", {}), "pue": c.get("pue")})
     return Run(workload, hw, options, tokens, spec, rel, seq_note, layout_note, stack)
 

@@ -17,8 +17,8 @@ def parse_count(text: str, what: str = "tokens") -> float:
     if not m:
         raise UserError(f"{what}: {text!r} is not a count (e.g. 2T, 1.5e12, 500B)")
     value = float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]
-    if not (math.isfinite(value) and value > 0):
-        raise UserError(f"{what}: {text!r} must be a finite number > 0")
+    if not (math.isfinite(value) and value >= 1):  # 1e-320 tokens is no training run
+        raise UserError(f"{what}: {text!r} must be a finite number >= 1")
     return value
 
 
