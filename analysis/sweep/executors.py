@@ -24,6 +24,8 @@ from hwprofiles.errors import UserError
 EXECUTORS = ("local", "dask")
 WINDOW = 1000
 """Tasks kept in flight on Dask at once (bounds client and scheduler memory for big grids)."""
+RESUBMITS = 2
+"""Times a point whose task failed outside `evaluate` is submitted again before it is lost."""
 LOST = "lost"
 """The status of a point whose task did not finish (its workers died)."""
 
@@ -122,22 +124,34 @@ def _check_workers(client: Any, scheduler: str) -> None:
 def run_dask(
     client: Any, base: dict[str, Any], points: Sequence[Point]
 ) -> Iterator[tuple[Point, dict]]:
+    """Submit `points` (at most `WINDOW` in flight) and yield each with its row as it completes.
+
+    A task whose result cannot be had (its workers died more often than the scheduler retries,
+    or its data went with a worker) is submitted again under a new key, `RESUBMITS` times,
+    before its point is reported lost.
+    """
     from distributed import as_completed
 
     todo = iter(points)
-    by_key: dict[str, Point] = {}
+    pending: dict[str, tuple[Point, int]] = {}
 
-    def submit(p: Point) -> Any:
-        by_key[p.key] = p
-        return client.submit(evaluate, make_task(base, p), key=f"llmcap-sweep-{p.key}", pure=False)
+    def submit(p: Point, attempt: int = 0) -> Any:
+        key = f"llmcap-sweep-{p.key}" + (f"-retry{attempt}" if attempt else "")
+        pending[key] = (p, attempt)
+        return client.submit(evaluate, make_task(base, p), key=key, pure=False)
 
-    first = [submit(p) for p, _ in zip(todo, range(WINDOW), strict=False)]
-    running = as_completed(first, with_results=False)
+    running = as_completed(
+        [submit(p) for p, _ in zip(todo, range(WINDOW), strict=False)], with_results=False
+    )
     for fut in running:
-        p = by_key.pop(fut.key.removeprefix("llmcap-sweep-"))
+        p, attempt = pending.pop(fut.key)
         try:
             result = fut.result()
-        except Exception as exc:  # the task's workers died (KilledWorker) or it was cancelled
+        except Exception as exc:  # KilledWorker, lost data, cancelled
+            fut.release()
+            if attempt < RESUBMITS:
+                running.add(submit(p, attempt + 1))
+                continue
             result = {"status": LOST, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
         fut.release()
         nxt = next(todo, None)
