@@ -43,8 +43,9 @@ def crossval_markdown(cv: dict[str, Any]) -> list[str]:
     lines += _group_table("stack", cv["by_stack"])
     lines += [
         "",
-        "Only three sources (two hardware generations, three stacks) are visible here; the",
-        "groups with few rows (A100 40GB: 4 rows of one table) say little on their own.",
+        f"{len(cv['by_source'])} sources, {len(cv['by_hardware'])} hardware profiles and "
+        f"{len(cv['by_stack'])} stacks are visible here; groups of a few rows say little on",
+        "their own.",
         "",
     ]
     return lines
