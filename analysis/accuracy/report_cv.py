@@ -41,6 +41,7 @@ def crossval_markdown(cv: dict[str, Any]) -> list[str]:
     lines += _group_table("source", cv["by_source"])
     lines += _group_table("hardware", cv["by_hardware"])
     lines += _group_table("stack", cv["by_stack"])
+    lines += _group_table("hardware x stack", cv["by_hardware_stack"])
     lines += [
         "",
         f"{len(cv['by_source'])} sources, {len(cv['by_hardware'])} hardware profiles and "
