@@ -109,6 +109,8 @@ def make_step(
     slow = spec.slow if spec.slow is not None and spec.slow.rank == rank else None
     cuda = device.type == "cuda"
     tokens = spec.model.micro_batch_size * spec.model.seq_len
+    meters: list[Any] = []
+    """The rank's energy meter once probed (`step.meters.append(meter)`): per-step power."""
 
     def step(sync: bool) -> tuple[float, float]:
         if fault is not None and progress.step == fault.step:
@@ -119,6 +121,7 @@ def make_step(
             dist.barrier()
         if cuda:
             torch.cuda.synchronize(device)
+        e0 = meters[0].read_j() if meters and monitor is not None else None
         t0, c0 = time.perf_counter(), time.process_time()
         ctx = nullcontext() if sync else model.no_sync()  # type: ignore[operator]
         with ctx:
@@ -146,11 +149,13 @@ def make_step(
                 tokens=tokens,
                 compute_s=compute_s,
                 peak_memory_bytes=peak_memory(device)[0],
+                energy_j=meters[0].read_j() - e0 if e0 is not None else None,
                 phase=progress.phase,
             )
         progress.step += 1
         return dt, float(loss.detach())
 
+    step.meters = meters  # type: ignore[attr-defined]
     return step
 
 
@@ -235,6 +240,8 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
     # one package meter covers every rank on a CPU; each GPU has its own
     metered = spec.device == "cuda" or local_rank == 0
     meter, why = probe_energy_meter(spec.device, index=local_rank) if metered else (None, "")
+    if meter is not None and spec.device == "cuda":  # a package meter on a CPU is shared
+        step.meters.append(meter)  # type: ignore[attr-defined]
     progress.beat("timed")
     times: list[float] = []
     busy0, cpu0 = machine_busy_s(), time.process_time()

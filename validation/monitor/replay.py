@@ -73,8 +73,12 @@ def summary_rows(runs: dict[str, dict[str, Any]]) -> list[list[str]]:
 
 
 def plot(runs: dict[str, dict[str, Any]], out: Path, step_time_rel: float = 0.15) -> Path:
-    """One panel per run: step time per rank over steps, the prediction and its alert band
-    (+`step_time_rel`), alerts shaded over their step range. Written atomically (PNG)."""
+    """Two panels per run: step time per rank with the prediction and the band it may
+    reach before the step-time alert (+`step_time_rel`), and each rank's local compute
+    (`compute_s`, what the straggler rule compares); alerts shaded over their step range.
+    Written atomically (PNG)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,29 +87,35 @@ def plot(runs: dict[str, dict[str, Any]], out: Path, step_time_rel: float = 0.15
     from hwprofiles.outputs import write_atomic
 
     n = len(runs)
-    fig, axes = plt.subplots(n, 1, figsize=(9, 2.6 * n), squeeze=False, sharex=False)
-    for ax, (name, r) in zip(axes[:, 0], runs.items(), strict=True):
+    fig, axes = plt.subplots(2 * n, 1, figsize=(10, 4.6 * n), squeeze=False, sharex=False)
+    for i, (name, r) in enumerate(runs.items()):
+        top, low = axes[2 * i, 0], axes[2 * i + 1, 0]
         for rank, steps in sorted(r["steps"].items()):
             xs = [s["step"] for s in steps]
-            ax.plot(xs, [s["step_time_s"] * 1e3 for s in steps], marker=".", lw=1,
-                    label=f"rank {rank} measured")  # fmt: skip
+            top.plot(xs, [s["step_time_s"] * 1e3 for s in steps], marker=".", lw=1,
+                     label=f"rank {rank}")  # fmt: skip
+            comp = [(s["step"], s["compute_s"] * 1e3) for s in steps if s.get("compute_s")]
+            low.plot([c[0] for c in comp], [c[1] for c in comp], marker=".", lw=1,
+                     label=f"rank {rank}")  # fmt: skip
         if r["predicted"]:
             p = r["predicted"] * 1e3
-            ax.axhline(p, color="k", lw=1, ls="--", label="predicted")
-            ax.axhspan(
-                p, p * (1 + step_time_rel), color="0.85", label=f"alert band (+{step_time_rel:.0%})"
-            )
+            top.axhline(p, color="k", lw=1, ls="--", label="predicted")
+            band = f"tolerated (up to +{step_time_rel:.0%})"
+            top.axhspan(p, p * (1 + step_time_rel), color="0.85", label=band)
+        for ax in (top, low):
+            for a in r["alerts"]:
+                ax.axvspan(a["first_step"] - 0.5, a["last_step"] + 0.5, color="tab:red",
+                           alpha=0.12)  # fmt: skip
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         for a in r["alerts"]:
-            ax.axvspan(a["first_step"] - 0.5, a["last_step"] + 0.5, color="tab:red", alpha=0.15)
-            ax.text(a["first_step"], ax.get_ylim()[1] * 0.95, f"{a['metric']} (rank {a['rank']})",
-                    color="tab:red", fontsize=8, va="top")  # fmt: skip
-        ax.set_title(name, fontsize=10)
-        ax.set_ylabel("step time (ms)")
-        ax.legend(fontsize=7, loc="upper right")
-    axes[-1, 0].set_xlabel("step (warm-up included)")
+            top.text(a["first_step"], top.get_ylim()[1] * 0.97, f"{a['metric']} (rank {a['rank']})",
+                     color="tab:red", fontsize=8, va="top")  # fmt: skip
+        top.set_title(f"{name}: step time", fontsize=10)
+        top.set_ylabel("step time (ms)")
+        low.set_title("local compute of the forward pass (straggler rule)", fontsize=9)
+        low.set_ylabel("compute (ms)")
+        low.set_xlabel("step (warm-up included)")
     fig.tight_layout()
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
