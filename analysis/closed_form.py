@@ -98,21 +98,30 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
     sps = _present(L.sp)
     has_cp = bool(np.any(np.asarray(L.cp) > 1))  # cp = 1 everywhere: no exchange to price
     for sp in sps:
+        # collectives not overlapped cost their time: tallied per (kind, direction) first, so
+        # the arrays are touched once per kind rather than once per collective
+        plain: dict[tuple[str, str, bool], int] = {}
         for backward, lc in layer_passes(sp, names):
-            if lc.dim == "cp" and not has_cp:
-                continue
+            if lc.dim == "cp" and (not has_cp or sp != sps[0]):
+                continue  # the CP exchange does not depend on sp: priced once, below
             if (lc.dim, lc.kind) not in times:
                 nbytes, n, stride = size[lc.dim]
                 times[(lc.dim, lc.kind)] = group_collective_time(hw, lc.kind, nbytes, n, stride)
             tc = times[(lc.dim, lc.kind)]
+            if lc.dim == "tp" and not opts.overlap_tp_comm:
+                key = (lc.dim, lc.kind, backward)
+                plain[key] = plain.get(key, 0) + 1
+                continue
             count = 1.0 if backward else fwd_count
-            if lc.dim == "cp" or opts.overlap_tp_comm:
-                exp, slow = beside(tc, kernel[lc.partner][int(backward)], phi)
-            else:
-                exp, slow = tc, 0.0
-            part[(sp, lc.dim)] = part[(sp, lc.dim)] + count * tc
-            part[(sp, lc.dim + "_x")] = part[(sp, lc.dim + "_x")] + count * exp
-            part[(sp, "slow")] = part[(sp, "slow")] + count * slow
+            exp, slow = beside(tc, kernel[lc.partner][int(backward)], phi)
+            for s_ in sps if lc.dim == "cp" else (sp,):
+                part[(s_, lc.dim)] = part[(s_, lc.dim)] + count * tc
+                part[(s_, lc.dim + "_x")] = part[(s_, lc.dim + "_x")] + count * exp
+                part[(s_, "slow")] = part[(s_, "slow")] + count * slow
+        for (dim, kind, backward), k in plain.items():
+            t = (k if backward else k * fwd_count) * times[(dim, kind)]
+            part[(sp, dim)] = part[(sp, dim)] + t
+            part[(sp, dim + "_x")] = part[(sp, dim + "_x")] + t
 
     def by_sp(key):
         if len(sps) == 1:
