@@ -263,6 +263,9 @@ class Provenance:
     """Names of the quantities that were measured rather than taken from a datasheet."""
     machine: Mapping[str, str] = field(default_factory=dict)
     notes: str = ""
+    steadiness: str = ""
+    """A calibration's verdict on the machine while it measured ("steady", "unsteady: why"),
+    "" where not recorded (datasheets, calibrations older than the verdict)."""
 
 
 @dataclass(frozen=True)
