@@ -54,7 +54,13 @@ ATTENTION_FWD_PLUS_BWD = 3.5
 FLOPs (5 matmuls against 2; Dao 2023, FlashAttention-2, arXiv 2307.08691, Sec. 4.1)."""
 
 
-def _stage_times(model, hw, s, L, precision, opts):
+def _present(flags) -> list[bool]:
+    """Which of False, True occur in a boolean layout array (skip the branch no layout takes)."""
+    arr = np.asarray(flags, dtype=bool)
+    return [v for v in (False, True) if bool(np.any(arr == v))]
+
+
+def _stage_times(model, hw, s, L, precision, opts, msg):
     """Per micro-batch times on one device of a stage (arrays), split by part."""
     acc = hw.accelerator
     e = ACT_BYTES[precision]
@@ -83,19 +89,23 @@ def _stage_times(model, hw, s, L, precision, opts):
     # the layer's TP and CP collectives as the step plan places them, each beside its partner
     # kernel when overlapped (TP: with Options.overlap_tp_comm; CP: always); full recompute
     # repeats the forward's
-    msg = messages(model, L.mb, s, L.tp, L.cp, e)
     names = mlp_names(kernel_order(list(kernel)))  # a MoE-only layer's stand-ins for mlp/*
     phi = opts.comm_interference
     size = {"tp": (msg.tp, L.tp, 1), "cp": (msg.cp, L.cp, L.tp)}
     times: dict[tuple[str, str], object] = {}
     part = {(sp, key): 0.0 for sp in (False, True) for key in ("tp", "cp", "tp_x", "cp_x", "slow")}
-    for sp in (False, True):
+    fwd_count = 1.0 + full  # full recompute repeats the forward's collectives
+    sps = _present(L.sp)
+    has_cp = bool(np.any(np.asarray(L.cp) > 1))  # cp = 1 everywhere: no exchange to price
+    for sp in sps:
         for backward, lc in layer_passes(sp, names):
+            if lc.dim == "cp" and not has_cp:
+                continue
             if (lc.dim, lc.kind) not in times:
                 nbytes, n, stride = size[lc.dim]
                 times[(lc.dim, lc.kind)] = group_collective_time(hw, lc.kind, nbytes, n, stride)
             tc = times[(lc.dim, lc.kind)]
-            count = 1.0 if backward else 1.0 + full
+            count = 1.0 if backward else fwd_count
             if lc.dim == "cp" or opts.overlap_tp_comm:
                 exp, slow = beside(tc, kernel[lc.partner][int(backward)], phi)
             else:
@@ -105,6 +115,8 @@ def _stage_times(model, hw, s, L, precision, opts):
             part[(sp, "slow")] = part[(sp, "slow")] + count * slow
 
     def by_sp(key):
+        if len(sps) == 1:
+            return part[(sps[0], key)]
         return np.where(L.sp, part[(True, key)], part[(False, key)])
 
     layer = fwd + bwd + rc
@@ -139,7 +151,8 @@ def evaluate(
     acc = hw.accelerator
     acc.peak(precision)  # clear error if the device lacks this dtype
     m = L.gbs / (L.mb * L.dp)
-    t = _stage_times(model, hw, s, L, precision, opts)
+    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])  # the plan's sizes
+    t = _stage_times(model, hw, s, L, precision, opts, msg)
     stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
 
     per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
@@ -151,7 +164,6 @@ def evaluate(
     compute_mb = n_layers * (t["fwd"] + t["bwd"] + t["rc"] + t["slow"]) + ends
 
     # pipeline: bubble and p2p (activations scattered over tp: Megatron scatter/gather)
-    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])
     t_p2p = np.where(L.pp > 1, p2p_time(hw, msg.p2p, L.tp * L.cp * L.dp), 0.0)
     # 1F1B: step = (sum of the other stages' times) / vpp + m * t_busiest
     bubble = np.maximum(0.0, total - last) / L.vpp
@@ -165,9 +177,12 @@ def evaluate(
     w_bytes = BYTES_PER_PARAM[precision]
     g_bytes = opts.grad_reduce_bytes
     dp_stride = L.tp * L.cp
-    t_ar = group_collective_time(hw, "all_reduce", dense * g_bytes, L.dp, dp_stride)
-    t_rs = group_collective_time(hw, "reduce_scatter", dense * g_bytes, L.dp, dp_stride)
-    t_ag = group_collective_time(hw, "all_gather", dense * w_bytes, L.dp, dp_stride)
+    # in buckets, as the frameworks issue them (each pays its collective's latency; the
+    # SimPy engine queues the same buckets)
+    bb = opts.bucket_size(L.dp)
+    t_ar = _bucketed(hw, "all_reduce", dense * g_bytes, bb, L.dp, dp_stride)
+    t_rs = _bucketed(hw, "reduce_scatter", dense * g_bytes, bb, L.dp, dp_stride)
+    t_ag = _bucketed(hw, "all_gather", dense * w_bytes, bb, L.dp, dp_stride)
     # the routed experts' gradients over their own group, on the same stream
     e_sync, e_ag = moe_terms.expert_sync(hw, L, p_exp, g_bytes, w_bytes)
     # the reduction overlaps the last micro-batch's backward; with interleaving each chunk's
@@ -248,7 +263,7 @@ def evaluate(
         "comm_total/pp": p2p_steady + 2 * (L.pp - 1) * t_p2p,
         "comm_total/dp": dp_total,
         "comm_total/zero3": z3_total,
-        **_comm_bytes(model, s, L, precision, opts, m, n_layers, params),
+        **_comm_bytes(L, precision, opts, m, n_layers, params, msg),
         "compute_mb_s": compute_mb,
         "recompute_s": m * n_layers * t["rc"],
     }
@@ -290,22 +305,35 @@ def _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes):
     return z3_mb, ag_emb
 
 
-def _comm_bytes(model, s, L, precision, opts, m, n_layers, params):
+def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
     """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor)."""
     w = BYTES_PER_PARAM[precision]
     g = opts.grad_reduce_bytes
-    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])
     full = L.recompute == 2
+    fwd_count = 1.0 + full
+    has_cp = bool(np.any(np.asarray(L.cp) > 1))
+    sps = _present(L.sp)
     per_layer = {}
-    for sp in (False, True):
+    wire: dict[tuple[str, str], object] = {}
+    for sp in sps:
         total = {"tp": 0.0, "cp": 0.0}
         for backward, lc in layer_passes(sp):
-            nbytes, n = (msg.tp, L.tp) if lc.dim == "tp" else (msg.cp, L.cp)
-            count = 1.0 if backward else 1.0 + full
-            total[lc.dim] = total[lc.dim] + count * nbytes * bus_factor(lc.kind, n)
+            if lc.dim == "cp" and not has_cp:
+                continue
+            if (lc.dim, lc.kind) not in wire:  # bytes on the wire of one such collective
+                nbytes, n = (msg.tp, L.tp) if lc.dim == "tp" else (msg.cp, L.cp)
+                wire[(lc.dim, lc.kind)] = nbytes * bus_factor(lc.kind, n)
+            count = 1.0 if backward else fwd_count
+            total[lc.dim] = total[lc.dim] + count * wire[(lc.dim, lc.kind)]
         per_layer[sp] = total
-    tp = m * n_layers * np.where(L.sp, per_layer[True]["tp"], per_layer[False]["tp"])
-    cp = m * n_layers * np.where(L.sp, per_layer[True]["cp"], per_layer[False]["cp"])
+
+    def by_sp(key):
+        if len(sps) == 1:
+            return per_layer[sps[0]][key]
+        return np.where(L.sp, per_layer[True][key], per_layer[False][key])
+
+    tp = m * n_layers * by_sp("tp")
+    cp = m * n_layers * by_sp("cp")
     pp = np.where(L.pp > 1, m * 2 * L.vpp * msg.p2p, 0.0)
     rs, ag = bus_factor("reduce_scatter", L.dp), bus_factor("all_gather", L.dp)
     dp = np.select(
@@ -314,6 +342,16 @@ def _comm_bytes(model, s, L, precision, opts, m, n_layers, params):
         params * (g * rs + w * ag),
     )
     return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
+
+
+def _bucketed(hw, kind, total, bucket, dp, stride):
+    """Time of `total` bytes reduced (or gathered) in buckets of `bucket` bytes, one after the
+    other on the data-parallel stream: full buckets and one remainder."""
+    nb = np.maximum(1.0, np.ceil(total / bucket))
+    last = total - (nb - 1) * bucket
+    full = group_collective_time(hw, kind, np.minimum(bucket, total), dp, stride)
+    rest = group_collective_time(hw, kind, last, dp, stride)
+    return (nb - 1) * full + rest
 
 
 def _busiest_stage(split, per_layer, emb, head, pp):

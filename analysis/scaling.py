@@ -73,9 +73,12 @@ def sweep(
     engine: str = "analytic",
     options: Options | None = None,
     scale_out_gbps: Sequence[float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     **engine_options: Any,
 ) -> list[ScalePoint]:
-    """Predict every (GPU count, NIC speed) point; `make_workload(n)` builds the layout for n."""
+    """Predict every (GPU count, NIC speed) point; `make_workload(n)` builds the layout for n.
+
+    `progress(done, total)` is called after each point."""
     if not gpu_counts:
         raise UserError("gpus: give at least one GPU count")
     speeds = list(scale_out_gbps) if scale_out_gbps else [None]
@@ -84,6 +87,8 @@ def sweep(
         h = hw if gbps is None else with_scale_out_gbps(hw, gbps)
         rate = h.node.scale_out.bandwidth_bytes_per_s * BITS_PER_BYTE / 1e9
         for n in sorted(set(gpu_counts)):
+            if progress is not None:
+                progress(len(out), len(speeds) * len(set(gpu_counts)))
             w = make_workload(n)
             r = predict(w, h, engine, options, **engine_options)
             p = w.parallel

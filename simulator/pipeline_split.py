@@ -128,9 +128,13 @@ def split_arrays(layers: int, pp, vpp, first=None, last=None) -> dict[str, np.nd
     zeros = np.zeros(pp.shape, dtype=np.int64)
     first = zeros if first is None else np.broadcast_to(first, pp.shape)
     last = zeros if last is None else np.broadcast_to(last, pp.shape)
-    keys = np.stack([pp, vpp, first, last], axis=-1).reshape(-1, 4)
-    out = {k: np.zeros(len(keys)) for k in ("first", "last", "middle", "max")}
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    cols = [np.asarray(c, dtype=np.int64).reshape(-1) for c in (pp, vpp, first, last)]
+    # one integer per (pp, vpp, first, last): a 1-D unique is much faster than unique(axis=0)
+    base = max(int(c.max(initial=0)) for c in cols) + 1
+    code = ((cols[0] * base + cols[1]) * base + cols[2]) * base + cols[3]
+    out = {k: np.zeros(len(code)) for k in ("first", "last", "middle", "max")}
+    uniq_codes, inverse = np.unique(code, return_inverse=True)
+    uniq = [(c // base**3, c // base**2 % base, c // base % base, c % base) for c in uniq_codes]
     for j, (p, v, f, la) in enumerate(uniq):
         stages = physical_stage_layers(
             stage_layers(layers, int(p), int(v), int(f) or None, int(la) or None), int(p)

@@ -190,3 +190,46 @@ def test_shared_seeds_give_one_engine_seed_per_replicate():
     assert [len(s) for s in seeds.values()] == [1, 1] and seeds[0] != seeds[1]
     assert len({make_task(BASE, p)["des"]["seed"] for p in own}) == 8
     assert not {p.key for p in own} & {p.key for p in shared.points()}
+
+
+def test_dotted_option_axes_and_base_values_are_checked():
+    g = parse_grid(
+        {"base": {"parallelism": {"tp": 8, "pp": 4}}, "axes": {"options": {"dropout": [True]}}}
+    )
+    assert g.axes["options.dropout"] == [True]  # TOML's `options.dropout = [...]`
+    with pytest.raises(UserError, match=r"base\.training\.precision: 'fp7' must be one of"):
+        parse_grid({"base": {"training": {"precision": "fp7"}}, "axes": {"gpus": [8]}})
+    with pytest.raises(UserError, match=r"sweep: 3 must be a table"):
+        parse_grid({"sweep": 3, "axes": {"gpus": [8]}})
+
+
+def test_unreadable_table_or_manifest_is_a_user_error(tmp_path):
+    g = grid({"gpus": [16]}, engine="analytic")
+    s = run_sweep(g, tmp_path / "s", progress=False)
+    s.table.write_text("not parquet")
+    with pytest.raises(UserError, match="cannot be read"):
+        run_sweep(g, tmp_path / "s", progress=False)
+    (tmp_path / "s" / "sweep.json").write_text("{")
+    with pytest.raises(UserError, match="is not a sweep manifest"):
+        run_sweep(g, tmp_path / "s", progress=False)
+
+
+class _StubClient:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def run(self, fn):
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return {"tcp://w1:1": self.answer}
+
+
+def test_workers_must_run_the_same_llmcap_code():
+    from analysis.sweep.executors import _check_workers, code_fingerprint
+
+    _check_workers(_StubClient(code_fingerprint()), "tcp://h:8786")  # same code: fine
+    with pytest.raises(UserError, match="worker tcp://w1:1 runs other llmcap code"):
+        _check_workers(_StubClient("0" * 16), "tcp://h:8786")
+    missing = ModuleNotFoundError("No module named 'analysis'")
+    with pytest.raises(UserError, match="a worker cannot run llmcap"):
+        _check_workers(_StubClient(missing), "tcp://h:8786")

@@ -7,18 +7,27 @@ run failed (the report says which rank and why; completed runs are kept), 130 on
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from analysis.cli.common import check_output, echo_json, run_guarded, staged_dir
 from hwprofiles.errors import UserError
 from validation.compare import ENGINES
 from validation.gptconfig import load_config
+from validation.monitor.config import MonitorSpec, parse_inject
+from validation.monitor.prom import check_port_free
+from validation.monitor.rules import Alert
+from validation.monitor.thresholds import parse_thresholds
 from validation.netns import check_can_link, parse_rate
 from validation.spec import DEVICES, PRECISIONS, STRATEGIES, Fault, format_rate
 from validation.suite import Matrix, Record
@@ -92,7 +101,16 @@ def build_matrix(**o: Any) -> Matrix:
         seed=o["seed"],
         rounds=o["rounds"],
         fault=Fault.parse(o["inject_fault"]) if o["inject_fault"] else None,
+        monitor=None
+        if o["no_monitor"]
+        else MonitorSpec(thresholds=parse_thresholds(o["alert"]), metrics_port=o["metrics_port"]),
+        inject=parse_inject(o["inject"], max(nprocs)),
     )
+    if m.inject.link_drop is not None and all(link is None for link in links):
+        raise UserError("--inject link-drop", o["inject"], "needs --link-bandwidth (root)")
+    if m.monitor is not None and m.monitor.metrics_port:
+        for r in range(max(nprocs)):
+            check_port_free(m.monitor.metrics_port + r)
     m.specs()  # RunSpec validation of steps, warm-up, ... before anything runs
     if o["hang_timeout"] <= 0 or o["start_timeout"] <= 0:
         raise UserError("timeouts: --hang-timeout and --start-timeout must be > 0 s")
@@ -121,7 +139,33 @@ def canonical_command(m: Matrix, o: dict[str, Any]) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Register `llmcap validate` on the app."""
+    """Register `llmcap validate` and `llmcap monitor` on the app."""
+
+    @app.command()
+    def monitor(
+        report_dir: Path = typer.Argument(..., help="An `llmcap validate --out` directory."),
+        plot: Path | None = typer.Option(
+            None, help="Timeline PNG to write (default: REPORT_DIR/monitor.png)."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print runs and alerts as JSON."),
+    ) -> None:
+        """Replay a finished run's monitor logs: timeline plot, measured vs predicted, alerts."""
+        from validation.monitor import replay
+
+        runs = run_guarded(lambda: replay.load(report_dir))
+        target = plot or report_dir / "monitor.png"
+        run_guarded(lambda: check_output(target, "--plot", "file"))
+        replay.plot(runs, target)
+        if json_out:
+            echo_json({name: {"alerts": r["alerts"], "predicted_step_time_s": r["predicted"]}
+                       for name, r in runs.items()})  # fmt: skip
+            return
+        table = Table("run", "ranks", "median ms", "pred. ms", "error", "alerts", box=None)
+        for row in replay.summary_rows(runs):
+            table.add_row(*row)
+        out = Console()
+        out.print(table)
+        out.print(f"timeline written to {target}")
 
     @app.command()
     def validate(
@@ -153,6 +197,23 @@ def register(app: typer.Typer) -> None:
             None, help="Only redo the predictions of the report in this directory."
         ),
         inject_fault: str = typer.Option("", hidden=True, help="RANK:exit|raise|hang[:STEP]"),
+        alert: str = typer.Option(
+            "",
+            help="Alert thresholds, e.g. step_time=+15%,memory=90%,power=+10%,straggler=+25%,"
+            "hang=60s,window=5 (these are the defaults).",
+        ),
+        on_alert: str = typer.Option(
+            "", help="Shell command run at each alert (the alert as JSON in $LLMCAP_ALERT)."
+        ),
+        metrics_port: int = typer.Option(
+            0, help="Serve Prometheus metrics on 127.0.0.1:PORT+rank while runs go (0: off)."
+        ),
+        no_monitor: bool = typer.Option(False, help="Do not watch the runs live."),
+        inject: str = typer.Option(
+            "",
+            help="Faults that prove the monitor: slow-rank=R:FACTOR[@stepN], hang-rank=R@stepN, "
+            "link-drop=RATE@stepN (with --link-bandwidth).",
+        ),
     ) -> None:
         """Train a real GPT with torch.distributed here; set measured beside predicted."""
         import torch  # noqa: F401  (needs the torch extra: a missing one is a one-line error)
@@ -178,6 +239,7 @@ def register(app: typer.Typer) -> None:
                 matrix.model.attention_shape(),
             )
         )
+        drift = run_guarded(lambda: _guard(hw, matrix, err))
         n_runs = len(matrix.specs()) * matrix.rounds
         done: list[Record] = []
 
@@ -208,6 +270,8 @@ def register(app: typer.Typer) -> None:
                     command=canonical_command(matrix, o),
                     engines=eng,
                     on_done=progress,
+                    drift=drift,
+                    on_alert=alert_printer(err, on_alert),
                     hang_timeout_s=hang_timeout,
                     start_timeout_s=start_timeout,
                 )
@@ -219,6 +283,44 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_INTERRUPTED)
         if not v.ok:
             raise typer.Exit(EXIT_RUN_FAILED)
+
+
+def _guard(hw: Any, matrix: Matrix, err: Console) -> list[dict[str, Any]]:
+    """Print the profile's status line; on a CPU, re-probe its GEMMs and warn of drift."""
+    from validation.drift import check_drift, drift_notes, status_line
+
+    err.print(status_line(hw), markup=False, highlight=False)
+    if hw is None or hw.provenance.kind != "calibrated" or matrix.device != "cpu":
+        return []
+    rows = check_drift(hw, matrix.model, matrix.precisions, threads=matrix.threads_per_rank)
+    for r in rows:
+        err.print(
+            f"re-probe {r['dtype']} {r['gemm']}: {r['measured_s'] * 1e3:.3g} ms, profile "
+            f"{r['profile_s'] * 1e3:.3g} ms, speed {r['speed']:.2f}x"
+            + ("  DRIFTED" if r["drifted"] else ""),
+            markup=False,
+            highlight=False,
+        )
+    for note in drift_notes(rows):
+        err.print(f"warning: {note}", markup=False, highlight=False)
+    return rows
+
+
+def alert_printer(err: Console, command: str) -> Callable[[Alert], None]:
+    """Print each alert in one line; run `command` (if any) with the alert as JSON in
+    ``$LLMCAP_ALERT``, without waiting for it; a failing command is reported, never fatal."""
+
+    def on_alert(alert: Alert) -> None:
+        err.print(alert.line(), markup=False, highlight=False)
+        if not command:
+            return
+        env = {**os.environ, "LLMCAP_ALERT": json.dumps(alert.to_dict())}
+        try:
+            subprocess.Popen(command, shell=True, env=env, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            err.print(f"--on-alert: {command!r} could not start: {exc}", markup=False)
+
+    return on_alert
 
 
 def _repredict(out: Path, hardware: str, engines: str, json_out: bool, err: Console) -> None:

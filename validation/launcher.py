@@ -26,12 +26,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from analysis.cli.common import dumps, write_atomic
+from validation.monitor.rules import Alert
+from validation.monitor.watch import LiveWatch
 from validation.spec import RunSpec
 
 POLL_S = 0.2  # launcher polling period (s): bounded polling of processes and progress files
@@ -51,6 +54,8 @@ class Network:
     master_port: int
     ifname: str
     prefixes: tuple[tuple[str, ...], ...] = ()
+    set_rate: Callable[[float], None] | None = field(default=None, compare=False)
+    """Change the links' rate mid-run (bytes/s per direction); None on loopback."""
 
     def prefix(self, rank: int) -> list[str]:
         return list(self.prefixes[rank]) if self.prefixes else []
@@ -83,6 +88,10 @@ class Outcome:
     results: dict[int, dict[str, Any]]
     failure: Failure | None
     wall_s: float
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    """Monitor alerts (`validation.monitor`), each with its run, rank and step range."""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    """Injected events that happened (a link drop, with its step)."""
 
     @property
     def ok(self) -> bool:
@@ -272,12 +281,15 @@ def launch(
     *,
     start_timeout_s: float = 180.0,
     hang_timeout_s: float = 120.0,
+    on_alert: Callable[[Alert], None] | None = None,
 ) -> Outcome:
     """Run `spec` with one torchrun agent per rank; always stop every rank before returning.
 
     `start_timeout_s` bounds the time until every rank is training (imports, rendezvous,
     model set-up); `hang_timeout_s` bounds the time without any rank finishing a step.
-    Ctrl-C (KeyboardInterrupt) also stops every rank, then propagates.
+    Ctrl-C (KeyboardInterrupt) also stops every rank, then propagates. A monitored run
+    (`spec.monitor`) is watched across ranks as it goes (`monitor.watch.LiveWatch`); each
+    alert reaches `on_alert` when it opens and the outcome lists them all.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.glob("rank*"):
@@ -286,8 +298,14 @@ def launch(
     net = net or loopback()
     t0 = time.monotonic()
     w = Watch(spec, run_dir, net)
+    live = None
+    if spec.monitor is not None:
+        live = LiveWatch(
+            spec.run_id, run_dir, spec.nproc, spec.monitor.thresholds,
+            spec.monitor.predicted_step_time_s, on_alert, spec.link_drop, net.set_rate,
+        )  # fmt: skip
     try:
-        failure = _watch(w, t0, start_timeout_s, hang_timeout_s)
+        failure = _watch(w, t0, start_timeout_s, hang_timeout_s, live)
     finally:
         try:
             w.stop()
@@ -302,10 +320,23 @@ def launch(
     if failure is None and len(results) < spec.nproc:
         missing = [r for r in range(spec.nproc) if r not in results]
         failure = Failure(missing[0], f"rank {missing[0]} exited without writing its results")
-    return Outcome(spec, run_dir, results, failure, time.monotonic() - t0)
+    alerts, events = [], []
+    if live is not None:
+        live.poll(w.progress, 0.0)  # what the ranks wrote last
+        alerts = [a.to_dict() for a in live.alerts]
+        events = live.events
+        write_atomic(run_dir / "report.json", dumps({"run": spec.run_id, "alerts": alerts,
+                                                     "events": events}))  # fmt: skip
+    return Outcome(spec, run_dir, results, failure, time.monotonic() - t0, alerts, events)
 
 
-def _watch(w: Watch, t0: float, start_timeout_s: float, hang_timeout_s: float) -> Failure | None:
+def _watch(
+    w: Watch,
+    t0: float,
+    start_timeout_s: float,
+    hang_timeout_s: float,
+    live: LiveWatch | None = None,
+) -> Failure | None:
     last_move = time.monotonic()
     while True:
         codes = [p.poll() for p in w.procs]
@@ -317,6 +348,8 @@ def _watch(w: Watch, t0: float, start_timeout_s: float, hang_timeout_s: float) -
         now = time.monotonic()
         if w.read_progress():
             last_move = now
+        if live is not None:
+            live.poll(w.progress, now - last_move)
         started = len(w.progress) == w.spec.nproc and min(w.progress.values())[0] > 0
         if not started and now - t0 > start_timeout_s:
             slow = [r for r in range(w.spec.nproc) if w.progress.get(r, (0, 0))[0] == 0]

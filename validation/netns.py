@@ -116,7 +116,7 @@ class RateLimitedLinks:
         self.ranks = [f"{self.tag}r{r}" for r in range(nranks)]
         self.addresses = [f"{SUBNET}.{r + 1}" for r in range(nranks)]
 
-    def tbf(self, ns: str, dev: str) -> None:
+    def tbf(self, ns: str, dev: str, verb: str = "add") -> None:
         burst = max(MIN_BURST_BYTES, int(self.rate * BURST_S))
         rate = f"{int(self.rate * 8)}bit"
         _run(
@@ -124,7 +124,7 @@ class RateLimitedLinks:
             "-n",
             ns,
             "qdisc",
-            "add",
+            verb,
             "dev",
             dev,
             "root",
@@ -169,7 +169,15 @@ class RateLimitedLinks:
             self.tbf(ns, IFNAME)
             self.tbf(self.hub, port)
         prefixes = tuple(("ip", "netns", "exec", ns) for ns in self.ranks)
-        return Network(self.addresses[0], MASTER_PORT, IFNAME, prefixes)
+        return Network(self.addresses[0], MASTER_PORT, IFNAME, prefixes, self.set_rate)
+
+    def set_rate(self, rate_bytes_per_s: float) -> None:
+        """Change every shaped port to `rate_bytes_per_s` (per direction) while ranks run
+        (``tc qdisc change``; an injected link drop)."""
+        self.rate = rate_bytes_per_s
+        for r, ns in enumerate(self.ranks):
+            self.tbf(ns, IFNAME, "change")
+            self.tbf(self.hub, f"p{r}", "change")
 
     def delete(self) -> list[str]:
         """Delete every namespace of this instance; return those that could not be deleted."""

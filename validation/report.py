@@ -73,6 +73,10 @@ def _run_row(rec: Any) -> dict[str, Any]:
         row["failure"] = {"rank": f.rank, "reason": f.reason, "others": f.others}
     if rec.measured is not None:
         row["measured"] = rec.measured.to_dict()
+    if getattr(rec, "alerts", None) is not None:
+        row["alerts"] = rec.alerts
+    if getattr(rec, "events", None):
+        row["events"] = rec.events
     return row
 
 
@@ -112,6 +116,7 @@ def document(
             "links_bytes_per_s": list(matrix.links),
         },
         "runs": [_run_row(r) for r in result.records],
+        "alerts": [a for r in result.records for a in (r.alerts or [])],
         "not_run": not_run,
         "interrupted": result.interrupted,
         "comparisons": [c.to_dict() for c in comparisons],
@@ -181,7 +186,9 @@ def read_measurements(doc: dict[str, Any]) -> tuple[Matrix, SuiteResult]:
         )
         m = Measured.from_dict(row["measured"]) if "measured" in row else None
         f = Failure(**row["failure"]) if "failure" in row else None
-        result.records.append(Record(spec, m, f, row["wall_s"]))
+        rec = Record(spec, m, f, row["wall_s"], alerts=row.get("alerts"))
+        rec.events = list(row.get("events", []))
+        result.records.append(rec)
     return matrix, result
 
 
@@ -457,6 +464,17 @@ def markdown(doc: dict[str, Any], title: str | None = None) -> str:
             out.append(f"- `{r['run']}`: {f['reason']}{then}")
         if doc["not_run"]:
             out.append(f"- not run (interrupted): {', '.join(doc['not_run'])}")
+    if any("alerts" in r for r in doc["runs"]):
+        alerts = doc.get("alerts", [])
+        out += ["", "### Monitor alerts", ""]
+        if not alerts:
+            out.append("None fired (thresholds: `llmcap validate --help`, `--alert`).")
+        for a in alerts:
+            out.append(
+                f"- `{a['run']}` rank {a['rank']}: **{a['metric']}** steps {a['first_step']}-"
+                f"{a['last_step']}, measured {a['measured']:.4g} vs {a['predicted']:.4g} "
+                f"(threshold {a['threshold']:g})"
+            )
     if doc["summary"]:
         target = f"{doc['target_abs_error'] * 100:.0f} %"
         out += ["", f"### Error summary (target: median absolute error ≤ {target})", ""]

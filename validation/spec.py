@@ -8,6 +8,7 @@ from typing import Any
 
 from hwprofiles.errors import UserError
 from validation.gptconfig import GPTConfig
+from validation.monitor.config import LinkDrop, MonitorSpec, Slowdown
 
 STRATEGIES = ("ddp", "fsdp")
 PRECISIONS = ("fp32", "bf16")
@@ -76,6 +77,12 @@ class RunSpec:
     collective_timeout_s: float = 300.0
     """Backstop for a collective that never completes (the launcher stops ranks sooner)."""
     fault: Fault | None = field(default=None)
+    monitor: MonitorSpec | None = None
+    """Live monitoring against the prediction (`validation.monitor`); None: not watched."""
+    slow: Slowdown | None = None
+    """An injected straggler (tests of the monitor)."""
+    link_drop: LinkDrop | None = None
+    """An injected mid-run drop of the rate-limited links (tests of the monitor)."""
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -96,6 +103,11 @@ class RunSpec:
             raise UserError(f"link-bandwidth: {self.link_bytes_per_s} B/s must be > 0")
         if self.fault is not None and self.fault.rank >= self.nproc:
             raise UserError(f"fault.rank: {self.fault.rank} must be < nproc = {self.nproc}")
+        if self.link_drop is not None and (self.link_bytes_per_s is None or self.nproc < 2):
+            raise UserError(
+                "--inject link-drop", self.link_drop.bytes_per_s,
+                "needs rate-limited links (--link-bandwidth) and at least 2 ranks",
+            )  # fmt: skip
 
     @property
     def run_id(self) -> str:
@@ -126,4 +138,10 @@ class RunSpec:
         d["model"] = GPTConfig(**d["model"])
         if d.get("fault") is not None:
             d["fault"] = Fault(**d["fault"])
+        if d.get("monitor") is not None:
+            d["monitor"] = MonitorSpec.from_dict(d["monitor"])
+        if d.get("slow") is not None:
+            d["slow"] = Slowdown(**d["slow"])
+        if d.get("link_drop") is not None:
+            d["link_drop"] = LinkDrop(**d["link_drop"])
         return cls(**d)

@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hwprofiles.calibration.collectives import CollectiveError
 from hwprofiles.errors import UserError
@@ -19,6 +20,8 @@ from validation.gptconfig import GPTConfig
 from validation.launcher import Failure, Outcome, launch
 from validation.linkcal import LinkFit, measure_link
 from validation.measure import Measured, baseline_comm_fraction, measured, merge_rounds
+from validation.monitor.config import Injections, MonitorSpec
+from validation.monitor.rules import Alert
 from validation.netns import RateLimitedLinks
 from validation.spec import Fault, RunSpec, format_rate
 
@@ -48,6 +51,12 @@ class Matrix:
     landing on one."""
     fault: Fault | None = None
     """Injected into every run with more ranks than `fault.rank` (launcher tests)."""
+    monitor: MonitorSpec | None = None
+    """Watch every run (thresholds, Prometheus port); the predictions are filled in per run
+    by `run_matrix`'s `monitors`. None: no monitoring."""
+    inject: Injections = field(default_factory=Injections)
+    """Faults injected to prove the monitor (`--inject`): each applies to runs that have
+    the rank it names (a link drop: to runs through a rate-limited link)."""
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -62,6 +71,11 @@ class Matrix:
             for strat, prec in itertools.product(self.strategies, self.precisions):
                 fault = self.fault if self.fault is not None and self.fault.rank < n else None
                 link_n = None if n == 1 else link
+                inj = self.inject
+                if inj.hang is not None and inj.hang[0] < n:
+                    fault = Fault(inj.hang[0], "hang", inj.hang[1])
+                slow = inj.slow if inj.slow is not None and inj.slow.rank < n else None
+                drop = inj.link_drop if link_n is not None else None
                 out.append(
                     RunSpec(
                         self.model,
@@ -76,6 +90,9 @@ class Matrix:
                         threads_per_rank=self.threads_per_rank,
                         seed=self.seed,
                         fault=fault,
+                        monitor=self.monitor,
+                        slow=slow,
+                        link_drop=drop,
                     )
                 )
         return sorted(out, key=lambda s: s.nproc > 1)
@@ -90,6 +107,9 @@ class Record:
     failure: Failure | None = None
     wall_s: float = 0.0
     run_dir: Path | None = None
+    alerts: list[dict[str, Any]] | None = None
+    """Monitor alerts of the run (None: not monitored; [] monitored, none fired)."""
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -109,7 +129,7 @@ class SuiteResult:
 
 
 def run_one(
-    spec: RunSpec, run_dir: Path, links: SuiteResult | None = None, **timeouts: float
+    spec: RunSpec, run_dir: Path, links: SuiteResult | None = None, **timeouts: Any
 ) -> Outcome:
     """Launch one run, inside rate-limited namespaces when it has a link. With `links`, the
     first run through each (link, ranks) first measures the collectives through it
@@ -137,14 +157,22 @@ def run_matrix(
     matrix: Matrix,
     runs_dir: Path,
     on_done: Callable[[Record], None] | None = None,
+    monitors: dict[str, MonitorSpec] | None = None,
+    on_alert: Callable[[Alert], None] | None = None,
     **timeouts: float,
 ) -> SuiteResult:
     """Run every spec of `matrix` under `runs_dir/<run id>/` (`.../round<k>/` with several
     rounds), round after round; `on_done` sees each round's record. A run is recorded once:
-    its completed rounds merged, or its first failure (a failed run is not retried)."""
+    its completed rounds merged, or its first failure (a failed run is not retried).
+    `monitors`: per run id, the monitoring settings with that run's prediction (a monitored
+    matrix without one is watched for cross-rank alerts only); `on_alert` sees each alert."""
     result = SuiteResult()
     specs = matrix.specs()
+    if monitors:
+        specs = [s.with_(monitor=monitors.get(s.run_id, s.monitor)) for s in specs]
     done: dict[str, list[Outcome]] = {s.run_id: [] for s in specs}
+    alerts: dict[str, list[dict[str, Any]]] = {s.run_id: [] for s in specs}
+    events: dict[str, list[dict[str, Any]]] = {s.run_id: [] for s in specs}
     failed: dict[str, Record] = {}
     walls: dict[str, float] = dict.fromkeys(done, 0.0)
     try:
@@ -155,9 +183,13 @@ def run_matrix(
                 run_dir = runs_dir / spec.run_id
                 if matrix.rounds > 1:
                     run_dir = run_dir / f"round{k + 1}"
-                outcome = run_one(spec, run_dir, result, **timeouts)
+                outcome = run_one(spec, run_dir, result, on_alert=on_alert, **timeouts)
                 walls[spec.run_id] += outcome.wall_s
-                rec = Record(spec, failure=outcome.failure, wall_s=outcome.wall_s, run_dir=run_dir)
+                alerts[spec.run_id] += outcome.alerts
+                events[spec.run_id] += outcome.events
+                watched = alerts[spec.run_id] if spec.monitor is not None else None
+                rec = Record(spec, failure=outcome.failure, wall_s=outcome.wall_s, run_dir=run_dir,
+                             alerts=watched, events=outcome.events)  # fmt: skip
                 if outcome.ok:
                     done[spec.run_id].append(outcome)
                     rec.measured = measured(outcome)
@@ -173,7 +205,9 @@ def run_matrix(
         elif done[spec.run_id]:
             merged = merge_rounds(done[spec.run_id])
             run_dir = merged.run_dir.parent if matrix.rounds > 1 else merged.run_dir
-            rec = Record(spec, measured(merged), None, walls[spec.run_id], run_dir)
+            watched = alerts[spec.run_id] if spec.monitor is not None else None
+            rec = Record(spec, measured(merged), None, walls[spec.run_id], run_dir, watched,
+                         events[spec.run_id])  # fmt: skip
             result.records.append(rec)
     _fill_baseline_comm(result)
     return result

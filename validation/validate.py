@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from hwprofiles.calibration.machine import load_average, machine_info
 from hwprofiles.errors import UserError
 from hwprofiles.inputs import path_kind, read_json
 from hwprofiles.profile import HardwareProfile
+from simulator.costmodel.timing import gemm_dtype
 from validation import report
 from validation.compare import (
     ENGINES,
@@ -29,6 +30,9 @@ from validation.compare import (
     speed_probes,
     summarise,
 )
+from validation.drift import drift_notes, drifted_dtypes, status_line
+from validation.monitor.config import MonitorSpec
+from validation.monitor.rules import Alert
 from validation.suite import Matrix, Record, SuiteResult, run_matrix
 
 NO_HARDWARE = "none"
@@ -103,11 +107,18 @@ def validate(
     engines: tuple[str, ...] = ENGINES,
     predictor: Predictor | None = None,
     on_done: Callable[[Record], None] | None = None,
+    drift: list[dict[str, Any]] | None = None,
+    on_alert: Callable[[Alert], None] | None = None,
     **timeouts: float,
 ) -> Validation:
-    """Run `matrix`, compare with predictions on `hardware`, write the report under `out`."""
+    """Run `matrix`, compare with predictions on `hardware`, write the report under `out`.
+    A monitored matrix (`matrix.monitor`) is watched live against the analytic prediction
+    of each run, made before it starts; `on_alert` sees each alert as it opens. `drift`: the
+    pre-run re-probe (`validation.drift.check_drift`); drifted dtypes' runs are compared but
+    not headlined."""
     machine: dict[str, Any] = machine_info(matrix.device, matrix.threads_per_rank)
-    result = run_matrix(matrix, out / "runs", on_done, **timeouts)
+    monitors = live_predictions(matrix, hardware, predictor)
+    result = run_matrix(matrix, out / "runs", on_done, monitors, on_alert, **timeouts)
     machine["load_average_1m_end"] = load_average()
     return finish(
         matrix,
@@ -118,7 +129,32 @@ def validate(
         command=command,
         engines=engines,
         predictor=predictor,
+        drift=drift,
     )
+
+
+def live_predictions(
+    matrix: Matrix, hardware: HardwareProfile | None, predictor: Predictor | None = None
+) -> dict[str, MonitorSpec]:
+    """Per run id, the monitor settings with the analytic engine's prediction for that run
+    (nominal links: the collectives through a rate-limited link are measured only when its
+    first run starts). Empty when the matrix is not monitored or nothing can be predicted."""
+    if matrix.monitor is None or hardware is None:
+        return {}
+    specs = matrix.specs()
+    preds, _ = predict_runs(specs, hardware, ("analytic",), predictor)
+    out = {}
+    for spec in specs:
+        r = preds.get((spec.run_id, "analytic"))
+        if r is None:
+            continue
+        out[spec.run_id] = replace(
+            matrix.monitor,
+            predicted_step_time_s=r.step_time_s,
+            predicted_power_w=r.avg_power_w if spec.device == "cuda" else None,
+            memory_capacity_bytes=r.memory_capacity_bytes,
+        )
+    return out
 
 
 def finish(
@@ -131,9 +167,12 @@ def finish(
     command: str,
     engines: tuple[str, ...] = ENGINES,
     predictor: Predictor | None = None,
+    drift: list[dict[str, Any]] | None = None,
 ) -> Validation:
     """Predict the measured runs, compare, and write ``report.json`` and ``report.md``."""
-    notes: list[str] = list(result.notes)
+    notes: list[str] = [status_line(hardware), *result.notes]
+    drift = drift or []
+    notes += drift_notes(drift)
     busiest = max(matrix.nprocs) * matrix.threads_per_rank
     cores = int(machine.get("cpu_cores", 0) or 0)
     if matrix.device == "cpu" and cores and busiest > cores:
@@ -150,7 +189,11 @@ def finish(
         notes += why
         comparisons = compare(result.measured(), predictions, engines)
         limited = {r.spec.run_id for r in result.records if r.spec.link_bytes_per_s}
-        summary = summarise(comparisons, limited)
+        off = set(drifted_dtypes(drift))
+        kept = {s.run_id for s in specs if gemm_dtype(s.precision) not in off}
+        summary = summarise(
+            [c for c in comparisons if c.run in kept and c.baseline in (None, *kept)], limited
+        )
         if hardware.provenance.kind != "calibrated":
             notes.append(
                 f"predictions use the datasheet profile {hardware.name!r}, not a calibration "
@@ -178,6 +221,8 @@ def finish(
         notes=notes,
         command=command,
     )
+    if drift:
+        doc["drift"] = drift
     write_atomic(out / "report.json", dumps(doc))
     write_atomic(out / "report.md", report.markdown(doc))
     return Validation(doc, result)

@@ -33,6 +33,8 @@ import torch.distributed as dist
 from analysis.cli.common import dumps, write_atomic
 from hwprofiles.energy import measure, probe_energy_meter
 from validation.gpt import GPT, synthetic_batches
+from validation.monitor.rank import rank_monitor
+from validation.monitor.stepmon import StepMonitor
 from validation.spec import FAULT_EXIT_CODE, RunSpec
 
 PR_SET_PDEATHSIG = 1  # prctl option number (linux/prctl.h)
@@ -90,16 +92,25 @@ def wrap_model(model: torch.nn.Module, spec: RunSpec, device: torch.device) -> t
 
 
 def make_step(
-    model: torch.nn.Module, spec: RunSpec, device: torch.device, progress: Progress
+    model: torch.nn.Module,
+    spec: RunSpec,
+    device: torch.device,
+    progress: Progress,
+    monitor: StepMonitor | None = None,
 ) -> Callable[[bool], tuple[float, float]]:
     """A function running one training step (sync=False: DDP `no_sync`), returning
-    (seconds, loss). The injected fault, if any, fires at its step."""
+    (seconds, loss). The injected fault, if any, fires at its step; an injected slowdown
+    adds local work after the forward pass; the monitor, if any, records every step."""
     opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
     rank = dist.get_rank()
     batches = synthetic_batches(spec.model, N_BATCHES, spec.seed + rank, device)
     bf16 = spec.precision == "bf16"
     fault = spec.fault if spec.fault is not None and spec.fault.rank == rank else None
+    slow = spec.slow if spec.slow is not None and spec.slow.rank == rank else None
     cuda = device.type == "cuda"
+    tokens = spec.model.micro_batch_size * spec.model.seq_len
+    meters: list[Any] = []
+    """The rank's energy meter once probed (`step.meters.append(meter)`): per-step power."""
 
     def step(sync: bool) -> tuple[float, float]:
         if fault is not None and progress.step == fault.step:
@@ -110,21 +121,52 @@ def make_step(
             dist.barrier()
         if cuda:
             torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
+        e0 = meters[0].read_j() if meters and monitor is not None else None
+        t0, c0 = time.perf_counter(), time.process_time()
         ctx = nullcontext() if sync else model.no_sync()  # type: ignore[operator]
         with ctx:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = model(x, y)
+            clock = time.perf_counter if cuda else time.process_time
+            if cuda:
+                torch.cuda.synchronize(device)
+            if slow is not None and progress.step >= slow.step:
+                # a straggler: (factor - 1) x its forward + backward (about 3 forwards) of
+                # extra local work (no collective, so FSDP's gathers stay matched)
+                busy((slow.factor - 1.0) * 3.0 * (clock() - (t0 if cuda else c0)), clock, device)
+            # the forward's local compute: CPU seconds on a CPU rank (time-slicing by other
+            # processes does not count), synchronized wall seconds on a GPU
+            compute_s = clock() - (t0 if cuda else c0)
             loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         if cuda:
             torch.cuda.synchronize(device)
         dt = time.perf_counter() - t0
+        if monitor is not None:
+            monitor.record(
+                dt,
+                tokens=tokens,
+                compute_s=compute_s,
+                peak_memory_bytes=peak_memory(device)[0],
+                energy_j=meters[0].read_j() - e0 if e0 is not None else None,
+                phase=progress.phase,
+            )
         progress.step += 1
         return dt, float(loss.detach())
 
+    step.meters = meters  # type: ignore[attr-defined]
     return step
+
+
+def busy(seconds: float, clock: Callable[[], float], device: torch.device) -> None:
+    """Keep this rank computing (small local GEMMs, no collective) for `seconds` of `clock`."""
+    a = torch.ones(128, 128, device=device)
+    end = clock() + seconds
+    while clock() < end:
+        a = torch.mm(a, a).clamp_(-1.0, 1.0)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
 
 PROBE_CALLS = 10
@@ -190,13 +232,16 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
     device = torch.device(f"cuda:{local_rank}") if spec.device == "cuda" else torch.device("cpu")
     torch.manual_seed(spec.seed)  # the same initial weights on every rank
     model = wrap_model(GPT(spec.model).to(device), spec, device)
-    step = make_step(model, spec, device, progress)
+    monitor = rank_monitor(spec, rank, progress.path.parent)
+    step = make_step(model, spec, device, progress, monitor)
 
     progress.beat("warmup")
     losses = [step(True)[1] for _ in range(spec.warmup)]
     # one package meter covers every rank on a CPU; each GPU has its own
     metered = spec.device == "cuda" or local_rank == 0
     meter, why = probe_energy_meter(spec.device, index=local_rank) if metered else (None, "")
+    if meter is not None and spec.device == "cuda":  # a package meter on a CPU is shared
+        step.meters.append(meter)  # type: ignore[attr-defined]
     progress.beat("timed")
     times: list[float] = []
     busy0, cpu0 = machine_busy_s(), time.process_time()
@@ -213,6 +258,8 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
         for _ in range(spec.comm_pairs):
             pairs_sync.append(step(True)[0])
             pairs_nosync.append(step(False)[0])
+    if monitor is not None:
+        monitor.close()
     progress.beat("probe")
     probe = probe_gemm(spec, device)
     mem, mem_kind = peak_memory(device)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from analysis.cli.common import UserError, echo_json, run_guarded
+from analysis.cli.common import UserError, check_output, echo_json, run_guarded
 
 Opt = typer.Option
 
@@ -67,6 +67,8 @@ def register(app: typer.Typer) -> None:
                 simulate_cluster,
             )
 
+            if out is not None:
+                check_output(out, "--out", "dir")  # before the simulation, not after it
             pols = tuple(p.strip() for p in policy.split(",") if p.strip())
             config = ClusterConfig(
                 parse_pools(hardware), read_mix(jobs), pols, days, failures, placement

@@ -9,6 +9,7 @@ import typer
 
 from analysis.cli.common import check_output, echo_json, fail, run_guarded
 from analysis.cli.parse import parse_count, parse_gpus, split_list
+from analysis.cli.progress import StepProgress
 from analysis.planner.costs import SECONDS_PER_DAY
 from hwprofiles.errors import UserError
 from hwprofiles.inputs import path_kind
@@ -41,31 +42,6 @@ def _constraint_message(result) -> str:
         f"{field}: no candidate trains {q.tokens:g} tokens {' and '.join(asked)}; closest: "
         f"{c.label} ({c.layout_text}) in {c.cost.days:,.1f} days for {cost}"
     )
-
-
-def _progress_bar(enabled: bool):
-    """(callback, context manager) drawing a Rich progress bar on stderr."""
-    from contextlib import nullcontext
-
-    if not enabled:
-        return None, nullcontext()
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = bar.add_task("searching layouts", total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    return update, bar
 
 
 def register(app: typer.Typer) -> None:
@@ -146,7 +122,13 @@ def register(app: typer.Typer) -> None:
             Path | None, Opt(help="Write report.md/.html, CSV, JSON here [default: none]")
         ] = None,
         json_out: Annotated[bool, Opt("--json", help="JSON on stdout")] = False,
-        progress: Annotated[bool, Opt("--progress/--no-progress", help="Bar on stderr")] = True,
+        progress: Annotated[
+            bool,
+            Opt(
+                "--progress/--no-progress",
+                help="Progress on stderr: a bar at a terminal, a line every 15 s elsewhere",
+            ),
+        ] = True,
     ) -> None:
         """Search every parallel layout on every hardware and cluster size; cost the budget."""
 
@@ -215,17 +197,18 @@ def register(app: typer.Typer) -> None:
                 ownership_data=own_data,
                 price_class=cls,
             )
-            callback, bar = _progress_bar(progress)
-            with bar:
-                result = run_plan(req, table, callback)
+            with StepProgress("plan", progress) as bar:
+                result = run_plan(req, table, bar.update, bar.stage)
+                ok = bool(result.feasible) and result.closest is None
+                if ok and out is not None:
+                    from analysis.report import write_reports
+
+                    bar.stage("figures and reports")
+                    write_reports(result, out)
             if not result.feasible:
                 fail(_no_feasible_message(result))
             if result.closest is not None:
                 fail(_constraint_message(result))
-            if out is not None:
-                from analysis.report import write_reports
-
-                write_reports(result, out)
             return result
 
         result = run_guarded(go)

@@ -9,6 +9,7 @@ import typer
 
 from analysis.cli import runopts as ro
 from analysis.cli.common import check_output, echo_json, run_guarded
+from analysis.cli.progress import StepProgress
 from hwprofiles.errors import UserError
 from hwprofiles.typed import number
 from simulator.limits import MAX_LINK_GBPS
@@ -129,6 +130,13 @@ def register(app: typer.Typer) -> None:
             Path | None, Opt(help="Write the speed-up plot (PNG/SVG/PDF) [default: none]")
         ] = None,
         json_out: ro.JsonOut = False,
+        progress: Annotated[
+            bool,
+            Opt(
+                "--progress/--no-progress",
+                help="Progress on stderr: a bar at a terminal, a line every 15 s elsewhere",
+            ),
+        ] = True,
     ) -> None:
         """Strong scaling of one model: speed-up vs the seed's linear m × k, efficiency, comm."""
 
@@ -174,7 +182,18 @@ def register(app: typer.Typer) -> None:
                 return build_run(spec).workload
 
             kw = ro.des_options(engine, seed, jitter, speed_sigma, contention)
-            points = sweep(workload, first.hardware, counts, engine, first.options, rates, **kw)
+            with StepProgress("scale", progress) as bar:
+                bar.stage(f"predicting ({engine})")
+                points = sweep(
+                    workload,
+                    first.hardware,
+                    counts,
+                    engine,
+                    first.options,
+                    rates,
+                    progress=bar.update,
+                    **kw,
+                )
             meta = {
                 "model": first.workload.model.name,
                 "hardware": first.hardware.name,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from analysis.cli.common import dumps, write_atomic
+from analysis.cli.common import dumps, staged_dir, write_atomic
 from analysis.report import html as html_render
 from analysis.report import markdown as md_render
 from analysis.report.content import Block
@@ -241,8 +241,14 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
 
 def write_report(result: dict[str, Any], out_dir: str | Path, figures: bool = True) -> list[Path]:
     """Write cluster.json (no per-job rows), jobs-<policy>.jsonl (one job per line),
-    report.md, report.html and figures/*.png under `out_dir`."""
-    out = Path(out_dir)
+    report.md, report.html and figures/*.png under `out_dir`, all at once (`staged_dir`)."""
+    final = Path(out_dir)
+    with staged_dir(final, "--out") as out:
+        rel = _write_files(result, out, figures)
+    return [final / p.relative_to(out) for p in rel]
+
+
+def _write_files(result: dict[str, Any], out: Path, figures: bool) -> list[Path]:
     written = [write_atomic(out / "cluster.json", dumps(summary(result)))]
     for name, r in result["policies"].items():
         lines = "".join(json.dumps(j, separators=(",", ":")) + "\n" for j in r.get("jobs", []))

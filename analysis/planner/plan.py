@@ -35,7 +35,11 @@ DES_AGREEMENT = (0.8, 1.25)
 the two engines differ by design in contention and overlap, by tens of percent at most)."""
 
 PlanProgress = Callable[[int, int], None]
-"""Called as progress(layouts evaluated so far, layouts in all) during the search."""
+"""Called as progress(layouts evaluated so far, layouts in all) during the search, and as
+progress(items done, items in all) within the later stages."""
+
+PlanStage = Callable[[str], None]
+"""Called with the name of each stage as it starts (for a progress display)."""
 
 
 def _enumerations(req: PlanRequest) -> dict[tuple[int, int], Enumeration]:
@@ -215,9 +219,17 @@ def plan(
     req: PlanRequest,
     prices: Mapping[str, Price] | None = None,
     progress: PlanProgress | None = None,
+    stage: PlanStage | None = None,
 ) -> PlanResult:
     """Search, cost, rank and re-check; see the module docstring for the rules."""
+
+    def begin(name: str) -> None:
+        if stage is not None:
+            stage(name)
+
+    begin("searching layouts")
     cands = search_all(req, prices, progress)
+    begin("costing the best layouts")
     for c in cands:
         if c.search.feasible:
             _cost(req, c)
@@ -237,17 +249,23 @@ def plan(
         closest=closest,
         layouts_evaluated=sum(c.search.valid for c in cands),
     )
+    begin("SimPy re-check")
     result.recheck_note = _recheck(req, cands, ranking)
     result.notes = _notes(req, cands)
     result.price_note = price_note(req, cands)
     if req.deadline_s is not None:
+        begin("smallest cluster per hardware")
         top = max(req.gpus)
-        result.smallest = [
-            smallest_cluster(req, hw, p, top)
+        todo = [
+            (hw, p)
             for hw in req.hardware
             for p in req.precisions
             if unsupported(hw, hw.node.gpus_per_node, p) is None
         ]
+        for k, (hw, p) in enumerate(todo):
+            result.smallest.append(smallest_cluster(req, hw, p, top))
+            if progress is not None:
+                progress(k + 1, len(todo))
     return result
 
 

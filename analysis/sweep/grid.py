@@ -28,19 +28,14 @@ import hashlib
 import itertools
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from analysis.runconfig import DEFAULTS, merge, read_run_file
 from analysis.sweep.axes import CLUSTER_AXES, OPTION_FIELDS, RUN_AXES, check_axis
 from hwprofiles.errors import UserError
+from hwprofiles.inputs import read_toml
 
 SECTIONS = ("sweep", "base", "axes")
 SWEEP_KEYS = ("engine", "config", "shared_seeds")
@@ -152,6 +147,10 @@ def _axis_values(name: str, raw: Any) -> list[Any]:
     return values
 
 
+AXIS_OF = {place: name for name, place in RUN_AXES.items()}
+"""(run-file section, key) -> the axis that sets it (its rule checks the base value too)."""
+
+
 def _check_base(base: dict[str, Any]) -> None:
     for section, values in base.items():
         if section not in DEFAULTS or not isinstance(values, dict):
@@ -159,11 +158,27 @@ def _check_base(base: dict[str, Any]) -> None:
         if section == "model":
             continue
         allowed = set(OPTION_FIELDS) if section == "options" else set(DEFAULTS[section])
-        for key in values:
+        for key, value in values.items():
             if key not in allowed:
                 raise UserError(
                     f"base.{section}.{key}: unknown key (rule: one of {', '.join(sorted(allowed))})"
                 )
+            axis = AXIS_OF.get((section, key))
+            if axis is None and section == "options":
+                axis = f"options.{key}"
+            if axis is not None and value is not None:
+                try:
+                    check_axis(axis, [value])
+                except UserError as exc:  # the same rule, named by its place in [base]
+                    rest = str(exc)[len(f"axes.{axis}") :]
+                    raise UserError(f"base.{section}.{key}{rest}") from None
+
+
+def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise UserError(f"{name}: {value!r} must be a table (rule: [{name}])")
+    return value
 
 
 def parse_grid(data: dict[str, Any], root: Path = Path(".")) -> Grid:
@@ -171,15 +186,20 @@ def parse_grid(data: dict[str, Any], root: Path = Path(".")) -> Grid:
     for section in data:
         if section not in SECTIONS:
             raise UserError(f"{section}: unknown section (rule: one of {', '.join(SECTIONS)})")
-    sw = data.get("sweep", {})
+    sw, base_in, axes_in = (_table(data, n) for n in SECTIONS)
     for key in sw:
         if key not in SWEEP_KEYS:
             raise UserError(f"sweep.{key}: unknown key (rule: one of {', '.join(SWEEP_KEYS)})")
-    file_spec = read_run_file(root / sw["config"]) if "config" in sw else None
-    base_in = data.get("base", {})
+    config = sw.get("config")
+    if config is not None and not (isinstance(config, str) and config.strip()):
+        raise UserError(f"sweep.config: {config!r} must be a run-file path")
+    file_spec = read_run_file(root / config) if config is not None else None
     _check_base(base_in)
     base = merge(file_spec, base_in)
-    axes_in = data.get("axes", {})
+    if isinstance(axes_in.get("options"), dict):  # TOML reads `options.x = [...]` as a table
+        axes_in = dict(axes_in)
+        nested = axes_in.pop("options")
+        axes_in |= {f"options.{k}": v for k, v in nested.items()}
     if not axes_in:
         raise UserError("axes: {} is an empty grid (rule: name at least one axis)")
     if "engine" in sw and "engine" in axes_in:
@@ -190,7 +210,7 @@ def parse_grid(data: dict[str, Any], root: Path = Path(".")) -> Grid:
     if "engine" in sw:
         check_axis("engine", axes["engine"])
     if "cluster" in axes["engine"]:
-        base = _cluster_base(axes, root, data.get("base"))
+        base = _cluster_base(axes, root, base_in)
     else:
         for name in CLUSTER_AXES:
             if name in axes:
@@ -207,7 +227,6 @@ def parse_grid(data: dict[str, Any], root: Path = Path(".")) -> Grid:
 def _cluster_base(axes: dict[str, list[Any]], root: Path, base_in: Any) -> dict[str, Any]:
     """A cluster grid's base: each job-mix file's parsed TOML, by the path the grid gives."""
     from analysis.cluster import parse_mix
-    from hwprofiles.inputs import read_toml
 
     if axes["engine"] != ["cluster"]:
         raise UserError(
@@ -238,13 +257,7 @@ def _cluster_base(axes: dict[str, list[Any]], root: Path, base_in: Any) -> dict[
 
 def load_grid(path: str | Path) -> Grid:
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"grid: {str(p)!r} is not a file")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"grid: {p} is not valid TOML ({exc})") from None
-    return parse_grid(data, p.parent)
+    return parse_grid(read_toml(p, "grid"), p.parent)
 
 
 def run_spec(base: dict[str, dict[str, Any]], values: dict[str, Any]) -> dict[str, dict]:

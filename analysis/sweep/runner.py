@@ -9,7 +9,6 @@ since the last checkpoint.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from typing import Any
 
 from analysis.cli.common import dumps
 from analysis.sweep.executors import EXECUTORS, LOST, dask_client, run_dask, run_local
-from analysis.sweep.frame import MANIFEST
+from analysis.sweep.frame import MANIFEST, read_manifest
 from analysis.sweep.grid import Grid
 from analysis.sweep.progress import Progress
 from analysis.sweep.table import FORMATS, read_rows, table_path, write_table
@@ -39,6 +38,8 @@ class Summary:
     ok: int
     failed: int
     lost: int
+    lost_error: str | None = None
+    """The first lost point's error (why its task did not finish)."""
 
 
 def check_dir(out: Path, grid: Grid, fmt: str) -> bool:
@@ -51,7 +52,7 @@ def check_dir(out: Path, grid: Grid, fmt: str) -> bool:
         raise UserError(f"format: {fmt!r} must be one of {', '.join(FORMATS)}")
     manifest = out / MANIFEST
     if manifest.is_file():
-        held = json.loads(manifest.read_text())
+        held = read_manifest(out)
         if held.get("fingerprint") != grid.fingerprint:
             raise UserError(
                 f"out: {str(out)!r} holds a different grid (fingerprint "
@@ -106,9 +107,7 @@ def run_sweep(
         fresh = check_dir(out, grid, fmt)
         points = grid.points()
         keys = {p.key for p in points}
-        old = [] if fresh else read_rows(out, fmt, grid)
-        keep = ("ok",) if retry_failed else ("ok", "error")
-        rows = {r["key"]: r for r in old if r["key"] in keys and r.get("status") in keep}
+        rows = {} if fresh else _done(out, fmt, grid, keys, retry_failed)
         todo = [p for p in points if p.key not in rows]
         with _executor(executor if todo else "local", scheduler, workers, timeout_s) as run:
             if fresh:
@@ -123,6 +122,22 @@ def run_sweep(
     return Summary(table_path(out, fmt), len(points), skipped, *counts)
 
 
+def _done(
+    out: Path, fmt: str, grid: Grid, keys: set[str], retry_failed: bool
+) -> dict[str, dict[str, Any]]:
+    """The rows of the existing table that need no re-run, by key."""
+    path = table_path(out, fmt)
+    keep = ("ok",) if retry_failed else ("ok", "error")
+    try:
+        old = read_rows(out, fmt, grid)
+        return {r["key"]: r for r in old if r["key"] in keys and r.get("status") in keep}
+    except (ValueError, KeyError, OSError) as exc:
+        raise UserError(
+            f"out: {str(path)!r} cannot be read ({type(exc).__name__}; rule: a table this "
+            "command wrote; delete it to start over)"
+        ) from None
+
+
 def _stream(
     results: Iterator[tuple[Any, dict[str, Any]]],
     rows: dict[str, dict[str, Any]],
@@ -130,10 +145,11 @@ def _stream(
     checkpoint_s: float,
     bar: Progress | None,
     on_row: Callable[[dict[str, Any]], None] | None,
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, str | None]:
     """Collect results into `rows`, saving every `checkpoint_s` and at the end (or on an
-    exception, Ctrl-C included); (ok, failed, lost) counts."""
+    exception, Ctrl-C included); (ok, failed, lost) counts and the first lost point's error."""
     counts = {"ok": 0, "error": 0, LOST: 0}
+    lost_error = None
     last = time.monotonic()
     try:
         for point, result in results:
@@ -141,6 +157,7 @@ def _stream(
             if bar:
                 bar.update(result["status"])
             if result["status"] == LOST:
+                lost_error = lost_error or result["error"]
                 continue
             row = {"key": point.key, **point.values, **result}
             rows[point.key] = row
@@ -153,7 +170,7 @@ def _stream(
         save()
         if bar:
             bar.close()
-    return counts["ok"], counts["error"], counts[LOST]
+    return counts["ok"], counts["error"], counts[LOST], lost_error
 
 
 @contextmanager

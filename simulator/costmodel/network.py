@@ -18,6 +18,7 @@ import numpy as np
 
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.collectives import collective_time, fitted_time
+from simulator.costmodel.nccl import nccl_time
 from simulator.costmodel.ops import Num
 
 
@@ -64,6 +65,19 @@ def group_collective_time(
         collective = "all_reduce"
     bw, alpha, n_nodes = group_link(hw, n, stride)
     t = collective_time(collective, size_bytes, n, bw, alpha)
+    if collective in ("all_reduce", "all_gather", "reduce_scatter") and np.any(
+        np.asarray(n_nodes) > 1
+    ):
+        # across nodes: the collective as NCCL runs it, its fastest algorithm and protocol
+        # with base latency (costmodel.nccl); inside one node the link's own alpha-beta stands
+        # (Megatron's TP collectives overlap through Transformer Engine's userbuffers or NVLS
+        # there, not NCCL's ring protocols)
+        k_local, _ = group_span(n, stride, hw.node.gpus_per_node)
+        nccl = nccl_time(
+            collective, size_bytes, n, k_local, n_nodes, bw,
+            hw.node.scale_up.latency_s, hw.node.scale_out.latency_s, hw.node.scale_up.name,
+        )  # fmt: skip
+        t = np.where(np.asarray(n_nodes) > 1, nccl, t)
     if not hw.collectives:
         return t
     n_arr = np.asarray(n, dtype=float)

@@ -1,0 +1,130 @@
+"""Planner search rate and SimPy wall time per step, this tree against earlier commits, in one run.
+
+Each commit is exported (`git archive`, nothing in the repository changes) to a temporary
+folder, and every measurement runs in a fresh Python process with that tree first on
+`sys.path`; trees alternate round by round so that machine load hits them alike, and the best
+of the rounds is kept. Reported as ratios to the first commit given (the "before").
+
+- search: vectorised closed form (`analysis.planner.search.evaluate_chunked`) over every
+  valid layout of Llama-3-70B on 1,024 H100-SXM (bf16, seq 8192, ~4M-token batch), in
+  layouts per second (each tree enumerates its own layouts; the rate is per layout);
+- des: one GPT-3 175B step on 1,024 A100s (TP 8, PP 8, DP 16, global batch 1536, 25 MiB DDP
+  buckets, contention on; Narayanan et al. 2021, Table 1 layout), wall seconds.
+
+Run: ``python benchmarks/vs_commit.py --refs f8890de [--rounds 3] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SEARCH = """
+import json, time
+from analysis.closed_form import Options
+from analysis.planner.search import evaluate_chunked
+from analysis.planner.space import BatchPolicy, enumerate_layouts
+from hwprofiles.catalogue import load_profile
+from simulator.models_catalogue import load_model
+model, hw, seq = load_model("llama-3-70b"), load_profile("h100-sxm"), 8192
+lay = enumerate_layouts(model, 1024, hw.node.gpus_per_node, seq, BatchPolicy.default(seq)).layouts
+best = float("inf")
+for _ in range(3):
+    t0 = time.perf_counter()
+    evaluate_chunked(model, hw, seq, lay, "bf16", Options())
+    best = min(best, time.perf_counter() - t0)
+print(json.dumps({"layouts": len(lay), "layouts_per_s": len(lay) / best}))
+"""
+
+DES = """
+import json, time
+from analysis.closed_form import Options
+from hwprofiles.catalogue import load_profile
+from simulator.des.run import simulate_step
+from simulator.models_catalogue import load_model
+from simulator.parallel import ParallelConfig, Workload
+p = ParallelConfig(tp=8, pp=8, micro_batch_size=1, global_batch_size=1536).resolve(1024)
+w = Workload(load_model("gpt3-175b"), p, 2048)
+opts = Options(overlap_grad_reduce=True, bucket_bytes=25 * 2**20)
+t0 = time.perf_counter()
+r = simulate_step(w, load_profile("a100-80gb"), opts, contention=True)
+print(json.dumps({"wall_s": time.perf_counter() - t0, "step_time_s": r.step_time_s}))
+"""
+
+
+def export(ref: str, into: Path) -> Path:
+    """The tree of commit `ref` in a folder under `into` (git archive | tar)."""
+    dest = into / ref
+    dest.mkdir()
+    data = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", ref], check=True, capture_output=True
+    ).stdout
+    tar_path = into / f"{ref}.tar"
+    tar_path.write_bytes(data)
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def run(tree: Path, code: str) -> dict[str, float]:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env,
+        cwd=tree,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--refs", default="f8890de", help="comma-separated earlier commits")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--search-only", action="store_true", help="skip the DES measurement")
+    args = ap.parse_args()
+    refs = args.refs.split(",")
+    with tempfile.TemporaryDirectory(prefix="llmcap-bench-") as tmp:
+        trees = {ref: export(ref, Path(tmp)) for ref in refs}
+        trees["this tree"] = ROOT
+        best: dict[str, dict[str, float]] = {k: {} for k in trees}
+        for _ in range(args.rounds):
+            for name, tree in trees.items():
+                s = run(tree, SEARCH)
+                d = {"wall_s": float("nan"), "step_time_s": float("nan")}
+                if not args.search_only:
+                    d = run(tree, DES)
+                b = best[name]
+                b["layouts"] = s["layouts"]
+                b["layouts_per_s"] = max(b.get("layouts_per_s", 0.0), s["layouts_per_s"])
+                b["des_wall_s"] = min(b.get("des_wall_s", float("inf")), d["wall_s"])
+                if d["wall_s"] != d["wall_s"]:  # nan: not measured
+                    b["des_wall_s"] = d["wall_s"]
+                b["des_step_time_s"] = d["step_time_s"]
+    base = best[refs[0]]
+    for b in best.values():
+        b["search_rate_ratio"] = round(b["layouts_per_s"] / base["layouts_per_s"], 3)
+        b["des_wall_ratio"] = round(b["des_wall_s"] / base["des_wall_s"], 3)
+    load = os.getloadavg()[0]
+    if args.json:
+        print(json.dumps({"load_1min": load, "results": best}, indent=1))
+        return
+    print(f"load average (1 min) at the end: {load:.1f}; best of {args.rounds} rounds")
+    head = ("tree", "layouts", "layouts/s", "x before", "DES s", "x before")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (12, 8, 10, 9, 7, 9), strict=True)))
+    for name, b in best.items():
+        print(
+            f"{name:>12} {b['layouts']:>8.0f} {b['layouts_per_s']:>10.0f} "
+            f"{b['search_rate_ratio']:>9.3f} {b['des_wall_s']:>7.2f} {b['des_wall_ratio']:>9.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The monitor on real 2-rank gloo runs of the tiny GPT: an injected straggler is named
+within 10 steps, a clean run raises nothing, a link throttled mid-run raises the step-time
+alert (root), and `llmcap monitor` replays a run into a timeline figure."""
+
+import json
+import os
+import statistics
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from analysis.cli.main import app
+from validation.gptconfig import PRESETS
+from validation.launcher import launch
+from validation.monitor.config import LinkDrop, MonitorSpec
+from validation.monitor.thresholds import DEFAULTS, parse_thresholds
+from validation.spec import RunSpec
+from validation.suite import run_one
+
+TINY = PRESETS["tiny"]
+WITHIN = 10
+"""Steps within which an alert must open after its cause starts (the issue's bound)."""
+
+
+def test_injected_straggler_is_named_within_ten_steps_and_replayed(tmp_path):
+    out = tmp_path / "val"
+    args = ["validate", "--nproc", "2", "--strategy", "ddp", "--precision", "fp32",
+            "--model", "tiny", "--steps", "10", "--warmup", "2", "--comm-pairs", "0",
+            "--hardware", "none", "--inject", "slow-rank=1:2.0", "--json",
+            "--out", str(out)]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout[res.stdout.index("{") :])
+    strag = [a for a in doc["alerts"] if a["metric"] == "straggler"]
+    assert [a["rank"] for a in strag] == [1]
+    assert strag[0]["first_step"] + DEFAULTS.window - 1 < WITHIN  # opened by step 9
+    assert strag[0]["measured"] > strag[0]["predicted"] * (1 + DEFAULTS.straggler)
+    run = doc["runs"][0]
+    assert run["alerts"] == strag
+    per_run = json.loads((out / "runs" / run["run"] / "report.json").read_text())
+    key = [(a["metric"], a["rank"], a["first_step"], a["last_step"]) for a in strag]
+    assert [
+        (a["metric"], a["rank"], a["first_step"], a["last_step"]) for a in per_run["alerts"]
+    ] == key
+    res = CliRunner().invoke(app, ["monitor", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "straggler@r1" in res.output
+    png = (out / "monitor.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_clean_run_raises_no_alert(tmp_path):
+    spec = RunSpec(TINY, "ddp", "fp32", 2, steps=10, warmup=2, comm_pairs=0,
+                   monitor=MonitorSpec())  # fmt: skip
+    out = launch(spec, tmp_path)
+    assert out.ok, out.failure
+    assert out.alerts == []
+    logs = [tmp_path / "monitor" / f"rank{r}.jsonl" for r in (0, 1)]
+    assert all(len(p.read_text().splitlines()) == 12 for p in logs)
+
+
+ROOT = pytest.mark.skipif(
+    os.geteuid() != 0 or subprocess.run(["which", "tc"], capture_output=True).returncode,
+    reason="needs root and iproute2 (ip, tc) for network namespaces",
+)
+
+
+@ROOT
+@pytest.mark.root
+def test_link_throttled_mid_run_raises_the_step_time_alert(tmp_path):
+    fast = 1e9 / 8  # 1 Gbit/s per direction
+    base = RunSpec(TINY, "ddp", "fp32", 2, steps=10, warmup=2, comm_pairs=0,
+                   link_bytes_per_s=fast, monitor=MonitorSpec())  # fmt: skip
+    clean = run_one(base, tmp_path / "clean")
+    assert clean.ok, clean.failure
+    steps = [t for r in clean.results.values() for t in r["step_times_s"]]
+    predicted = statistics.median(steps)  # stands in for llmcap's prediction of this run
+    # the drop makes a step several times slower; +50 % keeps the machine's noise out
+    mon = MonitorSpec(
+        predicted_step_time_s=predicted, thresholds=parse_thresholds("step_time=+50%")
+    )
+    drop_at = 6
+    spec = base.with_(monitor=mon, steps=16, link_drop=LinkDrop(50e6 / 8, drop_at))
+    out = run_one(spec, tmp_path / "drop")
+    assert out.ok, out.failure
+    assert out.events == [{"event": "link_drop", "bytes_per_s": 50e6 / 8, "step": drop_at}]
+    slow = [a for a in out.alerts if a["metric"] == "step_time"]
+    assert slow, out.alerts
+    opened_at = min(a["first_step"] for a in slow) + DEFAULTS.window - 1
+    assert drop_at <= opened_at < drop_at + WITHIN
