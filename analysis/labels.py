@@ -22,6 +22,14 @@ LABELS = {
     "energy_llmcap_j": "llmcap's energy",
     "energy_mixed_literal_j": "seed E x P/L",
     "energy_mixed_intended_j": "seed E x L/P",
+    # validation metrics and engines
+    "step_time_s": "step time (s)",
+    "speedup": "speed-up",
+    "comm_fraction": "exposed communication share",
+    "bf16_fp32_time_ratio": "bf16 / fp32 step time",
+    "analytic": "closed form",
+    "des": "SimPy (DES)",
+    "seed": "seed formula",
 }
 
 

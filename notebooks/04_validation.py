@@ -17,9 +17,11 @@
 # # 4. Validation: measured vs predicted
 #
 # Loads a `llmcap validate --json` result (rows of run, metric, measured, predicted, engine,
-# error). The first `docs/validation/*.json` of the repository is used when there is one;
-# otherwise the notebook falls back to `notebooks/data/validation_example.json`, which is
-# **example data, not a measurement** (the figure title says so).
+# error): the repository's committed validation report, `docs/validation/cpu/report.json`
+# (real torchrun runs on the CPU machine, `docs/validation.md`; the first
+# `docs/validation/*/report.json`). Only when there is none does the notebook fall back to
+# `notebooks/data/validation_example.json`, which is **example data, not a measurement** (the
+# figure title then says so).
 
 # %%
 # %matplotlib inline

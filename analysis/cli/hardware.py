@@ -162,7 +162,9 @@ def register(app: typer.Typer) -> None:
         name: str | None = typer.Argument(
             None, help="A preset (see the list), a user TOML file or a calibrated profile dir."
         ),
-        prices: Path | None = typer.Option(None, help="Price file replacing catalogue prices."),
+        prices: Path | None = typer.Option(
+            None, help="Price file replacing catalogue prices [default: catalogue]."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print JSON (SI units) on stdout."),
     ) -> None:
         """List the hardware catalogue, or show one resolved profile with every source."""

@@ -362,8 +362,17 @@ def provenance_blocks(result: PlanResult) -> list[Block]:
         items.append(f"server {hw}: {o.server_source}")
         items.append(f"network {hw}: {o.network_source}")
     if q.ownership is not None:
+        names = {
+            "years": "depreciation (years)",
+            "utilisation": "utilisation",
+            "usd_per_kwh": "electricity (USD/kWh)",
+            "pue": "PUE",
+            "installation_fraction": "installation (share of hardware)",
+            "maintenance_fraction": "maintenance (share of hardware per year)",
+            "storage_fraction": "storage (share of servers)",
+        }
         for k, v in q.ownership.sources.items():
-            items.append(f"{k} = {getattr(q.ownership, k):g}: {v}")
+            items.append(f"{names.get(k, k)} = {getattr(q.ownership, k):g}: {v}")
     items += [
         "modelled, not measured: the step structure (1F1B, bubbles, overlap), communication "
         "(alpha-beta over the profile's links), memory (Korthikanti et al. 2022 accounting) "

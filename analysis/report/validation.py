@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from analysis.labels import label
 from hwprofiles.errors import UserError
 from hwprofiles.inputs import read_json
 
@@ -55,8 +56,11 @@ def load_comparisons(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def find_result(root: str | os.PathLike[str], example: str | os.PathLike[str]) -> Path:
-    """The first `docs/validation/*.json` under `root` (sorted by name), else `example`."""
-    found = sorted((Path(root) / "docs" / "validation").glob("*.json"))
+    """The committed validation report under `root`: the first `docs/validation/*/report.json`
+    (one folder per machine, e.g. `cpu/`), else the first `docs/validation/*.json` (sorted by
+    name), else `example`."""
+    base = Path(root) / "docs" / "validation"
+    found = sorted(base.glob("*/report.json")) or sorted(base.glob("*.json"))
     return found[0] if found else Path(example)
 
 
@@ -64,26 +68,33 @@ def validation_figure(df: pd.DataFrame, title: str = "") -> Figure:
     """Predicted vs measured per metric (log-log, y = x dashed), one colour per engine."""
     metrics = sorted(df["metric"].unique())
     n = max(1, len(metrics))
-    fig = Figure(figsize=(4.2 * n, 3.9))
-    axes = fig.subplots(1, n, squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=False):
+    ncols = min(n, 2)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(5.0 * ncols, 4.0 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes, metrics, strict=False):
         sub = df[df["metric"] == metric]
         for engine, e in sub.groupby("engine", sort=True):
-            ax.scatter(e["measured"], e["predicted"], label=engine, s=22)
+            ax.scatter(e["measured"], e["predicted"], label=label(engine), s=22)
         lo = float(min(sub["measured"].min(), sub["predicted"].min()))
         hi = float(max(sub["measured"].max(), sub["predicted"].max()))
         ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="predicted = measured")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        if lo > 0:  # ratios spanning decades read best on log axes; shares with zeros cannot
+            for axis, scale in ((ax.xaxis, ax.set_xscale), (ax.yaxis, ax.set_yscale)):
+                scale("log")
+                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(f"measured {metric}")
-        ax.set_ylabel(f"predicted {metric}")
+        ax.set_xlabel(f"measured {label(metric)}")
+        ax.set_ylabel(f"predicted {label(metric)}")
         med = sub["error"].abs().median()
-        ax.set_title(f"{metric}: median |error| {med:.0%}", fontsize=9)
+        ax.set_title(f"{label(metric)}: median |error| {med:.0%}", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    label = " (EXAMPLE DATA)" if df.attrs.get("example") else ""
-    fig.suptitle((title or "Measured vs predicted") + label)
+    example = " (EXAMPLE DATA)" if df.attrs.get("example") else ""
+    fig.suptitle((title or "Measured vs predicted") + example)
     fig.tight_layout()
     return fig

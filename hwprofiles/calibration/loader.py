@@ -218,6 +218,7 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
             measured=tuple(measured),
             machine=machine,
             notes=f"level={doc.get('level')}; power {kind}; {power.get('note', '')}",
+            steadiness=_steadiness(doc.get("stability", {})),
         ),
         collectives=fits,
         collective_backend="nccl" if dev["kind"] == "cuda" else "gloo",
@@ -231,6 +232,15 @@ def _link(name: str, table: Mapping[str, Any]) -> Link:
     a fitted bandwidth is already achieved)."""
     eff = float(table.get("efficiency", 1.0))
     return Link(name, table["bandwidth_bytes_per_s"], table["latency_s"], eff, table["source"])
+
+
+def _steadiness(st: Mapping[str, Any]) -> str:
+    """ "steady", "unsteady: <reasons>", or "" when the profile records no verdict."""
+    verdict = str(st.get("verdict", ""))
+    if verdict in ("", "unknown"):
+        return ""
+    reasons = [str(r) for r in st.get("reasons", [])]
+    return verdict + (f": {'; '.join(reasons)}" if reasons else "")
 
 
 def _opt_float(x: object) -> float | None:
