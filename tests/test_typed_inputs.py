@@ -201,3 +201,21 @@ def test_calibrated_profile_values_are_typed(tmp_path, pattern, replacement, fie
     toml = tmp_path / "p" / "profile.toml"
     toml.write_text(re.sub(pattern, replacement, toml.read_text(), count=1))
     _one_line_exit_2(["hardware", str(tmp_path / "p")], field)
+
+
+@pytest.mark.parametrize(
+    "extra, args, field",
+    [
+        ({"arrivals_per_day": 1e300}, [], "arrivals_per_day"),
+        ({"arrivals_per_day": math.nan}, [], "arrivals_per_day"),
+        ({}, ["--seed", "-1"], "--seed"),
+    ],
+)
+def test_cluster_job_mix_is_bounded(tmp_path, extra, args, field):
+    import tomli_w
+
+    job = {"name": "a", "model": "gpt3-125m", "gpus": 8, "arrivals_per_day": 4, "tokens": 1e8}
+    p = tmp_path / "jobs.toml"
+    p.write_text(tomli_w.dumps({"job_class": [job | extra]}))
+    base = ["cluster", "--jobs", str(p), "--hardware", "h100-sxm:64", "--days", "1"]
+    _one_line_exit_2([*base, *args, "--json"], field)

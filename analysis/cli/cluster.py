@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from analysis.cli.common import UserError, check_output, echo_json, run_guarded
+from hwprofiles.typed import number
 
 Opt = typer.Option
 
@@ -69,6 +70,7 @@ def register(app: typer.Typer) -> None:
 
             if out is not None:
                 check_output(out, "--out", "dir")  # before the simulation, not after it
+            number(seed, "--seed", minimum=0, maximum=2**63 - 1, integer=True)  # numpy seeds
             pols = tuple(p.strip() for p in policy.split(",") if p.strip())
             config = ClusterConfig(
                 parse_pools(hardware), read_mix(jobs), pols, days, failures, placement

@@ -38,6 +38,11 @@ from hwprofiles.inputs import read_toml
 from hwprofiles.presets import check_keys, integer, number
 from simulator.parallel import PRECISIONS
 
+MAX_ARRIVALS_PER_DAY = 1e5
+"""Bounded work (docs/robustness.md): at most 10^5 jobs a day per class, ~100x the busiest
+published trace (Acme, Hu et al. NSDI 2024: ~1,000 jobs/day on 4,704 GPUs); each job is an
+event in the simulation, so a typo of 1e300 must not try to draw 10^305 jobs."""
+
 ROOT_KEYS = {"description", "source", "job_class"}
 CLASS_KEYS = {
     "name",
@@ -142,7 +147,7 @@ def _class(raw: Any, i: int) -> JobClass:
         name=name,
         model=model,
         gpus=tuple(sizes),
-        arrivals_per_s=number(raw, "arrivals_per_day", where) / DAY_S,
+        arrivals_per_s=number(raw, "arrivals_per_day", where, maximum=MAX_ARRIVALS_PER_DAY) / DAY_S,
         tokens=number(raw, "tokens", where),
         tokens_distribution=dist,
         tokens_sigma=number(raw, "tokens_sigma", where, strict=False)
