@@ -92,3 +92,15 @@ def test_status_line_names_profile_age_and_steadiness():
     assert "datasheet" in status_line(load_profile("cpu"))
     assert status_line(None).startswith("profile: none")
     assert age_s("not a date") is None
+
+
+def test_a_measured_gemm_row_is_the_profiles_price():
+    from hwprofiles.profile import GemmTiming
+
+    machine = _calibrated()
+    up = probe_shapes(SMALL)[0]
+    timed = (GemmTiming("fp32", int(up.flops), 0.5, 1.0),)
+    acc = dataclasses.replace(machine.accelerator, gemm_timings=timed)
+    hw = dataclasses.replace(machine, accelerator=acc)
+    rows = check_drift(hw, SMALL, ("fp32",), timer=lambda pairs: [0.5] * len(pairs))
+    assert rows[0]["profile_s"] == 0.5 and not rows[0]["drifted"]

@@ -4,7 +4,8 @@ A profile is only a fair basis for a prediction while the machine runs its kerne
 rates it recorded. Before the matrix runs, the GEMMs its workload leans on (the model's MLP
 up-projection and logits, forward, in each precision's compute dtype) are timed again here
 with the calibration's interleaved rule (`hwprofiles.calibration.workload.measure_kernels`, a
-few seconds) and set against the profile's price for the same GEMM on one idle rank:
+few seconds) and set against the profile's price for the same GEMM on one idle rank (its
+measured row where the profile timed that shape, `Accelerator.gemm_timings`, else its curve):
 
     speed = profile's time / measured time     (1.0 = as calibrated)
 
@@ -74,7 +75,10 @@ def check_drift(
         measured = timer(pairs)
     rows = []
     for (shape, dtype), t in zip(pairs, measured, strict=True):
-        predicted = float(compute_time(hw.accelerator, shape.flops, dtype))
+        timed = hw.accelerator.measured_gemm(dtype, shape.flops)
+        predicted = (
+            timed.fwd_s if timed else float(compute_time(hw.accelerator, shape.flops, dtype))
+        )
         speed = predicted / t
         rows.append(
             {
