@@ -310,6 +310,11 @@ def assert_close(a: Any, b: Any, rel: float = 1e-3, path: str = "") -> None:
         # rounding moved half_size by 0.5 % in 2 of 3 tiny calibrations (2026-12-02) while the
         # curve itself did not move; the curve's sampled fractions are compared at `rel`
         assert a == pytest.approx(b, rel=0.05), path
+    elif isinstance(a, float) and ".fractions[" in path:
+        # a sampled efficiency (0..1): at the curve's tiny-size tail (about 0.001) the
+        # ill-conditioned fit above moved it by 0.16 % relative (2026-12-02, with the workload
+        # GEMMs in the fit); 1e-4 absolute is far below any measured spread
+        assert a == pytest.approx(b, rel=rel, abs=1e-4), path
     elif isinstance(a, float):
         assert a == pytest.approx(b, rel=rel, abs=1e-12), path
     else:
@@ -337,12 +342,38 @@ def test_cli_rejects_bad_input_in_one_line(profile_dir: Path) -> None:
         assert message in res.stderr
 
 
-def test_cli_writes_a_profile_and_prints_json(tmp_path: Path) -> None:
-    out = tmp_path / "p"
-    res = run_cli("--level", "tiny", "--world-sizes", "1", "--out", str(out), "--json")
+def test_workload_gemms_and_a_stability_verdict_are_recorded(
+    profile_dir: Path, summary: dict[str, Any]
+) -> None:
+    gemm = pd.read_csv(profile_dir / CSVS["gemm"])
+    work = gemm[gemm["kind"] == "workload"]
+    assert set(work["name"].str.split("/").str[0]) == {"tiny"}  # the tiny plan's workload
+    assert set(work["dtype"]) == set(summary["device"]["dtypes"])
+    assert (work["rows_measured"] <= work["m"]).all() and (work["count"] >= 1).all()
+    st = summary["stability"]
+    assert st["verdict"] in ("steady", "unsteady") and "IQR/median" in st["rule"]
+    assert st["kernels"] == len(work) and 0 <= st["settled"] <= st["kernels"]
+    assert (st["verdict"] == "steady") == (not st["reasons"])
+    hw = load_calibrated_profile(profile_dir)
+    assert hw.provenance.steadiness.split(":")[0] == st["verdict"]
+
+
+def test_cli_refreshes_a_saved_profile_and_prints_json(
+    profile_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`llmcap calibrate` a second time (no --out): the saved profile is refreshed, so the
+    README's `calibrate --quick && validate` chain works on a second run."""
+    monkeypatch.setenv("LLMCAP_HOME", str(tmp_path))
+    out = tmp_path / "profiles" / "box"
+    shutil.copytree(profile_dir, out)
+    before = read_summary(out)["machine"]["date"]
+    res = run_cli("--level", "tiny", "--world-sizes", "1", "--name", "box", "--json")
     assert res.exit_code == 0, res.output
+    assert "refreshing the saved profile" in res.stderr
     summary = json.loads(res.stdout)
     assert summary["path"] == str(out)
+    assert read_summary(out)["device"]["world_sizes"] == [1]  # the new one, not the copy
+    assert before
     assert summary["compute"]["peak_flops"] == read_summary(out)["compute"]["peak_flops"]
     # without RAPL/NVML the power is modelled and says so; with them it is measured
     measured = (out / "power.csv").exists()

@@ -63,7 +63,7 @@ def test_killing_a_worker_mid_sweep_still_completes_the_table(grid, local_table,
         )
         after = client.run(os.getpid)
     assert killed and killed[0] not in after.values()  # that worker really died
-    assert (s.ok, s.lost) == (192, 0)
+    assert (s.ok, s.lost) == (192, 0), s.lost_error
     assert s.table.read_bytes() == local_table
 
 

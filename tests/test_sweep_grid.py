@@ -212,3 +212,24 @@ def test_unreadable_table_or_manifest_is_a_user_error(tmp_path):
     (tmp_path / "s" / "sweep.json").write_text("{")
     with pytest.raises(UserError, match="is not a sweep manifest"):
         run_sweep(g, tmp_path / "s", progress=False)
+
+
+class _StubClient:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def run(self, fn):
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return {"tcp://w1:1": self.answer}
+
+
+def test_workers_must_run_the_same_llmcap_code():
+    from analysis.sweep.executors import _check_workers, code_fingerprint
+
+    _check_workers(_StubClient(code_fingerprint()), "tcp://h:8786")  # same code: fine
+    with pytest.raises(UserError, match="worker tcp://w1:1 runs other llmcap code"):
+        _check_workers(_StubClient("0" * 16), "tcp://h:8786")
+    missing = ModuleNotFoundError("No module named 'analysis'")
+    with pytest.raises(UserError, match="a worker cannot run llmcap"):
+        _check_workers(_StubClient(missing), "tcp://h:8786")

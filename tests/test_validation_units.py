@@ -535,3 +535,32 @@ def test_every_phase_a_rank_reports_is_known_to_the_launcher():
 
     reported = set(re.findall(r'beat\("(\w+)"\)', inspect.getsource(worker)))
     assert reported and reported <= set(launcher.PHASES)
+
+
+def test_drifted_dtype_is_compared_but_not_headlined(tmp_path):
+    """A pre-run re-probe that found fp32 drifted: the fp32 runs keep their comparisons, the
+    error summary (the headline) leaves them out, and a note says which dtype and why."""
+    from validation.validate import finish
+
+    runs = _measured_runs()
+    matrix = Matrix(TINY, strategies=("ddp",), precisions=("fp32", "bf16"), links=(None,))
+    result = SuiteResult([Record(s, m, wall_s=1.0) for s, m in runs.values()])
+    drift = [
+        {"dtype": "fp32", "gemm": "g", "measured_s": 1.0, "profile_s": 3.0, "speed": 3.0,
+         "drifted": True},
+        {"dtype": "bf16", "gemm": "g", "measured_s": 1.0, "profile_s": 1.0, "speed": 1.0,
+         "drifted": False},
+    ]  # fmt: skip
+    fake = lambda w, hw, e, options, devices_busy=None: _step(0.2, n=w.parallel.dp)  # noqa: E731
+    v = finish(
+        matrix, result, _any_profile(), {"cpu_cores": "2"}, out=tmp_path, command="c",
+        engines=("analytic",), predictor=fake, drift=drift,
+    )  # fmt: skip
+    runs_compared = {c["run"] for c in v.doc["comparisons"]}
+    assert {"ddp-fp32-n1", "ddp-bf16-n1"} <= runs_compared
+    summary = v.doc["summary"]
+    step = [s for s in summary if s["metric"] == "step_time_s" and s["scope"] == "all runs"]
+    assert step and all(s["count"] == 2 for s in step)  # the two bf16 runs only
+    assert any(n.startswith("profile drifted for fp32") for n in v.doc["notes"])
+    assert v.doc["notes"][0].startswith("profile cpu: datasheet")
+    assert v.doc["drift"][0]["dtype"] == "fp32"

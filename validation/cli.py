@@ -239,6 +239,7 @@ def register(app: typer.Typer) -> None:
                 matrix.model.attention_shape(),
             )
         )
+        drift = run_guarded(lambda: _guard(hw, matrix, err))
         n_runs = len(matrix.specs()) * matrix.rounds
         done: list[Record] = []
 
@@ -269,6 +270,7 @@ def register(app: typer.Typer) -> None:
                     command=canonical_command(matrix, o),
                     engines=eng,
                     on_done=progress,
+                    drift=drift,
                     on_alert=alert_printer(err, on_alert),
                     hang_timeout_s=hang_timeout,
                     start_timeout_s=start_timeout,
@@ -281,6 +283,27 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_INTERRUPTED)
         if not v.ok:
             raise typer.Exit(EXIT_RUN_FAILED)
+
+
+def _guard(hw: Any, matrix: Matrix, err: Console) -> list[dict[str, Any]]:
+    """Print the profile's status line; on a CPU, re-probe its GEMMs and warn of drift."""
+    from validation.drift import check_drift, drift_notes, status_line
+
+    err.print(status_line(hw), markup=False, highlight=False)
+    if hw is None or hw.provenance.kind != "calibrated" or matrix.device != "cpu":
+        return []
+    rows = check_drift(hw, matrix.model, matrix.precisions, threads=matrix.threads_per_rank)
+    for r in rows:
+        err.print(
+            f"re-probe {r['dtype']} {r['gemm']}: {r['measured_s'] * 1e3:.3g} ms, profile "
+            f"{r['profile_s'] * 1e3:.3g} ms, speed {r['speed']:.2f}x"
+            + ("  DRIFTED" if r["drifted"] else ""),
+            markup=False,
+            highlight=False,
+        )
+    for note in drift_notes(rows):
+        err.print(f"warning: {note}", markup=False, highlight=False)
+    return rows
 
 
 def alert_printer(err: Console, command: str) -> Callable[[Alert], None]:

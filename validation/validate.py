@@ -19,6 +19,7 @@ from hwprofiles.calibration.machine import load_average, machine_info
 from hwprofiles.errors import UserError
 from hwprofiles.inputs import path_kind, read_json
 from hwprofiles.profile import HardwareProfile
+from simulator.costmodel.timing import gemm_dtype
 from validation import report
 from validation.compare import (
     ENGINES,
@@ -29,6 +30,7 @@ from validation.compare import (
     speed_probes,
     summarise,
 )
+from validation.drift import drift_notes, drifted_dtypes, status_line
 from validation.monitor.config import MonitorSpec
 from validation.monitor.rules import Alert
 from validation.suite import Matrix, Record, SuiteResult, run_matrix
@@ -105,12 +107,15 @@ def validate(
     engines: tuple[str, ...] = ENGINES,
     predictor: Predictor | None = None,
     on_done: Callable[[Record], None] | None = None,
+    drift: list[dict[str, Any]] | None = None,
     on_alert: Callable[[Alert], None] | None = None,
     **timeouts: float,
 ) -> Validation:
     """Run `matrix`, compare with predictions on `hardware`, write the report under `out`.
     A monitored matrix (`matrix.monitor`) is watched live against the analytic prediction
-    of each run, made before it starts; `on_alert` sees each alert as it opens."""
+    of each run, made before it starts; `on_alert` sees each alert as it opens. `drift`: the
+    pre-run re-probe (`validation.drift.check_drift`); drifted dtypes' runs are compared but
+    not headlined."""
     machine: dict[str, Any] = machine_info(matrix.device, matrix.threads_per_rank)
     monitors = live_predictions(matrix, hardware, predictor)
     result = run_matrix(matrix, out / "runs", on_done, monitors, on_alert, **timeouts)
@@ -124,6 +129,7 @@ def validate(
         command=command,
         engines=engines,
         predictor=predictor,
+        drift=drift,
     )
 
 
@@ -161,9 +167,12 @@ def finish(
     command: str,
     engines: tuple[str, ...] = ENGINES,
     predictor: Predictor | None = None,
+    drift: list[dict[str, Any]] | None = None,
 ) -> Validation:
     """Predict the measured runs, compare, and write ``report.json`` and ``report.md``."""
-    notes: list[str] = list(result.notes)
+    notes: list[str] = [status_line(hardware), *result.notes]
+    drift = drift or []
+    notes += drift_notes(drift)
     busiest = max(matrix.nprocs) * matrix.threads_per_rank
     cores = int(machine.get("cpu_cores", 0) or 0)
     if matrix.device == "cpu" and cores and busiest > cores:
@@ -180,7 +189,11 @@ def finish(
         notes += why
         comparisons = compare(result.measured(), predictions, engines)
         limited = {r.spec.run_id for r in result.records if r.spec.link_bytes_per_s}
-        summary = summarise(comparisons, limited)
+        off = set(drifted_dtypes(drift))
+        kept = {s.run_id for s in specs if gemm_dtype(s.precision) not in off}
+        summary = summarise(
+            [c for c in comparisons if c.run in kept and c.baseline in (None, *kept)], limited
+        )
         if hardware.provenance.kind != "calibrated":
             notes.append(
                 f"predictions use the datasheet profile {hardware.name!r}, not a calibration "
@@ -208,6 +221,8 @@ def finish(
         notes=notes,
         command=command,
     )
+    if drift:
+        doc["drift"] = drift
     write_atomic(out / "report.json", dumps(doc))
     write_atomic(out / "report.md", report.markdown(doc))
     return Validation(doc, result)

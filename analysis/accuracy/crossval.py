@@ -99,6 +99,7 @@ def cross_validate() -> dict[str, Any]:
                     "hardware": cmp.hardware,
                     "gpus": cmp.gpus,
                     "model": cmp.model,
+                    "hardware_stack": f"{cmp.hardware} x {meta[i].stack}",
                     "sustained": best,
                     "measured_step_s": cmp.measured_step_s,
                     "predicted_step_s": cmp.predicted_step_s,
@@ -124,5 +125,6 @@ def cross_validate() -> dict[str, Any]:
         "by_source": by("source"),
         "by_hardware": by("hardware"),
         "by_stack": by("stack"),
+        "by_hardware_stack": by("hardware_stack"),
         "rows": rows,
     }

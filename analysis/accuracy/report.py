@@ -66,6 +66,9 @@ def to_markdown(
         lines += crossval_markdown(crossval)
     if components is not None:
         lines += components_markdown(components)
+        from analysis.accuracy.memory_check import memory_comparisons, memory_markdown
+
+        lines += memory_markdown(memory_comparisons())
     lines += [
         "## In sample: every row with the catalogue's sustained fraction",
         "",

@@ -41,6 +41,7 @@ def crossval_markdown(cv: dict[str, Any]) -> list[str]:
     lines += _group_table("source", cv["by_source"])
     lines += _group_table("hardware", cv["by_hardware"])
     lines += _group_table("stack", cv["by_stack"])
+    lines += _group_table("hardware x stack", cv["by_hardware_stack"])
     lines += [
         "",
         f"{len(cv['by_source'])} sources, {len(cv['by_hardware'])} hardware profiles and "
@@ -61,8 +62,11 @@ def components_markdown(comp: dict[str, Any]) -> list[str]:
         "fraction a training step pays). Median absolute error per group: "
         + ", ".join(f"{g} {v:.1%}" for g, v in med.items())
         + ". The GEMM rows are the catalogue's own defining maxima (in-sample by construction;",
-        "no shape-resolved GEMM data yet). The collective model is a ring/tree alpha-beta model",
-        "on the catalogue links: it misses NCCL's small-message latency and NVLink SHARP.",
+        "no shape-resolved GEMM data yet, so no wave-quantisation check). Collectives: across",
+        "nodes llmcap prices NCCL's own algorithm and protocol pick (`simulator/costmodel/",
+        "nccl.py`, from NCCL's tuning.cc); inside a node it keeps the link's alpha-beta, which",
+        "under-prices small messages (the rows include the benchmark's host overhead) and has no",
+        "NVLink SHARP (NVLS), so large H100/H200 all-reduces are under-predicted.",
         "",
         "| group | id | what | measured | llmcap | error | source |",
         "|---|---|---|---|---|---|---|",

@@ -103,6 +103,10 @@ def summary_table(summary: dict[str, Any], where: Path) -> Table:
     )
     n = summary["noise"]
     t.add_row("noisy measurements", f"{n['noisy']} of {n['measurements']}")
+    st = summary.get("stability", {})
+    if st:
+        why = "; ".join(st.get("reasons", []))
+        t.add_row("steadiness (workload GEMMs)", st["verdict"] + (f": {why}" if why else ""))
     return t
 
 
@@ -121,7 +125,11 @@ def register(app: typer.Typer) -> None:
         quick: bool = typer.Option(False, help="Small sizes: about a minute on a 2-core CPU."),
         out: Path | None = typer.Option(None, help="Profile directory (default: saved by name)."),
         name: str = typer.Option("", help="Name to save under (default <hostname>-<device>)."),
-        force: bool = typer.Option(False, help="Overwrite an existing profile."),
+        force: bool = typer.Option(
+            False,
+            help="Overwrite an existing profile at --out (a saved profile, without --out, "
+            "is always refreshed).",
+        ),
         threads_per_rank: int = typer.Option(1, help="Torch threads per CPU rank (device)."),
         timeout: float = typer.Option(120.0, help="Seconds before a collective group is stopped."),
         level: str = typer.Option("", hidden=True, help="tiny|quick|full (overrides --quick)."),
@@ -137,10 +145,15 @@ def register(app: typer.Typer) -> None:
         from hwprofiles.calibration.collectives import CollectiveError
         from hwprofiles.calibration.plan import AttentionShape
         from hwprofiles.calibration.run import CalibrationConfig
-        from hwprofiles.calibration.store import default_name, default_profile_root, safe_name
+        from hwprofiles.calibration.store import (
+            default_name,
+            default_profile_root,
+            is_profile_dir,
+            safe_name,
+        )
         from hwprofiles.calibration.writer import check_target
 
-        def configure() -> tuple[CalibrationConfig, Path]:
+        def configure() -> tuple[CalibrationConfig, Path, bool]:
             cfg = CalibrationConfig(
                 device=device,
                 dtypes=_csv(dtypes, "dtypes") if dtypes else (),
@@ -156,11 +169,16 @@ def register(app: typer.Typer) -> None:
             cfg.validate()
             target = out or default_profile_root() / (cfg.name or default_name(device))
             check_output(target, "--out", "dir")  # refuse before measuring, not after
-            check_target(target, force)
-            return cfg, target
+            # a saved profile (no --out) is refreshed: `calibrate --quick && validate` must
+            # work on a second run; an explicit --out is still only replaced with --force
+            refresh = out is None and is_profile_dir(target)
+            check_target(target, force or refresh)
+            return cfg, target, force or refresh
 
-        cfg, target = run_guarded(configure)
+        cfg, target, force = run_guarded(configure)
         err = Console(stderr=True)
+        if out is None and is_profile_dir(target):
+            err.print(f"refreshing the saved profile {target} (it is replaced when done)")
         old_term = signal.signal(signal.SIGTERM, _interrupt)  # clean up on kill/timeout too
         try:
             with _Bar(err) as bar:

@@ -76,4 +76,4 @@ def register(app: typer.Typer) -> None:
                 err=True,
             )
         if s.lost:
-            fail(f"lost: {s.lost} points whose workers died; re-run to retry them", code=1)
+            fail(f"lost: {s.lost} points did not finish ({s.lost_error}); re-run to retry them", 1)

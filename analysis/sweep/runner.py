@@ -38,6 +38,8 @@ class Summary:
     ok: int
     failed: int
     lost: int
+    lost_error: str | None = None
+    """The first lost point's error (why its task did not finish)."""
 
 
 def check_dir(out: Path, grid: Grid, fmt: str) -> bool:
@@ -143,10 +145,11 @@ def _stream(
     checkpoint_s: float,
     bar: Progress | None,
     on_row: Callable[[dict[str, Any]], None] | None,
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, str | None]:
     """Collect results into `rows`, saving every `checkpoint_s` and at the end (or on an
-    exception, Ctrl-C included); (ok, failed, lost) counts."""
+    exception, Ctrl-C included); (ok, failed, lost) counts and the first lost point's error."""
     counts = {"ok": 0, "error": 0, LOST: 0}
+    lost_error = None
     last = time.monotonic()
     try:
         for point, result in results:
@@ -154,6 +157,7 @@ def _stream(
             if bar:
                 bar.update(result["status"])
             if result["status"] == LOST:
+                lost_error = lost_error or result["error"]
                 continue
             row = {"key": point.key, **point.values, **result}
             rows[point.key] = row
@@ -166,7 +170,7 @@ def _stream(
         save()
         if bar:
             bar.close()
-    return counts["ok"], counts["error"], counts[LOST]
+    return counts["ok"], counts["error"], counts[LOST], lost_error
 
 
 @contextmanager

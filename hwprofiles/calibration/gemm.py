@@ -25,8 +25,32 @@ from hwprofiles.calibration.timing import Repeats, time_op
 
 GEMM_COLUMNS = (
     "kind", "name", "pass", "dtype", "m", "n", "k", "flops", "bytes",
-    "median_s", "min_s", "max_s", "count", "noisy", "flops_per_s",
+    "median_s", "min_s", "max_s", "count", "noisy", "flops_per_s", "rows_measured",
 )  # fmt: skip
+CALL_TARGET_S = 0.1
+"""A CPU GEMM slower than this per call is timed on fewer rows m and scaled back by m: on an
+AMD EPYC (Zen 3) VM without AMX or AVX-512 BF16 (2026-12-02) a 512x1024x1024 bf16 GEMM took
+2.3 s against 0.03 s in fp32 (1 thread), and fixed repetitions of the larger sizes ran for
+minutes. Rows of a GEMM go through the same kernel independently, so time scales with m."""
+MIN_ROWS = 8
+
+
+def sized_rows(m: int, k: int, n: int, dtype: str) -> int:
+    """Rows to time of an m x k @ k x n CPU GEMM so that one call takes about `CALL_TARGET_S`
+    (a probe on `MIN_ROWS` rows sets the time per row); m itself when it is fast enough."""
+    import time
+
+    import torch
+
+    rows = min(m, MIN_ROWS)
+    a = randn((rows, k), dtype, "cpu", seed=0)
+    b = randn((k, n), dtype, "cpu", seed=1)
+    with matmul_mode(dtype), torch.inference_mode():
+        torch.matmul(a, b)
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        per_row = max(time.perf_counter() - t0, 1e-9) / rows
+    return int(min(m, max(MIN_ROWS, CALL_TARGET_S / per_row)))
 
 
 @dataclass(frozen=True)
@@ -81,11 +105,13 @@ def bench_gemm(shape: GemmShape, dtype: str, device: str, repeats: Repeats) -> d
     """Time one GEMM; a tidy row of `GEMM_COLUMNS` (seconds, FLOP, bytes, FLOP/s)."""
     import torch
 
-    a = randn((shape.m, shape.k), dtype, device, seed=0)
+    rows = shape.m if device != "cpu" else sized_rows(shape.m, shape.k, shape.n, dtype)
+    a = randn((rows, shape.k), dtype, device, seed=0)
     b = randn((shape.k, shape.n), dtype, device, seed=1)
-    c = torch.empty(shape.m, shape.n, device=device, dtype=torch_dtype(dtype))
+    c = torch.empty(rows, shape.n, device=device, dtype=torch_dtype(dtype))
     with matmul_mode(dtype), torch.inference_mode():
         timing = time_op(lambda: torch.matmul(a, b, out=c), repeats, synchronizer(device))
+    timing = timing.scaled(shape.m / rows)
     return {
         "kind": shape.kind,
         "name": shape.name,
@@ -98,6 +124,7 @@ def bench_gemm(shape: GemmShape, dtype: str, device: str, repeats: Repeats) -> d
         "bytes": int(shape.bytes(dtype)),
         **timing.as_row(),
         "flops_per_s": shape.flops / timing.median_s,
+        "rows_measured": rows,
     }
 
 

@@ -14,6 +14,7 @@ measured or modelled, labelled as such; host times per optimizer tensor and per 
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,6 +53,18 @@ def _curve(c: Mapping[str, Any], where: str) -> EfficiencyCurve:
         raise UserError(f"{where}: bad efficiency curve ({exc})") from exc
 
 
+def _check_finite(node: Any, where: str) -> None:
+    """`UserError` for a NaN or infinite number anywhere in the parsed profile.toml."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise UserError(where, node, "must be a finite number")
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            _check_finite(v, f"{where}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_finite(v, f"{where}[{i}]")
+
+
 def read_summary(path: str | Path) -> dict[str, Any]:
     """The parsed profile.toml of a profile directory (or the file itself)."""
     path = Path(path)
@@ -59,6 +72,7 @@ def read_summary(path: str | Path) -> dict[str, Any]:
     if path_kind(file) != "file":
         raise UserError(f"hardware: {path} has no {PROFILE_FILE} (not a calibration)")
     doc = read_toml(file, "hardware")
+    _check_finite(doc, PROFILE_FILE)
     if doc.get("format") != FORMAT:
         raise UserError(f"{file}: field 'format' is {doc.get('format')!r}, expected {FORMAT!r}")
     return doc
@@ -218,6 +232,7 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
             measured=tuple(measured),
             machine=machine,
             notes=f"level={doc.get('level')}; power {kind}; {power.get('note', '')}",
+            steadiness=_steadiness(doc.get("stability", {})),
         ),
         collectives=fits,
         collective_backend="nccl" if dev["kind"] == "cuda" else "gloo",
@@ -231,6 +246,15 @@ def _link(name: str, table: Mapping[str, Any]) -> Link:
     a fitted bandwidth is already achieved)."""
     eff = float(table.get("efficiency", 1.0))
     return Link(name, table["bandwidth_bytes_per_s"], table["latency_s"], eff, table["source"])
+
+
+def _steadiness(st: Mapping[str, Any]) -> str:
+    """ "steady", "unsteady: <reasons>", or "" when the profile records no verdict."""
+    verdict = str(st.get("verdict", ""))
+    if verdict in ("", "unknown"):
+        return ""
+    reasons = [str(r) for r in st.get("reasons", [])]
+    return verdict + (f": {'; '.join(reasons)}" if reasons else "")
 
 
 def _opt_float(x: object) -> float | None:

@@ -21,6 +21,7 @@ from hwprofiles.calibration.gemm import gemm_shapes
 from hwprofiles.calibration.machine import (
     device_memory_bytes,
     gpu_power_limit_w,
+    load_average,
     machine_info,
     ranks_per_node,
 )
@@ -32,6 +33,7 @@ from hwprofiles.calibration.power import (
     window_row,
 )
 from hwprofiles.calibration.summary import Measurements, summarise
+from hwprofiles.calibration.workload import WORKLOADS, measure_workloads
 from hwprofiles.calibration.writer import check_target, write_profile
 from hwprofiles.energy import EnergyMeter, measure, probe_energy_meter
 from hwprofiles.errors import UserError
@@ -103,8 +105,16 @@ class CalibrationConfig:
             raise UserError(f"collectives: {bad} not in {', '.join(COLLECTIVES)}")
 
 
+def _attention_shapes(plan: Plan, cfg: CalibrationConfig) -> tuple[AttentionShape, ...]:
+    """The SDPA shapes timed per pass: the user's, else (CPU) the plan's workloads'."""
+    if cfg.attention_shapes or cfg.device != "cpu":
+        return cfg.attention_shapes
+    return plan.workload_attention
+
+
 def _steps(plan: Plan, dtypes: tuple[str, ...], cfg: CalibrationConfig) -> int:
-    per_dtype = len(gemm_shapes(plan)) + 2 * len(plan.attention) + len(cfg.attention_shapes)
+    per_dtype = len(gemm_shapes(plan)) + 2 * len(plan.attention)
+    per_dtype += len(_attention_shapes(plan, cfg))
     ew = len(plan.elementwise) * len(elementwise.OPS)
     ew_dtypes = len([d for d in dtypes if d != "tf32"])
     return (
@@ -114,6 +124,7 @@ def _steps(plan: Plan, dtypes: tuple[str, ...], cfg: CalibrationConfig) -> int:
         + len(cfg.world_sizes)
         + (1 if cfg.device == "cpu" else 0)
         + (2 if cfg.device == "cpu" else 0)  # framework: optimizer, fsdp_unit
+        + (1 if cfg.device == "cpu" and plan.workloads else 0)
     )
 
 
@@ -125,6 +136,8 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
     machine = machine_info(cfg.device, cfg.threads_per_rank)  # before we add any load
     hook = progress or _Silent()
     hook.start(_steps(plan, dtypes, cfg))
+    shapes = _attention_shapes(plan, cfg)
+    load_start = load_average()
     tick: Callable[[str], None] = hook.advance
     if cfg.meter == "auto":
         meter, why = probe_energy_meter(cfg.device)
@@ -144,11 +157,20 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
                 power_rows.append(window_row(f"gemm-{dtype}", w))
             tables["attention"] += attention.run_attention(plan, dtype, cfg.device, tick)
             tables["attention_passes"] += attention.run_attention_passes(
-                cfg.attention_shapes, dtype, cfg.device, plan.repeats, tick
+                shapes, dtype, cfg.device, plan.repeats, tick
             )
             if dtype != "tf32":  # tf32 only changes matmuls; elementwise is fp32
                 tables["elementwise"] += elementwise.run_elementwise(plan, dtype, cfg.device, tick)
         tables["memory"] = memory.run_memory(plan, cfg.device, tick)
+        stability: dict[str, Any] = {}
+        if cfg.device == "cpu" and plan.workloads:
+            rows, stability = measure_workloads(
+                tuple(WORKLOADS[w] for w in plan.workloads),
+                tuple(d for d in dtypes if d != "tf32"),
+                plan.workload_budget_s,
+                tick,
+            )
+            tables["gemm"] += rows
     tables["collectives"] = []
     for ws in cfg.world_sizes:
         group = GroupConfig(
@@ -181,6 +203,7 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
     else:
         power = modelled_power(cfg.device, cfg.threads_per_rank, _power_limit(cfg.device))
         note = f"not measured ({why}); datasheet-derived power model, labelled modelled"
+    stability |= {"load_average_1m_start": load_start, "load_average_1m_end": load_average()}
     return Measurements(
         name=cfg.name,
         level=plan.level,
@@ -194,6 +217,7 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
         power=power,
         power_note=note,
         tables=tables,
+        stability=stability,
     )
 
 

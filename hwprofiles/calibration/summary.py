@@ -59,6 +59,8 @@ class Measurements:
     power: DevicePower
     power_note: str
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    stability: dict[str, Any] = field(default_factory=dict)
+    """`workload.measure_workloads`' record plus the load averages at start and end."""
 
 
 def _curve(sizes: pd.Series, fractions: pd.Series, what: str) -> dict[str, Any]:
@@ -237,6 +239,27 @@ def _noise(m: Measurements) -> dict[str, Any]:
             "measurements": total, "noisy": len(noisy), "noisy_configs": noisy[:200]}  # fmt: skip
 
 
+def _stability(m: Measurements) -> dict[str, Any]:
+    """The steadiness verdict: "steady" only when every workload kernel settled (see
+    `workload.py` for the rule) and the load average stayed below the cores at both ends."""
+    st = dict(m.stability)
+    reasons = []
+    if st.get("verdict") == "unsteady":
+        reasons.append(f"{st['kernels'] - st['settled']} of {st['kernels']} kernels did not settle")
+    cores = float(m.machine.get("cpu_cores", 0) or 0)
+    for end in ("start", "end"):
+        load = st.get(f"load_average_1m_{end}", "")
+        if m.device == "cpu" and cores and load and float(load) > cores:
+            reasons.append(f"load average {load} at the {end} on {cores:g} cores")
+    if "verdict" not in st:
+        st["verdict"] = "unknown"
+        reasons.append("no workload kernels measured")
+    elif reasons:
+        st["verdict"] = "unsteady"
+    st["reasons"] = reasons
+    return st
+
+
 def round_floats(x: Any, digits: int = SIG_DIGITS) -> Any:
     """`x` with every float (recursively) rounded to `digits` significant digits."""
     if isinstance(x, float):
@@ -317,6 +340,7 @@ def summarise(m: Measurements) -> dict[str, Any]:
             "contention": _contention(m),
             "framework": _framework(m),
             "noise": _noise(m),
+            "stability": _stability(m),
             "files": files,
         }
     )

@@ -42,6 +42,12 @@ class Timing:
             raise ValueError("timing: no samples")
         return cls(statistics.median(samples), min(samples), max(samples), len(samples))
 
+    def scaled(self, factor: float) -> Timing:
+        """The same timing with every duration times `factor` (a part measured for a whole)."""
+        if factor == 1:
+            return self
+        return Timing(self.median_s * factor, self.min_s * factor, self.max_s * factor, self.count)
+
     def as_row(self) -> dict[str, float | int | bool]:
         return {
             "median_s": self.median_s,

@@ -1,0 +1,94 @@
+"""The pre-run drift guard: a stale profile is caught, a true one is not; the status line."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from hwprofiles.catalogue import load_profile
+from hwprofiles.profile import HardwareProfile, Provenance
+from simulator.costmodel.timing import compute_time
+from validation.drift import (
+    TOLERANCE,
+    age_s,
+    check_drift,
+    drift_notes,
+    drifted_dtypes,
+    probe_shapes,
+    status_line,
+)
+from validation.gptconfig import PRESETS
+
+SMALL = PRESETS["small"]
+NOW = dt.datetime(2026, 12, 2, 22, 0, tzinfo=dt.timezone.utc)
+
+
+def _calibrated(date: str = "2026-12-02T21:30:00Z", steadiness: str = "steady") -> HardwareProfile:
+    hw = load_profile("cpu")
+    pv = Provenance(kind="calibrated", date=date, steadiness=steadiness)
+    return dataclasses.replace(hw, name="box-cpu", provenance=pv)
+
+
+def _scaled(hw: HardwareProfile, factor: float) -> HardwareProfile:
+    """`hw` with every GEMM peak times `factor` (a profile `factor` x too fast)."""
+    acc = hw.accelerator
+    peaks = {k: v * factor for k, v in acc.peak_flops.items()}
+    return dataclasses.replace(hw, accelerator=dataclasses.replace(acc, peak_flops=peaks))
+
+
+def _machine_as(hw: HardwareProfile):
+    """A fake timer: the machine runs each GEMM exactly as `hw` prices it."""
+
+    def timer(pairs):
+        return [float(compute_time(hw.accelerator, s.flops, d)) for s, d in pairs]
+
+    return timer
+
+
+def test_probes_are_the_models_mlp_and_logits_gemms():
+    up, logits = probe_shapes(SMALL)
+    assert (up.m, up.k, up.n) == (512, 256, 1024)
+    assert (logits.m, logits.k, logits.n) == (512, 256, 8192)
+
+
+def test_a_true_profile_passes_and_a_3x_stale_one_is_flagged():
+    machine = _calibrated()
+    ok = check_drift(machine, SMALL, ("fp32", "bf16"), timer=_machine_as(machine))
+    assert {r["dtype"] for r in ok} == {"fp32", "bf16"} and len(ok) == 4
+    assert not drifted_dtypes(ok) and drift_notes(ok) == []
+    assert all(r["speed"] == pytest.approx(1.0) for r in ok)
+
+    stale = _scaled(machine, 3.0)  # calibrated "3x faster" than the machine now runs
+    rows = check_drift(stale, SMALL, ("fp32", "bf16"), timer=_machine_as(machine))
+    assert drifted_dtypes(rows) == ["bf16", "fp32"]
+    assert all(r["speed"] == pytest.approx(1 / 3) for r in rows)
+    (note_bf16, note_fp32) = drift_notes(rows)
+    assert "bf16" in note_bf16 and "0.33x" in note_fp32 and "not headlined" in note_fp32
+
+
+def test_tolerance_is_symmetric_in_speed():
+    machine = _calibrated()
+    inside = _scaled(machine, 1 / (1 + TOLERANCE) * 1.01)
+    outside = _scaled(machine, (1 + TOLERANCE) * 1.05)
+    assert not drifted_dtypes(check_drift(inside, SMALL, ("fp32",), timer=_machine_as(machine)))
+    assert drifted_dtypes(check_drift(outside, SMALL, ("fp32",), timer=_machine_as(machine)))
+
+
+def test_the_real_probe_times_every_kernel():
+    rows = check_drift(_calibrated(), PRESETS["tiny"], ("fp32",))
+    assert len(rows) == 2 and all(r["measured_s"] > 0 and r["profile_s"] > 0 for r in rows)
+
+
+def test_status_line_names_profile_age_and_steadiness():
+    line = status_line(_calibrated(), now=NOW)
+    assert line == "profile box-cpu: calibrated 2026-12-02T21:30:00Z, 30 min old, steady"
+    old = status_line(
+        _calibrated("2026-11-29T10:03:52Z", "unsteady: load average 14 at the start"), now=NOW
+    )
+    assert "days old (stale" in old and "unsteady: load average 14" in old
+    assert "steadiness not recorded" in status_line(_calibrated(steadiness=""), now=NOW)
+    assert "datasheet" in status_line(load_profile("cpu"))
+    assert status_line(None).startswith("profile: none")
+    assert age_s("not a date") is None

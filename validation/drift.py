@@ -1,0 +1,142 @@
+"""Before a validation runs: is the profile still true of this machine, and is it steady?
+
+A profile is only a fair basis for a prediction while the machine runs its kernels at the
+rates it recorded. Before the matrix runs, the GEMMs its workload leans on (the model's MLP
+up-projection and logits, forward, in each precision's compute dtype) are timed again here
+with the calibration's interleaved rule (`hwprofiles.calibration.workload.measure_kernels`, a
+few seconds) and set against the profile's price for the same GEMM on one idle rank:
+
+    speed = profile's time / measured time     (1.0 = as calibrated)
+
+A dtype whose probes are off by more than `TOLERANCE` either way has *drifted*: its runs'
+comparisons are not headlined (the report lists them, marked, and says why). The line
+`status_line` names the profile, its age and its steadiness; `llmcap validate` prints it first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from hwprofiles.calibration.gemm import GemmShape
+from hwprofiles.profile import HardwareProfile
+from validation.gptconfig import GPTConfig
+
+TOLERANCE = 0.25
+"""Drifted when speed > 1.25 or < 1/1.25. Round medians of one run on this 2-core VM varied by
+up to 18 % on a quiet machine (docs/validation.md, 2026-11-29), so a tighter bound would flag
+noise; a 3x stale profile (the case in issue 21) is far outside it."""
+PROBE_BUDGET_S = 6.0
+"""Budget of the interleaved re-probe, all kernels together (s)."""
+STALE_AGE_S = 24 * 3600.0
+"""A profile older than this is called stale in the status line (a day: the VM's host and its
+neighbours change over hours)."""
+
+Timer = Callable[[list[tuple[GemmShape, str]]], list[float]]
+"""Seconds per call of each (GEMM, dtype); tests pass a fake."""
+
+
+def probe_shapes(cfg: GPTConfig) -> list[GemmShape]:
+    """The model's MLP up-projection and logits GEMMs, forward (tokens x hidden @ hidden x n)."""
+    tokens = cfg.micro_batch_size * cfg.seq_len
+    return [
+        GemmShape("probe", f"{cfg.name}/mlp_up", "fwd", tokens, cfg.ffn_size, cfg.hidden_size),
+        GemmShape("probe", f"{cfg.name}/logits", "fwd", tokens, cfg.vocab_size, cfg.hidden_size),
+    ]
+
+
+def _measure(pairs: list[tuple[GemmShape, str]]) -> list[float]:
+    from hwprofiles.calibration.workload import measure_kernels
+
+    rows, _ = measure_kernels(pairs, PROBE_BUDGET_S)
+    return [float(r["median_s"]) for r in rows]
+
+
+def check_drift(
+    hw: HardwareProfile,
+    cfg: GPTConfig,
+    precisions: tuple[str, ...],
+    timer: Timer | None = None,
+    threads: int = 1,
+) -> list[dict[str, Any]]:
+    """One row per probe: dtype, GEMM, measured and profile time, speed, drifted; timed with
+    `threads` torch threads (one rank's, as calibrated)."""
+    from hwprofiles.calibration.device import torch_threads
+    from simulator.costmodel.timing import compute_time, gemm_dtype
+
+    dtypes = list(dict.fromkeys(gemm_dtype(p) for p in precisions))
+    pairs = [(s, d) for d in dtypes for s in probe_shapes(cfg)]
+    if timer is None:
+        with torch_threads(threads):
+            measured = _measure(pairs)
+    else:
+        measured = timer(pairs)
+    rows = []
+    for (shape, dtype), t in zip(pairs, measured, strict=True):
+        predicted = float(compute_time(hw.accelerator, shape.flops, dtype))
+        speed = predicted / t
+        rows.append(
+            {
+                "dtype": dtype,
+                "gemm": f"{shape.name} {shape.m}x{shape.k}x{shape.n}",
+                "measured_s": t,
+                "profile_s": predicted,
+                "speed": speed,
+                "drifted": not (1 / (1 + TOLERANCE) <= speed <= 1 + TOLERANCE),
+            }
+        )
+    return rows
+
+
+def drifted_dtypes(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({r["dtype"] for r in rows if r["drifted"]})
+
+
+def drift_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per drifted dtype naming its probes' speeds, and what the report does."""
+    out = []
+    for dtype in drifted_dtypes(rows):
+        speeds = ", ".join(f"{r['gemm']} {r['speed']:.2f}x" for r in rows if r["dtype"] == dtype)
+        out.append(
+            f"profile drifted for {dtype}: the machine runs its GEMMs at {speeds} the "
+            f"profile's speed (tolerance ±{TOLERANCE:.0%}); the {dtype} runs' comparisons are "
+            "not headlined. Recalibrate (llmcap calibrate --quick) and rerun, or "
+            "`llmcap validate --repredict DIR --hardware NEW` to re-price these measurements"
+        )
+    return out
+
+
+def age_s(date: str, now: dt.datetime | None = None) -> float | None:
+    """Seconds since an ISO-8601 UTC date ("2026-12-02T21:00:00Z"), None if unreadable."""
+    try:
+        then = dt.datetime.fromisoformat(date.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=dt.timezone.utc)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return (now - then).total_seconds()
+
+
+def _age_text(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min old"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h old"
+    return f"{seconds / 86400:.0f} days old"
+
+
+def status_line(hw: HardwareProfile | None, now: dt.datetime | None = None) -> str:
+    """ "profile NAME (calibrated DATE, AGE, steadiness)": what `validate` predicts with."""
+    if hw is None:
+        return "profile: none (measuring only, no predictions)"
+    pv = hw.provenance
+    if pv.kind != "calibrated":
+        return f"profile {hw.name}: datasheet, not a calibration of this machine"
+    age = age_s(pv.date, now)
+    when = "age unknown" if age is None else _age_text(age)
+    if age is not None and age > STALE_AGE_S:
+        when += " (stale: older than a day)"
+    steady = pv.steadiness or "steadiness not recorded (calibrated before the verdict existed)"
+    return f"profile {hw.name}: calibrated {pv.date or '?'}, {when}, {steady}"
