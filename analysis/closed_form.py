@@ -60,21 +60,55 @@ def _present(flags) -> list[bool]:
     return [v for v in (False, True) if bool(np.any(arr == v))]
 
 
+class _Kernels:
+    """(forward, backward) time per kernel name of a layer, summed only when asked for (the
+    overlap windows); iterating gives the names in the cost model's order."""
+
+    def __init__(self) -> None:
+        self._ops: dict[str, list[tuple]] = {}
+        self._sum: dict[str, tuple] = {}
+
+    def add(self, name: str, tf, tb) -> None:
+        self._ops.setdefault(name, []).append((tf, tb))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._ops
+
+    def __iter__(self):
+        return iter(self._ops)
+
+    def __getitem__(self, name: str) -> tuple:
+        if name not in self._sum:
+            parts = self._ops[name]
+            self._sum[name] = (sum(p[0] for p in parts), sum(p[1] for p in parts))
+        return self._sum[name]
+
+
+def _where_needed(need, fn, *args):
+    """`fn(*args)` on the layouts where `need`, 0 elsewhere (arrays broadcast to `need`)."""
+    need = np.asarray(need, dtype=bool)
+    if need.all():
+        return fn(*args)
+    out = np.zeros(need.shape)
+    if need.any():
+        out[need] = fn(*(np.broadcast_to(a, need.shape)[need] for a in args))
+    return out
+
+
 def _stage_times(model, hw, s, L, precision, opts, msg):
     """Per micro-batch times on one device of a stage (arrays), split by part."""
     acc = hw.accelerator
     e = ACT_BYTES[precision]
     ops = stack_layer_ops(model, L.mb, s, L.tp, L.cp, L.sp, precision, opts, L.ep, L.etp)
     fwd = bwd = sel = 0.0
-    kernel: dict[str, tuple] = {}  # forward and backward time of each kernel of the plan
+    kernel = _Kernels()  # forward and backward time of each kernel of the plan
     for op in ops:
         tf, tb = op_times(acc, op, precision)
         fwd = fwd + tf
         bwd = bwd + tb
         if op.recompute_selective:
             sel = sel + tf
-        f0, b0 = kernel.get(op.name, (0.0, 0.0))
-        kernel[op.name] = (f0 + tf, b0 + tb)
+        kernel.add(op.name, tf, tb)
     full = L.recompute == 2
     rc = np.where(full, fwd, np.where(L.recompute == 1, sel, 0.0))
     head_f = head_b = 0.0
@@ -98,21 +132,36 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
     sps = _present(L.sp)
     has_cp = bool(np.any(np.asarray(L.cp) > 1))  # cp = 1 everywhere: no exchange to price
     for sp in sps:
+        # collectives not overlapped cost their time: tallied per (kind, direction) first, so
+        # the arrays are touched once per kind rather than once per collective
+        plain: dict[tuple[str, str, bool], int] = {}
         for backward, lc in layer_passes(sp, names):
-            if lc.dim == "cp" and not has_cp:
-                continue
+            if lc.dim == "cp" and (not has_cp or sp != sps[0]):
+                continue  # the CP exchange does not depend on sp: priced once, below
             if (lc.dim, lc.kind) not in times:
                 nbytes, n, stride = size[lc.dim]
-                times[(lc.dim, lc.kind)] = group_collective_time(hw, lc.kind, nbytes, n, stride)
+                # priced only on the layouts that run it (a group of one costs nothing; the
+                # all-reduce is non-SP only, all-gather and reduce-scatter SP only)
+                need = (L.tp > 1) & (L.sp == sp) if lc.dim == "tp" else L.cp > 1
+                times[(lc.dim, lc.kind)] = _where_needed(
+                    need, lambda b, k, st, kind=lc.kind: group_collective_time(hw, kind, b, k, st),
+                    nbytes, n, stride,
+                )  # fmt: skip
             tc = times[(lc.dim, lc.kind)]
+            if lc.dim == "tp" and not opts.overlap_tp_comm:
+                key = (lc.dim, lc.kind, backward)
+                plain[key] = plain.get(key, 0) + 1
+                continue
             count = 1.0 if backward else fwd_count
-            if lc.dim == "cp" or opts.overlap_tp_comm:
-                exp, slow = beside(tc, kernel[lc.partner][int(backward)], phi)
-            else:
-                exp, slow = tc, 0.0
-            part[(sp, lc.dim)] = part[(sp, lc.dim)] + count * tc
-            part[(sp, lc.dim + "_x")] = part[(sp, lc.dim + "_x")] + count * exp
-            part[(sp, "slow")] = part[(sp, "slow")] + count * slow
+            exp, slow = beside(tc, kernel[lc.partner][int(backward)], phi)
+            for s_ in sps if lc.dim == "cp" else (sp,):
+                part[(s_, lc.dim)] = part[(s_, lc.dim)] + count * tc
+                part[(s_, lc.dim + "_x")] = part[(s_, lc.dim + "_x")] + count * exp
+                part[(s_, "slow")] = part[(s_, "slow")] + count * slow
+        for (dim, kind, backward), k in plain.items():
+            t = (k if backward else k * fwd_count) * times[(dim, kind)]
+            part[(sp, dim)] = part[(sp, dim)] + t
+            part[(sp, dim + "_x")] = part[(sp, dim + "_x")] + t
 
     def by_sp(key):
         if len(sps) == 1:

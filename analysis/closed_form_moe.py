@@ -27,7 +27,7 @@ from simulator.costmodel.moe import a2a_bytes, routed_factor
 from simulator.costmodel.network import alltoall_time, group_collective_time
 from simulator.model import ModelSpec
 from simulator.options import Options
-from simulator.plan.layer import ep_all_to_alls
+from simulator.plan.layer import a2a_window, ep_all_to_alls
 from simulator.plan.rules import beside
 
 
@@ -60,8 +60,9 @@ def ep_terms(model, hw, s, L, e, opts, kernel) -> dict[str, np.ndarray]:
     for backward in (False, True):
         for a in ep_all_to_alls(backward):
             count = 1.0 if backward else 1.0 + full
-            if opts.moe_a2a_overlap and a.partner in kernel:
-                exp, sl = beside(one, kernel[a.partner][int(backward)], opts.comm_interference)
+            k = a2a_window(a, kernel, opts.moe_a2a_overlap, opts.moe_a2a_overlap_1f1b)
+            if k is not None:
+                exp, sl = beside(one, kernel[k][int(backward)], opts.comm_interference)
             else:
                 exp, sl = one, 0.0
             total, exposed, slow = total + count * one, exposed + count * exp, slow + count * sl

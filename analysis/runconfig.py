@@ -40,6 +40,7 @@ from analysis.runschema import check_spec
 from hwprofiles.errors import UserError
 from hwprofiles.inputs import path_kind, read_toml
 from hwprofiles.profile import HardwareProfile
+from simulator.limits import MAX_TOKENS
 from simulator.model import ModelSpec
 from simulator.parallel import ParallelConfig, Workload
 from simulator.reliability.options import ReliabilityOptions
@@ -293,8 +294,10 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     tokens = t.get("tokens")
     if tokens is not None:
         tokens = float(tokens)
-        if not (math.isfinite(tokens) and tokens >= 1):
-            raise UserError("tokens", t["tokens"], "must be a finite number >= 1")
+        if not (math.isfinite(tokens) and 1 <= tokens <= MAX_TOKENS):
+            raise UserError(
+                "tokens", t["tokens"], f"must be a finite number in [1, {MAX_TOKENS:.0e}]"
+            )
     rel = reliability_options({**spec.get("reliability", {}), "pue": c.get("pue")})
     return Run(workload, hw, options, tokens, spec, rel, seq_note, layout_note, stack)
 

@@ -3,13 +3,15 @@
 Each commit is exported (`git archive`, nothing in the repository changes) to a temporary
 folder, and every measurement runs in a fresh Python process with that tree first on
 `sys.path`; trees alternate round by round so that machine load hits them alike, and the best
-of the rounds is kept. Reported as ratios to the first commit given (the "before").
+of the rounds is kept. Times are the process's CPU time (`time.process_time`), which a machine
+shared with other jobs disturbs far less than wall time. Reported as ratios to the first commit
+given (the "before").
 
 - search: vectorised closed form (`analysis.planner.search.evaluate_chunked`) over every
   valid layout of Llama-3-70B on 1,024 H100-SXM (bf16, seq 8192, ~4M-token batch), in
   layouts per second (each tree enumerates its own layouts; the rate is per layout);
 - des: one GPT-3 175B step on 1,024 A100s (TP 8, PP 8, DP 16, global batch 1536, 25 MiB DDP
-  buckets, contention on; Narayanan et al. 2021, Table 1 layout), wall seconds.
+  buckets, contention on; Narayanan et al. 2021, Table 1 layout), CPU seconds.
 
 Run: ``python benchmarks/vs_commit.py --refs f8890de [--rounds 3] [--json]``
 """
@@ -38,9 +40,9 @@ model, hw, seq = load_model("llama-3-70b"), load_profile("h100-sxm"), 8192
 lay = enumerate_layouts(model, 1024, hw.node.gpus_per_node, seq, BatchPolicy.default(seq)).layouts
 best = float("inf")
 for _ in range(3):
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     evaluate_chunked(model, hw, seq, lay, "bf16", Options())
-    best = min(best, time.perf_counter() - t0)
+    best = min(best, time.process_time() - t0)
 print(json.dumps({"layouts": len(lay), "layouts_per_s": len(lay) / best}))
 """
 
@@ -54,9 +56,10 @@ from simulator.parallel import ParallelConfig, Workload
 p = ParallelConfig(tp=8, pp=8, micro_batch_size=1, global_batch_size=1536).resolve(1024)
 w = Workload(load_model("gpt3-175b"), p, 2048)
 opts = Options(overlap_grad_reduce=True, bucket_bytes=25 * 2**20)
-t0 = time.perf_counter()
-r = simulate_step(w, load_profile("a100-80gb"), opts, contention=True)
-print(json.dumps({"wall_s": time.perf_counter() - t0, "step_time_s": r.step_time_s}))
+hw = load_profile("a100-80gb")
+t0 = time.process_time()
+r = simulate_step(w, hw, opts, contention=True)
+print(json.dumps({"wall_s": time.process_time() - t0, "step_time_s": r.step_time_s}))
 """
 
 

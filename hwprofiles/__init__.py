@@ -1,5 +1,6 @@
 """hwprofiles: what hardware can do (datasheet catalogue and measured calibration profiles)."""
 
+from hwprofiles.errors import UserError
 from hwprofiles.profile import (
     Accelerator,
     CollectiveFit,
@@ -22,4 +23,5 @@ __all__ = [
     "Node",
     "PowerModel",
     "Provenance",
+    "UserError",
 ]

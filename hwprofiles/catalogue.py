@@ -136,7 +136,16 @@ def _calibrated(path: Path) -> HardwareProfile:
             f"hardware: {str(path)!r} is a directory, but calibrated profiles cannot be "
             f"loaded in this installation ({exc})"
         ) from None
-    return load_calibrated_profile(path)
+    try:
+        return load_calibrated_profile(path)
+    except UserError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:  # a field of the wrong type or shape
+        raise UserError(
+            "hardware",
+            str(path),
+            f"is not a valid calibration profile ({type(exc).__name__}: {exc})",
+        ) from None
 
 
 def _saved(name: str) -> Path | None:

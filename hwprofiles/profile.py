@@ -38,13 +38,13 @@ class EfficiencyCurve:
 
     def __post_init__(self) -> None:
         if len(self.sizes) != len(self.fractions) or not self.sizes:
-            raise ValueError(
+            raise UserError(
                 f"efficiency curve: {len(self.sizes)} sizes != {len(self.fractions)} fractions"
             )
         if any(b <= a for a, b in zip(self.sizes, self.sizes[1:], strict=False)):
-            raise ValueError("efficiency curve: sizes must be strictly ascending")
+            raise UserError("efficiency curve: sizes must be strictly ascending")
         if any(not (0.0 < f <= 1.0) for f in self.fractions):
-            raise ValueError(f"efficiency curve: fractions must be in (0, 1], got {self.fractions}")
+            raise UserError(f"efficiency curve: fractions must be in (0, 1], got {self.fractions}")
 
     def at(self, size: float | np.ndarray) -> float | np.ndarray:
         """Fraction of peak achieved by one operation of `size` (scalar or array)."""

@@ -81,3 +81,8 @@ class DesTooLarge(UserError):
 MAX_LINK_GBPS = 1e5
 """Largest NIC line rate in a what-if (Gb/s per direction): 100 Tb/s, 125x the 800 Gb/s of
 the fastest shipping NICs (NVIDIA ConnectX-8 SuperNIC, 2024 product brief)."""
+
+MAX_TOKENS = 1e18
+"""Training tokens (10^18): about 27,000x the largest published pre-training sets (36 T tokens
+for Qwen3, Qwen3 Technical Report 2025; 15 T for Llama 3); above it times and energies leave
+the range of finite floats in the whole-run model."""

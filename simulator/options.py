@@ -91,6 +91,11 @@ class Options:
     DeepSeek-V3's DualPipe hides more (the all-to-all of one micro-batch behind the compute of
     another: DeepSeek-AI 2024, arXiv 2412.19437, Sec. 3.2.1); llmcap models the shared-expert
     overlap only, a lower bound on what DualPipe hides."""
+    moe_a2a_overlap_1f1b: bool = False
+    """Overlap every all-to-all with another micro-batch's compute (Megatron-Core
+    `--overlap-moe-expert-parallel-comm`, 1F1B all-to-all overlap; DeepSeek-V3's DualPipe):
+    priced beside the same layer's expert GEMM of the same pass
+    (`simulator.plan.layer.a2a_window`)."""
     moe_ep_on_scale_up: bool = False
     """Require each expert-parallel group (ep x etp consecutive ranks) inside one scale-up
     (NVLink) domain: 8 GPUs in an HGX/DGX node, 72 in an NVL72 rack. Off: an EP group may

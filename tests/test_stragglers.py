@@ -63,8 +63,13 @@ def test_des_transient_slowdown_hits_the_fraction_of_steps_the_formula_says() ->
         for s in range(30)
     ]
     slowed = [t for t in steps if t > t0 * 1.001]
-    for t in slowed:  # a slowed step is exactly the compute stretched by the factor
-        assert t == pytest.approx(t0 + stretched * (f - 1), rel=0.01)
+    # a slowed step is the compute stretched by the factor, less whatever of the exposed
+    # gradient all-reduce the longer backward now hides (per-bucket reduction: 2.7 ms of the
+    # 8.9 ms here, 2026-12-02); every slowed step is slowed the same way
+    most = t0 + stretched * (f - 1)
+    for t in slowed:
+        assert most - base["breakdown/comm_dp"] <= t <= most * 1.0001
+        assert t == pytest.approx(slowed[0], rel=1e-9)
     share = len(slowed) / len(steps)
     assert share == pytest.approx(1 - (1 - p) ** 256, abs=0.3)  # 0.64 expected
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -182,3 +183,21 @@ def test_absurd_cluster_is_a_warning_not_an_error():
     r = CliRunner().invoke(app, [*args, "--global-batch", "15625000", "--json"])
     assert r.exit_code == 0, r.output
     assert "llmcap: warning: gpus: 1000000000 is more than 1,048,576 GPUs" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "pattern, replacement, field",
+    [
+        (r"(?m)^(bandwidth_bytes_per_s\s*=\s*).*$", r'\1"fast"', "not a valid calibration"),
+        (r"(?m)^(bandwidth_bytes_per_s\s*=\s*).*$", r"\1nan", "bandwidth_bytes_per_s"),
+    ],
+)
+def test_calibrated_profile_values_are_typed(tmp_path, pattern, replacement, field):
+    import re
+    import shutil
+
+    src = Path(__file__).parent.parent / "docs" / "profiles" / "xeon-amx-2vcpu"
+    shutil.copytree(src, tmp_path / "p")
+    toml = tmp_path / "p" / "profile.toml"
+    toml.write_text(re.sub(pattern, replacement, toml.read_text(), count=1))
+    _one_line_exit_2(["hardware", str(tmp_path / "p")], field)

@@ -6,7 +6,7 @@ import math
 import re
 
 from hwprofiles.errors import UserError
-from simulator.limits import check_gpus
+from simulator.limits import MAX_TOKENS, check_gpus
 
 _COUNT_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 
@@ -19,6 +19,10 @@ def parse_count(text: str, what: str = "tokens") -> float:
     value = float(m.group(1)) * _COUNT_SUFFIX[m.group(2)]
     if not (math.isfinite(value) and value >= 1):  # 1e-320 tokens is no training run
         raise UserError(f"{what}: {text!r} must be a finite number >= 1")
+    if value > MAX_TOKENS:
+        raise UserError(
+            what, text, f"is above llmcap's limit of {MAX_TOKENS:.0e} (simulator.limits)"
+        )
     return value
 
 

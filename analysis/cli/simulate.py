@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         moe_capacity_factor: ro.CapacityFactor = None,
         moe_imbalance: ro.Imbalance = None,
         moe_a2a_overlap: ro.A2aOverlap = None,
+        moe_a2a_overlap_1f1b: ro.A2aOverlap1f1b = None,
         ep_on_nvlink: ro.EpScaleUp = None,
         micro_batch: ro.MicroBatch = None,
         global_batch: ro.GlobalBatch = None,
@@ -106,6 +107,7 @@ def register(app: typer.Typer) -> None:
                     "moe_capacity_factor": moe_capacity_factor,
                     "moe_imbalance": moe_imbalance,
                     "moe_a2a_overlap": moe_a2a_overlap,
+                    "moe_a2a_overlap_1f1b": moe_a2a_overlap_1f1b,
                     "moe_ep_on_scale_up": ep_on_nvlink,
                 },
             )

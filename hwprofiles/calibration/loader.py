@@ -14,6 +14,7 @@ measured or modelled, labelled as such; host times per optimizer tensor and per 
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,6 +54,18 @@ def _curve(c: Mapping[str, Any], where: str) -> EfficiencyCurve:
         raise UserError(f"{where}: bad efficiency curve ({exc})") from exc
 
 
+def _check_finite(node: Any, where: str) -> None:
+    """`UserError` for a NaN or infinite number anywhere in the parsed profile.toml."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise UserError(where, node, "must be a finite number")
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            _check_finite(v, f"{where}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_finite(v, f"{where}[{i}]")
+
+
 def read_summary(path: str | Path) -> dict[str, Any]:
     """The parsed profile.toml of a profile directory (or the file itself)."""
     path = Path(path)
@@ -60,6 +73,7 @@ def read_summary(path: str | Path) -> dict[str, Any]:
     if path_kind(file) != "file":
         raise UserError(f"hardware: {path} has no {PROFILE_FILE} (not a calibration)")
     doc = read_toml(file, "hardware")
+    _check_finite(doc, PROFILE_FILE)
     if doc.get("format") != FORMAT:
         raise UserError(f"{file}: field 'format' is {doc.get('format')!r}, expected {FORMAT!r}")
     return doc

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.network import group_link, group_span
 from simulator.des.link import Channel, Link
@@ -38,9 +39,9 @@ class Placement:
 
     def __post_init__(self) -> None:
         if sorted(self.order) != sorted(DIMS):
-            raise ValueError(f"placement: order {self.order} must be a permutation of {DIMS}")
+            raise UserError(f"placement: order {self.order} must be a permutation of {DIMS}")
         if any(s < 1 for s in self.sizes):
-            raise ValueError(f"placement: sizes {self.sizes} must all be >= 1")
+            raise UserError(f"placement: sizes {self.sizes} must all be >= 1")
 
     @classmethod
     def parse(cls, sizes: tuple[int, int, int, int], order: str | None) -> Placement:

@@ -24,6 +24,7 @@ from simulator.parallel import Workload
 from simulator.pipeline_split import chunk_offsets
 from simulator.plan.layer import (
     LayerCollective,
+    a2a_window,
     cp_collective,
     ep_all_to_alls,
     kernel_order,
@@ -230,11 +231,12 @@ class WorkBuilder:
         a2a = self.a2a(rank) if p.ep > 1 and self.w.model.is_moe else None
         # the expert-parallel all-to-alls (plan.layer.ep_all_to_alls): beside their partner
         # kernel when overlapped, else blocking just before / after their kernel
-        beside_a2a = {a.partner for a in ep_all_to_alls(backward) if a.partner in self.t}
-        if a2a is None or not opts.moe_a2a_overlap:
-            beside_a2a = set()
-        blocking = [a for a in ep_all_to_alls(backward) if a.partner not in beside_a2a]
-        blocking = blocking if a2a is not None else []
+        windows = {
+            a: a2a_window(a, self.t, opts.moe_a2a_overlap, opts.moe_a2a_overlap_1f1b)
+            for a in ep_all_to_alls(backward)
+        }
+        beside_a2a = {k for k in windows.values() if k is not None} if a2a is not None else set()
+        blocking = [a for a, k in windows.items() if k is None] if a2a is not None else []
         names = list(reversed(self.order)) if backward else self.order
         out: list[Instr] = []
         pending: dict[str, tuple[Collective, str]] = {}  # partner kernel -> collective waiting

@@ -16,6 +16,7 @@ engines read these tables: adding a collective here adds it to both.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,7 +141,28 @@ class ExpertAllToAll:
     where: str
     partner: str | None
     """The shared experts' kernel (Megatron-Core `--moe-shared-expert-overlap`), or None."""
+    across: str = ""
+    """The experts' GEMM that stands for the other micro-batch's compute when all-to-alls
+    overlap across micro-batches (`Options.moe_a2a_overlap_1f1b`)."""
     category: str = "comm_ep"
+
+
+def a2a_window(
+    a: ExpertAllToAll, kernels: Collection[str], shared: bool, across: bool
+) -> str | None:
+    """The kernel an all-to-all runs beside, or None (blocking), for both engines.
+
+    `across` (Megatron-Core `--overlap-moe-expert-parallel-comm`, 1F1B all-to-all overlap;
+    DeepSeek-V3's DualPipe, arXiv 2412.19437 Sec. 3.2.1): in steady 1F1B one micro-batch's
+    all-to-all runs while another micro-batch computes; llmcap prices that window as the
+    same layer's expert GEMM of the same pass (dispatch: `moe/experts_up`, combine:
+    `moe/experts_down`), and applies it in pipeline fill and drain too (optimistic there).
+    Else `shared` (`moe_a2a_overlap`): the dispatch beside the shared experts."""
+    if across and a.across in kernels:
+        return a.across
+    if shared and a.partner is not None and a.partner in kernels:
+        return a.partner
+    return None
 
 
 def ep_all_to_alls(backward: bool) -> tuple[ExpertAllToAll, ExpertAllToAll]:
@@ -150,12 +172,12 @@ def ep_all_to_alls(backward: bool) -> tuple[ExpertAllToAll, ExpertAllToAll]:
     experts' backward, which run next)."""
     if backward:
         return (
-            ExpertAllToAll("combine", "moe/experts_down", "before", None),
-            ExpertAllToAll("dispatch", "moe/experts_up", "after", "moe/shared"),
+            ExpertAllToAll("combine", "moe/experts_down", "before", None, "moe/experts_down"),
+            ExpertAllToAll("dispatch", "moe/experts_up", "after", "moe/shared", "moe/experts_up"),
         )
     return (
-        ExpertAllToAll("dispatch", "moe/experts_up", "before", "moe/shared"),
-        ExpertAllToAll("combine", "moe/experts_down", "after", None),
+        ExpertAllToAll("dispatch", "moe/experts_up", "before", "moe/shared", "moe/experts_up"),
+        ExpertAllToAll("combine", "moe/experts_down", "after", None, "moe/experts_down"),
     )
 
 
