@@ -73,7 +73,7 @@ def test_layers_gemms_are_summarised_per_flops_and_priced_as_measured():
     import numpy as np
     import pandas as pd
 
-    from hwprofiles.calibration.summary import _gemm_layers
+    from hwprofiles.calibration.summary import gemm_layers
     from hwprofiles.catalogue import load_profile
     from hwprofiles.profile import GemmTiming
     from simulator.costmodel.ops import Op
@@ -85,7 +85,7 @@ def test_layers_gemms_are_summarised_per_flops_and_priced_as_measured():
         for p, t in zip(("fwd", "bwd_dx", "bwd_dw"), ts, strict=True)
     ] + [{"kind": "square", "dtype": "fp32", "name": "sq", "pass": "fwd", "flops": 7,
           "median_s": 9.0}]  # fmt: skip
-    (layer,) = _gemm_layers(pd.DataFrame(rows))
+    (layer,) = gemm_layers(pd.DataFrame(rows))
     assert layer == {"dtype": "fp32", "flops": 100, "fwd_s": 2.0, "bwd_s": 7.0,
                      "layers": "w/down, w/up"}  # fmt: skip
 

@@ -16,6 +16,7 @@ comparisons are not headlined (the report lists them, marked, and says why). The
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -98,8 +99,14 @@ def drifted_dtypes(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def drift_notes(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per drifted dtype naming its probes' speeds, and what the report does."""
-    out = []
+    """One line per drifted dtype naming its probes' speeds, and what the report does; one
+    per dtype whose GEMMs were re-measured in place (`remeasure`)."""
+    again = sorted({r["dtype"] for r in rows if r.get("remeasured")})
+    out = [
+        f"{dtype} GEMMs re-measured in place before the runs (the profile had drifted); "
+        "attention, memory-bound kernels and collectives are still the profile's"
+        for dtype in again
+    ]
     for dtype in drifted_dtypes(rows):
         speeds = ", ".join(f"{r['gemm']} {r['speed']:.2f}x" for r in rows if r["dtype"] == dtype)
         out.append(
@@ -144,3 +151,46 @@ def status_line(hw: HardwareProfile | None, now: dt.datetime | None = None) -> s
         when += " (stale: older than a day)"
     steady = pv.steadiness or "steadiness not recorded (calibrated before the verdict existed)"
     return f"profile {hw.name}: calibrated {pv.date or '?'}, {when}, {steady}"
+
+
+REMEASURE_BUDGET_S = 15.0
+"""Budget of an in-place re-measurement of one model's GEMMs, all drifted dtypes (s)."""
+
+Measure = Callable[[list[tuple[GemmShape, str]], float], tuple[list[dict[str, Any]], Any]]
+"""`workload.measure_kernels`' signature; tests pass a fake."""
+
+
+def remeasure(
+    hw: HardwareProfile,
+    cfg: GPTConfig,
+    dtypes: list[str],
+    measure: Measure | None = None,
+    threads: int = 1,
+) -> HardwareProfile:
+    """`hw` with the model's own GEMMs in `dtypes` (every linear layer's forward, dX and dW,
+    and the logits) measured now, in place of the profile's (`Accelerator.gemm_timings`;
+    nothing is written to disk). Only GEMMs change: attention, memory-bound kernels and
+    collectives keep the profile's figures."""
+    import pandas as pd
+
+    from hwprofiles.calibration.device import torch_threads
+    from hwprofiles.calibration.summary import gemm_layers
+    from hwprofiles.calibration.workload import Workload, measure_kernels
+    from hwprofiles.profile import GemmTiming
+
+    tokens = cfg.micro_batch_size * cfg.seq_len
+    w = Workload(cfg.name, cfg.hidden_size, cfg.ffn_size, cfg.vocab_size, tokens)
+    pairs = [(s, d) for d in dtypes for s in w.gemms()]
+    if measure is None:
+        with torch_threads(threads):
+            rows, _ = measure_kernels(pairs, REMEASURE_BUDGET_S)
+    else:
+        rows, _ = measure(pairs, REMEASURE_BUDGET_S)
+    new = tuple(
+        GemmTiming(r["dtype"], r["flops"], r["fwd_s"], r["bwd_s"])
+        for r in gemm_layers(pd.DataFrame(rows))
+    )
+    fresh = {(t.dtype, t.flops) for t in new}
+    acc = hw.accelerator
+    kept = tuple(t for t in acc.gemm_timings if (t.dtype, t.flops) not in fresh)
+    return dataclasses.replace(hw, accelerator=dataclasses.replace(acc, gemm_timings=kept + new))

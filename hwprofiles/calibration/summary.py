@@ -124,7 +124,7 @@ def _compute(m: Measurements) -> dict[str, Any]:
             | {"fwd_s": float(r["fwd_s"]), "bwd_s": float(r["bwd_s"])}
             for r in passes
         ]
-    layers = _gemm_layers(gemm)
+    layers = gemm_layers(gemm)
     if layers:
         out["gemm_layers"] = layers
     ew = pd.DataFrame(m.tables["elementwise"])
@@ -137,7 +137,7 @@ def _compute(m: Measurements) -> dict[str, Any]:
     return out
 
 
-def _gemm_layers(gemm: pd.DataFrame) -> list[dict[str, Any]]:
+def gemm_layers(gemm: pd.DataFrame) -> list[dict[str, Any]]:
     """Per dtype and FLOP count, the workload layers' measured forward GEMM and backward
     (dX + dW) seconds; layers of equal FLOPs averaged (`profile.GemmTiming`)."""
     if "kind" not in gemm or not (gemm["kind"] == "workload").any():
