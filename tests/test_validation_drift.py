@@ -136,3 +136,29 @@ def test_remeasure_replaces_the_models_gemm_timings_in_place():
     rows = check_drift(fresh, SMALL, ("fp32",), timer=lambda p: [s.flops * 1e-10 for s, _ in p])
     assert not drifted_dtypes(rows)
     assert drift_notes([r | {"remeasured": True} for r in rows])[0].startswith("fp32 GEMMs re-")
+
+
+def test_host_contention_is_re_probed_and_can_be_replaced():
+    from validation.drift import check_contention, with_contention
+
+    hw = dataclasses.replace(
+        _calibrated(), host_contention={"fp32": 0.5}, host_memory_contention=0.4
+    )
+
+    def fake(dtypes, threads, ranks):
+        assert dtypes == ("fp32",) and ranks == 2
+        return [
+            {"kernel": "gemm", "dtype": "fp32", "factor": 0.98},
+            {"kernel": "stream", "dtype": "fp32", "factor": 0.45},
+        ]
+
+    rows = check_contention(hw, ("fp32",), 2, measure=fake)
+    assert [(r["kernel"], r["drifted"]) for r in rows] == [("gemm fp32", True), ("stream", False)]
+    assert not drifted_dtypes(rows)  # contention rows do not withhold a dtype's headline
+    (note,) = drift_notes(rows)
+    assert note.startswith("host contention drifted: gemm fp32 0.98 (profile 0.50)")
+    fresh = with_contention(hw, rows)
+    assert fresh.host_contention == {"fp32": 0.98} and fresh.host_memory_contention == 0.45
+    assert "used in place" in drift_notes([r | {"remeasured": True} for r in rows])[0]
+    assert check_contention(hw, ("fp32",), 1, measure=fake) == []
+    assert check_contention(_calibrated(), ("fp32",), 2, measure=fake) == []

@@ -199,8 +199,8 @@ def register(app: typer.Typer) -> None:
         remeasure_drifted: bool = typer.Option(
             False,
             help="When the pre-run re-probe finds the profile drifted, re-measure the model's "
-            "GEMMs in place (seconds in fp32) instead of only leaving those runs out of the "
-            "headline.",
+            "GEMMs in place (seconds in fp32) and use the re-probed host contention, instead "
+            "of only leaving those runs out of the headline.",
         ),
         inject_fault: str = typer.Option("", hidden=True, help="RANK:exit|raise|hang[:STEP]"),
         alert: str = typer.Option(
@@ -294,7 +294,15 @@ def register(app: typer.Typer) -> None:
 def _guard(hw: Any, matrix: Matrix, err: Console, again: bool = False) -> tuple[Any, list[Any]]:
     """Print the profile's status line; on a CPU, re-probe its GEMMs and warn of drift; with
     `again`, re-measure a drifted dtype's model GEMMs in place and probe once more."""
-    from validation.drift import check_drift, drift_notes, drifted_dtypes, remeasure, status_line
+    from validation.drift import (
+        check_contention,
+        check_drift,
+        drift_notes,
+        drifted_dtypes,
+        remeasure,
+        status_line,
+        with_contention,
+    )
 
     err.print(status_line(hw), markup=False, highlight=False)
     if hw is None or hw.provenance.kind != "calibrated" or matrix.device != "cpu":
@@ -309,6 +317,17 @@ def _guard(hw: Any, matrix: Matrix, err: Console, again: bool = False) -> tuple[
         rows = check_drift(hw, matrix.model, matrix.precisions, threads=threads)
         rows = [r | {"remeasured": r["dtype"] in off} for r in rows]
     _print_probes(rows, err)
+    held = check_contention(hw, matrix.precisions, min(max(matrix.nprocs), 2), threads)
+    for r in held:
+        err.print(
+            f"re-probe host contention {r['kernel']}: {r['measured']:.2f}, profile "
+            f"{r['profile']:.2f}" + ("  DRIFTED" if r["drifted"] else ""),
+            markup=False,
+        )
+    if again and any(r["drifted"] for r in held):
+        hw = with_contention(hw, held)
+        held = [r | {"remeasured": True} for r in held]
+    rows += held
     for note in drift_notes(rows):
         err.print(f"warning: {note}", markup=False, highlight=False)
     return hw, rows
