@@ -263,6 +263,7 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     options = replace(load_stack(stack).options(), **opts_table)
     if given["tp"] is None or given["pp"] is None:
         from analysis.autolayout import fastest_layout
+        from analysis.planner.search import layout_config
 
         chosen = fastest_layout(
             model, hw, gpus, t["precision"], seq_len, t["global_batch"], given, options
@@ -300,26 +301,6 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
             )
     rel = reliability_options({**spec.get("reliability", {}), "pue": c.get("pue")})
     return Run(workload, hw, options, tokens, spec, rel, seq_note, layout_note, stack)
-
-
-def layout_config(row: Mapping[str, int], precision: str, gpus: int) -> ParallelConfig:
-    """The resolved `ParallelConfig` of a searched layout (`Layouts.row` keys)."""
-    from simulator.parallel import RECOMPUTE_MODES
-
-    return ParallelConfig(
-        tp=row["tp"],
-        pp=row["pp"],
-        vpp=row["vpp"],
-        cp=row["cp"],
-        micro_batch_size=row["mb"],
-        global_batch_size=row["gbs"],
-        zero_stage=row["zero"],
-        sequence_parallel=bool(row["sp"]),
-        recompute=RECOMPUTE_MODES[row["recompute"]],
-        precision=precision,  # type: ignore[arg-type]
-        ep=row.get("ep", 1),
-        etp=row.get("etp"),
-    ).resolve(gpus)
 
 
 _GB = 1e9  # run files and flags give bandwidths in decimal GB/s

@@ -96,6 +96,19 @@ class AttentionTiming:
 
 
 @dataclass(frozen=True)
+class GemmTiming:
+    """Measured seconds of one linear layer's GEMMs of `flops` FLOPs each (forward; backward =
+    the dX and dW GEMMs), calibrated at a workload's own shapes (`calibration/workload.py`).
+    Layers with the same FLOPs (MLP up and down) share one figure, the mean of theirs: their
+    three GEMMs are the same three shapes, in another order."""
+
+    dtype: str
+    flops: int
+    fwd_s: float
+    bwd_s: float
+
+
+@dataclass(frozen=True)
 class Accelerator:
     """One device: peak compute per dtype, memory, power, and achieved-efficiency curves."""
 
@@ -141,8 +154,19 @@ class Accelerator:
     attention_timings: tuple[AttentionTiming, ...] = ()
     """Fused attention measured at a workload's own shapes; an op of such a shape is priced
     from these instead of `attention_curve` (none: every shape from the curve)."""
+    gemm_timings: tuple[GemmTiming, ...] = ()
+    """Linear layers' GEMMs measured at a workload's own shapes; a GEMM op of exactly such
+    FLOPs is priced from these instead of `matmul_curve` (none: every GEMM from the curve)."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Field name -> citation for the numbers above."""
+
+    def measured_gemm(self, dtype: str, flops: float) -> GemmTiming | None:
+        """The measured timing of a linear layer's GEMMs of exactly `flops` FLOPs, or None."""
+        if not self.gemm_timings or flops != round(flops):
+            return None
+        return next(
+            (t for t in self.gemm_timings if t.dtype == dtype and t.flops == round(flops)), None
+        )
 
     def measured_attention(
         self, dtype: str, batch: int, heads: int, seq: int, head_dim: int, causal: bool = True
@@ -299,10 +323,10 @@ class HardwareProfile:
 
         Scales each dtype's compute peak by its measured `host_contention` factor (a dtype
         without one by `dtype`'s), and memory bandwidth and copy rates by
-        `host_memory_contention` (else `dtype`'s factor), and the times of attention measured
-        at a workload's shapes by their dtype's factor, when more than one device of the node
-        is busy; unchanged otherwise. Host times (framework dispatch) are not scaled:
-        their contention is not measured.
+        `host_memory_contention` (else `dtype`'s factor), and the times of attention and
+        GEMMs measured at a workload's shapes by their dtype's factor, when more than one
+        device of the node is busy; unchanged otherwise. Host times (framework dispatch) are
+        not scaled: their contention is not measured.
         """
         if devices_busy <= 1 or (not self.host_contention and self.host_memory_contention is None):
             return self
@@ -324,6 +348,10 @@ class HardwareProfile:
             attention_timings=tuple(
                 replace(t, fwd_s=t.fwd_s / factor(t.dtype), bwd_s=t.bwd_s / factor(t.dtype))
                 for t in acc.attention_timings
+            ),
+            gemm_timings=tuple(
+                replace(t, fwd_s=t.fwd_s / factor(t.dtype), bwd_s=t.bwd_s / factor(t.dtype))
+                for t in acc.gemm_timings
             ),
         )
         return replace(self, accelerator=slowed)

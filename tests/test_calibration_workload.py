@@ -63,3 +63,37 @@ def test_stability_verdict_counts_load_and_unsettled_kernels():
     loose = _stability(_M({"verdict": "unsteady", "kernels": 4, "settled": 1}))
     assert loose["reasons"] == ["3 of 4 kernels did not settle"]
     assert _stability(_M({}))["verdict"] == "unknown"
+
+
+def test_layers_gemms_are_summarised_per_flops_and_priced_as_measured():
+    """Workload rows -> one timing per (dtype, FLOPs) (equal-FLOP layers averaged, backward =
+    dX + dW); a GEMM op of exactly those FLOPs is priced from it, any other from the curve."""
+    import dataclasses
+
+    import numpy as np
+    import pandas as pd
+
+    from hwprofiles.calibration.summary import gemm_layers
+    from hwprofiles.catalogue import load_profile
+    from hwprofiles.profile import GemmTiming
+    from simulator.costmodel.ops import Op
+    from simulator.costmodel.timing import op_times
+
+    rows = [
+        {"kind": "workload", "dtype": "fp32", "name": n, "pass": p, "flops": 100, "median_s": t}
+        for n, ts in (("w/up", (1.0, 2.0, 3.0)), ("w/down", (3.0, 4.0, 5.0)))
+        for p, t in zip(("fwd", "bwd_dx", "bwd_dw"), ts, strict=True)
+    ] + [{"kind": "square", "dtype": "fp32", "name": "sq", "pass": "fwd", "flops": 7,
+          "median_s": 9.0}]  # fmt: skip
+    (layer,) = gemm_layers(pd.DataFrame(rows))
+    assert layer == {"dtype": "fp32", "flops": 100, "fwd_s": 2.0, "bwd_s": 7.0,
+                     "layers": "w/down, w/up"}  # fmt: skip
+
+    hw = load_profile("cpu")
+    acc = dataclasses.replace(hw.accelerator, gemm_timings=(GemmTiming("fp32", 100, 2.0, 7.0),))
+    hit = Op("mlp/up", "matmul", 100.0, np.array([100.0]), np.array([200.0]))
+    assert [float(np.ravel(x)[0]) for x in op_times(acc, hit, "fp32")] == [2.0, 7.0]
+    miss = Op("mlp/up", "matmul", 120.0, 120.0, 240.0)
+    assert op_times(acc, miss, "fp32") == op_times(hw.accelerator, miss, "fp32")
+    slowed = dataclasses.replace(hw, accelerator=acc, host_contention={"fp32": 0.5})
+    assert slowed.under_load(2, "fp32").accelerator.measured_gemm("fp32", 100).fwd_s == 4.0

@@ -92,3 +92,73 @@ def test_status_line_names_profile_age_and_steadiness():
     assert "datasheet" in status_line(load_profile("cpu"))
     assert status_line(None).startswith("profile: none")
     assert age_s("not a date") is None
+
+
+def test_a_measured_gemm_row_is_the_profiles_price():
+    from hwprofiles.profile import GemmTiming
+
+    machine = _calibrated()
+    up = probe_shapes(SMALL)[0]
+    timed = (GemmTiming("fp32", int(up.flops), 0.5, 1.0),)
+    acc = dataclasses.replace(machine.accelerator, gemm_timings=timed)
+    hw = dataclasses.replace(machine, accelerator=acc)
+    rows = check_drift(hw, SMALL, ("fp32",), timer=lambda pairs: [0.5] * len(pairs))
+    assert rows[0]["profile_s"] == 0.5 and not rows[0]["drifted"]
+
+
+def test_remeasure_replaces_the_models_gemm_timings_in_place():
+    """A drifted profile re-measured in place: the model's GEMMs get timings from the (fake)
+    measurement, other timings stay, and the re-probe then passes."""
+    from hwprofiles.profile import GemmTiming
+    from validation.drift import remeasure
+
+    machine = _scaled(_calibrated(), 3.0)  # stale
+    other = GemmTiming("fp32", 12345, 1.0, 2.0)
+    acc = dataclasses.replace(machine.accelerator, gemm_timings=(other,))
+    stale = dataclasses.replace(machine, accelerator=acc)
+
+    def fake(pairs, budget_s):
+        rows = [
+            {"kind": "workload", "name": s.name, "pass": s.pass_, "dtype": d,
+             "flops": int(s.flops), "median_s": s.flops * 1e-10}
+            for s, d in pairs
+        ]  # fmt: skip
+        return rows, {}
+
+    fresh = remeasure(stale, SMALL, ["fp32"], measure=fake)
+    timings = fresh.accelerator.gemm_timings
+    assert other in timings and len(timings) == 1 + 4  # qkv, proj, mlp (up = down), logits
+    up = probe_shapes(SMALL)[0]
+    got = fresh.accelerator.measured_gemm("fp32", up.flops)
+    assert got.fwd_s == pytest.approx(up.flops * 1e-10) and got.bwd_s == pytest.approx(
+        2 * got.fwd_s
+    )
+    rows = check_drift(fresh, SMALL, ("fp32",), timer=lambda p: [s.flops * 1e-10 for s, _ in p])
+    assert not drifted_dtypes(rows)
+    assert drift_notes([r | {"remeasured": True} for r in rows])[0].startswith("fp32 GEMMs re-")
+
+
+def test_host_contention_is_re_probed_and_can_be_replaced():
+    from validation.drift import check_contention, with_contention
+
+    hw = dataclasses.replace(
+        _calibrated(), host_contention={"fp32": 0.5}, host_memory_contention=0.4
+    )
+
+    def fake(dtypes, threads, ranks):
+        assert dtypes == ("fp32",) and ranks == 2
+        return [
+            {"kernel": "gemm", "dtype": "fp32", "factor": 0.98},
+            {"kernel": "stream", "dtype": "fp32", "factor": 0.45},
+        ]
+
+    rows = check_contention(hw, ("fp32",), 2, measure=fake)
+    assert [(r["kernel"], r["drifted"]) for r in rows] == [("gemm fp32", True), ("stream", False)]
+    assert not drifted_dtypes(rows)  # contention rows do not withhold a dtype's headline
+    (note,) = drift_notes(rows)
+    assert note.startswith("host contention drifted: gemm fp32 0.98 (profile 0.50)")
+    fresh = with_contention(hw, rows)
+    assert fresh.host_contention == {"fp32": 0.98} and fresh.host_memory_contention == 0.45
+    assert "used in place" in drift_notes([r | {"remeasured": True} for r in rows])[0]
+    assert check_contention(hw, ("fp32",), 1, measure=fake) == []
+    assert check_contention(_calibrated(), ("fp32",), 2, measure=fake) == []

@@ -4,7 +4,8 @@ A profile is only a fair basis for a prediction while the machine runs its kerne
 rates it recorded. Before the matrix runs, the GEMMs its workload leans on (the model's MLP
 up-projection and logits, forward, in each precision's compute dtype) are timed again here
 with the calibration's interleaved rule (`hwprofiles.calibration.workload.measure_kernels`, a
-few seconds) and set against the profile's price for the same GEMM on one idle rank:
+few seconds) and set against the profile's price for the same GEMM on one idle rank (its
+measured row where the profile timed that shape, `Accelerator.gemm_timings`, else its curve):
 
     speed = profile's time / measured time     (1.0 = as calibrated)
 
@@ -15,6 +16,7 @@ comparisons are not headlined (the report lists them, marked, and says why). The
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -74,7 +76,10 @@ def check_drift(
         measured = timer(pairs)
     rows = []
     for (shape, dtype), t in zip(pairs, measured, strict=True):
-        predicted = float(compute_time(hw.accelerator, shape.flops, dtype))
+        timed = hw.accelerator.measured_gemm(dtype, shape.flops)
+        predicted = (
+            timed.fwd_s if timed else float(compute_time(hw.accelerator, shape.flops, dtype))
+        )
         speed = predicted / t
         rows.append(
             {
@@ -89,13 +94,26 @@ def check_drift(
     return rows
 
 
+def _gemm_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("probe", "gemm") == "gemm"]
+
+
 def drifted_dtypes(rows: list[dict[str, Any]]) -> list[str]:
-    return sorted({r["dtype"] for r in rows if r["drifted"]})
+    """Dtypes whose GEMM probes drifted (contention rows, `probe = contention`, aside)."""
+    return sorted({r["dtype"] for r in _gemm_rows(rows) if r["drifted"]})
 
 
 def drift_notes(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per drifted dtype naming its probes' speeds, and what the report does."""
-    out = []
+    """One line per drifted dtype naming its probes' speeds, and what the report does; one
+    per dtype whose GEMMs were re-measured in place (`remeasure`)."""
+    held = [r for r in rows if r.get("probe") == "contention"]
+    rows = _gemm_rows(rows)
+    again = sorted({r["dtype"] for r in rows if r.get("remeasured")})
+    out = contention_notes(held, any(r.get("remeasured") for r in held)) + [
+        f"{dtype} GEMMs re-measured in place before the runs (the profile had drifted); "
+        "attention, memory-bound kernels and collectives are still the profile's"
+        for dtype in again
+    ]
     for dtype in drifted_dtypes(rows):
         speeds = ", ".join(f"{r['gemm']} {r['speed']:.2f}x" for r in rows if r["dtype"] == dtype)
         out.append(
@@ -140,3 +158,123 @@ def status_line(hw: HardwareProfile | None, now: dt.datetime | None = None) -> s
         when += " (stale: older than a day)"
     steady = pv.steadiness or "steadiness not recorded (calibrated before the verdict existed)"
     return f"profile {hw.name}: calibrated {pv.date or '?'}, {when}, {steady}"
+
+
+REMEASURE_BUDGET_S = 15.0
+"""Budget of an in-place re-measurement of one model's GEMMs, all drifted dtypes (s)."""
+
+Measure = Callable[[list[tuple[GemmShape, str]], float], tuple[list[dict[str, Any]], Any]]
+"""`workload.measure_kernels`' signature; tests pass a fake."""
+
+
+def remeasure(
+    hw: HardwareProfile,
+    cfg: GPTConfig,
+    dtypes: list[str],
+    measure: Measure | None = None,
+    threads: int = 1,
+) -> HardwareProfile:
+    """`hw` with the model's own GEMMs in `dtypes` (every linear layer's forward, dX and dW,
+    and the logits) measured now, in place of the profile's (`Accelerator.gemm_timings`;
+    nothing is written to disk). Only GEMMs change: attention, memory-bound kernels and
+    collectives keep the profile's figures."""
+    import pandas as pd
+
+    from hwprofiles.calibration.device import torch_threads
+    from hwprofiles.calibration.summary import gemm_layers
+    from hwprofiles.calibration.workload import Workload, measure_kernels
+    from hwprofiles.profile import GemmTiming
+
+    tokens = cfg.micro_batch_size * cfg.seq_len
+    w = Workload(cfg.name, cfg.hidden_size, cfg.ffn_size, cfg.vocab_size, tokens)
+    pairs = [(s, d) for d in dtypes for s in w.gemms()]
+    if measure is None:
+        with torch_threads(threads):
+            rows, _ = measure_kernels(pairs, REMEASURE_BUDGET_S)
+    else:
+        rows, _ = measure(pairs, REMEASURE_BUDGET_S)
+    new = tuple(
+        GemmTiming(r["dtype"], r["flops"], r["fwd_s"], r["bwd_s"])
+        for r in gemm_layers(pd.DataFrame(rows))
+    )
+    fresh = {(t.dtype, t.flops) for t in new}
+    acc = hw.accelerator
+    kept = tuple(t for t in acc.gemm_timings if (t.dtype, t.flops) not in fresh)
+    return dataclasses.replace(hw, accelerator=dataclasses.replace(acc, gemm_timings=kept + new))
+
+
+Contention = Callable[[tuple[str, ...], int, int], list[dict[str, Any]]]
+"""`contention.measure_contention(dtypes, threads, ranks)`' rows; tests pass a fake."""
+CONTENTION_ROUNDS = 1
+"""Alone/busy pairs of the contention re-probe (the calibration takes 3)."""
+
+
+def check_contention(
+    hw: HardwareProfile,
+    precisions: tuple[str, ...],
+    ranks: int,
+    threads: int = 1,
+    measure: Contention | None = None,
+) -> list[dict[str, Any]]:
+    """The host-contention factors (`contention.py`: one rank's speed with `ranks` busy over
+    its speed alone) measured again, one row per kernel, against the profile's: drifted when
+    the ratio is beyond `TOLERANCE` either way. Nothing when the profile has no factors."""
+    from simulator.costmodel.timing import gemm_dtype
+
+    if ranks < 2 or not hw.host_contention:
+        return []
+    dtypes = tuple(dict.fromkeys(gemm_dtype(p) for p in precisions))
+    if measure is None:
+        from hwprofiles.calibration.contention import measure_contention
+
+        rows = measure_contention(dtypes, threads, ranks, rounds=CONTENTION_ROUNDS)
+    else:
+        rows = measure(dtypes, threads, ranks)
+    out = []
+    for r in rows:
+        kernel = "stream" if r["kernel"] == "stream" else f"gemm {r['dtype']}"
+        if r["kernel"] == "stream":
+            mem = hw.host_memory_contention
+            was = mem if mem is not None else hw.host_contention.get("fp32")
+        else:
+            was = hw.host_contention.get(r["dtype"])
+        if was is None:
+            continue
+        ratio = float(r["factor"]) / was
+        out.append(
+            {
+                "probe": "contention",
+                "kernel": kernel,
+                "dtype": r["dtype"],
+                "measured": float(r["factor"]),
+                "profile": was,
+                "ratio": ratio,
+                "drifted": not (1 / (1 + TOLERANCE) <= ratio <= 1 + TOLERANCE),
+            }
+        )
+    return out
+
+
+def with_contention(hw: HardwareProfile, rows: list[dict[str, Any]]) -> HardwareProfile:
+    """`hw` with the host-contention factors of `rows` (`check_contention`) in place."""
+    gemm = {r["dtype"]: r["measured"] for r in rows if r["kernel"].startswith("gemm")}
+    stream = [r["measured"] for r in rows if r["kernel"] == "stream"]
+    return dataclasses.replace(
+        hw,
+        host_contention={**hw.host_contention, **gemm},
+        host_memory_contention=stream[0] if stream else hw.host_memory_contention,
+    )
+
+
+def contention_notes(rows: list[dict[str, Any]], replaced: bool) -> list[str]:
+    """One line when a contention factor drifted, saying what was done."""
+    off = [r for r in rows if r["drifted"]]
+    if not off:
+        return []
+    what = ", ".join(f"{r['kernel']} {r['measured']:.2f} (profile {r['profile']:.2f})" for r in off)
+    done = (
+        "the measured factors are used in place"
+        if replaced
+        else "multi-rank predictions use the profile's (--remeasure-drifted uses the new ones)"
+    )
+    return [f"host contention drifted: {what}; {done}"]

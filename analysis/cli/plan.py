@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
             from analysis.planner import plan as run_plan
             from analysis.planner.costs import DEFAULT_GRID_G_PER_KWH
             from hwprofiles.catalogue import load_profile
-            from hwprofiles.prices import load_price_rows, select_prices
+            from hwprofiles.prices import Price, load_price_rows, select_prices
             from simulator.models_catalogue import load_model
 
             if out is not None:
@@ -155,6 +155,16 @@ def register(app: typer.Typer) -> None:
             names = split_list(hardware, "hardware")
             profiles = tuple(load_profile(n, prices=prices) for n in names)
             rows = load_price_rows(prices)
+            for h in profiles:  # a hardware file's own price is the user's quote for it
+                if h.accelerator.name not in rows and h.price_per_gpu_hour_usd is not None:
+                    rows[h.accelerator.name] = {
+                        "quote": Price(
+                            h.price_per_gpu_hour_usd,
+                            "",
+                            h.price_source or "hardware file",
+                            price_class="quote",
+                        )
+                    }
             table, cls, _ = select_prices(rows, [h.accelerator.name for h in profiles], price_class)
             own_params = own_data = None
             if own:

@@ -68,7 +68,7 @@ A2aOverlap1f1b = Annotated[
     bool | None,
     Opt(
         "--moe-a2a-overlap-1f1b/--no-moe-a2a-overlap-1f1b",
-        help="MoE all-to-alls beside another micro-batch's compute (DualPipe-style)",
+        help="MoE all-to-alls beside another micro-batch's compute (DualPipe-style) [default: off]",
     ),
 ]
 EpScaleUp = Annotated[

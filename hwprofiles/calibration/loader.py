@@ -29,6 +29,7 @@ from hwprofiles.profile import (
     CollectiveFit,
     EfficiencyCurve,
     Fabric,
+    GemmTiming,
     HardwareProfile,
     Link,
     Node,
@@ -92,6 +93,10 @@ elementwise shape (compute/elementwise.csv)"
 TIMINGS_SOURCE = (
     "calibrated: SDPA forward and backward timed at the workload's shapes "
     "(compute/attention_passes.csv)"
+)
+GEMM_TIMINGS_SOURCE = (
+    "calibrated: linear layers' forward, dX and dW GEMMs timed at the workload's shapes, "
+    "interleaved until settled (compute/gemm.csv, kind = workload)"
 )
 
 
@@ -159,6 +164,10 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
         fsdp_unit_s=_opt_float(fw.get("fsdp_unit_s")),
         fsdp_tensor_s=_opt_float(fw.get("fsdp_tensor_s")),
         attention_timings=_attention_timings(comp.get("attention_shapes", [])),
+        gemm_timings=tuple(
+            GemmTiming(str(r["dtype"]), int(r["flops"]), float(r["fwd_s"]), float(r["bwd_s"]))
+            for r in comp.get("gemm_layers", [])
+        ),
         matmul_efficiency_by_dtype=curves,
         attention_efficiency_by_dtype={
             d: _curve(a["efficiency"], f"{path}: attention_by_dtype.{d}")
@@ -182,6 +191,7 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
             **{k: str(fw["source"]) for k in FRAMEWORK_FIELDS if k in fw},
             **({"cast_bytes_per_s": CAST_SOURCE} if casts else {}),
             **({"attention_timings": TIMINGS_SOURCE} if comp.get("attention_shapes") else {}),
+            **({"gemm_timings": GEMM_TIMINGS_SOURCE} if comp.get("gemm_layers") else {}),
             "tdp_w": psrc,
             "idle_w": psrc,
         },
@@ -211,6 +221,7 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
     measured = ["peak_flops", "matmul_efficiency", "memory_bandwidth_bytes_per_s"]
     measured += ["attention_efficiency"] if att else []
     measured += ["attention_timings"] if comp.get("attention_shapes") else []
+    measured += ["gemm_timings"] if comp.get("gemm_layers") else []
     measured += ["cast_bytes_per_s"] if casts else []
     measured += ["memory_efficiency"] if ew else []
     measured += ["copy_bytes_per_s", "fresh_copy_bytes_per_s"] if "copy_source" in mem else []

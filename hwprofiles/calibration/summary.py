@@ -124,6 +124,9 @@ def _compute(m: Measurements) -> dict[str, Any]:
             | {"fwd_s": float(r["fwd_s"]), "bwd_s": float(r["bwd_s"])}
             for r in passes
         ]
+    layers = gemm_layers(gemm)
+    if layers:
+        out["gemm_layers"] = layers
     ew = pd.DataFrame(m.tables["elementwise"])
     if not ew.empty:
         largest = ew[ew["bytes"] == ew.groupby(["op", "dtype"])["bytes"].transform("max")]
@@ -131,6 +134,29 @@ def _compute(m: Measurements) -> dict[str, Any]:
             str(d): {str(r["op"]): float(r["bytes_per_s"]) for _, r in g.iterrows()}
             for d, g in largest.groupby("dtype", sort=False)
         }
+    return out
+
+
+def gemm_layers(gemm: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per dtype and FLOP count, the workload layers' measured forward GEMM and backward
+    (dX + dW) seconds; layers of equal FLOPs averaged (`profile.GemmTiming`)."""
+    if "kind" not in gemm or not (gemm["kind"] == "workload").any():
+        return []
+    w = gemm[gemm["kind"] == "workload"]
+    per_layer = w.pivot_table(index=["dtype", "name", "flops"], columns="pass", values="median_s")
+    per_layer = per_layer.dropna(subset=["fwd", "bwd_dx", "bwd_dw"]).reset_index()
+    per_layer["bwd"] = per_layer["bwd_dx"] + per_layer["bwd_dw"]
+    out = []
+    for (dtype, flops), g in per_layer.groupby(["dtype", "flops"], sort=True):
+        out.append(
+            {
+                "dtype": str(dtype),
+                "flops": int(flops),
+                "fwd_s": float(g["fwd"].mean()),
+                "bwd_s": float(g["bwd"].mean()),
+                "layers": ", ".join(sorted(str(n) for n in g["name"])),
+            }
+        )
     return out
 
 

@@ -96,6 +96,22 @@ def _measured_attention(acc: Accelerator, op: Op, dtype: str) -> tuple[Num, Num]
     return fwd, bwd
 
 
+def _measured_gemm(acc: Accelerator, op: Op, dtype: str) -> tuple[Num, Num] | None:
+    """(forward, backward) seconds of a plain GEMM op (one kernel, not a grouped expert GEMM)
+    whose FLOPs the profile timed at a workload's shape (`Accelerator.gemm_timings`), in the
+    op's own array shape; None otherwise, or for arrays of several layouts (the curve)."""
+    if not acc.gemm_timings or op.eff_flops is not None or np.size(op.exec_fwd_flops) != 1:
+        return None
+    flops = float(np.ravel(op.exec_fwd_flops)[0])
+    if flops <= 0 or float(np.ravel(op.exec_bwd_flops)[0]) != 2 * flops:
+        return None
+    t = acc.measured_gemm(dtype, flops)
+    if t is None:
+        return None
+    shape = np.shape(op.exec_fwd_flops)
+    return _scalar(np.full(shape, t.fwd_s)), _scalar(np.full(shape, t.bwd_s))
+
+
 def _scalar(x: np.ndarray) -> Num:
     return float(x) if np.ndim(x) == 0 else x
 
@@ -130,6 +146,9 @@ def _one_run(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
             bwd = _scalar(np.where(np.isnan(measured[1]), bwd, measured[1]))
         return fwd, bwd
     dt = gemm_dtype(precision)
+    measured = _measured_gemm(acc, op, dt)
+    if measured is not None:
+        return measured
     # the backward of a GEMM is two GEMMs (dX, dW) of the forward's size each; each GEMM
     # is bounded below by its operand traffic (roofline)
     eff = op.eff_flops
