@@ -160,13 +160,35 @@ def test_live_watch_finds_the_straggler_the_hang_and_drops_the_link(tmp_path):
     _write_steps(tmp_path, 0, [1.0] * 4)
     _write_steps(tmp_path, 1, [1.0, 2.0, 2.0, 2.0])
     w.poll({0: (2, 3), 1: (2, 3)}, stalled_s=0.0)
-    assert [(a.metric, a.rank, a.first_step, a.last_step) for a in seen] == [("straggler", 1, 1, 3)]
+    # judged step by step: the window [1, 2, 2] of step 2 already fires
+    assert [(a.metric, a.rank, a.first_step, a.last_step) for a in seen] == [("straggler", 1, 0, 3)]
     assert rates == []  # step 3 < drop step 4
     w.poll({0: (2, 4), 1: (2, 3)}, stalled_s=6.0)
     assert rates == [1e6] and w.events[0]["event"] == "link_drop"
     assert [(a.metric, a.rank, a.first_step) for a in seen[1:]] == [("hang", 1, 3)]
     w.poll({0: (2, 4), 1: (2, 3)}, stalled_s=9.0)
     assert len(seen) == 2  # each alert once
+
+
+def test_straggler_opens_at_the_same_step_however_late_the_logs_are_read(tmp_path):
+    forward = {0: [1.0] * 8, 1: [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]}
+    late, live = tmp_path / "late", tmp_path / "live"
+    for r, f in forward.items():
+        _write_steps(late, r, f)
+    once = LiveWatch("run", late, 2, parse_thresholds("window=3"))
+    once.poll({}, 0.0)  # everything read in one poll, after the run
+    often = LiveWatch("run", live, 2, parse_thresholds("window=3"))
+    path = {r: log_path(live, r) for r in forward}
+    path[0].parent.mkdir(parents=True)
+    for i in range(8):  # one poll per step, rank 1 a step behind rank 0
+        for r, f in forward.items():
+            with open(path[r], "a") as fh:
+                fh.write(json.dumps({"type": "step", "step": i, "compute_s": f[i]}) + "\n")
+            often.poll({}, 0.0)
+    key = [(a.rank, a.first_step, a.last_step) for a in once.alerts]
+    assert (
+        key == [(a.rank, a.first_step, a.last_step) for a in often.alerts] == [(1, 2, 7)]
+    )  # steps 2-4: [1, 2, 2]
 
 
 def test_torn_last_line_waits_for_the_rest(tmp_path):

@@ -173,11 +173,19 @@ class RateLimitedLinks:
 
     def set_rate(self, rate_bytes_per_s: float) -> None:
         """Change every shaped port to `rate_bytes_per_s` (per direction) while ranks run
-        (``tc qdisc change``; an injected link drop)."""
+        (an injected link drop).
+
+        The qdisc is deleted and added again, not changed in place: a `tc qdisc change` to
+        a smaller bucket leaves any queued GSO packet larger than the new bucket in the
+        queue for ever (tbf only splits oversized packets as they arrive), which stalled
+        the ranks' gloo connections in about one run in three here. The few packets the
+        delete drops are retransmitted by TCP."""
         self.rate = rate_bytes_per_s
-        for r, ns in enumerate(self.ranks):
-            self.tbf(ns, IFNAME, "change")
-            self.tbf(self.hub, f"p{r}", "change")
+        for ns, dev in [(ns, IFNAME) for ns in self.ranks] + [
+            (self.hub, f"p{r}") for r in range(len(self.ranks))
+        ]:
+            _run("tc", "-n", ns, "qdisc", "del", "dev", dev, "root")
+            self.tbf(ns, dev)
 
     def delete(self) -> list[str]:
         """Delete every namespace of this instance; return those that could not be deleted."""

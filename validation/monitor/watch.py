@@ -9,6 +9,7 @@ mid-run link drop. Every alert reaches `on_alert` once, when it opens.
 
 from __future__ import annotations
 
+import bisect
 import json
 import statistics
 from collections.abc import Callable
@@ -41,6 +42,8 @@ class LiveWatch:
         self.link_drop, self.set_rate = link_drop, set_rate
         self.offsets = [0] * nranks
         self.forward: dict[int, list[float]] = {r: [] for r in range(nranks)}
+        self.forward_steps: dict[int, list[int]] = {r: [] for r in range(nranks)}
+        self.judged = -1  # the last step the straggler rule was evaluated at
         self.last_step: dict[int, int] = {}
         self.alerts: list[Alert] = []
         self.open_straggler: dict[int, Alert] = {}
@@ -83,27 +86,41 @@ class LiveWatch:
                     self.last_step[r] = int(rec["step"])
                     if rec.get("compute_s") is not None:
                         self.forward[r].append(float(rec["compute_s"]))
+                        self.forward_steps[r].append(int(rec["step"]))
         self._stragglers()
         self._hang(progress, stalled_s)
         self._link(progress)
 
     def _stragglers(self) -> None:
-        slow = set(straggler_ranks(self.forward, self.t.straggler, self.t.window))
+        """Judge every step all ranks have logged, in step order, so an alert opens at the
+        same step however often (or late) the logs are polled."""
+        if any(not v for v in self.forward_steps.values()):
+            return
+        common = min(v[-1] for v in self.forward_steps.values())
+        for step in range(self.judged + 1, common + 1):
+            upto = {
+                r: self.forward[r][: bisect.bisect_right(self.forward_steps[r], step)]
+                for r in self.forward
+            }
+            self._judge(step, upto)
+        self.judged = max(self.judged, common)
+
+    def _judge(self, step: int, upto: dict[int, list[float]]) -> None:
+        w = self.t.window
+        slow = set(straggler_ranks(upto, self.t.straggler, w))
         for r in list(self.open_straggler):
             if r not in slow:
                 del self.open_straggler[r]
         for r in slow:
-            step = self.last_step.get(r, 0)
-            w = self.t.window
-            mine = statistics.median(self.forward[r][-w:])
-            typical = statistics.median(
-                statistics.median(v[-w:]) for q, v in self.forward.items() if q != r and v
-            )
             if r in self.open_straggler:
                 self.open_straggler[r].last_step = step
                 continue
-            alert = Alert(self.run, "straggler", r, step - self.t.window + 1, step, mine,
-                          typical, self.t.straggler)  # fmt: skip
+            mine = statistics.median(upto[r][-w:])
+            typical = statistics.median(
+                statistics.median(v[-w:]) for q, v in upto.items() if q != r and len(v) >= w
+            )
+            alert = Alert(self.run, "straggler", r, step - w + 1, step, mine, typical,
+                          self.t.straggler)  # fmt: skip
             self.open_straggler[r] = alert
             self._fire(alert)
 
@@ -121,8 +138,11 @@ class LiveWatch:
         d = self.link_drop
         if d is None or self.dropped or self.set_rate is None or not progress:
             return
-        if max(step for _, step in progress.values()) >= d.step:
+        now = max(step for _, step in progress.values())
+        if now >= d.step:
             self.set_rate(d.bytes_per_s)
             self.dropped = True
+            # `applied_at_step`: where the ranks really were (the launcher polls, so a fast
+            # run can be a few steps past the step asked for); alerts are judged from it
             self.events.append({"event": "link_drop", "bytes_per_s": d.bytes_per_s,
-                                "step": d.step})  # fmt: skip
+                                "step": d.step, "applied_at_step": now})  # fmt: skip
