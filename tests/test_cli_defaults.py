@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import typer.main
+from rich.text import Text
 from typer.testing import CliRunner
 
 from analysis.cli.main import app
@@ -85,17 +87,46 @@ def _commands():
     return typer.main.get_command(app).commands
 
 
-@pytest.mark.parametrize("name", ["simulate", "scale", "plan"])
-def test_help_shows_every_default(name):
-    cmd = _commands()[name]
-    for p in cmd.params:
-        if p.param_type_name != "option" or p.name in ("help",) or p.required:
+def _every_command(group=None, path=()):
+    """Every leaf command of the `llmcap` app (plug-ins included), as (words, command)."""
+    for name, cmd in (group or typer.main.get_command(app)).commands.items():
+        if hasattr(cmd, "commands"):
+            yield from _every_command(cmd, (*path, name))
+        else:
+            yield (*path, name), cmd
+
+
+ALL_COMMANDS = dict(_every_command())
+
+
+def test_every_command_is_checked():
+    assert {"simulate", "scale", "plan", "sweep", "cluster", "validate", "calibrate"} <= {
+        w[0] for w in ALL_COMMANDS
+    }
+
+
+@pytest.mark.parametrize("words", sorted(ALL_COMMANDS), ids=" ".join)
+def test_help_shows_every_default(words):
+    """Each option's row of the rendered `--help` says its default, or what omitting it does.
+
+    Read from the rendered help (a wide terminal, one row per option), not the help strings:
+    Rich would swallow an unescaped `[default: x]` as markup. Exempt: `--help`, required
+    parameters, and plain on/off flags (off unless given).
+    """
+    r = CliRunner().invoke(app, [*words, "--help"], env={"COLUMNS": "1000"})
+    assert r.exit_code == 0, r.output
+    rows = r.stdout.splitlines()
+    for p in ALL_COMMANDS[words].params:
+        if p.help:  # Rich reads `[x]` as markup and drops it: help must be escaped (`\\[x]`)
+            assert Text.from_markup(p.help).plain == p.help.replace("\\[", "["), p.help
+        skip = p.name == "help" or p.required or getattr(p, "hidden", False)
+        if skip or (getattr(p, "is_flag", False) and p.default is False):
             continue
-        shown = p.default is not None and p.default is not False
-        flag = p.is_flag and p.default is False
-        assert shown or flag or "[default:" in (p.help or ""), f"{name} {p.opts}: no default"
-    r = run(name, "--help")
-    assert r.exit_code == 0
+        first = p.opts[0] if p.param_type_name == "option" else p.name
+        pattern = re.compile(r"^│\s+(\*\s+)?" + re.escape(first) + r"\s")
+        row = next((ln for ln in rows if pattern.match(ln)), None)
+        assert row is not None, f"{' '.join(words)} {first}: not in --help"
+        assert "[default:" in row, f"{' '.join(words)} {first}: no default in {row.split()}"
 
 
 def test_one_spelling_per_flag_across_commands():

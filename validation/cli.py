@@ -145,7 +145,7 @@ def register(app: typer.Typer) -> None:
     def monitor(
         report_dir: Path = typer.Argument(..., help="An `llmcap validate --out` directory."),
         plot: Path | None = typer.Option(
-            None, help="Timeline PNG to write (default: REPORT_DIR/monitor.png)."
+            None, help="Timeline PNG to write \\[default: REPORT_DIR/monitor.png]"
         ),
         json_out: bool = typer.Option(False, "--json", help="Print runs and alerts as JSON."),
     ) -> None:
@@ -178,12 +178,18 @@ def register(app: typer.Typer) -> None:
         precision: str = typer.Option("fp32,bf16", help="fp32 and/or bf16 (autocast)."),
         strategy: str = typer.Option("ddp,fsdp", help="ddp and/or fsdp (full shard)."),
         link_bandwidth: str = typer.Option(
-            "", help="Rate-limited links (root), e.g. none,1Gbit,200Mbit; none = loopback."
+            "",
+            help="Rate-limited links (root), e.g. none,1Gbit,200Mbit; none = loopback "
+            "\\[default: none]",
         ),
         hardware: str = typer.Option(
-            "", help="Profile to predict with (default: this machine's calibration; none)."
+            "",
+            help="Profile to predict with, or none "
+            "\\[default: this machine's calibration, made now if missing]",
         ),
-        out: Path | None = typer.Option(None, help="Write report.md, report.json, runs/ here."),
+        out: Path | None = typer.Option(
+            None, help="Write report.md, report.json, runs/ here \\[default: none]"
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the report JSON on stdout."),
         warmup: int = typer.Option(3, help="Untimed warm-up steps per run."),
         comm_pairs: int = typer.Option(10, help="DDP sync/no_sync step pairs (comm share)."),
@@ -194,7 +200,9 @@ def register(app: typer.Typer) -> None:
         hang_timeout: float = typer.Option(120.0, help="Seconds without progress = hung."),
         start_timeout: float = typer.Option(180.0, help="Seconds for ranks to start training."),
         repredict: Path | None = typer.Option(
-            None, help="Only redo the predictions of the report in this directory."
+            None,
+            help="Only redo the predictions of the report in this directory "
+            "\\[default: none: run the matrix]",
         ),
         remeasure_drifted: bool = typer.Option(
             False,
@@ -206,10 +214,12 @@ def register(app: typer.Typer) -> None:
         alert: str = typer.Option(
             "",
             help="Alert thresholds, e.g. step_time=+15%,memory=90%,power=+10%,straggler=+25%,"
-            "hang=60s,window=5 (these are the defaults).",
+            "hang=60s,window=5 \\[default: these]",
         ),
         on_alert: str = typer.Option(
-            "", help="Shell command run at each alert (the alert as JSON in $LLMCAP_ALERT)."
+            "",
+            help="Shell command run at each alert (the alert as JSON in $LLMCAP_ALERT) "
+            "\\[default: none]",
         ),
         metrics_port: int = typer.Option(
             0, help="Serve Prometheus metrics on 127.0.0.1:PORT+rank while runs go (0: off)."
@@ -217,8 +227,8 @@ def register(app: typer.Typer) -> None:
         no_monitor: bool = typer.Option(False, help="Do not watch the runs live."),
         inject: str = typer.Option(
             "",
-            help="Faults that prove the monitor: slow-rank=R:FACTOR[@stepN], hang-rank=R@stepN, "
-            "link-drop=RATE@stepN (with --link-bandwidth).",
+            help="Faults that prove the monitor: slow-rank=R:FACTOR\\[@stepN], hang-rank=R@stepN, "
+            "link-drop=RATE@stepN (with --link-bandwidth) \\[default: none]",
         ),
     ) -> None:
         """Train a real GPT with torch.distributed here; set measured beside predicted."""

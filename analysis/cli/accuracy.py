@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def accuracy(
         out: Annotated[
-            Path | None, typer.Option(help="Write the markdown report here [default: none]")
+            Path | None, typer.Option(help="Write the markdown report here \\[default: none]")
         ] = None,
         json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False,
         cross_validate: Annotated[

@@ -118,13 +118,15 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", help="cpu or cuda."),
         dtypes: str = typer.Option(
             "",
-            help="Comma-separated, e.g. fp32,bf16 (default: fp32,bf16 on cpu; "
-            "fp32,tf32,bf16,fp16 on cuda).",
+            help="Comma-separated, e.g. fp32,bf16 \\[default: fp32,bf16 on cpu; "
+            "fp32,tf32,bf16,fp16 on cuda]",
         ),
         world_sizes: str = typer.Option("1,2", help="Collective world sizes (processes)."),
         quick: bool = typer.Option(False, help="Small sizes: about a minute on a 2-core CPU."),
-        out: Path | None = typer.Option(None, help="Profile directory (default: saved by name)."),
-        name: str = typer.Option("", help="Name to save under (default <hostname>-<device>)."),
+        out: Path | None = typer.Option(
+            None, help="Profile directory \\[default: saved by --name in ~/.llmcap/profiles]"
+        ),
+        name: str = typer.Option("", help="Name to save under \\[default: <hostname>-<device>]"),
         force: bool = typer.Option(
             False,
             help="Overwrite an existing profile at --out (a saved profile, without --out, "
@@ -138,7 +140,7 @@ def register(app: typer.Typer) -> None:
             "",
             help="A workload's SDPA shapes, BATCHxHEADSxSEQxHEAD_DIM, comma-separated "
             "(e.g. 4x4x128x64): timed per pass (forward, backward) so that predictions "
-            "for that workload price its attention as measured.",
+            "for that workload price its attention as measured \\[default: none]",
         ),
     ) -> None:
         """Measure this machine with torch micro-benchmarks and write a hardware profile."""

@@ -28,17 +28,18 @@ def register(app: typer.Typer) -> None:
         days: Annotated[float, Opt(help="Simulated period (days)")] = 30.0,
         seed: Annotated[int, Opt(help="Seed of the job draws")] = 0,
         out: Annotated[
-            Path | None, Opt(help="Write cluster.json, report.md, report.html, figures/ here")
+            Path | None,
+            Opt(help="Write cluster.json, report.md, report.html, figures/ here \\[default: none]"),
         ] = None,
         add: Annotated[
             str | None,
             Opt(
                 help="Candidate pools to add, NAME:GPUS comma-separated (e.g. b200:64,h200:128): "
-                "ranks them by USD per job-hour of queueing saved (first policy)"
+                "ranks them by USD per job-hour of queueing saved (first policy) \\[default: none]"
             ),
         ] = None,
         target_delay: Annotated[
-            float | None, Opt(help="Target mean queueing delay (hours) for --add")
+            float | None, Opt(help="Target mean queueing delay (hours) for --add \\[default: none]")
         ] = None,
         replicas: Annotated[
             int, Opt(help="Seeds (seed, seed+1, ...) averaged in the --add sweep", min=1)

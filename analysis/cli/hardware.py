@@ -160,10 +160,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def hardware(
         name: str | None = typer.Argument(
-            None, help="A preset (see the list), a user TOML file or a calibrated profile dir."
+            None, help="A preset (see the list), a user TOML file or a calibrated profile dir "
+            "\\[default: list the catalogue]"
         ),
         prices: Path | None = typer.Option(
-            None, help="Price file replacing catalogue prices [default: catalogue]."
+            None, help="Price file replacing catalogue prices \\[default: catalogue]."
         ),
         json_out: bool = typer.Option(False, "--json", help="Print JSON (SI units) on stdout."),
     ) -> None:

@@ -40,7 +40,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def models(
         name: Annotated[
-            str | None, typer.Argument(help="A preset: show every field and its source")
+            str | None,
+            typer.Argument(
+                help="A preset: show every field and its source \\[default: list them all]"
+            ),
         ] = None,
         json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False,
     ) -> None:

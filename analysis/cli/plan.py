@@ -54,28 +54,29 @@ def register(app: typer.Typer) -> None:
         hardware: Annotated[str, Opt(help="Comma list: h100-sxm,a100-80gb,b200,mi300x")],
         gpus: Annotated[
             str | None,
-            Opt(help="Comma list of cluster sizes: 64,128,... [default: powers of two to 1024]"),
+            Opt(help="Comma list of cluster sizes: 64,128,... \\[default: powers of two to 1024]"),
         ] = None,
         max_gpus: Annotated[
-            int | None, Opt(help="Try powers of two up to N GPUs [default: 1024]")
+            int | None, Opt(help="Try powers of two up to N GPUs \\[default: 1024]")
         ] = None,
-        deadline: Annotated[float | None, Opt(help="Deadline in days [default: none]")] = None,
-        budget: Annotated[float | None, Opt(help="Budget in US dollars [default: none]")] = None,
+        deadline: Annotated[float | None, Opt(help="Deadline in days \\[default: none]")] = None,
+        budget: Annotated[float | None, Opt(help="Budget in US dollars \\[default: none]")] = None,
         precision: Annotated[str, Opt(help="Comma list: fp32,tf32,fp16,bf16,fp8")] = "bf16",
         prices: Annotated[
             Path | None,
             Opt(
-                help="TOML of USD per GPU-hour, as hwprofiles/data/prices.toml [default: catalogue]"
+                help="TOML of USD per GPU-hour, as hwprofiles/data/prices.toml "
+                "\\[default: catalogue]"
             ),
         ] = None,
         grid_intensity: Annotated[
-            float | None, Opt(help="Grid carbon intensity, gCO2/kWh [default: 481, world 2023]")
+            float | None, Opt(help="Grid carbon intensity, gCO2/kWh \\[default: 481, world 2023]")
         ] = None,
         pue: Annotated[
             float | None,
             Opt(
                 help="Facility PUE applied to the IT energy (nodes and network) "
-                "[default: 1.0; with --own 1.2, power.toml]"
+                "\\[default: 1.0; with --own 1.2, power.toml]"
             ),
         ] = None,
         own: Annotated[
@@ -87,39 +88,39 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
         years: Annotated[
-            float | None, Opt(help="With --own: depreciation years [default: 4]")
+            float | None, Opt(help="With --own: depreciation years \\[default: 4]")
         ] = None,
         utilisation: Annotated[
             float | None,
-            Opt(help="With --own: share of the cluster's life in use, (0, 1] [default: 0.7]"),
+            Opt(help="With --own: share of the cluster's life in use, (0, 1] \\[default: 0.7]"),
         ] = None,
         power_price: Annotated[
-            float | None, Opt(help="With --own: electricity, USD/kWh [default: 0.081, US 2024]")
+            float | None, Opt(help="With --own: electricity, USD/kWh \\[default: 0.081, US 2024]")
         ] = None,
         ownership: Annotated[
             Path | None,
             Opt(
                 help="With --own: TOML of server/network prices, as "
-                "hwprofiles/data/ownership.toml [default: catalogue]"
+                "hwprofiles/data/ownership.toml \\[default: catalogue]"
             ),
         ] = None,
         price_class: Annotated[
             str | None,
             Opt(
                 help="Rental provider class for every GPU: quote, gpu-cloud, "
-                "hyperscaler-reserved, hyperscaler-on-demand [default: the first that prices "
+                "hyperscaler-reserved, hyperscaler-on-demand \\[default: the first that prices "
                 "every GPU]"
             ),
         ] = None,
         seq_len: Annotated[
-            int | None, Opt(help="Tokens per sequence [default: the model's pre-training length]")
+            int | None, Opt(help="Tokens per sequence \\[default: the model's pre-training length]")
         ] = None,
         global_batch: Annotated[
-            int | None, Opt(help="Sequences per step [default: ~4M tokens]")
+            int | None, Opt(help="Sequences per step \\[default: ~4M tokens]")
         ] = None,
         recheck: Annotated[int, Opt(help="Re-check the best N with the SimPy engine")] = 3,
         out: Annotated[
-            Path | None, Opt(help="Write report.md/.html, CSV, JSON here [default: none]")
+            Path | None, Opt(help="Write report.md/.html, CSV, JSON here \\[default: none]")
         ] = None,
         json_out: Annotated[bool, Opt("--json", help="JSON on stdout")] = False,
         progress: Annotated[

@@ -21,71 +21,76 @@ FIXED = "when --tp and --pp are given"
 
 Model = Annotated[
     str | None,
-    Opt(help="Preset name (see `llmcap models`) or HF config.json [default: llama-3-70b]"),
+    Opt(help="Preset name (see `llmcap models`) or HF config.json \\[default: llama-3-70b]"),
 ]
 Hardware = Annotated[
-    str | None, Opt(help="Preset, hardware TOML or profile dir [default: h100-sxm]")
+    str | None, Opt(help="Preset, hardware TOML or profile dir \\[default: h100-sxm]")
 ]
-GpusPerNode = Annotated[int | None, Opt(help="Override GPUs per node [default: the node's]")]
-Tp = Annotated[int | None, Opt(help=f"Tensor-parallel degree [{SEARCHED}]")]
-Pp = Annotated[int | None, Opt(help=f"Pipeline stages [{SEARCHED}]")]
+GpusPerNode = Annotated[int | None, Opt(help="Override GPUs per node \\[default: the node's]")]
+Tp = Annotated[int | None, Opt(help=f"Tensor-parallel degree \\[{SEARCHED}]")]
+Pp = Annotated[int | None, Opt(help=f"Pipeline stages \\[{SEARCHED}]")]
 Vpp = Annotated[
-    int | None, Opt(help=f"Virtual stages per rank (interleaved) [{SEARCHED}; 1 {FIXED}]")
+    int | None, Opt(help=f"Virtual stages per rank (interleaved) \\[{SEARCHED}; 1 {FIXED}]")
 ]
-Cp = Annotated[int | None, Opt(help=f"Context-parallel degree [{SEARCHED}; 1 {FIXED}]")]
-Sp = Annotated[bool | None, Opt("--sp/--no-sp", help=f"Sequence parallel [{SEARCHED}; on {FIXED}]")]
-Zero = Annotated[int | None, Opt(help=f"ZeRO stage 0-3 (3 = FSDP) [{SEARCHED}; 1 {FIXED}]")]
-MicroBatch = Annotated[int | None, Opt(help=f"Micro-batch (sequences) [{SEARCHED}; 1 {FIXED}]")]
+Cp = Annotated[int | None, Opt(help=f"Context-parallel degree \\[{SEARCHED}; 1 {FIXED}]")]
+Sp = Annotated[
+    bool | None, Opt("--sp/--no-sp", help=f"Sequence parallel \\[{SEARCHED}; on {FIXED}]")
+]
+Zero = Annotated[int | None, Opt(help=f"ZeRO stage 0-3 (3 = FSDP) \\[{SEARCHED}; 1 {FIXED}]")]
+MicroBatch = Annotated[int | None, Opt(help=f"Micro-batch (sequences) \\[{SEARCHED}; 1 {FIXED}]")]
 SeqLen = Annotated[
     int | None,
-    Opt(help="Tokens per sequence [default: the model's pre-training length, e.g. 8192 Llama 3]"),
+    Opt(help="Tokens per sequence \\[default: the model's pre-training length, e.g. 8192 Llama 3]"),
 ]
-Precision = Annotated[str | None, Opt(help="fp32|tf32|fp16|bf16|fp8|mxfp8|nvfp4 [default: bf16]")]
-Recompute = Annotated[str | None, Opt(help=f"none|selective|full [{SEARCHED}; selective {FIXED}]")]
+Precision = Annotated[str | None, Opt(help="fp32|tf32|fp16|bf16|fp8|mxfp8|nvfp4 \\[default: bf16]")]
+Recompute = Annotated[
+    str | None, Opt(help=f"none|selective|full \\[{SEARCHED}; selective {FIXED}]")
+]
 GlobalBatch = Annotated[
-    int | None, Opt(help="Sequences per optimizer step [default: ~4M tokens per step]")
+    int | None, Opt(help="Sequences per optimizer step \\[default: ~4M tokens per step]")
 ]
 Tokens = Annotated[
-    str | None, Opt(help="Tokens to train, e.g. 2T, 1.5e12, 500B (time to train) [default: none]")
+    str | None, Opt(help="Tokens to train, e.g. 2T, 1.5e12, 500B (time to train) \\[default: none]")
 ]
-Config = Annotated[Path | None, Opt(help="Run TOML file [default: none]")]
-Ep = Annotated[int | None, Opt(help="Expert-parallel degree (MoE models) [default: 1]")]
-Etp = Annotated[int | None, Opt(help="Expert tensor-parallel degree [default: 1]")]
+Config = Annotated[Path | None, Opt(help="Run TOML file \\[default: none]")]
+Ep = Annotated[int | None, Opt(help="Expert-parallel degree (MoE models) \\[default: 1]")]
+Etp = Annotated[int | None, Opt(help="Expert tensor-parallel degree \\[default: 1]")]
 CapacityFactor = Annotated[
-    float | None, Opt(help="MoE capacity factor [default: none, dropless routing]")
+    float | None, Opt(help="MoE capacity factor \\[default: none, dropless routing]")
 ]
 Imbalance = Annotated[
-    float | None, Opt(help="MoE hottest-rank load / mean (dropless) [default: 1.2]")
+    float | None, Opt(help="MoE hottest-rank load / mean (dropless) \\[default: 1.2]")
 ]
 A2aOverlap = Annotated[
     bool | None,
     Opt(
         "--moe-a2a-overlap/--no-moe-a2a-overlap",
-        help="MoE dispatch beside shared experts [default: off]",
+        help="MoE dispatch beside shared experts \\[default: off]",
     ),
 ]
 A2aOverlap1f1b = Annotated[
     bool | None,
     Opt(
         "--moe-a2a-overlap-1f1b/--no-moe-a2a-overlap-1f1b",
-        help="MoE all-to-alls beside another micro-batch's compute (DualPipe-style) [default: off]",
+        help="MoE all-to-alls beside another micro-batch's compute (DualPipe-style) "
+        "\\[default: off]",
     ),
 ]
 EpScaleUp = Annotated[
     bool | None,
     Opt(
         "--ep-on-nvlink/--ep-anywhere",
-        help="Require the EP group inside one NVLink domain [default: anywhere]",
+        help="Require the EP group inside one NVLink domain \\[default: anywhere]",
     ),
 ]
 FirstStageLayers = Annotated[
-    int | None, Opt(help="Layers on the first pipeline stage [default: Megatron-Core's split]")
+    int | None, Opt(help="Layers on the first pipeline stage \\[default: Megatron-Core's split]")
 ]
 LastStageLayers = Annotated[
-    int | None, Opt(help="Layers on the last pipeline stage [default: Megatron-Core's split]")
+    int | None, Opt(help="Layers on the last pipeline stage \\[default: Megatron-Core's split]")
 ]
 Stack = Annotated[
-    str | None, Opt(help="Training stack (see `llmcap stacks`) [default: megatron-core-2024]")
+    str | None, Opt(help="Training stack (see `llmcap stacks`) \\[default: megatron-core-2024]")
 ]
 RequireFit = Annotated[
     bool, Opt("--require-fit", help="Exit 2 if the layout does not fit in memory")
@@ -97,27 +102,28 @@ SpeedSigma = Annotated[float, Opt(help="DES per-device speed sigma")]
 Contention = Annotated[bool, Opt("--contention/--no-contention", help="DES link sharing")]
 JsonOut = Annotated[bool, Opt("--json", help="JSON on stdout")]
 CheckpointInterval = Annotated[
-    float | None, Opt(help="Seconds from one checkpoint to the next [default: the optimal one]")
+    float | None, Opt(help="Seconds from one checkpoint to the next \\[default: the optimal one]")
 ]
 MtbfScale = Annotated[
-    float | None, Opt(help="Multiply every component's MTBF (2 = half the failures) [default: 1]")
+    float | None, Opt(help="Multiply every component's MTBF (2 = half the failures) \\[default: 1]")
 ]
 FailureRates = Annotated[
-    Path | None, Opt(help="Failure-rate TOML with a rates_per_unit_hour table [default: catalogue]")
+    Path | None,
+    Opt(help="Failure-rate TOML with a rates_per_unit_hour table \\[default: catalogue]"),
 ]
 StorageBandwidth = Annotated[
     float | None,
-    Opt(help="Checkpoint write bandwidth per node, GB/s [default: 20, DGX SuperPOD guidance]"),
+    Opt(help="Checkpoint write bandwidth per node, GB/s \\[default: 20, DGX SuperPOD guidance]"),
 ]
 Pue = Annotated[
     float | None,
-    Opt(help="Facility PUE for facility energy (facility / IT energy) [default: 1.2]"),
+    Opt(help="Facility PUE for facility energy (facility / IT energy) \\[default: 1.2]"),
 ]
 AsyncCheckpoint = Annotated[
     bool | None,
     Opt(
         "--async-checkpoint/--sync-checkpoint",
-        help="Write checkpoints in the background [default: sync]",
+        help="Write checkpoints in the background \\[default: sync]",
     ),
 ]
 

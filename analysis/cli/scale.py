@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             Opt(
                 help="NIC line rates to compare, Gb/s per direction, e.g. 100,400 "
-                "[default: the node's]"
+                "\\[default: the node's]"
             ),
         ] = None,
         tp: ro.Tp = None,
@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
         micro_batch: ro.MicroBatch = None,
         global_batch: Annotated[
             int | None,
-            Opt(help="Sequences per step, fixed over the sweep [default: ~4M tokens per step]"),
+            Opt(help="Sequences per step, fixed over the sweep \\[default: ~4M tokens per step]"),
         ] = None,
         seq_len: ro.SeqLen = None,
         precision: ro.Precision = None,
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
             Opt(help="Search the fastest layout at each GPU count (not one for the whole sweep)"),
         ] = False,
         plot: Annotated[
-            Path | None, Opt(help="Write the speed-up plot (PNG/SVG/PDF) [default: none]")
+            Path | None, Opt(help="Write the speed-up plot (PNG/SVG/PDF) \\[default: none]")
         ] = None,
         json_out: ro.JsonOut = False,
         progress: Annotated[

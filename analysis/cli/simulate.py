@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
     def simulate(
         model: ro.Model = None,
         hardware: ro.Hardware = None,
-        gpus: Annotated[int | None, typer.Option(help="Total GPUs [default: 1024]")] = None,
+        gpus: Annotated[int | None, typer.Option(help="Total GPUs \\[default: 1024]")] = None,
         gpus_per_node: ro.GpusPerNode = None,
         tp: ro.Tp = None,
         pp: ro.Pp = None,
@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         last_stage_layers: ro.LastStageLayers = None,
         cp: ro.Cp = None,
         dp: Annotated[
-            int | None, typer.Option(help="Data-parallel degree [default: -1, the rest]")
+            int | None, typer.Option(help="Data-parallel degree \\[default: -1, the rest]")
         ] = None,
         sp: ro.Sp = None,
         zero: ro.Zero = None,
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         speed_sigma: ro.SpeedSigma = 0.0,
         contention: ro.Contention = True,
         trace: Annotated[
-            Path | None, typer.Option(help="DES: write a Perfetto trace [default: none]")
+            Path | None, typer.Option(help="DES: write a Perfetto trace \\[default: none]")
         ] = None,
         checkpoint_interval: ro.CheckpointInterval = None,
         mtbf_scale: ro.MtbfScale = None,

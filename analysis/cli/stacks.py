@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def stacks(
         name: Annotated[
-            str | None, typer.Argument(help="One stack: its settings and sources")
+            str | None,
+            typer.Argument(help="One stack: its settings and sources \\[default: list them all]"),
         ] = None,
         json_out: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False,
     ) -> None:

@@ -17,20 +17,37 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def sweep(
-        grid: Annotated[Path | None, typer.Argument(help="Grid TOML (docs/sweep.md)")] = None,
-        out: Annotated[Path | None, Opt(help="Output directory (table + sweep.json)")] = None,
+        grid: Annotated[
+            Path | None,
+            typer.Argument(
+                help="Grid TOML (docs/sweep.md) \\[default: none; needed unless --plot]"
+            ),
+        ] = None,
+        out: Annotated[
+            Path | None,
+            Opt(help="Output directory (table + sweep.json) \\[default: none; needed with GRID]"),
+        ] = None,
         executor: Annotated[
             str | None,
-            Opt(help="local (this process) or dask [default: dask with --scheduler/--workers]"),
+            Opt(help="local (this process) or dask \\[default: dask with --scheduler/--workers]"),
         ] = None,
         scheduler: Annotated[
-            str | None, Opt(help="Existing Dask scheduler, e.g. tcp://host:8786")
+            str | None,
+            Opt(
+                help="Existing Dask scheduler, e.g. tcp://host:8786 "
+                "\\[default: none: a LocalCluster]"
+            ),
         ] = None,
-        workers: Annotated[int | None, Opt(help="LocalCluster worker processes")] = None,
+        workers: Annotated[
+            int | None, Opt(help="LocalCluster worker processes \\[default: one per CPU core]")
+        ] = None,
         fmt: Annotated[str, Opt("--format", help="parquet or csv")] = "parquet",
         retry_failed: Annotated[bool, Opt(help="Re-run points that recorded an error")] = False,
         timeout: Annotated[float, Opt(help="Seconds to reach the scheduler")] = 10.0,
-        plot: Annotated[Path | None, Opt(help="Plot the table of this sweep directory")] = None,
+        plot: Annotated[
+            Path | None,
+            Opt(help="Plot the table of this sweep directory \\[default: none: run GRID]"),
+        ] = None,
         metric: Annotated[str, Opt(help="Column to plot")] = "step_time_s",
         progress: Annotated[bool, Opt("--progress/--no-progress", help="Bar on stderr")] = True,
         json_out: Annotated[bool, Opt("--json", help="Summary as JSON on stdout")] = False,
