@@ -86,3 +86,10 @@ MAX_TOKENS = 1e18
 """Training tokens (10^18): about 27,000x the largest published pre-training sets (36 T tokens
 for Qwen3, Qwen3 Technical Report 2025; 15 T for Llama 3); above it times and energies leave
 the range of finite floats in the whole-run model."""
+
+MAX_SWEEP_POINTS = 100_000
+"""Points in one `llmcap sweep` grid (and values in one range axis). Measured on the 2-core Xeon
+(2026-12-03, load ~2): building a grid's point keys costs ~130 µs CPU and ~360 B each (13 s,
+36 MB for 10^5 points) and one closed-form point ~0.1 s CPU, so 10^5 points are ~3 CPU-hours
+(minutes on a Dask cluster) while an extra three zeros in a range would mean months. A larger
+study is several grids (one output directory each)."""

@@ -67,6 +67,15 @@ def test_key_and_engine_seed_depend_on_inputs_only():
         ({"gpus": [8, 8]}, "axes.gpus: [8, 8] repeats a value"),
         ({"gpus": {"from": 8, "to": 4, "step": 1}}, "is an empty range"),
         ({}, "axes: {} is an empty grid"),
+        ({"gpus": {"from": 1, "to": float("inf"), "step": 1}}, "axes.gpus.to: inf must be a fin"),
+        ({"seed": {"from": 0, "to": float("nan"), "step": 1}}, "axes.seed.to: nan must be a fin"),
+        ({"seed": {"from": 0, "to": 10**40, "step": 1}}, "within 2^63"),
+        # ranges too long are refused before their values are built (10^12 and ~3e8 values)
+        ({"seq_len": {"from": 1, "to": 10**12, "step": 1}}, "more than 100,000 values"),
+        ({"seq_len": {"from": 1, "to": 2**40, "times": 1.0000001}}, "more than 100,000 values"),
+        ({"seed": {"from": 1.0, "to": 1.7e308, "times": 1e10}}, "axes.seed: 1.0 must be an int"),
+        ({"seed": list(range(100_001))}, "axes.seed: 100,001 values (rule: at most 100,000"),
+        ({"seed": list(range(1000)), "gpus": list(range(1, 1001))}, "1 x 1000 x 1000 = 1,000,000"),
     ],
 )
 def test_bad_grids_name_field_value_and_rule(axes, field):
@@ -122,6 +131,15 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     assert r.exit_code == 2 and "cannot be reached within 1 s" in r.output
     assert r.output.count("\n") == 1
     assert not (tmp_path / "o2").exists()  # nothing written before the scheduler answers
+
+
+def test_grid_above_the_point_limit_is_refused_before_anything_is_written(tmp_path):
+    big = tmp_path / "big.toml"
+    big.write_text("[axes]\nseq_len = {from = 1, to = 1099511627776, times = 1.0000001}\n")
+    r = CliRunner().invoke(app, ["sweep", str(big), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and r.output.count("\n") == 1
+    assert "axes.seq_len:" in r.output and "simulator.limits" in r.output
+    assert not (tmp_path / "o").exists()
 
 
 JOBMIX = Path(__file__).resolve().parent.parent / "examples" / "jobmix.toml"

@@ -36,12 +36,13 @@ from analysis.runconfig import DEFAULTS, merge, read_run_file
 from analysis.sweep.axes import CLUSTER_AXES, OPTION_FIELDS, RUN_AXES, check_axis
 from hwprofiles.errors import UserError
 from hwprofiles.inputs import read_toml
+from simulator.limits import MAX_SWEEP_POINTS
 
 SECTIONS = ("sweep", "base", "axes")
 SWEEP_KEYS = ("engine", "config", "shared_seeds")
 RANGE_DIGITS = 12
 """Range values are rounded to this many decimals (0.1 + 0.2 reads as 0.3)."""
-MAX_POINTS = 1_000_000
+LIMIT_RULE = f"at most {MAX_SWEEP_POINTS:,} points per sweep, simulator.limits; split the grid"
 
 
 def canonical(obj: Any) -> str:
@@ -108,27 +109,33 @@ def _range(name: str, spec: dict[str, Any]) -> list[Any]:
     for k in spec:
         if isinstance(spec[k], bool) or not isinstance(spec[k], (int, float)):
             raise UserError(f"{field}.{k}: {spec[k]!r} must be a number")
+        x = spec[k]
+        if not (-(2**63) <= x < 2**63 if isinstance(x, int) else math.isfinite(x)):
+            raise UserError(f"{field}.{k}: {x!r} must be a finite number (integers within 2^63)")
     ints = all(isinstance(spec[k], int) for k in spec)
+    too_many = f"{field}: {spec!r} gives more than {MAX_SWEEP_POINTS:,} values (rule: {LIMIT_RULE})"
     out: list[Any] = []
     if "step" in spec:
         step = spec["step"]
         if step <= 0:
             raise UserError(f"{field}.step: {step!r} must be > 0")
-        n = math.floor((hi - lo) / step + 1e-9)
-        out = [lo + i * step for i in range(n + 1)]
+        count = (hi - lo) / step + 1e-9  # counted before any value is built
+        if not math.isfinite(count) or count >= MAX_SWEEP_POINTS:
+            raise UserError(too_many)
+        out = [lo + i * step for i in range(math.floor(count) + 1)]
     else:
         times = spec["times"]
         if times <= 1 or lo <= 0:
             raise UserError(f"{field}: {spec!r} needs times > 1 and from > 0")
         v = lo
-        while v <= hi * (1 + 1e-12):
+        while v <= hi * (1 + 1e-12) and math.isfinite(v):
+            if len(out) == MAX_SWEEP_POINTS:
+                raise UserError(too_many)
             out.append(v)
             v *= times
     out = [int(v) if ints else round(float(v), RANGE_DIGITS) for v in out]
     if not out:
         raise UserError(f"{field}: {spec!r} is an empty range (rule: from <= to)")
-    if len(out) > MAX_POINTS:
-        raise UserError(f"{field}: {spec!r} has {len(out)} values (rule: at most {MAX_POINTS})")
     return out
 
 
@@ -141,6 +148,8 @@ def _axis_values(name: str, raw: Any) -> list[Any]:
         values = [raw]
     if not values:
         raise UserError(f"axes.{name}: [] is empty (rule: at least one value)")
+    if len(values) > MAX_SWEEP_POINTS:
+        raise UserError(f"axes.{name}: {len(values):,} values (rule: {LIMIT_RULE})")
     if len({canonical(v) for v in values}) != len(values):
         raise UserError(f"axes.{name}: {values!r} repeats a value (rule: distinct values)")
     check_axis(name, values)
@@ -219,8 +228,9 @@ def parse_grid(data: dict[str, Any], root: Path = Path(".")) -> Grid:
     if not isinstance(shared, bool):
         raise UserError(f"sweep.shared_seeds: {shared!r} must be true or false")
     grid = Grid(base=base, axes=axes, shared_seeds=shared)
-    if grid.size > MAX_POINTS:
-        raise UserError(f"axes: {grid.size} points (rule: at most {MAX_POINTS})")
+    if grid.size > MAX_SWEEP_POINTS:
+        shape = " x ".join(str(len(v)) for v in axes.values())
+        raise UserError(f"axes: {shape} = {grid.size:,} points (rule: {LIMIT_RULE})")
     return grid
 
 
