@@ -76,9 +76,10 @@ def test_link_throttled_mid_run_raises_the_step_time_alert(tmp_path):
     assert clean.ok, clean.failure
     steps = [t for r in clean.results.values() for t in r["step_times_s"]]
     predicted = statistics.median(steps)  # stands in for llmcap's prediction of this run
-    # the drop makes a step several times slower; +50 % keeps the machine's noise out
+    # the drop makes a step ~8x slower (13 ms -> ~100 ms here); +200 % keeps the noise of
+    # ~10 ms steps on a shared machine out (+50 % fired before the drop once in CI-like runs)
     mon = MonitorSpec(
-        predicted_step_time_s=predicted, thresholds=parse_thresholds("step_time=+50%")
+        predicted_step_time_s=predicted, thresholds=parse_thresholds("step_time=+200%")
     )
     drop_at = 6
     # 60 steps: the launcher polls every 0.2 s and a fast step takes ~10 ms here, so the

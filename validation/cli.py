@@ -18,7 +18,6 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from analysis.cli.common import check_output, echo_json, run_guarded, staged_dir
 from hwprofiles.errors import UserError
@@ -160,11 +159,17 @@ def register(app: typer.Typer) -> None:
             echo_json({name: {"alerts": r["alerts"], "predicted_step_time_s": r["predicted"]}
                        for name, r in runs.items()})  # fmt: skip
             return
-        table = Table("run", "ranks", "median ms", "pred. ms", "error", "alerts", box=None)
-        for row in replay.summary_rows(runs):
-            table.add_row(*row)
+        from analysis.report.fit import Col, fit_table
+
         out = Console()
+        cols = [Col("run", "left", 9, wrap=True), Col("ranks", priority=5)]
+        cols += [Col("median ms", priority=8), Col("pred. ms", priority=7)]
+        cols += [Col("error", priority=6), Col("alerts", "left", 4, wrap=True)]
+        rows = [[*r[:-1], r[-1].replace(", ", "\n")] for r in replay.summary_rows(runs)]
+        table, dropped = fit_table(cols, rows, out)  # one alert a line: never cut mid-name
         out.print(table)
+        if dropped:
+            out.print(f"(narrow terminal: columns {', '.join(dropped)} left out; see --json)")
         out.print(f"timeline written to {target}")
 
     @app.command()

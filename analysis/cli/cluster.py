@@ -97,28 +97,77 @@ def register(app: typer.Typer) -> None:
 
             echo_json(summary(result))
             return
-        for name, r in result["policies"].items():
-            t = r["totals"]
-            delay = t["mean_queueing_delay_h"]
-            typer.echo(
-                f"{name:9s} utilisation {t['utilisation']:6.1%}  goodput {t['goodput']:6.1%}  "
-                f"mean queueing delay {'-' if delay is None else f'{delay:.2f} h'}  "
-                f"finished {t['jobs_finished']}/{t['jobs_submitted']}  "
-                f"energy {t['energy_j'] / 3.6e9:,.1f} MWh  cost ${t['cost_usd']:,.0f}"
-            )
-        if "purchase" in result:
-            pu = result["purchase"]
-            typer.echo(
-                f"adding a pool ({pu['policy']}, {len(pu['seeds'])} seed(s)); now "
-                f"{pu['baseline']['mean_queueing_delay_h']:.2f} h mean queueing delay:"
-            )
-            for c in pu["candidates"]:
-                usd = c["usd_per_job_hour_saved"]
-                typer.echo(
-                    f"  {c['rank']}. {c['add']:14s} delay {c['mean_queueing_delay_h']:6.2f} h  "
-                    f"+${c['added_cost_usd']:,.0f}  "
-                    f"{'saves nothing' if usd is None else f'${usd:,.1f} per job-hour saved'}"
-                    + ("  (meets target)" if c["meets_target"] else "")
-                )
+        print_cluster(result)
         if out is not None:
             typer.echo(f"report: {out / 'report.html'}")
+
+
+def print_cluster(result: dict[str, Any]) -> None:
+    """The policies (and any pool candidates) as tables that fit the terminal."""
+    from rich.console import Console
+
+    from analysis.report.fit import Col, fit_table
+
+    con = Console()
+    cols = [
+        Col("policy", "left", 9),
+        Col("utilisation", priority=8),
+        Col("goodput", priority=5),
+        Col("queueing h", priority=7),
+        Col("finished", priority=6),
+        Col("MWh", priority=3),
+        Col("cost USD", priority=4),
+    ]
+    rows = []
+    for name, r in result["policies"].items():
+        t = r["totals"]
+        delay = t["mean_queueing_delay_h"]
+        rows.append(
+            [
+                name,
+                f"{t['utilisation']:.1%}",
+                f"{t['goodput']:.1%}",
+                "-" if delay is None else f"{delay:.2f}",
+                f"{t['jobs_finished']}/{t['jobs_submitted']}",
+                f"{t['energy_j'] / 3.6e9:,.1f}",
+                f"${t['cost_usd']:,.0f}",
+            ]
+        )
+    _print_fitted(con, fit_table(cols, rows, con, title="Policies (mean queueing delay, hours)"))
+    if "purchase" not in result:
+        return
+    pu = result["purchase"]
+    title = (
+        f"Adding a pool ({pu['policy']}, {len(pu['seeds'])} seed(s)); now "
+        f"{pu['baseline']['mean_queueing_delay_h']:.2f} h mean queueing delay"
+    )
+    cols = [
+        Col("#", priority=9),
+        Col("add", "left", 9),
+        Col("queueing h", priority=8),
+        Col("added USD", priority=6),
+        Col("USD per job-h saved", priority=7),
+        Col("target", "left", 5),
+    ]
+    rows = []
+    for c in pu["candidates"]:
+        usd = c["usd_per_job_hour_saved"]
+        rows.append(
+            [
+                f"{c['rank']}",
+                c["add"],
+                f"{c['mean_queueing_delay_h']:.2f}",
+                f"${c['added_cost_usd']:,.0f}",
+                "saves nothing" if usd is None else f"${usd:,.1f}",
+                "met" if c["meets_target"] else "",
+            ]
+        )
+    con.print()
+    _print_fitted(con, fit_table(cols, rows, con, title=title))
+
+
+def _print_fitted(con: Any, fitted: tuple[Any, list[str]]) -> None:
+    table, dropped = fitted
+    con.print(table)
+    if dropped:
+        con.print(f"(narrow terminal: columns {', '.join(dropped)} left out; see --json)")

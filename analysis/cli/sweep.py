@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
         else:
             typer.echo(
                 f"sweep: {s.points} points, {s.skipped} already done, {s.ok} ok, {s.failed} "
-                f"failed (see the error column) -> {s.table}",
+                f"failed (see the error column)\ntable: {s.table}",
                 err=True,
             )
         if s.lost:
