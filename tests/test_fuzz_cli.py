@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import tomli_w
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -87,6 +87,7 @@ def invoke(args: list[str]) -> Any:
 def check_outcome(r: Any, args: list[str]) -> None:
     """Exit 0 or 2; no traceback; on 2, one error line naming something."""
     shown = f"args={args!r}\noutput={r.output[-2000:]}"
+    event(f"exit {r.exit_code}")  # --hypothesis-show-statistics: accepted vs refused
     assert r.exit_code in (0, 2), shown
     assert "Traceback" not in r.output, shown
     if r.exception is not None:
