@@ -166,3 +166,7 @@ def test_cli_add_rejects_bad_candidates(mix_file: Path) -> None:
         ["cluster", "--jobs", str(mix_file), "--hardware", POOLS, "--target-delay", "2"],
     )
     assert r.exit_code == 2 and "target-delay: 2.0 needs --add" in r.output
+    for bad in ("inf", "nan", "0"):  # inf reached the JSON writer (found by the fuzz)
+        args = ["cluster", "--jobs", str(mix_file), "--hardware", POOLS, "--add", "b200:8"]
+        r = CliRunner().invoke(app, [*args, "--target-delay", bad, "--json"])
+        assert r.exit_code == 2 and r.output.startswith("llmcap: error: target-delay:"), r.output

@@ -78,6 +78,8 @@ def register(app: typer.Typer) -> None:
             )
             if target_delay is not None and add is None:
                 raise UserError("target-delay", target_delay, "needs --add (pools to compare)")
+            if target_delay is not None:  # before the simulation, not after it
+                number(target_delay, "target-delay", minimum=0.0, strict=True)
             steps = StepModel()
             result = simulate_cluster(config, seed, steps)
             if add is not None:

@@ -13,6 +13,7 @@ Candidates that save nothing are ranked last; a target delay marks which reach i
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -75,8 +76,8 @@ def sweep_additions(
     mean over `seeds` (one seed is one month of arrivals: its delays are noisy).
     """
     cands = parse_pools(additions, field="add", unique=False)
-    if target_delay_h is not None and not target_delay_h > 0:
-        raise UserError("target-delay", target_delay_h, "must be > 0 hours")
+    if target_delay_h is not None and not 0 < target_delay_h < math.inf:  # inf breaks the JSON
+        raise UserError("target-delay", target_delay_h, "must be a finite number > 0 hours")
     if not seeds:
         raise UserError("seeds", list(seeds), "at least one seed is needed")
     pol = policy or config.policies[0]
