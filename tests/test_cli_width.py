@@ -154,6 +154,19 @@ def test_monitor_fits_80_columns_and_keeps_every_alert(tmp_path):
     assert "128.4" in r.output and "+17%" in r.output
 
 
+def test_validate_report_fits_80_columns(monkeypatch, capsys):
+    from validation.cli import _render
+
+    doc = json.loads((ROOT / "docs" / "validation" / "cpu" / "report.json").read_text())
+    monkeypatch.setenv("COLUMNS", "80")
+    _render(doc, False, None)
+    out = capsys.readouterr().out
+    _assert_fits(out)
+    assert "left out; see report.md" in out  # what was dropped is said
+    for figure in ("248.1 ms [215.4 ms, 268.1 ms]", "8.4 %", "-4.4 %", "117.2 MB/s"):
+        assert figure in out, figure
+
+
 def test_calibrate_summary_fits_80_columns(monkeypatch, capsys):
     from rich.console import Console
 

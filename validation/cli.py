@@ -401,8 +401,10 @@ def _render(doc: dict[str, Any], json_out: bool, out: Path | None) -> None:
         echo_json(doc)
     else:
         console = Console()
-        for table in report.tables(doc):
+        for table, dropped in report.fitted_tables(doc, console):
             console.print(table)
+            if dropped:
+                console.print(f"(narrow terminal: {', '.join(dropped)} left out; see report.md)")
         for note in doc["notes"]:
             console.print(f"note: {note}")
     failed = [r for r in doc["runs"] if "failure" in r]

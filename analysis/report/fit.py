@@ -52,7 +52,7 @@ def _table(cols: Sequence[Col], rows: Sequence[Sequence[str]], keep: list[int], 
 
 def _longest(c: Col, rows: Sequence[Sequence[str]], i: int) -> int:
     """The narrowest the column may get: its longest cell, or longest word when it wraps."""
-    cells = [c.header] + [r[i] for r in rows]
+    cells = c.header.split("\n") + [r[i] for r in rows]  # a header may take several lines
     if c.wrap:
         return max(len(w) for cell in cells for w in (cell.split() or [""]))
     return max(len(cell) for cell in cells)
@@ -78,7 +78,7 @@ def fit_table(
             return t, dropped
         worst = min(keep, key=lambda i: (cols[i].priority, -i))
         keep.remove(worst)
-        dropped.append(cols[worst].header)
+        dropped.append(cols[worst].header.replace("\n", " "))
 
 
 def fold_text(*tables: Table) -> None:
