@@ -20,11 +20,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import tomli_w
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -85,6 +87,7 @@ def invoke(args: list[str]) -> Any:
 def check_outcome(r: Any, args: list[str]) -> None:
     """Exit 0 or 2; no traceback; on 2, one error line naming something."""
     shown = f"args={args!r}\noutput={r.output[-2000:]}"
+    event(f"exit {r.exit_code}")  # --hypothesis-show-statistics: accepted vs refused
     assert r.exit_code in (0, 2), shown
     assert "Traceback" not in r.output, shown
     if r.exception is not None:
@@ -307,3 +310,158 @@ def test_fuzz_budget_is_bounded() -> None:
     if "LLMCAP_FUZZ_EXAMPLES" not in os.environ:
         assert EXAMPLES <= 50
     assert not math.isnan(EXAMPLES)
+
+
+# ----------------------------------------------------------------------------- more commands
+@FUZZ
+@given(name=st.none() | st.sampled_from(["gpt3-125m", "llama-3-8b"]) | odd_text, js=st.booleans())
+def test_models(name: str | None, js: bool) -> None:
+    args = ["models", *([] if name is None else [name]), *(["--json"] if js else [])]
+    r = invoke(args)
+    check_outcome(r, args)
+    if r.exit_code == 0 and js:
+        json.loads(r.stdout)
+
+
+SWEEP_AXIS_NAMES = ["gpus", "tp", "seed", "seq_len", "precision", "model", "engine", "jitter",
+                    "scale_out_gbps", "options.dropout", "days", "jobs", "zero", "sp"]  # fmt: skip
+small_range = st.fixed_dictionaries(
+    {"from": odd_number, "to": odd_number},
+    optional={"step": odd_number, "times": odd_number, "by": st.integers()},
+)
+
+
+@st.composite
+def grid_files(draw: st.DrawFn) -> str:
+    """A sweep grid TOML: a tiny analytic/DES grid with odd axes, ranges and keys, or text."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.text(max_size=40))
+    doc: dict[str, Any] = {
+        "sweep": {"engine": draw(st.sampled_from(["analytic", "des"]) | odd_text)},
+        "base": {"model": {"name": "gpt3-125m"}, "cluster": {"gpus": 8}},
+        "axes": {},
+    }
+    for _ in range(draw(st.integers(0, 3))):
+        name = draw(st.sampled_from(SWEEP_AXIS_NAMES) | st.text(min_size=1, max_size=6))
+        doc["axes"][name] = draw(toml_value | small_range)
+    if draw(st.booleans()):
+        section = draw(st.sampled_from(["sweep", "base", "axes", "bogus"]))
+        doc.setdefault(section, {})[draw(st.text(min_size=1, max_size=6))] = draw(toml_value)
+    return tomli_w.dumps(doc)
+
+
+@FUZZ
+@given(text=grid_files(), fmt=st.sampled_from(["csv", "parquet"]) | odd_text)
+def test_sweep_grids(tmp_path: Path, text: str, fmt: str) -> None:
+    import analysis.sweep.grid as grid_module
+
+    limit = grid_module.MAX_SWEEP_POINTS
+    grid_module.MAX_SWEEP_POINTS = 4  # tiny grids only: the limit's refusal is fuzzed too
+    try:
+        root = Path(tempfile.mkdtemp(dir=tmp_path))
+        g = root / "grid.toml"
+        g.write_text(text, encoding="utf-8")
+        out = root / "out"
+        args = ["sweep", str(g), "--out", str(out), "--format", fmt, "--no-progress", "--json"]
+        r = invoke(args)
+    finally:
+        grid_module.MAX_SWEEP_POINTS = limit
+    check_outcome(r, args)
+    assert leftovers(tmp_path) == [], args
+    if r.exit_code == 2:
+        assert not out.exists(), args  # refused before anything is written
+
+
+@FUZZ
+@given(kind=st.sampled_from(PATH_KINDS), metric=st.none() | odd_text)
+def test_sweep_plot_paths(tmp_path: Path, kind: str, metric: str | None) -> None:
+    root = Path(tempfile.mkdtemp(dir=os.path.realpath(tmp_path)))
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        args = ["sweep", "--plot", make_path(kind, root)]
+        args += [] if metric is None else ["--metric", metric]
+        r = invoke(args)
+    finally:
+        os.chdir(cwd)
+    check_outcome(r, args)
+
+
+CLUSTER = ["cluster", "--jobs", str(Path(__file__).resolve().parent.parent / "examples" /
+           "jobmix.toml"), "--hardware", "h100-sxm:512,a100-80gb:256", "--no-figures"]  # fmt: skip
+CLUSTER_FLAGS = ["--days", "--seed", "--policy", "--hardware", "--placement", "--add",
+                 "--target-delay", "--replicas", "--jobs"]  # fmt: skip
+
+
+def _long_days(v: str) -> bool:
+    """A --days value that would simulate more than a few hours (too slow for a fuzz example)."""
+    try:
+        return float(v) > 0.3
+    except ValueError:
+        return False
+
+
+@FUZZ
+@given(flag=st.sampled_from(CLUSTER_FLAGS), value=flag_value.filter(lambda v: not _long_days(v)))
+def test_cluster_flags(tmp_path: Path, flag: str, value: str) -> None:
+    args = [*CLUSTER, "--days", "0.1", flag, value, "--json"]
+    if flag in ("--target-delay", "--replicas"):
+        args += ["--add", "b200:64"] + (["--replicas", "1"] if flag != "--replicas" else [])
+    if flag == "--replicas" and value.strip().isdigit() and int(value) > 2:
+        return  # each replica is a whole simulation: bounded by the user, not fuzzed
+    r = invoke(args)
+    check_outcome(r, args)
+    if r.exit_code == 0:
+        json.loads(r.stdout)
+
+
+class _Started(SystemExit):
+    """Raised where a real measurement would begin: the input was accepted."""
+
+
+@pytest.fixture
+def no_real_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """calibrate and validate stop (exit 0) where torch work would start."""
+
+    def stop(*a: Any, **k: Any) -> None:
+        raise _Started(0)
+
+    import analysis.cli.calibrate as cal
+    import validation.validate as val
+
+    monkeypatch.setattr(cal, "_locked", stop)
+    monkeypatch.setattr(val, "resolve_hardware", stop)
+    monkeypatch.setenv("LLMCAP_HOME", str(tmp_path / "home"))
+
+
+CALIBRATE_FLAGS = ["--device", "--dtypes", "--world-sizes", "--threads-per-rank", "--timeout",
+                   "--name", "--attention-shape", "--level", "--out"]  # fmt: skip
+
+
+@FUZZ
+@given(
+    flags=st.lists(st.tuples(st.sampled_from(CALIBRATE_FLAGS), flag_value), min_size=1, max_size=2)
+)
+def test_calibrate_arguments(tmp_path: Path, no_real_runs: None, flags: list) -> None:
+    args = ["calibrate", "--quick", "--out", str(tmp_path / "prof")]
+    args += [x for pair in flags for x in pair] + ["--json"]
+    check_outcome(invoke(args), args)
+    assert leftovers(tmp_path) == [], args
+
+
+VALIDATE_FLAGS = ["--nproc", "--model", "--steps", "--rounds", "--precision", "--strategy",
+                  "--link-bandwidth", "--hardware", "--warmup", "--comm-pairs", "--device",
+                  "--threads-per-rank", "--seed", "--engines", "--hang-timeout",
+                  "--start-timeout", "--alert", "--metrics-port", "--inject", "--out",
+                  "--repredict"]  # fmt: skip
+
+
+@FUZZ
+@given(
+    flags=st.lists(st.tuples(st.sampled_from(VALIDATE_FLAGS), flag_value), min_size=1, max_size=2)
+)
+def test_validate_arguments(tmp_path: Path, no_real_runs: None, flags: list) -> None:
+    args = ["validate", "--nproc", "1", "--model", "tiny", "--steps", "2"]
+    args += [x for pair in flags for x in pair] + ["--json"]
+    check_outcome(invoke(args), args)
+    assert leftovers(tmp_path) == [], args

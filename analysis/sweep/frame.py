@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hwprofiles.errors import UserError
+from hwprofiles.inputs import path_kind
 
 MANIFEST = "sweep.json"
 
@@ -14,7 +15,7 @@ MANIFEST = "sweep.json"
 def read_manifest(out: str | Path) -> dict[str, Any]:
     """The `sweep.json` of a sweep directory (its grid, fingerprint and table format)."""
     path = Path(out) / MANIFEST
-    if not path.is_file():
+    if path_kind(path) != "file":  # is_file() raises for a name over 255 bytes
         raise UserError(
             f"sweep: {str(out)!r} has no {MANIFEST} (rule: a directory `llmcap sweep --out` wrote)"
         )
@@ -33,7 +34,7 @@ def load(out: str | Path) -> Any:
 
     doc = read_manifest(out)
     path = Path(out) / f"results.{doc['format']}"
-    if not path.is_file():
+    if path_kind(path) != "file":
         raise UserError(f"sweep: {str(path)!r} is missing (rule: run the sweep first)")
     try:
         df = pd.read_parquet(path) if doc["format"] == "parquet" else pd.read_csv(path)
