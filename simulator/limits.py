@@ -93,3 +93,9 @@ MAX_SWEEP_POINTS = 100_000
 36 MB for 10^5 points) and one closed-form point ~0.1 s CPU, so 10^5 points are ~3 CPU-hours
 (minutes on a Dask cluster) while an extra three zeros in a range would mean months. A larger
 study is several grids (one output directory each)."""
+
+MAX_LOCAL_RANKS = 256
+"""Ranks `llmcap validate` starts on this one machine (--nproc). Each is a Python process holding
+torch: ~220 MB resident before any model (measured 2026-12-03, torch 2.13 CPU), so 256 ranks
+already need ~56 GB and a typo (--nproc 100000) would exhaust memory and the process table
+rather than measure anything. Eight GPUs (or 72 in an NVL72 rack) is the largest real node."""

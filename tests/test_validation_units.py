@@ -67,6 +67,8 @@ def test_run_ids_and_validation():
         RunSpec(TINY, "ddp", "fp32", 1, steps=0)
     with pytest.raises(ValueError, match=r"fault\.rank: 2"):
         RunSpec(TINY, "ddp", "fp32", 2, fault=Fault(2, "exit"))
+    with pytest.raises(ValueError, match="nproc: 100000 is above llmcap's limit of 256"):
+        RunSpec(TINY, "ddp", "fp32", 100_000)  # a process per rank: refused, not started
 
 
 def test_fault_parse():

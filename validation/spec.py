@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from hwprofiles.errors import UserError
+from simulator.limits import MAX_LOCAL_RANKS
 from validation.gptconfig import GPTConfig
 from validation.monitor.config import LinkDrop, MonitorSpec, Slowdown
 
@@ -95,6 +96,10 @@ class RunSpec:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise UserError(f"{name}: {v!r} must be an integer >= 1")
+        if self.nproc > MAX_LOCAL_RANKS:
+            raise UserError(
+                "nproc", self.nproc, f"is above llmcap's limit of {MAX_LOCAL_RANKS} local ranks"
+            )
         for name in ("warmup", "comm_pairs", "seed"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
