@@ -6,6 +6,7 @@ ellipsis, which is how Rich marks text it truncates.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -154,6 +155,19 @@ def test_monitor_fits_80_columns_and_keeps_every_alert(tmp_path):
     assert "128.4" in r.output and "+17%" in r.output
 
 
+def test_validate_report_fits_80_columns(monkeypatch, capsys):
+    from validation.cli import _render
+
+    doc = json.loads((ROOT / "docs" / "validation" / "cpu" / "report.json").read_text())
+    monkeypatch.setenv("COLUMNS", "80")
+    _render(doc, False, None)
+    out = capsys.readouterr().out
+    _assert_fits(out)
+    assert "left out; see report.md" in out  # what was dropped is said
+    for figure in ("248.1 ms [215.4 ms, 268.1 ms]", "8.4 %", "-4.4 %", "117.2 MB/s"):
+        assert figure in out, figure
+
+
 def test_calibrate_summary_fits_80_columns(monkeypatch, capsys):
     from rich.console import Console
 
@@ -192,3 +206,25 @@ def test_calibrate_summary_fits_80_columns(monkeypatch, capsys):
     words = out.replace("│", " ").split()
     for figure in ("123", "0.0987", "12.3", "3.46", "412", "10.2", "a-rather-long-host-name"):
         assert any(figure in w for w in words), figure
+
+
+@pytest.mark.parametrize("width", [80, 72, 60])
+def test_fit_table_wraps_text_without_cropping_it(width):
+    """Rich, left to size a too-wide table, crops wrapped text silently; fit_table must not."""
+    from rich.console import Console
+
+    from analysis.report.fit import Col, fit_table
+
+    cols = [Col("run", "left", 9, wrap=True), Col("ranks", priority=5)]
+    cols += [Col("median ms", priority=8), Col("error", priority=6)]
+    cols += [Col("alerts", "left", 4, wrap=True)]
+    alerts = "memory@r0, power@r1, step_time@r0, step_time@r1, straggler@r1"
+    rows = [["ddp-bf16-n2-200mbit/round2", "2", "128.4", "+17%", alerts]]
+    con = Console(width=width, file=io.StringIO())
+    table, dropped = fit_table(cols, rows, con)
+    con.print(table)
+    text = con.file.getvalue()
+    assert max(len(ln) for ln in text.splitlines()) <= width
+    words = text.split()
+    for w in ["ddp-bf16-n2-200mbit/round2", "128.4", "+17%", *alerts.split()]:
+        assert w in words or any(c.header == "alerts" for c in cols if c.header in dropped), w

@@ -165,8 +165,7 @@ def register(app: typer.Typer) -> None:
         cols = [Col("run", "left", 9, wrap=True), Col("ranks", priority=5)]
         cols += [Col("median ms", priority=8), Col("pred. ms", priority=7)]
         cols += [Col("error", priority=6), Col("alerts", "left", 4, wrap=True)]
-        rows = [[*r[:-1], r[-1].replace(", ", "\n")] for r in replay.summary_rows(runs)]
-        table, dropped = fit_table(cols, rows, out)  # one alert a line: never cut mid-name
+        table, dropped = fit_table(cols, replay.summary_rows(runs), out)
         out.print(table)
         if dropped:
             out.print(f"(narrow terminal: columns {', '.join(dropped)} left out; see --json)")
@@ -401,8 +400,10 @@ def _render(doc: dict[str, Any], json_out: bool, out: Path | None) -> None:
         echo_json(doc)
     else:
         console = Console()
-        for table in report.tables(doc):
+        for table, dropped in report.fitted_tables(doc, console):
             console.print(table)
+            if dropped:
+                console.print(f"(narrow terminal: {', '.join(dropped)} left out; see report.md)")
         for note in doc["notes"]:
             console.print(f"note: {note}")
     failed = [r for r in doc["runs"] if "failure" in r]

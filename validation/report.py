@@ -497,17 +497,66 @@ def markdown(doc: dict[str, Any], title: str | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def tables(doc: dict[str, Any]) -> list[Table]:
-    """The same content as rich tables for the terminal."""
-    out = []
-    for title, header, rows in (
+def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    return [
         ("measured", RUN_HEADER, run_rows(doc)),
         ("error summary", SUM_HEADER, summary_rows(doc)),
         ("where the error comes from", DIAG_HEADER, diagnostic_rows(doc)),
         ("machine speed vs calibration", SPEED_HEADER, speed_rows(doc)),
         ("collectives through the links", LINK_HEADER, link_rows(doc)),
         ("measured vs predicted", CMP_HEADER, comparison_rows(doc)),
-    ):
+    ]
+
+
+# Columns the terminal drops first when a table is wider than the terminal (report.md and
+# --json keep them all); the others go from the right.
+_LEAST = ("round medians", "CPU outside ranks (cores)", "energy/step", "loss", "per round")
+_MOST = {  # columns kept longest (higher stays); the rest go from the right
+    "run": 100,
+    "metric": 100,
+    "step time median [IQR]": 90,
+    "error": 90,
+    "≤ 10 %?": 90,
+    "engine": 80,
+    "measured": 75,
+    "predicted": 80,
+    "speed vs calibration": 80,
+    "exposed comm measured": 70,
+    "exposed comm predicted": 70,
+    "scope": 60,
+    "median abs. error": 60,
+}
+
+
+def fitted_tables(doc: dict[str, Any], console: Any) -> list[tuple[Table, list[str]]]:
+    """The tables for a terminal of `console`'s width, each with the headers left out to fit
+    (numbers are never cut: see `analysis.report.fit`)."""
+    from analysis.report.fit import Col, fit_table
+
+    out = []
+    for title, header, rows in _sections(doc):
+        if not rows:
+            continue
+        cols = [
+            Col(
+                h.replace(" (", "\n(")
+                .replace("median abs.", "median\nabs.")
+                .replace(
+                    "max abs.", "max\nabs."
+                ),  # headers on two lines: the numbers below them are narrower
+                "left" if i == 0 else "right",
+                -100 if h in _LEAST else _MOST.get(h, -i),
+            )
+            for i, h in enumerate(header)
+        ]
+        out.append(fit_table(cols, rows, console, title=title))
+    return out
+
+
+def tables(doc: dict[str, Any]) -> list[Table]:
+    """The same content as rich tables for the terminal."""
+    out = []
+    for title, header, rows in _sections(doc):
         if not rows:
             continue
         t = Table(title=title)

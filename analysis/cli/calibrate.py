@@ -122,7 +122,9 @@ def register(app: typer.Typer) -> None:
             "fp32,tf32,bf16,fp16 on cuda]",
         ),
         world_sizes: str = typer.Option("1,2", help="Collective world sizes (processes)."),
-        quick: bool = typer.Option(False, help="Small sizes: about a minute on a 2-core CPU."),
+        quick: bool = typer.Option(
+            False, help="Small sizes: 1.5-3 min fp32-only on a 2-core CPU (docs/validation.md)."
+        ),
         out: Path | None = typer.Option(
             None, help="Profile directory \\[default: saved by --name in ~/.llmcap/profiles]"
         ),

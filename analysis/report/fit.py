@@ -52,7 +52,7 @@ def _table(cols: Sequence[Col], rows: Sequence[Sequence[str]], keep: list[int], 
 
 def _longest(c: Col, rows: Sequence[Sequence[str]], i: int) -> int:
     """The narrowest the column may get: its longest cell, or longest word when it wraps."""
-    cells = [c.header] + [r[i] for r in rows]
+    cells = c.header.split("\n") + [r[i] for r in rows]  # a header may take several lines
     if c.wrap:
         return max(len(w) for cell in cells for w in (cell.split() or [""]))
     return max(len(cell) for cell in cells)
@@ -74,11 +74,34 @@ def fit_table(
     dropped: list[str] = []
     while True:
         t = _table(cols, rows, keep, title)
-        if _min_width(t, console) <= console.width or len(keep) == 1:
+        least = _min_width(t, console)
+        if least <= console.width or len(keep) == 1:
+            _settle(
+                t,
+                [cols[i] for i in keep],
+                [[r[i] for i in keep] for r in rows],
+                console.width - least,
+            )
             return t, dropped
         worst = min(keep, key=lambda i: (cols[i].priority, -i))
         keep.remove(worst)
-        dropped.append(cols[worst].header)
+        dropped.append(cols[worst].header.replace("\n", " "))
+
+
+def _settle(t: Table, cols: Sequence[Col], rows: Sequence[Sequence[str]], slack: int) -> None:
+    """Fix every column's width: text columns share the `slack` up to their longest cell.
+
+    Left to itself, Rich shrinks a table too wide for the terminal after wrapping its text, and
+    then crops the wrapped lines (no ellipsis: characters just vanish). With the widths fixed
+    here the table is never wider than the terminal and text wraps at its column's width."""
+    for k, (c, col) in enumerate(zip(cols, t.columns, strict=True)):
+        least = _longest(c, rows, k)
+        if c.wrap:
+            natural = max(len(x) for x in [*c.header.split("\n"), *(r[k] for r in rows)])
+            extra = max(0, min(natural - least, slack))
+            slack -= extra
+            least += extra
+        col.width = least
 
 
 def fold_text(*tables: Table) -> None:

@@ -1,9 +1,9 @@
 """What a calibration measures: sizes per benchmark for each level (tiny, quick, full).
 
-The sizes are chosen for time, not taste: `quick` finishes in about a minute on a 2-core CPU
-(one thread per rank), `full` in about ten minutes, `tiny` in seconds (tests). GPU plans are
-larger because a GPU finishes a 1024^3 GEMM in microseconds; the GPU `full` plan is sized to
-take a few minutes on one H200.
+The sizes are chosen for time, not taste: `quick` finishes in 1.5-3 minutes (fp32 only,
+measured) on a 2-core CPU (one thread per rank), `full` in about ten minutes, `tiny` in
+seconds (tests). GPU plans are larger because a GPU finishes a 1024^3 GEMM in microseconds;
+the GPU `full` plan is sized to take a few minutes on one H200.
 """
 
 from __future__ import annotations
