@@ -45,8 +45,8 @@ MAX_BATCH = 2**30
 """Sequences per step and per micro-batch."""
 MAX_DES_SLOTS = 2**18
 """SimPy engine: micro-batches x pipeline stages x virtual stages simulated in one step. At
-about 25 µs of CPU per slot (2-core Xeon, 2026-12-02, gpt3-125m, pp 64: 1 M slots in 27 s) the
-limit bounds one prediction to a few seconds; above it use the closed form."""
+about 25 µs of CPU per slot (2-core AMD EPYC VM, 2026-12-02, gpt3-125m, pp 64: 1 M slots in
+27 s) the limit bounds one prediction to a few seconds; above it use the closed form."""
 
 
 def check_model_size(field: str, value: int | None) -> None:
@@ -88,11 +88,11 @@ for Qwen3, Qwen3 Technical Report 2025; 15 T for Llama 3); above it times and en
 the range of finite floats in the whole-run model."""
 
 MAX_SWEEP_POINTS = 100_000
-"""Points in one `llmcap sweep` grid (and values in one range axis). Measured on the 2-core Xeon
-(2026-12-03, load ~2): building a grid's point keys costs ~130 µs CPU and ~360 B each (13 s,
-36 MB for 10^5 points) and one closed-form point ~0.1 s CPU, so 10^5 points are ~3 CPU-hours
-(minutes on a Dask cluster) while an extra three zeros in a range would mean months. A larger
-study is several grids (one output directory each)."""
+"""Points in one `llmcap sweep` grid (and values in one range axis). Measured on the 2-core
+AMD EPYC VM (2026-12-03, load ~2): building a grid's point keys costs ~130 µs CPU and ~360 B
+each (13 s, 36 MB for 10^5 points) and one closed-form point ~0.1 s CPU, so 10^5 points are
+~3 CPU-hours (minutes on a Dask cluster) while an extra three zeros in a range would mean
+months. A larger study is several grids (one output directory each)."""
 
 MAX_LOCAL_RANKS = 256
 """Ranks `llmcap validate` starts on this one machine (--nproc). Each is a Python process holding
