@@ -420,7 +420,7 @@ def _busiest_stage(split, per_layer, emb, head, pp):
 
 def _memory(model, s, L, precision, opts, m, split):
     e = ACT_BYTES[precision]
-    st = mem.state_bytes(model, L.tp, L.pp, L.dp, L.zero, precision, split, L.ep, L.etp, L.cp)
+    st = mem.state_bytes(model, L.tp, L.pp, L.dp, L.zero, precision, split, L.ep, L.etp, L.cp, opts)
     act = np.zeros(L.tp.shape)
     r = routed_factor(L.ep, opts.moe_capacity_factor, opts.moe_imbalance)
     for code, name in enumerate(("none", "selective", "full")):
@@ -433,7 +433,7 @@ def _memory(model, s, L, precision, opts, m, split):
     in_flight = mem.in_flight_microbatches(L.pp, L.vpp, m)
     acts = act * n_layers * in_flight + mem.logits_bytes(model, L.mb, s, L.tp, L.cp)
     # ZeRO-3 materialises one layer's full parameters (and gradients) while computing it
-    w, g, _ = mem.param_state_bytes(precision)
+    w, g, _ = mem.param_state_bytes(precision)  # the gathered unit in the compute dtype
     z3_buf = np.where(L.zero == 3, 2 * model.layer_params() / L.tp * (w + g), 0.0)
     total = st["weights"] + st["gradients"] + st["optimizer"] + acts + z3_buf
     return {

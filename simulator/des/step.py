@@ -31,6 +31,7 @@ from simulator.costmodel.memory import (
     activation_bytes_per_layer,
     logits_bytes,
     param_state_bytes,
+    stack_extra_bytes,
     zero_shards,
 )
 from simulator.costmodel.moe import routed_factor
@@ -75,7 +76,7 @@ class Step:
         self.z3_events: dict[tuple[int, str, int, int], simpy.Event] = {}
         self.end_rows: list[int] = []
         """Each rank's last activity (its optimizer step, or the parameter gather after it)."""
-        wb, gb, ob = param_state_bytes(self.p.precision)
+        wb, gb, ob = param_state_bytes(self.p.precision, opts)
         self.shards = zero_shards(self.p.zero_stage, self.p.dp)
         sw, sg, so = self.shards
         # the routed experts' states shard over their own (expert data-parallel) group
@@ -83,9 +84,12 @@ class Step:
         ew, eg, eo = self.expert_shards
         for dev, wk in zip(devices, self.work, strict=True):
             pe = wk.expert_params
+            xw, xg = stack_extra_bytes(
+                wk.params + pe, gb, self.p.zero_stage, self.p.precision, opts
+            )
             dev.memory.static = {
-                "weights": wk.params * wb / sw + pe * wb / ew,
-                "gradients": wk.params * gb / sg + pe * gb / eg,
+                "weights": wk.params * wb / sw + pe * wb / ew + float(xw),
+                "gradients": wk.params * gb / sg + pe * gb / eg + float(xg),
                 "optimizer": wk.params * ob / so + pe * ob / eo,
             }
         # bytes per element moved: compute-dtype weights, gradients as the options say
