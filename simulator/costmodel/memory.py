@@ -166,16 +166,31 @@ def state_bytes(
     """Weights, gradients and optimizer states per device, sharded by the ZeRO stage: dense
     parameters over dp, routed-expert parameters over the expert data-parallel group
     (tp cp dp / (ep etp) ranks, Megatron-Core's distributed optimizer does the same); bytes
-    per parameter as the stack `opts` keeps them (`param_state_bytes`), torch DDP's bucket
-    and autocast's weight cache counted with the gradients and weights (`stack_extra_bytes`)."""
-    w, g, o = param_state_bytes(precision, opts)
+    per parameter as the stack `opts` keeps them (`sharded_state_bytes`)."""
     p = params_per_device(model, tp, pp, split, ep, etp)
     pe = expert_params_per_device(model, tp, pp, split, ep, etp)
-    pd = p - pe
     edp = np.maximum(1, tp * cp * dp / (ep * (1 if etp is None else etp)))
+    return sharded_state_bytes(p - pe, pe, precision, zero_stage, dp, edp, opts)
+
+
+def sharded_state_bytes(
+    dense: Num,
+    expert: Num,
+    precision: str,
+    zero_stage: Num,
+    dp: Num,
+    edp: Num,
+    opts: Options | None = None,
+) -> dict[str, Num]:
+    """Weights, gradients and optimizer states of `dense` parameters sharded over `dp` ranks
+    and `expert` (routed-expert) parameters over `edp` ranks by the ZeRO stage, in the bytes
+    per parameter the stack `opts` keeps (`param_state_bytes`); torch DDP's bucket copies and
+    autocast's weight cache counted with the gradients and weights (`stack_extra_bytes`)."""
+    w, g, o = param_state_bytes(precision, opts)
+    pd, pe = dense, expert
     sw, sg, so = zero_shards(zero_stage, dp)
     ew, eg, eo = zero_shards(zero_stage, edp)
-    xw, xg = stack_extra_bytes(p, g, zero_stage, precision, opts)
+    xw, xg = stack_extra_bytes(pd + pe, g, zero_stage, precision, opts)
     return {
         "weights": pd * w / sw + pe * w / ew + xw,
         "gradients": pd * g / sg + pe * g / eg + xg,
