@@ -76,3 +76,24 @@ def test_accuracy_memory_prints_every_row_as_json():
     assert len(doc["rows"]) == len(memory_rows())
     assert set(doc["summary"]) >= {"model states", "bytes per parameter", "activations"}
     assert all("error" in row and row["source"] for row in doc["rows"])
+
+
+@pytest.mark.parametrize("stack", ["deepspeed-2021", "megatron-2021", "torch-ddp-amp"])
+def test_both_engines_hold_the_same_stack_aware_memory(stack):
+    from analysis.predict import analytic_arrays
+    from hwprofiles.catalogue import load_profile
+    from simulator.des.run import simulate_step
+    from simulator.models_catalogue import load_model
+    from simulator.parallel import ParallelConfig, Workload
+    from validation.mapping import stack_options
+
+    opts = stack_options() if stack == "torch-ddp-amp" else load_stack(stack).options()
+    prec = "bf16" if "amp" in stack else "fp16"
+    par = ParallelConfig(global_batch_size=8, precision=prec).resolve(4)
+    w = Workload(load_model("gpt3-1.3b"), par, 1024)
+    hw = load_profile("a100-80gb")
+    cf = analytic_arrays(w, hw, opts)
+    des = simulate_step(w, hw, opts, contention=False)
+    assert float(des.arrays["memory/gradients"]) == pytest.approx(float(cf["memory/gradients"]))
+    assert float(des.arrays["memory/weights"]) == pytest.approx(float(cf["memory/weights"]))
+    assert float(des.arrays["memory/optimizer"]) == pytest.approx(float(cf["memory/optimizer"]))
