@@ -54,6 +54,15 @@ class Options:
     Megatron-LM's fp16 optimizer (Megatron Core docs, "Distributed Optimizer": fp16 params and
     grads 20 bytes per parameter, 4 + 16/d with the distributed optimizer). DeepSpeed ZeRO
     counts none (ZeRO paper, Sec. 3.1: 2 + 2 + 12 bytes)."""
+    fp8_weight_cache: bool = True
+    """Quantised training (fp8, mxfp8, nvfp4) keeps each weight's quantised copies from the
+    first micro-batch of a step to the last instead of casting it again: Transformer Engine's
+    `is_first_microbatch` ("during FP8 training, it allows caching of the FP8 versions of the
+    weights"; TE PyTorch API, `Linear.forward`), which Megatron-Core sets per step. Two copies
+    per weight (the value and its transpose for Hopper's per-tensor fp8, the row- and
+    column-wise blocks for MXFP8/NVFP4; `Precision.quant_bytes` each), ZeRO-0..2 only
+    (`costmodel.memory.stack_extra_bytes`). torchao's Float8Linear (torchtitan) casts the
+    weight in every forward and keeps none."""
     zero3_copies: bool = False
     """torch FSDP2 (`fully_shard`) copies each unit's local shard into the all-gather buffer and
     the gathered buffer out into the parameters, and the gradients into the reduce-scatter

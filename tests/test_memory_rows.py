@@ -53,6 +53,11 @@ def _per_param(stack: str | Options, precision: str, zero: int, dp: int) -> floa
         # Megatron-LM 2021 fp16 optimizer: fp16 buffer + fp32 grad copy: 4 + 16/d
         ("megatron-2021", "fp16", 1, 4 + 16 / 8),
         ("megatron-2021", "fp16", 0, 20),
+        # Transformer Engine caches two fp8 copies of each weight across micro-batches
+        ("megatron-core-2024", "fp8", 1, 6 + 12 / 8 + 2 * 1.0),
+        ("megatron-core-2024", "mxfp8", 0, 18 + 2 * (1 + 1 / 32)),
+        ("megatron-core-2024", "fp8", 3, 18 / 8),  # ZeRO-3 gathers per unit: no cache
+        ("torchtitan-2025", "fp8", 1, 6 + 12 / 8),  # torchao casts every forward
     ],
 )
 def test_states_per_parameter_follow_the_stack(stack, precision, zero, expected):

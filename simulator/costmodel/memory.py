@@ -68,6 +68,9 @@ def stack_extra_bytes(
     - torch autocast's weight cache (`Options.amp_casts`): the 16-bit copy of every fp32
       weight cast for a GEMM is cached for the forward and saved for the backward (PyTorch
       docs, `torch.autocast`, cache_enabled default True): 2 bytes per parameter.
+    - Transformer Engine's quantised weight cache (`Options.fp8_weight_cache`): two quantised
+      copies of every weight, `Precision.quant_bytes` each (embedding and output layer
+      counted too, an upper bound: Megatron keeps them in bf16; a few % of a large model).
     """
     zero = 0.0 * params  # the shape of params
     if opts is None:
@@ -75,8 +78,11 @@ def stack_extra_bytes(
     buckets = (
         np.where(zero_stage == 0, params * grad_bytes, 0.0) if opts.grad_bucket_copies else zero
     )
-    amp = opts.amp_casts and PRECISIONS[precision].autocast
+    prec = PRECISIONS[precision]
+    amp = opts.amp_casts and prec.autocast
     cache = np.where(zero_stage < 3, params * 2.0, 0.0) if amp else zero
+    if opts.fp8_weight_cache and prec.quantised:
+        cache = cache + np.where(zero_stage < 3, params * 2.0 * prec.quant_bytes, 0.0)
     return cache, buckets
 
 
