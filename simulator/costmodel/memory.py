@@ -116,11 +116,19 @@ def state_bytes(
     """Weights, gradients and optimizer states per device, sharded by the ZeRO stage: dense
     parameters over dp, routed-expert parameters over the expert data-parallel group
     (tp cp dp / (ep etp) ranks, Megatron-Core's distributed optimizer does the same)."""
-    w, g, o = param_state_bytes(precision)
     p = params_per_device(model, tp, pp, split, ep, etp)
     pe = expert_params_per_device(model, tp, pp, split, ep, etp)
-    pd = p - pe
     edp = np.maximum(1, tp * cp * dp / (ep * (1 if etp is None else etp)))
+    return sharded_state_bytes(p - pe, pe, precision, zero_stage, dp, edp)
+
+
+def sharded_state_bytes(
+    dense: Num, expert: Num, precision: str, zero_stage: Num, dp: Num, edp: Num
+) -> dict[str, Num]:
+    """Weights, gradients and optimizer states of `dense` parameters sharded over `dp` ranks
+    and `expert` (routed-expert) parameters over `edp` ranks by the ZeRO stage."""
+    w, g, o = param_state_bytes(precision)
+    pd, pe = dense, expert
     sw, sg, so = zero_shards(zero_stage, dp)
     ew, eg, eo = zero_shards(zero_stage, edp)
     return {
