@@ -28,20 +28,21 @@ from typing import Any
 
 import numpy as np
 
-from analysis.closed_form import _bucketed, _stage_times
+from analysis.closed_form import _stage_times, _sum_buckets
 from analysis.layouts import Layouts
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
 from simulator.costmodel.crosspool import PoolLink, cross_send_time
 from simulator.costmodel.framework import copies_time, copy_bytes, host_times
-from simulator.costmodel.moe import routed_factor
 from simulator.costmodel.network import group_collective_time, p2p_time
 from simulator.costmodel.timing import ACT_BYTES, copy_time
 from simulator.des.pools import check_stages
 from simulator.options import Options
-from simulator.parallel import BYTES_PER_PARAM, Workload
+from simulator.parallel import Workload
+from simulator.plan import rules
 from simulator.plan.layer import messages
 from simulator.plan.rules import beside
+from simulator.plan.step import StepPlan, activations, end_params, layer_unit_params, step_plan
 
 USABLE_MEMORY_FRACTION = 0.9
 """Share of device memory a stage may use (the planner's margin, `analysis.planner.search`)."""
@@ -80,35 +81,42 @@ def _times(w: Workload, stage_hw: Sequence[HardwareProfile], opts: Options) -> l
 
 def stage_params(w: Workload, stage: int, layers: int) -> float:
     """Dense parameters per device of `stage` holding `layers` layers (embedding on the first
-    stage, Megatron's copy of the output matrix on the last)."""
-    m, p = w.model, w.parallel
-    out = layers * (m.layer_params() - m.expert_layer_params()) / p.tp
-    if stage == 0:
-        out += m.embedding_params() / p.tp
-    if stage == p.pp - 1:
-        out += (m.vocab_size * m.hidden_size if p.pp > 1 else m.lm_head_params()) / p.tp
-    return out
+    stage, Megatron's copy of the output matrix on the last; `simulator.plan.step`)."""
+    p = w.parallel
+    emb, head = end_params(w.model, p.tp, p.pp)
+    out = layers * layer_unit_params(w.model, p.tp)
+    return out + (emb if stage == 0 else 0.0) + (head if stage == p.pp - 1 else 0.0)
+
+
+def stage_plan(w: Workload, opts: Options, stage: int, layers: int) -> StepPlan:
+    """The step plan (`simulator.plan.step`: DP buckets, sends, memory) of `stage`'s rank."""
+    p, m = w.parallel, w.model
+    e = ACT_BYTES[p.precision]
+    act = activations(m, p.micro_batch_size, w.seq_len, p.tp, p.cp, p.sequence_parallel,
+                      p.recompute, e, opts, p.ep, p.expert_tp)  # fmt: skip
+    logits = mem.logits_bytes(m, p.micro_batch_size, w.seq_len, p.tp, p.cp)
+    return step_plan(
+        m, p.precision, opts, tp=p.tp, cp=p.cp, dp=p.dp, pp=p.pp, vpp=p.vpp, zero=p.zero_stage,
+        dense=stage_params(w, stage, layers), expert=0.0, edp=p.expert_dp,
+        estride=p.expert_tp * p.ep, layers=layers, p2p_bytes=p2p_bytes(w),
+        act_per_layer=float(act), logits=float(logits),
+    )  # fmt: skip
 
 
 def stage_memory(w: Workload, opts: Options, stage: int, layers: int) -> float:
-    """Peak bytes per device of `stage` (states, activations in flight, logits)."""
-    p, m = w.parallel, w.model
-    wb, gb, ob = mem.param_state_bytes(p.precision)
-    sw, sg, so = mem.zero_shards(p.zero_stage, p.dp)
-    params = stage_params(w, stage, layers)
-    act = mem.activation_bytes_per_layer(
-        m, p.micro_batch_size, w.seq_len, p.tp, p.cp, p.sequence_parallel, p.recompute,
-        ACT_BYTES[p.precision], opts.attention, opts.dropout, p.expert_tp,
-        routed_factor(p.ep, opts.moe_capacity_factor, opts.moe_imbalance),
-    )  # fmt: skip
+    """Peak bytes per device of `stage`: its plan's states, one layer's activations times its
+    layers and its micro-batches in flight under 1F1B (``min(m, pp - stage)``), the logits on
+    the last stage."""
+    p = w.parallel
+    mm = stage_plan(w, opts, stage, layers).memory
     in_flight = min(p.num_microbatches, p.pp - stage)
-    logits = mem.logits_bytes(m, p.micro_batch_size, w.seq_len, p.tp, p.cp)
-    total = params * (wb / sw + gb / sg + ob / so) + _f(act) * layers * in_flight
-    return total + (_f(logits) if stage == p.pp - 1 else 0.0)
+    total = _f(mm.weights) + _f(mm.gradients) + _f(mm.optimizer)
+    total += _f(mm.activations) * layers * in_flight
+    return total + (_f(mm.logits) if stage == p.pp - 1 else 0.0)
 
 
 def send_time(w: Workload, a: HardwareProfile, b: HardwareProfile, uplink: PoolLink) -> float:
-    """One pipeline send between neighbour stages on pools `a` and `b`."""
+    """One pipeline send between neighbour stages on pools `a` and `b` (the plan's sends)."""
     p = w.parallel
     size = p2p_bytes(w)
     if a is b:
@@ -135,43 +143,34 @@ def stages_step(
         T.append(n * t["per_layer"] + ends)
         compute_mb.append(n * (t["fwd"] + t["bwd"] + t["rc"] + t["slow"]) + ends)
     busiest = int(np.argmax(T))
-    pipe = m * T[busiest] + sum(T) - T[busiest]
+    pipe = m * T[busiest] + _f(rules.bubble(sum(T), T[busiest], 1))
     sends = [send_time(w, stage_hw[b], stage_hw[b + 1], uplink) for b in range(pp - 1)]
-    p2p_exposed = 2 * sum(sends) + (0.0 if opts.overlap_p2p else 2 * m * max(sends, default=0))
-    # data parallel: each stage's gradients over its own pool's dp group
-    g_bytes, w_bytes, phi = opts.grad_reduce_bytes, BYTES_PER_PARAM[p.precision], 0.0
+    steady = 2 * m * max(sends, default=0.0)  # the plan's 2 vpp sends per micro-batch
+    p2p_exposed = 2 * sum(sends) + (0.0 if opts.overlap_p2p else steady)
+    # data parallel: each stage's plan, its gradients over its own pool's dp group
     phi = opts.comm_interference
-    bb = opts.bucket_size(p.dp)
-    stride = p.tp * p.cp
-    exposed, slows, tails, energy = [], [], [], []
+    exposed, slows, tails, energy, stages = [], [], [], [], []
     for s, (hw, t, n) in enumerate(zip(stage_hw, ts, split, strict=True)):
-        dense = stage_params(w, s, n)
-        kind = "all_reduce" if p.zero_stage == 0 else "reduce_scatter"
-        sync = _f(_bucketed(hw, kind, dense * g_bytes, bb, p.dp, stride)) if p.dp > 1 else 0.0
-        ag = _f(_bucketed(hw, "all_gather", dense * w_bytes, bb, p.dp, stride))
-        ag = ag if p.zero_stage in (1, 2) and p.dp > 1 else 0.0
-        if opts.overlap_grad_reduce and sync > 0:
-            g_exp, g_slow = beside(sync, n * (t["bwd"] + t["rc"]), phi)
-            bucket = opts.bucket_size(p.dp, g_bytes)
-            tail = _f(group_collective_time(hw, "all_reduce", min(bucket, dense * g_bytes),
-                                            p.dp, stride))  # fmt: skip
-            g_exp = min(_f(g_exp) + tail, sync)
-        else:
-            g_exp, g_slow = sync, 0.0
+        plan = stage_plan(w, opts, s, n)
+        sync = _f(_sum_buckets(hw, plan.grads))
+        win = rules.grad_window(n, t["bwd"] + t["rc"], pp, 1)
+        g0 = plan.grads[0]
+        tail = group_collective_time(hw, "all_reduce", g0.full(), p.dp, g0.stride)
+        g_exp, g_slow = rules.grad_exposed(sync, win, tail, phi, opts.overlap_grad_reduce, p.dp)
+        ag = _f(_sum_buckets(hw, plan.params))
         a_exp, a_slow = beside(ag, n * t["fwd"], phi) if opts.overlap_param_gather else (ag, 0.0)
         exposed.append(_f(g_exp) + _f(a_exp))
         slows.append((_f(g_slow), _f(a_slow)))
         acc = hw.accelerator
-        t_copy = _f(copies_time(acc, copy_bytes(dense, p.dp, p.zero_stage, m, w_bytes, g_bytes,
-                                                opts)))  # fmt: skip
+        dense = stage_params(w, s, n)
+        copies = copy_bytes(dense, p.dp, p.zero_stage, m, plan.w_bytes, plan.g_bytes, opts)
         t_host, t_hooks = host_times(acc, w.model, n, p.zero_stage, m, opts)
-        local = dense / mem.zero_shards(p.zero_stage, p.dp)[2]
-        t_opt = _f(copy_time(acc, local * opts.optimizer_bytes_per_param)) + _f(t_host)
-        tails.append(t_copy + _f(t_hooks) + t_opt)
+        t_opt = _f(copy_time(acc, plan.optimizer_params * opts.optimizer_bytes_per_param))
+        tails.append(_f(copies_time(acc, copies)) + _f(t_hooks) + t_opt + _f(t_host))
+    # the busiest stage's slowdowns count as compute, the others' gradient slowdowns join the
+    # drain (rule "drain", per stage)
     slow = sum(g for g, _ in slows) + slows[busiest][1]
-    dp_exposed = max(exposed)
-    step = pipe + p2p_exposed + slow + dp_exposed + max(tails)
-    stages = []
+    step = pipe + p2p_exposed + slow + max(exposed) + max(tails)
     for s, (hw, n) in enumerate(zip(stage_hw, split, strict=True)):
         busy = m * compute_mb[s]
         comm = m * n * (ts[s]["tp_exposed"] + ts[s]["cp_exposed"]) + exposed[s]
