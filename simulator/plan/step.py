@@ -279,8 +279,8 @@ def step_plan(
                            ("head", head, np.where(pp == 1, 1.0, 0.0)))
     )  # fmt: skip
     sends = PipelineSends(p2p_bytes, tp * cp * dp, 2 * vpp, 2 * (pp - 1), pp > 1, opts.overlap_p2p)
-    st = sharded_state_bytes(dense, expert, precision, zero, dp, edp)
-    wb, gb, _ = param_state_bytes(precision)
+    st = sharded_state_bytes(dense, expert, precision, zero, dp, edp, opts)
+    wb, gb, _ = param_state_bytes(precision)  # the gathered unit in the compute dtype
     z3_buf = np.where(zero == 3, 2 * model.layer_params() / tp * (wb + gb), 0.0)
     memory = StageMemory(
         st["weights"], st["gradients"], st["optimizer"], act_per_layer, logits, z3_buf
