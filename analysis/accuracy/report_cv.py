@@ -61,8 +61,12 @@ def components_markdown(comp: dict[str, Any]) -> list[str]:
         "they are compared with the catalogue's isolated-kernel model (before the sustained",
         "fraction a training step pays). Median absolute error per group: "
         + ", ".join(f"{g} {v:.1%}" for g, v in med.items())
-        + ". The GEMM rows are the catalogue's own defining maxima (in-sample by construction;",
-        "no shape-resolved GEMM data yet, so no wave-quantisation check). Collectives: across",
+        + ". GEMM: the `gemm-max` rows are the catalogue's own defining maxima (in-sample by",
+        "construction); the `gemm` rows are shape-resolved published measurements (DeepGEMM's",
+        "FP8 table on H800 = H100 SXM compute) that set no constant: llmcap prices each from",
+        "its (M, N, K) with tile and wave quantisation on the device's SMs, split-K for few",
+        "tiles, the operand roofline and the output write (`simulator/costmodel/gemm_shape.py`,",
+        "`hwprofiles/data/gemm_tiles.toml`). Collectives: across",
         "nodes llmcap prices NCCL's own algorithm and protocol pick (`simulator/costmodel/",
         "nccl.py`, from NCCL's tuning.cc); inside a node it keeps the link's alpha-beta, which",
         "under-prices small messages (the rows include the benchmark's host overhead) and has no",
