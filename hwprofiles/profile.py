@@ -296,6 +296,12 @@ class HardwareProfile:
     ranks, the allocator, the framework's dispatch time, the collective library), measured by
     calibration (`hwprofiles.host`); None: a datasheet profile, nothing of the host priced."""
 
+    @property
+    def collective_backend(self) -> str:
+        """The ranks' collective library: the host's where calibrated, else NCCL (the library a
+        datasheet GPU cluster runs)."""
+        return "nccl" if self.host is None else self.host.collective_backend
+
     def collective_as_run(self, collective: str) -> str:
         """The collective the ranks' library really runs for `collective` (itself unless the
         host says otherwise)."""
