@@ -25,6 +25,8 @@ ends, and contention between different groups' collectives (the SimPy engine mod
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from analysis import closed_form_moe as moe_terms
@@ -33,7 +35,6 @@ from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
 from simulator.costmodel.collectives import bus_factor
 from simulator.costmodel.framework import copies_time, copy_bytes, host_times
-from simulator.costmodel.moe import routed_factor
 from simulator.costmodel.network import group_collective_time, p2p_time
 from simulator.costmodel.ops import embedding_ops
 from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
@@ -42,8 +43,10 @@ from simulator.model import ModelSpec
 from simulator.options import Options
 from simulator.parallel import BYTES_PER_PARAM
 from simulator.pipeline_split import split_arrays
+from simulator.plan import rules
 from simulator.plan.layer import kernel_order, layer_passes, messages, mlp_names
 from simulator.plan.rules import beside
+from simulator.plan.step import activations, step_plan
 
 GEMM_FWD_PLUS_BWD = 3.0
 """A GEMM's forward plus backward time over its forward time: the backward computes dX and dW,
@@ -212,73 +215,59 @@ def evaluate(
     # compute counts kernels slowed by the collectives beside them (`plan.rules.beside`)
     compute_mb = n_layers * (t["fwd"] + t["bwd"] + t["rc"] + t["slow"]) + ends
 
-    # pipeline: bubble and p2p (activations scattered over tp: Megatron scatter/gather)
-    t_p2p = np.where(L.pp > 1, p2p_time(hw, msg.p2p, L.tp * L.cp * L.dp), 0.0)
-    # 1F1B: step = (sum of the other stages' times) / vpp + m * t_busiest
-    bubble = np.maximum(0.0, total - last) / L.vpp
-    p2p_steady = 2 * L.vpp * m * t_p2p
-    p2p_exposed = 2 * (L.pp - 1) * t_p2p + (0.0 if opts.overlap_p2p else p2p_steady)
-
-    # data parallel and ZeRO
+    # the step plan of the busiest rank (`simulator.plan.step`): DP buckets, ZeRO-3 units,
+    # pipeline sends, memory; evaluated here, executed by the SimPy engine
     params = mem.params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
     p_exp = moe_terms.expert_params(model, L, stages)
-    dense = params - p_exp  # the dense parameters' gradients go over the dp group
-    w_bytes = BYTES_PER_PARAM[precision]
-    g_bytes = opts.grad_reduce_bytes
-    dp_stride = L.tp * L.cp
-    # in buckets, as the frameworks issue them (each pays its collective's latency; the
-    # SimPy engine queues the same buckets)
-    bb = opts.bucket_size(L.dp)
-    t_ar = _bucketed(hw, "all_reduce", dense * g_bytes, bb, L.dp, dp_stride)
-    t_rs = _bucketed(hw, "reduce_scatter", dense * g_bytes, bb, L.dp, dp_stride)
-    t_ag = _bucketed(hw, "all_gather", dense * w_bytes, bb, L.dp, dp_stride)
-    # the routed experts' gradients over their own group, on the same stream
-    e_sync, e_ag = moe_terms.expert_sync(hw, L, p_exp, g_bytes, w_bytes)
-    # the reduction overlaps the last micro-batch's backward; with interleaving each chunk's
-    # buckets start when that chunk's last backward ends: (1 + (vpp-1)*pp) chunk backwards
-    chunks = (1 + (L.vpp - 1) * L.pp) / L.vpp
-    bwd_window = n_layers * (t["bwd"] + t["rc"]) * chunks
-    fwd_window = n_layers * t["fwd"]
-    bucket = opts.bucket_size(L.dp, g_bytes)
-    tail = group_collective_time(
-        hw, "all_reduce", np.minimum(bucket, dense * g_bytes), L.dp, dp_stride
-    )
-    # ZeRO-0: all-reduce; ZeRO-1/2: reduce-scatter grads + all-gather params after the step
+    e = ACT_BYTES[precision]
+    act = activations(model, L.mb, s, L.tp, L.cp, L.sp, L.recompute, e, opts, L.ep, L.etp)
+    plan = step_plan(
+        model, precision, opts, tp=L.tp, cp=L.cp, dp=L.dp, pp=L.pp, vpp=L.vpp, zero=L.zero,
+        dense=params - p_exp, expert=p_exp, edp=moe_terms.expert_dp(L), estride=L.etp * L.ep,
+        layers=n_layers, p2p_bytes=msg.p2p, act_per_layer=act,
+        logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp),
+    )  # fmt: skip
+
+    # pipeline: bubble and p2p sends
+    sends = plan.sends
+    t_p2p = np.where(sends.where, p2p_time(hw, sends.nbytes, sends.stride), 0.0)
+    bubble = rules.bubble(total, last, L.vpp)
+    p2p_steady = sends.per_microbatch * m * t_p2p
+    p2p_exposed = sends.fill_drain * t_p2p + (0.0 if sends.overlapped else p2p_steady)
+
+    # data parallel (ZeRO-0/1/2): the gradient buckets beside the last backward, ZeRO-1/2's
+    # parameter gathers behind the first forward
     phi = opts.comm_interference
-    grad_sync = np.where(L.zero == 0, t_ar, t_rs) + e_sync
-    if opts.overlap_grad_reduce:
-        grad_exposed, grad_slow = beside(grad_sync, bwd_window, phi)
-        grad_exposed = np.minimum(grad_exposed + np.where(L.dp > 1, tail, 0.0), grad_sync)
-    else:
-        grad_exposed, grad_slow = grad_sync, 0.0
-    ag_after = np.where((L.zero == 1) | (L.zero == 2), t_ag, 0.0) + e_ag
+    grad_sync = _sum_buckets(hw, plan.grads)
+    grad_win = rules.grad_window(n_layers, t["bwd"] + t["rc"], L.pp, L.vpp)
+    tail = group_collective_time(hw, "all_reduce", plan.grads[0].full(), L.dp, plan.grads[0].stride)
+    grad_exp, grad_slow = rules.grad_exposed(
+        grad_sync, grad_win, tail, phi, opts.overlap_grad_reduce, L.dp
+    )
+    ag_after = _sum_buckets(hw, plan.params)
     if opts.overlap_param_gather:
-        ag_exposed, ag_slow = beside(ag_after, fwd_window, phi)
+        ag_exposed, ag_slow = beside(ag_after, n_layers * t["fwd"], phi)
     else:
         ag_exposed, ag_slow = ag_after, 0.0
-    dp_total = np.where(L.zero == 3, 0.0, grad_sync + ag_after)
-    dp_exposed = np.where(L.zero == 3, 0.0, grad_exposed + ag_exposed)
-    dp_slow = np.where(L.zero == 3, 0.0, grad_slow + ag_slow)
-    # ZeRO-3 / FSDP: per micro-batch and per wrapping unit (each layer, the embedding, the
-    # head: the SimPy engine's units) AG (fwd) + AG (bwd) + RS (bwd), prefetched behind
-    # compute; every unit's collective pays its own latency
-    z3_mb, first_gather = _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes)
-    if opts.overlap_param_gather:
-        z3_exposed_mb, z3_slow_mb = beside(z3_mb, compute_mb, phi)
-        z3_exposed_mb = z3_exposed_mb + first_gather
-    else:
-        z3_exposed_mb, z3_slow_mb = z3_mb, 0.0
-    z3_total = np.where(L.zero == 3, m * z3_mb, 0.0)
-    z3_exposed = np.where(L.zero == 3, m * np.minimum(z3_exposed_mb, z3_mb), 0.0)
-    z3_slow = np.where(L.zero == 3, m * z3_slow_mb, 0.0)
+    z3 = L.zero == 3
+    dp_total = np.where(z3, 0.0, grad_sync + ag_after)
+    dp_exposed = np.where(z3, 0.0, grad_exp + ag_exposed)
+    dp_slow = np.where(z3, 0.0, grad_slow + ag_slow)
+    # ZeRO-3 / FSDP: every unit's gathers and reduce-scatter, per micro-batch
+    z3_mb, first_gather = _zero3_per_microbatch(hw, plan.zero3)
+    z3_exposed_mb, z3_slow_mb = rules.zero3_exposed(
+        z3_mb, compute_mb, first_gather, phi, opts.overlap_param_gather
+    )
+    z3_total = np.where(z3, m * z3_mb, 0.0)
+    z3_exposed = np.where(z3, m * z3_exposed_mb, 0.0)
+    z3_slow = np.where(z3, m * z3_slow_mb, 0.0)
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
-    edp = moe_terms.expert_dp(L)
-    local = dense / mem.zero_shards(L.zero, L.dp)[2] + p_exp / mem.zero_shards(L.zero, edp)[2]
-    t_opt = copy_time(acc, local * opts.optimizer_bytes_per_param)
+    t_opt = copy_time(acc, plan.optimizer_params * opts.optimizer_bytes_per_param)
 
     # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2), and
     # its host time per parameter tensor (in the optimizer) and per FSDP2 unit (hooks)
+    w_bytes, g_bytes = plan.w_bytes, plan.g_bytes
     t_copies = copies_time(acc, copy_bytes(params, L.dp, L.zero, m, w_bytes, g_bytes, opts))
     t_host_opt, t_hooks = host_times(acc, model, n_layers, L.zero, m, opts)
     t_opt = t_opt + t_host_opt
@@ -286,7 +275,7 @@ def evaluate(
     compute = m * compute_mb + dp_slow + z3_slow
     # the drain walks through every stage's last backward, each slowed by its own stage's
     # gradient reduction beside it: the other stages' slowdowns lengthen the bubble
-    bubble = bubble + (L.pp - 1) * np.where(L.zero == 3, 0.0, grad_slow)
+    bubble = bubble + rules.drain_slowdown(L.pp, np.where(z3, 0.0, grad_slow))
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]
     ep_exp = m * n_layers * t["ep_exposed"]
@@ -316,7 +305,7 @@ def evaluate(
         "compute_mb_s": compute_mb,
         "recompute_s": m * n_layers * t["rc"],
     }
-    out.update(_memory(model, s, L, precision, opts, m, stages))
+    out.update(_memory(plan.memory, L, m, stages))
     out.update(_energy(hw, out, m, n_layers, t))
     return {k: np.broadcast_to(np.asarray(v, dtype=float), L.tp.shape) for k, v in out.items()}
 
@@ -332,26 +321,17 @@ def _moe_keys(model, per_step, t, ep_exp):
     }
 
 
-def _zero3_per_microbatch(model, hw, L, n_layers, params, w_bytes, g_bytes):
-    """ZeRO-3 collective time per micro-batch, unit by unit, and the first unit's gather
-    (nothing hides it). Units as FSDP wraps them and the SimPy engine simulates them: every
-    layer, the first stage's embedding and, with pp = 1, the output head (a unit of its own,
-    empty if tied: it still pays the collectives' latency)."""
-    dp_stride = L.tp * L.cp
-    layer = model.layer_params() / L.tp
-    head = np.where(L.pp == 1, model.lm_head_params() / L.tp, 0.0)
-    emb = model.embedding_params() / L.tp + 0.0 * params
-
-    def unit(p):
-        ag = group_collective_time(hw, "all_gather", p * w_bytes, L.dp, dp_stride)
-        rs = group_collective_time(hw, "reduce_scatter", p * g_bytes, L.dp, dp_stride)
-        return 2 * ag + rs, ag
-
-    t_layer, _ = unit(layer)
-    t_emb, ag_emb = unit(emb)
-    t_head, _ = unit(head)
-    z3_mb = n_layers * t_layer + t_emb + np.where(L.pp == 1, t_head, 0.0)
-    return z3_mb, ag_emb
+def _zero3_per_microbatch(hw, units):
+    """ZeRO-3 seconds per micro-batch over the plan's units (two gathers and a reduce-scatter
+    each, every one paying its own latency), and the first unit's gather (nothing hides it)."""
+    total = first = 0.0
+    for u in units:
+        ag = group_collective_time(hw, "all_gather", u.gather, u.group, u.stride)
+        rs = group_collective_time(hw, "reduce_scatter", u.reduce, u.group, u.stride)
+        total = total + u.count * (2 * ag + rs)
+        if u.name == "embedding":
+            first = ag
+    return total, first
 
 
 def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
@@ -393,14 +373,22 @@ def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
     return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
 
 
-def _bucketed(hw, kind, total, bucket, dp, stride):
-    """Time of `total` bytes reduced (or gathered) in buckets of `bucket` bytes, one after the
-    other on the data-parallel stream: full buckets and one remainder."""
-    nb = np.maximum(1.0, np.ceil(total / bucket))
-    last = total - (nb - 1) * bucket
-    full = group_collective_time(hw, kind, np.minimum(bucket, total), dp, stride)
-    rest = group_collective_time(hw, kind, last, dp, stride)
-    return (nb - 1) * full + rest
+def _sum_buckets(hw, entries):
+    """Seconds of the plan's bucketed collectives, one after the other on the data-parallel
+    stream: full buckets and one remainder each, on the layouts that run them."""
+    total = 0.0
+    for b in entries:
+        args = (b.total, b.bucket, b.group, b.stride)
+        total = total + _where_needed(b.where, lambda *a, b=b: _bucketed(hw, b, *a), *args)
+    return total
+
+
+def _bucketed(hw, b, total, bucket, group, stride):
+    """(count - 1) full buckets and the remainder of entry `b` (its sizes on some layouts)."""
+    b = replace(b, total=total, bucket=bucket)
+    full = group_collective_time(hw, b.kind, b.full(), group, stride)
+    rest = group_collective_time(hw, b.kind, b.remainder(), group, stride)
+    return (b.count() - 1) * full + rest
 
 
 def _busiest_stage(split, per_layer, emb, head, pp):
@@ -418,30 +406,18 @@ def _busiest_stage(split, per_layer, emb, head, pp):
     return n, ends
 
 
-def _memory(model, s, L, precision, opts, m, split):
-    e = ACT_BYTES[precision]
-    st = mem.state_bytes(model, L.tp, L.pp, L.dp, L.zero, precision, split, L.ep, L.etp, L.cp)
-    act = np.zeros(L.tp.shape)
-    r = routed_factor(L.ep, opts.moe_capacity_factor, opts.moe_imbalance)
-    for code, name in enumerate(("none", "selective", "full")):
-        a = mem.activation_bytes_per_layer(
-            model, L.mb, s, L.tp, L.cp, L.sp, name, e, opts.attention, opts.dropout, L.etp, r
-        )
-        act = np.where(L.recompute == code, a, act)
-    # the busiest rank's layers, at the first rank's micro-batches in flight (an upper bound)
-    n_layers = split["max"]
+def _memory(plan, L, m, split):
+    """Memory per GPU from the plan's `StageMemory`: the busiest rank's layers' activations at
+    the first rank's micro-batches in flight (an upper bound)."""
     in_flight = mem.in_flight_microbatches(L.pp, L.vpp, m)
-    acts = act * n_layers * in_flight + mem.logits_bytes(model, L.mb, s, L.tp, L.cp)
-    # ZeRO-3 materialises one layer's full parameters (and gradients) while computing it
-    w, g, _ = mem.param_state_bytes(precision)
-    z3_buf = np.where(L.zero == 3, 2 * model.layer_params() / L.tp * (w + g), 0.0)
-    total = st["weights"] + st["gradients"] + st["optimizer"] + acts + z3_buf
+    acts = plan.activations * split["max"] * in_flight + plan.logits
+    total = plan.weights + plan.gradients + plan.optimizer + acts + plan.zero3_buffers
     return {
-        "memory/weights": st["weights"],
-        "memory/gradients": st["gradients"],
-        "memory/optimizer": st["optimizer"],
+        "memory/weights": plan.weights,
+        "memory/gradients": plan.gradients,
+        "memory/optimizer": plan.optimizer,
         "memory/activations": acts,
-        "memory/zero3_buffers": z3_buf,
+        "memory/zero3_buffers": plan.zero3_buffers,
         "memory_per_gpu_bytes": total,
     }
 

@@ -48,6 +48,12 @@ class Options:
     bucket before the all-reduce and back afterwards (torch/csrc/distributed/c10d/reducer.cpp,
     `mark_variable_ready_dense` and `finalize_bucket_dense`); Megatron's contiguous gradient
     buffer reduces in place and pays nothing. Priced as memory traffic (`costmodel.framework`)."""
+    optimizer_fp32_grads: bool = False
+    """With 16-bit gradients (`grad_reduce_bytes` 2), the optimizer keeps an fp32 copy of them
+    beside the fp32 master weights, 4 bytes per parameter sharded with the optimizer states:
+    Megatron-LM's fp16 optimizer (Megatron Core docs, "Distributed Optimizer": fp16 params and
+    grads 20 bytes per parameter, 4 + 16/d with the distributed optimizer). DeepSpeed ZeRO
+    counts none (ZeRO paper, Sec. 3.1: 2 + 2 + 12 bytes)."""
     zero3_copies: bool = False
     """torch FSDP2 (`fully_shard`) copies each unit's local shard into the all-gather buffer and
     the gathered buffer out into the parameters, and the gradients into the reduce-scatter

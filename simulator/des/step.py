@@ -21,19 +21,13 @@ synchronisation), each rank runs its optimizer step (memory-bound AdamW).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
 
 from simulator.costmodel.framework import copies_time, copy_bytes, host_times
-from simulator.costmodel.memory import (
-    activation_bytes_per_layer,
-    logits_bytes,
-    param_state_bytes,
-    zero_shards,
-)
-from simulator.costmodel.moe import routed_factor
+from simulator.costmodel.memory import logits_bytes
 from simulator.costmodel.timing import copy_time
 from simulator.des.collectives import Collective, for_group
 from simulator.des.device import Device
@@ -50,7 +44,8 @@ from simulator.des.work import (
     Zero3Gather,
     Zero3ReduceScatter,
 )
-from simulator.parallel import BYTES_PER_PARAM
+from simulator.pipeline_split import physical_stage_layers
+from simulator.plan.step import Buckets, StepPlan, activations, step_plan
 
 Gen = Generator[simpy.Event, Any, Any]
 _STREAMS = {"comm_tp": "tp", "comm_cp": "cp", "comm_ep": "ep"}
@@ -60,14 +55,31 @@ _STREAMS = {"comm_tp": "tp", "comm_cp": "cp", "comm_ep": "ep"}
 class Step:
     """One step of one pipeline replica: devices, their work and the events between them."""
 
-    def __init__(self, sim: Sim, builder: WorkBuilder, devices: list[Device]) -> None:
+    def __init__(
+        self,
+        sim: Sim,
+        builder: WorkBuilder,
+        devices: list[Device],
+        builders: list[WorkBuilder] | None = None,
+        cross: Callable[[int, int], Collective | None] | None = None,
+    ) -> None:
+        """`builders` (one per device, default `builder` for all) give each pipeline rank its
+        own hardware and cluster (stages on different pools, `simulator.des.pools`); `cross`
+        (device index, device index) -> the send collective between them when it crosses
+        pools (None: the usual route)."""
         self.sim, self.b, self.devices = sim, builder, devices
+        self.bs = builders if builders is not None else [builder] * len(devices)
+        self.cross = cross
         w, opts = builder.w, builder.opts
         self.p = w.parallel
         self.opts = opts
         self.m = self.p.num_microbatches
         self.V = self.p.pp * self.p.vpp
-        self.work: list[RankWork] = [builder.rank_work(d.rank, d.stage) for d in devices]
+        self.work: list[RankWork] = [
+            self.bs[i].rank_work(d.rank, d.stage) for i, d in enumerate(devices)
+        ]
+        # layers on each pipeline rank (the builders' split: uneven over pools allowed)
+        self.stage_layers = physical_stage_layers(builder.split, self.p.pp)
         self.arrive: dict[tuple[str, int, int], simpy.Event] = {}
         self.grad_ready: list[list[simpy.Event]] = []
         self.param_ready: list[dict[int, simpy.Event]] = [{} for _ in devices]
@@ -75,56 +87,57 @@ class Step:
         self.z3_events: dict[tuple[int, str, int, int], simpy.Event] = {}
         self.end_rows: list[int] = []
         """Each rank's last activity (its optimizer step, or the parameter gather after it)."""
-        wb, gb, ob = param_state_bytes(self.p.precision)
-        self.shards = zero_shards(self.p.zero_stage, self.p.dp)
-        sw, sg, so = self.shards
-        # the routed experts' states shard over their own (expert data-parallel) group
-        self.expert_shards = zero_shards(self.p.zero_stage, self.p.expert_dp)
-        ew, eg, eo = self.expert_shards
-        for dev, wk in zip(devices, self.work, strict=True):
-            pe = wk.expert_params
+        # the step plan of each rank (`simulator.plan.step`): DP buckets, ZeRO-3 units, sends,
+        # memory; this engine executes it, the closed form evaluates the same entries
+        p, model = self.p, w.model
+        act = activations(
+            model, p.micro_batch_size, w.seq_len, p.tp, p.cp, p.sequence_parallel, p.recompute,
+            builder.e, opts, p.ep, p.expert_tp,
+        )  # fmt: skip
+        logits = logits_bytes(model, p.micro_batch_size, w.seq_len, p.tp, p.cp)
+        self.plans: list[StepPlan] = [
+            step_plan(
+                model, p.precision, opts, tp=p.tp, cp=p.cp, dp=p.dp, pp=p.pp, vpp=p.vpp,
+                zero=p.zero_stage, dense=wk.params, expert=wk.expert_params, edp=p.expert_dp,
+                estride=p.expert_tp * p.ep, layers=self.stage_layers[d.stage],
+                p2p_bytes=float(builder.msg.p2p), act_per_layer=float(act),
+                logits=float(logits),
+            )
+            for d, wk in zip(devices, self.work, strict=True)
+        ]  # fmt: skip
+        for dev, pl in zip(devices, self.plans, strict=True):
+            mem = pl.memory
             dev.memory.static = {
-                "weights": wk.params * wb / sw + pe * wb / ew,
-                "gradients": wk.params * gb / sg + pe * gb / eg,
-                "optimizer": wk.params * ob / so + pe * ob / eo,
+                "weights": mem.weights,
+                "gradients": mem.gradients,
+                "optimizer": mem.optimizer,
             }
         # bytes per element moved: compute-dtype weights, gradients as the options say
-        self.w_bytes, self.g_bytes = BYTES_PER_PARAM[self.p.precision], opts.grad_reduce_bytes
-        act = activation_bytes_per_layer(
-            w.model,
-            self.p.micro_batch_size,
-            w.seq_len,
-            self.p.tp,
-            self.p.cp,
-            self.p.sequence_parallel,
-            self.p.recompute,
-            builder.e,
-            opts.attention,
-            opts.dropout,
-            self.p.expert_tp,
-            routed_factor(self.p.ep, opts.moe_capacity_factor, opts.moe_imbalance),
-        )
-        self.layer_act = float(act)
-        self.logits = float(
-            logits_bytes(w.model, self.p.micro_batch_size, w.seq_len, self.p.tp, self.p.cp)
-        )
+        self.w_bytes, self.g_bytes = self.plans[0].w_bytes, self.plans[0].g_bytes
         self._colls: dict[tuple[int, str, float], Collective] = {}
         self._declare_users()
 
     def _declare_users(self) -> None:
         """Tell the cluster which streams send on which routes (see `Cluster.private`)."""
-        cl, p = self.b.cluster, self.p
-        for d in self.devices:
+        p = self.p
+        for i, d in enumerate(self.devices):
+            cl = self.bs[i].cluster
             if p.dp > 1:
                 streams = ("zero3 gather", "zero3 reduce") if p.zero_stage == 3 else ("dp",)
                 for st in streams:
                     cl.group_route(d.rank, "dp", (d.rank, st))
         for v in range(self.V - 1):
-            a, b = self.devices[v % p.pp].rank, self.devices[(v + 1) % p.pp].rank
+            i, j = v % p.pp, (v + 1) % p.pp
+            a, b = self.devices[i].rank, self.devices[j].rank
             # sends are asynchronous: two of them may overlap, so never "private"
             for n in (0, 1):
-                cl.p2p_route(a, b, ("pp send", a, b, n))
-                cl.p2p_route(b, a, ("pp send", b, a, n))
+                for src, dst, x, y in ((i, j, a, b), (j, i, b, a)):
+                    cross = self.cross(src, dst) if self.cross is not None else None
+                    if cross is not None:
+                        for ph in cross.phases:
+                            self.bs[src].cluster.use(ph.route, ("pp send", x, y, n))
+                    else:
+                        self.bs[src].cluster.p2p_route(x, y, ("pp send", x, y, n))
 
     # ---- set-up ----------------------------------------------------------------------------
     def start(self) -> simpy.Event:
@@ -145,71 +158,59 @@ class Step:
     def _dp_coll(self, i: int, kind: str, size: float, stream: str = "dp") -> Collective:
         key = (i, kind, size)
         if key not in self._colls:
-            dev, pl = self.devices[i], self.b.cluster.placement
-            route = self.b.cluster.group_route(dev.rank, "dp", (dev.rank, stream))
-            self._colls[key] = for_group(self.b.hw, kind, size, self.p.dp, pl.stride("dp"), route)
+            dev, b = self.devices[i], self.bs[i]
+            pl = b.cluster.placement
+            route = b.cluster.group_route(dev.rank, "dp", (dev.rank, stream))
+            self._colls[key] = for_group(b.hw, kind, size, self.p.dp, pl.stride("dp"), route)
         return self._colls[key]
 
-    def _buckets(self, sizes: list[float], from_end: bool) -> list[tuple[float, int]]:
-        """(bytes, index of the piece holding the bucket's last byte) per bucket, in order."""
-        total = sum(sizes)
-        bb = self.opts.bucket_size(self.p.dp)
-        if total <= 0:
-            return []
-        n = int(-(-total // bb))
-        if from_end:
-            bounds = [max(0.0, total - (n - 1 - j) * bb) for j in range(n)]
-        else:
-            bounds = [min(total, (j + 1) * bb) for j in range(n)]
-        out, cum, piece, lo = [], 0.0, 0, 0.0
-        for hi in bounds:
-            while piece < len(sizes) - 1 and cum + sizes[piece] < hi * (1 - 1e-12):
-                cum += sizes[piece]
-                piece += 1
-            if hi > lo:
-                out.append((hi - lo, piece))
-            lo = hi
-        return out
-
     def _grad_sync(self, i: int, proc: simpy.Event) -> simpy.Event:
-        """Queue rank i's gradient buckets on its DP stream; returns the last one's event."""
+        """Queue rank i's gradient buckets (the plan's `grads`) on its DP stream; returns the
+        last one's event."""
         dev = self.devices[i]
-        kind = "all_reduce" if self.p.zero_stage == 0 else "reduce_scatter"
-        sizes = [x * self.g_bytes for x in self.work[i].grad_pieces]
         done: simpy.Event = proc
-        expert = self._expert_coll(i, kind, self.work[i].expert_params * self.g_bytes)
-        if expert is not None:
+        ready = self.grad_ready[i]
+        overlap = self.opts.overlap_grad_reduce
+        expert = _active(self.plans[i].grads, "expert grad")
+        coll = None if expert is None else self._expert_coll(i, expert.kind, expert.total)
+        if coll is not None:
             # the routed experts' gradients over their own group, first on the stream: they
             # are final from the last backward's first layer on
-            first = self.grad_ready[i][0 if self.opts.overlap_grad_reduce else -1]
-            job = Job(expert, f"expert {kind}", "comm_dp", ready=first)
+            job = Job(coll, f"expert {expert.kind}", "comm_dp", ready=ready[0 if overlap else -1])
             done = dev.stream("dp").submit(job)
-        for k, (nbytes, piece) in enumerate(self._buckets(sizes, from_end=True)):
+        grads = _active(self.plans[i].grads, "grad")
+        if grads is None:
+            return self.sim.env.all_of([proc, done])
+        sizes = [x * self.g_bytes for x in self.work[i].grad_pieces]
+        for k, (nbytes, piece) in enumerate(grads.split(sizes, from_end=True)):
             job = Job(
-                self._dp_coll(i, kind, nbytes),
-                f"dp {kind} {k}",
+                self._dp_coll(i, grads.kind, nbytes),
+                f"dp {grads.kind} {k}",
                 "comm_dp",
                 # without overlap every bucket waits for the whole backward
-                ready=self.grad_ready[i][piece if self.opts.overlap_grad_reduce else -1],
+                ready=ready[piece if overlap else -1],
             )
             done = dev.stream("dp").submit(job)
         return self.sim.env.all_of([proc, done])
 
     def _param_gather(self, i: int, issued: int = -1) -> simpy.Event:
-        """ZeRO-1/2: gather the updated parameters in forward order (overlapped: at the step's
-        start, behind the first forward; otherwise after the optimizer). Returns the last."""
+        """ZeRO-1/2: gather the updated parameters (the plan's `params`) in forward order
+        (overlapped: at the step's start, behind the first forward; otherwise after the
+        optimizer). Returns the last."""
         dev = self.devices[i]
-        sizes = [x * self.w_bytes for x in self.work[i].units]
         ev = dev.stream("dp").tail
-        for k, (nbytes, unit) in enumerate(self._buckets(sizes, from_end=False)):
+        dense = _active(self.plans[i].params, "param")
+        sizes = [x * self.w_bytes for x in self.work[i].units]
+        for k, (nbytes, unit) in enumerate(dense.split(sizes, from_end=False) if dense else []):
             coll = self._dp_coll(i, "all_gather", nbytes)
             job = Job(coll, f"dp param all_gather {k}", "comm_dp", issued=issued)
             ev = dev.stream("dp").submit(job)
             for u in range(unit + 1):
                 self.param_ready[i].setdefault(u, ev)
-        expert = self._expert_coll(i, "all_gather", self.work[i].expert_params * self.w_bytes)
-        if expert is not None:
-            job = Job(expert, "expert param all_gather", "comm_dp", issued=issued)
+        expert = _active(self.plans[i].params, "expert param")
+        coll = None if expert is None else self._expert_coll(i, "all_gather", expert.total)
+        if coll is not None:
+            job = Job(coll, "expert param all_gather", "comm_dp", issued=issued)
             ev = dev.stream("dp").submit(job)
         return ev
 
@@ -220,8 +221,9 @@ class Step:
             return None
         rank = self.devices[i].rank
         stride = p.expert_tp * p.ep
-        route = self.b.cluster.strided_route(rank, p.expert_dp, stride, (rank, "dp"))
-        return for_group(self.b.hw, kind, size, p.expert_dp, stride, route)
+        b = self.bs[i]
+        route = b.cluster.strided_route(rank, p.expert_dp, stride, (rank, "dp"))
+        return for_group(b.hw, kind, size, p.expert_dp, stride, route)
 
     # ---- the pipeline --------------------------------------------------------------------------
     def _event(self, key: tuple[str, int, int]) -> simpy.Event:
@@ -322,7 +324,7 @@ class Step:
                         cursor = rec.later(cursor, ev.value)
             elif isinstance(ins, Zero3Gather):
                 ev = self._z3_gather(i, kind, mb, ins.unit, cursor)
-                if ins.prefetch >= 0 and self.opts.overlap_param_gather:
+                if ins.prefetch >= 0 and self.plans[i].zero3[0].prefetch > 0:
                     self._z3_gather(i, kind, mb, ins.prefetch, cursor)
                 if not ev.processed:
                     yield ev
@@ -333,20 +335,21 @@ class Step:
                 gathered = ins.unit
             elif isinstance(ins, Zero3ReduceScatter):
                 ev = self._z3_reduce(i, mb, ins.unit, cursor)
-                if not self.opts.overlap_param_gather:  # no overlap: wait for it
+                if self.plans[i].zero3[0].prefetch == 0:  # no overlap: wait for it
                     yield ev
                     cursor = rec.later(cursor, ev.value)
         if gathered >= 0:
             dev.memory.free("zero3_buffers", self.work[i].units[gathered] * self.w_bytes)
         dev.last = cursor
         last_v = v == self.V - 1
+        mem = self.plans[i].memory
         if fwd:
-            dev.memory.alloc("activations", self.layer_act * self.b.split[v])
+            dev.memory.alloc("activations", mem.activations * self.b.split[v])
             if last_v:
-                dev.memory.alloc("activations", self.logits)
+                dev.memory.alloc("activations", mem.logits)
         else:
-            chunk_act = self.layer_act * self.b.split[v]
-            dev.memory.free("activations", chunk_act + (self.logits if last_v else 0.0))
+            chunk_act = mem.activations * self.b.split[v]
+            dev.memory.free("activations", chunk_act + (mem.logits if last_v else 0.0))
         if fwd and v < self.V - 1:
             yield from self._send(i, ("F", v + 1, mb), cursor)
         elif not fwd and v > 0:
@@ -359,16 +362,20 @@ class Step:
         dev.comm(-1)
 
     def _send(self, i: int, key: tuple[str, int, int], cursor: int) -> Gen:
-        dst = self.devices[key[1] % self.p.pp]
-        route = self.b.cluster.p2p_route(self.devices[i].rank, dst.rank)
-        coll = for_group(
-            self.b.hw,
-            "send_recv",
-            float(self.b.msg.p2p),
-            2,
-            abs(dst.rank - self.devices[i].rank),
-            route,
-        )
+        j = key[1] % self.p.pp
+        dst = self.devices[j]
+        coll = self.cross(i, j) if self.cross is not None else None
+        if coll is None:
+            b = self.bs[i]
+            route = b.cluster.p2p_route(self.devices[i].rank, dst.rank)
+            coll = for_group(
+                b.hw,
+                "send_recv",
+                float(self.plans[i].sends.nbytes),
+                2,
+                abs(dst.rank - self.devices[i].rank),
+                route,
+            )
         proc = self._transfer(i, key, coll, cursor)
         if self.opts.overlap_p2p:
             self.sim.env.process(proc)
@@ -439,7 +446,7 @@ class Step:
         yield env.all_of(procs)
 
     def _optimizer(self, i: int, pred: int) -> Gen:
-        dev, acc = self.devices[i], self.b.hw.accelerator
+        dev, acc = self.devices[i], self.bs[i].hw.accelerator
         p = self.p
         wk = self.work[i]
         shape = (wk.params + wk.expert_params, p.dp, p.zero_stage, self.m, self.w_bytes,
@@ -447,11 +454,11 @@ class Step:
         t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts)))
         if t_copies > 0:  # the framework's buffer copies (costmodel.framework)
             pred = yield from self._kernel(dev, t_copies, "buffer copies", "copies", pred)
-        n_layers = self.b.w.stage_layer_counts[dev.stage]
+        n_layers = self.stage_layers[dev.stage]
         t_host, t_hooks = host_times(acc, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts)
         if float(t_hooks) > 0:  # FSDP2's hooks, host time per unit (costmodel.framework)
             pred = yield from self._kernel(dev, float(t_hooks), "framework hooks", "hooks", pred)
-        local = wk.params / self.shards[2] + wk.expert_params / self.expert_shards[2]
+        local = self.plans[i].optimizer_params  # the rank's ZeRO shard
         t = float(copy_time(acc, local * self.opts.optimizer_bytes_per_param)) + float(t_host)
         row = yield from self._kernel(dev, t, "optimizer step", "optimizer", pred)
         if self.p.zero_stage in (1, 2) and self.p.dp > 1 and not self.opts.overlap_param_gather:
@@ -475,3 +482,11 @@ class Step:
             end=env.now,
             pred=pred,
         )
+
+
+def _active(entries: tuple[Buckets, ...], name: str) -> Buckets | None:
+    """The plan's entry called `name` that this layout runs, or None."""
+    for b in entries:
+        if b.name == name and bool(b.where):
+            return b
+    return None

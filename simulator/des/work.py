@@ -32,6 +32,8 @@ from simulator.plan.layer import (
     mlp_names,
     tp_collectives,
 )
+from simulator.plan.step import end_params as plan_end_params
+from simulator.plan.step import layer_unit_params
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +121,10 @@ def op_params(w: Workload) -> dict[str, float]:
 
 
 def end_params(w: Workload) -> tuple[float, float]:
-    """(first-stage extra, last-stage extra) parameters per TP rank beyond the layers.
-
-    The first stage holds the embedding (as the cost model's `params_per_device` counts it);
-    with pp > 1 the last stage holds its own copy of the
-    output matrix, V*h/tp (Megatron); with pp = 1 the untied output matrix is the "head".
-    """
-    m, p = w.model, w.parallel
-    head = (m.vocab_size * m.hidden_size if p.pp > 1 else m.lm_head_params()) / p.tp
-    return m.embedding_params() / p.tp, head
+    """(first-stage extra, last-stage extra) parameters per TP rank beyond the layers, as the
+    step plan counts them (`simulator.plan.step.end_params`)."""
+    emb, head = plan_end_params(w.model, w.parallel.tp, w.parallel.pp)
+    return float(emb), float(head)
 
 
 @dataclass
@@ -300,8 +297,7 @@ class WorkBuilder:
                 work.units.append(emb_p)
             for layer in range(first, first + self.split[v]):
                 unit_of[(c, f"L{layer}")] = len(work.units)
-                m = self.w.model
-                work.units.append((m.layer_params() - m.expert_layer_params()) / p.tp)
+                work.units.append(float(layer_unit_params(self.w.model, p.tp)))
             if v == V - 1:
                 unit_of[(c, "head")] = len(work.units)
                 work.units.append(head_p)

@@ -1,4 +1,4 @@
-"""Overlap rules, ZeRO sharding, and the closed form's named approximations of the schedule.
+"""Overlap rules and the closed form's named approximations of the schedule.
 
 The SimPy engine executes the overlap (a collective beside a kernel slows that kernel by
 `Options.comm_interference` while both run, `simulator.des.device`); the closed form prices
@@ -24,3 +24,52 @@ def beside(comm: Num, window: Num, phi: float) -> tuple[Num, Num]:
     """
     slowed = np.minimum(window + phi * comm, window / max(1.0 - phi, 1e-9))
     return np.maximum(0.0, comm - slowed), slowed - window
+
+
+# ---- the closed form's named approximations of the schedule the SimPy engine executes -------
+
+
+def grad_window(layers: Num, bwd_per_layer: Num, pp: Num, vpp: Num) -> Num:
+    """Rule "gradient window": the compute the data-parallel gradient reduction may overlap.
+
+    The engine issues each bucket as soon as the last micro-batch's backward has produced it;
+    the closed form takes the stage's last backward as one window (`layers` x one layer's
+    backward and recompute). With interleaving each chunk's buckets start when that chunk's
+    last backward ends: ``(1 + (vpp - 1) pp) / vpp`` chunk backwards."""
+    return layers * bwd_per_layer * ((1 + (vpp - 1) * pp) / vpp)
+
+
+def grad_exposed(sync: Num, window: Num, tail: Num, phi: float, overlapped: bool, dp: Num):
+    """Rule "last bucket": (exposed, compute slowdown) of a gradient reduction of `sync`
+    seconds. Overlapped: `beside` the whole reduction against the window, plus the last
+    bucket (`tail`, issued when the backward ends, nothing left to hide it), at most `sync`.
+    Not overlapped: all of it after the backward."""
+    if not overlapped:
+        return sync, 0.0
+    exposed, slow = beside(sync, window, phi)
+    return np.minimum(exposed + np.where(dp > 1, tail, 0.0), sync), slow
+
+
+def zero3_exposed(per_mb: Num, compute_mb: Num, first: Num, phi: float, overlapped: bool):
+    """Rule "one ZeRO-3 window": (exposed, compute slowdown) per micro-batch of the ZeRO-3
+    gathers and reduce-scatters (`per_mb` seconds). Prefetched: `beside` the micro-batch's
+    compute as one window, plus the first unit's gather (nothing before it to hide it), at
+    most `per_mb`; the engine overlaps unit by unit. Not prefetched: all of it."""
+    if not overlapped:
+        return per_mb, 0.0
+    exposed, slow = beside(per_mb, compute_mb, phi)
+    return np.minimum(exposed + first, per_mb), slow
+
+
+def drain_slowdown(pp: Num, grad_slow: Num) -> Num:
+    """Rule "drain": every stage's last backward runs beside its own stage's gradient
+    reduction and the pipeline's drain walks through all of them, so (pp - 1) x one stage's
+    slowdown joins the bubble (the heaviest stage's own counts as compute)."""
+    return (pp - 1) * grad_slow
+
+
+def bubble(total: Num, busiest: Num, vpp: Num) -> Num:
+    """Rule "1F1B bubble": (sum of the other stages' micro-batch times) / vpp, the 1F1B step
+    ``sum_{i != busiest} t_i + m t_busiest`` (Narayanan et al. 2021, Sec. 2.2), interleaving
+    dividing the fill and drain by vpp."""
+    return np.maximum(0.0, total - busiest) / vpp

@@ -1,0 +1,74 @@
+"""The step-level plan (`simulator.plan.step`): one plan describes many layouts at once, and its
+bucket arithmetic is what both engines use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator.models_catalogue import load_model
+from simulator.options import Options
+from simulator.plan.step import Buckets, step_plan
+
+MODEL = load_model("llama-2-7b")
+
+
+def _plan(**k):
+    base = dict(
+        tp=2, cp=1, dp=8, pp=2, vpp=1, zero=1, dense=3e9, expert=0.0, edp=1, estride=2,
+        layers=16, p2p_bytes=1e7, act_per_layer=1e8, logits=1e8,
+    )  # fmt: skip
+    base.update(k)
+    return step_plan(MODEL, "bf16", Options(), **base)
+
+
+def _at(x, j):
+    return np.broadcast_to(x, (3,))[j]
+
+
+def test_array_plan_equals_one_plan_per_layout():
+    """Array-valued sizes: the plan of three layouts is the three layouts' plans."""
+    tp, dp, zero = np.array([1, 2, 4]), np.array([16, 8, 4]), np.array([0, 1, 3])
+    dense = np.array([6e9, 3e9, 1.5e9])
+    many = _plan(tp=tp, dp=dp, zero=zero, dense=dense)
+    for j in range(3):
+        one = _plan(tp=int(tp[j]), dp=int(dp[j]), zero=int(zero[j]), dense=float(dense[j]))
+        for a, b in zip(many.grads + many.params, one.grads + one.params, strict=True):
+            assert bool(_at(a.where, j)) == bool(b.where)
+            assert _at(a.count(), j) == pytest.approx(b.count())
+            assert _at(a.remainder(), j) == pytest.approx(b.remainder())
+        for a, b in zip(many.zero3, one.zero3, strict=True):
+            assert _at(a.gather, j) == pytest.approx(b.gather)
+        assert many.memory.optimizer[j] == pytest.approx(one.memory.optimizer)
+        assert many.optimizer_params[j] == pytest.approx(one.optimizer_params)
+
+
+def test_one_gradient_collective_per_zero_stage():
+    """ZeRO-0 all-reduces, ZeRO-1/2 reduce-scatter and gather, ZeRO-3 uses units instead."""
+    kinds = {
+        z: [b.kind for b in _plan(zero=z).grads + _plan(zero=z).params if b.where] for z in range(4)
+    }
+    assert kinds == {
+        0: ["all_reduce"],
+        1: ["reduce_scatter", "all_gather"],
+        2: ["reduce_scatter", "all_gather"],
+        3: [],
+    }
+    assert _plan(zero=3).memory.zero3_buffers > 0 == _plan(zero=1).memory.zero3_buffers
+
+
+def test_bucket_split_matches_count_and_remainder():
+    b = Buckets("grad", "all_reduce", 10.5, 4.0, 8, 1, True, "backward", True)
+    pieces = [1.0, 2.0, 3.0, 0.5, 4.0]
+    out = b.split(pieces, from_end=True)
+    assert len(out) == b.count() == 3
+    assert sum(x for x, _ in out) == pytest.approx(b.total)
+    assert out[0][0] == pytest.approx(b.remainder()) and out[-1][0] == b.full() == 4.0
+    assert [p for _, p in out] == [1, 3, 4]  # the piece holding each bucket's last byte
+    assert [x for x, _ in b.split(pieces, from_end=False)] == [4.0, 4.0, 2.5]
+
+
+def test_sends_per_microbatch_and_fill_drain():
+    s = _plan(pp=4, vpp=3).sends
+    assert (s.per_microbatch, s.fill_drain, bool(s.where)) == (6, 6, True)
+    assert not bool(_plan(pp=1).sends.where)
