@@ -65,7 +65,7 @@ def check_drift(
     """One row per probe: dtype, GEMM, measured and profile time, speed, drifted; timed with
     `threads` torch threads (one rank's, as calibrated)."""
     from hwprofiles.calibration.device import torch_threads
-    from simulator.costmodel.timing import compute_time, gemm_dtype
+    from simulator.costmodel.timing import gemm_dtype
 
     dtypes = list(dict.fromkeys(gemm_dtype(p) for p in precisions))
     pairs = [(s, d) for d in dtypes for s in probe_shapes(cfg)]
@@ -76,10 +76,7 @@ def check_drift(
         measured = timer(pairs)
     rows = []
     for (shape, dtype), t in zip(pairs, measured, strict=True):
-        timed = hw.accelerator.measured_gemm(dtype, shape.flops)
-        predicted = (
-            timed.fwd_s if timed else float(compute_time(hw.accelerator, shape.flops, dtype))
-        )
+        predicted = gemm_price(hw, dtype, shape.flops)
         speed = predicted / t
         rows.append(
             {
@@ -94,8 +91,24 @@ def check_drift(
     return rows
 
 
+def gemm_price(hw: HardwareProfile, dtype: str, flops: float) -> float:
+    """The profile's seconds for one forward GEMM of `flops` on one idle rank: its measured
+    row for a linear layer of those FLOPs, else its curve."""
+    from simulator.costmodel.timing import compute_time
+
+    timed = hw.accelerator.measured_gemm(dtype, flops)
+    return timed.fwd_s if timed else float(compute_time(hw.accelerator, flops, dtype))
+
+
 def _gemm_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("probe", "gemm") == "gemm"]
+
+
+def dtypes_of(precisions: tuple[str, ...]) -> list[str]:
+    """The GEMM dtypes of `precisions`, in order."""
+    from simulator.costmodel.timing import gemm_dtype
+
+    return list(dict.fromkeys(gemm_dtype(p) for p in precisions))
 
 
 def drifted_dtypes(rows: list[dict[str, Any]]) -> list[str]:
@@ -110,8 +123,7 @@ def drift_notes(rows: list[dict[str, Any]]) -> list[str]:
     rows = _gemm_rows(rows)
     again = sorted({r["dtype"] for r in rows if r.get("remeasured")})
     out = contention_notes(held, any(r.get("remeasured") for r in held)) + [
-        f"{dtype} GEMMs re-measured in place before the runs (the profile had drifted); "
-        "attention, memory-bound kernels and collectives are still the profile's"
+        f"{dtype} GEMMs re-measured in place before the runs (the profile had drifted)"
         for dtype in again
     ]
     for dtype in drifted_dtypes(rows):
