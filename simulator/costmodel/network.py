@@ -76,11 +76,7 @@ def group_collective_time(
     `algos` restricts NCCL's choice (as NCCL_ALGO). Both engines price collectives with this
     function (the SimPy engine sizes its transfers from it, `simulator.des.collectives`).
     """
-    if collective == "reduce_scatter" and hw.collective_backend == "gloo":
-        # torch's gloo backend reduce-scatters by all-reducing the whole buffer: measured on
-        # 2 ranks, reduce_scatter_tensor of 16 MiB moved 32 MiB through loopback, the same as
-        # all_reduce and twice all_gather (/proc/net/dev counters, 2026-11-29, torch 2.13)
-        collective = "all_reduce"
+    collective = hw.collective_as_run(collective)  # gloo's reduce-scatter (hwprofiles.host)
     bw, alpha, n_nodes = group_link(hw, n, stride)
     t = collective_time(collective, size_bytes, n, bw, alpha)
     across = np.asarray(n_nodes) > 1
