@@ -83,6 +83,16 @@ def components_markdown(comp: dict[str, Any]) -> list[str]:
             for s, v in comp.get("collective_by_source", {}).items()
         ),
         "",
+        "and per message size (nccl-tests size; 8-256 MiB is where the measured bandwidth is",
+        "still ramping towards its plateau and the model, which reaches it sooner, is too fast):",
+        "",
+        "| size | rows | median abs error | worst |",
+        "|---|---|---|---|",
+        *(
+            f"| {s} | {v['rows']} | {v['median']:.1%} | {v['worst']:.1%} |"
+            for s, v in comp.get("collective_by_size", {}).items()
+        ),
+        "",
     ]
     lines += [
         "| group | id | what | measured | llmcap | error | source |",

@@ -33,9 +33,14 @@ NVLS_TREE_NET_LAT_S = 14e-6
 """tuning.cc v2.27.7 hwLat[NET][NVLSTree][Simple] = 14 us per inter-node tree step."""
 
 
+def _gen(scale_up_name: str) -> str | None:
+    """The NVLink generation a scale-up link name belongs to ("nvlink4-h800" -> "nvlink4")."""
+    return next((g for g in NVLS_EFFICIENCY if scale_up_name.startswith(g)), None)
+
+
 def nvls_algbw(collective: str, n: Num, intra_bw: float, scale_up_name: str) -> Num:
     """Algorithm bandwidth (B/s) of an NVLS collective of `n` GPUs on one NVSwitch."""
-    eff = NVLS_EFFICIENCY[scale_up_name]
+    eff = NVLS_EFFICIENCY[_gen(scale_up_name)]
     n = np.maximum(np.asarray(n, dtype=float), 2.0)
     if collective == "all_reduce":
         return intra_bw * eff / (1.0 + 1.0 / n)
@@ -47,7 +52,7 @@ def nvls_time(
 ) -> Num | None:
     """NVLS all-reduce / all-gather / reduce-scatter inside one node (s); inf across nodes;
     None where the scale-up fabric has no NVLink SHARP."""
-    if scale_up_name not in NVLS_EFFICIENCY or collective not in (
+    if _gen(scale_up_name) is None or collective not in (
         "all_reduce", "all_gather", "reduce_scatter"
     ):  # fmt: skip
         return None
@@ -62,7 +67,7 @@ def nvls_tree_time(
     """NVLS inside each node, NCCL's double binary tree across nodes, for an all-reduce of a
     group with `k_local` > 1 GPUs per node (s; inf elsewhere). The node's NICs carry the
     buffer once per direction on 2 nodes and twice on more (as the tree, `costmodel.nccl`)."""
-    if scale_up_name not in NVLS_EFFICIENCY or collective != "all_reduce":
+    if _gen(scale_up_name) is None or collective != "all_reduce":
         return None
     k = np.asarray(k_local, dtype=float)
     nodes = np.asarray(n_nodes, dtype=float)
