@@ -269,8 +269,10 @@ def evaluate(
     # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2), and
     # its host time per parameter tensor (in the optimizer) and per FSDP2 unit (hooks)
     w_bytes, g_bytes = plan.w_bytes, plan.g_bytes
-    t_copies = copies_time(acc, copy_bytes(params, L.dp, L.zero, m, w_bytes, g_bytes, opts))
-    t_host_opt, t_hooks = host_times(acc, model, n_layers, L.zero, m, opts)
+    t_copies = copies_time(
+        acc, copy_bytes(params, L.dp, L.zero, m, w_bytes, g_bytes, opts), hw.host
+    )
+    t_host_opt, t_hooks = host_times(hw.host, model, n_layers, L.zero, m, opts)
     t_opt = t_opt + t_host_opt
 
     compute = m * compute_mb + dp_slow + z3_slow

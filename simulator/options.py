@@ -69,9 +69,9 @@ class Options:
     (MosaicML's stack) gathers into views and pays none of these."""
     host_overheads: bool = False
     """Price the framework's fixed host time from the profile's measured figures
-    (`Accelerator.optimizer_tensor_s`, `dtensor_optimizer_tensor_s`, `fsdp_unit_s`,
-    `fsdp_tensor_s`): torch's AdamW per parameter tensor (as DTensors under ZeRO-3, torch
-    FSDP2) and FSDP2's hooks per unit and per tensor of a unit, every micro-batch
+    (`hwprofiles.host.HostProfile`: `optimizer_tensor_s`, `dtensor_optimizer_tensor_s`,
+    `fsdp_unit_s`, `fsdp_tensor_s`): torch's AdamW per parameter tensor (as DTensors under
+    ZeRO-3, torch FSDP2) and FSDP2's hooks per unit and per tensor of a unit, every micro-batch
     (`costmodel.framework.host_times`). Off by default: on an accelerator the host dispatches
     ahead of the kernels it launches, and this time hides behind them; on a CPU every call
     runs on the thread that makes it."""

@@ -103,13 +103,20 @@ def collective_rows() -> list[dict[str, Any]]:
         _row(
             "collective",
             c["id"],
-            f"all_reduce {c['gpus']}x {c['gpu']} {c['size_bytes'] / 2**20:,.2f} MiB (busbw GB/s)",
+            f"{c['collective']} {c['gpus']}x {c['hardware']} {_size(c['size_bytes'])} (busbw GB/s)",
             c["measured_busbw_gb_s"],
             c["predicted_busbw_gb_s"],
-            c["notes"][:80],
+            c["source"],
         )
         for c in collective_comparisons()
     ]
+
+
+def _size(b: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if b >= scale:
+            return f"{b / scale:g} {unit}"
+    return f"{b:g} B"
 
 
 def _row(group: str, rid: str, what: str, meas: float, pred: float, src: str) -> dict[str, Any]:
@@ -129,7 +136,12 @@ def component_comparisons() -> dict[str, Any]:
     groups: dict[str, list[float]] = {}
     for r in rows:
         groups.setdefault(r["group"], []).append(abs(r["error"]))
+    from analysis.accuracy.collectives import by_size_band, by_source, collective_comparisons
+
+    coll = collective_comparisons()
     return {
         "rows": rows,
         "median_abs_error_by_group": {g: statistics.median(v) for g, v in groups.items()},
+        "collective_by_source": by_source(coll),
+        "collective_by_size": by_size_band(coll),
     }

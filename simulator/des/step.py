@@ -474,11 +474,13 @@ class Step:
         wk = self.work[i]
         shape = (wk.params + wk.expert_params, p.dp, p.zero_stage, self.m, self.w_bytes,
                  self.g_bytes)  # fmt: skip
-        t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts)))
+        t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts), self.bs[i].hw.host))
         if t_copies > 0:  # the framework's buffer copies (costmodel.framework)
             pred = yield from self._kernel(dev, t_copies, "buffer copies", "copies", pred)
         n_layers = self.stage_layers[dev.stage]
-        t_host, t_hooks = host_times(acc, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts)
+        t_host, t_hooks = host_times(
+            self.bs[i].hw.host, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts
+        )
         if float(t_hooks) > 0:  # FSDP2's hooks, host time per unit (costmodel.framework)
             pred = yield from self._kernel(dev, float(t_hooks), "framework hooks", "hooks", pred)
         local = self.plans[i].optimizer_params  # the rank's ZeRO shard
