@@ -40,15 +40,17 @@ def test_leave_one_source_out_never_uses_the_held_out_source(monkeypatch):
         "llm-foundry-2023",
         "megatron-deepspeed-2022",
     }
-    # docs/accuracy.md leads with the full-grid figure (10.4% on 2026-12-02, the 10% target
-    # not met); this coarse grid must stay within a few points of it
-    assert cv["summary"]["median_abs_error"] <= 0.13
+    # docs/accuracy.md leads with the full-grid figure (6.1% on 2026-12-03, after GEMMs were
+    # priced from their shapes); this coarse grid must stay within a few points of it
+    assert cv["summary"]["median_abs_error"] <= 0.10
 
 
 def test_components_table_every_group_with_a_source():
     comp = component_comparisons()
     groups = {r["group"] for r in comp["rows"]}
-    assert groups == {"gemm", "attention", "collective"}
+    assert groups == {"gemm", "gemm-max", "attention", "collective"}
+    # the out-of-sample GEMM rows are shape-resolved (DeepGEMM's table), not the maxima
+    assert sum(r["group"] == "gemm" for r in comp["rows"]) >= 18
     assert all(r["source"] for r in comp["rows"])
     assert comp["median_abs_error_by_group"]["attention"] <= 0.10
     assert comp["median_abs_error_by_group"]["gemm"] <= 0.10
