@@ -217,12 +217,15 @@ def balance_split(
             for s in range(pp)]  # fmt: skip
     n = [1] * pp
     cap = [USABLE_MEMORY_FRACTION * hw.accelerator.memory_bytes for hw in stage_hw]
+    # a stage's memory is linear in its layers: its value at 1 layer and its slope
+    one = [stage_memory(w, opts, s, 1) for s in range(pp)]
+    slope = [stage_memory(w, opts, s, 2) - one[s] for s in range(pp)]
     for _ in range(layers - pp):
 
         def after(s: int) -> float:
             return (n[s] + 1) * ts[s]["per_layer"] + ends[s]
 
-        room = [s for s in range(pp) if stage_memory(w, opts, s, n[s] + 1) <= cap[s]]
+        room = [s for s in range(pp) if one[s] + n[s] * slope[s] <= cap[s]]
         s = min(room or range(pp), key=lambda s: (after(s), s))
         n[s] += 1
     return tuple(n)

@@ -141,3 +141,18 @@ def simulate_stages(
     ]
     result.extra.pop("_power_logs", None)
     return result
+
+
+def cross_send_seconds(result: DesResult) -> float:
+    """Seconds of pipeline sends that crossed pools in a `simulate_stages` result (the
+    representative replica's, both directions)."""
+    hw = {s["stage"]: s["hardware"] for s in result.extra["stages"]}
+    out = 0.0
+    for r in result.rows:
+        if r.category != "comm_pp" or " to v" not in r.name:
+            continue
+        src = result.stage_of[r.rank]
+        dst = int(r.name.rsplit(" to v", 1)[1]) % len(hw)
+        if hw[src] != hw[dst]:
+            out += r.end - r.start
+    return out
