@@ -122,3 +122,25 @@ def test_size_bands_cover_every_scored_row():
     bands = by_size_band(comps)
     assert sum(b["rows"] for b in bands.values()) == len(comps)
     assert bands[">= 256 MiB"]["median"] <= 0.05  # the plateau: link physics + NVLS
+
+
+@pytest.mark.parametrize(
+    "size,chunk", [(4 * 2**20, 16384), (16 * 2**20, 32768), (512 * 2**20, 65536), (GIB, 131072)]
+)
+def test_nvls_chunk_follows_nccls_rule(size, chunk):
+    """enqueue.cc v2.27.7 on 8 GPUs x 16 channels (128 concurrent chunks): 128 KiB from 1 GiB
+    (64 loops), 64 KiB from 64 MiB (8 loops), 32 KiB from 8 MiB (2 loops), else 16 KiB."""
+    from simulator.costmodel.nvls import nvls_chunk
+
+    assert float(nvls_chunk(size, 128, 1, tree=False)) == chunk
+
+
+def test_nvls_pipeline_fill_slows_mid_size_buffers_most():
+    """The fill and drain of the 3-stage NVLS pipeline: ~2 loops of 8 MiB at 64 KiB chunks,
+    a large share of a 64 MiB all-reduce and a negligible one of 16 GiB."""
+    hw = load_profile("h200")
+    link = hw.node.scale_up.effective_bandwidth * NVLS_EFFICIENCY["nvlink4"] / 1.125
+    for size, share in ((64 * 2**20, 0.15), (16 * GIB, 0.005)):
+        t = float(group_collective_time(hw, "all_reduce", size, 8, 1))
+        bare = 25e-6 + size / link
+        assert (t - bare) / t == pytest.approx(share, abs=0.05 if share > 0.01 else 0.005)
