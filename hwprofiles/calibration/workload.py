@@ -2,9 +2,10 @@
 
 `llmcap calibrate --quick` on a CPU times the GEMMs of the validation GPT presets
 (`validation/gptconfig.py`: `tiny` and `small`) at their own shapes, forward and both backward
-GEMMs of every linear layer and the tied logits, in each dtype, so that the comparison in
-`llmcap validate` prices its compute from rates measured at the shapes it runs, not from a
-curve fitted to other sizes.
+GEMMs of every linear layer and the tied logits, in each dtype, each pass in the operand
+layout torch's `nn.Linear` runs it (`LAYOUTS`: on a CPU without a 16-bit matrix unit the
+layout alone moved a bf16 GEMM's time 20x), so that the comparison in `llmcap validate` prices
+its compute from rates measured at the shapes it runs, not from a curve fitted to other sizes.
 
 Stopping rule (stated, and written into the profile's ``[stability]`` table): kernels are
 sampled round-robin, one sample of each per round (so a slow spell of a shared machine lands
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hwprofiles.calibration.gemm import GemmShape, sized_rows
+from hwprofiles.calibration.gemm import CALL_TARGET_S, MIN_ROWS, GemmShape
 from hwprofiles.calibration.timing import NOISY_SPREAD
 
 SETTLE = 0.05
@@ -103,15 +104,39 @@ def _quartile_spread(samples: list[float]) -> float:
     return (q[2] - q[0]) / med if med > 0 else 0.0
 
 
+LAYOUTS = {"fwd": "nt", "bwd_dx": "nn", "bwd_dw": "tn"}
+"""Operand layout of each pass as torch's `nn.Linear` runs it (weight W stored [out, in]):
+forward ``X @ W^T`` (B transposed), input gradient ``dY @ W`` (both contiguous), weight
+gradient ``X^T @ dY`` (A transposed; torch's addmm backward). On a CPU without a 16-bit matrix
+unit the layout decides the kernel: on the AMD EPYC (Zen 3) VM (2026-12-03, 1 thread, load 7)
+the `small` MLP up-projection in bf16 took 716 ms as a plain ``A @ B``, 48 ms as ``X @ W^T``
+and 35 ms as ``X^T @ dY``; in fp32 the three were within 15 % of each other."""
+
+
+def _operands(shape: GemmShape, dtype: str, rows: int) -> tuple[Any, Any]:
+    """A[rows, k] and B[k, n] in the layout of the shape's pass (`LAYOUTS`)."""
+    from hwprofiles.calibration.device import randn
+
+    layout = LAYOUTS.get(shape.pass_, "nn")
+    if layout == "tn":
+        a = randn((shape.k, rows), dtype, "cpu", seed=0).t()
+    else:
+        a = randn((rows, shape.k), dtype, "cpu", seed=0)
+    if layout == "nt":
+        b = randn((shape.n, shape.k), dtype, "cpu", seed=1).t()
+    else:
+        b = randn((shape.k, shape.n), dtype, "cpu", seed=1)
+    return a, b
+
+
 def _make(shape: GemmShape, dtype: str, rows: int) -> Callable[[], object]:
     import torch
 
-    from hwprofiles.calibration.device import randn, torch_dtype
+    from hwprofiles.calibration.device import torch_dtype
 
-    a = randn((rows, shape.k), dtype, "cpu", seed=0)
-    b = randn((shape.k, shape.n), dtype, "cpu", seed=1)
+    a, b = _operands(shape, dtype, rows)
     c = torch.empty(rows, shape.n, dtype=torch_dtype(dtype))
-    return lambda: torch.matmul(a, b, out=c)
+    return lambda: torch.mm(a, b, out=c)
 
 
 def _timed(fn: Callable[[], object], inner: int) -> float:
@@ -121,9 +146,19 @@ def _timed(fn: Callable[[], object], inner: int) -> float:
     return (time.perf_counter() - t0) / inner
 
 
+def _sized_rows(shape: GemmShape, dtype: str) -> int:
+    """Rows to time so that one call takes about `gemm.CALL_TARGET_S`: a probe on
+    `gemm.MIN_ROWS` rows in the pass's own layout sets the time per row (`gemm.sized_rows`)."""
+    rows = min(shape.m, MIN_ROWS)
+    fn = _make(shape, dtype, rows)
+    fn()
+    per_row = max(_timed(fn, 1), 1e-9) / rows
+    return int(min(shape.m, max(MIN_ROWS, CALL_TARGET_S / per_row)))
+
+
 def _prepare(shape: GemmShape, dtype: str) -> _Kernel:
-    """Size rows by a probe (`gemm.sized_rows`) and the inner loop by one call; warm up."""
-    rows = sized_rows(shape.m, shape.k, shape.n, dtype)
+    """Size rows by a probe (`_sized_rows`) and the inner loop by one call; warm up."""
+    rows = _sized_rows(shape, dtype)
     fn = _make(shape, dtype, rows)
     fn()  # warm-up at the measured size
     one = max(_timed(fn, 1), 1e-9)
