@@ -105,37 +105,42 @@ def _quartile_spread(samples: list[float]) -> float:
 
 
 LAYOUTS = {"fwd": "nt", "bwd_dx": "nn", "bwd_dw": "tn"}
-"""Operand layout of each pass as torch's `nn.Linear` runs it (weight W stored [out, in]):
-forward ``X @ W^T`` (B transposed), input gradient ``dY @ W`` (both contiguous), weight
-gradient ``X^T @ dY`` (A transposed; torch's addmm backward). On a CPU without a 16-bit matrix
+"""Operand layout of each pass as torch's `nn.Linear` runs it (weight W stored [out, in];
+seen in aten's mm/addmm calls of `validation/gpt.py`'s training step under autocast): forward
+``addmm(b, X, W^T)`` (B transposed), input gradient ``dY @ W`` (both contiguous), weight
+gradient ``dY^T @ X`` (A transposed, giving W's [out, in]). On a CPU without a 16-bit matrix
 unit the layout decides the kernel: on the AMD EPYC (Zen 3) VM (2026-12-03, 1 thread, load 7)
 the `small` MLP up-projection in bf16 took 716 ms as a plain ``A @ B``, 48 ms as ``X @ W^T``
-and 35 ms as ``X^T @ dY``; in fp32 the three were within 15 % of each other."""
+and 35 ms with A transposed; in fp32 the three were within 15 % of each other."""
 
 
-def _operands(shape: GemmShape, dtype: str, rows: int) -> tuple[Any, Any]:
-    """A[rows, k] and B[k, n] in the layout of the shape's pass (`LAYOUTS`)."""
-    from hwprofiles.calibration.device import randn
+def operands(shape: GemmShape, dtype: str, rows: int) -> tuple[Any, Any, Any]:
+    """A, B and the result C of the shape's GEMM on `rows` of its m rows, in its pass's layout
+    (`LAYOUTS`). The weight gradient (m = in, n = out, k = tokens) runs as torch runs it,
+    [out, tokens] @ [tokens, in]: its m rows are the result's columns, which scale its time as
+    rows do."""
+    import torch
+
+    from hwprofiles.calibration.device import randn, torch_dtype
 
     layout = LAYOUTS.get(shape.pass_, "nn")
+    dt = torch_dtype(dtype)
     if layout == "tn":
-        a = randn((shape.k, rows), dtype, "cpu", seed=0).t()
+        a = randn((shape.k, shape.n), dtype, "cpu", seed=0).t()  # dY^T
+        b = randn((shape.k, rows), dtype, "cpu", seed=1)  # X
+        c = torch.empty(shape.n, rows, dtype=dt)
     else:
         a = randn((rows, shape.k), dtype, "cpu", seed=0)
-    if layout == "nt":
-        b = randn((shape.n, shape.k), dtype, "cpu", seed=1).t()
-    else:
-        b = randn((shape.k, shape.n), dtype, "cpu", seed=1)
-    return a, b
+        w = randn((shape.n, shape.k) if layout == "nt" else (shape.k, shape.n), dtype, "cpu", 1)
+        b = w.t() if layout == "nt" else w
+        c = torch.empty(rows, shape.n, dtype=dt)
+    return a, b, c
 
 
 def _make(shape: GemmShape, dtype: str, rows: int) -> Callable[[], object]:
     import torch
 
-    from hwprofiles.calibration.device import torch_dtype
-
-    a, b = _operands(shape, dtype, rows)
-    c = torch.empty(rows, shape.n, dtype=torch_dtype(dtype))
+    a, b, c = operands(shape, dtype, rows)
     return lambda: torch.mm(a, b, out=c)
 
 
