@@ -254,12 +254,13 @@ def evaluate(
     dp_exposed = np.where(z3, 0.0, grad_exp + ag_exposed)
     dp_slow = np.where(z3, 0.0, grad_slow + ag_slow)
     # ZeRO-3 / FSDP: every unit's gathers and reduce-scatter, per micro-batch
-    z3_mb, first_gather = _zero3_per_microbatch(hw, plan.zero3)
+    z3_mb, first_gather, z3_waited, z3_tail, z3_rs = _zero3_per_microbatch(hw, plan.zero3)
     z3_exposed_mb, z3_slow_mb = rules.zero3_exposed(
-        z3_mb, compute_mb, first_gather, phi, opts.overlap_param_gather
+        z3_mb, compute_mb, first_gather, phi, opts.overlap_param_gather, z3_waited, z3_rs
     )
     z3_total = np.where(z3, m * z3_mb, 0.0)
-    z3_exposed = np.where(z3, m * z3_exposed_mb, 0.0)
+    tail = z3_tail if opts.overlap_param_gather else 0.0  # else already all exposed
+    z3_exposed = np.where(z3, np.minimum(m * z3_exposed_mb + tail, z3_total), 0.0)
     z3_slow = np.where(z3, m * z3_slow_mb, 0.0)
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
@@ -325,15 +326,31 @@ def _moe_keys(model, per_step, t, ep_exp):
 
 def _zero3_per_microbatch(hw, units):
     """ZeRO-3 seconds per micro-batch over the plan's units (two gathers and a reduce-scatter
-    each, every one paying its own latency), and the first unit's gather (nothing hides it)."""
-    total = first = 0.0
+    each, every one paying its own latency); the gathers nothing hides, per micro-batch (the
+    forward's first unit, the embedding, and the backward's first, the head or the last
+    layer: nothing computes before them); the gathers past the prefetch limit
+    (`Zero3Unit.ahead`: issued when the unit computes, in a collective of their own, the
+    compute waiting for them); and the backward's last reduce-scatter (the embedding's, after
+    the last compute of the step)."""
+    total = first = waited = tail = reduce = 0.0
+    ahead_of = {}
     for u in units:
-        ag = group_collective_time(hw, "all_gather", u.gather, u.group, u.stride)
+        a = u.ahead
+        ahead = group_collective_time(hw, "all_gather", a * u.gather, u.group, u.stride)
+        rest = group_collective_time(hw, "all_gather", (1 - a) * u.gather, u.group, u.stride)
+        ahead, rest = np.where(a > 0, ahead, 0.0), np.where(a < 1, rest, 0.0)
         rs = group_collective_time(hw, "reduce_scatter", u.reduce, u.group, u.stride)
-        total = total + u.count * (2 * ag + rs)
+        total = total + u.count * (2 * (ahead + rest) + rs)
+        waited = waited + u.count * 2 * rest
+        reduce = reduce + u.count * rs
+        ahead_of[u.name] = (ahead, u.count)
         if u.name == "embedding":
-            first = ag
-    return total, first
+            tail = rs
+    head, has_head = ahead_of.get("head", (0.0, 0.0))
+    first = ahead_of.get("embedding", (0.0, 0.0))[0] + np.where(
+        np.asarray(has_head) > 0, head, ahead_of.get("layer", (0.0, 0.0))[0]
+    )
+    return total, first, waited, tail, reduce
 
 
 def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
