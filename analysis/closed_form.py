@@ -188,6 +188,20 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
     }
 
 
+LAYER_SHAPE = ("tp", "cp", "sp", "mb", "recompute", "ep", "etp")
+"""The layout columns a layer's kernels and collectives depend on (`_stage_times` reads no
+other): many layouts share them, so they are priced once per distinct combination."""
+
+
+def _per_layer_shape(model, hw, s, L, precision, opts):
+    """`_stage_times` of every layout, computed once per distinct `LAYER_SHAPE` combination
+    and spread back (the same numbers, elementwise, as over all layouts at once)."""
+    U, index = L.distinct(LAYER_SHAPE)
+    msg = messages(model, U.mb, s, U.tp, U.cp, ACT_BYTES[precision])
+    t = _stage_times(model, hw, s, U, precision, opts, msg)
+    return {k: np.asarray(v)[index] if np.ndim(v) else v for k, v in t.items()}
+
+
 def evaluate(
     model: ModelSpec,
     hw: HardwareProfile,
@@ -204,7 +218,7 @@ def evaluate(
     acc.peak(precision)  # clear error if the device lacks this dtype
     m = L.gbs / (L.mb * L.dp)
     msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])  # the plan's sizes
-    t = _stage_times(model, hw, s, L, precision, opts, msg)
+    t = _per_layer_shape(model, hw, s, L, precision, opts)
     stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
 
     per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
@@ -254,12 +268,13 @@ def evaluate(
     dp_exposed = np.where(z3, 0.0, grad_exp + ag_exposed)
     dp_slow = np.where(z3, 0.0, grad_slow + ag_slow)
     # ZeRO-3 / FSDP: every unit's gathers and reduce-scatter, per micro-batch
-    z3_mb, first_gather = _zero3_per_microbatch(hw, plan.zero3)
+    z3_mb, first_gather, z3_waited, z3_tail, z3_rs = _zero3_per_microbatch(hw, plan.zero3)
     z3_exposed_mb, z3_slow_mb = rules.zero3_exposed(
-        z3_mb, compute_mb, first_gather, phi, opts.overlap_param_gather
+        z3_mb, compute_mb, first_gather, phi, opts.overlap_param_gather, z3_waited, z3_rs
     )
     z3_total = np.where(z3, m * z3_mb, 0.0)
-    z3_exposed = np.where(z3, m * z3_exposed_mb, 0.0)
+    tail = z3_tail if opts.overlap_param_gather else 0.0  # else already all exposed
+    z3_exposed = np.where(z3, np.minimum(m * z3_exposed_mb + tail, z3_total), 0.0)
     z3_slow = np.where(z3, m * z3_slow_mb, 0.0)
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
@@ -268,8 +283,10 @@ def evaluate(
     # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2), and
     # its host time per parameter tensor (in the optimizer) and per FSDP2 unit (hooks)
     w_bytes, g_bytes = plan.w_bytes, plan.g_bytes
-    t_copies = copies_time(acc, copy_bytes(params, L.dp, L.zero, m, w_bytes, g_bytes, opts))
-    t_host_opt, t_hooks = host_times(acc, model, n_layers, L.zero, m, opts)
+    t_copies = copies_time(
+        acc, copy_bytes(params, L.dp, L.zero, m, w_bytes, g_bytes, opts), hw.host
+    )
+    t_host_opt, t_hooks = host_times(hw.host, model, n_layers, L.zero, m, opts)
     t_opt = t_opt + t_host_opt
 
     compute = m * compute_mb + dp_slow + z3_slow
@@ -323,15 +340,31 @@ def _moe_keys(model, per_step, t, ep_exp):
 
 def _zero3_per_microbatch(hw, units):
     """ZeRO-3 seconds per micro-batch over the plan's units (two gathers and a reduce-scatter
-    each, every one paying its own latency), and the first unit's gather (nothing hides it)."""
-    total = first = 0.0
+    each, every one paying its own latency); the gathers nothing hides, per micro-batch (the
+    forward's first unit, the embedding, and the backward's first, the head or the last
+    layer: nothing computes before them); the gathers past the prefetch limit
+    (`Zero3Unit.ahead`: issued when the unit computes, in a collective of their own, the
+    compute waiting for them); and the backward's last reduce-scatter (the embedding's, after
+    the last compute of the step)."""
+    total = first = waited = tail = reduce = 0.0
+    ahead_of = {}
     for u in units:
-        ag = group_collective_time(hw, "all_gather", u.gather, u.group, u.stride)
+        a = u.ahead
+        ahead = group_collective_time(hw, "all_gather", a * u.gather, u.group, u.stride)
+        rest = group_collective_time(hw, "all_gather", (1 - a) * u.gather, u.group, u.stride)
+        ahead, rest = np.where(a > 0, ahead, 0.0), np.where(a < 1, rest, 0.0)
         rs = group_collective_time(hw, "reduce_scatter", u.reduce, u.group, u.stride)
-        total = total + u.count * (2 * ag + rs)
+        total = total + u.count * (2 * (ahead + rest) + rs)
+        waited = waited + u.count * 2 * rest
+        reduce = reduce + u.count * rs
+        ahead_of[u.name] = (ahead, u.count)
         if u.name == "embedding":
-            first = ag
-    return total, first
+            tail = rs
+    head, has_head = ahead_of.get("head", (0.0, 0.0))
+    first = ahead_of.get("embedding", (0.0, 0.0))[0] + np.where(
+        np.asarray(has_head) > 0, head, ahead_of.get("layer", (0.0, 0.0))[0]
+    )
+    return total, first, waited, tail, reduce
 
 
 def _comm_bytes(L, precision, opts, m, n_layers, params, msg):

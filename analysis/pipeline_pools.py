@@ -164,9 +164,9 @@ def stages_step(
         acc = hw.accelerator
         dense = stage_params(w, s, n)
         copies = copy_bytes(dense, p.dp, p.zero_stage, m, plan.w_bytes, plan.g_bytes, opts)
-        t_host, t_hooks = host_times(acc, w.model, n, p.zero_stage, m, opts)
+        t_host, t_hooks = host_times(hw.host, w.model, n, p.zero_stage, m, opts)
         t_opt = _f(copy_time(acc, plan.optimizer_params * opts.optimizer_bytes_per_param))
-        tails.append(_f(copies_time(acc, copies)) + _f(t_hooks) + t_opt + _f(t_host))
+        tails.append(_f(copies_time(acc, copies, hw.host)) + _f(t_hooks) + t_opt + _f(t_host))
     # the busiest stage's slowdowns count as compute, the others' gradient slowdowns join the
     # drain (rule "drain", per stage)
     slow = sum(g for g, _ in slows) + slows[busiest][1]
@@ -217,12 +217,15 @@ def balance_split(
             for s in range(pp)]  # fmt: skip
     n = [1] * pp
     cap = [USABLE_MEMORY_FRACTION * hw.accelerator.memory_bytes for hw in stage_hw]
+    # a stage's memory is linear in its layers: its value at 1 layer and its slope
+    one = [stage_memory(w, opts, s, 1) for s in range(pp)]
+    slope = [stage_memory(w, opts, s, 2) - one[s] for s in range(pp)]
     for _ in range(layers - pp):
 
         def after(s: int) -> float:
             return (n[s] + 1) * ts[s]["per_layer"] + ends[s]
 
-        room = [s for s in range(pp) if stage_memory(w, opts, s, n[s] + 1) <= cap[s]]
+        room = [s for s in range(pp) if one[s] + n[s] * slope[s] <= cap[s]]
         s = min(room or range(pp), key=lambda s: (after(s), s))
         n[s] += 1
     return tuple(n)

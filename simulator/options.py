@@ -31,6 +31,13 @@ class Options:
     """DP gradient reduction in buckets, overlapped with the last micro-batch's backward."""
     overlap_param_gather: bool = True
     """ZeRO parameter all-gathers prefetched behind compute."""
+    zero3_prefetch_params: float | None = None
+    """ZeRO-3 prefetch limit in parameters gathered ahead of the module computing. None: one
+    whole unit ahead (torch FSDP's backward/forward prefetch with limit_all_gathers, Megatron's
+    overlapped parameter gather). A number: DeepSpeed's `stage3_prefetch_bucket_size`, which
+    fetches each submodule's parameters as the module before it computes, at most this many
+    ahead; a submodule larger than the limit is prefetched only up to it and the rest is
+    gathered when it is needed, with the compute waiting (`plan.step.prefetch_share`)."""
     overlap_tp_comm: bool = False
     """TP collectives overlapped with GEMMs (Megatron --tp-comm-overlap, Transformer Engine)."""
     overlap_p2p: bool = True
@@ -62,9 +69,9 @@ class Options:
     (MosaicML's stack) gathers into views and pays none of these."""
     host_overheads: bool = False
     """Price the framework's fixed host time from the profile's measured figures
-    (`Accelerator.optimizer_tensor_s`, `dtensor_optimizer_tensor_s`, `fsdp_unit_s`,
-    `fsdp_tensor_s`): torch's AdamW per parameter tensor (as DTensors under ZeRO-3, torch
-    FSDP2) and FSDP2's hooks per unit and per tensor of a unit, every micro-batch
+    (`hwprofiles.host.HostProfile`: `optimizer_tensor_s`, `dtensor_optimizer_tensor_s`,
+    `fsdp_unit_s`, `fsdp_tensor_s`): torch's AdamW per parameter tensor (as DTensors under
+    ZeRO-3, torch FSDP2) and FSDP2's hooks per unit and per tensor of a unit, every micro-batch
     (`costmodel.framework.host_times`). Off by default: on an accelerator the host dispatches
     ahead of the kernels it launches, and this time hides behind them; on a CPU every call
     runs on the thread that makes it."""
@@ -123,6 +130,9 @@ class Options:
             raise UserError("moe_capacity_factor", cf, "must be > 0 (or absent: dropless)")
         if not (np.isfinite(self.moe_imbalance) and self.moe_imbalance >= 1):
             raise UserError("moe_imbalance", self.moe_imbalance, "must be >= 1 (max / mean load)")
+        pf = self.zero3_prefetch_params
+        if pf is not None and not (np.isfinite(pf) and pf >= 1):
+            raise UserError("zero3_prefetch_params", pf, "must be >= 1 parameter (or absent)")
 
     def bucket_size(self, dp: Any, grad_bytes: float | None = None) -> Any:
         """Bytes per gradient bucket for a data-parallel group of `dp` ranks.

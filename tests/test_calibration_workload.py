@@ -75,6 +75,7 @@ def test_layers_gemms_are_summarised_per_flops_and_priced_as_measured():
 
     from hwprofiles.calibration.summary import gemm_layers
     from hwprofiles.catalogue import load_profile
+    from hwprofiles.host import HostProfile, under_load
     from hwprofiles.profile import GemmTiming
     from simulator.costmodel.ops import Op
     from simulator.costmodel.timing import op_times
@@ -95,8 +96,8 @@ def test_layers_gemms_are_summarised_per_flops_and_priced_as_measured():
     assert [float(np.ravel(x)[0]) for x in op_times(acc, hit, "fp32")] == [2.0, 7.0]
     miss = Op("mlp/up", "matmul", 120.0, 120.0, 240.0)
     assert op_times(acc, miss, "fp32") == op_times(hw.accelerator, miss, "fp32")
-    slowed = dataclasses.replace(hw, accelerator=acc, host_contention={"fp32": 0.5})
-    assert slowed.under_load(2, "fp32").accelerator.measured_gemm("fp32", 100).fwd_s == 4.0
+    slowed = dataclasses.replace(hw, accelerator=acc, host=HostProfile(contention={"fp32": 0.5}))
+    assert under_load(slowed, 2, "fp32").accelerator.measured_gemm("fp32", 100).fwd_s == 4.0
 
 
 def test_each_pass_is_timed_in_the_layout_nn_linear_runs_it():

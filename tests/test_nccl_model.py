@@ -9,6 +9,7 @@ import statistics
 import pytest
 
 from analysis.accuracy.collectives import (
+    by_size_band,
     by_source,
     collective_comparisons,
     harness_overheads,
@@ -16,6 +17,7 @@ from analysis.accuracy.collectives import (
 )
 from hwprofiles.catalogue import load_profile
 from simulator.costmodel.collectives import busbw
+from simulator.costmodel.nccl import ALGORITHMS
 from simulator.costmodel.network import group_collective_time
 from simulator.costmodel.nvls import NVLS_EFFICIENCY
 from simulator.des.nccl import measure
@@ -87,7 +89,8 @@ def test_both_engines_price_a_collective_with_the_same_function():
 
 def test_every_component_row_has_a_source_and_a_unit():
     rows = load_collective_rows()
-    assert len(rows) >= 20
+    assert len(rows) >= 30
+    assert {r["collective"] for r in rows} >= {"all_reduce", "all_gather", "all_to_all"}
     for r in rows:
         assert r["source"] and r["unit"] in ("busbw GB/s", "time us"), r["id"]
         assert r["role"] in ("check", "floor") and float(r["size_bytes"]) > 0
@@ -100,3 +103,44 @@ def test_collective_component_median_within_ten_percent():
     comps = collective_comparisons()
     assert statistics.median(abs(c["error"]) for c in comps) <= 0.10
     assert len(by_source(comps)) >= 3
+
+
+def test_disabling_nvls_falls_back_to_the_ring():
+    """NCCL_NVLS_ENABLE=0 on 8x H200 (stas00: 367.6 GB/s busbw at 16 GiB): the ring's busbw
+    is the link's effective rate."""
+    hw = load_profile("h200")
+    no = frozenset(ALGORITHMS - {"nvls", "nvls_tree"})
+    t = float(group_collective_time(hw, "all_reduce", 16 * GIB, 8, 1, no))
+    assert busbw("all_reduce", 16 * GIB, t, 8) == pytest.approx(
+        hw.node.scale_up.effective_bandwidth, rel=0.01
+    )
+    assert t > float(group_collective_time(hw, "all_reduce", 16 * GIB, 8, 1))
+
+
+def test_size_bands_cover_every_scored_row():
+    comps = collective_comparisons()
+    bands = by_size_band(comps)
+    assert sum(b["rows"] for b in bands.values()) == len(comps)
+    assert bands[">= 256 MiB"]["median"] <= 0.05  # the plateau: link physics + NVLS
+
+
+@pytest.mark.parametrize(
+    "size,chunk", [(4 * 2**20, 16384), (16 * 2**20, 32768), (512 * 2**20, 65536), (GIB, 131072)]
+)
+def test_nvls_chunk_follows_nccls_rule(size, chunk):
+    """enqueue.cc v2.27.7 on 8 GPUs x 16 channels (128 concurrent chunks): 128 KiB from 1 GiB
+    (64 loops), 64 KiB from 64 MiB (8 loops), 32 KiB from 8 MiB (2 loops), else 16 KiB."""
+    from simulator.costmodel.nvls import nvls_chunk
+
+    assert float(nvls_chunk(size, 128, 1, tree=False)) == chunk
+
+
+def test_nvls_pipeline_fill_slows_mid_size_buffers_most():
+    """The fill and drain of the 3-stage NVLS pipeline: ~2 loops of 8 MiB at 64 KiB chunks,
+    a large share of a 64 MiB all-reduce and a negligible one of 16 GiB."""
+    hw = load_profile("h200")
+    link = hw.node.scale_up.effective_bandwidth * NVLS_EFFICIENCY["nvlink4"] / 1.125
+    for size, share in ((64 * 2**20, 0.15), (16 * GIB, 0.005)):
+        t = float(group_collective_time(hw, "all_reduce", size, 8, 1))
+        bare = 25e-6 + size / link
+        assert (t - bare) / t == pytest.approx(share, abs=0.05 if share > 0.01 else 0.005)

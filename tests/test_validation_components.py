@@ -11,6 +11,7 @@ import json
 import pytest
 
 from hwprofiles.catalogue import load_profile
+from hwprofiles.host import HostProfile
 from hwprofiles.profile import AttentionTiming, CollectiveFit, HardwareProfile, Provenance
 from validation.components import (
     calibrated_as,
@@ -40,7 +41,6 @@ def _calibrated() -> HardwareProfile:
         peak_flops={"fp32": 1e11, "bf16": 5e10},
         cast_bytes_per_s=8e9,
         copy_bytes_per_s=1.5e10,
-        fresh_copy_bytes_per_s=5e9,
         attention_timings=(AttentionTiming("fp32", 4, 4, 128, 64, True, 1e-3, 2.5e-3),),
     )
     fits = (
@@ -50,7 +50,7 @@ def _calibrated() -> HardwareProfile:
     pv = Provenance(kind="calibrated", date="2026-12-03T03:00:00Z", notes="level=quick; x")
     return dataclasses.replace(
         hw, name="box-cpu", accelerator=acc, collectives=fits, provenance=pv,
-        collective_backend="gloo",
+        host=HostProfile(collective_backend="gloo", fresh_copy_bytes_per_s=5e9),
     )  # fmt: skip
 
 
@@ -63,7 +63,6 @@ def _stale(hw: HardwareProfile, f: float) -> HardwareProfile:
         memory_bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * f,
         cast_bytes_per_s=acc.cast_bytes_per_s * f,
         copy_bytes_per_s=acc.copy_bytes_per_s * f,
-        fresh_copy_bytes_per_s=acc.fresh_copy_bytes_per_s * f,
         attention_timings=tuple(
             dataclasses.replace(t, fwd_s=t.fwd_s / f, bwd_s=t.bwd_s / f)
             for t in acc.attention_timings
@@ -73,7 +72,8 @@ def _stale(hw: HardwareProfile, f: float) -> HardwareProfile:
         dataclasses.replace(c, alpha_s=c.alpha_s / f, beta_s_per_byte=c.beta_s_per_byte / f)
         for c in hw.collectives
     )
-    return dataclasses.replace(hw, accelerator=acc, collectives=fits)
+    host = dataclasses.replace(hw.host, fresh_copy_bytes_per_s=hw.host.fresh_copy_bytes_per_s * f)
+    return dataclasses.replace(hw, accelerator=acc, collectives=fits, host=host)
 
 
 def _machine_as(hw: HardwareProfile):
@@ -158,7 +158,7 @@ def test_drifted_figures_are_put_in_place_and_then_agree():
     # the rates are the machine's now; the fresh-copy rate moved with the copy rate
     acc, was = fresh.accelerator, machine.accelerator
     assert acc.cast_bytes_per_s == pytest.approx(was.cast_bytes_per_s)
-    assert acc.fresh_copy_bytes_per_s == pytest.approx(was.fresh_copy_bytes_per_s)
+    assert fresh.host.fresh_copy_bytes_per_s == pytest.approx(machine.host.fresh_copy_bytes_per_s)
 
 
 def test_recheck_sets_stored_probes_against_another_profile():
@@ -228,7 +228,8 @@ def test_the_cli_guard_re_measures_drifted_components_in_place(monkeypatch):
     from validation.cli import _guard
     from validation.suite import Matrix
 
-    machine = dataclasses.replace(_calibrated(), host_contention={})
+    cal = _calibrated()
+    machine = dataclasses.replace(cal, host=dataclasses.replace(cal.host, contention={}))
     stale = _stale(machine, 3.0)
     stale = dataclasses.replace(stale, accelerator=dataclasses.replace(
         stale.accelerator, peak_flops=machine.accelerator.peak_flops))  # fmt: skip

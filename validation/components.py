@@ -179,7 +179,7 @@ def replaced(hw: HardwareProfile, rows: list[dict[str, Any]]) -> HardwareProfile
     """`hw` with the drifted rows' measured figures in place of the profile's: attention at
     the probed shape, the memory-bound, cast and copy rates (the fresh-copy rate scaled as the
     copy rate), and each probed collective's alpha-beta fit scaled by measured / profile."""
-    acc, fits = hw.accelerator, list(hw.collectives)
+    acc, fits, host = hw.accelerator, list(hw.collectives), hw.host
     for r in (r for r in rows if r["drifted"]):
         kind, t = r["probe"], float(r["measured_s"])
         if kind == "attention":
@@ -197,10 +197,10 @@ def replaced(hw: HardwareProfile, rows: list[dict[str, Any]]) -> HardwareProfile
             acc = dataclasses.replace(acc, cast_bytes_per_s=1.0 / t)
         elif kind == "copy":
             ratio = float(r["profile_s"]) / t
-            fresh = acc.fresh_copy_bytes_per_s
-            acc = dataclasses.replace(
-                acc, copy_bytes_per_s=1.0 / t, fresh_copy_bytes_per_s=fresh and fresh * ratio
-            )
+            acc = dataclasses.replace(acc, copy_bytes_per_s=1.0 / t)
+            if host is not None and host.fresh_copy_bytes_per_s is not None:
+                fresh = host.fresh_copy_bytes_per_s * ratio
+                host = dataclasses.replace(host, fresh_copy_bytes_per_s=fresh)
         elif kind == "collective":
             key = (r["collective"], r["world_size"])
             if not any((f.collective, f.world_size) == key for f in fits):
@@ -213,7 +213,7 @@ def replaced(hw: HardwareProfile, rows: list[dict[str, Any]]) -> HardwareProfile
                 if (f.collective, f.world_size) == (r["collective"], r["world_size"]) else f
                 for f in fits
             ]  # fmt: skip
-    return dataclasses.replace(hw, accelerator=acc, collectives=tuple(fits))
+    return dataclasses.replace(hw, accelerator=acc, collectives=tuple(fits), host=host)
 
 
 def median_rate(rates: list[float]) -> float:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hwprofiles.calibration.gemm import GemmShape
+from hwprofiles.host import HostProfile
 from hwprofiles.profile import HardwareProfile
 from validation.gptconfig import GPTConfig
 
@@ -233,7 +234,8 @@ def check_contention(
     the ratio is beyond `TOLERANCE` either way. Nothing when the profile has no factors."""
     from simulator.costmodel.timing import gemm_dtype
 
-    if ranks < 2 or not hw.host_contention:
+    host = hw.host
+    if ranks < 2 or host is None or not host.contention:
         return []
     dtypes = tuple(dict.fromkeys(gemm_dtype(p) for p in precisions))
     if measure is None:
@@ -246,10 +248,10 @@ def check_contention(
     for r in rows:
         kernel = "stream" if r["kernel"] == "stream" else f"gemm {r['dtype']}"
         if r["kernel"] == "stream":
-            mem = hw.host_memory_contention
-            was = mem if mem is not None else hw.host_contention.get("fp32")
+            mem = host.memory_contention
+            was = mem if mem is not None else host.contention.get("fp32")
         else:
-            was = hw.host_contention.get(r["dtype"])
+            was = host.contention.get(r["dtype"])
         if was is None:
             continue
         ratio = float(r["factor"]) / was
@@ -271,11 +273,13 @@ def with_contention(hw: HardwareProfile, rows: list[dict[str, Any]]) -> Hardware
     """`hw` with the host-contention factors of `rows` (`check_contention`) in place."""
     gemm = {r["dtype"]: r["measured"] for r in rows if r["kernel"].startswith("gemm")}
     stream = [r["measured"] for r in rows if r["kernel"] == "stream"]
-    return dataclasses.replace(
-        hw,
-        host_contention={**hw.host_contention, **gemm},
-        host_memory_contention=stream[0] if stream else hw.host_memory_contention,
+    host = hw.host or HostProfile()
+    host = dataclasses.replace(
+        host,
+        contention={**host.contention, **gemm},
+        memory_contention=stream[0] if stream else host.memory_contention,
     )
+    return dataclasses.replace(hw, host=host)
 
 
 def contention_notes(rows: list[dict[str, Any]], replaced: bool) -> list[str]:

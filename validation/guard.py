@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hwprofiles.host import HostProfile
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.timing import gemm_dtype
 from validation.spec import RunSpec
@@ -112,11 +113,12 @@ def recheck(hw: HardwareProfile, rows: list[dict[str, Any]]) -> list[dict[str, A
                 | {"profile_s": price, "speed": speed, "drifted": verdict(speed)}
             )
         elif k == "contention":
+            host = hw.host or HostProfile()
             if r["kernel"] == "stream":
-                mem = hw.host_memory_contention
-                was = mem if mem is not None else hw.host_contention.get("fp32")
+                mem = host.memory_contention
+                was = mem if mem is not None else host.contention.get("fp32")
             else:
-                was = hw.host_contention.get(r["dtype"])
+                was = host.contention.get(r["dtype"])
             if was is None:
                 continue
             ratio = float(r["measured"]) / was

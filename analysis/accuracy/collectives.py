@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import csv
 import statistics
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
 from simulator.costmodel.collectives import bus_factor, busbw
-from simulator.costmodel.network import group_collective_time
+from simulator.costmodel.nccl import ALGORITHMS
+from simulator.costmodel.network import alltoall_time, group_collective_time
 
 
 def load_collective_rows() -> list[dict[str, str]]:
@@ -28,19 +30,38 @@ def load_collective_rows() -> list[dict[str, str]]:
     return list(csv.DictReader(text.splitlines()))
 
 
+ALGOS = {
+    "auto": ALGORITHMS,
+    "no-nvls": frozenset({"ring", "tree"}),  # NCCL_NVLS_ENABLE=0 / NVLink SHARP disabled
+    "ring": frozenset({"ring"}),  # NCCL_ALGO=Ring
+}
+"""The row's `algo` column: what the benchmark let NCCL choose from."""
+
+
 def _profile(row: dict[str, str]):
+    """The row's preset with its overrides (`key=value;...`): the catalogue's NIC overrides,
+    and `scale_up_gbps`, the scale-up link's datasheet rate per direction (GB/s) for a
+    variant of a catalogue GPU (H800: NVLink cut to 400 GB/s both directions)."""
     from hwprofiles.catalogue import load_profile
 
     over: dict[str, Any] = {}
     for item in filter(None, row["overrides"].split(";")):
         key, value = item.split("=")
         over[key] = int(value) if value.isdigit() else value
-    return load_profile(row["hardware"], **over)
+    gbps = over.pop("scale_up_gbps", None)
+    hw = load_profile(row["hardware"], **over)
+    if gbps is None:
+        return hw
+    link = replace(hw.node.scale_up, bandwidth_bytes_per_s=float(gbps) * 1e9)
+    return replace(hw, node=replace(hw.node, scale_up=link))
 
 
 def _model_s(row: dict[str, str]) -> float:
-    n, size = int(row["gpus"]), float(row["size_bytes"])
-    return float(group_collective_time(_profile(row), row["collective"], size, n, 1))
+    n, size, kind = int(row["gpus"]), float(row["size_bytes"]), row["collective"]
+    hw = _profile(row)
+    if kind == "all_to_all":
+        return float(alltoall_time(hw, size, n, 1))
+    return float(group_collective_time(hw, kind, size, n, 1, ALGOS[row["algo"]]))
 
 
 def _measured_s(row: dict[str, str]) -> float:
@@ -76,6 +97,7 @@ def collective_comparisons() -> list[dict[str, Any]]:
                 "source": r["source"],
                 "harness": r["harness"],
                 "collective": r["collective"],
+                "algo": r["algo"],
                 "hardware": r["hardware"],
                 "gpus": n,
                 "size_bytes": size,
@@ -98,4 +120,21 @@ def by_source(comparisons: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {
         s: {"rows": len(v), "median": statistics.median(v), "worst": max(v)}
         for s, v in groups.items()
+    }
+
+
+SIZE_BANDS = ((0, "< 1 MiB"), (2**20, "1-8 MiB"), (8 * 2**20, "8-256 MiB"), (2**28, ">= 256 MiB"))
+"""nccl-tests size bands: latency-bound, protocol switch, pipeline ramp, bandwidth plateau."""
+
+
+def by_size_band(comparisons: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Rows, median |error| and worst |error| per message-size band."""
+    groups: dict[str, list[float]] = {}
+    for c in comparisons:
+        band = [label for lo, label in SIZE_BANDS if c["size_bytes"] >= lo][-1]
+        groups.setdefault(band, []).append(abs(c["error"]))
+    return {
+        b: {"rows": len(v), "median": statistics.median(v), "worst": max(v)}
+        for _, b in SIZE_BANDS
+        if (v := groups.get(b))
     }

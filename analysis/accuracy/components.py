@@ -136,10 +136,12 @@ def component_comparisons() -> dict[str, Any]:
     groups: dict[str, list[float]] = {}
     for r in rows:
         groups.setdefault(r["group"], []).append(abs(r["error"]))
-    from analysis.accuracy.collectives import by_source, collective_comparisons
+    from analysis.accuracy.collectives import by_size_band, by_source, collective_comparisons
 
+    coll = collective_comparisons()
     return {
         "rows": rows,
         "median_abs_error_by_group": {g: statistics.median(v) for g, v in groups.items()},
-        "collective_by_source": by_source(collective_comparisons()),
+        "collective_by_source": by_source(coll),
+        "collective_by_size": by_size_band(coll),
     }

@@ -73,14 +73,25 @@ def components_markdown(comp: dict[str, Any]) -> list[str]:
         "(LL, LL128, Simple) with the latencies of NCCL's own tuning model (`simulator/costmodel/",
         "nccl.py`, `nvls.py`, NCCL 2.27.7 tuning.cc), plus each benchmark harness's host",
         "overhead per call, taken from that harness's smallest message (not scored). No",
-        "constant of the collective model comes from these rows, so every source is held out;",
-        "per source:",
+        "constant of the collective model comes from these rows, so every source is held out",
+        "(model, sources, what stays wrong and the effect on the end-to-end figures:",
+        "`docs/collectives.md`). Per source:",
         "",
         "| source | rows | median abs error | worst |",
         "|---|---|---|---|",
         *(
             f"| {s} | {v['rows']} | {v['median']:.1%} | {v['worst']:.1%} |"
             for s, v in comp.get("collective_by_source", {}).items()
+        ),
+        "",
+        "and per message size (nccl-tests size; 8-256 MiB is where the measured bandwidth is",
+        "still ramping towards its plateau and the model, which reaches it sooner, is too fast):",
+        "",
+        "| size | rows | median abs error | worst |",
+        "|---|---|---|---|",
+        *(
+            f"| {s} | {v['rows']} | {v['median']:.1%} | {v['worst']:.1%} |"
+            for s, v in comp.get("collective_by_size", {}).items()
         ),
         "",
     ]

@@ -28,6 +28,7 @@ from simulator.costmodel.nvls import nvls_time, nvls_tree_time
 from simulator.costmodel.ops import Num
 
 PROTOCOLS = ("LL", "LL128", "Simple")
+ALGORITHMS = frozenset({"ring", "tree", "nvls", "nvls_tree"})
 BASE_LAT_US = {
     "ring": {"LL": 6.6, "LL128": 14.0, "Simple": 8.4},
     "tree": {"LL": 6.8, "LL128": 14.0, "Simple": 8.4},
@@ -161,22 +162,24 @@ def tree_protocol_time(
 def nccl_time(
     collective: str, size_bytes: Num, n: Num, k_local: Num, n_nodes: Num, bw: Num,
     intra_bw: float, intra_ll: float, inter_ll: float, scale_up_name: str, gen: str,
+    algos: frozenset[str] = ALGORITHMS,
 ) -> Num:  # fmt: skip
     """One all-reduce / all-gather / reduce-scatter as NCCL runs it: the fastest of ring (its
     best protocol), tree (all-reduce), NVLS and NVLS-tree where the node has NVLink SHARP
     (s; 0 for one rank). `bw` is the group's bus bandwidth (the scale-up link inside a node,
-    its share of the NICs across nodes), `intra_bw` the scale-up link's."""
+    its share of the NICs across nodes), `intra_bw` the scale-up link's. `algos` restricts the
+    choice as NCCL_ALGO does (the ring is always kept)."""
     cls = "pci" if scale_up_name.startswith("pcie") else "nvlink"
     t = ring_protocol_time(collective, size_bytes, n, n_nodes, bw, intra_ll, inter_ll, cls, gen)
-    if collective == "all_reduce":
+    if collective == "all_reduce" and "tree" in algos:
         tree = tree_protocol_time(
             size_bytes, k_local, n_nodes, intra_bw, bw, intra_ll, inter_ll, cls, gen
         )
         t = np.minimum(t, tree)
     nv = nvls_time(collective, size_bytes, n, n_nodes, intra_bw, scale_up_name)
-    if nv is not None:
+    if nv is not None and "nvls" in algos:
         t = np.minimum(t, nv)
     nt = nvls_tree_time(collective, size_bytes, k_local, n_nodes, intra_bw, bw, scale_up_name)
-    if nt is not None:
+    if nt is not None and "nvls_tree" in algos:
         t = np.minimum(t, nt)
     return np.where(np.asarray(n, dtype=float) > 1, t, 0.0)

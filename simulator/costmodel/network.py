@@ -18,7 +18,7 @@ import numpy as np
 
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.collectives import collective_time, fitted_time
-from simulator.costmodel.nccl import generation, nccl_time
+from simulator.costmodel.nccl import ALGORITHMS, generation, nccl_time
 from simulator.costmodel.ops import Num
 
 
@@ -61,21 +61,22 @@ def nccl_inside(hw: HardwareProfile) -> bool:
 
 
 def group_collective_time(
-    hw: HardwareProfile, collective: str, size_bytes: Num, n: Num, stride: Num
+    hw: HardwareProfile,
+    collective: str,
+    size_bytes: Num,
+    n: Num,
+    stride: Num,
+    algos: frozenset[str] = ALGORITHMS,
 ) -> Num:
     """Seconds for one collective of a parallel group, uncontended.
 
     All-reduce, all-gather and reduce-scatter run as NCCL runs them (`costmodel.nccl`) on the
     links NCCL drives; broadcast, send/recv and host/user links use the link's alpha-beta. A
     calibrated profile's measured fit for (collective, n) is used for groups inside one node.
-    Both engines price collectives with this function (the SimPy engine sizes its transfers
-    from it, `simulator.des.collectives.for_group`).
+    `algos` restricts NCCL's choice (as NCCL_ALGO). Both engines price collectives with this
+    function (the SimPy engine sizes its transfers from it, `simulator.des.collectives`).
     """
-    if collective == "reduce_scatter" and hw.collective_backend == "gloo":
-        # torch's gloo backend reduce-scatters by all-reducing the whole buffer: measured on
-        # 2 ranks, reduce_scatter_tensor of 16 MiB moved 32 MiB through loopback, the same as
-        # all_reduce and twice all_gather (/proc/net/dev counters, 2026-11-29, torch 2.13)
-        collective = "all_reduce"
+    collective = hw.collective_as_run(collective)  # gloo's reduce-scatter (hwprofiles.host)
     bw, alpha, n_nodes = group_link(hw, n, stride)
     t = collective_time(collective, size_bytes, n, bw, alpha)
     across = np.asarray(n_nodes) > 1
@@ -91,7 +92,7 @@ def group_collective_time(
             collective, size_bytes, n, k_local, n_nodes, bw,
             node.scale_up.effective_bandwidth, node.scale_up.latency_s,
             node.scale_out.latency_s, node.scale_up.name,
-            generation(hw.accelerator.name, node.scale_up.name),
+            generation(hw.accelerator.name, node.scale_up.name), algos,
         )  # fmt: skip
         t = np.where(across, nccl, nccl if nccl_inside(hw) else t)
     if not hw.collectives:

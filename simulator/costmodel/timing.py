@@ -64,12 +64,11 @@ def cast_time(acc: Accelerator, nbytes: Num) -> Num:
     return np.asarray(nbytes, dtype=float) / acc.cast_bytes_per_s
 
 
-def copy_time(acc: Accelerator, nbytes: Num, fresh: bool = False) -> Num:
-    """Seconds to copy buffers moving `nbytes` (read + write): into existing buffers, or into
-    newly allocated ones (`fresh`); the profile's memory-bound rate where it has no copy rate."""
+def copy_time(acc: Accelerator, nbytes: Num) -> Num:
+    """Seconds to copy buffers moving `nbytes` (read + write) into existing buffers; the
+    profile's memory-bound rate where it has no copy rate. (A host's fresh-buffer rate:
+    `costmodel.framework.copies_time`.)"""
     rate = acc.copy_bytes_per_s
-    if fresh and acc.fresh_copy_bytes_per_s is not None:
-        rate = acc.fresh_copy_bytes_per_s
     if rate is None:
         return memory_time(acc, nbytes)
     return np.asarray(nbytes, dtype=float) / rate

@@ -324,11 +324,17 @@ class Step:
                         cursor = rec.later(cursor, ev.value)
             elif isinstance(ins, Zero3Gather):
                 ev = self._z3_gather(i, kind, mb, ins.unit, cursor)
+                # past the prefetch limit: the rest of the unit, fetched now, waited for
+                rest = self._z3_rest(i, mb, ins.unit, cursor)
                 if ins.prefetch >= 0 and self.plans[i].zero3[0].prefetch > 0:
                     self._z3_gather(i, kind, mb, ins.prefetch, cursor)
                 if not ev.processed:
                     yield ev
                 cursor = rec.later(cursor, ev.value)
+                if rest is not None:
+                    if not rest.processed:
+                        yield rest
+                    cursor = rec.later(cursor, rest.value)
                 self.z3_events.pop((i, kind, mb, ins.unit), None)
                 if gathered >= 0:
                     dev.memory.free("zero3_buffers", self.work[i].units[gathered] * self.w_bytes)
@@ -401,11 +407,28 @@ class Step:
         self._event(key).succeed(row)
 
     # ---- ZeRO-3 --------------------------------------------------------------------------------
+    def _z3_rest(self, i: int, mb: int, unit: int, issued: int) -> simpy.Event | None:
+        """The part of unit `unit`'s gather past the prefetch limit, issued now (None: none)."""
+        share = self.work[i].units_ahead[unit]
+        if share >= 1.0:
+            return None
+        dev = self.devices[i]
+        nbytes = (1.0 - share) * self.work[i].units[unit] * self.w_bytes
+        job = Job(
+            self._dp_coll(i, "all_gather", nbytes, "zero3 gather"),
+            "zero3 all_gather",
+            "comm_zero3",
+            mb=mb,
+            issued=issued,
+            on_done=lambda _r: dev.memory.alloc("zero3_buffers", nbytes),
+        )
+        return dev.stream("zero3 gather").submit(job)
+
     def _z3_gather(self, i: int, kind: str, mb: int, unit: int, issued: int) -> simpy.Event:
         key = (i, kind, mb, unit)
         if key not in self.z3_events:
             dev = self.devices[i]
-            nbytes = self.work[i].units[unit] * self.w_bytes
+            nbytes = self.work[i].units_ahead[unit] * self.work[i].units[unit] * self.w_bytes
             job = Job(
                 self._dp_coll(i, "all_gather", nbytes, "zero3 gather"),
                 "zero3 all_gather",
@@ -451,11 +474,13 @@ class Step:
         wk = self.work[i]
         shape = (wk.params + wk.expert_params, p.dp, p.zero_stage, self.m, self.w_bytes,
                  self.g_bytes)  # fmt: skip
-        t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts)))
+        t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts), self.bs[i].hw.host))
         if t_copies > 0:  # the framework's buffer copies (costmodel.framework)
             pred = yield from self._kernel(dev, t_copies, "buffer copies", "copies", pred)
         n_layers = self.stage_layers[dev.stage]
-        t_host, t_hooks = host_times(acc, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts)
+        t_host, t_hooks = host_times(
+            self.bs[i].hw.host, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts
+        )
         if float(t_hooks) > 0:  # FSDP2's hooks, host time per unit (costmodel.framework)
             pred = yield from self._kernel(dev, float(t_hooks), "framework hooks", "hooks", pred)
         local = self.plans[i].optimizer_params  # the rank's ZeRO shard

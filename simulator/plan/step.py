@@ -124,6 +124,9 @@ class Zero3Unit:
     prefetch: int
     """Units gathered ahead of the one computing (1 with `Options.overlap_param_gather`,
     FSDP's forward and backward prefetch; 0: each gather waits for the compute before it)."""
+    ahead: Num = 1.0
+    """Share of the unit's gather issued ahead under the stack's prefetch limit
+    (`prefetch_share`); the rest is gathered when the unit computes, the compute waiting."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,29 @@ def end_params(model: ModelSpec, tp: Num, pp: Num) -> tuple[Num, Num]:
     (Megatron), with pp = 1 the untied output matrix is the head (0 if tied)."""
     head = np.where(pp > 1, model.vocab_size * model.hidden_size, model.lm_head_params()) / tp
     return model.embedding_params() / tp, head if np.ndim(head) else float(head)
+
+
+def prefetch_share(model: ModelSpec, tp: Num, limit: float | None, unit: str = "layer") -> Num:
+    """Share of a ZeRO-3 unit's gather issued ahead of its compute under a prefetch limit of
+    `limit` parameters (`Options.zero3_prefetch_params`; None: all of it). DeepSpeed fetches
+    submodule by submodule: each of a layer's weight matrices (QKV, attention output, MLP in,
+    MLP out, per TP rank) is prefetched up to `limit` while the module before it computes,
+    and its remainder is fetched when it is needed (DeepSpeed ZeRO-3 docs, 'stage3_prefetch_
+    bucket_size': 'the size of the fixed buffer for prefetching parameters'). Norms and biases
+    are negligible. The embedding and the head are one matrix each."""
+    if limit is None:
+        return 1.0
+    if unit != "layer":
+        emb = model.vocab_size * model.hidden_size / np.asarray(tp, dtype=float)
+        return np.minimum(1.0, limit / emb)
+    h, f = model.hidden_size, model.intermediate_size
+    dense = 1.0 - model.moe_fraction
+    out = model.attention_out_params()
+    n_in = 2 if model.gated_mlp else 1
+    pieces = [model.attention_params() - out, out, dense * h * f * n_in, dense * f * h]
+    tp = np.asarray(tp, dtype=float)
+    total = sum(p / tp for p in pieces)
+    return sum(np.minimum(p / tp, limit) for p in pieces) / total
 
 
 def layer_unit_params(model: ModelSpec, tp: Num) -> Num:
@@ -273,8 +299,10 @@ def step_plan(
     emb, head = end_params(model, tp, pp)
     lp = layer_unit_params(model, tp)
     prefetch = 1 if opts.overlap_param_gather else 0
+    lim = opts.zero3_prefetch_params if prefetch else None
     zero3 = tuple(
-        Zero3Unit(name, p, n, p * w, p * g, dp, stride, prefetch)
+        Zero3Unit(name, p, n, p * w, p * g, dp, stride, prefetch,
+                  prefetch_share(model, tp, lim, name))
         for name, p, n in (("layer", lp, layers), ("embedding", emb, 1.0),
                            ("head", head, np.where(pp == 1, 1.0, 0.0)))
     )  # fmt: skip
