@@ -188,6 +188,20 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
     }
 
 
+LAYER_SHAPE = ("tp", "cp", "sp", "mb", "recompute", "ep", "etp")
+"""The layout columns a layer's kernels and collectives depend on (`_stage_times` reads no
+other): many layouts share them, so they are priced once per distinct combination."""
+
+
+def _per_layer_shape(model, hw, s, L, precision, opts):
+    """`_stage_times` of every layout, computed once per distinct `LAYER_SHAPE` combination
+    and spread back (the same numbers, elementwise, as over all layouts at once)."""
+    U, index = L.distinct(LAYER_SHAPE)
+    msg = messages(model, U.mb, s, U.tp, U.cp, ACT_BYTES[precision])
+    t = _stage_times(model, hw, s, U, precision, opts, msg)
+    return {k: np.asarray(v)[index] if np.ndim(v) else v for k, v in t.items()}
+
+
 def evaluate(
     model: ModelSpec,
     hw: HardwareProfile,
@@ -204,7 +218,7 @@ def evaluate(
     acc.peak(precision)  # clear error if the device lacks this dtype
     m = L.gbs / (L.mb * L.dp)
     msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])  # the plan's sizes
-    t = _stage_times(model, hw, s, L, precision, opts, msg)
+    t = _per_layer_shape(model, hw, s, L, precision, opts)
     stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
 
     per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]

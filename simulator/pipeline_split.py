@@ -132,16 +132,17 @@ def split_arrays(layers: int, pp, vpp, first=None, last=None) -> dict[str, np.nd
     # one integer per (pp, vpp, first, last): a 1-D unique is much faster than unique(axis=0)
     base = max(int(c.max(initial=0)) for c in cols) + 1
     code = ((cols[0] * base + cols[1]) * base + cols[2]) * base + cols[3]
-    out = {k: np.zeros(len(code)) for k in ("first", "last", "middle", "max")}
     uniq_codes, inverse = np.unique(code, return_inverse=True)
     uniq = [(c // base**3, c // base**2 % base, c // base % base, c % base) for c in uniq_codes]
-    for j, (p, v, f, la) in enumerate(uniq):
+    rows = []  # (first, last, middle, max) of each distinct split
+    for p, v, f, la in uniq:
         stages = physical_stage_layers(
             stage_layers(layers, int(p), int(v), int(f) or None, int(la) or None), int(p)
         )
-        sel = inverse.reshape(-1) == j
-        out["first"][sel] = stages[0]
-        out["last"][sel] = stages[-1]
-        out["middle"][sel] = max(stages[1:-1], default=0)
-        out["max"][sel] = max(stages)
-    return {k: v.reshape(pp.shape) for k, v in out.items()}
+        rows.append((stages[0], stages[-1], max(stages[1:-1], default=0), max(stages)))
+    table = np.array(rows, dtype=float).reshape(-1, 4)
+    index = inverse.reshape(-1)
+    return {
+        k: table[index, j].reshape(pp.shape)
+        for j, k in enumerate(("first", "last", "middle", "max"))
+    }
