@@ -54,6 +54,29 @@ def pp_candidates(
     return out
 
 
+def pipeline_refusal(model: ModelSpec, p: ParallelConfig) -> UserError | None:
+    """Why stages over pools cannot run this job (None: they can): vpp > 1, ZeRO-3, pinned
+    first/last stage layers, a mixture-of-experts model (`simulator.des.pools.check_stages`)."""
+    if p.vpp != 1:
+        return UserError("vpp", p.vpp, "must be 1 with stages over pools (no interleaving)")
+    if p.zero_stage == 3:
+        return UserError("zero", 3, "must be 0, 1 or 2 with stages over pools")
+    if model.is_moe:
+        return UserError(
+            "model",
+            model.name,
+            "is a mixture-of-experts model; stages over pools take dense models",
+        )
+    for name in ("first_stage_layers", "last_stage_layers"):
+        if getattr(p, name) is not None:
+            return UserError(
+                name,
+                getattr(p, name),
+                "cannot be pinned with stages over pools (layers are split by speed)",
+            )
+    return None
+
+
 def pipeline_plans(
     model: ModelSpec,
     parts: Sequence[PoolPart],
@@ -68,7 +91,7 @@ def pipeline_plans(
     plans = []
     for pp in pp_candidates(parts, p, model.num_hidden_layers, fixed_pp):
         dp = total // (p.tp * p.cp * pp)
-        cfg = replace(p, pp=pp, vpp=1, dp=dp, first_stage_layers=None, last_stage_layers=None)
+        cfg = replace(p, pp=pp, dp=dp)
         cfg = replace(cfg, global_batch_size=p.global_batch_size or p.micro_batch_size * dp)
         w = Workload(model, cfg, seq_len)
         for order in permutations(range(len(parts))):
@@ -98,9 +121,12 @@ def choose(
     """The chosen plan and the alternatives (closed form); see the module docstring."""
     if mode not in MODES:
         raise UserError("pool_plan", mode, f"must be one of {', '.join(MODES)}")
-    pipes = (
-        pipeline_plans(model, parts, p, seq_len, uplink, opts, fixed_pp) if mode != "data" else []
-    )
+    refusal = pipeline_refusal(model, p)
+    if refusal is not None and mode == "pipeline":
+        raise refusal
+    pipes = []
+    if mode != "data" and refusal is None:
+        pipes = pipeline_plans(model, parts, p, seq_len, uplink, opts, fixed_pp)
     data = None
     if mode != "pipeline":
         try:

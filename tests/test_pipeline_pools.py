@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.pipeline_pools import balance_split, stages_step
+from analysis.pipeline_pools import balance_split, stages_step, steady_period
 from analysis.predict import analytic_arrays
 from hwprofiles.catalogue import load_profile
 from hwprofiles.errors import UserError
@@ -84,6 +84,9 @@ def test_a_narrower_uplink_slows_the_step_in_both_engines(w: Workload) -> None:
     da = simulate_stages(w, order, split, UP, Options(), contention=False).step_time_s
     db = simulate_stages(w, order, split, narrow, Options(), contention=False).step_time_s
     assert db > da
+    # the slow send sets 1F1B's steady period in both (`steady_period`)
+    assert db == pytest.approx(b["step_time_s"], rel=0.03)
+    assert steady_period([1.0, 1.0], [0.5]) == 1.5 and steady_period([2.0, 1.0], [0.1]) == 2.0
 
 
 def test_bad_stage_plans_are_refused(w: Workload) -> None:
@@ -212,3 +215,30 @@ def test_pool_options_need_pools_and_run_files_carry_them(tmp_path) -> None:
     f.write_text(f.read_text().replace('"pipeline"', '"sideways"'))
     bad = CliRunner().invoke(app, ["simulate", "--config", str(f)])
     assert bad.exit_code == 2 and "cluster.pool_plan: 'sideways' must be one of" in bad.output
+
+
+def test_unsupported_jobs_fall_back_to_replicas_or_are_refused() -> None:
+    from analysis.hetero import PoolPart
+    from analysis.pool_plans import choose
+
+    parts = [PoolPart(H100, 16), PoolPart(A100, 16)]
+    m = load_model("gpt3-1.3b")
+    z3 = ParallelConfig(pp=4, micro_batch_size=1, global_batch_size=256, zero_stage=3)
+    assert choose(m, parts, z3, 2048, UP, Options(), "auto", True)["plan"] == "data"
+    with pytest.raises(UserError, match="zero: 3 must be 0, 1 or 2"):
+        choose(m, parts, z3, 2048, UP, Options(), "pipeline", True)
+    inter = ParallelConfig(pp=4, vpp=2, micro_batch_size=1, global_batch_size=256)
+    assert choose(m, parts, inter, 2048, UP, Options(), "auto", True)["plan"] == "data"
+    with pytest.raises(UserError, match="vpp: 2 must be 1 with stages over pools"):
+        choose(m, parts, inter, 2048, UP, Options(), "pipeline", True)
+
+
+def test_contention_puts_the_crossing_sends_on_the_uplink(w: Workload) -> None:
+    order = (H100, H100, A100, A100)
+    split = balance_split(w, order)
+    narrow = PoolLink(5e9, "test")  # 5 GB/s for 128 crossing ranks: the uplink is the bottleneck
+    off = simulate_stages(w, order, split, narrow, Options(), contention=False)
+    on = simulate_stages(w, order, split, narrow, Options(), contention=True)
+    assert on.step_time_s >= off.step_time_s * (1 - 1e-9)  # sharing never speeds it up
+    names = [x["link"] for x in on.extra["links"]]
+    assert any(str(n).startswith("uplink a100-80gb-h100-sxm") for n in names)

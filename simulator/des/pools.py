@@ -44,11 +44,15 @@ def check_stages(workload: Workload, stage_hw: Sequence[Any], split: Sequence[in
     """`UserError` unless the stage plan fits the workload (one entry per stage, layers sum)."""
     p, layers = workload.parallel, workload.model.num_hidden_layers
     if p.vpp != 1:
-        raise UserError("vpp", p.vpp, "stages over pools need vpp = 1 (no interleaving)")
+        raise UserError("vpp", p.vpp, "must be 1 with stages over pools (no interleaving)")
     if p.zero_stage == 3:
-        raise UserError("zero", 3, "stages over pools are modelled with ZeRO 0-2")
+        raise UserError("zero", 3, "must be 0, 1 or 2 with stages over pools")
     if workload.model.is_moe:
-        raise UserError("model", workload.model.name, "stages over pools: dense models only")
+        raise UserError(
+            "model",
+            workload.model.name,
+            "is a mixture-of-experts model; stages over pools take dense models",
+        )
     if len(stage_hw) != p.pp or len(split) != p.pp:
         raise UserError(
             "stages", len(split), f"need one pool and one layer count per stage (pp = {p.pp})"
@@ -104,7 +108,14 @@ def simulate_stages(
                    interference=float(opts.comm_interference))
         )  # fmt: skip
         per_dev.append(builders[id(hw)])
-    up = Link("pool-uplink", uplink.bandwidth_bytes_per_s, 0.0)
+    ups: dict[tuple[str, str], Link] = {}  # one uplink per pair of pools
+
+    def up(a: HardwareProfile, b: HardwareProfile) -> Link:
+        key = tuple(sorted((a.name, b.name)))
+        if key not in ups:
+            ups[key] = Link(f"uplink {key[0]}-{key[1]}", uplink.bandwidth_bytes_per_s, 0.0)
+        return ups[key]
+
     senders = p.tp * p.cp * p.dp
     msg = float(per_dev[0].msg.p2p)
     cache: dict[tuple[int, int], Collective | None] = {}
@@ -119,7 +130,7 @@ def simulate_stages(
             w = float(a.node.gpus_per_node)  # every GPU of the node sends at once
             path = (
                 (ca.nics(ca.node_of(devices[i].rank)), "tx", w),
-                (up, "tx" if i < j else "rx", float(senders)),
+                (up(a, b), "tx" if i < j else "rx", float(senders)),
                 (cb.nics(cb.node_of(devices[j].rank)), "rx", w),
             )
             route = Route(path, rate, lat, 2)
