@@ -30,6 +30,7 @@ from dataclasses import replace
 import numpy as np
 
 from analysis import closed_form_moe as moe_terms
+from analysis.grouped import Grouped
 from analysis.layouts import Layouts
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
@@ -252,13 +253,14 @@ def evaluate(
     # data parallel (ZeRO-0/1/2): the gradient buckets beside the last backward, ZeRO-1/2's
     # parameter gathers behind the first forward
     phi = opts.comm_interference
-    grad_sync = _sum_buckets(hw, plan.grads)
+    grp = Grouped(L)  # layouts whose step-level collectives are the same, priced once
+    grad_sync = _sum_buckets(hw, plan.grads, grp)
     grad_win = rules.grad_window(n_layers, t["bwd"] + t["rc"], L.pp, L.vpp)
-    tail = group_collective_time(hw, "all_reduce", plan.grads[0].full(), L.dp, plan.grads[0].stride)
+    (tail,) = _gct(grp, hw, "all_reduce", L.dp, plan.grads[0].stride, plan.grads[0].full())
     grad_exp, grad_slow = rules.grad_exposed(
         grad_sync, grad_win, tail, phi, opts.overlap_grad_reduce, L.dp
     )
-    ag_after = _sum_buckets(hw, plan.params)
+    ag_after = _sum_buckets(hw, plan.params, grp)
     if opts.overlap_param_gather:
         ag_exposed, ag_slow = beside(ag_after, n_layers * t["fwd"], phi)
     else:
@@ -268,7 +270,7 @@ def evaluate(
     dp_exposed = np.where(z3, 0.0, grad_exp + ag_exposed)
     dp_slow = np.where(z3, 0.0, grad_slow + ag_slow)
     # ZeRO-3 / FSDP: every unit's gathers and reduce-scatter, per micro-batch
-    z3_mb, first_gather, z3_waited, z3_tail, z3_rs = _zero3_per_microbatch(hw, plan.zero3)
+    z3_mb, first_gather, z3_waited, z3_tail, z3_rs = _zero3_per_microbatch(hw, plan.zero3, grp)
     z3_exposed_mb, z3_slow_mb = rules.zero3_exposed(
         z3_mb, compute_mb, first_gather, phi, opts.overlap_param_gather, z3_waited, z3_rs
     )
@@ -338,7 +340,7 @@ def _moe_keys(model, per_step, t, ep_exp):
     }
 
 
-def _zero3_per_microbatch(hw, units):
+def _zero3_per_microbatch(hw, units, grp=None):
     """ZeRO-3 seconds per micro-batch over the plan's units (two gathers and a reduce-scatter
     each, every one paying its own latency); the gathers nothing hides, per micro-batch (the
     forward's first unit, the embedding, and the backward's first, the head or the last
@@ -350,10 +352,11 @@ def _zero3_per_microbatch(hw, units):
     ahead_of = {}
     for u in units:
         a = u.ahead
-        ahead = group_collective_time(hw, "all_gather", a * u.gather, u.group, u.stride)
-        rest = group_collective_time(hw, "all_gather", (1 - a) * u.gather, u.group, u.stride)
+        ahead, rest = _gct(
+            grp, hw, "all_gather", u.group, u.stride, a * u.gather, (1 - a) * u.gather
+        )
         ahead, rest = np.where(a > 0, ahead, 0.0), np.where(a < 1, rest, 0.0)
-        rs = group_collective_time(hw, "reduce_scatter", u.reduce, u.group, u.stride)
+        (rs,) = _gct(grp, hw, "reduce_scatter", u.group, u.stride, u.reduce)
         total = total + u.count * (2 * (ahead + rest) + rs)
         waited = waited + u.count * 2 * rest
         reduce = reduce + u.count * rs
@@ -406,21 +409,43 @@ def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
     return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
 
 
-def _sum_buckets(hw, entries):
+def _sum_buckets(hw, entries, grp=None):
     """Seconds of the plan's bucketed collectives, one after the other on the data-parallel
     stream: full buckets and one remainder each, on the layouts that run them."""
     total = 0.0
     for b in entries:
-        args = (b.total, b.bucket, b.group, b.stride)
-        total = total + _where_needed(b.where, lambda *a, b=b: _bucketed(hw, b, *a), *args)
+        args = (b.where, b.total, b.bucket, b.group, b.stride)
+        priced = lambda need, *a, b=b: _where_needed(need, lambda *x: _bucketed(hw, b, *x), *a)  # noqa: E731
+        total = total + (priced(*args) if grp is None else grp(priced, *args))
     return total
+
+
+def _gct(grp, hw, kind, n, stride, *sizes):
+    """`group_collective_time` of each of `sizes` in one group (`n` ranks `stride` apart),
+    in one call, once per group of layouts with equal arguments (`grp`)."""
+    fn = lambda n, st, *s: _priced(hw, kind, s, n, st)  # noqa: E731
+    return tuple(fn(n, stride, *sizes) if grp is None else grp(fn, n, stride, *sizes))
+
+
+def _priced(hw, kind, sizes, n, stride):
+    """`group_collective_time` of several sizes of one group as rows of one array, from one
+    call over the sizes laid end to end (the function is elementwise over its arrays)."""
+    shape = np.broadcast_shapes(*(np.shape(x) for x in (*sizes, n, stride)))
+    if len(sizes) == 1 or shape == ():
+        one = [group_collective_time(hw, kind, x, n, stride) for x in sizes]
+        return np.stack([np.broadcast_to(np.asarray(t, dtype=float), shape) for t in one])
+    flat = [np.broadcast_to(x, shape).reshape(-1) for x in (*sizes, n, stride)]
+    k = len(sizes)
+    t = group_collective_time(
+        hw, kind, np.concatenate(flat[:k]), np.tile(flat[k], k), np.tile(flat[k + 1], k)
+    )
+    return np.asarray(t, dtype=float).reshape(k, *shape)
 
 
 def _bucketed(hw, b, total, bucket, group, stride):
     """(count - 1) full buckets and the remainder of entry `b` (its sizes on some layouts)."""
     b = replace(b, total=total, bucket=bucket)
-    full = group_collective_time(hw, b.kind, b.full(), group, stride)
-    rest = group_collective_time(hw, b.kind, b.remainder(), group, stride)
+    full, rest = _priced(hw, b.kind, (b.full(), b.remainder()), group, stride)
     return (b.count() - 1) * full + rest
 
 

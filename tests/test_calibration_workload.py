@@ -98,3 +98,17 @@ def test_layers_gemms_are_summarised_per_flops_and_priced_as_measured():
     assert op_times(acc, miss, "fp32") == op_times(hw.accelerator, miss, "fp32")
     slowed = dataclasses.replace(hw, accelerator=acc, host=HostProfile(contention={"fp32": 0.5}))
     assert under_load(slowed, 2, "fp32").accelerator.measured_gemm("fp32", 100).fwd_s == 4.0
+
+
+def test_each_pass_is_timed_in_the_layout_nn_linear_runs_it():
+    """forward X @ W^T (B transposed), dX = dY @ W (contiguous), dW = dY^T @ X (A transposed),
+    as aten's addmm/mm calls of the model's training step show."""
+    from hwprofiles.calibration.workload import WORKLOADS, operands
+
+    fwd, dx, dw = [s for s in WORKLOADS["tiny"].gemms() if s.name == "tiny/mlp_up"]
+    a, b, c = operands(fwd, "fp32", 8)
+    assert a.is_contiguous() and b.t().is_contiguous() and tuple(c.shape) == (8, 256)
+    a, b, c = operands(dx, "fp32", 8)
+    assert a.is_contiguous() and b.is_contiguous() and tuple(b.shape) == (256, 64)
+    a, b, c = operands(dw, "fp32", 8)  # m = 64 inputs, n = 256 outputs, k = 128 tokens
+    assert a.t().is_contiguous() and tuple(a.shape) == (256, 128) and tuple(c.shape) == (256, 8)

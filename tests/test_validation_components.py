@@ -248,3 +248,36 @@ def test_the_cli_guard_re_measures_drifted_components_in_place(monkeypatch):
     assert {r["probe"] for r in rows if r.get("remeasured")} == {
         "attention", "memory", "copy", "collective",
     }  # fmt: skip
+
+
+def test_the_16bit_matrix_flag_is_read_from_cpuinfo(tmp_path):
+    from hwprofiles.calibration.machine import cpu_16bit_matrix_flag
+
+    zen3 = tmp_path / "zen3"
+    zen3.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma sha_ni\n\nflags\t\t: fpu avx2\n")
+    spr = tmp_path / "spr"
+    spr.write_text("flags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    arm = tmp_path / "arm"
+    arm.write_text("Features\t: fp asimd sve bf16 i8mm\n")
+    assert cpu_16bit_matrix_flag(zen3) == ""
+    assert cpu_16bit_matrix_flag(spr) == "amx_bf16"
+    assert cpu_16bit_matrix_flag(arm) == "bf16"
+    assert cpu_16bit_matrix_flag(tmp_path / "missing") is None
+
+
+def test_auto_model_shrinks_only_for_bf16_without_a_matrix_unit(monkeypatch):
+    import hwprofiles.calibration.machine as machine
+    from validation.cli import _auto_model
+    from validation.gptconfig import auto_model
+
+    assert auto_model("cpu", ("fp32", "bf16"), "")[0] == "tiny"
+    assert auto_model("cpu", ("fp32",), "") == ("small", "")
+    assert auto_model("cpu", ("fp32", "bf16"), "avx512_bf16") == ("small", "")
+    assert auto_model("cpu", ("bf16",), None) == ("small", "")  # unknown CPU: as asked
+    assert auto_model("cuda", ("bf16",), "") == ("small", "")
+
+    monkeypatch.setattr(machine, "cpu_16bit_matrix_flag", lambda: "")
+    o = {"model": "auto", "precision": "fp32,bf16", "device": "cpu"}
+    assert "no 16-bit matrix unit" in _auto_model(o) and o["model"] == "tiny"
+    o = {"model": "small", "precision": "fp32,bf16", "device": "cpu"}
+    assert _auto_model(o) == "" and o["model"] == "small"

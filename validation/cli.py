@@ -174,7 +174,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def validate(
         nproc: str = typer.Option("1,2", help="Rank counts, comma-separated."),
-        model: str = typer.Option("small", help="tiny, small, gpt2-small, or a config.json."),
+        model: str = typer.Option(
+            "auto",
+            help="tiny, small, gpt2-small, a config.json, or auto: small, or tiny where bf16 "
+            "runs on a CPU without a 16-bit matrix unit (no amx_bf16/avx512_bf16).",
+        ),
         steps: int = typer.Option(20, help="Timed steps per run (after the warm-up)."),
         rounds: int = typer.Option(
             1, help="Run the whole matrix this many times, round-robin; steps are pooled."
@@ -248,6 +252,9 @@ def register(app: typer.Typer) -> None:
             return
         if out is not None:
             run_guarded(lambda: check_output(out, "--out", "dir"))  # before any run
+        why = _auto_model(o)
+        if why:
+            err.print(why, markup=False, highlight=False)
         matrix = run_guarded(lambda: build_matrix(**o))
         eng = run_guarded(lambda: _choices(engines, "engines", ENGINES))
         hw = run_guarded(
@@ -292,6 +299,7 @@ def register(app: typer.Typer) -> None:
                     on_done=progress,
                     drift=drift,
                     on_alert=alert_printer(err, on_alert),
+                    notes=[why] if why else [],
                     hang_timeout_s=hang_timeout,
                     start_timeout_s=start_timeout,
                 )
@@ -303,6 +311,18 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_INTERRUPTED)
         if not v.ok:
             raise typer.Exit(EXIT_RUN_FAILED)
+
+
+def _auto_model(o: dict[str, Any]) -> str:
+    """Resolve `--model auto` in `o` (`gptconfig.auto_model`); the reason when it chose tiny."""
+    from hwprofiles.calibration.machine import cpu_16bit_matrix_flag
+    from validation.gptconfig import AUTO, auto_model
+
+    if o["model"] != AUTO:
+        return ""
+    precisions = tuple(v.strip() for v in o["precision"].split(","))
+    o["model"], why = auto_model(o["device"], precisions, cpu_16bit_matrix_flag())
+    return why
 
 
 def _guard(hw: Any, matrix: Matrix, err: Console, again: bool = False) -> tuple[Any, list[Any]]:

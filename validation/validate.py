@@ -109,6 +109,7 @@ def validate(
     on_done: Callable[[Record], None] | None = None,
     drift: list[dict[str, Any]] | None = None,
     on_alert: Callable[[Alert], None] | None = None,
+    notes: list[str] | None = None,
     **timeouts: float,
 ) -> Validation:
     """Run `matrix`, compare with predictions on `hardware`, write the report under `out`.
@@ -130,6 +131,7 @@ def validate(
         engines=engines,
         predictor=predictor,
         drift=drift,
+        extra_notes=notes,
     )
 
 
