@@ -25,6 +25,7 @@ ends, and contention between different groups' collectives (the SimPy engine mod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -194,9 +195,18 @@ LAYER_SHAPE = ("tp", "cp", "sp", "mb", "recompute", "ep", "etp")
 other): many layouts share them, so they are priced once per distinct combination."""
 
 
-def _per_layer_shape(model, hw, s, L, precision, opts):
-    """`_stage_times` of every layout, computed once per distinct `LAYER_SHAPE` combination
-    and spread back (the same numbers, elementwise, as over all layouts at once)."""
+def per_layer_times(
+    model: ModelSpec,
+    hw: HardwareProfile,
+    s: int,
+    L: Layouts,
+    precision: str,
+    opts: Options,
+) -> dict[str, np.ndarray]:
+    """Per micro-batch times of one layer, the embedding and the head on one device of every
+    layout (`_stage_times`), computed once per distinct `LAYER_SHAPE` combination and spread
+    back (the same numbers, elementwise, as over all layouts at once). `evaluate` takes them
+    precomputed (`per_layer`, the planner's chunks share one table)."""
     U, index = L.distinct(LAYER_SHAPE)
     msg = messages(model, U.mb, s, U.tp, U.cp, ACT_BYTES[precision])
     t = _stage_times(model, hw, s, U, precision, opts, msg)
@@ -210,8 +220,10 @@ def evaluate(
     layouts: Layouts,
     precision: str,
     options: Options | None = None,
+    per_layer: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Step time, its breakdown, memory and energy for every layout (arrays of equal length)."""
+    """Step time, its breakdown, memory and energy for every layout (arrays of equal length).
+    `per_layer`: `per_layer_times` of these layouts, where already computed."""
     opts = options or Options()
     L = layouts
     s = seq_len
@@ -219,7 +231,7 @@ def evaluate(
     acc.peak(precision)  # clear error if the device lacks this dtype
     m = L.gbs / (L.mb * L.dp)
     msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])  # the plan's sizes
-    t = _per_layer_shape(model, hw, s, L, precision, opts)
+    t = per_layer if per_layer is not None else per_layer_times(model, hw, s, L, precision, opts)
     stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
 
     per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
