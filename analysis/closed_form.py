@@ -457,10 +457,24 @@ def _priced(hw, kind, sizes, n, stride):
         return np.stack([np.broadcast_to(np.asarray(t, dtype=float), shape) for t in one])
     flat = [np.broadcast_to(x, shape).reshape(-1) for x in (*sizes, n, stride)]
     k = len(sizes)
-    t = group_collective_time(
-        hw, kind, np.concatenate(flat[:k]), np.tile(flat[k], k), np.tile(flat[k + 1], k)
-    )
-    return np.asarray(t, dtype=float).reshape(k, *shape)
+    cols = (np.concatenate(flat[:k]), np.tile(flat[k], k), np.tile(flat[k + 1], k))
+    first, index = _distinct_values(*cols)  # the same (size, n, stride) priced once
+    t = np.asarray(group_collective_time(hw, kind, *(c[first] for c in cols)), dtype=float)
+    return t[index].reshape(k, *shape)
+
+
+def _distinct_values(*cols):
+    """(the first position of each distinct row of equal-length 1-D `cols`, each position's
+    row among those): a sort over the columns, exact equality."""
+    order = np.lexsort(cols[::-1])
+    new = np.zeros(order.size, dtype=bool)
+    new[:1] = True
+    for c in cols:
+        c = c[order]
+        new[1:] |= c[1:] != c[:-1]
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
 
 
 def _bucketed(hw, b, total, bucket, group, stride):
