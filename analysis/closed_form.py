@@ -254,7 +254,7 @@ def evaluate(
         model, precision, opts, tp=L.tp, cp=L.cp, dp=L.dp, pp=L.pp, vpp=L.vpp, zero=L.zero,
         dense=params - p_exp, expert=p_exp, edp=moe_terms.expert_dp(L), estride=L.etp * L.ep,
         layers=n_layers, p2p_bytes=msg.p2p, act_per_layer=act,
-        logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp),
+        logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp), microbatches=m,
     )  # fmt: skip
 
     # pipeline: bubble and p2p sends
