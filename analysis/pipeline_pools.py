@@ -8,6 +8,7 @@ micro-batch balance (more layers on the faster pool). The closed form is the one
 
     step = m * max_s T_s + (sum_s T_s - max_s T_s)      T_s = n_s t_layer(pool of s) + ends
          + fill and drain sends: 2 sum_b t_send(b)     t_send across pools: crosspool.py
+    (max_s T_s becomes the neighbour-stage cycle when a send is slow: `steady_period`)
          + gradient reduction of each stage in its own pool, beyond its last backward
          + the slowest stage's optimizer step (after the gradient-norm barrier)
 
@@ -124,6 +125,22 @@ def send_time(w: Workload, a: HardwareProfile, b: HardwareProfile, uplink: PoolL
     return cross_send_time(a, b, size, p.tp * p.cp * p.dp, uplink)
 
 
+def steady_period(T: Sequence[float], sends: Sequence[float]) -> float:
+    """Seconds per micro-batch in 1F1B's steady state with overlapped sends: the busiest
+    stage's time, or the cycle between two neighbour stages when a send between them is slow.
+
+    In 1F1B, stage s+1 receives micro-batch i's activations from stage s and returns its
+    gradients, and each alternates one forward and one backward: the dependency cycle
+    B_s, F_s -> send -> F_{s+1}, B_{s+1} -> send -> B_s spans two micro-batches, so the period
+    is at least ``(T_s + T_{s+1}) / 2 + send_s`` (a max-plus cycle mean; llmcap's derivation,
+    which the SimPy engine reproduces: with a 10x narrower uplink it alternates 218.5 and
+    240.5 ms per micro-batch, mean 229.5 ms = (218.5 + 214.4) / 2 + 13.05). With sends far
+    shorter than the stages' imbalance this is the busiest stage's time (the one-pool rule).
+    """
+    pairs = [(T[b] + T[b + 1]) / 2 + sends[b] for b in range(len(sends))]
+    return max([max(T), *pairs])
+
+
 def stages_step(
     w: Workload,
     stage_hw: Sequence[HardwareProfile],
@@ -143,8 +160,9 @@ def stages_step(
         T.append(n * t["per_layer"] + ends)
         compute_mb.append(n * (t["fwd"] + t["bwd"] + t["rc"] + t["slow"]) + ends)
     busiest = int(np.argmax(T))
-    pipe = m * T[busiest] + _f(rules.bubble(sum(T), T[busiest], 1))
     sends = [send_time(w, stage_hw[b], stage_hw[b + 1], uplink) for b in range(pp - 1)]
+    period = steady_period(T, sends) if opts.overlap_p2p else T[busiest]
+    pipe = m * period + _f(rules.bubble(sum(T), T[busiest], 1))
     steady = 2 * m * max(sends, default=0.0)  # the plan's 2 vpp sends per micro-batch
     p2p_exposed = 2 * sum(sends) + (0.0 if opts.overlap_p2p else steady)
     # data parallel: each stage's plan, its gradients over its own pool's dp group
@@ -187,6 +205,10 @@ def stages_step(
         })  # fmt: skip
     cross = [b for b in range(pp - 1) if stage_hw[b] is not stage_hw[b + 1]]
     cross_busy = sum(2 * m * sends[b] for b in cross)
+    # the steady state's wait on a slow crossing send (the binding neighbour cycle crosses)
+    pairs = [(T[b] + T[b + 1]) / 2 + sends[b] for b in range(pp - 1)]
+    binding = int(np.argmax(pairs)) if pairs else -1
+    waits = m * (period - T[busiest]) if binding in cross else 0.0
     return {
         "step_time_s": step,
         "energy_per_step_j": sum(energy) * p.tp * p.cp * p.dp,
@@ -197,7 +219,8 @@ def stages_step(
             "boundaries": cross,
             "send_s": max((sends[b] for b in cross), default=0.0),
             "busy_share": cross_busy / step,
-            "exposed_s": sum(2 * sends[b] for b in cross) + (0 if opts.overlap_p2p else cross_busy),
+            "exposed_s": sum(2 * sends[b] for b in cross)
+            + (waits if opts.overlap_p2p else cross_busy),
         },
     }
 

@@ -120,6 +120,13 @@ def chunk_offsets(split: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=4096)
+def _ends(layers: int, pp: int, vpp: int, first: int, last: int) -> tuple[int, int, int, int]:
+    """(first, last, busiest middle, busiest) rank's layers of one split (0: not pinned)."""
+    stages = physical_stage_layers(stage_layers(layers, pp, vpp, first or None, last or None), pp)
+    return stages[0], stages[-1], max(stages[1:-1], default=0), max(stages)
+
+
 def split_arrays(layers: int, pp, vpp, first=None, last=None) -> dict[str, np.ndarray]:
     """Per layout (equal-length integer arrays; 0 in `first`/`last` = not pinned): layers on
     the first rank, the last rank, the busiest middle rank (0 without one) and the busiest
@@ -134,12 +141,7 @@ def split_arrays(layers: int, pp, vpp, first=None, last=None) -> dict[str, np.nd
     code = ((cols[0] * base + cols[1]) * base + cols[2]) * base + cols[3]
     uniq_codes, inverse = np.unique(code, return_inverse=True)
     uniq = [(c // base**3, c // base**2 % base, c // base % base, c % base) for c in uniq_codes]
-    rows = []  # (first, last, middle, max) of each distinct split
-    for p, v, f, la in uniq:
-        stages = physical_stage_layers(
-            stage_layers(layers, int(p), int(v), int(f) or None, int(la) or None), int(p)
-        )
-        rows.append((stages[0], stages[-1], max(stages[1:-1], default=0), max(stages)))
+    rows = [_ends(layers, int(p), int(v), int(f), int(la)) for p, v, f, la in uniq]
     table = np.array(rows, dtype=float).reshape(-1, 4)
     index = inverse.reshape(-1)
     return {

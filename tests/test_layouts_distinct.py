@@ -48,3 +48,34 @@ def test_layer_shape_holds_what_the_layer_times_read() -> None:
         alone = evaluate(model, hw, 4096, lay.take(np.array([i])), "bf16", Options())
         for k in ("step_time_s", "breakdown/comm_tp", "breakdown/compute", "comm_bytes/tp"):
             assert alone[k][0] == together[k][i], (k, i)
+
+
+def test_grouped_prices_once_per_group_and_only_where_arguments_agree() -> None:
+    from analysis.grouped import Grouped
+
+    lay = _layouts()
+    grp = Grouped(lay, ("tp",))
+    calls: list[int] = []
+
+    def fn(x, y):
+        calls.append(np.size(x))
+        return np.stack([x * 2.0 + y, x - y])
+
+    x = lay.tp.astype(float)  # constant inside each tp group: priced on one layout per group
+    out = grp(fn, x, 1.0)
+    assert calls == [len(np.unique(lay.tp))]
+    assert np.array_equal(out, fn(x, 1.0))
+    varying = lay.dp.astype(float)  # differs inside a tp group: priced on every layout
+    calls.clear()
+    assert np.array_equal(grp(fn, x, varying), fn(x, varying))
+    assert calls[0] == len(lay)
+
+
+def test_distinct_values_finds_equal_rows_exactly() -> None:
+    from analysis.closed_form import _distinct_values
+
+    a = np.array([3.0, 1.0, 3.0, 2.0, 1.0, 3.0 + 1e-12])
+    b = np.array([1, 1, 1, 2, 2, 1])
+    first, index = _distinct_values(a, b)
+    assert len(first) == 5  # (3, 1) twice; 3 + 1e-12 is another size
+    assert np.array_equal(a[first][index], a) and np.array_equal(b[first][index], b)

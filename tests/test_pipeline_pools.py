@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.pipeline_pools import balance_split, stages_step
+from analysis.pipeline_pools import balance_split, stages_step, steady_period
 from analysis.predict import analytic_arrays
 from hwprofiles.catalogue import load_profile
 from hwprofiles.errors import UserError
@@ -84,6 +84,9 @@ def test_a_narrower_uplink_slows_the_step_in_both_engines(w: Workload) -> None:
     da = simulate_stages(w, order, split, UP, Options(), contention=False).step_time_s
     db = simulate_stages(w, order, split, narrow, Options(), contention=False).step_time_s
     assert db > da
+    # the slow send sets 1F1B's steady period in both (`steady_period`)
+    assert db == pytest.approx(b["step_time_s"], rel=0.03)
+    assert steady_period([1.0, 1.0], [0.5]) == 1.5 and steady_period([2.0, 1.0], [0.1]) == 2.0
 
 
 def test_bad_stage_plans_are_refused(w: Workload) -> None:
