@@ -208,8 +208,11 @@ def per_layer_times(
     back (the same numbers, elementwise, as over all layouts at once). `evaluate` takes them
     precomputed (`per_layer`, the planner's chunks share one table)."""
     U, index = L.distinct(LAYER_SHAPE)
-    msg = messages(model, U.mb, s, U.tp, U.cp, ACT_BYTES[precision])
+    e = ACT_BYTES[precision]
+    msg = messages(model, U.mb, s, U.tp, U.cp, e)
     t = _stage_times(model, hw, s, U, precision, opts, msg)
+    t["wire_tp"], t["wire_cp"] = _layer_wire(U, msg)
+    t["act"] = activations(model, U.mb, s, U.tp, U.cp, U.sp, U.recompute, e, opts, U.ep, U.etp)
     return {k: np.asarray(v)[index] if np.ndim(v) else v for k, v in t.items()}
 
 
@@ -246,13 +249,12 @@ def evaluate(
     # pipeline sends, memory; evaluated here, executed by the SimPy engine
     params = mem.params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
     p_exp = moe_terms.expert_params(model, L, stages)
-    e = ACT_BYTES[precision]
-    act = activations(model, L.mb, s, L.tp, L.cp, L.sp, L.recompute, e, opts, L.ep, L.etp)
+    act = t["act"]  # one layer's stored activations (`plan.step.activations`)
     plan = step_plan(
         model, precision, opts, tp=L.tp, cp=L.cp, dp=L.dp, pp=L.pp, vpp=L.vpp, zero=L.zero,
         dense=params - p_exp, expert=p_exp, edp=moe_terms.expert_dp(L), estride=L.etp * L.ep,
         layers=n_layers, p2p_bytes=msg.p2p, act_per_layer=act,
-        logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp),
+        logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp), microbatches=m,
     )  # fmt: skip
 
     # pipeline: bubble and p2p sends
@@ -332,7 +334,7 @@ def evaluate(
         "comm_total/pp": p2p_steady + 2 * (L.pp - 1) * t_p2p,
         "comm_total/dp": dp_total,
         "comm_total/zero3": z3_total,
-        **_comm_bytes(L, precision, opts, m, n_layers, params, msg),
+        **_comm_bytes(L, precision, opts, m, n_layers, params, msg, t),
         "compute_mb_s": compute_mb,
         "recompute_s": m * n_layers * t["rc"],
     }
@@ -382,10 +384,26 @@ def _zero3_per_microbatch(hw, units, grp=None):
     return total, first, waited, tail, reduce
 
 
-def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
-    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor)."""
+def _comm_bytes(L, precision, opts, m, n_layers, params, msg, t):
+    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor);
+    one layer's TP and CP bytes from `t` (`_layer_wire`)."""
     w = BYTES_PER_PARAM[precision]
     g = opts.grad_reduce_bytes
+    tp = m * n_layers * t["wire_tp"]
+    cp = m * n_layers * t["wire_cp"]
+    pp = np.where(L.pp > 1, m * 2 * L.vpp * msg.p2p, 0.0)
+    rs, ag = bus_factor("reduce_scatter", L.dp), bus_factor("all_gather", L.dp)
+    dp = np.select(
+        [L.zero == 0, L.zero == 3],
+        [params * g * bus_factor("all_reduce", L.dp), m * params * (2 * w * ag + g * rs)],
+        params * (g * rs + w * ag),
+    )
+    return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
+
+
+def _layer_wire(L, msg):
+    """Bytes one layer's TP and CP collectives put on the wire per micro-batch, each size x
+    its bus factor (arrays over the layouts)."""
     full = L.recompute == 2
     fwd_count = 1.0 + full
     has_cp = bool(np.any(np.asarray(L.cp) > 1))
@@ -409,16 +427,7 @@ def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
             return per_layer[sps[0]][key]
         return np.where(L.sp, per_layer[True][key], per_layer[False][key])
 
-    tp = m * n_layers * by_sp("tp")
-    cp = m * n_layers * by_sp("cp")
-    pp = np.where(L.pp > 1, m * 2 * L.vpp * msg.p2p, 0.0)
-    rs, ag = bus_factor("reduce_scatter", L.dp), bus_factor("all_gather", L.dp)
-    dp = np.select(
-        [L.zero == 0, L.zero == 3],
-        [params * g * bus_factor("all_reduce", L.dp), m * params * (2 * w * ag + g * rs)],
-        params * (g * rs + w * ag),
-    )
-    return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
+    return by_sp("tp"), by_sp("cp")
 
 
 def _sum_buckets(hw, entries, grp=None):
@@ -448,10 +457,24 @@ def _priced(hw, kind, sizes, n, stride):
         return np.stack([np.broadcast_to(np.asarray(t, dtype=float), shape) for t in one])
     flat = [np.broadcast_to(x, shape).reshape(-1) for x in (*sizes, n, stride)]
     k = len(sizes)
-    t = group_collective_time(
-        hw, kind, np.concatenate(flat[:k]), np.tile(flat[k], k), np.tile(flat[k + 1], k)
-    )
-    return np.asarray(t, dtype=float).reshape(k, *shape)
+    cols = (np.concatenate(flat[:k]), np.tile(flat[k], k), np.tile(flat[k + 1], k))
+    first, index = _distinct_values(*cols)  # the same (size, n, stride) priced once
+    t = np.asarray(group_collective_time(hw, kind, *(c[first] for c in cols)), dtype=float)
+    return t[index].reshape(k, *shape)
+
+
+def _distinct_values(*cols):
+    """(the first position of each distinct row of equal-length 1-D `cols`, each position's
+    row among those): a sort over the columns, exact equality."""
+    order = np.lexsort(cols[::-1])
+    new = np.zeros(order.size, dtype=bool)
+    new[:1] = True
+    for c in cols:
+        c = c[order]
+        new[1:] |= c[1:] != c[:-1]
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
 
 
 def _bucketed(hw, b, total, bucket, group, stride):

@@ -101,7 +101,7 @@ class Step:
                 zero=p.zero_stage, dense=wk.params, expert=wk.expert_params, edp=p.expert_dp,
                 estride=p.expert_tp * p.ep, layers=self.stage_layers[d.stage],
                 p2p_bytes=float(builder.msg.p2p), act_per_layer=float(act),
-                logits=float(logits),
+                logits=float(logits), microbatches=self.m,
             )
             for d, wk in zip(devices, self.work, strict=True)
         ]  # fmt: skip

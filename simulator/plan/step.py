@@ -32,9 +32,12 @@ import numpy as np
 
 from simulator.costmodel.memory import (
     activation_bytes_per_layer,
+    gradients_at_peak,
     logits_bytes,
+    loss_head_bytes,
     param_state_bytes,
     sharded_state_bytes,
+    stack_extra_bytes,
     zero_shards,
 )
 from simulator.costmodel.moe import routed_factor
@@ -160,7 +163,8 @@ class StageMemory:
     """One layer's stored activations for one micro-batch, for the layout's recompute class
     (allocated by the forward, freed by the backward)."""
     logits: Num
-    """fp32 logits of one micro-batch (last stage only)."""
+    """The loss head at its backward: fp32 logits of one micro-batch, three of them under an
+    unfused cross-entropy (`costmodel.memory.loss_head_bytes`; last stage only)."""
     zero3_buffers: Num
     """ZeRO-3's gathered parameters and gradients at once, two layers (the one computing and
     the one prefetched); the SimPy engine allocates and frees them unit by unit."""
@@ -272,6 +276,7 @@ def step_plan(
     p2p_bytes: Num,
     act_per_layer: Num,
     logits: Num,
+    microbatches: Num | None = None,
 ) -> StepPlan:
     """The step plan of one stage's rank holding `dense` and `expert` parameters (before ZeRO
     sharding) and `layers` layers; `edp` ranks `estride` apart reduce its experts."""
@@ -310,9 +315,15 @@ def step_plan(
     st = sharded_state_bytes(dense, expert, precision, zero, dp, edp, opts)
     wb, gb, _ = param_state_bytes(precision)  # the gathered unit in the compute dtype
     z3_buf = np.where(zero == 3, 2 * model.layer_params() / tp * (wb + gb), 0.0)
-    memory = StageMemory(
-        st["weights"], st["gradients"], st["optimizer"], act_per_layer, logits, z3_buf
-    )
+    head = loss_head_bytes(logits, opts)
+    grad_mem = st["gradients"]
+    if microbatches is not None:  # torch frees gradients between steps (Options)
+        buckets = stack_extra_bytes(
+            dense + expert, param_state_bytes(precision, opts)[1], zero, precision, opts
+        )[1]
+        single = (np.asarray(microbatches) == 1) & (np.asarray(pp) == 1)
+        grad_mem = gradients_at_peak(grad_mem, buckets, layers * act_per_layer + head, single, opts)
+    memory = StageMemory(st["weights"], grad_mem, st["optimizer"], act_per_layer, head, z3_buf)
     local = dense / zero_shards(zero, dp)[2] + expert / zero_shards(zero, edp)[2]
     return StepPlan(grads, params, zero3, sends, memory, local, w, g)
 
