@@ -270,7 +270,7 @@ def evaluate(
     grp = Grouped(L)  # layouts whose step-level collectives are the same, priced once
     grad_sync = _sum_buckets(hw, plan.grads, grp)
     grad_win = rules.grad_window(n_layers, t["bwd"] + t["rc"], L.pp, L.vpp)
-    (tail,) = _gct(grp, hw, "all_reduce", L.dp, plan.grads[0].stride, plan.grads[0].full())
+    (tail,) = _gct(grp, hw, "all_reduce", (plan.grads[0].full(), L.dp, plan.grads[0].stride))
     grad_exp, grad_slow = rules.grad_exposed(
         grad_sync, grad_win, tail, phi, opts.overlap_grad_reduce, L.dp
     )
@@ -364,13 +364,17 @@ def _zero3_per_microbatch(hw, units, grp=None):
     the last compute of the step)."""
     total = first = waited = tail = reduce = 0.0
     ahead_of = {}
-    for u in units:
+    units = list(units)
+    # every unit's gathers (ahead of use, and the rest) and reduce-scatters: one call a kind
+    gathers = _gct(grp, hw, "all_gather", *(
+        (x * u.gather, u.group, u.stride) for u in units for x in (u.ahead, 1 - u.ahead)
+    ))  # fmt: skip
+    reduces = _gct(grp, hw, "reduce_scatter", *((u.reduce, u.group, u.stride) for u in units))
+    for i, u in enumerate(units):
         a = u.ahead
-        ahead, rest = _gct(
-            grp, hw, "all_gather", u.group, u.stride, a * u.gather, (1 - a) * u.gather
-        )
+        ahead, rest = gathers[2 * i], gathers[2 * i + 1]
         ahead, rest = np.where(a > 0, ahead, 0.0), np.where(a < 1, rest, 0.0)
-        (rs,) = _gct(grp, hw, "reduce_scatter", u.group, u.stride, u.reduce)
+        rs = reduces[i]
         total = total + u.count * (2 * (ahead + rest) + rs)
         waited = waited + u.count * 2 * rest
         reduce = reduce + u.count * rs
@@ -441,26 +445,30 @@ def _sum_buckets(hw, entries, grp=None):
     return total
 
 
-def _gct(grp, hw, kind, n, stride, *sizes):
-    """`group_collective_time` of each of `sizes` in one group (`n` ranks `stride` apart),
-    in one call, once per group of layouts with equal arguments (`grp`)."""
-    fn = lambda n, st, *s: _priced(hw, kind, s, n, st)  # noqa: E731
-    return tuple(fn(n, stride, *sizes) if grp is None else grp(fn, n, stride, *sizes))
+def _gct(grp, hw, kind, *calls):
+    """`group_collective_time` of each (size, ranks, stride) of `calls`, all in one call,
+    once per group of layouts with equal arguments (`grp`); a tuple, one per call."""
+    args = [x for c in calls for x in c]
+
+    def fn(*a):
+        return _priced(hw, kind, [a[i : i + 3] for i in range(0, len(a), 3)])
+
+    return tuple(fn(*args) if grp is None else grp(fn, *args))
 
 
-def _priced(hw, kind, sizes, n, stride):
-    """`group_collective_time` of several sizes of one group as rows of one array, from one
-    call over the sizes laid end to end (the function is elementwise over its arrays)."""
-    shape = np.broadcast_shapes(*(np.shape(x) for x in (*sizes, n, stride)))
-    if len(sizes) == 1 or shape == ():
-        one = [group_collective_time(hw, kind, x, n, stride) for x in sizes]
-        return np.stack([np.broadcast_to(np.asarray(t, dtype=float), shape) for t in one])
-    flat = [np.broadcast_to(x, shape).reshape(-1) for x in (*sizes, n, stride)]
-    k = len(sizes)
-    cols = (np.concatenate(flat[:k]), np.tile(flat[k], k), np.tile(flat[k + 1], k))
+def _priced(hw, kind, calls):
+    """`group_collective_time` of several (size, ranks, stride) as rows of one array, from
+    one call over their distinct values laid end to end (the function is elementwise)."""
+    shape = np.broadcast_shapes(*(np.shape(x) for c in calls for x in c))
+    if shape == ():
+        one = [group_collective_time(hw, kind, *c) for c in calls]
+        return np.array([float(t) for t in one])
+    cols = [
+        np.concatenate([np.broadcast_to(c[j], shape).reshape(-1) for c in calls]) for j in range(3)
+    ]
     first, index = _distinct_values(*cols)  # the same (size, n, stride) priced once
     t = np.asarray(group_collective_time(hw, kind, *(c[first] for c in cols)), dtype=float)
-    return t[index].reshape(k, *shape)
+    return t[index].reshape(len(calls), *shape)
 
 
 def _distinct_values(*cols):
@@ -480,7 +488,7 @@ def _distinct_values(*cols):
 def _bucketed(hw, b, total, bucket, group, stride):
     """(count - 1) full buckets and the remainder of entry `b` (its sizes on some layouts)."""
     b = replace(b, total=total, bucket=bucket)
-    full, rest = _priced(hw, b.kind, (b.full(), b.remainder()), group, stride)
+    full, rest = _priced(hw, b.kind, [(b.full(), group, stride), (b.remainder(), group, stride)])
     return (b.count() - 1) * full + rest
 
 
