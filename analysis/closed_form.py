@@ -437,11 +437,43 @@ def _layer_wire(L, msg):
 def _sum_buckets(hw, entries, grp=None):
     """Seconds of the plan's bucketed collectives, one after the other on the data-parallel
     stream: full buckets and one remainder each, on the layouts that run them."""
+    entries = list(entries)
+    if grp is not None and entries:  # the planner's arrays: every entry at once
+        args = [x for b in entries for x in (b.where, b.total, b.bucket, b.group, b.stride)]
+        return grp(lambda *a: _buckets_at_once(hw, entries, a), *args)
     total = 0.0
     for b in entries:
-        args = (b.where, b.total, b.bucket, b.group, b.stride)
-        priced = lambda need, *a, b=b: _where_needed(need, lambda *x: _bucketed(hw, b, *x), *a)  # noqa: E731
-        total = total + (priced(*args) if grp is None else grp(priced, *args))
+        args = (b.total, b.bucket, b.group, b.stride)
+        total = total + _where_needed(b.where, lambda *a, b=b: _bucketed(hw, b, *a), *args)
+    return total
+
+
+def _buckets_at_once(hw, entries, args):
+    """`_sum_buckets` of `entries` with their (where, total, bucket, group, stride) in `args`
+    (arrays over the layouts): each kind's full and remainder buckets in one call, priced on
+    the layouts that run them."""
+    rows = [args[i : i + 5] for i in range(0, len(args), 5)]
+    shape = np.broadcast_shapes(*(np.shape(x) for r in rows for x in r))
+    if shape == ():
+        fields = ("where", "total", "bucket", "group", "stride")
+        pairs = zip(entries, rows, strict=True)
+        return _sum_buckets(hw, [replace(b, **dict(zip(fields, r, strict=True))) for b, r in pairs])
+    picked = []  # (kind, where, the entry on those layouts, group, stride)
+    for b, (where, *cols) in zip(entries, rows, strict=True):
+        need = np.broadcast_to(np.asarray(where, dtype=bool), shape)
+        tot, bucket, group, stride = (np.broadcast_to(x, shape)[need] for x in cols)
+        picked.append((b.kind, need, replace(b, total=tot, bucket=bucket), group, stride))
+    times = {}
+    for kind in dict.fromkeys(p[0] for p in picked):
+        calls = [c for k, _, e, g, st in picked if k == kind
+                 for c in ((e.full(), g, st), (e.remainder(), g, st))]  # fmt: skip
+        times[kind] = iter(_priced(hw, kind, calls)) if calls else iter(())
+    total = np.zeros(shape)
+    for kind, need, e, _, _ in picked:
+        full, rest = next(times[kind]), next(times[kind])
+        out = np.zeros(shape)
+        out[need] = (e.count() - 1) * full + rest
+        total = total + out
     return total
 
 
@@ -451,24 +483,33 @@ def _gct(grp, hw, kind, *calls):
     args = [x for c in calls for x in c]
 
     def fn(*a):
-        return _priced(hw, kind, [a[i : i + 3] for i in range(0, len(a), 3)])
+        shape = np.broadcast_shapes(*(np.shape(x) for x in a))
+        return _priced(hw, kind, [[np.broadcast_to(x, shape) for x in a[i : i + 3]]
+                                  for i in range(0, len(a), 3)])  # fmt: skip
 
     return tuple(fn(*args) if grp is None else grp(fn, *args))
 
 
 def _priced(hw, kind, calls):
-    """`group_collective_time` of several (size, ranks, stride) as rows of one array, from
-    one call over their distinct values laid end to end (the function is elementwise)."""
-    shape = np.broadcast_shapes(*(np.shape(x) for c in calls for x in c))
-    if shape == ():
-        one = [group_collective_time(hw, kind, *c) for c in calls]
-        return np.array([float(t) for t in one])
+    """`group_collective_time` of several (size, ranks, stride), a list of arrays, from one
+    call over their distinct values laid end to end (the function is elementwise)."""
+    shapes = [np.broadcast_shapes(*(np.shape(x) for x in c)) for c in calls]
+    if all(sh == () for sh in shapes):
+        return [np.asarray(group_collective_time(hw, kind, *c), dtype=float) for c in calls]
     cols = [
-        np.concatenate([np.broadcast_to(c[j], shape).reshape(-1) for c in calls]) for j in range(3)
+        np.concatenate(
+            [np.broadcast_to(c[j], sh).reshape(-1) for c, sh in zip(calls, shapes, strict=True)]
+        )
+        for j in range(3)
     ]
     first, index = _distinct_values(*cols)  # the same (size, n, stride) priced once
     t = np.asarray(group_collective_time(hw, kind, *(c[first] for c in cols)), dtype=float)
-    return t[index].reshape(len(calls), *shape)
+    t, out, at = t[index], [], 0
+    for sh in shapes:
+        size = int(np.prod(sh))
+        out.append(t[at : at + size].reshape(sh))
+        at += size
+    return out
 
 
 def _distinct_values(*cols):
