@@ -208,8 +208,11 @@ def per_layer_times(
     back (the same numbers, elementwise, as over all layouts at once). `evaluate` takes them
     precomputed (`per_layer`, the planner's chunks share one table)."""
     U, index = L.distinct(LAYER_SHAPE)
-    msg = messages(model, U.mb, s, U.tp, U.cp, ACT_BYTES[precision])
+    e = ACT_BYTES[precision]
+    msg = messages(model, U.mb, s, U.tp, U.cp, e)
     t = _stage_times(model, hw, s, U, precision, opts, msg)
+    t["wire_tp"], t["wire_cp"] = _layer_wire(U, msg)
+    t["act"] = activations(model, U.mb, s, U.tp, U.cp, U.sp, U.recompute, e, opts, U.ep, U.etp)
     return {k: np.asarray(v)[index] if np.ndim(v) else v for k, v in t.items()}
 
 
@@ -246,8 +249,7 @@ def evaluate(
     # pipeline sends, memory; evaluated here, executed by the SimPy engine
     params = mem.params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
     p_exp = moe_terms.expert_params(model, L, stages)
-    e = ACT_BYTES[precision]
-    act = activations(model, L.mb, s, L.tp, L.cp, L.sp, L.recompute, e, opts, L.ep, L.etp)
+    act = t["act"]  # one layer's stored activations (`plan.step.activations`)
     plan = step_plan(
         model, precision, opts, tp=L.tp, cp=L.cp, dp=L.dp, pp=L.pp, vpp=L.vpp, zero=L.zero,
         dense=params - p_exp, expert=p_exp, edp=moe_terms.expert_dp(L), estride=L.etp * L.ep,
@@ -268,7 +270,7 @@ def evaluate(
     grp = Grouped(L)  # layouts whose step-level collectives are the same, priced once
     grad_sync = _sum_buckets(hw, plan.grads, grp)
     grad_win = rules.grad_window(n_layers, t["bwd"] + t["rc"], L.pp, L.vpp)
-    (tail,) = _gct(grp, hw, "all_reduce", L.dp, plan.grads[0].stride, plan.grads[0].full())
+    (tail,) = _gct(grp, hw, "all_reduce", (plan.grads[0].full(), L.dp, plan.grads[0].stride))
     grad_exp, grad_slow = rules.grad_exposed(
         grad_sync, grad_win, tail, phi, opts.overlap_grad_reduce, L.dp
     )
@@ -332,7 +334,7 @@ def evaluate(
         "comm_total/pp": p2p_steady + 2 * (L.pp - 1) * t_p2p,
         "comm_total/dp": dp_total,
         "comm_total/zero3": z3_total,
-        **_comm_bytes(L, precision, opts, m, n_layers, params, msg),
+        **_comm_bytes(L, precision, opts, m, n_layers, params, msg, t),
         "compute_mb_s": compute_mb,
         "recompute_s": m * n_layers * t["rc"],
     }
@@ -362,13 +364,17 @@ def _zero3_per_microbatch(hw, units, grp=None):
     the last compute of the step)."""
     total = first = waited = tail = reduce = 0.0
     ahead_of = {}
-    for u in units:
+    units = list(units)
+    # every unit's gathers (ahead of use, and the rest) and reduce-scatters: one call a kind
+    gathers = _gct(grp, hw, "all_gather", *(
+        (x * u.gather, u.group, u.stride) for u in units for x in (u.ahead, 1 - u.ahead)
+    ))  # fmt: skip
+    reduces = _gct(grp, hw, "reduce_scatter", *((u.reduce, u.group, u.stride) for u in units))
+    for i, u in enumerate(units):
         a = u.ahead
-        ahead, rest = _gct(
-            grp, hw, "all_gather", u.group, u.stride, a * u.gather, (1 - a) * u.gather
-        )
+        ahead, rest = gathers[2 * i], gathers[2 * i + 1]
         ahead, rest = np.where(a > 0, ahead, 0.0), np.where(a < 1, rest, 0.0)
-        (rs,) = _gct(grp, hw, "reduce_scatter", u.group, u.stride, u.reduce)
+        rs = reduces[i]
         total = total + u.count * (2 * (ahead + rest) + rs)
         waited = waited + u.count * 2 * rest
         reduce = reduce + u.count * rs
@@ -382,10 +388,26 @@ def _zero3_per_microbatch(hw, units, grp=None):
     return total, first, waited, tail, reduce
 
 
-def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
-    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor)."""
+def _comm_bytes(L, precision, opts, m, n_layers, params, msg, t):
+    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor);
+    one layer's TP and CP bytes from `t` (`_layer_wire`)."""
     w = BYTES_PER_PARAM[precision]
     g = opts.grad_reduce_bytes
+    tp = m * n_layers * t["wire_tp"]
+    cp = m * n_layers * t["wire_cp"]
+    pp = np.where(L.pp > 1, m * 2 * L.vpp * msg.p2p, 0.0)
+    rs, ag = bus_factor("reduce_scatter", L.dp), bus_factor("all_gather", L.dp)
+    dp = np.select(
+        [L.zero == 0, L.zero == 3],
+        [params * g * bus_factor("all_reduce", L.dp), m * params * (2 * w * ag + g * rs)],
+        params * (g * rs + w * ag),
+    )
+    return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
+
+
+def _layer_wire(L, msg):
+    """Bytes one layer's TP and CP collectives put on the wire per micro-batch, each size x
+    its bus factor (arrays over the layouts)."""
     full = L.recompute == 2
     fwd_count = 1.0 + full
     has_cp = bool(np.any(np.asarray(L.cp) > 1))
@@ -409,55 +431,105 @@ def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
             return per_layer[sps[0]][key]
         return np.where(L.sp, per_layer[True][key], per_layer[False][key])
 
-    tp = m * n_layers * by_sp("tp")
-    cp = m * n_layers * by_sp("cp")
-    pp = np.where(L.pp > 1, m * 2 * L.vpp * msg.p2p, 0.0)
-    rs, ag = bus_factor("reduce_scatter", L.dp), bus_factor("all_gather", L.dp)
-    dp = np.select(
-        [L.zero == 0, L.zero == 3],
-        [params * g * bus_factor("all_reduce", L.dp), m * params * (2 * w * ag + g * rs)],
-        params * (g * rs + w * ag),
-    )
-    return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
+    return by_sp("tp"), by_sp("cp")
 
 
 def _sum_buckets(hw, entries, grp=None):
     """Seconds of the plan's bucketed collectives, one after the other on the data-parallel
     stream: full buckets and one remainder each, on the layouts that run them."""
+    entries = list(entries)
+    if grp is not None and entries:  # the planner's arrays: every entry at once
+        args = [x for b in entries for x in (b.where, b.total, b.bucket, b.group, b.stride)]
+        return grp(lambda *a: _buckets_at_once(hw, entries, a), *args)
     total = 0.0
     for b in entries:
-        args = (b.where, b.total, b.bucket, b.group, b.stride)
-        priced = lambda need, *a, b=b: _where_needed(need, lambda *x: _bucketed(hw, b, *x), *a)  # noqa: E731
-        total = total + (priced(*args) if grp is None else grp(priced, *args))
+        args = (b.total, b.bucket, b.group, b.stride)
+        total = total + _where_needed(b.where, lambda *a, b=b: _bucketed(hw, b, *a), *args)
     return total
 
 
-def _gct(grp, hw, kind, n, stride, *sizes):
-    """`group_collective_time` of each of `sizes` in one group (`n` ranks `stride` apart),
-    in one call, once per group of layouts with equal arguments (`grp`)."""
-    fn = lambda n, st, *s: _priced(hw, kind, s, n, st)  # noqa: E731
-    return tuple(fn(n, stride, *sizes) if grp is None else grp(fn, n, stride, *sizes))
+def _buckets_at_once(hw, entries, args):
+    """`_sum_buckets` of `entries` with their (where, total, bucket, group, stride) in `args`
+    (arrays over the layouts): each kind's full and remainder buckets in one call, priced on
+    the layouts that run them."""
+    rows = [args[i : i + 5] for i in range(0, len(args), 5)]
+    shape = np.broadcast_shapes(*(np.shape(x) for r in rows for x in r))
+    if shape == ():
+        fields = ("where", "total", "bucket", "group", "stride")
+        pairs = zip(entries, rows, strict=True)
+        return _sum_buckets(hw, [replace(b, **dict(zip(fields, r, strict=True))) for b, r in pairs])
+    picked = []  # (kind, where, the entry on those layouts, group, stride)
+    for b, (where, *cols) in zip(entries, rows, strict=True):
+        need = np.broadcast_to(np.asarray(where, dtype=bool), shape)
+        tot, bucket, group, stride = (np.broadcast_to(x, shape)[need] for x in cols)
+        picked.append((b.kind, need, replace(b, total=tot, bucket=bucket), group, stride))
+    times = {}
+    for kind in dict.fromkeys(p[0] for p in picked):
+        calls = [c for k, _, e, g, st in picked if k == kind
+                 for c in ((e.full(), g, st), (e.remainder(), g, st))]  # fmt: skip
+        times[kind] = iter(_priced(hw, kind, calls)) if calls else iter(())
+    total = np.zeros(shape)
+    for kind, need, e, _, _ in picked:
+        full, rest = next(times[kind]), next(times[kind])
+        out = np.zeros(shape)
+        out[need] = (e.count() - 1) * full + rest
+        total = total + out
+    return total
 
 
-def _priced(hw, kind, sizes, n, stride):
-    """`group_collective_time` of several sizes of one group as rows of one array, from one
-    call over the sizes laid end to end (the function is elementwise over its arrays)."""
-    shape = np.broadcast_shapes(*(np.shape(x) for x in (*sizes, n, stride)))
-    if len(sizes) == 1 or shape == ():
-        one = [group_collective_time(hw, kind, x, n, stride) for x in sizes]
-        return np.stack([np.broadcast_to(np.asarray(t, dtype=float), shape) for t in one])
-    flat = [np.broadcast_to(x, shape).reshape(-1) for x in (*sizes, n, stride)]
-    k = len(sizes)
-    t = group_collective_time(
-        hw, kind, np.concatenate(flat[:k]), np.tile(flat[k], k), np.tile(flat[k + 1], k)
-    )
-    return np.asarray(t, dtype=float).reshape(k, *shape)
+def _gct(grp, hw, kind, *calls):
+    """`group_collective_time` of each (size, ranks, stride) of `calls`, all in one call,
+    once per group of layouts with equal arguments (`grp`); a tuple, one per call."""
+    args = [x for c in calls for x in c]
+
+    def fn(*a):
+        shape = np.broadcast_shapes(*(np.shape(x) for x in a))
+        return _priced(hw, kind, [[np.broadcast_to(x, shape) for x in a[i : i + 3]]
+                                  for i in range(0, len(a), 3)])  # fmt: skip
+
+    return tuple(fn(*args) if grp is None else grp(fn, *args))
+
+
+def _priced(hw, kind, calls):
+    """`group_collective_time` of several (size, ranks, stride), a list of arrays, from one
+    call over their distinct values laid end to end (the function is elementwise)."""
+    shapes = [np.broadcast_shapes(*(np.shape(x) for x in c)) for c in calls]
+    if all(sh == () for sh in shapes):
+        return [np.asarray(group_collective_time(hw, kind, *c), dtype=float) for c in calls]
+    cols = [
+        np.concatenate(
+            [np.broadcast_to(c[j], sh).reshape(-1) for c, sh in zip(calls, shapes, strict=True)]
+        )
+        for j in range(3)
+    ]
+    first, index = _distinct_values(*cols)  # the same (size, n, stride) priced once
+    t = np.asarray(group_collective_time(hw, kind, *(c[first] for c in cols)), dtype=float)
+    t, out, at = t[index], [], 0
+    for sh in shapes:
+        size = int(np.prod(sh))
+        out.append(t[at : at + size].reshape(sh))
+        at += size
+    return out
+
+
+def _distinct_values(*cols):
+    """(the first position of each distinct row of equal-length 1-D `cols`, each position's
+    row among those): a sort over the columns, exact equality."""
+    order = np.lexsort(cols[::-1])
+    new = np.zeros(order.size, dtype=bool)
+    new[:1] = True
+    for c in cols:
+        c = c[order]
+        new[1:] |= c[1:] != c[:-1]
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
 
 
 def _bucketed(hw, b, total, bucket, group, stride):
     """(count - 1) full buckets and the remainder of entry `b` (its sizes on some layouts)."""
     b = replace(b, total=total, bucket=bucket)
-    full, rest = _priced(hw, b.kind, (b.full(), b.remainder()), group, stride)
+    full, rest = _priced(hw, b.kind, [(b.full(), group, stride), (b.remainder(), group, stride)])
     return (b.count() - 1) * full + rest
 
 
