@@ -209,7 +209,7 @@ def evaluate(
 
     per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
     # the busiest pipeline rank sets the pace (uneven splits: `simulator.pipeline_split`)
-    n_layers, ends = _busiest_stage(stages, per_layer, t["emb"], t["head"], L.pp)
+    n_layers, ends, has_emb, has_head = _busiest_stage(stages, per_layer, t["emb"], t["head"], L.pp)
     last = n_layers * per_layer + ends
     total = model.num_hidden_layers * per_layer + t["head"] + t["emb"]
     # compute counts kernels slowed by the collectives beside them (`plan.rules.beside`)
@@ -224,7 +224,7 @@ def evaluate(
     plan = step_plan(
         model, precision, opts, tp=L.tp, cp=L.cp, dp=L.dp, pp=L.pp, vpp=L.vpp, zero=L.zero,
         dense=params - p_exp, expert=p_exp, edp=moe_terms.expert_dp(L), estride=L.etp * L.ep,
-        layers=n_layers, p2p_bytes=msg.p2p, act_per_layer=act,
+        layers=n_layers, has_emb=has_emb, has_head=has_head, p2p_bytes=msg.p2p, act_per_layer=act,
         logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp),
     )  # fmt: skip
 
@@ -246,7 +246,9 @@ def evaluate(
     )
     ag_after = _sum_buckets(hw, plan.params)
     if opts.overlap_param_gather:
-        ag_exposed, ag_slow = beside(ag_after, n_layers * t["fwd"], phi)
+        ag_exposed, ag_slow = beside(
+            ag_after, rules.param_window(n_layers, t["fwd"], L.pp, L.vpp), phi
+        )
     else:
         ag_exposed, ag_slow = ag_after, 0.0
     z3 = L.zero == 3
@@ -275,7 +277,9 @@ def evaluate(
     compute = m * compute_mb + dp_slow + z3_slow
     # the drain walks through every stage's last backward, each slowed by its own stage's
     # gradient reduction beside it: the other stages' slowdowns lengthen the bubble
-    bubble = bubble + rules.drain_slowdown(L.pp, np.where(z3, 0.0, grad_slow))
+    bubble = bubble + rules.drain_slowdown(
+        L.pp, L.vpp, np.where(z3, 0.0, grad_slow), grad_sync, grad_win
+    )
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]
     ep_exp = m * n_layers * t["ep_exposed"]
@@ -323,15 +327,18 @@ def _moe_keys(model, per_step, t, ep_exp):
 
 def _zero3_per_microbatch(hw, units):
     """ZeRO-3 seconds per micro-batch over the plan's units (two gathers and a reduce-scatter
-    each, every one paying its own latency), and the first unit's gather (nothing hides it)."""
-    total = first = 0.0
+    each, every one paying its own latency), and the gathers of each pass's first unit, which
+    nothing before them hides: forward, the embedding on the first stage, else a layer;
+    backward, the output head on the last stage, else a layer."""
+    total, ag, count = 0.0, {}, {}
     for u in units:
-        ag = group_collective_time(hw, "all_gather", u.gather, u.group, u.stride)
+        ag[u.name] = group_collective_time(hw, "all_gather", u.gather, u.group, u.stride)
         rs = group_collective_time(hw, "reduce_scatter", u.reduce, u.group, u.stride)
-        total = total + u.count * (2 * ag + rs)
-        if u.name == "embedding":
-            first = ag
-    return total, first
+        total = total + u.count * (2 * ag[u.name] + rs)
+        count[u.name] = u.count
+    fwd = np.where(count["embedding"] > 0, ag["embedding"], ag["layer"])
+    bwd = np.where(count["head"] > 0, ag["head"], ag["layer"])
+    return total, fwd + bwd
 
 
 def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
@@ -392,18 +399,21 @@ def _bucketed(hw, b, total, bucket, group, stride):
 
 
 def _busiest_stage(split, per_layer, emb, head, pp):
-    """(layers, embedding/head time) of the pipeline rank with the longest micro-batch: the
-    first (embedding), the last (output layer and loss) or the busiest middle rank."""
+    """(layers, embedding/head time, holds the embedding, holds the head) of the pipeline rank
+    with the longest micro-batch: the first (embedding), the last (output layer and loss) or
+    the busiest middle rank."""
     one = pp == 1
     t_first = split["first"] * per_layer + emb + np.where(one, head, 0.0)
     t_last = np.where(one, 0.0, split["last"] * per_layer + head)
     t_mid = split["middle"] * per_layer
-    n = np.where(t_last >= t_first, split["last"], split["first"])
-    ends = np.where(one, emb + head, np.where(t_last >= t_first, head, emb))
+    last = t_last >= t_first
+    n = np.where(last, split["last"], split["first"])
+    ends = np.where(one, emb + head, np.where(last, head, emb))
     best = np.maximum(t_first, t_last)
-    n = np.where(t_mid > best, split["middle"], n)
-    ends = np.where(t_mid > best, 0.0, ends)
-    return n, ends
+    mid = t_mid > best
+    n = np.where(mid, split["middle"], n)
+    ends = np.where(mid, 0.0, ends)
+    return n, ends, one | (~last & ~mid), one | (last & ~mid)
 
 
 def _memory(plan, L, m, split):

@@ -16,7 +16,7 @@ MODEL = load_model("llama-2-7b")
 def _plan(**k):
     base = dict(
         tp=2, cp=1, dp=8, pp=2, vpp=1, zero=1, dense=3e9, expert=0.0, edp=1, estride=2,
-        layers=16, p2p_bytes=1e7, act_per_layer=1e8, logits=1e8,
+        layers=16, has_emb=True, has_head=False, p2p_bytes=1e7, act_per_layer=1e8, logits=1e8,
     )  # fmt: skip
     base.update(k)
     return step_plan(MODEL, "bf16", Options(), **base)

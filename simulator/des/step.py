@@ -82,6 +82,7 @@ class Step:
                 model, p.precision, opts, tp=p.tp, cp=p.cp, dp=p.dp, pp=p.pp, vpp=p.vpp,
                 zero=p.zero_stage, dense=wk.params, expert=wk.expert_params, edp=p.expert_dp,
                 estride=p.expert_tp * p.ep, layers=w.stage_layer_counts[d.stage],
+                has_emb=d.stage == 0, has_head=d.stage == p.pp - 1,
                 p2p_bytes=float(builder.msg.p2p), act_per_layer=float(act),
                 logits=float(logits),
             )
@@ -186,6 +187,9 @@ class Step:
         if coll is not None:
             job = Job(coll, "expert param all_gather", "comm_dp", issued=issued)
             ev = dev.stream("dp").submit(job)
+            # the experts' parameters are needed by the first forward too: by its last unit at
+            # the latest (one collective, after the dense buckets on the same stream)
+            self.param_ready[i][len(self.work[i].units) - 1] = ev
         return ev
 
     def _expert_coll(self, i: int, kind: str, size: float) -> Collective | None:

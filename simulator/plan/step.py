@@ -243,12 +243,15 @@ def step_plan(
     edp: Num,
     estride: Num,
     layers: Num,
+    has_emb: Num,
+    has_head: Num,
     p2p_bytes: Num,
     act_per_layer: Num,
     logits: Num,
 ) -> StepPlan:
     """The step plan of one stage's rank holding `dense` and `expert` parameters (before ZeRO
-    sharding) and `layers` layers; `edp` ranks `estride` apart reduce its experts."""
+    sharding), `layers` layers, the embedding if `has_emb` and the output head if `has_head`
+    (the first / last pipeline stage); `edp` ranks `estride` apart reduce its experts."""
     w, g = BYTES_PER_PARAM[precision], opts.grad_reduce_bytes
     stride = tp * cp
     z12 = (zero == 1) | (zero == 2)
@@ -275,8 +278,8 @@ def step_plan(
     prefetch = 1 if opts.overlap_param_gather else 0
     zero3 = tuple(
         Zero3Unit(name, p, n, p * w, p * g, dp, stride, prefetch)
-        for name, p, n in (("layer", lp, layers), ("embedding", emb, 1.0),
-                           ("head", head, np.where(pp == 1, 1.0, 0.0)))
+        for name, p, n in (("layer", lp, layers), ("embedding", emb, np.where(has_emb, 1.0, 0.0)),
+                           ("head", head, np.where(has_head, 1.0, 0.0)))
     )  # fmt: skip
     sends = PipelineSends(p2p_bytes, tp * cp * dp, 2 * vpp, 2 * (pp - 1), pp > 1, opts.overlap_p2p)
     st = sharded_state_bytes(dense, expert, precision, zero, dp, edp)
