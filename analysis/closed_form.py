@@ -41,7 +41,6 @@ from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
 from simulator.costmodel.timing import ACT_BYTES, copy_time, op_times
 from simulator.model import ModelSpec
 from simulator.options import Options
-from simulator.parallel import BYTES_PER_PARAM
 from simulator.pipeline_split import split_arrays
 from simulator.plan import rules
 from simulator.plan.layer import kernel_order, layer_passes, messages, mlp_names
@@ -240,7 +239,8 @@ def evaluate(
     phi = opts.comm_interference
     grad_sync = _sum_buckets(hw, plan.grads)
     grad_win = rules.grad_window(n_layers, t["bwd"] + t["rc"], L.pp, L.vpp)
-    tail = group_collective_time(hw, "all_reduce", plan.grads[0].full(), L.dp, plan.grads[0].stride)
+    dense = next(b for b in plan.grads if b.name == "grad")
+    tail = group_collective_time(hw, "all_reduce", dense.full(), dense.group, dense.stride)
     grad_exp, grad_slow = rules.grad_exposed(
         grad_sync, grad_win, tail, phi, opts.overlap_grad_reduce, L.dp
     )
@@ -305,7 +305,7 @@ def evaluate(
         "comm_total/pp": p2p_steady + 2 * (L.pp - 1) * t_p2p,
         "comm_total/dp": dp_total,
         "comm_total/zero3": z3_total,
-        **_comm_bytes(L, precision, opts, m, n_layers, params, msg),
+        **_comm_bytes(L, opts, m, n_layers, plan, msg),
         "compute_mb_s": compute_mb,
         "recompute_s": m * n_layers * t["rc"],
     }
@@ -341,10 +341,9 @@ def _zero3_per_microbatch(hw, units):
     return total, fwd + bwd
 
 
-def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
-    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor)."""
-    w = BYTES_PER_PARAM[precision]
-    g = opts.grad_reduce_bytes
+def _comm_bytes(L, opts, m, n_layers, plan, msg):
+    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor),
+    from the layer's plan and the step plan's entries."""
     full = L.recompute == 2
     fwd_count = 1.0 + full
     has_cp = bool(np.any(np.asarray(L.cp) > 1))
@@ -370,13 +369,19 @@ def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
 
     tp = m * n_layers * by_sp("tp")
     cp = m * n_layers * by_sp("cp")
-    pp = np.where(L.pp > 1, m * 2 * L.vpp * msg.p2p, 0.0)
-    rs, ag = bus_factor("reduce_scatter", L.dp), bus_factor("all_gather", L.dp)
-    dp = np.select(
-        [L.zero == 0, L.zero == 3],
-        [params * g * bus_factor("all_reduce", L.dp), m * params * (2 * w * ag + g * rs)],
-        params * (g * rs + w * ag),
+    sends = plan.sends
+    pp = np.where(sends.where, m * sends.per_microbatch * sends.nbytes, 0.0)
+    z012 = sum(
+        np.where(b.where, b.total * bus_factor(b.kind, b.group), 0.0)
+        for b in (*plan.grads, *plan.params)
     )
+    z3 = m * sum(
+        u.count
+        * (2 * u.gather * bus_factor("all_gather", u.group)
+           + u.reduce * bus_factor("reduce_scatter", u.group))
+        for u in plan.zero3
+    )  # fmt: skip
+    dp = np.where(L.zero == 3, z3, z012)
     return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
 
 
