@@ -25,11 +25,13 @@ ends, and contention between different groups' collectives (the SimPy engine mod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
 
 from analysis import closed_form_moe as moe_terms
+from analysis.grouped import Grouped
 from analysis.layouts import Layouts
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
@@ -187,6 +189,32 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
     }
 
 
+LAYER_SHAPE = ("tp", "cp", "sp", "mb", "recompute", "ep", "etp")
+"""The layout columns a layer's kernels and collectives depend on (`_stage_times` reads no
+other): many layouts share them, so they are priced once per distinct combination."""
+
+
+def per_layer_times(
+    model: ModelSpec,
+    hw: HardwareProfile,
+    s: int,
+    L: Layouts,
+    precision: str,
+    opts: Options,
+) -> dict[str, np.ndarray]:
+    """Per micro-batch times of one layer, the embedding and the head on one device of every
+    layout (`_stage_times`), computed once per distinct `LAYER_SHAPE` combination and spread
+    back (the same numbers, elementwise, as over all layouts at once). `evaluate` takes them
+    precomputed (`per_layer`, the planner's chunks share one table)."""
+    U, index = L.distinct(LAYER_SHAPE)
+    e = ACT_BYTES[precision]
+    msg = messages(model, U.mb, s, U.tp, U.cp, e)
+    t = _stage_times(model, hw, s, U, precision, opts, msg)
+    t["wire_tp"], t["wire_cp"] = _layer_wire(U, msg)
+    t["act"] = activations(model, U.mb, s, U.tp, U.cp, U.sp, U.recompute, e, opts, U.ep, U.etp)
+    return {k: np.asarray(v)[index] if np.ndim(v) else v for k, v in t.items()}
+
+
 def evaluate(
     model: ModelSpec,
     hw: HardwareProfile,
@@ -194,8 +222,10 @@ def evaluate(
     layouts: Layouts,
     precision: str,
     options: Options | None = None,
+    per_layer: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Step time, its breakdown, memory and energy for every layout (arrays of equal length)."""
+    """Step time, its breakdown, memory and energy for every layout (arrays of equal length).
+    `per_layer`: `per_layer_times` of these layouts, where already computed."""
     opts = options or Options()
     L = layouts
     s = seq_len
@@ -203,7 +233,7 @@ def evaluate(
     acc.peak(precision)  # clear error if the device lacks this dtype
     m = L.gbs / (L.mb * L.dp)
     msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])  # the plan's sizes
-    t = _stage_times(model, hw, s, L, precision, opts, msg)
+    t = per_layer if per_layer is not None else per_layer_times(model, hw, s, L, precision, opts)
     stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
 
     per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
@@ -218,13 +248,12 @@ def evaluate(
     # pipeline sends, memory; evaluated here, executed by the SimPy engine
     params = mem.params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
     p_exp = moe_terms.expert_params(model, L, stages)
-    e = ACT_BYTES[precision]
-    act = activations(model, L.mb, s, L.tp, L.cp, L.sp, L.recompute, e, opts, L.ep, L.etp)
+    act = t["act"]  # one layer's stored activations (`plan.step.activations`)
     plan = step_plan(
         model, precision, opts, tp=L.tp, cp=L.cp, dp=L.dp, pp=L.pp, vpp=L.vpp, zero=L.zero,
         dense=params - p_exp, expert=p_exp, edp=moe_terms.expert_dp(L), estride=L.etp * L.ep,
-        layers=n_layers, has_emb=has_emb, has_head=has_head, p2p_bytes=msg.p2p, act_per_layer=act,
-        logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp),
+        layers=n_layers, has_emb=has_emb, has_head=has_head, p2p_bytes=msg.p2p,
+        act_per_layer=act, logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp), microbatches=m,
     )  # fmt: skip
 
     # pipeline: bubble and p2p sends
@@ -237,14 +266,15 @@ def evaluate(
     # data parallel (ZeRO-0/1/2): the gradient buckets beside the last backward, ZeRO-1/2's
     # parameter gathers behind the first forward
     phi = opts.comm_interference
-    grad_sync = _sum_buckets(hw, plan.grads)
+    grp = Grouped(L)  # layouts whose step-level collectives are the same, priced once
+    grad_sync = _sum_buckets(hw, plan.grads, grp)
     grad_win = rules.grad_window(n_layers, t["bwd"] + t["rc"], L.pp, L.vpp)
-    dense = next(b for b in plan.grads if b.name == "grad")
-    tail = group_collective_time(hw, "all_reduce", dense.full(), dense.group, dense.stride)
+    dense_b = next(b for b in plan.grads if b.name == "grad")
+    (tail,) = _gct(grp, hw, "all_reduce", L.dp, dense_b.stride, dense_b.full())
     grad_exp, grad_slow = rules.grad_exposed(
         grad_sync, grad_win, tail, phi, opts.overlap_grad_reduce, L.dp
     )
-    ag_after = _sum_buckets(hw, plan.params)
+    ag_after = _sum_buckets(hw, plan.params, grp)
     if opts.overlap_param_gather:
         ag_exposed, ag_slow = beside(
             ag_after, rules.param_window(n_layers, t["fwd"], L.pp, L.vpp), phi
@@ -256,12 +286,13 @@ def evaluate(
     dp_exposed = np.where(z3, 0.0, grad_exp + ag_exposed)
     dp_slow = np.where(z3, 0.0, grad_slow + ag_slow)
     # ZeRO-3 / FSDP: every unit's gathers and reduce-scatter, per micro-batch
-    z3_mb, first_gather = _zero3_per_microbatch(hw, plan.zero3)
+    z3_mb, first_gather, z3_waited, z3_tail, z3_rs = _zero3_per_microbatch(hw, plan.zero3, grp)
     z3_exposed_mb, z3_slow_mb = rules.zero3_exposed(
-        z3_mb, compute_mb, first_gather, phi, opts.overlap_param_gather
+        z3_mb, compute_mb, first_gather, phi, opts.overlap_param_gather, z3_waited, z3_rs
     )
     z3_total = np.where(z3, m * z3_mb, 0.0)
-    z3_exposed = np.where(z3, m * z3_exposed_mb, 0.0)
+    tail = z3_tail if opts.overlap_param_gather else 0.0  # else already all exposed
+    z3_exposed = np.where(z3, np.minimum(m * z3_exposed_mb + tail, z3_total), 0.0)
     z3_slow = np.where(z3, m * z3_slow_mb, 0.0)
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
@@ -270,8 +301,10 @@ def evaluate(
     # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2), and
     # its host time per parameter tensor (in the optimizer) and per FSDP2 unit (hooks)
     w_bytes, g_bytes = plan.w_bytes, plan.g_bytes
-    t_copies = copies_time(acc, copy_bytes(params, L.dp, L.zero, m, w_bytes, g_bytes, opts))
-    t_host_opt, t_hooks = host_times(acc, model, n_layers, L.zero, m, opts)
+    t_copies = copies_time(
+        acc, copy_bytes(params, L.dp, L.zero, m, w_bytes, g_bytes, opts), hw.host
+    )
+    t_host_opt, t_hooks = host_times(hw.host, model, n_layers, L.zero, m, opts)
     t_opt = t_opt + t_host_opt
 
     compute = m * compute_mb + dp_slow + z3_slow
@@ -305,7 +338,7 @@ def evaluate(
         "comm_total/pp": p2p_steady + 2 * (L.pp - 1) * t_p2p,
         "comm_total/dp": dp_total,
         "comm_total/zero3": z3_total,
-        **_comm_bytes(L, opts, m, n_layers, plan, msg),
+        **_comm_bytes(L.zero, m, n_layers, plan, t),
         "compute_mb_s": compute_mb,
         "recompute_s": m * n_layers * t["rc"],
     }
@@ -325,25 +358,65 @@ def _moe_keys(model, per_step, t, ep_exp):
     }
 
 
-def _zero3_per_microbatch(hw, units):
+def _zero3_per_microbatch(hw, units, grp=None):
     """ZeRO-3 seconds per micro-batch over the plan's units (two gathers and a reduce-scatter
-    each, every one paying its own latency), and the gathers of each pass's first unit, which
-    nothing before them hides: forward, the embedding on the first stage, else a layer;
-    backward, the output head on the last stage, else a layer."""
-    total, ag, count = 0.0, {}, {}
+    each, every one paying its own latency); the gathers nothing hides, per micro-batch (the
+    forward's first unit, the embedding, and the backward's first, the head or the last
+    layer: nothing computes before them); the gathers past the prefetch limit
+    (`Zero3Unit.ahead`: issued when the unit computes, in a collective of their own, the
+    compute waiting for them); and the backward's last reduce-scatter (the embedding's, after
+    the last compute of the step)."""
+    total = first = waited = tail = reduce = 0.0
+    ahead_of = {}
     for u in units:
-        ag[u.name] = group_collective_time(hw, "all_gather", u.gather, u.group, u.stride)
-        rs = group_collective_time(hw, "reduce_scatter", u.reduce, u.group, u.stride)
-        total = total + u.count * (2 * ag[u.name] + rs)
-        count[u.name] = u.count
-    fwd = np.where(count["embedding"] > 0, ag["embedding"], ag["layer"])
-    bwd = np.where(count["head"] > 0, ag["head"], ag["layer"])
-    return total, fwd + bwd
+        a = u.ahead
+        ahead, rest = _gct(
+            grp, hw, "all_gather", u.group, u.stride, a * u.gather, (1 - a) * u.gather
+        )
+        ahead, rest = np.where(a > 0, ahead, 0.0), np.where(a < 1, rest, 0.0)
+        (rs,) = _gct(grp, hw, "reduce_scatter", u.group, u.stride, u.reduce)
+        total = total + u.count * (2 * (ahead + rest) + rs)
+        waited = waited + u.count * 2 * rest
+        reduce = reduce + u.count * rs
+        ahead_of[u.name] = (ahead, u.count)
+        if u.name == "embedding":
+            tail = rs
+    head, has_head = ahead_of.get("head", (0.0, 0.0))
+    emb, has_emb = ahead_of.get("embedding", (0.0, 0.0))
+    layer = ahead_of.get("layer", (0.0, 0.0))[0]
+    # each pass's first unit: forward, the embedding on the first stage, else a layer;
+    # backward, the head on the last stage, else a layer
+    first = np.where(np.asarray(has_emb) > 0, emb, layer) + np.where(
+        np.asarray(has_head) > 0, head, layer
+    )
+    return total, first, waited, tail, reduce
 
 
-def _comm_bytes(L, opts, m, n_layers, plan, msg):
-    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor),
-    from the layer's plan and the step plan's entries."""
+def _comm_bytes(zero, m, n_layers, plan, t):
+    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor):
+    one layer's TP and CP bytes from `t` (`_layer_wire`), the rest from the step plan's
+    entries."""
+    tp = m * n_layers * t["wire_tp"]
+    cp = m * n_layers * t["wire_cp"]
+    sends = plan.sends
+    pp = np.where(sends.where, m * sends.per_microbatch * sends.nbytes, 0.0)
+    z012 = sum(
+        np.where(b.where, b.total * bus_factor(b.kind, b.group), 0.0)
+        for b in (*plan.grads, *plan.params)
+    )
+    z3 = m * sum(
+        u.count
+        * (2 * u.gather * bus_factor("all_gather", u.group)
+           + u.reduce * bus_factor("reduce_scatter", u.group))
+        for u in plan.zero3
+    )  # fmt: skip
+    dp = np.where(zero == 3, z3, z012)
+    return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
+
+
+def _layer_wire(L, msg):
+    """Bytes one layer's TP and CP collectives put on the wire per micro-batch, each size x
+    its bus factor (arrays over the layouts)."""
     full = L.recompute == 2
     fwd_count = 1.0 + full
     has_cp = bool(np.any(np.asarray(L.cp) > 1))
@@ -367,39 +440,60 @@ def _comm_bytes(L, opts, m, n_layers, plan, msg):
             return per_layer[sps[0]][key]
         return np.where(L.sp, per_layer[True][key], per_layer[False][key])
 
-    tp = m * n_layers * by_sp("tp")
-    cp = m * n_layers * by_sp("cp")
-    sends = plan.sends
-    pp = np.where(sends.where, m * sends.per_microbatch * sends.nbytes, 0.0)
-    z012 = sum(
-        np.where(b.where, b.total * bus_factor(b.kind, b.group), 0.0)
-        for b in (*plan.grads, *plan.params)
-    )
-    z3 = m * sum(
-        u.count
-        * (2 * u.gather * bus_factor("all_gather", u.group)
-           + u.reduce * bus_factor("reduce_scatter", u.group))
-        for u in plan.zero3
-    )  # fmt: skip
-    dp = np.where(L.zero == 3, z3, z012)
-    return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
+    return by_sp("tp"), by_sp("cp")
 
 
-def _sum_buckets(hw, entries):
+def _sum_buckets(hw, entries, grp=None):
     """Seconds of the plan's bucketed collectives, one after the other on the data-parallel
     stream: full buckets and one remainder each, on the layouts that run them."""
     total = 0.0
     for b in entries:
-        args = (b.total, b.bucket, b.group, b.stride)
-        total = total + _where_needed(b.where, lambda *a, b=b: _bucketed(hw, b, *a), *args)
+        args = (b.where, b.total, b.bucket, b.group, b.stride)
+        priced = lambda need, *a, b=b: _where_needed(need, lambda *x: _bucketed(hw, b, *x), *a)  # noqa: E731
+        total = total + (priced(*args) if grp is None else grp(priced, *args))
     return total
+
+
+def _gct(grp, hw, kind, n, stride, *sizes):
+    """`group_collective_time` of each of `sizes` in one group (`n` ranks `stride` apart),
+    in one call, once per group of layouts with equal arguments (`grp`)."""
+    fn = lambda n, st, *s: _priced(hw, kind, s, n, st)  # noqa: E731
+    return tuple(fn(n, stride, *sizes) if grp is None else grp(fn, n, stride, *sizes))
+
+
+def _priced(hw, kind, sizes, n, stride):
+    """`group_collective_time` of several sizes of one group as rows of one array, from one
+    call over the sizes laid end to end (the function is elementwise over its arrays)."""
+    shape = np.broadcast_shapes(*(np.shape(x) for x in (*sizes, n, stride)))
+    if len(sizes) == 1 or shape == ():
+        one = [group_collective_time(hw, kind, x, n, stride) for x in sizes]
+        return np.stack([np.broadcast_to(np.asarray(t, dtype=float), shape) for t in one])
+    flat = [np.broadcast_to(x, shape).reshape(-1) for x in (*sizes, n, stride)]
+    k = len(sizes)
+    cols = (np.concatenate(flat[:k]), np.tile(flat[k], k), np.tile(flat[k + 1], k))
+    first, index = _distinct_values(*cols)  # the same (size, n, stride) priced once
+    t = np.asarray(group_collective_time(hw, kind, *(c[first] for c in cols)), dtype=float)
+    return t[index].reshape(k, *shape)
+
+
+def _distinct_values(*cols):
+    """(the first position of each distinct row of equal-length 1-D `cols`, each position's
+    row among those): a sort over the columns, exact equality."""
+    order = np.lexsort(cols[::-1])
+    new = np.zeros(order.size, dtype=bool)
+    new[:1] = True
+    for c in cols:
+        c = c[order]
+        new[1:] |= c[1:] != c[:-1]
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
 
 
 def _bucketed(hw, b, total, bucket, group, stride):
     """(count - 1) full buckets and the remainder of entry `b` (its sizes on some layouts)."""
     b = replace(b, total=total, bucket=bucket)
-    full = group_collective_time(hw, b.kind, b.full(), group, stride)
-    rest = group_collective_time(hw, b.kind, b.remainder(), group, stride)
+    full, rest = _priced(hw, b.kind, (b.full(), b.remainder()), group, stride)
     return (b.count() - 1) * full + rest
 
 

@@ -18,9 +18,9 @@ micro-batches. The data-parallel all-reduce spans every replica, so
 The SimPy engine simulates one replica per distinct pool (the replicas of one pool are
 symmetric) and takes the same maximum; the closed form evaluates the same per-pool workloads.
 
-Not modelled: pipeline stages on different pools (the issue's stage-to-pool assignment), a
-topology of pool-to-pool uplinks beyond "the slower NIC", and the slower NIC applied to a pool's
-own pipeline sends (an upper bound on those).
+Pipeline stages on different pools are the other plan (`analysis.pipeline_pools`,
+`analysis.pool_plans` chooses). Not modelled here: a pool-to-pool uplink for the ring (the
+slower NIC only), and the slower NIC applied to a pool's own pipeline sends (an upper bound).
 """
 
 from __future__ import annotations

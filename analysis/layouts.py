@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,3 +76,31 @@ class Layouts:
 
     def row(self, i: int) -> dict[str, int]:
         return {k: int(getattr(self, k)[i]) for k in self.__dataclass_fields__}
+
+    def take(self, index: np.ndarray) -> Layouts:
+        """The layouts at `index` (an integer array), in that order."""
+        return Layouts(**{k: getattr(self, k)[index] for k in self.__dataclass_fields__})
+
+    def distinct(self, columns: Sequence[str]) -> tuple[Layouts, np.ndarray]:
+        """(one layout per distinct combination of `columns`, the index of each layout's
+        combination in it): what depends only on `columns` is computed on the first and
+        spread back with ``value[index]``."""
+        first, index = self.groups(columns)
+        return self.take(first), index
+
+    def groups(self, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(the first layout of each distinct combination of `columns`, the index of each
+        layout's combination among those). The combinations are coded as one integer (mixed
+        radix over the columns' ranges), so this is one 1-D unique."""
+        cols = [np.asarray(getattr(self, k), dtype=np.int64) for k in columns]
+        lows = [int(c.min(initial=0)) for c in cols]
+        radix = [int(c.max(initial=0)) - lo + 1 for c, lo in zip(cols, lows, strict=True)]
+        if math.prod(radix) >= 2**62:  # too many combinations for one int64 code
+            _, first, index = np.unique(np.stack(cols, axis=1), axis=0, return_index=True,
+                                        return_inverse=True)  # fmt: skip
+            return first, index.reshape(-1)
+        code = np.zeros(len(self), dtype=np.int64)
+        for c, lo, r in zip(cols, lows, radix, strict=True):
+            code = code * r + (c - lo)
+        _, first, index = np.unique(code, return_index=True, return_inverse=True)
+        return first, index.reshape(-1)

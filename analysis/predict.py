@@ -10,6 +10,7 @@ from analysis.energy_levels import run_levels, step_levels
 from analysis.layouts import Layouts
 from analysis.seed import document_predictions
 from hwprofiles.errors import UserError
+from hwprofiles.host import under_load
 from hwprofiles.power_levels import compute_power_model
 from hwprofiles.precision import PRECISIONS
 from hwprofiles.profile import HardwareProfile
@@ -66,7 +67,8 @@ def predict(
     `engine_options` such as `seed`, `jitter`, `contention` go to it). `tokens` sets the
     training budget for `time_to_train_s`. `devices_busy` is how many devices of one host
     compute at once (default: GPUs per node, or all GPUs if fewer); it matters only for
-    profiles with measured `host_contention` (CPU ranks sharing a machine). With `tokens`,
+    profiles whose host has measured contention (`hwprofiles.host`: CPU ranks sharing a
+    machine). With `tokens`,
     `reliability` sets failures, checkpoints and restarts of the whole run (closed form; the
     SimPy engine also samples the run over seeds for P10/P50/P90).
     """
@@ -78,7 +80,7 @@ def predict(
     # devices of one node that compute at once (CPU ranks on one host slow each other down)
     alone = hardware
     busy = devices_busy or min(hardware.node.gpus_per_node, w.num_gpus)
-    hardware = hardware.under_load(busy, p.precision)
+    hardware = under_load(hardware, busy, p.precision)
     # the board draws less than TDP while computing, by dtype (hwprofiles/data/power.toml)
     hardware = replace(hardware, power=compute_power_model(hardware, p.precision))
     extra: dict[str, Any] = {}
@@ -97,7 +99,7 @@ def predict(
     e_fp32 = None
     if p.precision in MIXED_PRECISIONS and "fp32" in hardware.accelerator.peak_flops:
         w32 = replace(w, parallel=replace(p, precision="fp32"))
-        hw32 = alone.under_load(busy, "fp32")
+        hw32 = under_load(alone, busy, "fp32")
         hw32 = replace(hw32, power=compute_power_model(hw32, "fp32"))
         e_fp32 = analytic_arrays(w32, hw32, opts)["energy_per_gpu_j"] * n
     energy = r.energy_per_gpu_j * n

@@ -82,6 +82,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "topology": None,
         "pue": None,
         "pool": None,
+        "pool_uplink_gb_per_s": None,
+        "pool_plan": None,
     },
     "options": {},
     # failures, checkpoints and restarts of the whole run (None = simulator.reliability default)
@@ -240,9 +242,11 @@ def build_run(spec: dict[str, dict[str, Any]]) -> Run:
     spec = check_spec(spec)  # types and finiteness of every value (analysis.runschema)
     model = resolve_model(spec["model"])
     c = spec["cluster"]
-    if c.get("pool") is not None:
+    for key in ("pool", "pool_uplink_gb_per_s", "pool_plan"):
+        if c.get(key) is None:
+            continue
         raise UserError(
-            "cluster.pool",
+            f"cluster.{key}",
             rule="pools are read by `llmcap simulate` (one job over several pools); "
             "this command takes [cluster] hardware and gpus",
         )

@@ -53,6 +53,8 @@ RUN_TYPES: dict[str, dict[str, Any]] = {
         "topology": _STR,
         "pue": _FLOAT,
         "pool": tuple[dict, ...] | None,
+        "pool_uplink_gb_per_s": _FLOAT,
+        "pool_plan": _STR,
     },
 }
 """Section -> key -> type annotation (None = not given: a default applies). `[reliability]`

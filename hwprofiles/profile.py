@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from hwprofiles.errors import UserError
+from hwprofiles.host import HostProfile
 from hwprofiles.precision import PRECISIONS
 
 DTYPES = tuple(PRECISIONS)
@@ -133,24 +134,9 @@ class Accelerator:
     copy_bytes_per_s: float | None = None
     """A copy into an existing buffer, bytes read + written per second (STREAM counting);
     None: `memory_bandwidth_bytes_per_s * memory_efficiency`, like any memory-bound kernel."""
-    fresh_copy_bytes_per_s: float | None = None
-    """A copy into a newly allocated buffer (read + written per second). On a host without a
-    caching allocator every fresh page faults on first touch; None: as `copy_bytes_per_s`."""
     cast_bytes_per_s: float | None = None
     """A dtype conversion into a new tensor (fp32 <-> 16-bit, autocast's casts), bytes read +
     written per second; None: as any memory-bound kernel."""
-    optimizer_tensor_s: float | None = None
-    """Host seconds of torch's AdamW step per parameter tensor beyond its memory traffic (the
-    dispatch of its ~10 operations); None: not measured, not priced."""
-    dtensor_optimizer_tensor_s: float | None = None
-    """As `optimizer_tensor_s` for a DTensor parameter (torch FSDP2), whose every operation
-    goes through DTensor's Python dispatch; None: not measured, not priced."""
-    fsdp_unit_s: float | None = None
-    """Host seconds per torch FSDP2 unit per forward + backward: its pre/post hooks and the
-    dispatch of its collectives; None: not measured, not priced."""
-    fsdp_tensor_s: float | None = None
-    """Further host seconds per parameter tensor of an FSDP2 unit per forward + backward (its
-    per-tensor views, copies and gradient bookkeeping); None: not measured, not priced."""
     attention_timings: tuple[AttentionTiming, ...] = ()
     """Fused attention measured at a workload's own shapes; an op of such a shape is priced
     from these instead of `attention_curve` (none: every shape from the curve)."""
@@ -305,56 +291,21 @@ class HardwareProfile:
     collectives: tuple[CollectiveFit, ...] = ()
     price_per_gpu_hour_usd: float | None = None
     price_source: str = ""
-    collective_backend: str = "nccl"
-    """Collective library the ranks use ("nccl", "rccl", "gloo"): gloo has no native
-    reduce-scatter (torch runs an all-reduce of the whole buffer), which the models price."""
-    host_contention: Mapping[str, float] = field(default_factory=dict)
-    """Per dtype: GEMM throughput of one device while every device of its node computes,
-    relative to the device alone (1.0 = independent devices, as GPUs are). Measured by
-    calibration for CPU ranks, which share caches, memory bandwidth, matrix units and power on
-    one host. (Profiles calibrated before 2026-11-29 07:00 UTC measured one kernel mix per
-    dtype, which also stands for memory when `host_memory_contention` is None.)"""
-    host_memory_contention: float | None = None
-    """The same for memory-bound streaming (memory bandwidth, copies); None: the dtype's
-    `host_contention` factor."""
+    host: HostProfile | None = None
+    """The host machine and its software where they show in the step (contention between CPU
+    ranks, the allocator, the framework's dispatch time, the collective library), measured by
+    calibration (`hwprofiles.host`); None: a datasheet profile, nothing of the host priced."""
 
-    def under_load(self, devices_busy: int, dtype: str) -> HardwareProfile:
-        """This profile as a job sees it with `devices_busy` devices of a node computing.
+    @property
+    def collective_backend(self) -> str:
+        """The ranks' collective library: the host's where calibrated, else NCCL (the library a
+        datasheet GPU cluster runs)."""
+        return "nccl" if self.host is None else self.host.collective_backend
 
-        Scales each dtype's compute peak by its measured `host_contention` factor (a dtype
-        without one by `dtype`'s), and memory bandwidth and copy rates by
-        `host_memory_contention` (else `dtype`'s factor), and the times of attention and
-        GEMMs measured at a workload's shapes by their dtype's factor, when more than one
-        device of the node is busy; unchanged otherwise. Host times (framework dispatch) are
-        not scaled: their contention is not measured.
-        """
-        if devices_busy <= 1 or (not self.host_contention and self.host_memory_contention is None):
-            return self
-        default = self.host_contention.get(dtype, 1.0)
-
-        def factor(d: str) -> float:
-            return self.host_contention.get(d, default)
-
-        fm = self.host_memory_contention
-        fm = default if fm is None else fm
-        acc = self.accelerator
-        slowed = replace(
-            acc,
-            peak_flops={k: v * factor(k) for k, v in acc.peak_flops.items()},
-            memory_bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * fm,
-            copy_bytes_per_s=acc.copy_bytes_per_s and acc.copy_bytes_per_s * fm,
-            fresh_copy_bytes_per_s=acc.fresh_copy_bytes_per_s and acc.fresh_copy_bytes_per_s * fm,
-            cast_bytes_per_s=acc.cast_bytes_per_s and acc.cast_bytes_per_s * fm,
-            attention_timings=tuple(
-                replace(t, fwd_s=t.fwd_s / factor(t.dtype), bwd_s=t.bwd_s / factor(t.dtype))
-                for t in acc.attention_timings
-            ),
-            gemm_timings=tuple(
-                replace(t, fwd_s=t.fwd_s / factor(t.dtype), bwd_s=t.bwd_s / factor(t.dtype))
-                for t in acc.gemm_timings
-            ),
-        )
-        return replace(self, accelerator=slowed)
+    def collective_as_run(self, collective: str) -> str:
+        """The collective the ranks' library really runs for `collective` (itself unless the
+        host says otherwise)."""
+        return collective if self.host is None else self.host.collective_as_run(collective)
 
     def with_gpus_per_node(self, n: int) -> HardwareProfile:
         if n < 1:

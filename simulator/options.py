@@ -31,6 +31,13 @@ class Options:
     """DP gradient reduction in buckets, overlapped with the last micro-batch's backward."""
     overlap_param_gather: bool = True
     """ZeRO parameter all-gathers prefetched behind compute."""
+    zero3_prefetch_params: float | None = None
+    """ZeRO-3 prefetch limit in parameters gathered ahead of the module computing. None: one
+    whole unit ahead (torch FSDP's backward/forward prefetch with limit_all_gathers, Megatron's
+    overlapped parameter gather). A number: DeepSpeed's `stage3_prefetch_bucket_size`, which
+    fetches each submodule's parameters as the module before it computes, at most this many
+    ahead; a submodule larger than the limit is prefetched only up to it and the rest is
+    gathered when it is needed, with the compute waiting (`plan.step.prefetch_share`)."""
     overlap_tp_comm: bool = False
     """TP collectives overlapped with GEMMs (Megatron --tp-comm-overlap, Transformer Engine)."""
     overlap_p2p: bool = True
@@ -48,6 +55,36 @@ class Options:
     bucket before the all-reduce and back afterwards (torch/csrc/distributed/c10d/reducer.cpp,
     `mark_variable_ready_dense` and `finalize_bucket_dense`); Megatron's contiguous gradient
     buffer reduces in place and pays nothing. Priced as memory traffic (`costmodel.framework`)."""
+    optimizer_fp32_grads: bool = False
+    """With 16-bit gradients (`grad_reduce_bytes` 2), the optimizer keeps an fp32 copy of them
+    beside the fp32 master weights, 4 bytes per parameter sharded with the optimizer states:
+    Megatron-LM's fp16 optimizer (Megatron Core docs, "Distributed Optimizer": fp16 params and
+    grads 20 bytes per parameter, 4 + 16/d with the distributed optimizer). DeepSpeed ZeRO
+    counts none (ZeRO paper, Sec. 3.1: 2 + 2 + 12 bytes)."""
+    fp8_weight_cache: bool = True
+    """Quantised training (fp8, mxfp8, nvfp4) keeps each weight's quantised copies from the
+    first micro-batch of a step to the last instead of casting it again: Transformer Engine's
+    `is_first_microbatch` ("during FP8 training, it allows caching of the FP8 versions of the
+    weights"; TE PyTorch API, `Linear.forward`), which Megatron-Core sets per step. Two copies
+    per weight (the value and its transpose for Hopper's per-tensor fp8, the row- and
+    column-wise blocks for MXFP8/NVFP4; `Precision.quant_bytes` each), ZeRO-0..2 only
+    (`costmodel.memory.stack_extra_bytes`). torchao's Float8Linear (torchtitan) casts the
+    weight in every forward and keeps none."""
+    fused_cross_entropy: bool = True
+    """The loss computed in place in the fp32 logits buffer: Megatron-Core's vocab-parallel
+    cross-entropy overwrites the logits with their softmax and that with its gradient
+    (megatron/core/tensor_parallel/cross_entropy.py), one logits-sized tensor. False: torch's
+    `F.cross_entropy` (log_softmax + nll_loss) saves the fp32 log-softmax and its backward
+    holds that, its gradient and the logits' gradient at once, three (measured on the
+    validation GPT: its step peaks in `aten::_log_softmax_backward_data`; docs/accuracy.md,
+    "Memory")."""
+    persistent_grads: bool = True
+    """Gradients live in a buffer allocated once for the run (Megatron-Core's contiguous
+    gradient buffer, DeepSpeed's flat gradient partitions). False: torch's
+    `optimizer.zero_grad(set_to_none=True)` (its default since torch 2.0, torch.optim docs)
+    frees them after every step and the backward allocates them again, so with one
+    micro-batch and no pipeline the step's peak holds the larger of the activations and the
+    gradients, not both (`costmodel.memory.gradients_at_peak`)."""
     zero3_copies: bool = False
     """torch FSDP2 (`fully_shard`) copies each unit's local shard into the all-gather buffer and
     the gathered buffer out into the parameters, and the gradients into the reduce-scatter
@@ -56,9 +93,9 @@ class Options:
     (MosaicML's stack) gathers into views and pays none of these."""
     host_overheads: bool = False
     """Price the framework's fixed host time from the profile's measured figures
-    (`Accelerator.optimizer_tensor_s`, `dtensor_optimizer_tensor_s`, `fsdp_unit_s`,
-    `fsdp_tensor_s`): torch's AdamW per parameter tensor (as DTensors under ZeRO-3, torch
-    FSDP2) and FSDP2's hooks per unit and per tensor of a unit, every micro-batch
+    (`hwprofiles.host.HostProfile`: `optimizer_tensor_s`, `dtensor_optimizer_tensor_s`,
+    `fsdp_unit_s`, `fsdp_tensor_s`): torch's AdamW per parameter tensor (as DTensors under
+    ZeRO-3, torch FSDP2) and FSDP2's hooks per unit and per tensor of a unit, every micro-batch
     (`costmodel.framework.host_times`). Off by default: on an accelerator the host dispatches
     ahead of the kernels it launches, and this time hides behind them; on a CPU every call
     runs on the thread that makes it."""
@@ -117,6 +154,9 @@ class Options:
             raise UserError("moe_capacity_factor", cf, "must be > 0 (or absent: dropless)")
         if not (np.isfinite(self.moe_imbalance) and self.moe_imbalance >= 1):
             raise UserError("moe_imbalance", self.moe_imbalance, "must be >= 1 (max / mean load)")
+        pf = self.zero3_prefetch_params
+        if pf is not None and not (np.isfinite(pf) and pf >= 1):
+            raise UserError("zero3_prefetch_params", pf, "must be >= 1 parameter (or absent)")
 
     def bucket_size(self, dp: Any, grad_bytes: float | None = None) -> Any:
         """Bytes per gradient bucket for a data-parallel group of `dp` ranks.

@@ -120,6 +120,13 @@ def chunk_offsets(split: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=4096)
+def _ends(layers: int, pp: int, vpp: int, first: int, last: int) -> tuple[int, int, int, int]:
+    """(first, last, busiest middle, busiest) rank's layers of one split (0: not pinned)."""
+    stages = physical_stage_layers(stage_layers(layers, pp, vpp, first or None, last or None), pp)
+    return stages[0], stages[-1], max(stages[1:-1], default=0), max(stages)
+
+
 def split_arrays(layers: int, pp, vpp, first=None, last=None) -> dict[str, np.ndarray]:
     """Per layout (equal-length integer arrays; 0 in `first`/`last` = not pinned): layers on
     the first rank, the last rank, the busiest middle rank (0 without one) and the busiest
@@ -132,16 +139,12 @@ def split_arrays(layers: int, pp, vpp, first=None, last=None) -> dict[str, np.nd
     # one integer per (pp, vpp, first, last): a 1-D unique is much faster than unique(axis=0)
     base = max(int(c.max(initial=0)) for c in cols) + 1
     code = ((cols[0] * base + cols[1]) * base + cols[2]) * base + cols[3]
-    out = {k: np.zeros(len(code)) for k in ("first", "last", "middle", "max")}
     uniq_codes, inverse = np.unique(code, return_inverse=True)
     uniq = [(c // base**3, c // base**2 % base, c // base % base, c % base) for c in uniq_codes]
-    for j, (p, v, f, la) in enumerate(uniq):
-        stages = physical_stage_layers(
-            stage_layers(layers, int(p), int(v), int(f) or None, int(la) or None), int(p)
-        )
-        sel = inverse.reshape(-1) == j
-        out["first"][sel] = stages[0]
-        out["last"][sel] = stages[-1]
-        out["middle"][sel] = max(stages[1:-1], default=0)
-        out["max"][sel] = max(stages)
-    return {k: v.reshape(pp.shape) for k, v in out.items()}
+    rows = [_ends(layers, int(p), int(v), int(f), int(la)) for p, v, f, la in uniq]
+    table = np.array(rows, dtype=float).reshape(-1, 4)
+    index = inverse.reshape(-1)
+    return {
+        k: table[index, j].reshape(pp.shape)
+        for j, k in enumerate(("first", "last", "middle", "max"))
+    }

@@ -40,15 +40,17 @@ def test_leave_one_source_out_never_uses_the_held_out_source(monkeypatch):
         "llm-foundry-2023",
         "megatron-deepspeed-2022",
     }
-    # docs/accuracy.md leads with the full-grid figure (10.4% on 2026-12-02, the 10% target
-    # not met); this coarse grid must stay within a few points of it
-    assert cv["summary"]["median_abs_error"] <= 0.13
+    # docs/accuracy.md leads with the full-grid figure (6.1% on 2026-12-03, after GEMMs were
+    # priced from their shapes); this coarse grid must stay within a few points of it
+    assert cv["summary"]["median_abs_error"] <= 0.10
 
 
 def test_components_table_every_group_with_a_source():
     comp = component_comparisons()
     groups = {r["group"] for r in comp["rows"]}
-    assert groups == {"gemm", "attention", "collective"}
+    assert groups == {"gemm", "gemm-max", "attention", "collective"}
+    # the out-of-sample GEMM rows are shape-resolved (DeepGEMM's table), not the maxima
+    assert sum(r["group"] == "gemm" for r in comp["rows"]) >= 18
     assert all(r["source"] for r in comp["rows"])
     assert comp["median_abs_error_by_group"]["attention"] <= 0.10
     assert comp["median_abs_error_by_group"]["gemm"] <= 0.10
@@ -59,15 +61,3 @@ def test_components_cli_json():
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert any(row["id"].startswith("CUDNN") for row in doc["components"]["rows"])
-
-
-def test_memory_model_against_published_memory_tables():
-    from analysis.accuracy.memory_check import memory_comparisons
-
-    rows = {r["what"]: r for r in memory_comparisons()}
-    # Korthikanti et al. 2022 Table 2 is llmcap's activation accounting: exact
-    for what, r in rows.items():
-        if "GPT-3 175B" in what:
-            assert r["error"] == pytest.approx(0.0, abs=1e-9), what
-    # ZeRO's fully sharded states agree within the fp32-gradient convention (16/18 of them)
-    assert rows["7.5B on 64 GPUs, P_os+g (model states)"]["error"] == pytest.approx(0.017, abs=0.01)

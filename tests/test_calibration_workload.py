@@ -75,6 +75,7 @@ def test_layers_gemms_are_summarised_per_flops_and_priced_as_measured():
 
     from hwprofiles.calibration.summary import gemm_layers
     from hwprofiles.catalogue import load_profile
+    from hwprofiles.host import HostProfile, under_load
     from hwprofiles.profile import GemmTiming
     from simulator.costmodel.ops import Op
     from simulator.costmodel.timing import op_times
@@ -95,5 +96,30 @@ def test_layers_gemms_are_summarised_per_flops_and_priced_as_measured():
     assert [float(np.ravel(x)[0]) for x in op_times(acc, hit, "fp32")] == [2.0, 7.0]
     miss = Op("mlp/up", "matmul", 120.0, 120.0, 240.0)
     assert op_times(acc, miss, "fp32") == op_times(hw.accelerator, miss, "fp32")
-    slowed = dataclasses.replace(hw, accelerator=acc, host_contention={"fp32": 0.5})
-    assert slowed.under_load(2, "fp32").accelerator.measured_gemm("fp32", 100).fwd_s == 4.0
+    slowed = dataclasses.replace(hw, accelerator=acc, host=HostProfile(contention={"fp32": 0.5}))
+    assert under_load(slowed, 2, "fp32").accelerator.measured_gemm("fp32", 100).fwd_s == 4.0
+
+
+def test_each_pass_is_timed_in_the_layout_nn_linear_runs_it():
+    """forward X @ W^T (B transposed), dX = dY @ W (contiguous), dW = dY^T @ X (A transposed),
+    as aten's addmm/mm calls of the model's training step show."""
+    from hwprofiles.calibration.workload import WORKLOADS, operands
+
+    fwd, dx, dw = [s for s in WORKLOADS["tiny"].gemms() if s.name == "tiny/mlp_up"]
+    a, b, c = operands(fwd, "fp32", 8)
+    assert a.is_contiguous() and b.t().is_contiguous() and tuple(c.shape) == (8, 256)
+    a, b, c = operands(dx, "fp32", 8)
+    assert a.is_contiguous() and b.is_contiguous() and tuple(b.shape) == (256, 64)
+    a, b, c = operands(dw, "fp32", 8)  # m = 64 inputs, n = 256 outputs, k = 128 tokens
+    assert a.t().is_contiguous() and tuple(a.shape) == (256, 128) and tuple(c.shape) == (256, 8)
+
+
+def test_bf16_without_a_matrix_unit_sweeps_one_hidden_size():
+    from hwprofiles.calibration.plan import for_dtype, make_plan
+
+    quick = make_plan("quick")
+    assert for_dtype(quick, "bf16", "cpu", "").hidden_sizes == quick.hidden_sizes[:1]
+    assert for_dtype(quick, "bf16", "cpu", "amx_bf16") is quick
+    assert for_dtype(quick, "bf16", "cpu", None) is quick  # unknown CPU: the whole plan
+    assert for_dtype(quick, "fp32", "cpu", "") is quick
+    assert for_dtype(make_plan("tiny"), "bf16", "cpu", "") == make_plan("tiny")

@@ -119,14 +119,19 @@ def test_framework_copies_follow_the_options():
 
 
 def test_fresh_copies_use_the_measured_fresh_rate():
+    from hwprofiles.host import HostProfile
+    from simulator.costmodel.framework import copies_time
     from simulator.costmodel.timing import copy_time
 
     acc = load_profile("h100-sxm").accelerator
     hbm = acc.memory_bandwidth_bytes_per_s * acc.memory_efficiency
-    assert copy_time(acc, 1e9, fresh=True) == pytest.approx(1e9 / hbm)  # caching allocator
-    host = dataclasses.replace(acc, copy_bytes_per_s=20e9, fresh_copy_bytes_per_s=4e9)
-    assert copy_time(host, 1e9) == pytest.approx(0.05)
-    assert copy_time(host, 1e9, fresh=True) == pytest.approx(0.25)
+    assert copies_time(acc, (0.0, 1e9), None) == pytest.approx(1e9 / hbm)  # caching allocator
+    cpu = dataclasses.replace(acc, copy_bytes_per_s=20e9)
+    host = HostProfile(fresh_copy_bytes_per_s=4e9)
+    assert copy_time(cpu, 1e9) == pytest.approx(0.05)
+    assert copies_time(cpu, (1e9, 0.0), host) == pytest.approx(0.05)
+    assert copies_time(cpu, (0.0, 1e9), host) == pytest.approx(0.25)
+    assert copies_time(cpu, (0.0, 1e9), HostProfile()) == pytest.approx(0.05)
 
 
 def test_recompute_trades_time_for_memory():

@@ -11,6 +11,7 @@ from analysis.closed_form import Options
 from analysis.predict import predict
 from hwprofiles.calibration.framework import host_overheads
 from hwprofiles.catalogue import load_profile
+from hwprofiles.host import HostProfile
 from simulator.costmodel.framework import host_times
 from simulator.models_catalogue import load_model
 from simulator.parallel import ParallelConfig, Workload
@@ -56,34 +57,33 @@ def test_param_tensor_counts_follow_the_module_layout() -> None:
     assert dataclasses.replace(gpt, fused_qkv=False).layer_tensors() == 16
 
 
-def _acc(**kw: float | None):
-    return dataclasses.replace(load_profile("h100-sxm").accelerator, **kw)
+HOST = HostProfile(
+    optimizer_tensor_s=40e-6,
+    dtensor_optimizer_tensor_s=200e-6,
+    fsdp_unit_s=500e-6,
+    fsdp_tensor_s=100e-6,
+)
 
 
 def test_host_times_price_only_what_is_measured_and_switched_on() -> None:
     model = dataclasses.replace(load_model("gpt3-125m"), fused_qkv=True)
-    acc = _acc(
-        optimizer_tensor_s=40e-6,
-        dtensor_optimizer_tensor_s=200e-6,
-        fsdp_unit_s=500e-6,
-        fsdp_tensor_s=100e-6,
-    )
     tensors = model.num_param_tensors()
-    off = host_times(acc, model, 12, np.array([0, 3]), 1, Options())
+    off = host_times(HOST, model, 12, np.array([0, 3]), 1, Options())
     assert np.all(off[0] == 0) and np.all(off[1] == 0)
     on = Options(host_overheads=True, zero3_copies=True)  # torch FSDP2 for ZeRO-3
-    opt, hooks = host_times(acc, model, 12, np.array([0, 3]), 2, on)
+    opt, hooks = host_times(HOST, model, 12, np.array([0, 3]), 2, on)
     assert opt == pytest.approx([tensors * 40e-6, tensors * 200e-6])
     # hooks: ZeRO-3 only, per micro-batch, (12 layers + root) units and every tensor
     assert hooks == pytest.approx([0.0, 2 * (13 * 500e-6 + tensors * 100e-6)])
     # flat-parameter FSDP1: no DTensors, no FSDP2 hooks, the plain per-tensor time
-    opt, hooks = host_times(acc, model, 12, 3, 1, Options(host_overheads=True))
+    opt, hooks = host_times(HOST, model, 12, 3, 1, Options(host_overheads=True))
     assert opt == pytest.approx(tensors * 40e-6) and hooks == 0
-    # a profile that measured none of it (a datasheet) prices nothing
-    opt, hooks = host_times(_acc(), model, 12, np.array([3]), 1, on)
-    assert opt == 0 and hooks == 0
+    # a host that measured none of it prices nothing, nor does a datasheet profile (no host)
+    for none in (HostProfile(), None):
+        opt, hooks = host_times(none, model, 12, np.array([3]), 1, on)
+        assert np.all(opt == 0) and np.all(hooks == 0)
     # a pipeline stage holds its own layers' tensors (plus the embedding's, conservatively)
-    opt_half, _ = host_times(acc, model, 6, 0, 1, on)
+    opt_half, _ = host_times(HOST, model, 6, 0, 1, on)
     assert opt_half == pytest.approx((tensors - 6 * 12) * 40e-6)
 
 
@@ -91,22 +91,13 @@ def test_host_times_price_only_what_is_measured_and_switched_on() -> None:
 def test_both_engines_add_the_host_time(zero: int) -> None:
     model = dataclasses.replace(load_model("gpt3-125m"), fused_qkv=True)
     hw = load_profile("h100-sxm")
-    hw = dataclasses.replace(
-        hw,
-        accelerator=dataclasses.replace(
-            hw.accelerator,
-            optimizer_tensor_s=40e-6,
-            dtensor_optimizer_tensor_s=200e-6,
-            fsdp_unit_s=500e-6,
-            fsdp_tensor_s=100e-6,
-        ),
-    )
+    hw = dataclasses.replace(hw, host=HOST)
     par = ParallelConfig(dp=2, zero_stage=zero, micro_batch_size=1, global_batch_size=2)
     w = Workload(model, par.resolve(2), seq_len=256)
     base = {e: predict(w, hw, engine=e, options=Options(zero3_copies=True)) for e in ENGINES}
     opts = Options(host_overheads=True, zero3_copies=True)
     more = {e: predict(w, hw, engine=e, options=opts) for e in ENGINES}
-    opt, hooks = host_times(hw.accelerator, model, 12, zero, 1, opts)
+    opt, hooks = host_times(hw.host, model, 12, zero, 1, opts)
     for e in base:
         added = more[e].step_time_s - base[e].step_time_s
         assert added == pytest.approx(float(opt + hooks), rel=0.02), e

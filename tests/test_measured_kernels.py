@@ -12,6 +12,7 @@ from analysis.closed_form import Options
 from analysis.predict import predict
 from hwprofiles.calibration.plan import AttentionShape
 from hwprofiles.catalogue import load_profile
+from hwprofiles.host import HostProfile, under_load
 from hwprofiles.profile import AttentionTiming
 from simulator.costmodel.ops import layer_ops
 from simulator.costmodel.stack import amp_cast_op, amp_head_cast_op, stack_head_ops
@@ -66,12 +67,12 @@ def test_host_contention_slows_measured_attention_by_its_dtype_factor() -> None:
     hw = dataclasses.replace(
         hw,
         accelerator=_acc([_timing(), _timing("fp32")]),
-        host_contention={"bf16": 0.5, "fp32": 0.8},
+        host=HostProfile(contention={"bf16": 0.5, "fp32": 0.8}),
     )
-    busy = hw.under_load(2, "bf16").accelerator
+    busy = under_load(hw, 2, "bf16").accelerator
     assert busy.measured_attention("bf16", 2, 12, 256, 64).fwd_s == pytest.approx(FWD_S / 0.5)
     assert busy.measured_attention("fp32", 2, 12, 256, 64).bwd_s == pytest.approx(BWD_S / 0.8)
-    alone = hw.under_load(1, "bf16").accelerator
+    alone = under_load(hw, 1, "bf16").accelerator
     assert alone.attention_timings == hw.accelerator.attention_timings
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 
 from hwprofiles.catalogue import load_profile
+from hwprofiles.host import HostProfile
 from hwprofiles.profile import HardwareProfile, Provenance
 from simulator.costmodel.timing import compute_time
 from validation.drift import (
@@ -141,9 +142,8 @@ def test_remeasure_replaces_the_models_gemm_timings_in_place():
 def test_host_contention_is_re_probed_and_can_be_replaced():
     from validation.drift import check_contention, with_contention
 
-    hw = dataclasses.replace(
-        _calibrated(), host_contention={"fp32": 0.5}, host_memory_contention=0.4
-    )
+    host = HostProfile(collective_backend="gloo", contention={"fp32": 0.5}, memory_contention=0.4)
+    hw = dataclasses.replace(_calibrated(), host=host)
 
     def fake(dtypes, threads, ranks):
         assert dtypes == ("fp32",) and ranks == 2
@@ -158,7 +158,7 @@ def test_host_contention_is_re_probed_and_can_be_replaced():
     (note,) = drift_notes(rows)
     assert note.startswith("host contention drifted: gemm fp32 0.98 (profile 0.50)")
     fresh = with_contention(hw, rows)
-    assert fresh.host_contention == {"fp32": 0.98} and fresh.host_memory_contention == 0.45
+    assert fresh.host.contention == {"fp32": 0.98} and fresh.host.memory_contention == 0.45
     assert "used in place" in drift_notes([r | {"remeasured": True} for r in rows])[0]
     assert check_contention(hw, ("fp32",), 1, measure=fake) == []
     assert check_contention(_calibrated(), ("fp32",), 2, measure=fake) == []

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hwprofiles.catalogue import load_profile
+from hwprofiles.host import HostProfile
 from validation import compare
 from validation.gptconfig import PRESETS
 from validation.spec import RunSpec
@@ -33,7 +34,7 @@ def test_link_fits_price_the_runs_through_that_link():
     assert fits["all_reduce"].beta_s_per_byte == pytest.approx(beta, rel=1e-3)
     assert fits["all_gather"].beta_s_per_byte == pytest.approx(beta / 2, rel=1e-3)
     assert LinkFit.from_dict(fits["all_gather"].to_dict()) == fits["all_gather"]
-    base = dataclasses.replace(load_profile("cpu"), collective_backend="gloo")  # calibrated
+    base = dataclasses.replace(load_profile("cpu"), host=HostProfile(collective_backend="gloo"))
     cfits = [f.collective_fit() for f in fits.values()]
     hw = hardware_for_run(base, 2, 25e6, cfits)
     assert hw.node.gpus_per_node == 2 and hw.node.scale_up.bandwidth_bytes_per_s == 25e6

@@ -174,7 +174,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def validate(
         nproc: str = typer.Option("1,2", help="Rank counts, comma-separated."),
-        model: str = typer.Option("small", help="tiny, small, gpt2-small, or a config.json."),
+        model: str = typer.Option(
+            "auto",
+            help="tiny, small, gpt2-small, a config.json, or auto: small, or tiny where bf16 "
+            "runs on a CPU without a 16-bit matrix unit (no amx_bf16/avx512_bf16).",
+        ),
         steps: int = typer.Option(20, help="Timed steps per run (after the warm-up)."),
         rounds: int = typer.Option(
             1, help="Run the whole matrix this many times, round-robin; steps are pooled."
@@ -210,9 +214,9 @@ def register(app: typer.Typer) -> None:
         ),
         remeasure_drifted: bool = typer.Option(
             False,
-            help="When the pre-run re-probe finds the profile drifted, re-measure the model's "
-            "GEMMs in place (seconds in fp32) and use the re-probed host contention, instead "
-            "of only leaving those runs out of the headline.",
+            help="When the pre-run re-probe finds the profile drifted, put what it measured "
+            "in place (the model's GEMMs re-measured, attention, memory-bound and collective "
+            "rates, host contention) instead of leaving those runs out of the headline.",
         ),
         inject_fault: str = typer.Option("", hidden=True, help="RANK:exit|raise|hang[:STEP]"),
         alert: str = typer.Option(
@@ -248,6 +252,9 @@ def register(app: typer.Typer) -> None:
             return
         if out is not None:
             run_guarded(lambda: check_output(out, "--out", "dir"))  # before any run
+        why = _auto_model(o)
+        if why:
+            err.print(why, markup=False, highlight=False)
         matrix = run_guarded(lambda: build_matrix(**o))
         eng = run_guarded(lambda: _choices(engines, "engines", ENGINES))
         hw = run_guarded(
@@ -292,6 +299,7 @@ def register(app: typer.Typer) -> None:
                     on_done=progress,
                     drift=drift,
                     on_alert=alert_printer(err, on_alert),
+                    notes=[why] if why else [],
                     hang_timeout_s=hang_timeout,
                     start_timeout_s=start_timeout,
                 )
@@ -305,18 +313,35 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_RUN_FAILED)
 
 
+def _auto_model(o: dict[str, Any]) -> str:
+    """Resolve `--model auto` in `o` (`gptconfig.auto_model`); the reason when it chose tiny."""
+    from hwprofiles.calibration.machine import cpu_16bit_matrix_flag
+    from validation.gptconfig import AUTO, auto_model
+
+    if o["model"] != AUTO:
+        return ""
+    precisions = tuple(v.strip() for v in o["precision"].split(","))
+    o["model"], why = auto_model(o["device"], precisions, cpu_16bit_matrix_flag())
+    return why
+
+
 def _guard(hw: Any, matrix: Matrix, err: Console, again: bool = False) -> tuple[Any, list[Any]]:
-    """Print the profile's status line; on a CPU, re-probe its GEMMs and warn of drift; with
-    `again`, re-measure a drifted dtype's model GEMMs in place and probe once more."""
+    """Print the profile's status line; on a CPU, re-probe the component rates the runs rest
+    on (GEMMs, attention, memory-bound kernels, collectives, host contention) and warn of
+    drift; with `again`, put the drifted figures measured now in place and probe GEMMs once
+    more."""
+    from validation.components import check_components, replaced
     from validation.drift import (
         check_contention,
         check_drift,
         drift_notes,
         drifted_dtypes,
+        dtypes_of,
         remeasure,
         status_line,
         with_contention,
     )
+    from validation.guard import after_replacement, component_notes
 
     err.print(status_line(hw), markup=False, highlight=False)
     if hw is None or hw.provenance.kind != "calibrated" or matrix.device != "cpu":
@@ -331,6 +356,15 @@ def _guard(hw: Any, matrix: Matrix, err: Console, again: bool = False) -> tuple[
         rows = check_drift(hw, matrix.model, matrix.precisions, threads=threads)
         rows = [r | {"remeasured": r["dtype"] in off} for r in rows]
     _print_probes(rows, err)
+    loopback = any(link is None for link in matrix.links)
+    parts = check_components(
+        hw, matrix.model, dtypes_of(matrix.precisions), max(matrix.nprocs) > 1 and loopback,
+        threads=threads,
+    )  # fmt: skip
+    if again and any(r["drifted"] for r in parts):
+        hw = replaced(hw, parts)
+        parts = after_replacement(hw, parts)
+    _print_probes(parts, err)
     held = check_contention(hw, matrix.precisions, min(max(matrix.nprocs), 2), threads)
     for r in held:
         err.print(
@@ -341,18 +375,19 @@ def _guard(hw: Any, matrix: Matrix, err: Console, again: bool = False) -> tuple[
     if again and any(r["drifted"] for r in held):
         hw = with_contention(hw, held)
         held = [r | {"remeasured": True} for r in held]
-    rows += held
-    for note in drift_notes(rows):
+    rows += parts + held
+    for note in drift_notes(rows) + component_notes(rows):
         err.print(f"warning: {note}", markup=False, highlight=False)
     return hw, rows
 
 
-def _print_probes(rows: list[dict[str, Any]], err: Console) -> None:
-    for r in rows:
+def _print_probes(rows: list[dict[str, Any]], err: Console, verb: str = "re-probe") -> None:
+    from validation.guard import probe_rows
+
+    for name, what, meas, prof, speed, state in probe_rows({"drift": rows}):
+        flag = {"ok": "", "DRIFTED": "  DRIFTED", "re-measured": "  (re-measured)"}[state]
         err.print(
-            f"re-probe {r['dtype']} {r['gemm']}: {r['measured_s'] * 1e3:.3g} ms, profile "
-            f"{r['profile_s'] * 1e3:.3g} ms, speed {r['speed']:.2f}x"
-            + ("  DRIFTED" if r["drifted"] else ""),
+            f"{verb} {name} {what}: {meas}, profile {prof}, speed {speed}{flag}",
             markup=False,
             highlight=False,
         )
@@ -387,7 +422,11 @@ def _repredict(out: Path, hardware: str, engines: str, json_out: bool, err: Cons
             hardware or None, st["device"], st["threads_per_rank"], err.print
         )
     )
+    from validation.drift import status_line
+
+    err.print(status_line(hw), markup=False, highlight=False)
     result = run_guarded(lambda: v.repredict(out, hw, engines=eng, hardware_spec=hardware))
+    _print_probes(result.doc.get("drift", []), err, "re-check (probe before the runs)")
     _render(result.doc, json_out, out)
     if not result.ok:
         raise typer.Exit(EXIT_RUN_FAILED)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hwprofiles.host import under_load
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.timing import compute_time, gemm_dtype
 from simulator.result import StepResult
@@ -262,7 +263,7 @@ def speed_probes(
             continue
         cfg, dtype = spec.model, gemm_dtype(spec.precision)
         flops = 2.0 * cfg.micro_batch_size * cfg.seq_len * cfg.hidden_size * cfg.ffn_size
-        acc = hardware.under_load(spec.nproc, dtype).accelerator
+        acc = under_load(hardware, spec.nproc, dtype).accelerator
         predicted = float(compute_time(acc, flops, dtype))
         out.append(
             {

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hwprofiles.calibration.gemm import GemmShape
+from hwprofiles.host import HostProfile
 from hwprofiles.profile import HardwareProfile
 from validation.gptconfig import GPTConfig
 
@@ -65,7 +66,7 @@ def check_drift(
     """One row per probe: dtype, GEMM, measured and profile time, speed, drifted; timed with
     `threads` torch threads (one rank's, as calibrated)."""
     from hwprofiles.calibration.device import torch_threads
-    from simulator.costmodel.timing import compute_time, gemm_dtype
+    from simulator.costmodel.timing import gemm_dtype
 
     dtypes = list(dict.fromkeys(gemm_dtype(p) for p in precisions))
     pairs = [(s, d) for d in dtypes for s in probe_shapes(cfg)]
@@ -76,10 +77,7 @@ def check_drift(
         measured = timer(pairs)
     rows = []
     for (shape, dtype), t in zip(pairs, measured, strict=True):
-        timed = hw.accelerator.measured_gemm(dtype, shape.flops)
-        predicted = (
-            timed.fwd_s if timed else float(compute_time(hw.accelerator, shape.flops, dtype))
-        )
+        predicted = gemm_price(hw, dtype, shape.flops)
         speed = predicted / t
         rows.append(
             {
@@ -94,8 +92,24 @@ def check_drift(
     return rows
 
 
+def gemm_price(hw: HardwareProfile, dtype: str, flops: float) -> float:
+    """The profile's seconds for one forward GEMM of `flops` on one idle rank: its measured
+    row for a linear layer of those FLOPs, else its curve."""
+    from simulator.costmodel.timing import compute_time
+
+    timed = hw.accelerator.measured_gemm(dtype, flops)
+    return timed.fwd_s if timed else float(compute_time(hw.accelerator, flops, dtype))
+
+
 def _gemm_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("probe", "gemm") == "gemm"]
+
+
+def dtypes_of(precisions: tuple[str, ...]) -> list[str]:
+    """The GEMM dtypes of `precisions`, in order."""
+    from simulator.costmodel.timing import gemm_dtype
+
+    return list(dict.fromkeys(gemm_dtype(p) for p in precisions))
 
 
 def drifted_dtypes(rows: list[dict[str, Any]]) -> list[str]:
@@ -110,8 +124,7 @@ def drift_notes(rows: list[dict[str, Any]]) -> list[str]:
     rows = _gemm_rows(rows)
     again = sorted({r["dtype"] for r in rows if r.get("remeasured")})
     out = contention_notes(held, any(r.get("remeasured") for r in held)) + [
-        f"{dtype} GEMMs re-measured in place before the runs (the profile had drifted); "
-        "attention, memory-bound kernels and collectives are still the profile's"
+        f"{dtype} GEMMs re-measured in place before the runs (the profile had drifted)"
         for dtype in again
     ]
     for dtype in drifted_dtypes(rows):
@@ -221,7 +234,8 @@ def check_contention(
     the ratio is beyond `TOLERANCE` either way. Nothing when the profile has no factors."""
     from simulator.costmodel.timing import gemm_dtype
 
-    if ranks < 2 or not hw.host_contention:
+    host = hw.host
+    if ranks < 2 or host is None or not host.contention:
         return []
     dtypes = tuple(dict.fromkeys(gemm_dtype(p) for p in precisions))
     if measure is None:
@@ -234,10 +248,10 @@ def check_contention(
     for r in rows:
         kernel = "stream" if r["kernel"] == "stream" else f"gemm {r['dtype']}"
         if r["kernel"] == "stream":
-            mem = hw.host_memory_contention
-            was = mem if mem is not None else hw.host_contention.get("fp32")
+            mem = host.memory_contention
+            was = mem if mem is not None else host.contention.get("fp32")
         else:
-            was = hw.host_contention.get(r["dtype"])
+            was = host.contention.get(r["dtype"])
         if was is None:
             continue
         ratio = float(r["factor"]) / was
@@ -259,11 +273,13 @@ def with_contention(hw: HardwareProfile, rows: list[dict[str, Any]]) -> Hardware
     """`hw` with the host-contention factors of `rows` (`check_contention`) in place."""
     gemm = {r["dtype"]: r["measured"] for r in rows if r["kernel"].startswith("gemm")}
     stream = [r["measured"] for r in rows if r["kernel"] == "stream"]
-    return dataclasses.replace(
-        hw,
-        host_contention={**hw.host_contention, **gemm},
-        host_memory_contention=stream[0] if stream else hw.host_memory_contention,
+    host = hw.host or HostProfile()
+    host = dataclasses.replace(
+        host,
+        contention={**host.contention, **gemm},
+        memory_contention=stream[0] if stream else host.memory_contention,
     )
+    return dataclasses.replace(hw, host=host)
 
 
 def contention_notes(rows: list[dict[str, Any]], replaced: bool) -> list[str]:

@@ -99,6 +99,30 @@ def load_config(spec: str) -> GPTConfig:
         raise UserError(f"model: {spec}: {exc}") from None
 
 
+AUTO = "auto"
+"""`llmcap validate --model auto` (the default): `small`, or `tiny` where bf16 would run on a
+CPU without a 16-bit matrix unit (`auto_model`)."""
+
+
+def auto_model(device: str, precisions: tuple[str, ...], flag: str | None) -> tuple[str, str]:
+    """(preset, why) for `--model auto`; `flag`: the CPU's 16-bit matrix flag
+    (`machine.cpu_16bit_matrix_flag`: "" none, None unknown).
+
+    A `small` bf16 step on the AMD EPYC (Zen 3) VM, which has none, took seconds (its GEMMs
+    in bf16 ran 10-80x slower than in fp32 depending on the operand layout, 2026-12-02/03),
+    so the bf16 half of the matrix cannot run in minutes there; `tiny` bf16 took 29-57 ms a
+    step (fp32 7-38 ms, load 0.7, 2026-12-03). Both precisions then train the same `tiny`
+    model, so the bf16/fp32 time ratio compares like with like."""
+    if device != "cpu" or "bf16" not in precisions or flag is None or flag:
+        return "small", ""
+    return "tiny", (
+        "model tiny (auto): this CPU has no 16-bit matrix unit (none of amx_bf16, "
+        "avx512_bf16, bf16 in /proc/cpuinfo), where a `small` bf16 step takes seconds; fp32 "
+        "and bf16 both train `tiny`, so their time ratio compares like with like "
+        "(--model small to insist)"
+    )
+
+
 if __name__ == "__main__":  # `python -m validation.gptconfig small`: the model's SDPA shape
     import sys
 

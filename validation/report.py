@@ -15,6 +15,7 @@ from simulator.costmodel.collectives import bus_factor
 from simulator.result import round_sig
 from validation.compare import TARGET_ABS_ERROR, Comparison
 from validation.gptconfig import GPTConfig
+from validation.guard import PROBE_HEADER, probe_rows
 from validation.launcher import Failure
 from validation.linkcal import LinkFit, fits_from_rows
 from validation.mapping import TCP_PAYLOAD_PER_FRAME, model_spec
@@ -485,6 +486,9 @@ def markdown(doc: dict[str, Any], title: str | None = None) -> str:
     if link_rows(doc):
         out += ["", "### Collectives measured through the rate-limited links", ""]
         out.append(_md_table(LINK_HEADER, link_rows(doc)))
+    if doc.get("drift"):
+        out += ["", "### Component rates re-probed before the runs (vs the profile)", ""]
+        out.append(_md_table(PROBE_HEADER, probe_rows(doc)))
     if doc.get("speed"):
         out += ["", "### Machine speed during each run (probe GEMM vs calibration)", ""]
         out.append(_md_table(SPEED_HEADER, speed_rows(doc)))
@@ -502,6 +506,7 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
         ("measured", RUN_HEADER, run_rows(doc)),
         ("error summary", SUM_HEADER, summary_rows(doc)),
         ("where the error comes from", DIAG_HEADER, diagnostic_rows(doc)),
+        ("component rates before the runs", PROBE_HEADER, probe_rows(doc)),
         ("machine speed vs calibration", SPEED_HEADER, speed_rows(doc)),
         ("collectives through the links", LINK_HEADER, link_rows(doc)),
         ("measured vs predicted", CMP_HEADER, comparison_rows(doc)),

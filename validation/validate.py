@@ -19,7 +19,6 @@ from hwprofiles.calibration.machine import load_average, machine_info
 from hwprofiles.errors import UserError
 from hwprofiles.inputs import path_kind, read_json
 from hwprofiles.profile import HardwareProfile
-from simulator.costmodel.timing import gemm_dtype
 from validation import report
 from validation.compare import (
     ENGINES,
@@ -30,7 +29,8 @@ from validation.compare import (
     speed_probes,
     summarise,
 )
-from validation.drift import drift_notes, drifted_dtypes, status_line
+from validation.drift import drift_notes, status_line
+from validation.guard import component_notes, recheck, withheld_runs
 from validation.monitor.config import MonitorSpec
 from validation.monitor.rules import Alert
 from validation.suite import Matrix, Record, SuiteResult, run_matrix
@@ -109,6 +109,7 @@ def validate(
     on_done: Callable[[Record], None] | None = None,
     drift: list[dict[str, Any]] | None = None,
     on_alert: Callable[[Alert], None] | None = None,
+    notes: list[str] | None = None,
     **timeouts: float,
 ) -> Validation:
     """Run `matrix`, compare with predictions on `hardware`, write the report under `out`.
@@ -130,6 +131,7 @@ def validate(
         engines=engines,
         predictor=predictor,
         drift=drift,
+        extra_notes=notes,
     )
 
 
@@ -168,11 +170,12 @@ def finish(
     engines: tuple[str, ...] = ENGINES,
     predictor: Predictor | None = None,
     drift: list[dict[str, Any]] | None = None,
+    extra_notes: list[str] | None = None,
 ) -> Validation:
     """Predict the measured runs, compare, and write ``report.json`` and ``report.md``."""
-    notes: list[str] = [status_line(hardware), *result.notes]
+    notes: list[str] = [status_line(hardware), *result.notes, *(extra_notes or [])]
     drift = drift or []
-    notes += drift_notes(drift)
+    notes += drift_notes(drift) + component_notes(drift)
     busiest = max(matrix.nprocs) * matrix.threads_per_rank
     cores = int(machine.get("cpu_cores", 0) or 0)
     if matrix.device == "cpu" and cores and busiest > cores:
@@ -189,8 +192,8 @@ def finish(
         notes += why
         comparisons = compare(result.measured(), predictions, engines)
         limited = {r.spec.run_id for r in result.records if r.spec.link_bytes_per_s}
-        off = set(drifted_dtypes(drift))
-        kept = {s.run_id for s in specs if gemm_dtype(s.precision) not in off}
+        off = withheld_runs(drift, specs)
+        kept = {s.run_id for s in specs if s.run_id not in off}
         summary = summarise(
             [c for c in comparisons if c.run in kept and c.baseline in (None, *kept)], limited
         )
@@ -249,8 +252,14 @@ def repredict(
 ) -> Validation:
     """Redo the predictions and comparisons of the report in `out` without measuring again
     (after a model or calibration change); the measurements come from its report.json.
-    `hardware_spec` is how the user named the profile (for the regenerating command)."""
+    `hardware_spec` is how the user named the profile (for the regenerating command). The
+    probes the report took before its runs are re-checked against `hardware`
+    (`guard.recheck`): runs resting on a figure of `hardware` the machine did not run at then
+    are not headlined."""
     doc = read_report(out)
+    stored = doc.get("drift", [])
+    checkable = hardware is not None and hardware.provenance.kind == "calibrated"
+    drift = recheck(hardware, stored) if checkable else []
     matrix, result = report.read_measurements(doc)
     measured_by = doc["command"].split(" && ")[0]
     command = f"{measured_by} && llmcap validate --repredict {out}"
@@ -265,4 +274,8 @@ def repredict(
         command=command,
         engines=engines,
         predictor=predictor,
+        drift=drift,
+        extra_notes=[]
+        if not checkable or stored
+        else ["drift not re-checked: the report holds no probes taken before its runs"],
     )

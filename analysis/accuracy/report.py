@@ -115,16 +115,17 @@ def to_markdown(
         "",
         "## Collective bandwidth (nccl-tests bus bandwidth)",
         "",
-        "Predicted by the alpha-beta ring/tree model on the catalogue's links (one or two nodes).",
-        "NVLink SHARP (NVLS) reduces inside the switch and can exceed the per-GPU link rate; the",
-        "ring model does not represent it, so large H100/H200 all-reduces are under-predicted.",
+        "NCCL's algorithm and protocol choice (ring, tree, NVLink SHARP, NVLS-tree; LL, LL128,",
+        "Simple) with NCCL's own latencies, plus the harness's per-call overhead; model, sources",
+        "and what stays wrong: `docs/collectives.md`. `algo`: what the benchmark let NCCL pick.",
         "",
-        "| id | GPU | GPUs | size | measured GB/s | predicted GB/s | error |",
-        "|---|---|---|---|---|---|---|",
+        "| id | collective | hardware | GPUs | size | algo | measured GB/s | llmcap GB/s | error |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in collectives:
         lines.append(
-            f"| {c['id']} | {c['gpu']} | {c['gpus']} | {c['size_bytes'] / 2**20:,.2f} MiB | "
+            f"| {c['id']} | {c['collective']} | {c['hardware']} | {c['gpus']} | "
+            f"{c['size_bytes'] / 2**20:,.2f} MiB | {c['algo']} | "
             f"{c['measured_busbw_gb_s']:.1f} | {c['predicted_busbw_gb_s']:.1f} | "
             f"{_pct(c['error'])} |"
         )

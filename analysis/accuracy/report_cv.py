@@ -61,20 +61,48 @@ def components_markdown(comp: dict[str, Any]) -> list[str]:
         "they are compared with the catalogue's isolated-kernel model (before the sustained",
         "fraction a training step pays). Median absolute error per group: "
         + ", ".join(f"{g} {v:.1%}" for g, v in med.items())
-        + ". The GEMM rows are the catalogue's own defining maxima (in-sample by construction;",
-        "no shape-resolved GEMM data yet, so no wave-quantisation check). Collectives: across",
-        "nodes llmcap prices NCCL's own algorithm and protocol pick (`simulator/costmodel/",
-        "nccl.py`, from NCCL's tuning.cc); inside a node it keeps the link's alpha-beta, which",
-        "under-prices small messages (the rows include the benchmark's host overhead) and has no",
-        "NVLink SHARP (NVLS), so large H100/H200 all-reduces are under-predicted.",
+        + ". GEMM: the `gemm-max` rows are the catalogue's own defining maxima (in-sample by",
+        "construction); the `gemm` rows are shape-resolved published measurements (DeepGEMM's",
+        "FP8 table on H800 = H100 SXM compute) that set no constant: llmcap prices each from",
+        "its (M, N, K) with tile and wave quantisation on the device's SMs, split-K for few",
+        "tiles, the operand roofline and the output write (`simulator/costmodel/gemm_shape.py`,",
+        "`hwprofiles/data/gemm_tiles.toml`). Collectives",
+        "(`analysis/data/collective_rows.csv`, each row with its source) are priced by the",
+        "function both engines use (`group_collective_time`): NCCL's fastest algorithm (ring,",
+        "tree, NVLink SHARP inside H100/H200/B200 nodes, NVLS-tree across them) and protocol",
+        "(LL, LL128, Simple) with the latencies of NCCL's own tuning model (`simulator/costmodel/",
+        "nccl.py`, `nvls.py`, NCCL 2.27.7 tuning.cc), plus each benchmark harness's host",
+        "overhead per call, taken from that harness's smallest message (not scored). No",
+        "constant of the collective model comes from these rows, so every source is held out",
+        "(model, sources, what stays wrong and the effect on the end-to-end figures:",
+        "`docs/collectives.md`). Per source:",
         "",
+        "| source | rows | median abs error | worst |",
+        "|---|---|---|---|",
+        *(
+            f"| {s} | {v['rows']} | {v['median']:.1%} | {v['worst']:.1%} |"
+            for s, v in comp.get("collective_by_source", {}).items()
+        ),
+        "",
+        "and per message size (nccl-tests size; 8-256 MiB is where the measured bandwidth is",
+        "still ramping towards its plateau and the model, which reaches it sooner, is too fast):",
+        "",
+        "| size | rows | median abs error | worst |",
+        "|---|---|---|---|",
+        *(
+            f"| {s} | {v['rows']} | {v['median']:.1%} | {v['worst']:.1%} |"
+            for s, v in comp.get("collective_by_size", {}).items()
+        ),
+        "",
+    ]
+    lines += [
         "| group | id | what | measured | llmcap | error | source |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in comp["rows"]:
         lines.append(
             f"| {r['group']} | {r['id']} | {r['what']} | {r['measured']:,.1f} | "
-            f"{r['predicted']:,.1f} | {r['error']:+.1%} | {r['source']} |"
+            f"{r['predicted']:,.1f} | {r['error']:+.1%} | {r['source'].split(' (')[0]} |"
         )
     lines.append("")
     return lines

@@ -31,6 +31,10 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--components", help="Kernel and collective models vs measured rows"),
         ] = False,
+        memory: Annotated[
+            bool,
+            typer.Option("--memory", help="Memory model vs published and measured memory rows"),
+        ] = False,
     ) -> None:
         """Predicted vs published step time for the reference runs (median and worst error)."""
 
@@ -49,8 +53,8 @@ def register(app: typer.Typer) -> None:
                 moe_comparisons(),
             )
 
-        if cross_validate or components:
-            _extra(cross_validate, components, json_out)
+        if cross_validate or components or memory:
+            _extra(cross_validate, components, json_out, memory)
             if out is None:
                 return
         result, coll, whole, moe = run_guarded(go)
@@ -62,7 +66,7 @@ def register(app: typer.Typer) -> None:
             cv, comp = run_guarded(lambda: (loso(), component_comparisons()))
             md = to_markdown(result, coll, whole, cv, comp, moe)
             run_guarded(lambda: write_output(out, md, "--out"))
-            if cross_validate or components:
+            if cross_validate or components or memory:
                 return
         if json_out:
             echo_json({**result, "collectives": coll, "whole_run": whole, "moe": moe})
@@ -109,8 +113,8 @@ def register(app: typer.Typer) -> None:
         )
 
 
-def _extra(cross_validate: bool, components: bool, json_out: bool) -> None:
-    """Print the leave-one-source-out and/or component comparisons."""
+def _extra(cross_validate: bool, components: bool, json_out: bool, memory: bool = False) -> None:
+    """Print the leave-one-source-out, component and/or memory comparisons."""
     from rich.console import Console
     from rich.table import Table
 
@@ -122,6 +126,11 @@ def _extra(cross_validate: bool, components: bool, json_out: bool) -> None:
         doc["cross_validation"] = run_guarded(loso)
     if components:
         doc["components"] = run_guarded(component_comparisons)
+    if memory:
+        from analysis.accuracy.memory_check import memory_comparisons, memory_summary
+
+        rows = run_guarded(memory_comparisons)
+        doc["memory"] = {"rows": rows, "summary": memory_summary(rows)}
     if json_out:
         echo_json(doc)
         return
@@ -160,3 +169,23 @@ def _extra(cross_validate: bool, components: bool, json_out: bool) -> None:
             "median |error| by group: "
             + ", ".join(f"{g} {v:.1%}" for g, v in comp["median_abs_error_by_group"].items())
         )
+    if memory:
+        _print_memory(con, doc["memory"])
+
+
+def _print_memory(con, mem: dict) -> None:
+    """The memory rows: published (or measured) vs llmcap, per row and per group."""
+    from rich.table import Table
+
+    tab = Table(title="memory: llmcap model vs published / measured figures")
+    for col in ("group", "id", "what", "kind", "published", "llmcap", "unit", "error"):
+        tab.add_column(col, justify="right" if col in ("published", "llmcap", "error") else "left")
+    for r in mem["rows"]:
+        tab.add_row(r["group"], r["id"], r["what"], r["kind"], f"{r['published']:.4g}",
+                    f"{r['llmcap']:.4g}", r["unit"], f"{r['error']:+.1%}")  # fmt: skip
+    fold_text(tab)
+    con.print(tab)
+    con.print(
+        "median |error| by group: "
+        + ", ".join(f"{g} {v['median_abs_error']:.1%}" for g, v in mem["summary"].items())
+    )

@@ -64,6 +64,20 @@ def register(app: typer.Typer) -> None:
         pue: ro.Pue = None,
         json_out: ro.JsonOut = False,
         require_fit: ro.RequireFit = False,
+        pool_plan: Annotated[
+            str | None,
+            typer.Option(
+                help="Pools (--hardware a:N,b:M): pipeline (stages per pool), data (replicas "
+                "per pool) or auto, the faster \\[default: auto]"
+            ),
+        ] = None,
+        pool_uplink: Annotated[
+            float | None,
+            typer.Option(
+                help="Pools: pool-to-pool uplink, GB/s per direction \\[default: the smallest "
+                "pool's NICs / 7]"
+            ),
+        ] = None,
     ) -> None:
         """Predict step time, throughput, MFU, communication, memory and energy."""
 
@@ -117,7 +131,16 @@ def register(app: typer.Typer) -> None:
             if hardware is not None and ":" in hardware:
                 pools = hardware  # the flag wins over the file
             if pools is not None:  # a job over several pools
-                return simulate_pools(file_spec, over, pools, engine, contention, seed), None
+                result = simulate_pools(
+                    file_spec, over, pools, engine, contention, seed, pool_plan, pool_uplink
+                )
+                return result, None
+            if pool_plan is not None or pool_uplink is not None:
+                raise UserError(
+                    "pool_plan" if pool_plan is not None else "pool_uplink",
+                    pool_plan if pool_plan is not None else pool_uplink,
+                    "needs pools (--hardware NAME:GPUS,NAME:GPUS or [[cluster.pool]])",
+                )
             run = build_run(merge(file_spec, over))
             kw = ro.des_options(engine, seed, jitter, speed_sigma, contention)
             if engine == "des":

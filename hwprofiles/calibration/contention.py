@@ -13,7 +13,7 @@ speed alone in five of six standalone trials and at 0.99 in one, while fp32 AVX-
 kept 0.98-1.01, 2026-11-29), and an optimizer-like fp32 streaming pass (memory bandwidth,
 caches). The models scale a device's GEMM peak per dtype and
 its memory and copy rates by them when a job keeps more than one device of a node busy
-(`HardwareProfile.host_contention`, `host_memory_contention`). An earlier version timed one
+(`HostProfile.contention`, `memory_contention`; `hwprofiles.host`). An earlier version timed one
 mix of both, whose bf16 figure (0.95) was set by the streaming pass and hid the GEMMs' 0.5.
 
 The alone and busy runs alternate, `rounds` times each, and the factor is the ratio of their

@@ -7,8 +7,10 @@ fitted curves -> `matmul_efficiency_by_dtype` / `attention_efficiency`; best of 
 fit on the machine -> `Node.gpus_per_node`; the all-reduce α-β fit -> the scale-up `Link`;
 every (collective, world size >= 2) fit -> `CollectiveFit` (world size 1 stays in the CSV
 and TOML as a software-overhead reference: frameworks skip one-rank collectives); power
-measured or modelled, labelled as such; host times per optimizer tensor and per FSDP2 unit
-(CPU profiles) -> `Accelerator.optimizer_tensor_s`, `dtensor_optimizer_tensor_s`,
+measured or modelled, labelled as such. What belongs to the host goes to the profile's
+`HostProfile` (`hwprofiles.host`): the collective library (gloo on CPU, NCCL on CUDA), host
+contention factors, the fresh-buffer copy rate, and host times per optimizer tensor and per
+FSDP2 unit (CPU profiles) -> `optimizer_tensor_s`, `dtensor_optimizer_tensor_s`,
 `fsdp_unit_s`, `fsdp_tensor_s`.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 
 from hwprofiles.calibration.store import FORMAT, PROFILE_FILE
 from hwprofiles.errors import UserError
+from hwprofiles.host import HostProfile
 from hwprofiles.inputs import path_kind, read_toml
 from hwprofiles.profile import (
     Accelerator,
@@ -157,12 +160,7 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
         attention_efficiency=att_curve,
         memory_efficiency=mem_eff,
         copy_bytes_per_s=_opt_float(mem.get("buffer_copy_bytes_per_s")),
-        fresh_copy_bytes_per_s=_opt_float(mem.get("fresh_copy_bytes_per_s")),
         cast_bytes_per_s=statistics.median(casts) if casts else None,
-        optimizer_tensor_s=_opt_float(fw.get("optimizer_tensor_s")),
-        dtensor_optimizer_tensor_s=_opt_float(fw.get("dtensor_optimizer_tensor_s")),
-        fsdp_unit_s=_opt_float(fw.get("fsdp_unit_s")),
-        fsdp_tensor_s=_opt_float(fw.get("fsdp_tensor_s")),
         attention_timings=_attention_timings(comp.get("attention_shapes", [])),
         gemm_timings=tuple(
             GemmTiming(str(r["dtype"]), int(r["flops"]), float(r["fwd_s"]), float(r["bwd_s"]))
@@ -180,15 +178,7 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
             "activations, softmax, loss) / measured bandwidth"
             if ew
             else "1.0: the bandwidth is already an achieved figure",
-            **(
-                {
-                    "copy_bytes_per_s": str(mem["copy_source"]),
-                    "fresh_copy_bytes_per_s": str(mem["copy_source"]),
-                }
-                if "copy_source" in mem
-                else {}
-            ),
-            **{k: str(fw["source"]) for k in FRAMEWORK_FIELDS if k in fw},
+            **({"copy_bytes_per_s": str(mem["copy_source"])} if "copy_source" in mem else {}),
             **({"cast_bytes_per_s": CAST_SOURCE} if casts else {}),
             **({"attention_timings": TIMINGS_SOURCE} if comp.get("attention_shapes") else {}),
             **({"gemm_timings": GEMM_TIMINGS_SOURCE} if comp.get("gemm_layers") else {}),
@@ -246,9 +236,29 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
             steadiness=_steadiness(doc.get("stability", {})),
         ),
         collectives=fits,
-        collective_backend="nccl" if dev["kind"] == "cuda" else "gloo",
-        host_contention=dict(g("contention").get("factor", {})) if "contention" in doc else {},
-        host_memory_contention=_opt_float(doc.get("contention", {}).get("memory_factor")),
+        host=_host(doc, dev["kind"], mem, fw),
+    )
+
+
+def _host(
+    doc: Mapping[str, Any], kind: str, mem: Mapping[str, Any], fw: Mapping[str, Any]
+) -> HostProfile:
+    """The host side of a calibration: its collective library, contention factors, fresh-buffer
+    copy rate and framework host times, each None / empty where not measured."""
+    contention = doc.get("contention", {})
+    return HostProfile(
+        collective_backend="nccl" if kind == "cuda" else "gloo",
+        contention=dict(contention.get("factor", {})),
+        memory_contention=_opt_float(contention.get("memory_factor")),
+        fresh_copy_bytes_per_s=_opt_float(mem.get("fresh_copy_bytes_per_s")),
+        optimizer_tensor_s=_opt_float(fw.get("optimizer_tensor_s")),
+        dtensor_optimizer_tensor_s=_opt_float(fw.get("dtensor_optimizer_tensor_s")),
+        fsdp_unit_s=_opt_float(fw.get("fsdp_unit_s")),
+        fsdp_tensor_s=_opt_float(fw.get("fsdp_tensor_s")),
+        sources={
+            **({"fresh_copy_bytes_per_s": str(mem["copy_source"])} if "copy_source" in mem else {}),
+            **{k: str(fw["source"]) for k in FRAMEWORK_FIELDS if k in fw},
+        },
     )
 
 

@@ -25,6 +25,29 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return platform.processor() or platform.machine()
 
 
+MATRIX_16BIT_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
+"""CPU flags of a 16-bit (bf16) matrix unit or dot-product instructions, as /proc/cpuinfo
+names them: x86 Intel AMX-BF16 (Sapphire Rapids on) and AVX-512 BF16 (Cooper Lake, Zen 4 on),
+Linux's arch/x86 cpufeatures names; "bf16" in an Arm CPU's Features line (Armv8.6-A BF16:
+BFDOT, BFMMLA). Without any of them torch runs bf16 GEMMs by converting in software: on the
+AMD EPYC (Zen 3) VM of 2026-12-02 about 80x slower than fp32 (docs/validation.md)."""
+
+
+def cpu_16bit_matrix_flag(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The first flag of `MATRIX_16BIT_FLAGS` this CPU has, "" when it has none, None when
+    /proc/cpuinfo cannot be read (not Linux)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    have: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            have.update(value.split())
+    return next((f for f in MATRIX_16BIT_FLAGS if f in have), "")
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on (affinity mask, else os.cpu_count())."""
     try:

@@ -2,9 +2,10 @@
 
 `llmcap calibrate --quick` on a CPU times the GEMMs of the validation GPT presets
 (`validation/gptconfig.py`: `tiny` and `small`) at their own shapes, forward and both backward
-GEMMs of every linear layer and the tied logits, in each dtype, so that the comparison in
-`llmcap validate` prices its compute from rates measured at the shapes it runs, not from a
-curve fitted to other sizes.
+GEMMs of every linear layer and the tied logits, in each dtype, each pass in the operand
+layout torch's `nn.Linear` runs it (`LAYOUTS`: on a CPU without a 16-bit matrix unit the
+layout alone moved a bf16 GEMM's time 20x), so that the comparison in `llmcap validate` prices
+its compute from rates measured at the shapes it runs, not from a curve fitted to other sizes.
 
 Stopping rule (stated, and written into the profile's ``[stability]`` table): kernels are
 sampled round-robin, one sample of each per round (so a slow spell of a shared machine lands
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hwprofiles.calibration.gemm import GemmShape, sized_rows
+from hwprofiles.calibration.gemm import CALL_TARGET_S, MIN_ROWS, GemmShape
 from hwprofiles.calibration.timing import NOISY_SPREAD
 
 SETTLE = 0.05
@@ -103,15 +104,44 @@ def _quartile_spread(samples: list[float]) -> float:
     return (q[2] - q[0]) / med if med > 0 else 0.0
 
 
-def _make(shape: GemmShape, dtype: str, rows: int) -> Callable[[], object]:
+LAYOUTS = {"fwd": "nt", "bwd_dx": "nn", "bwd_dw": "tn"}
+"""Operand layout of each pass as torch's `nn.Linear` runs it (weight W stored [out, in];
+seen in aten's mm/addmm calls of `validation/gpt.py`'s training step under autocast): forward
+``addmm(b, X, W^T)`` (B transposed), input gradient ``dY @ W`` (both contiguous), weight
+gradient ``dY^T @ X`` (A transposed, giving W's [out, in]). On a CPU without a 16-bit matrix
+unit the layout decides the kernel: on the AMD EPYC (Zen 3) VM (2026-12-03, 1 thread, load 7)
+the `small` MLP up-projection in bf16 took 716 ms as a plain ``A @ B``, 48 ms as ``X @ W^T``
+and 35 ms with A transposed; in fp32 the three were within 15 % of each other."""
+
+
+def operands(shape: GemmShape, dtype: str, rows: int) -> tuple[Any, Any, Any]:
+    """A, B and the result C of the shape's GEMM on `rows` of its m rows, in its pass's layout
+    (`LAYOUTS`). The weight gradient (m = in, n = out, k = tokens) runs as torch runs it,
+    [out, tokens] @ [tokens, in]: its m rows are the result's columns, which scale its time as
+    rows do."""
     import torch
 
     from hwprofiles.calibration.device import randn, torch_dtype
 
-    a = randn((rows, shape.k), dtype, "cpu", seed=0)
-    b = randn((shape.k, shape.n), dtype, "cpu", seed=1)
-    c = torch.empty(rows, shape.n, dtype=torch_dtype(dtype))
-    return lambda: torch.matmul(a, b, out=c)
+    layout = LAYOUTS.get(shape.pass_, "nn")
+    dt = torch_dtype(dtype)
+    if layout == "tn":
+        a = randn((shape.k, shape.n), dtype, "cpu", seed=0).t()  # dY^T
+        b = randn((shape.k, rows), dtype, "cpu", seed=1)  # X
+        c = torch.empty(shape.n, rows, dtype=dt)
+    else:
+        a = randn((rows, shape.k), dtype, "cpu", seed=0)
+        w = randn((shape.n, shape.k) if layout == "nt" else (shape.k, shape.n), dtype, "cpu", 1)
+        b = w.t() if layout == "nt" else w
+        c = torch.empty(rows, shape.n, dtype=dt)
+    return a, b, c
+
+
+def _make(shape: GemmShape, dtype: str, rows: int) -> Callable[[], object]:
+    import torch
+
+    a, b, c = operands(shape, dtype, rows)
+    return lambda: torch.mm(a, b, out=c)
 
 
 def _timed(fn: Callable[[], object], inner: int) -> float:
@@ -121,9 +151,19 @@ def _timed(fn: Callable[[], object], inner: int) -> float:
     return (time.perf_counter() - t0) / inner
 
 
+def _sized_rows(shape: GemmShape, dtype: str) -> int:
+    """Rows to time so that one call takes about `gemm.CALL_TARGET_S`: a probe on
+    `gemm.MIN_ROWS` rows in the pass's own layout sets the time per row (`gemm.sized_rows`)."""
+    rows = min(shape.m, MIN_ROWS)
+    fn = _make(shape, dtype, rows)
+    fn()
+    per_row = max(_timed(fn, 1), 1e-9) / rows
+    return int(min(shape.m, max(MIN_ROWS, CALL_TARGET_S / per_row)))
+
+
 def _prepare(shape: GemmShape, dtype: str) -> _Kernel:
-    """Size rows by a probe (`gemm.sized_rows`) and the inner loop by one call; warm up."""
-    rows = sized_rows(shape.m, shape.k, shape.n, dtype)
+    """Size rows by a probe (`_sized_rows`) and the inner loop by one call; warm up."""
+    rows = _sized_rows(shape, dtype)
     fn = _make(shape, dtype, rows)
     fn()  # warm-up at the measured size
     one = max(_timed(fn, 1), 1e-9)

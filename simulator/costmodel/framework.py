@@ -7,8 +7,8 @@ torch FSDP2). DDP copies into buffers that live for the whole run (its buckets, 
 parameters' gradients); FSDP2 frees its gathered parameters and reduce-scatter buffers after
 each use and allocates them again (`free_storage` / `alloc_storage` in
 torch/distributed/fsdp/_fully_shard), so its copies write fresh memory: on a host without a
-caching allocator every fresh page faults on first touch, which `timing.copy_time` prices
-with the profile's measured fresh-copy rate.
+caching allocator every fresh page faults on first touch, which `copies_time` prices with the
+host's measured fresh-copy rate (`HostProfile.fresh_copy_bytes_per_s`).
 
 Host time (`host_times`, with `Options.host_overheads`) is the dispatch cost of the
 framework's calls, measured per tensor and per unit by calibration
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hwprofiles.host import HostProfile
 from hwprofiles.profile import Accelerator
 from simulator.costmodel.timing import copy_time
 from simulator.model import ModelSpec
@@ -61,14 +62,18 @@ def copy_bytes(
     return persistent, fresh
 
 
-def copies_time(acc: Accelerator, copies: tuple[Num, Num]) -> Num:
-    """Seconds per step on `acc` of the copies `copy_bytes` returns (existing, fresh)."""
+def copies_time(acc: Accelerator, copies: tuple[Num, Num], host: HostProfile | None) -> Num:
+    """Seconds per step on `acc` of the copies `copy_bytes` returns (existing, fresh): fresh
+    buffers at the host's measured fresh-copy rate where it has one (no caching allocator),
+    else at the accelerator's copy rate."""
     persistent, fresh = copies
-    return copy_time(acc, persistent) + copy_time(acc, fresh, fresh=True)
+    rate = None if host is None else host.fresh_copy_bytes_per_s
+    t_fresh = copy_time(acc, fresh) if rate is None else np.asarray(fresh, dtype=float) / rate
+    return copy_time(acc, persistent) + t_fresh
 
 
 def host_times(
-    acc: Accelerator,
+    host: HostProfile | None,
     model: ModelSpec,
     n_layers: Num,
     zero: Num,
@@ -87,18 +92,18 @@ def host_times(
       a fixed time per unit and a time per parameter tensor of the unit; the units are the
       stage's layers plus the root module. Flat-parameter FSDP1 (ZeRO-3 without
       `zero3_copies`) has neither DTensors nor these hooks and pays the plain figure.
-    A figure the profile has not measured (None) prices nothing.
+    A figure the host has not measured (None), or a profile without a host, prices nothing.
     """
     zero = np.asarray(zero)
-    if not opts.host_overheads:
+    if not opts.host_overheads or host is None:
         return np.zeros(np.shape(zero)), np.zeros(np.shape(zero))
     tensors = n_layers * model.layer_tensors() + (
         model.num_param_tensors() - model.num_hidden_layers * model.layer_tensors()
     )
-    plain = acc.optimizer_tensor_s or 0.0
-    dtensor = acc.dtensor_optimizer_tensor_s
+    plain = host.optimizer_tensor_s or 0.0
+    dtensor = host.dtensor_optimizer_tensor_s
     fsdp2 = (zero == 3) & opts.zero3_copies
     per_tensor = np.where(fsdp2, plain if dtensor is None else dtensor, plain)
-    per_step = (n_layers + 1) * (acc.fsdp_unit_s or 0.0) + tensors * (acc.fsdp_tensor_s or 0.0)
+    per_step = (n_layers + 1) * (host.fsdp_unit_s or 0.0) + tensors * (host.fsdp_tensor_s or 0.0)
     hooks = np.where(fsdp2, microbatches * per_step, 0.0)
     return tensors * per_tensor, hooks

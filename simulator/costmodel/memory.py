@@ -10,25 +10,80 @@ s^2 tensors stored) and no-dropout models are covered by the same accounting.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from hwprofiles.precision import PRECISIONS
 from simulator.costmodel.ops import Num
 from simulator.model import ModelSpec
 
+if TYPE_CHECKING:
+    from simulator.options import Options
+
 OPTIMIZER_BYTES_PER_PARAM = PRECISIONS["bf16"].state_bytes[2]
 """Adam in mixed precision: fp32 master weights + first + second moments (4+4+4 bytes);
 ZeRO paper (Rajbhandari et al. 2020, Sec. 3.1) counts K = 12."""
 
 
-def param_state_bytes(precision: str) -> tuple[float, float, float]:
-    """Bytes per parameter of (weights, gradients, optimizer states).
+def param_state_bytes(precision: str, opts: Options | None = None) -> tuple[float, float, float]:
+    """Bytes per parameter of (weights, gradients, optimizer states), as the stack keeps them.
 
-    Mixed precision (fp16/bf16/fp8): 16-bit weights, fp32 gradients (Megatron accumulates and
-    reduces gradients in fp32), 12 bytes of Adam state. fp32/tf32: fp32 weights and gradients
-    and 8 bytes of Adam moments (no separate master copy).
+    Mixed precision (fp16/bf16/fp8): 16-bit weights and 12 bytes of Adam state (fp32 master +
+    two moments; ZeRO paper, Sec. 3.1, K = 12). The gradient buffer is held in the dtype the
+    stack reduces it in (`Options.grad_reduce_bytes`): Megatron-Core allocates its contiguous
+    buffer as fp32 when `grad_reduce_in_fp32` is set and in the parameter dtype otherwise
+    (megatron/core/distributed/distributed_data_parallel.py, the buffer's `grad_dtype`);
+    DeepSpeed ZeRO keeps and reduces 16-bit gradients (ZeRO paper Sec. 3.1 counts 2 bytes;
+    DeepSpeed docs, ZeRO stage 2: "the reduced 16-bit gradients"). With 16-bit gradients
+    Megatron's fp16 optimizer also keeps an fp32 copy of them beside the master weights
+    (`Options.optimizer_fp32_grads`: 4 more bytes, sharded with the optimizer states; Megatron
+    Core docs, "Distributed Optimizer": fp16 params and grads take 20 bytes per parameter,
+    4 + 16/d distributed). fp32/tf32: fp32 weights and gradients and 8 bytes of Adam moments
+    (no separate master copy); so does torch autocast mixed precision (`Options.amp_casts`:
+    the model stays fp32, its weights are cast per GEMM, see `stack_extra_bytes`). Without
+    `opts`: Megatron-Core's (fp32 gradients).
     """
-    return PRECISIONS[precision].state_bytes
+    w, g, o = PRECISIONS[precision].state_bytes
+    if opts is None or w >= 4:
+        return w, g, o
+    if opts.amp_casts and PRECISIONS[precision].autocast:
+        return 4.0, 4.0, 8.0  # torch AMP: fp32 weights (the master copy) and gradients
+    g = float(opts.grad_reduce_bytes)
+    if opts.optimizer_fp32_grads and g < 4:
+        o = o + 4.0
+    return w, g, o
+
+
+def stack_extra_bytes(
+    params: Num, grad_bytes: float, zero_stage: Num, precision: str, opts: Options | None
+) -> tuple[Num, Num]:
+    """(weights, gradients) bytes a torch stack keeps beside the states, on `params`
+    parameters (ZeRO-0..2, where every rank holds them all):
+
+    - torch DDP's gradient buckets (`Options.grad_bucket_copies`, ZeRO-0): with
+      `gradient_as_bucket_view=False` (its default) every gradient is kept twice, "the saved
+      memory size will be equal to the total gradients size" with the view (PyTorch docs,
+      `DistributedDataParallel`, gradient_as_bucket_view).
+    - torch autocast's weight cache (`Options.amp_casts`): the 16-bit copy of every fp32
+      weight cast for a GEMM is cached for the forward and saved for the backward (PyTorch
+      docs, `torch.autocast`, cache_enabled default True): 2 bytes per parameter.
+    - Transformer Engine's quantised weight cache (`Options.fp8_weight_cache`): two quantised
+      copies of every weight, `Precision.quant_bytes` each (embedding and output layer
+      counted too, an upper bound: Megatron keeps them in bf16; a few % of a large model).
+    """
+    zero = 0.0 * params  # the shape of params
+    if opts is None:
+        return zero, zero
+    buckets = (
+        np.where(zero_stage == 0, params * grad_bytes, 0.0) if opts.grad_bucket_copies else zero
+    )
+    prec = PRECISIONS[precision]
+    amp = opts.amp_casts and prec.autocast
+    cache = np.where(zero_stage < 3, params * 2.0, 0.0) if amp else zero
+    if opts.fp8_weight_cache and prec.quantised:
+        cache = cache + np.where(zero_stage < 3, params * 2.0 * prec.quant_bytes, 0.0)
+    return cache, buckets
 
 
 def params_per_device(
@@ -112,28 +167,39 @@ def state_bytes(
     ep: Num = 1,
     etp: Num | None = None,
     cp: Num = 1,
+    opts: Options | None = None,
 ) -> dict[str, Num]:
     """Weights, gradients and optimizer states per device, sharded by the ZeRO stage: dense
     parameters over dp, routed-expert parameters over the expert data-parallel group
-    (tp cp dp / (ep etp) ranks, Megatron-Core's distributed optimizer does the same)."""
+    (tp cp dp / (ep etp) ranks, Megatron-Core's distributed optimizer does the same); bytes
+    per parameter as the stack `opts` keeps them (`sharded_state_bytes`)."""
     p = params_per_device(model, tp, pp, split, ep, etp)
     pe = expert_params_per_device(model, tp, pp, split, ep, etp)
     edp = np.maximum(1, tp * cp * dp / (ep * (1 if etp is None else etp)))
-    return sharded_state_bytes(p - pe, pe, precision, zero_stage, dp, edp)
+    return sharded_state_bytes(p - pe, pe, precision, zero_stage, dp, edp, opts)
 
 
 def sharded_state_bytes(
-    dense: Num, expert: Num, precision: str, zero_stage: Num, dp: Num, edp: Num
+    dense: Num,
+    expert: Num,
+    precision: str,
+    zero_stage: Num,
+    dp: Num,
+    edp: Num,
+    opts: Options | None = None,
 ) -> dict[str, Num]:
     """Weights, gradients and optimizer states of `dense` parameters sharded over `dp` ranks
-    and `expert` (routed-expert) parameters over `edp` ranks by the ZeRO stage."""
-    w, g, o = param_state_bytes(precision)
+    and `expert` (routed-expert) parameters over `edp` ranks by the ZeRO stage, in the bytes
+    per parameter the stack `opts` keeps (`param_state_bytes`); torch DDP's bucket copies and
+    autocast's weight cache counted with the gradients and weights (`stack_extra_bytes`)."""
+    w, g, o = param_state_bytes(precision, opts)
     pd, pe = dense, expert
     sw, sg, so = zero_shards(zero_stage, dp)
     ew, eg, eo = zero_shards(zero_stage, edp)
+    xw, xg = stack_extra_bytes(pd + pe, g, zero_stage, precision, opts)
     return {
-        "weights": pd * w / sw + pe * w / ew,
-        "gradients": pd * g / sg + pe * g / eg,
+        "weights": pd * w / sw + pe * w / ew + xw,
+        "gradients": pd * g / sg + pe * g / eg + xg,
         "optimizer": pd * o / so + pe * o / eo,
     }
 
@@ -207,3 +273,26 @@ def in_flight_microbatches(pp: Num, vpp: Num, m: Num) -> Num:
 def logits_bytes(model: ModelSpec, b: Num, s: Num, tp: Num, cp: Num = 1) -> Num:
     """fp32 logits of one micro-batch on the last stage (cross-entropy input), 4 bytes each."""
     return b * s / cp * model.vocab_size / tp * 4
+
+
+def loss_head_bytes(logits: Num, opts: Options) -> Num:
+    """The loss head's bytes at its backward: the fp32 logits of one micro-batch, three times
+    under torch's unfused cross-entropy (`Options.fused_cross_entropy`)."""
+    return logits * (1.0 if opts.fused_cross_entropy else 3.0)
+
+
+def gradients_at_peak(
+    gradients: Num, buckets: Num, activations: Num, single_pass: Num, opts: Options
+) -> Num:
+    """Gradient bytes held at the step's peak. Persistent buffers (`Options.persistent_grads`)
+    hold all of them. Gradients torch frees between steps exist at the peak only beyond the
+    activations: with one micro-batch and no pipeline (`single_pass`) the peak comes either
+    at the loss head's backward, before any gradient exists, or at the backward's end, when
+    the activations are gone: max(G, A) = A + max(0, G - A), so max(0, G - A) is counted
+    here and the activations `activations` with the activations. torch DDP's buckets
+    (`buckets`, part of `gradients`) persist either way; with more micro-batches the
+    gradients of the first are alive during the next one's forward."""
+    if opts.persistent_grads:
+        return gradients
+    own = gradients - buckets
+    return buckets + np.where(single_pass, np.maximum(0.0, own - activations), own)

@@ -18,7 +18,7 @@ import numpy as np
 
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.collectives import collective_time, fitted_time
-from simulator.costmodel.nccl import nccl_time
+from simulator.costmodel.nccl import ALGORITHMS, generation, nccl_time
 from simulator.costmodel.ops import Num
 
 
@@ -50,34 +50,51 @@ def group_link(hw: HardwareProfile, size: Num, stride: Num) -> tuple[Num, Num, N
     return bw, alpha, n_nodes
 
 
-def group_collective_time(
-    hw: HardwareProfile, collective: str, size_bytes: Num, n: Num, stride: Num
-) -> Num:
-    """Seconds for one collective of a parallel group, alpha-beta, uncontended.
+NCCL_LINKS = ("nvlink", "pcie", "xgmi")
+"""Scale-up links NCCL (RCCL on xGMI) drives with its own algorithms; others (`shm`, a user's
+or a test's link) are priced by their alpha-beta inside a node."""
 
-    A calibrated profile's measured fit for (collective, n) is used for groups inside one
-    node; otherwise the link model above.
+
+def nccl_inside(hw: HardwareProfile) -> bool:
+    """True when collectives inside a node run through NCCL's algorithms (`costmodel.nccl`)."""
+    return hw.collective_backend == "nccl" and hw.node.scale_up.name.startswith(NCCL_LINKS)
+
+
+def group_collective_time(
+    hw: HardwareProfile,
+    collective: str,
+    size_bytes: Num,
+    n: Num,
+    stride: Num,
+    algos: frozenset[str] = ALGORITHMS,
+) -> Num:
+    """Seconds for one collective of a parallel group, uncontended.
+
+    All-reduce, all-gather and reduce-scatter run as NCCL runs them (`costmodel.nccl`) on the
+    links NCCL drives; broadcast, send/recv and host/user links use the link's alpha-beta. A
+    calibrated profile's measured fit for (collective, n) is used for groups inside one node.
+    `algos` restricts NCCL's choice (as NCCL_ALGO). Both engines price collectives with this
+    function (the SimPy engine sizes its transfers from it, `simulator.des.collectives`).
     """
-    if collective == "reduce_scatter" and hw.collective_backend == "gloo":
-        # torch's gloo backend reduce-scatters by all-reducing the whole buffer: measured on
-        # 2 ranks, reduce_scatter_tensor of 16 MiB moved 32 MiB through loopback, the same as
-        # all_reduce and twice all_gather (/proc/net/dev counters, 2026-11-29, torch 2.13)
-        collective = "all_reduce"
+    collective = hw.collective_as_run(collective)  # gloo's reduce-scatter (hwprofiles.host)
     bw, alpha, n_nodes = group_link(hw, n, stride)
     t = collective_time(collective, size_bytes, n, bw, alpha)
-    if collective in ("all_reduce", "all_gather", "reduce_scatter") and np.any(
-        np.asarray(n_nodes) > 1
+    across = np.asarray(n_nodes) > 1
+    if collective in ("all_reduce", "all_gather", "reduce_scatter") and (
+        np.any(across) or nccl_inside(hw)
     ):
-        # across nodes: the collective as NCCL runs it, its fastest algorithm and protocol
-        # with base latency (costmodel.nccl); inside one node the link's own alpha-beta stands
-        # (Megatron's TP collectives overlap through Transformer Engine's userbuffers or NVLS
-        # there, not NCCL's ring protocols)
-        k_local, _ = group_span(n, stride, hw.node.gpus_per_node)
+        # the collective as NCCL runs it: its fastest algorithm (ring, tree, NVLS, NVLS-tree)
+        # and protocol, with NCCL's base and per-step latencies (costmodel.nccl); inside a node
+        # only on links NCCL drives (NVLink, PCIe, xGMI), a user or host link keeps alpha-beta
+        node = hw.node
+        k_local, _ = group_span(n, stride, node.gpus_per_node)
         nccl = nccl_time(
             collective, size_bytes, n, k_local, n_nodes, bw,
-            hw.node.scale_up.latency_s, hw.node.scale_out.latency_s, hw.node.scale_up.name,
+            node.scale_up.effective_bandwidth, node.scale_up.latency_s,
+            node.scale_out.latency_s, node.scale_up.name,
+            generation(hw.accelerator.name, node.scale_up.name), algos,
         )  # fmt: skip
-        t = np.where(np.asarray(n_nodes) > 1, nccl, t)
+        t = np.where(across, nccl, nccl if nccl_inside(hw) else t)
     if not hw.collectives:
         return t
     n_arr = np.asarray(n, dtype=float)

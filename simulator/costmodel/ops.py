@@ -67,6 +67,10 @@ class Op:
     """FLOPs at which the matmul efficiency curve is read, when not the kernel's own: one
     expert's GEMM inside a grouped GEMM (small per-expert batches run at the efficiency of
     their own size)."""
+    mnk: tuple[Num, Num, Num] | None = None
+    """(M, N, K) of a plain GEMM, (M x K) @ (K x N) with M the tokens: the timing prices its
+    tile and wave quantisation and its output write (`costmodel.gemm_shape`); None: priced from
+    FLOPs and bytes only (grouped expert GEMMs, unfused attention's batched GEMMs)."""
     kernel: str = "fa2"
     """Fused-attention kernel generation (`hwprofiles.attention_kernels.KERNELS`): the
     catalogue's attention figures are FlashAttention-2's; the stack may run another."""
@@ -116,7 +120,7 @@ def layer_ops(
         """(m x k) @ (k x n): 2mkn FLOPs; reads both operands, writes the result."""
         flops = 2 * m_ * k_ * n_
         nbytes = (m_ * k_ + k_ * n_ + m_ * n_) * e
-        return Op(name, "matmul", flops, flops, 2 * flops, nbytes, 2 * nbytes)
+        return Op(name, "matmul", flops, flops, 2 * flops, nbytes, 2 * nbytes, mnk=(m_, n_, k_))
 
     drop = 1.0 if dropout else 0.0
 

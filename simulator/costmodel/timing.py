@@ -64,12 +64,11 @@ def cast_time(acc: Accelerator, nbytes: Num) -> Num:
     return np.asarray(nbytes, dtype=float) / acc.cast_bytes_per_s
 
 
-def copy_time(acc: Accelerator, nbytes: Num, fresh: bool = False) -> Num:
-    """Seconds to copy buffers moving `nbytes` (read + write): into existing buffers, or into
-    newly allocated ones (`fresh`); the profile's memory-bound rate where it has no copy rate."""
+def copy_time(acc: Accelerator, nbytes: Num) -> Num:
+    """Seconds to copy buffers moving `nbytes` (read + write) into existing buffers; the
+    profile's memory-bound rate where it has no copy rate. (A host's fresh-buffer rate:
+    `costmodel.framework.copies_time`.)"""
     rate = acc.copy_bytes_per_s
-    if fresh and acc.fresh_copy_bytes_per_s is not None:
-        rate = acc.fresh_copy_bytes_per_s
     if rate is None:
         return memory_time(acc, nbytes)
     return np.asarray(nbytes, dtype=float) / rate
@@ -112,6 +111,25 @@ def _measured_gemm(acc: Accelerator, op: Op, dtype: str) -> tuple[Num, Num] | No
     return _scalar(np.full(shape, t.fwd_s)), _scalar(np.full(shape, t.bwd_s))
 
 
+def _shaped_gemm(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
+    """(forward, backward) seconds of a plain GEMM from its shape (`costmodel.gemm_shape`):
+    forward (M x K) @ (K x N); backward dX = (M x N) @ (N x K) and dW = (K x M) @ (M x N).
+    Operands are the precision's GEMM inputs (quantised under fp8 recipes), results are
+    activations (bf16 under every recipe)."""
+    from simulator.costmodel.gemm_shape import gemm_time
+
+    m, n, k = op.mnk
+    dt = gemm_dtype(precision)
+    p = PRECISIONS[precision]
+    e_out = p.activation_bytes
+    e_in = p.quant_bytes if p.quantised else e_out
+    fwd = gemm_time(acc, m, n, k, dt, e_in, e_out)
+    bwd = gemm_time(acc, m, k, n, dt, e_in, e_out) + gemm_time(acc, k, n, m, dt, e_in, e_out)
+    # `count` scales per-layer repeats (MoE dense share); FLOPs may carry a recompute factor
+    # only through exec_*_flops, which plain GEMMs keep equal to their model FLOPs
+    return fwd, bwd
+
+
 def _scalar(x: np.ndarray) -> Num:
     return float(x) if np.ndim(x) == 0 else x
 
@@ -149,6 +167,8 @@ def _one_run(acc: Accelerator, op: Op, precision: str) -> tuple[Num, Num]:
     measured = _measured_gemm(acc, op, dt)
     if measured is not None:
         return measured
+    if op.mnk is not None and op.eff_flops is None:
+        return _shaped_gemm(acc, op, precision)
     # the backward of a GEMM is two GEMMs (dX, dW) of the forward's size each; each GEMM
     # is bounded below by its operand traffic (roofline)
     eff = op.eff_flops

@@ -248,7 +248,10 @@ def _summarise(step: Step, sim: Sim, hw: HardwareProfile) -> DesResult:
     if moe:
         arrays["comm_total/ep"] = total(ref, ("comm_ep",))
         arrays["comm_bytes/ep"] = wire(ref, "comm_ep")
-    power = {d.rank: device_power(by_rank[d.rank], end, hw.power) for d in step.devices}
+    power = {
+        d.rank: device_power(by_rank[d.rank], end, b.hw.power)
+        for d, b in zip(step.devices, step.bs, strict=True)
+    }
     arrays["energy_per_gpu_j"] = float(np.mean([power[r]["energy_j"] for r in ranks]))
     top = max(step.devices, key=lambda d: (d.memory.peak_bytes, -d.rank))
     mem = top.memory.breakdown()

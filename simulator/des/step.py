@@ -21,7 +21,7 @@ synchronisation), each rank runs its optimizer step (memory-bound AdamW).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
@@ -44,6 +44,7 @@ from simulator.des.work import (
     Zero3Gather,
     Zero3ReduceScatter,
 )
+from simulator.pipeline_split import physical_stage_layers
 from simulator.plan.step import Buckets, StepPlan, activations, step_plan
 
 Gen = Generator[simpy.Event, Any, Any]
@@ -54,14 +55,31 @@ _STREAMS = {"comm_tp": "tp", "comm_cp": "cp", "comm_ep": "ep"}
 class Step:
     """One step of one pipeline replica: devices, their work and the events between them."""
 
-    def __init__(self, sim: Sim, builder: WorkBuilder, devices: list[Device]) -> None:
+    def __init__(
+        self,
+        sim: Sim,
+        builder: WorkBuilder,
+        devices: list[Device],
+        builders: list[WorkBuilder] | None = None,
+        cross: Callable[[int, int], Collective | None] | None = None,
+    ) -> None:
+        """`builders` (one per device, default `builder` for all) give each pipeline rank its
+        own hardware and cluster (stages on different pools, `simulator.des.pools`); `cross`
+        (device index, device index) -> the send collective between them when it crosses
+        pools (None: the usual route)."""
         self.sim, self.b, self.devices = sim, builder, devices
+        self.bs = builders if builders is not None else [builder] * len(devices)
+        self.cross = cross
         w, opts = builder.w, builder.opts
         self.p = w.parallel
         self.opts = opts
         self.m = self.p.num_microbatches
         self.V = self.p.pp * self.p.vpp
-        self.work: list[RankWork] = [builder.rank_work(d.rank, d.stage) for d in devices]
+        self.work: list[RankWork] = [
+            self.bs[i].rank_work(d.rank, d.stage) for i, d in enumerate(devices)
+        ]
+        # layers on each pipeline rank (the builders' split: uneven over pools allowed)
+        self.stage_layers = physical_stage_layers(builder.split, self.p.pp)
         self.arrive: dict[tuple[str, int, int], simpy.Event] = {}
         self.grad_ready: list[list[simpy.Event]] = []
         self.param_ready: list[dict[int, simpy.Event]] = [{} for _ in devices]
@@ -81,10 +99,10 @@ class Step:
             step_plan(
                 model, p.precision, opts, tp=p.tp, cp=p.cp, dp=p.dp, pp=p.pp, vpp=p.vpp,
                 zero=p.zero_stage, dense=wk.params, expert=wk.expert_params, edp=p.expert_dp,
-                estride=p.expert_tp * p.ep, layers=w.stage_layer_counts[d.stage],
+                estride=p.expert_tp * p.ep, layers=self.stage_layers[d.stage],
                 has_emb=d.stage == 0, has_head=d.stage == p.pp - 1,
                 p2p_bytes=float(builder.msg.p2p), act_per_layer=float(act),
-                logits=float(logits),
+                logits=float(logits), microbatches=self.m,
             )
             for d, wk in zip(devices, self.work, strict=True)
         ]  # fmt: skip
@@ -102,18 +120,25 @@ class Step:
 
     def _declare_users(self) -> None:
         """Tell the cluster which streams send on which routes (see `Cluster.private`)."""
-        cl, p = self.b.cluster, self.p
-        for d in self.devices:
+        p = self.p
+        for i, d in enumerate(self.devices):
+            cl = self.bs[i].cluster
             if p.dp > 1:
                 streams = ("zero3 gather", "zero3 reduce") if p.zero_stage == 3 else ("dp",)
                 for st in streams:
                     cl.group_route(d.rank, "dp", (d.rank, st))
         for v in range(self.V - 1):
-            a, b = self.devices[v % p.pp].rank, self.devices[(v + 1) % p.pp].rank
+            i, j = v % p.pp, (v + 1) % p.pp
+            a, b = self.devices[i].rank, self.devices[j].rank
             # sends are asynchronous: two of them may overlap, so never "private"
             for n in (0, 1):
-                cl.p2p_route(a, b, ("pp send", a, b, n))
-                cl.p2p_route(b, a, ("pp send", b, a, n))
+                for src, dst, x, y in ((i, j, a, b), (j, i, b, a)):
+                    cross = self.cross(src, dst) if self.cross is not None else None
+                    if cross is not None:
+                        for ph in cross.phases:
+                            self.bs[src].cluster.use(ph.route, ("pp send", x, y, n))
+                    else:
+                        self.bs[src].cluster.p2p_route(x, y, ("pp send", x, y, n))
 
     # ---- set-up ----------------------------------------------------------------------------
     def start(self) -> simpy.Event:
@@ -134,9 +159,10 @@ class Step:
     def _dp_coll(self, i: int, kind: str, size: float, stream: str = "dp") -> Collective:
         key = (i, kind, size)
         if key not in self._colls:
-            dev, pl = self.devices[i], self.b.cluster.placement
-            route = self.b.cluster.group_route(dev.rank, "dp", (dev.rank, stream))
-            self._colls[key] = for_group(self.b.hw, kind, size, self.p.dp, pl.stride("dp"), route)
+            dev, b = self.devices[i], self.bs[i]
+            pl = b.cluster.placement
+            route = b.cluster.group_route(dev.rank, "dp", (dev.rank, stream))
+            self._colls[key] = for_group(b.hw, kind, size, self.p.dp, pl.stride("dp"), route)
         return self._colls[key]
 
     def _grad_sync(self, i: int, proc: simpy.Event) -> simpy.Event:
@@ -194,8 +220,9 @@ class Step:
         p = self.p
         rank = self.devices[i].rank
         stride = p.expert_tp * p.ep
-        route = self.b.cluster.strided_route(rank, p.expert_dp, stride, (rank, "dp"))
-        return for_group(self.b.hw, kind, size, p.expert_dp, stride, route)
+        b = self.bs[i]
+        route = b.cluster.strided_route(rank, p.expert_dp, stride, (rank, "dp"))
+        return for_group(b.hw, kind, size, p.expert_dp, stride, route)
 
     # ---- the pipeline --------------------------------------------------------------------------
     def _event(self, key: tuple[str, int, int]) -> simpy.Event:
@@ -296,11 +323,17 @@ class Step:
                         cursor = rec.later(cursor, ev.value)
             elif isinstance(ins, Zero3Gather):
                 ev = self._z3_gather(i, kind, mb, ins.unit, cursor)
+                # past the prefetch limit: the rest of the unit, fetched now, waited for
+                rest = self._z3_rest(i, mb, ins.unit, cursor)
                 if ins.prefetch >= 0 and self.plans[i].zero3[0].prefetch > 0:
                     self._z3_gather(i, kind, mb, ins.prefetch, cursor)
                 if not ev.processed:
                     yield ev
                 cursor = rec.later(cursor, ev.value)
+                if rest is not None:
+                    if not rest.processed:
+                        yield rest
+                    cursor = rec.later(cursor, rest.value)
                 self.z3_events.pop((i, kind, mb, ins.unit), None)
                 if gathered >= 0:
                     dev.memory.free("zero3_buffers", self.work[i].units[gathered] * self.w_bytes)
@@ -334,16 +367,20 @@ class Step:
         dev.comm(-1)
 
     def _send(self, i: int, key: tuple[str, int, int], cursor: int) -> Gen:
-        dst = self.devices[key[1] % self.p.pp]
-        route = self.b.cluster.p2p_route(self.devices[i].rank, dst.rank)
-        coll = for_group(
-            self.b.hw,
-            "send_recv",
-            float(self.plans[i].sends.nbytes),
-            2,
-            abs(dst.rank - self.devices[i].rank),
-            route,
-        )
+        j = key[1] % self.p.pp
+        dst = self.devices[j]
+        coll = self.cross(i, j) if self.cross is not None else None
+        if coll is None:
+            b = self.bs[i]
+            route = b.cluster.p2p_route(self.devices[i].rank, dst.rank)
+            coll = for_group(
+                b.hw,
+                "send_recv",
+                float(self.plans[i].sends.nbytes),
+                2,
+                abs(dst.rank - self.devices[i].rank),
+                route,
+            )
         proc = self._transfer(i, key, coll, cursor)
         if self.opts.overlap_p2p:
             self.sim.env.process(proc)
@@ -369,11 +406,28 @@ class Step:
         self._event(key).succeed(row)
 
     # ---- ZeRO-3 --------------------------------------------------------------------------------
+    def _z3_rest(self, i: int, mb: int, unit: int, issued: int) -> simpy.Event | None:
+        """The part of unit `unit`'s gather past the prefetch limit, issued now (None: none)."""
+        share = self.work[i].units_ahead[unit]
+        if share >= 1.0:
+            return None
+        dev = self.devices[i]
+        nbytes = (1.0 - share) * self.work[i].units[unit] * self.w_bytes
+        job = Job(
+            self._dp_coll(i, "all_gather", nbytes, "zero3 gather"),
+            "zero3 all_gather",
+            "comm_zero3",
+            mb=mb,
+            issued=issued,
+            on_done=lambda _r: dev.memory.alloc("zero3_buffers", nbytes),
+        )
+        return dev.stream("zero3 gather").submit(job)
+
     def _z3_gather(self, i: int, kind: str, mb: int, unit: int, issued: int) -> simpy.Event:
         key = (i, kind, mb, unit)
         if key not in self.z3_events:
             dev = self.devices[i]
-            nbytes = self.work[i].units[unit] * self.w_bytes
+            nbytes = self.work[i].units_ahead[unit] * self.work[i].units[unit] * self.w_bytes
             job = Job(
                 self._dp_coll(i, "all_gather", nbytes, "zero3 gather"),
                 "zero3 all_gather",
@@ -414,16 +468,18 @@ class Step:
         yield env.all_of(procs)
 
     def _optimizer(self, i: int, pred: int) -> Gen:
-        dev, acc = self.devices[i], self.b.hw.accelerator
+        dev, acc = self.devices[i], self.bs[i].hw.accelerator
         p = self.p
         wk = self.work[i]
         shape = (wk.params + wk.expert_params, p.dp, p.zero_stage, self.m, self.w_bytes,
                  self.g_bytes)  # fmt: skip
-        t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts)))
+        t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts), self.bs[i].hw.host))
         if t_copies > 0:  # the framework's buffer copies (costmodel.framework)
             pred = yield from self._kernel(dev, t_copies, "buffer copies", "copies", pred)
-        n_layers = self.b.w.stage_layer_counts[dev.stage]
-        t_host, t_hooks = host_times(acc, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts)
+        n_layers = self.stage_layers[dev.stage]
+        t_host, t_hooks = host_times(
+            self.bs[i].hw.host, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts
+        )
         if float(t_hooks) > 0:  # FSDP2's hooks, host time per unit (costmodel.framework)
             pred = yield from self._kernel(dev, float(t_hooks), "framework hooks", "hooks", pred)
         local = self.plans[i].optimizer_params  # the rank's ZeRO shard

@@ -34,6 +34,7 @@ from simulator.plan.layer import (
 )
 from simulator.plan.step import end_params as plan_end_params
 from simulator.plan.step import layer_unit_params
+from simulator.plan.step import prefetch_share as share
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,9 @@ class RankWork:
     """Parameters per gradient piece, in the order backward finalises them."""
     units: list[float] = field(default_factory=list)
     """Parameters per unit (embedding, each layer, head) in forward order (ZeRO-1/2/3)."""
+    units_ahead: list[float] = field(default_factory=list)
+    """Share of each unit's ZeRO-3 gather issued ahead under the prefetch limit
+    (`plan.step.prefetch_share`); the rest is gathered when the unit computes."""
     params: float = 0.0
     """Dense parameters (reduced over the data-parallel group)."""
     expert_params: float = 0.0
@@ -287,6 +291,7 @@ class WorkBuilder:
         V = p.pp * p.vpp
         emb_p, head_p = end_params(self.w)
         work = RankWork()
+        lim = self.opts.zero3_prefetch_params if self.opts.overlap_param_gather else None
         # units in forward order (ZeRO): chunk ascending; embedding, layers, head
         unit_of: dict[tuple[int, str], int] = {}
         for c in range(p.vpp):
@@ -295,12 +300,15 @@ class WorkBuilder:
             if v == 0:
                 unit_of[(c, "emb")] = len(work.units)
                 work.units.append(emb_p)
+                work.units_ahead.append(float(share(self.w.model, p.tp, lim, "embedding")))
             for layer in range(first, first + self.split[v]):
                 unit_of[(c, f"L{layer}")] = len(work.units)
                 work.units.append(float(layer_unit_params(self.w.model, p.tp)))
+                work.units_ahead.append(float(share(self.w.model, p.tp, lim)))
             if v == V - 1:
                 unit_of[(c, "head")] = len(work.units)
                 work.units.append(head_p)
+                work.units_ahead.append(float(share(self.w.model, p.tp, lim, "head")))
         work.params = sum(work.units)
         layers = sum(self.split[c * p.pp + stage] for c in range(p.vpp))
         work.expert_params = moe.expert_params(self.w, layers)

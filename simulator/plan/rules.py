@@ -65,15 +65,27 @@ def grad_exposed(sync: Num, window: Num, tail: Num, phi: float, overlapped: bool
     return np.minimum(exposed + np.where(dp > 1, tail, 0.0), sync), slow
 
 
-def zero3_exposed(per_mb: Num, compute_mb: Num, first: Num, phi: float, overlapped: bool):
+def zero3_exposed(
+    per_mb: Num,
+    compute_mb: Num,
+    first: Num,
+    phi: float,
+    overlapped: bool,
+    waited: Num = 0.0,
+    reduce_mb: Num = 0.0,
+):
     """Rule "one ZeRO-3 window": (exposed, compute slowdown) per micro-batch of the ZeRO-3
     gathers and reduce-scatters (`per_mb` seconds). Prefetched: `beside` the micro-batch's
     compute as one window, plus the first unit's gather (nothing before it to hide it), at
-    most `per_mb`; the engine overlaps unit by unit. Not prefetched: all of it."""
+    most `per_mb`; the engine overlaps unit by unit. The gathers past the stack's prefetch
+    limit (`waited`, issued when their unit computes) are exposed whole and leave the window;
+    while the compute waits for them the reduce-scatters (`reduce_mb`, their own stream) run
+    without slowing it. Not prefetched: all of it."""
     if not overlapped:
         return per_mb, 0.0
-    exposed, slow = beside(per_mb, compute_mb, phi)
-    return np.minimum(exposed + first, per_mb), slow
+    free = np.minimum(waited, reduce_mb)
+    exposed, slow = beside(np.maximum(per_mb - waited - free, 0.0), compute_mb, phi)
+    return np.minimum(exposed + first + waited, per_mb), slow
 
 
 def drain_slowdown(pp: Num, vpp: Num, grad_slow: Num, sync: Num, window: Num) -> Num:

@@ -32,9 +32,12 @@ import numpy as np
 
 from simulator.costmodel.memory import (
     activation_bytes_per_layer,
+    gradients_at_peak,
     logits_bytes,
+    loss_head_bytes,
     param_state_bytes,
     sharded_state_bytes,
+    stack_extra_bytes,
     zero_shards,
 )
 from simulator.costmodel.moe import routed_factor
@@ -127,6 +130,9 @@ class Zero3Unit:
     prefetch: int
     """Units gathered ahead of the one computing (1 with `Options.overlap_param_gather`,
     FSDP's forward and backward prefetch; 0: each gather waits for the compute before it)."""
+    ahead: Num = 1.0
+    """Share of the unit's gather issued ahead under the stack's prefetch limit
+    (`prefetch_share`); the rest is gathered when the unit computes, the compute waiting."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +166,8 @@ class StageMemory:
     """One layer's stored activations for one micro-batch, for the layout's recompute class
     (allocated by the forward, freed by the backward)."""
     logits: Num
-    """fp32 logits of one micro-batch (last stage only)."""
+    """The loss head at its backward: fp32 logits of one micro-batch, three of them under an
+    unfused cross-entropy (`costmodel.memory.loss_head_bytes`; last stage only)."""
     zero3_buffers: Num
     """ZeRO-3's gathered parameters and gradients at once, two layers (the one computing and
     the one prefetched); the SimPy engine allocates and frees them unit by unit."""
@@ -192,6 +199,29 @@ def end_params(model: ModelSpec, tp: Num, pp: Num) -> tuple[Num, Num]:
     (Megatron), with pp = 1 the untied output matrix is the head (0 if tied)."""
     head = np.where(pp > 1, model.vocab_size * model.hidden_size, model.lm_head_params()) / tp
     return model.embedding_params() / tp, head if np.ndim(head) else float(head)
+
+
+def prefetch_share(model: ModelSpec, tp: Num, limit: float | None, unit: str = "layer") -> Num:
+    """Share of a ZeRO-3 unit's gather issued ahead of its compute under a prefetch limit of
+    `limit` parameters (`Options.zero3_prefetch_params`; None: all of it). DeepSpeed fetches
+    submodule by submodule: each of a layer's weight matrices (QKV, attention output, MLP in,
+    MLP out, per TP rank) is prefetched up to `limit` while the module before it computes,
+    and its remainder is fetched when it is needed (DeepSpeed ZeRO-3 docs, 'stage3_prefetch_
+    bucket_size': 'the size of the fixed buffer for prefetching parameters'). Norms and biases
+    are negligible. The embedding and the head are one matrix each."""
+    if limit is None:
+        return 1.0
+    if unit != "layer":
+        emb = model.vocab_size * model.hidden_size / np.asarray(tp, dtype=float)
+        return np.minimum(1.0, limit / emb)
+    h, f = model.hidden_size, model.intermediate_size
+    dense = 1.0 - model.moe_fraction
+    out = model.attention_out_params()
+    n_in = 2 if model.gated_mlp else 1
+    pieces = [model.attention_params() - out, out, dense * h * f * n_in, dense * f * h]
+    tp = np.asarray(tp, dtype=float)
+    total = sum(p / tp for p in pieces)
+    return sum(np.minimum(p / tp, limit) for p in pieces) / total
 
 
 def layer_unit_params(model: ModelSpec, tp: Num) -> Num:
@@ -250,6 +280,7 @@ def step_plan(
     p2p_bytes: Num,
     act_per_layer: Num,
     logits: Num,
+    microbatches: Num | None = None,
 ) -> StepPlan:
     """The step plan of one stage's rank holding `dense` and `expert` parameters (before ZeRO
     sharding), `layers` layers, the embedding if `has_emb` and the output head if `has_head`
@@ -280,18 +311,26 @@ def step_plan(
     emb, head = end_params(model, tp, pp)
     lp = layer_unit_params(model, tp)
     prefetch = 1 if opts.overlap_param_gather else 0
+    lim = opts.zero3_prefetch_params if prefetch else None
     zero3 = tuple(
-        Zero3Unit(name, p, n, p * w, p * g, dp, stride, prefetch)
+        Zero3Unit(name, p, n, p * w, p * g, dp, stride, prefetch,
+                  prefetch_share(model, tp, lim, name))
         for name, p, n in (("layer", lp, layers), ("embedding", emb, np.where(has_emb, 1.0, 0.0)),
                            ("head", head, np.where(has_head, 1.0, 0.0)))
     )  # fmt: skip
     sends = PipelineSends(p2p_bytes, tp * cp * dp, 2 * vpp, 2 * (pp - 1), pp > 1, opts.overlap_p2p)
-    st = sharded_state_bytes(dense, expert, precision, zero, dp, edp)
-    wb, gb, _ = param_state_bytes(precision)
+    st = sharded_state_bytes(dense, expert, precision, zero, dp, edp, opts)
+    wb, gb, _ = param_state_bytes(precision)  # the gathered unit in the compute dtype
     z3_buf = np.where(zero == 3, 2 * model.layer_params() / tp * (wb + gb), 0.0)
-    memory = StageMemory(
-        st["weights"], st["gradients"], st["optimizer"], act_per_layer, logits, z3_buf
-    )
+    head = loss_head_bytes(logits, opts)
+    grad_mem = st["gradients"]
+    if microbatches is not None:  # torch frees gradients between steps (Options)
+        buckets = stack_extra_bytes(
+            dense + expert, param_state_bytes(precision, opts)[1], zero, precision, opts
+        )[1]
+        single = (np.asarray(microbatches) == 1) & (np.asarray(pp) == 1)
+        grad_mem = gradients_at_peak(grad_mem, buckets, layers * act_per_layer + head, single, opts)
+    memory = StageMemory(st["weights"], grad_mem, st["optimizer"], act_per_layer, head, z3_buf)
     local = dense / zero_shards(zero, dp)[2] + expert / zero_shards(zero, edp)[2]
     return StepPlan(grads, params, zero3, sends, memory, local, w, g)
 

@@ -1,0 +1,59 @@
+"""Price an elementwise function once per group of layouts with equal arguments.
+
+The planner evaluates thousands of layouts at once, and most of the step's collectives take
+the same (bytes, group size, rank stride) on many of them: every micro-batch size, sequence
+parallelism and recompute mode of one (tp, pp, vpp, cp, dp, zero, ...) layout reduces the same
+gradients. `Grouped` groups the layouts by such integer columns (`Layouts.groups`), and calls
+a function on one layout per group only where each array argument is indeed equal inside every
+group (checked, so the result never depends on which columns were chosen); the result is
+spread back by the group index (along its last axis). The function must be elementwise over
+the layouts (the collective times are): then every layout gets exactly the number it would
+get alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from analysis.layouts import Layouts
+
+STEP_SHAPE = ("tp", "pp", "vpp", "cp", "dp", "zero", "first", "last", "ep", "etp")
+"""Layout columns that set the step-level collectives' sizes and groups (parameters per
+device, data-parallel group and stride, ZeRO stage); not the micro-batch size, sequence
+parallelism or recompute mode, which change only the layers' work."""
+
+
+class Grouped:
+    """Layouts grouped by some of their columns; call it as ``grouped(fn, *args)``."""
+
+    def __init__(self, layouts: Layouts, columns: Sequence[str] = STEP_SHAPE) -> None:
+        self.first, self.index = layouts.groups(columns)
+        self.n = len(layouts)
+        self._seen: dict[int, tuple[Any, Any]] = {}  # id -> (argument, its per-group values)
+
+    def _pick(self, a: Any) -> Any:
+        """`a`'s value per group (a scalar as is); None where it differs inside a group."""
+        if np.ndim(a) == 0:
+            return a
+        hit = self._seen.get(id(a))
+        if hit is not None and hit[0] is a:
+            return hit[1]
+        arr = np.asarray(a)
+        rep = arr[self.first] if arr.shape == (self.n,) else None
+        if rep is not None and not np.array_equal(rep[self.index], arr):
+            rep = None
+        self._seen[id(a)] = (a, rep)  # the reference keeps the id from being reused
+        return rep
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)`, computed once per group where every argument allows it."""
+        if len(self.first) == self.n or all(np.ndim(a) == 0 for a in args):
+            return fn(*args)
+        picked = [self._pick(a) for a in args]
+        if any(p is None for p in picked):
+            return fn(*args)
+        out = np.asarray(fn(*picked))
+        return out[..., self.index] if out.ndim else out

@@ -1,0 +1,81 @@
+"""`Layouts.distinct`: what depends on a few columns is computed once per combination."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analysis.closed_form import LAYER_SHAPE, Options, evaluate
+from analysis.layouts import Layouts
+from hwprofiles.catalogue import load_profile
+from simulator.models_catalogue import load_model
+
+
+def _layouts(n: int = 40) -> Layouts:
+    """`n` random layouts of small degrees."""
+    rng = np.random.default_rng(1)
+    return Layouts.from_arrays(
+        tp=rng.choice([1, 2, 4], n), pp=rng.choice([1, 2, 4], n), vpp=np.ones(n),
+        cp=rng.choice([1, 2], n), dp=rng.choice([1, 2, 8], n), mb=rng.choice([1, 2], n),
+        gbs=np.full(n, 64),
+        zero=rng.choice([0, 1, 3], n), sp=rng.choice([0, 1], n), recompute=rng.choice([0, 2], n),
+    )  # fmt: skip
+
+
+def test_distinct_rows_spread_back_to_every_layout() -> None:
+    lay = _layouts()
+    cols = ("tp", "cp", "sp")
+    one, index = lay.distinct(cols)
+    keys = {tuple(int(getattr(lay, c)[i]) for c in cols) for i in range(len(lay))}
+    assert len(one) == len(keys) < len(lay)
+    for c in cols:  # each layout's combination is the one its index points at
+        assert np.array_equal(getattr(one, c)[index], getattr(lay, c))
+    assert lay.take(np.array([3, 0])).row(1) == lay.row(0)
+
+
+def test_layer_shape_holds_what_the_layer_times_read() -> None:
+    """Each layout priced alone gives the same numbers as all of them at once (the layer
+    times are priced once per `LAYER_SHAPE` combination and spread back): a grid where
+    layouts share their layer shape and differ in every other column."""
+    model, hw = load_model("llama-2-7b"), load_profile("h100-sxm")
+    grid = np.array(np.meshgrid([1, 2], [0, 1], [0, 2], [1, 2], [1, 4], [0, 3])).reshape(6, -1)
+    tp, sp, rc, pp, dp, zero = grid
+    lay = Layouts.from_arrays(tp=tp, pp=pp, vpp=1, cp=1, dp=dp, mb=1, gbs=64, zero=zero, sp=sp,
+                              recompute=rc)  # fmt: skip
+    assert set(LAYER_SHAPE) <= set(Layouts.__dataclass_fields__)
+    assert len(lay.distinct(LAYER_SHAPE)[0]) < len(lay)
+    together = evaluate(model, hw, 4096, lay, "bf16", Options())
+    for i in range(len(lay)):
+        alone = evaluate(model, hw, 4096, lay.take(np.array([i])), "bf16", Options())
+        for k in ("step_time_s", "breakdown/comm_tp", "breakdown/compute", "comm_bytes/tp"):
+            assert alone[k][0] == together[k][i], (k, i)
+
+
+def test_grouped_prices_once_per_group_and_only_where_arguments_agree() -> None:
+    from analysis.grouped import Grouped
+
+    lay = _layouts()
+    grp = Grouped(lay, ("tp",))
+    calls: list[int] = []
+
+    def fn(x, y):
+        calls.append(np.size(x))
+        return np.stack([x * 2.0 + y, x - y])
+
+    x = lay.tp.astype(float)  # constant inside each tp group: priced on one layout per group
+    out = grp(fn, x, 1.0)
+    assert calls == [len(np.unique(lay.tp))]
+    assert np.array_equal(out, fn(x, 1.0))
+    varying = lay.dp.astype(float)  # differs inside a tp group: priced on every layout
+    calls.clear()
+    assert np.array_equal(grp(fn, x, varying), fn(x, varying))
+    assert calls[0] == len(lay)
+
+
+def test_distinct_values_finds_equal_rows_exactly() -> None:
+    from analysis.closed_form import _distinct_values
+
+    a = np.array([3.0, 1.0, 3.0, 2.0, 1.0, 3.0 + 1e-12])
+    b = np.array([1, 1, 1, 2, 2, 1])
+    first, index = _distinct_values(a, b)
+    assert len(first) == 5  # (3, 1) twice; 3 + 1e-12 is another size
+    assert np.array_equal(a[first][index], a) and np.array_equal(b[first][index], b)
