@@ -152,7 +152,8 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
                     nbytes, n, stride,
                 )  # fmt: skip
             tc = times[(lc.dim, lc.kind)]
-            if lc.dim == "tp" and not opts.overlap_tp_comm:
+            tp_hidden = opts.overlap_tp_comm or (backward and opts.overlap_tp_comm_backward)
+            if lc.dim == "tp" and not tp_hidden:
                 key = (lc.dim, lc.kind, backward)
                 plain[key] = plain.get(key, 0) + 1
                 continue
