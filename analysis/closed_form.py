@@ -25,6 +25,7 @@ ends, and contention between different groups' collectives (the SimPy engine mod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -42,7 +43,6 @@ from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
 from simulator.costmodel.timing import ACT_BYTES, copy_time, op_times
 from simulator.model import ModelSpec
 from simulator.options import Options
-from simulator.parallel import BYTES_PER_PARAM
 from simulator.pipeline_split import split_arrays
 from simulator.plan import rules
 from simulator.plan.layer import kernel_order, layer_passes, messages, mlp_names
@@ -152,7 +152,8 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
                     nbytes, n, stride,
                 )  # fmt: skip
             tc = times[(lc.dim, lc.kind)]
-            if lc.dim == "tp" and not opts.overlap_tp_comm:
+            tp_hidden = opts.overlap_tp_comm or (backward and opts.overlap_tp_comm_backward)
+            if lc.dim == "tp" and not tp_hidden:
                 key = (lc.dim, lc.kind, backward)
                 plain[key] = plain.get(key, 0) + 1
                 continue
@@ -194,12 +195,24 @@ LAYER_SHAPE = ("tp", "cp", "sp", "mb", "recompute", "ep", "etp")
 other): many layouts share them, so they are priced once per distinct combination."""
 
 
-def _per_layer_shape(model, hw, s, L, precision, opts):
-    """`_stage_times` of every layout, computed once per distinct `LAYER_SHAPE` combination
-    and spread back (the same numbers, elementwise, as over all layouts at once)."""
+def per_layer_times(
+    model: ModelSpec,
+    hw: HardwareProfile,
+    s: int,
+    L: Layouts,
+    precision: str,
+    opts: Options,
+) -> dict[str, np.ndarray]:
+    """Per micro-batch times of one layer, the embedding and the head on one device of every
+    layout (`_stage_times`), computed once per distinct `LAYER_SHAPE` combination and spread
+    back (the same numbers, elementwise, as over all layouts at once). `evaluate` takes them
+    precomputed (`per_layer`, the planner's chunks share one table)."""
     U, index = L.distinct(LAYER_SHAPE)
-    msg = messages(model, U.mb, s, U.tp, U.cp, ACT_BYTES[precision])
+    e = ACT_BYTES[precision]
+    msg = messages(model, U.mb, s, U.tp, U.cp, e)
     t = _stage_times(model, hw, s, U, precision, opts, msg)
+    t["wire_tp"], t["wire_cp"] = _layer_wire(U, msg)
+    t["act"] = activations(model, U.mb, s, U.tp, U.cp, U.sp, U.recompute, e, opts, U.ep, U.etp)
     return {k: np.asarray(v)[index] if np.ndim(v) else v for k, v in t.items()}
 
 
@@ -210,8 +223,10 @@ def evaluate(
     layouts: Layouts,
     precision: str,
     options: Options | None = None,
+    per_layer: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Step time, its breakdown, memory and energy for every layout (arrays of equal length)."""
+    """Step time, its breakdown, memory and energy for every layout (arrays of equal length).
+    `per_layer`: `per_layer_times` of these layouts, where already computed."""
     opts = options or Options()
     L = layouts
     s = seq_len
@@ -219,12 +234,12 @@ def evaluate(
     acc.peak(precision)  # clear error if the device lacks this dtype
     m = L.gbs / (L.mb * L.dp)
     msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])  # the plan's sizes
-    t = _per_layer_shape(model, hw, s, L, precision, opts)
+    t = per_layer if per_layer is not None else per_layer_times(model, hw, s, L, precision, opts)
     stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
 
     per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
     # the busiest pipeline rank sets the pace (uneven splits: `simulator.pipeline_split`)
-    n_layers, ends = _busiest_stage(stages, per_layer, t["emb"], t["head"], L.pp)
+    n_layers, ends, has_emb, has_head = _busiest_stage(stages, per_layer, t["emb"], t["head"], L.pp)
     last = n_layers * per_layer + ends
     total = model.num_hidden_layers * per_layer + t["head"] + t["emb"]
     # compute counts kernels slowed by the collectives beside them (`plan.rules.beside`)
@@ -234,13 +249,12 @@ def evaluate(
     # pipeline sends, memory; evaluated here, executed by the SimPy engine
     params = mem.params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
     p_exp = moe_terms.expert_params(model, L, stages)
-    e = ACT_BYTES[precision]
-    act = activations(model, L.mb, s, L.tp, L.cp, L.sp, L.recompute, e, opts, L.ep, L.etp)
+    act = t["act"]  # one layer's stored activations (`plan.step.activations`)
     plan = step_plan(
         model, precision, opts, tp=L.tp, cp=L.cp, dp=L.dp, pp=L.pp, vpp=L.vpp, zero=L.zero,
         dense=params - p_exp, expert=p_exp, edp=moe_terms.expert_dp(L), estride=L.etp * L.ep,
-        layers=n_layers, p2p_bytes=msg.p2p, act_per_layer=act,
-        logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp),
+        layers=n_layers, has_emb=has_emb, has_head=has_head, p2p_bytes=msg.p2p,
+        act_per_layer=act, logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp), microbatches=m,
     )  # fmt: skip
 
     # pipeline: bubble and p2p sends
@@ -256,13 +270,16 @@ def evaluate(
     grp = Grouped(L)  # layouts whose step-level collectives are the same, priced once
     grad_sync = _sum_buckets(hw, plan.grads, grp)
     grad_win = rules.grad_window(n_layers, t["bwd"] + t["rc"], L.pp, L.vpp)
-    (tail,) = _gct(grp, hw, "all_reduce", L.dp, plan.grads[0].stride, plan.grads[0].full())
+    dense_b = next(b for b in plan.grads if b.name == "grad")
+    (tail,) = _gct(grp, hw, "all_reduce", (dense_b.full(), L.dp, dense_b.stride))
     grad_exp, grad_slow = rules.grad_exposed(
         grad_sync, grad_win, tail, phi, opts.overlap_grad_reduce, L.dp
     )
     ag_after = _sum_buckets(hw, plan.params, grp)
     if opts.overlap_param_gather:
-        ag_exposed, ag_slow = beside(ag_after, n_layers * t["fwd"], phi)
+        ag_exposed, ag_slow = beside(
+            ag_after, rules.param_window(n_layers, t["fwd"], L.pp, L.vpp), phi
+        )
     else:
         ag_exposed, ag_slow = ag_after, 0.0
     z3 = L.zero == 3
@@ -294,7 +311,9 @@ def evaluate(
     compute = m * compute_mb + dp_slow + z3_slow
     # the drain walks through every stage's last backward, each slowed by its own stage's
     # gradient reduction beside it: the other stages' slowdowns lengthen the bubble
-    bubble = bubble + rules.drain_slowdown(L.pp, np.where(z3, 0.0, grad_slow))
+    bubble = bubble + rules.drain_slowdown(
+        L.pp, L.vpp, np.where(z3, 0.0, grad_slow), grad_sync, grad_win
+    )
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]
     ep_exp = m * n_layers * t["ep_exposed"]
@@ -320,7 +339,7 @@ def evaluate(
         "comm_total/pp": p2p_steady + 2 * (L.pp - 1) * t_p2p,
         "comm_total/dp": dp_total,
         "comm_total/zero3": z3_total,
-        **_comm_bytes(L, precision, opts, m, n_layers, params, msg),
+        **_comm_bytes(L.zero, m, n_layers, plan, t),
         "compute_mb_s": compute_mb,
         "recompute_s": m * n_layers * t["rc"],
     }
@@ -343,37 +362,67 @@ def _moe_keys(model, per_step, t, ep_exp):
 def _zero3_per_microbatch(hw, units, grp=None):
     """ZeRO-3 seconds per micro-batch over the plan's units (two gathers and a reduce-scatter
     each, every one paying its own latency); the gathers nothing hides, per micro-batch (the
-    forward's first unit, the embedding, and the backward's first, the head or the last
+    forward's first unit, the embedding or a layer, and the backward's first, the head or a
     layer: nothing computes before them); the gathers past the prefetch limit
     (`Zero3Unit.ahead`: issued when the unit computes, in a collective of their own, the
-    compute waiting for them); and the backward's last reduce-scatter (the embedding's, after
-    the last compute of the step)."""
-    total = first = waited = tail = reduce = 0.0
-    ahead_of = {}
-    for u in units:
+    compute waiting for them); and the backward's last reduce-scatter (after the last compute
+    of the step)."""
+    total = first = waited = reduce = 0.0
+    ahead_of, rs_of = {}, {}
+    units = list(units)
+    # every unit's gathers (ahead of use, and the rest) and reduce-scatters: one call a kind
+    gathers = _gct(grp, hw, "all_gather", *(
+        (x * u.gather, u.group, u.stride) for u in units for x in (u.ahead, 1 - u.ahead)
+    ))  # fmt: skip
+    reduces = _gct(grp, hw, "reduce_scatter", *((u.reduce, u.group, u.stride) for u in units))
+    for i, u in enumerate(units):
         a = u.ahead
-        ahead, rest = _gct(
-            grp, hw, "all_gather", u.group, u.stride, a * u.gather, (1 - a) * u.gather
-        )
+        ahead, rest = gathers[2 * i], gathers[2 * i + 1]
         ahead, rest = np.where(a > 0, ahead, 0.0), np.where(a < 1, rest, 0.0)
-        (rs,) = _gct(grp, hw, "reduce_scatter", u.group, u.stride, u.reduce)
+        rs = reduces[i]
         total = total + u.count * (2 * (ahead + rest) + rs)
         waited = waited + u.count * 2 * rest
         reduce = reduce + u.count * rs
         ahead_of[u.name] = (ahead, u.count)
-        if u.name == "embedding":
-            tail = rs
+        rs_of[u.name] = rs
     head, has_head = ahead_of.get("head", (0.0, 0.0))
-    first = ahead_of.get("embedding", (0.0, 0.0))[0] + np.where(
-        np.asarray(has_head) > 0, head, ahead_of.get("layer", (0.0, 0.0))[0]
+    emb, has_emb = ahead_of.get("embedding", (0.0, 0.0))
+    layer = ahead_of.get("layer", (0.0, 0.0))[0]
+    # the backward's last reduce-scatter: the embedding's on the first stage, else a layer's
+    tail = np.where(np.asarray(has_emb) > 0, rs_of.get("embedding", 0.0), rs_of.get("layer", 0.0))
+    # each pass's first unit: forward, the embedding on the first stage, else a layer;
+    # backward, the head on the last stage, else a layer
+    first = np.where(np.asarray(has_emb) > 0, emb, layer) + np.where(
+        np.asarray(has_head) > 0, head, layer
     )
     return total, first, waited, tail, reduce
 
 
-def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
-    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor)."""
-    w = BYTES_PER_PARAM[precision]
-    g = opts.grad_reduce_bytes
+def _comm_bytes(zero, m, n_layers, plan, t):
+    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor):
+    one layer's TP and CP bytes from `t` (`_layer_wire`), the rest from the step plan's
+    entries."""
+    tp = m * n_layers * t["wire_tp"]
+    cp = m * n_layers * t["wire_cp"]
+    sends = plan.sends
+    pp = np.where(sends.where, m * sends.per_microbatch * sends.nbytes, 0.0)
+    z012 = sum(
+        np.where(b.where, b.total * bus_factor(b.kind, b.group), 0.0)
+        for b in (*plan.grads, *plan.params)
+    )
+    z3 = m * sum(
+        u.count
+        * (2 * u.gather * bus_factor("all_gather", u.group)
+           + u.reduce * bus_factor("reduce_scatter", u.group))
+        for u in plan.zero3
+    )  # fmt: skip
+    dp = np.where(zero == 3, z3, z012)
+    return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
+
+
+def _layer_wire(L, msg):
+    """Bytes one layer's TP and CP collectives put on the wire per micro-batch, each size x
+    its bus factor (arrays over the layouts)."""
     full = L.recompute == 2
     fwd_count = 1.0 + full
     has_cp = bool(np.any(np.asarray(L.cp) > 1))
@@ -397,71 +446,124 @@ def _comm_bytes(L, precision, opts, m, n_layers, params, msg):
             return per_layer[sps[0]][key]
         return np.where(L.sp, per_layer[True][key], per_layer[False][key])
 
-    tp = m * n_layers * by_sp("tp")
-    cp = m * n_layers * by_sp("cp")
-    pp = np.where(L.pp > 1, m * 2 * L.vpp * msg.p2p, 0.0)
-    rs, ag = bus_factor("reduce_scatter", L.dp), bus_factor("all_gather", L.dp)
-    dp = np.select(
-        [L.zero == 0, L.zero == 3],
-        [params * g * bus_factor("all_reduce", L.dp), m * params * (2 * w * ag + g * rs)],
-        params * (g * rs + w * ag),
-    )
-    return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
+    return by_sp("tp"), by_sp("cp")
 
 
 def _sum_buckets(hw, entries, grp=None):
     """Seconds of the plan's bucketed collectives, one after the other on the data-parallel
     stream: full buckets and one remainder each, on the layouts that run them."""
+    entries = list(entries)
+    if grp is not None and entries:  # the planner's arrays: every entry at once
+        args = [x for b in entries for x in (b.where, b.total, b.bucket, b.group, b.stride)]
+        return grp(lambda *a: _buckets_at_once(hw, entries, a), *args)
     total = 0.0
     for b in entries:
-        args = (b.where, b.total, b.bucket, b.group, b.stride)
-        priced = lambda need, *a, b=b: _where_needed(need, lambda *x: _bucketed(hw, b, *x), *a)  # noqa: E731
-        total = total + (priced(*args) if grp is None else grp(priced, *args))
+        args = (b.total, b.bucket, b.group, b.stride)
+        total = total + _where_needed(b.where, lambda *a, b=b: _bucketed(hw, b, *a), *args)
     return total
 
 
-def _gct(grp, hw, kind, n, stride, *sizes):
-    """`group_collective_time` of each of `sizes` in one group (`n` ranks `stride` apart),
-    in one call, once per group of layouts with equal arguments (`grp`)."""
-    fn = lambda n, st, *s: _priced(hw, kind, s, n, st)  # noqa: E731
-    return tuple(fn(n, stride, *sizes) if grp is None else grp(fn, n, stride, *sizes))
+def _buckets_at_once(hw, entries, args):
+    """`_sum_buckets` of `entries` with their (where, total, bucket, group, stride) in `args`
+    (arrays over the layouts): each kind's full and remainder buckets in one call, priced on
+    the layouts that run them."""
+    rows = [args[i : i + 5] for i in range(0, len(args), 5)]
+    shape = np.broadcast_shapes(*(np.shape(x) for r in rows for x in r))
+    if shape == ():
+        fields = ("where", "total", "bucket", "group", "stride")
+        pairs = zip(entries, rows, strict=True)
+        return _sum_buckets(hw, [replace(b, **dict(zip(fields, r, strict=True))) for b, r in pairs])
+    picked = []  # (kind, where, the entry on those layouts, group, stride)
+    for b, (where, *cols) in zip(entries, rows, strict=True):
+        need = np.broadcast_to(np.asarray(where, dtype=bool), shape)
+        tot, bucket, group, stride = (np.broadcast_to(x, shape)[need] for x in cols)
+        picked.append((b.kind, need, replace(b, total=tot, bucket=bucket), group, stride))
+    times = {}
+    for kind in dict.fromkeys(p[0] for p in picked):
+        calls = [c for k, _, e, g, st in picked if k == kind
+                 for c in ((e.full(), g, st), (e.remainder(), g, st))]  # fmt: skip
+        times[kind] = iter(_priced(hw, kind, calls)) if calls else iter(())
+    total = np.zeros(shape)
+    for kind, need, e, _, _ in picked:
+        full, rest = next(times[kind]), next(times[kind])
+        out = np.zeros(shape)
+        out[need] = (e.count() - 1) * full + rest
+        total = total + out
+    return total
 
 
-def _priced(hw, kind, sizes, n, stride):
-    """`group_collective_time` of several sizes of one group as rows of one array, from one
-    call over the sizes laid end to end (the function is elementwise over its arrays)."""
-    shape = np.broadcast_shapes(*(np.shape(x) for x in (*sizes, n, stride)))
-    if len(sizes) == 1 or shape == ():
-        one = [group_collective_time(hw, kind, x, n, stride) for x in sizes]
-        return np.stack([np.broadcast_to(np.asarray(t, dtype=float), shape) for t in one])
-    flat = [np.broadcast_to(x, shape).reshape(-1) for x in (*sizes, n, stride)]
-    k = len(sizes)
-    t = group_collective_time(
-        hw, kind, np.concatenate(flat[:k]), np.tile(flat[k], k), np.tile(flat[k + 1], k)
-    )
-    return np.asarray(t, dtype=float).reshape(k, *shape)
+def _gct(grp, hw, kind, *calls):
+    """`group_collective_time` of each (size, ranks, stride) of `calls`, all in one call,
+    once per group of layouts with equal arguments (`grp`); a tuple, one per call."""
+    args = [x for c in calls for x in c]
+
+    def fn(*a):
+        shape = np.broadcast_shapes(*(np.shape(x) for x in a))
+        return _priced(hw, kind, [[np.broadcast_to(x, shape) for x in a[i : i + 3]]
+                                  for i in range(0, len(a), 3)])  # fmt: skip
+
+    return tuple(fn(*args) if grp is None else grp(fn, *args))
+
+
+def _priced(hw, kind, calls):
+    """`group_collective_time` of several (size, ranks, stride), a list of arrays, from one
+    call over their distinct values laid end to end (the function is elementwise)."""
+    shapes = [np.broadcast_shapes(*(np.shape(x) for x in c)) for c in calls]
+    if all(sh == () for sh in shapes):
+        return [np.asarray(group_collective_time(hw, kind, *c), dtype=float) for c in calls]
+    cols = [
+        np.concatenate(
+            [np.broadcast_to(c[j], sh).reshape(-1) for c, sh in zip(calls, shapes, strict=True)]
+        )
+        for j in range(3)
+    ]
+    first, index = _distinct_values(*cols)  # the same (size, n, stride) priced once
+    t = np.asarray(group_collective_time(hw, kind, *(c[first] for c in cols)), dtype=float)
+    t, out, at = t[index], [], 0
+    for sh in shapes:
+        size = int(np.prod(sh))
+        out.append(t[at : at + size].reshape(sh))
+        at += size
+    return out
+
+
+def _distinct_values(*cols):
+    """(the first position of each distinct row of equal-length 1-D `cols`, each position's
+    row among those): a sort over the columns, exact equality."""
+    order = np.lexsort(cols[::-1])
+    new = np.zeros(order.size, dtype=bool)
+    new[:1] = True
+    for c in cols:
+        c = c[order]
+        new[1:] |= c[1:] != c[:-1]
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
 
 
 def _bucketed(hw, b, total, bucket, group, stride):
     """(count - 1) full buckets and the remainder of entry `b` (its sizes on some layouts)."""
     b = replace(b, total=total, bucket=bucket)
-    full, rest = _priced(hw, b.kind, (b.full(), b.remainder()), group, stride)
+    full, rest = _priced(hw, b.kind, [(b.full(), group, stride), (b.remainder(), group, stride)])
     return (b.count() - 1) * full + rest
 
 
 def _busiest_stage(split, per_layer, emb, head, pp):
-    """(layers, embedding/head time) of the pipeline rank with the longest micro-batch: the
-    first (embedding), the last (output layer and loss) or the busiest middle rank."""
+    """(layers, embedding/head time, holds the embedding, holds the head) of the pipeline rank
+    with the longest micro-batch: the first (embedding), the last (output layer and loss) or
+    the busiest middle rank."""
     one = pp == 1
     t_first = split["first"] * per_layer + emb + np.where(one, head, 0.0)
     t_last = np.where(one, 0.0, split["last"] * per_layer + head)
     t_mid = split["middle"] * per_layer
-    n = np.where(t_last >= t_first, split["last"], split["first"])
-    ends = np.where(one, emb + head, np.where(t_last >= t_first, head, emb))
+    last = t_last >= t_first
+    n = np.where(last, split["last"], split["first"])
+    ends = np.where(one, emb + head, np.where(last, head, emb))
     best = np.maximum(t_first, t_last)
-    n = np.where(t_mid > best, split["middle"], n)
-    ends = np.where(t_mid > best, 0.0, ends)
-    return n, ends
+    mid = t_mid > best
+    n = np.where(mid, split["middle"], n)
+    ends = np.where(mid, 0.0, ends)
+    return n, ends, one | (~last & ~mid), one | (last & ~mid)
 
 
 def _memory(plan, L, m, split):

@@ -40,6 +40,14 @@ class Options:
     gathered when it is needed, with the compute waiting (`plan.step.prefetch_share`)."""
     overlap_tp_comm: bool = False
     """TP collectives overlapped with GEMMs (Megatron --tp-comm-overlap, Transformer Engine)."""
+    overlap_tp_comm_backward: bool = True
+    """The backward's TP collectives overlapped with the weight-gradient GEMM beside them, also
+    without `overlap_tp_comm`: Megatron-LM's asynchronous tensor-parallel all-reduce (and, with
+    sequence parallelism, the all-gather / reduce-scatter) of the input gradient launched before
+    the dW GEMM (`LinearWithGradAccumulationAndAsyncCommunication`, default since Megatron-LM
+    late 2021; Korthikanti et al. 2022, Sec. 6.2: 'we overlap all-reduce communication with the
+    linear weight's gradient computation'). Stacks without it (torch TP, DeepSpeed, Megatron
+    before it) set it false."""
     overlap_p2p: bool = True
     """Pipeline send/recv overlapped with compute in steady state (Megatron default)."""
     grad_reduce_bytes: float = 4.0
@@ -61,6 +69,30 @@ class Options:
     Megatron-LM's fp16 optimizer (Megatron Core docs, "Distributed Optimizer": fp16 params and
     grads 20 bytes per parameter, 4 + 16/d with the distributed optimizer). DeepSpeed ZeRO
     counts none (ZeRO paper, Sec. 3.1: 2 + 2 + 12 bytes)."""
+    fp8_weight_cache: bool = True
+    """Quantised training (fp8, mxfp8, nvfp4) keeps each weight's quantised copies from the
+    first micro-batch of a step to the last instead of casting it again: Transformer Engine's
+    `is_first_microbatch` ("during FP8 training, it allows caching of the FP8 versions of the
+    weights"; TE PyTorch API, `Linear.forward`), which Megatron-Core sets per step. Two copies
+    per weight (the value and its transpose for Hopper's per-tensor fp8, the row- and
+    column-wise blocks for MXFP8/NVFP4; `Precision.quant_bytes` each), ZeRO-0..2 only
+    (`costmodel.memory.stack_extra_bytes`). torchao's Float8Linear (torchtitan) casts the
+    weight in every forward and keeps none."""
+    fused_cross_entropy: bool = True
+    """The loss computed in place in the fp32 logits buffer: Megatron-Core's vocab-parallel
+    cross-entropy overwrites the logits with their softmax and that with its gradient
+    (megatron/core/tensor_parallel/cross_entropy.py), one logits-sized tensor. False: torch's
+    `F.cross_entropy` (log_softmax + nll_loss) saves the fp32 log-softmax and its backward
+    holds that, its gradient and the logits' gradient at once, three (measured on the
+    validation GPT: its step peaks in `aten::_log_softmax_backward_data`; docs/accuracy.md,
+    "Memory")."""
+    persistent_grads: bool = True
+    """Gradients live in a buffer allocated once for the run (Megatron-Core's contiguous
+    gradient buffer, DeepSpeed's flat gradient partitions). False: torch's
+    `optimizer.zero_grad(set_to_none=True)` (its default since torch 2.0, torch.optim docs)
+    frees them after every step and the backward allocates them again, so with one
+    micro-batch and no pipeline the step's peak holds the larger of the activations and the
+    gradients, not both (`costmodel.memory.gradients_at_peak`)."""
     zero3_copies: bool = False
     """torch FSDP2 (`fully_shard`) copies each unit's local shard into the all-gather buffer and
     the gathered buffer out into the parameters, and the gradients into the reduce-scatter

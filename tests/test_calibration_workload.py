@@ -112,3 +112,14 @@ def test_each_pass_is_timed_in_the_layout_nn_linear_runs_it():
     assert a.is_contiguous() and b.is_contiguous() and tuple(b.shape) == (256, 64)
     a, b, c = operands(dw, "fp32", 8)  # m = 64 inputs, n = 256 outputs, k = 128 tokens
     assert a.t().is_contiguous() and tuple(a.shape) == (256, 128) and tuple(c.shape) == (256, 8)
+
+
+def test_bf16_without_a_matrix_unit_sweeps_one_hidden_size():
+    from hwprofiles.calibration.plan import for_dtype, make_plan
+
+    quick = make_plan("quick")
+    assert for_dtype(quick, "bf16", "cpu", "").hidden_sizes == quick.hidden_sizes[:1]
+    assert for_dtype(quick, "bf16", "cpu", "amx_bf16") is quick
+    assert for_dtype(quick, "bf16", "cpu", None) is quick  # unknown CPU: the whole plan
+    assert for_dtype(quick, "fp32", "cpu", "") is quick
+    assert for_dtype(make_plan("tiny"), "bf16", "cpu", "") == make_plan("tiny")

@@ -69,3 +69,13 @@ def test_grouped_prices_once_per_group_and_only_where_arguments_agree() -> None:
     calls.clear()
     assert np.array_equal(grp(fn, x, varying), fn(x, varying))
     assert calls[0] == len(lay)
+
+
+def test_distinct_values_finds_equal_rows_exactly() -> None:
+    from analysis.closed_form import _distinct_values
+
+    a = np.array([3.0, 1.0, 3.0, 2.0, 1.0, 3.0 + 1e-12])
+    b = np.array([1, 1, 1, 2, 2, 1])
+    first, index = _distinct_values(a, b)
+    assert len(first) == 5  # (3, 1) twice; 3 + 1e-12 is another size
+    assert np.array_equal(a[first][index], a) and np.array_equal(b[first][index], b)

@@ -53,6 +53,11 @@ def _per_param(stack: str | Options, precision: str, zero: int, dp: int) -> floa
         # Megatron-LM 2021 fp16 optimizer: fp16 buffer + fp32 grad copy: 4 + 16/d
         ("megatron-2021", "fp16", 1, 4 + 16 / 8),
         ("megatron-2021", "fp16", 0, 20),
+        # Transformer Engine caches two fp8 copies of each weight across micro-batches
+        ("megatron-core-2024", "fp8", 1, 6 + 12 / 8 + 2 * 1.0),
+        ("megatron-core-2024", "mxfp8", 0, 18 + 2 * (1 + 1 / 32)),
+        ("megatron-core-2024", "fp8", 3, 18 / 8),  # ZeRO-3 gathers per unit: no cache
+        ("torchtitan-2025", "fp8", 1, 6 + 12 / 8),  # torchao casts every forward
     ],
 )
 def test_states_per_parameter_follow_the_stack(stack, precision, zero, expected):
@@ -78,8 +83,11 @@ def test_accuracy_memory_prints_every_row_as_json():
     assert all("error" in row and row["source"] for row in doc["rows"])
 
 
-@pytest.mark.parametrize("stack", ["deepspeed-2021", "megatron-2021", "torch-ddp-amp"])
-def test_both_engines_hold_the_same_stack_aware_memory(stack):
+@pytest.mark.parametrize(
+    ("stack", "gbs"),
+    [("deepspeed-2021", 8), ("megatron-2021", 8), ("torch-ddp-amp", 8), ("torch-ddp-amp", 4)],
+)
+def test_both_engines_hold_the_same_stack_aware_memory(stack, gbs):
     from analysis.predict import analytic_arrays
     from hwprofiles.catalogue import load_profile
     from simulator.des.run import simulate_step
@@ -89,7 +97,7 @@ def test_both_engines_hold_the_same_stack_aware_memory(stack):
 
     opts = stack_options() if stack == "torch-ddp-amp" else load_stack(stack).options()
     prec = "bf16" if "amp" in stack else "fp16"
-    par = ParallelConfig(global_batch_size=8, precision=prec).resolve(4)
+    par = ParallelConfig(global_batch_size=gbs, precision=prec).resolve(4)
     w = Workload(load_model("gpt3-1.3b"), par, 1024)
     hw = load_profile("a100-80gb")
     cf = analytic_arrays(w, hw, opts)
@@ -97,3 +105,17 @@ def test_both_engines_hold_the_same_stack_aware_memory(stack):
     assert float(des.arrays["memory/gradients"]) == pytest.approx(float(cf["memory/gradients"]))
     assert float(des.arrays["memory/weights"]) == pytest.approx(float(cf["memory/weights"]))
     assert float(des.arrays["memory/optimizer"]) == pytest.approx(float(cf["memory/optimizer"]))
+    assert des.arrays["memory_per_gpu_bytes"] == pytest.approx(float(cf["memory_per_gpu_bytes"]))
+
+
+def test_torch_frees_gradients_and_holds_three_logits_at_the_loss_backward():
+    from simulator.costmodel.memory import gradients_at_peak, loss_head_bytes
+
+    torch_opts = Options(persistent_grads=False, fused_cross_entropy=False)
+    assert loss_head_bytes(10.0, Options()) == 10.0
+    assert loss_head_bytes(10.0, torch_opts) == 30.0
+    # persistent buffers: all of them; torch, one micro-batch: only beyond the activations
+    assert gradients_at_peak(50.0, 20.0, 100.0, True, Options()) == 50.0
+    assert float(gradients_at_peak(50.0, 20.0, 100.0, True, torch_opts)) == 20.0
+    assert float(gradients_at_peak(150.0, 20.0, 100.0, True, torch_opts)) == 20.0 + 30.0
+    assert float(gradients_at_peak(50.0, 20.0, 100.0, False, torch_opts)) == 50.0

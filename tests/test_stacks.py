@@ -30,8 +30,11 @@ def test_every_required_stack_loads_with_a_source_per_setting():
         s.options()  # valid Options
 
 
-def test_default_stack_is_options_defaults():
-    assert load_stack(DEFAULT_STACK).options() == Options()
+def test_default_stack_is_the_newest_nemo_and_options_are_megatron_core_2024():
+    assert DEFAULT_STACK == "nemo-2025"
+    assert load_stack("megatron-core-2024").options() == Options()
+    default = load_stack(DEFAULT_STACK).options()
+    assert default.attention_kernel == "cudnn" and default.overlap_tp_comm
 
 
 def test_unknown_stack_lists_the_known_ones():

@@ -365,7 +365,11 @@ def _guard(hw: Any, matrix: Matrix, err: Console, again: bool = False) -> tuple[
         hw = replaced(hw, parts)
         parts = after_replacement(hw, parts)
     _print_probes(parts, err)
-    held = check_contention(hw, matrix.precisions, min(max(matrix.nprocs), 2), threads)
+    # host contention only where it is used: its benchmark starts 2 x 3 processes (torch
+    # imports), 135 s of the guard's 153 s under load 11 on the 2-core VM (2026-12-03), and a
+    # drift of it is never withheld (`guard` docstring)
+    ranks = min(max(matrix.nprocs), 2)
+    held = check_contention(hw, matrix.precisions, ranks, threads) if again else []
     for r in held:
         err.print(
             f"re-probe host contention {r['kernel']}: {r['measured']:.2f}, profile "

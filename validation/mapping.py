@@ -43,7 +43,8 @@ TORCH_DDP_BUCKET_BYTES = 25 * 2**20
 def stack_options(device: str = "cpu", comm_interference: float | None = None) -> Options:
     """How the validation runs train, in the engines' terms: torch DDP's 25 MiB gradient
     buckets (not Megatron-Core's bucket rule) with their gradient copies, FSDP2's copy-in and
-    copy-out buffers, torch.autocast's casts (fp32 weights cast per GEMM), torch's AdamW;
+    copy-out buffers, torch.autocast's casts (fp32 weights cast per GEMM), torch's AdamW,
+    `F.cross_entropy` (unfused) and `zero_grad(set_to_none=True)` (gradients freed per step);
     everything else at the engines' defaults.
 
     On a CPU device the framework's host time shows in the step (every call runs on the
@@ -61,6 +62,9 @@ def stack_options(device: str = "cpu", comm_interference: float | None = None) -
         amp_casts=True,
         grad_bucket_copies=True,
         zero3_copies=True,
+        fused_cross_entropy=False,
+        persistent_grads=False,
+        overlap_tp_comm_backward=False,  # torch TP collectives are synchronous
         overlap_param_gather=device != "cpu",
         optimizer_bytes_per_param=TORCH_ADAMW_BYTES_PER_PARAM,
         host_overheads=device == "cpu",

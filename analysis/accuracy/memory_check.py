@@ -46,6 +46,28 @@ SEQ_LEN = 2048
 """Korthikanti et al. 2022 train every model at sequence length 2048 (Table 3)."""
 
 
+MEASURED_NOTE = [
+    "*measured here* rows: the validation GPT (`validation/gpt.py`) trained on this project's",
+    "CPU (torch AdamW, `zero_grad(set_to_none=True)`, autocast for bf16), live tensor bytes",
+    "from torch's allocation records (`torch.profiler`, `profile_memory=True`); llmcap prices",
+    "the same model, batch, precision and stack (`validation.mapping.stack_options`) with the",
+    "closed-form engine. What is held between steps (fp32 weights, Adam's moments, DDP's",
+    "bucket copy of the gradients) agrees to the byte's rounding. Every step peaks in the",
+    "backward of torch's unfused cross-entropy (`aten::_log_softmax_backward_data`), which",
+    "holds three fp32 logits-sized tensors (saved log-softmax, its gradient, the logits'",
+    "gradient; Megatron's vocab-parallel cross-entropy works in place in one), before any",
+    "gradient exists (torch frees them between steps; Megatron-Core and DeepSpeed keep a",
+    "buffer for the whole run). Both are stack settings (`Options.fused_cross_entropy`,",
+    "`Options.persistent_grads`); without them llmcap under-predicted these peaks by 6-11%",
+    "(`small` fp32: 135.0 MB against 148.5). They were added after these measurements",
+    "showed where the peak falls: they count tensors and fit no constant, but these rows",
+    "are not out-of-sample for them. FSDP2 over 2 ranks holds 3-9 MB more between steps",
+    "than its sharded states (31.7 MB): the Python-reachable tensors sum to exactly the",
+    "sharded states (gc census, 2026-12-03), the rest is inside FSDP2/gloo, varies from run",
+    "to run (8.5 MB in one run, 3.2 MB in the run tabled) and is not priced.",
+]
+
+
 @lru_cache(maxsize=1)
 def memory_rows() -> list[dict[str, Any]]:
     """The rows of `analysis/data/memory_rows.toml` (and the measured rows, if present)."""
@@ -141,7 +163,11 @@ def memory_markdown(rows: list[dict[str, Any]]) -> list[str]:
         "priced with its training stack's memory conventions (`llmcap stacks`): DeepSpeed",
         "keeps 16-bit gradients, Megatron-Core an fp32 gradient buffer, Megatron's 2020-2021",
         "fp16 optimizer an extra fp32 gradient copy, torch DDP a second gradient copy in its",
-        "buckets, torch autocast fp32 weights plus a cached 16-bit copy. Over-memory layouts",
+        "buckets, torch autocast fp32 weights plus a cached 16-bit copy, Transformer Engine",
+        "two cached fp8 copies of each weight, torch an unfused cross-entropy and gradients",
+        "freed between steps. Not priced: the allocator's fragmentation and the CUDA context",
+        "and NCCL buffers (no source gives a figure to use; the planner keeps a 10% margin,",
+        "`usable_memory_fraction`, a planning choice, not a measurement). Over-memory layouts",
         "are still predicted (`fits_in_memory: false` and a warning line, exit 0;",
         "`--require-fit` makes it an error); published layouts that ran are predicted as they",
         "ran.",
@@ -154,7 +180,7 @@ def memory_markdown(rows: list[dict[str, Any]]) -> list[str]:
             f"| {r['group']} | {r['id']} | {r['what']} | {r['kind']} | {r['published']:.4g} | "
             f"{r['llmcap']:.4g} | {r['unit']} | {r['error']:+.1%} | {r['source']} |"
         )
-    lines.append("")
+    lines += ["", *MEASURED_NOTE, ""]
     for g, v in memory_summary(rows).items():
         lines.append(
             f"- {g}: {v['rows']} rows, median |difference| {v['median_abs_error']:.1%}, "

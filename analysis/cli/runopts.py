@@ -90,7 +90,7 @@ LastStageLayers = Annotated[
     int | None, Opt(help="Layers on the last pipeline stage \\[default: Megatron-Core's split]")
 ]
 Stack = Annotated[
-    str | None, Opt(help="Training stack (see `llmcap stacks`) \\[default: megatron-core-2024]")
+    str | None, Opt(help="Training stack (see `llmcap stacks`) \\[default: nemo-2025]")
 ]
 RequireFit = Annotated[
     bool, Opt("--require-fit", help="Exit 2 if the layout does not fit in memory")

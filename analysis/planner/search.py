@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.closed_form import Options, evaluate
+from analysis.closed_form import Options, evaluate, per_layer_times
 from analysis.layouts import Layouts
 from analysis.planner.space import BatchPolicy, Enumeration, SearchSpace, enumerate_layouts
 from hwprofiles.profile import HardwareProfile
@@ -108,9 +108,12 @@ def evaluate_chunked(
 ) -> dict[str, np.ndarray]:
     """`evaluate` over `layouts` in chunks, keeping only `keys` (bounded memory)."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    # the layers' times depend on a few columns: priced once over all chunks
+    layers = per_layer_times(model, hw, seq_len, layouts, precision, options)
     for lo in range(0, len(layouts), chunk):
         hi = min(lo + chunk, len(layouts))
-        r = evaluate(model, hw, seq_len, _slice(layouts, lo, hi), precision, options)
+        part = {k: v[lo:hi] if np.ndim(v) else v for k, v in layers.items()}
+        r = evaluate(model, hw, seq_len, _slice(layouts, lo, hi), precision, options, part)
         for k in keys:
             parts[k].append(np.array(r[k], dtype=float))
         if progress is not None:

@@ -8,7 +8,7 @@ the GPU `full` plan is sized to take a few minutes on one H200.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hwprofiles.calibration.timing import Repeats
 from hwprofiles.errors import UserError
@@ -182,6 +182,18 @@ _GPU = {
         idle_s=5.0,
     ),
 }
+
+
+def for_dtype(plan: Plan, dtype: str, device: str, matrix_flag: str | None) -> Plan:
+    """`plan` as one dtype measures it. On a CPU without a 16-bit matrix unit (`matrix_flag`
+    "": `machine.cpu_16bit_matrix_flag`) bf16 times the transformer GEMMs of the smallest
+    hidden size only: there each bf16 GEMM runs 10-80x slower than fp32, and in the quick
+    calibration of the AMD EPYC (Zen 3) VM (2026-12-03, load 0.6-2.6) the bf16 transformer
+    GEMMs of hidden 256-1024 took about 31 s of its 158 s, those of 512 and 1024 about 28 s.
+    The validation models' own GEMMs are timed regardless (`workload.py`)."""
+    if device != "cpu" or dtype != "bf16" or matrix_flag != "" or plan.level == "tiny":
+        return plan
+    return replace(plan, hidden_sizes=plan.hidden_sizes[:1])
 
 
 def make_plan(level: str, device: str = "cpu") -> Plan:

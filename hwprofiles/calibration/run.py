@@ -19,13 +19,14 @@ from hwprofiles.calibration.device import check_device, torch_threads
 from hwprofiles.calibration.framework import run_framework
 from hwprofiles.calibration.gemm import gemm_shapes
 from hwprofiles.calibration.machine import (
+    cpu_16bit_matrix_flag,
     device_memory_bytes,
     gpu_power_limit_w,
     load_average,
     machine_info,
     ranks_per_node,
 )
-from hwprofiles.calibration.plan import LEVELS, AttentionShape, Plan, make_plan
+from hwprofiles.calibration.plan import LEVELS, AttentionShape, Plan, for_dtype, make_plan
 from hwprofiles.calibration.power import (
     idle_window,
     measured_power,
@@ -112,13 +113,16 @@ def _attention_shapes(plan: Plan, cfg: CalibrationConfig) -> tuple[AttentionShap
     return plan.workload_attention
 
 
-def _steps(plan: Plan, dtypes: tuple[str, ...], cfg: CalibrationConfig) -> int:
-    per_dtype = len(gemm_shapes(plan)) + 2 * len(plan.attention)
-    per_dtype += len(_attention_shapes(plan, cfg))
+def _steps(
+    plan: Plan, dtypes: tuple[str, ...], cfg: CalibrationConfig, flag: str | None = None
+) -> int:
+    per_dtype = 2 * len(plan.attention) + len(_attention_shapes(plan, cfg))
+    gemms = sum(len(gemm_shapes(for_dtype(plan, d, cfg.device, flag))) for d in dtypes)
     ew = len(plan.elementwise) * len(elementwise.OPS)
     ew_dtypes = len([d for d in dtypes if d != "tf32"])
     return (
         len(dtypes) * per_dtype
+        + gemms
         + ew_dtypes * ew
         + len(memory.MEMORY_OPS) * len(plan.memory_bytes)
         + len(cfg.world_sizes)
@@ -135,7 +139,8 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
     dtypes = cfg.resolved_dtypes()
     machine = machine_info(cfg.device, cfg.threads_per_rank)  # before we add any load
     hook = progress or _Silent()
-    hook.start(_steps(plan, dtypes, cfg))
+    flag = cpu_16bit_matrix_flag() if cfg.device == "cpu" else None
+    hook.start(_steps(plan, dtypes, cfg, flag))
     shapes = _attention_shapes(plan, cfg)
     load_start = load_average()
     tick: Callable[[str], None] = hook.advance
@@ -152,7 +157,8 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
             power_rows.append(window_row("idle", idle_window(meter, plan.idle_s)))
         for dtype in dtypes:
             with measure(meter) as w:
-                tables["gemm"] += gemm.run_gemms(plan, dtype, cfg.device, tick)
+                gemm_plan = for_dtype(plan, dtype, cfg.device, flag)
+                tables["gemm"] += gemm.run_gemms(gemm_plan, dtype, cfg.device, tick)
             if meter is not None:
                 power_rows.append(window_row(f"gemm-{dtype}", w))
             tables["attention"] += attention.run_attention(plan, dtype, cfg.device, tick)

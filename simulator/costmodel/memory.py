@@ -68,6 +68,9 @@ def stack_extra_bytes(
     - torch autocast's weight cache (`Options.amp_casts`): the 16-bit copy of every fp32
       weight cast for a GEMM is cached for the forward and saved for the backward (PyTorch
       docs, `torch.autocast`, cache_enabled default True): 2 bytes per parameter.
+    - Transformer Engine's quantised weight cache (`Options.fp8_weight_cache`): two quantised
+      copies of every weight, `Precision.quant_bytes` each (embedding and output layer
+      counted too, an upper bound: Megatron keeps them in bf16; a few % of a large model).
     """
     zero = 0.0 * params  # the shape of params
     if opts is None:
@@ -75,8 +78,11 @@ def stack_extra_bytes(
     buckets = (
         np.where(zero_stage == 0, params * grad_bytes, 0.0) if opts.grad_bucket_copies else zero
     )
-    amp = opts.amp_casts and PRECISIONS[precision].autocast
+    prec = PRECISIONS[precision]
+    amp = opts.amp_casts and prec.autocast
     cache = np.where(zero_stage < 3, params * 2.0, 0.0) if amp else zero
+    if opts.fp8_weight_cache and prec.quantised:
+        cache = cache + np.where(zero_stage < 3, params * 2.0 * prec.quant_bytes, 0.0)
     return cache, buckets
 
 
@@ -267,3 +273,26 @@ def in_flight_microbatches(pp: Num, vpp: Num, m: Num) -> Num:
 def logits_bytes(model: ModelSpec, b: Num, s: Num, tp: Num, cp: Num = 1) -> Num:
     """fp32 logits of one micro-batch on the last stage (cross-entropy input), 4 bytes each."""
     return b * s / cp * model.vocab_size / tp * 4
+
+
+def loss_head_bytes(logits: Num, opts: Options) -> Num:
+    """The loss head's bytes at its backward: the fp32 logits of one micro-batch, three times
+    under torch's unfused cross-entropy (`Options.fused_cross_entropy`)."""
+    return logits * (1.0 if opts.fused_cross_entropy else 3.0)
+
+
+def gradients_at_peak(
+    gradients: Num, buckets: Num, activations: Num, single_pass: Num, opts: Options
+) -> Num:
+    """Gradient bytes held at the step's peak. Persistent buffers (`Options.persistent_grads`)
+    hold all of them. Gradients torch frees between steps exist at the peak only beyond the
+    activations: with one micro-batch and no pipeline (`single_pass`) the peak comes either
+    at the loss head's backward, before any gradient exists, or at the backward's end, when
+    the activations are gone: max(G, A) = A + max(0, G - A), so max(0, G - A) is counted
+    here and the activations `activations` with the activations. torch DDP's buckets
+    (`buckets`, part of `gradients`) persist either way; with more micro-batches the
+    gradients of the first are alive during the next one's forward."""
+    if opts.persistent_grads:
+        return gradients
+    own = gradients - buckets
+    return buckets + np.where(single_pass, np.maximum(0.0, own - activations), own)

@@ -124,24 +124,26 @@ def ring_protocol_time(
 
 
 def tree_protocol_time(
-    size_bytes: Num, k_local: Num, n_nodes: Num, intra_bw: Num, net_bw: Num,
+    size_bytes: Num, k_local: Num, n_nodes: Num, bw: Num, intra_bw: Num,
     intra_ll: Num, inter_ll: Num, intra_cls: str, gen: str,
-) -> Num:  # fmt: skip
-    """Fastest of NCCL's tree protocols for an all-reduce (s). Latency (tuning.cc): base +
-    2 ((ranks per node - 1) intra hops + log2(nodes) network hops); with one rank per node the
-    tree's network hop. Bytes: each GPU's link carries 2 x size (reduce up, broadcast down); the
-    node's NICs (`net_bw`, the group's share) size once per direction on 2 nodes, twice on more.
-    Tree busBw x 0.92, LL x 1/3.8, LL128 x 120/128 across nodes (7/9 inside), and NCCL's
-    measured size correction (treeCorrectionFactor)."""
+) -> tuple[Num, Num]:  # fmt: skip
+    """NCCL's tree all-reduce, its protocol picked as NCCL's tuner picks it: (the tuner's time,
+    the time it takes) in s. Latency (tuning.cc): base + 2 ((ranks per node - 1) intra hops +
+    log2(nodes) network hops). The tuner's bandwidth: the group's bus bandwidth x 0.92, LL
+    x 1/3.8, LL128 x 120/128 across nodes (7/9 inside), then half of it (two trees, up and
+    down), with NCCL's measured size correction (treeCorrectionFactor). The time it takes: each
+    GPU's link carries 2 x size (reduce up, broadcast down) and the node's NICs (`bw`, the
+    group's share) size once per direction on 2 nodes (each node is the other's root), twice on
+    more (every node is an inner node of one tree and a leaf of the other)."""
     k = np.asarray(k_local, dtype=float)
     nodes = np.asarray(n_nodes, dtype=float)
     log_nodes = np.floor(np.log2(np.maximum(nodes, 1.0)))
-    nic = net_bw / np.where(nodes > 2, 2.0, 1.0)  # the node's NICs: once (2 nodes) or twice
+    nic = bw / np.where(nodes > 2, 2.0, 1.0)
     algbw = np.where(nodes > 1, np.minimum(intra_bw / 2.0, nic), intra_bw / 2.0)
     algbw = np.where(k > 1, algbw, nic)  # one GPU per node: no chain inside
     log_size = np.clip(np.floor(np.log2(np.maximum(np.asarray(size_bytes, float) / 64, 1))), 0, 23)
     idx = log_size.astype(int)
-    best = None
+    best_model, best_phys = None, None
     for p in PROTOCOLS:
         if p == "LL128" and intra_cls != "nvlink":
             continue
@@ -151,12 +153,18 @@ def tree_protocol_time(
         share = 0.92 * {"LL": 1 / 3.8, "LL128": 1.0, "Simple": 1.0}[p]
         share = share * np.where(nodes > 1, 120 / 128, 7 / 9) if p == "LL128" else share
         corr = np.asarray(TREE_CORRECTION[p] + (1.0,))[idx]
-        eff = algbw * share * corr
+        phys_bw, model_bw = algbw * share * corr, bw * share * corr / 2.0
         if p == "LL":
-            eff = np.minimum(eff, _ll_cap(gen, nodes) / 2.0)
-        t = lat + size_bytes / eff
-        best = t if best is None else np.minimum(best, t)
-    return best
+            phys_bw = np.minimum(phys_bw, _ll_cap(gen, nodes) / 2.0)
+            model_bw = np.minimum(model_bw, _ll_cap(gen, nodes) / 2.0)
+        t_model, t_phys = lat + size_bytes / model_bw, lat + size_bytes / phys_bw
+        if best_model is None:
+            best_model, best_phys = t_model, t_phys
+        else:
+            better = t_model < best_model
+            best_model = np.where(better, t_model, best_model)
+            best_phys = np.where(better, t_phys, best_phys)
+    return best_model, best_phys
 
 
 def nccl_time(
@@ -164,22 +172,35 @@ def nccl_time(
     intra_bw: float, intra_ll: float, inter_ll: float, scale_up_name: str, gen: str,
     algos: frozenset[str] = ALGORITHMS,
 ) -> Num:  # fmt: skip
-    """One all-reduce / all-gather / reduce-scatter as NCCL runs it: the fastest of ring (its
-    best protocol), tree (all-reduce), NVLS and NVLS-tree where the node has NVLink SHARP
-    (s; 0 for one rank). `bw` is the group's bus bandwidth (the scale-up link inside a node,
-    its share of the NICs across nodes), `intra_bw` the scale-up link's. `algos` restricts the
-    choice as NCCL_ALGO does (the ring is always kept)."""
+    """One all-reduce / all-gather / reduce-scatter as NCCL runs it (s; 0 for one rank): of ring
+    (its best protocol), tree (all-reduce), NVLS and NVLS-tree where the node has NVLink SHARP,
+    the one NCCL's tuner prices fastest, at the time that algorithm really takes (`pick`).
+    `bw` is the group's bus bandwidth (the scale-up link inside a node, its share of the NICs
+    across nodes), `intra_bw` the scale-up link's. `algos` restricts the choice as NCCL_ALGO
+    does (the ring is always kept)."""
     cls = "pci" if scale_up_name.startswith("pcie") else "nvlink"
-    t = ring_protocol_time(collective, size_bytes, n, n_nodes, bw, intra_ll, inter_ll, cls, gen)
+    ring = ring_protocol_time(collective, size_bytes, n, n_nodes, bw, intra_ll, inter_ll, cls, gen)
+    candidates = [(ring, ring)]  # the ring's tuner time is its time
     if collective == "all_reduce" and "tree" in algos:
-        tree = tree_protocol_time(
-            size_bytes, k_local, n_nodes, intra_bw, bw, intra_ll, inter_ll, cls, gen
+        candidates.append(
+            tree_protocol_time(
+                size_bytes, k_local, n_nodes, bw, intra_bw, intra_ll, inter_ll, cls, gen
+            )
         )
-        t = np.minimum(t, tree)
     nv = nvls_time(collective, size_bytes, n, n_nodes, intra_bw, scale_up_name)
     if nv is not None and "nvls" in algos:
-        t = np.minimum(t, nv)
+        candidates.append(nv)
     nt = nvls_tree_time(collective, size_bytes, k_local, n_nodes, intra_bw, bw, scale_up_name)
     if nt is not None and "nvls_tree" in algos:
-        t = np.minimum(t, nt)
+        candidates.append(nt)
+    t = pick(candidates)
     return np.where(np.asarray(n, dtype=float) > 1, t, 0.0)
+
+
+def pick(candidates: list[tuple[Num, Num]]) -> Num:
+    """The time of the candidate NCCL's tuner prices fastest: NCCL runs the algorithm its own
+    model prefers (ncclTopoGetAlgoInfo), which is not always the one that would be fastest."""
+    model = np.stack(np.broadcast_arrays(*(m for m, _ in candidates)))
+    phys = np.stack(np.broadcast_arrays(*(p for _, p in candidates)))
+    best = np.argmin(model, axis=0)
+    return np.take_along_axis(phys, best[None, ...], axis=0)[0]

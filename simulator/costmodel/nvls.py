@@ -34,6 +34,10 @@ NVLS_LAT_S = 25e-6
 """tuning.cc v2.27.7 hwLat[NVLINK][NVLS|NVLSTree][Simple] = 25 us (baseLat 0)."""
 NVLS_TREE_NET_LAT_S = 14e-6
 """tuning.cc v2.27.7 hwLat[NET][NVLSTree][Simple] = 14 us per inter-node tree step."""
+TUNER_RATIO = 5.0 / 6.0
+"""tuning.cc v2.27.7: NCCL's tuner prices an NVLS / NVLS-tree all-reduce at 5/6 of the graph's
+bandwidth (min(bwIntra, bwInter), NVLS-tree bwInter / 2 beyond 2 nodes); an NVLS all-gather or
+reduce-scatter at bwIntra x (n-1)/n. It picks the algorithm with that, not with the physics."""
 NVLS_CHANNELS = {"nvlink4": (16, 16), "nvlink5": (24, 32)}
 """Channels (CTAs) NVLS runs on, one node / several: transport/nvls.cc v2.27.7
 NVLS_NCHANNELS_SM90 = 16; NVLS_NCHANNELS_SM100_NVL = 24, NVLS_NCHANNELS_SM100 = 32."""
@@ -87,9 +91,9 @@ def pipeline_fill_s(
 
 def nvls_time(
     collective: str, size_bytes: Num, n: Num, n_nodes: Num, intra_bw: float, scale_up_name: str
-) -> Num | None:
-    """NVLS all-reduce / all-gather / reduce-scatter inside one node (s); inf across nodes;
-    None where the scale-up fabric has no NVLink SHARP."""
+) -> tuple[Num, Num] | None:
+    """NVLS all-reduce / all-gather / reduce-scatter inside one node: (NCCL's tuner time, the
+    time it takes) in s; inf across nodes; None where the fabric has no NVLink SHARP."""
     if _gen(scale_up_name) is None or collective not in (
         "all_reduce", "all_gather", "reduce_scatter"
     ):  # fmt: skip
@@ -98,16 +102,21 @@ def nvls_time(
     ops = NVLS_CHANNELS[_gen(scale_up_name)][0] * np.asarray(n, dtype=float)  # heads = ranks
     fill = pipeline_fill_s(STAGES[collective], size_bytes, ops, 1, algbw, tree=False)
     t = NVLS_LAT_S + size_bytes / algbw + fill
-    return np.where(np.asarray(n_nodes, dtype=float) > 1, np.inf, t)
+    nf = np.maximum(np.asarray(n, dtype=float), 2.0)
+    tuner_bw = intra_bw * (TUNER_RATIO if collective == "all_reduce" else (nf - 1) / nf)
+    model = NVLS_LAT_S + size_bytes / tuner_bw
+    across = np.asarray(n_nodes, dtype=float) > 1
+    return np.where(across, np.inf, model), np.where(across, np.inf, t)
 
 
 def nvls_tree_time(
     collective: str, size_bytes: Num, k_local: Num, n_nodes: Num, intra_bw: float,
     net_bw: Num, scale_up_name: str,
-) -> Num | None:  # fmt: skip
+) -> tuple[Num, Num] | None:  # fmt: skip
     """NVLS inside each node, NCCL's double binary tree across nodes, for an all-reduce of a
-    group with `k_local` > 1 GPUs per node (s; inf elsewhere). The node's NICs carry the
-    buffer once per direction on 2 nodes and twice on more (as the tree, `costmodel.nccl`)."""
+    group with `k_local` > 1 GPUs per node: (tuner time, time it takes) in s; inf elsewhere.
+    The node's NICs carry the buffer once per direction on 2 nodes and twice on more (as the
+    tree, `costmodel.nccl`)."""
     if _gen(scale_up_name) is None or collective != "all_reduce":
         return None
     k = np.asarray(k_local, dtype=float)
@@ -118,5 +127,8 @@ def nvls_tree_time(
     algbw = np.minimum(intra, inter)
     ops = NVLS_CHANNELS[_gen(scale_up_name)][1] * k  # one head per GPU of the node
     fill = pipeline_fill_s(STAGES["tree"], size_bytes, ops, nodes, algbw, tree=True)
-    t = NVLS_LAT_S + 2 * log_nodes * NVLS_TREE_NET_LAT_S + size_bytes / algbw + fill
-    return np.where((nodes > 1) & (k > 1), t, np.inf)
+    lat = NVLS_LAT_S + 2 * log_nodes * NVLS_TREE_NET_LAT_S
+    t = lat + size_bytes / algbw + fill
+    model = lat + size_bytes / (np.minimum(intra_bw, inter) * TUNER_RATIO)
+    ok = (nodes > 1) & (k > 1)
+    return np.where(ok, model, np.inf), np.where(ok, t, np.inf)

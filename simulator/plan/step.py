@@ -32,9 +32,12 @@ import numpy as np
 
 from simulator.costmodel.memory import (
     activation_bytes_per_layer,
+    gradients_at_peak,
     logits_bytes,
+    loss_head_bytes,
     param_state_bytes,
     sharded_state_bytes,
+    stack_extra_bytes,
     zero_shards,
 )
 from simulator.costmodel.moe import routed_factor
@@ -56,8 +59,11 @@ class Buckets:
     """Bytes over all buckets (the stage rank's gradients or parameters)."""
     bucket: Num
     """Bytes per bucket (`Options.bucket_size`); `total` for one collective."""
+    dim: str
+    """Its group: "dp" (the data-parallel group, tp cp apart) or "expert_dp" (the routed
+    experts' data-parallel group, ep etp apart)."""
     group: Num
-    """Ranks in the group (dp, or the expert data-parallel degree)."""
+    """Ranks in the group."""
     stride: Num
     """Rank distance between the group's members."""
     where: Num
@@ -160,7 +166,8 @@ class StageMemory:
     """One layer's stored activations for one micro-batch, for the layout's recompute class
     (allocated by the forward, freed by the backward)."""
     logits: Num
-    """fp32 logits of one micro-batch (last stage only)."""
+    """The loss head at its backward: fp32 logits of one micro-batch, three of them under an
+    unfused cross-entropy (`costmodel.memory.loss_head_bytes`; last stage only)."""
     zero3_buffers: Num
     """ZeRO-3's gathered parameters and gradients at once, two layers (the one computing and
     the one prefetched); the SimPy engine allocates and frees them unit by unit."""
@@ -171,8 +178,7 @@ class StepPlan:
     """Everything one stage's rank does in a step beyond its layers' kernels."""
 
     grads: tuple[Buckets, ...]
-    """The gradient reduction(s), dense then experts, in the order both run on the DP stream
-    (the SimPy engine issues the experts' first: final from the last backward's first layer)."""
+    """The gradient reductions, in the order they run on the data-parallel stream."""
     params: tuple[Buckets, ...]
     """ZeRO-1/2's parameter all-gathers (dense, experts)."""
     zero3: tuple[Zero3Unit, ...]
@@ -269,32 +275,38 @@ def step_plan(
     edp: Num,
     estride: Num,
     layers: Num,
+    has_emb: Num,
+    has_head: Num,
     p2p_bytes: Num,
     act_per_layer: Num,
     logits: Num,
+    microbatches: Num | None = None,
 ) -> StepPlan:
     """The step plan of one stage's rank holding `dense` and `expert` parameters (before ZeRO
-    sharding) and `layers` layers; `edp` ranks `estride` apart reduce its experts."""
+    sharding), `layers` layers, the embedding if `has_emb` and the output head if `has_head`
+    (the first / last pipeline stage); `edp` ranks `estride` apart reduce its experts."""
     w, g = BYTES_PER_PARAM[precision], opts.grad_reduce_bytes
     stride = tp * cp
     z12 = (zero == 1) | (zero == 2)
     bb = opts.bucket_size(dp)
     e_grad, e_param = expert * g, expert * w
+    # the experts' first: on the SimPy engine's DP stream their gradients are final from the
+    # last backward's first layer on
     grads = (
-        Buckets("grad", "all_reduce", dense * g, bb, dp, stride, zero == 0, "backward",
-                opts.overlap_grad_reduce),
-        Buckets("grad", "reduce_scatter", dense * g, bb, dp, stride, z12, "backward",
-                opts.overlap_grad_reduce),
-        Buckets("expert grad", "all_reduce", e_grad, _one(e_grad), edp, estride,
+        Buckets("expert grad", "all_reduce", e_grad, _one(e_grad), "expert_dp", edp, estride,
                 (zero == 0) & (expert > 0), "backward", opts.overlap_grad_reduce),
-        Buckets("expert grad", "reduce_scatter", e_grad, _one(e_grad), edp, estride,
-                z12 & (expert > 0), "backward", opts.overlap_grad_reduce),
+        Buckets("expert grad", "reduce_scatter", e_grad, _one(e_grad), "expert_dp", edp,
+                estride, z12 & (expert > 0), "backward", opts.overlap_grad_reduce),
+        Buckets("grad", "all_reduce", dense * g, bb, "dp", dp, stride, zero == 0, "backward",
+                opts.overlap_grad_reduce),
+        Buckets("grad", "reduce_scatter", dense * g, bb, "dp", dp, stride, z12, "backward",
+                opts.overlap_grad_reduce),
     )  # fmt: skip
     params = (
-        Buckets("param", "all_gather", dense * w, bb, dp, stride, z12, "forward",
+        Buckets("param", "all_gather", dense * w, bb, "dp", dp, stride, z12, "forward",
                 opts.overlap_param_gather),
-        Buckets("expert param", "all_gather", e_param, _one(e_param), edp, estride,
-                z12 & (expert > 0), "forward", opts.overlap_param_gather),
+        Buckets("expert param", "all_gather", e_param, _one(e_param), "expert_dp", edp,
+                estride, z12 & (expert > 0), "forward", opts.overlap_param_gather),
     )  # fmt: skip
     emb, head = end_params(model, tp, pp)
     lp = layer_unit_params(model, tp)
@@ -303,16 +315,22 @@ def step_plan(
     zero3 = tuple(
         Zero3Unit(name, p, n, p * w, p * g, dp, stride, prefetch,
                   prefetch_share(model, tp, lim, name))
-        for name, p, n in (("layer", lp, layers), ("embedding", emb, 1.0),
-                           ("head", head, np.where(pp == 1, 1.0, 0.0)))
+        for name, p, n in (("layer", lp, layers), ("embedding", emb, np.where(has_emb, 1.0, 0.0)),
+                           ("head", head, np.where(has_head, 1.0, 0.0)))
     )  # fmt: skip
     sends = PipelineSends(p2p_bytes, tp * cp * dp, 2 * vpp, 2 * (pp - 1), pp > 1, opts.overlap_p2p)
     st = sharded_state_bytes(dense, expert, precision, zero, dp, edp, opts)
     wb, gb, _ = param_state_bytes(precision)  # the gathered unit in the compute dtype
     z3_buf = np.where(zero == 3, 2 * model.layer_params() / tp * (wb + gb), 0.0)
-    memory = StageMemory(
-        st["weights"], st["gradients"], st["optimizer"], act_per_layer, logits, z3_buf
-    )
+    head = loss_head_bytes(logits, opts)
+    grad_mem = st["gradients"]
+    if microbatches is not None:  # torch frees gradients between steps (Options)
+        buckets = stack_extra_bytes(
+            dense + expert, param_state_bytes(precision, opts)[1], zero, precision, opts
+        )[1]
+        single = (np.asarray(microbatches) == 1) & (np.asarray(pp) == 1)
+        grad_mem = gradients_at_peak(grad_mem, buckets, layers * act_per_layer + head, single, opts)
+    memory = StageMemory(st["weights"], grad_mem, st["optimizer"], act_per_layer, head, z3_buf)
     local = dense / zero_shards(zero, dp)[2] + expert / zero_shards(zero, edp)[2]
     return StepPlan(grads, params, zero3, sends, memory, local, w, g)
 

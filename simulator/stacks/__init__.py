@@ -19,8 +19,11 @@ from hwprofiles.errors import UserError
 from hwprofiles.inputs import parse_toml
 from simulator.options import Options
 
-DEFAULT_STACK = "megatron-core-2024"
-"""The stack when none is given: Megatron-Core 2024's defaults, which are `Options()`'s."""
+DEFAULT_STACK = "nemo-2025"
+"""The stack when none is given (CLI and run files): the newest Megatron-Core/NeMo generation
+(cuDNN fused attention, TP communication overlap, overlapped DP). `Options()` itself, the
+library default under every stack, keeps Megatron-Core 2024's mechanisms (`megatron-core-2024`
+equals it), so a stack file lists only what it changes."""
 
 _OPTION_FIELDS = {f.name: f for f in fields(Options)}
 
