@@ -30,19 +30,22 @@ def test_with_sustained_rescales_only_the_compute_maxima():
 def test_leave_one_source_out_never_uses_the_held_out_source(monkeypatch):
     monkeypatch.setattr(crossval, "GRID", (0.6, 0.725, 0.9))
     cv = crossval.cross_validate()
-    assert set(cv["fits_without_source"]) == {"N21", "MLM24", "MPT", "L3", "MTNLG", "BLOOM"}
+    assert set(cv["fits_without_source"]) == {"N21", "K22", "MLM24", "MPT", "L3", "MTNLG", "BLOOM"}
     assert cv["summary"]["rows"] == len(cv["rows"]) >= 50
     for r in cv["rows"]:
         assert r["sustained"] == cv["fits_without_source"][r["source"]]
     assert set(cv["by_stack"]) == {
         "megatron-2021",
+        "megatron-2022",
         "megatron-core-2024",
         "llm-foundry-2023",
         "megatron-deepspeed-2022",
     }
-    # docs/accuracy.md leads with the full-grid figure (6.1% on 2026-12-03, after GEMMs were
-    # priced from their shapes); this coarse grid must stay within a few points of it
-    assert cv["summary"]["median_abs_error"] <= 0.10
+    # docs/accuracy.md leads with the full-grid figure (7.9% over 60 rows on 2026-12-03, after
+    # GEMMs were priced from their shapes, Korthikanti et al. 2022 joined and Megatron's
+    # asynchronous backward TP collectives were priced); this coarse grid
+    # must stay within a few points of it
+    assert cv["summary"]["median_abs_error"] <= 0.12
 
 
 def test_components_table_every_group_with_a_source():

@@ -3,7 +3,8 @@
 `python -m validation.memprobe [--out analysis/data/memory_measured.toml]` trains the
 validation GPT (`validation.gpt`) for three steps per setup, each setup in its own process,
 the way the validation runs train it (torch AdamW, `zero_grad(set_to_none=True)`, torch
-autocast for bf16, DDP or FSDP2 over a 1-rank gloo group where the setup names one), and reads
+autocast for bf16, DDP or FSDP2 over a gloo group of the setup's ranks (one process per rank,
+each measuring itself; the busiest rank's figures are kept), and reads
 torch's CPU allocator through the profiler: `torch.profiler.profile(profile_memory=True)`
 records every allocation and free with its size, so the sum of the sizes in time order is the
 live tensor bytes and its maximum over a step the step's peak. That counts tensors only (not
@@ -32,6 +33,8 @@ SETUPS: dict[str, dict[str, Any]] = {
     "small-bf16": {"model": "small", "precision": "bf16", "wrap": "none"},
     "small-bf16-ddp": {"model": "small", "precision": "bf16", "wrap": "ddp"},
     "small-fp32-fsdp": {"model": "small", "precision": "fp32", "wrap": "fsdp"},
+    "small-fp32-fsdp-2": {"model": "small", "precision": "fp32", "wrap": "fsdp", "nproc": 2},
+    "small-fp32-ddp-2": {"model": "small", "precision": "fp32", "wrap": "ddp", "nproc": 2},
     "tiny-fp32": {"model": "tiny", "precision": "fp32", "wrap": "none"},
 }
 STEPS = 3
@@ -48,6 +51,7 @@ def measure(setup: dict[str, Any]) -> dict[str, Any]:
     from validation.gptconfig import PRESETS
 
     torch.manual_seed(0)
+    rank, nproc = int(os.environ.get("RANK", "0")), int(setup.get("nproc", 1))
     cfg = PRESETS[setup["model"]]
     bf16 = setup["precision"] == "bf16"
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -55,10 +59,10 @@ def measure(setup: dict[str, Any]) -> dict[str, Any]:
         if setup["wrap"] != "none":
             os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
             os.environ.setdefault("MASTER_PORT", str(29600 + os.getpid() % 1000))
-            dist.init_process_group("gloo", rank=0, world_size=1)
-            model = _wrap(model, setup, bf16)
+            dist.init_process_group("gloo", rank=rank, world_size=nproc)
+            model = _wrap(model, setup, bf16, nproc)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        batches = synthetic_batches(cfg, 2, 0)
+        batches = synthetic_batches(cfg, 2, rank)
         for i in range(STEPS):
             x, y = batches[i % 2]
             with record_function(f"memprobe-step-{i}"):
@@ -72,7 +76,7 @@ def measure(setup: dict[str, Any]) -> dict[str, Any]:
     return _peak(prof.profiler.kineto_results.events(), f"memprobe-step-{STEPS - 1}")
 
 
-def _wrap(model, setup: dict[str, Any], bf16: bool):
+def _wrap(model, setup: dict[str, Any], bf16: bool, nproc: int):
     import torch
 
     if setup["wrap"] == "ddp":
@@ -80,9 +84,11 @@ def _wrap(model, setup: dict[str, Any], bf16: bool):
     from validation.worker import wrap_model  # FSDP2 per block, as the validation runs do
 
     class _Spec:
-        strategy, nproc, precision = "fsdp", 1, "bf16" if bf16 else "fp32"
+        strategy, precision = "fsdp", "bf16" if bf16 else "fp32"
 
-    return wrap_model(model, _Spec(), torch.device("cpu"))  # type: ignore[arg-type]
+    spec = _Spec()
+    spec.nproc = nproc  # type: ignore[attr-defined]
+    return wrap_model(model, spec, torch.device("cpu"))  # type: ignore[arg-type]
 
 
 def _peak(raw: list, step: str) -> dict[str, Any]:
@@ -116,12 +122,10 @@ def rows(ids: list[str]) -> list[dict[str, Any]]:
     out = []
     for sid in ids:
         setup = SETUPS[sid]
-        res = subprocess.run(
-            [sys.executable, "-m", "validation.memprobe", "--one", sid],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        got = json.loads(res.stdout.strip().splitlines()[-1])
-        wrap = {"none": "bare module", "ddp": "DDP, 1 rank", "fsdp": "FSDP2, 1 rank"}[setup["wrap"]]
+        got = _run_ranks(sid, int(setup.get("nproc", 1)))
+        n = int(setup.get("nproc", 1))
+        wrap = {"none": "bare module", "ddp": "DDP", "fsdp": "FSDP2"}[setup["wrap"]]
+        wrap += "" if setup["wrap"] == "none" else f", {n} rank{'s' if n > 1 else ''}"
         src = (
             f"measured: python -m validation.memprobe ({platform.machine()}, torch "
             f"{torch.__version__})"
@@ -145,6 +149,29 @@ def rows(ids: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def _run_ranks(sid: str, nproc: int) -> dict[str, Any]:
+    """Run `--one sid` as `nproc` rank processes of one gloo group; the busiest rank's result."""
+    env = {**os.environ, "WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(29500 + os.getpid() % 1000)}  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "validation.memprobe", "--one", sid],
+            env={**env, "RANK": str(r)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(nproc)
+    ]
+    outs = []
+    for p in procs:
+        stdout, stderr = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(f"memprobe {sid}: rank failed: {stderr.strip()[-500:]}")
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    return max(outs, key=lambda o: o["peak_bytes"])
+
+
 def llmcap_case(setup: dict[str, Any]) -> dict[str, Any]:
     """The setup in llmcap's terms (`analysis` may not import `validation`): the model's
     `ModelSpec` fields, the run's `Options` (the validation stack, `mapping.stack_options`;
@@ -164,8 +191,8 @@ def llmcap_case(setup: dict[str, Any]) -> dict[str, Any]:
     options["grad_bucket_copies"] = setup["wrap"] == "ddp"
     zero = STRATEGY_ZERO_STAGE["fsdp" if setup["wrap"] == "fsdp" else "ddp"]
     return {
-        "zero": zero, "micro_batch": cfg.micro_batch_size, "seq_len": cfg.seq_len,
-        "spec": model, "options": options,
+        "zero": zero, "nproc": int(setup.get("nproc", 1)), "micro_batch": cfg.micro_batch_size,
+        "seq_len": cfg.seq_len, "spec": model, "options": options,
     }  # fmt: skip
 
 

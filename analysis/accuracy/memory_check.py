@@ -61,7 +61,10 @@ MEASURED_NOTE = [
     "`Options.persistent_grads`); without them llmcap under-predicted these peaks by 6-11%",
     "(`small` fp32: 135.0 MB against 148.5). They were added after these measurements",
     "showed where the peak falls: they count tensors and fit no constant, but these rows",
-    "are not out-of-sample for them.",
+    "are not out-of-sample for them. FSDP2 over 2 ranks holds 3-9 MB more between steps",
+    "than its sharded states (31.7 MB): the Python-reachable tensors sum to exactly the",
+    "sharded states (gc census, 2026-12-03), the rest is inside FSDP2/gloo, varies from run",
+    "to run (8.5 MB in one run, 3.2 MB in the run tabled) and is not priced.",
 ]
 
 

@@ -18,10 +18,12 @@ PROFILE = "a100-80gb"
 
 
 def measured_workload(case: dict[str, Any]) -> tuple[Workload, Options]:
+    n = int(case.get("nproc", 1))  # data parallel ranks, one micro-batch each
     par = ParallelConfig(
-        dp=1, zero_stage=case["zero"], micro_batch_size=case["micro_batch"],
-        global_batch_size=case["micro_batch"], precision=case["precision"], recompute="none",
-    ).resolve(1)  # fmt: skip
+        dp=n, zero_stage=case["zero"], micro_batch_size=case["micro_batch"],
+        global_batch_size=case["micro_batch"] * n, precision=case["precision"],
+        recompute="none",
+    ).resolve(n)  # fmt: skip
     return Workload(ModelSpec(**case["spec"]), par, seq_len=case["seq_len"]), Options(
         **case["options"]
     )
@@ -39,9 +41,10 @@ def predict_measured(case: dict[str, Any]) -> float:
     out = analytic_arrays(w, load_profile(PROFILE), opts)
     if case.get("quantity", "peak") == "peak":
         return float(out["memory_per_gpu_bytes"])
-    from simulator.costmodel.memory import param_state_bytes, stack_extra_bytes
+    from simulator.costmodel.memory import param_state_bytes, stack_extra_bytes, zero_shards
 
     p = w.model.num_params()
     wb, gb, _ = param_state_bytes(w.parallel.precision, opts)
+    wb = wb / zero_shards(w.parallel.zero_stage, w.parallel.dp)[0]
     _cache, buckets = stack_extra_bytes(p, gb, w.parallel.zero_stage, w.parallel.precision, opts)
     return p * wb + float(out["memory/optimizer"]) + float(buckets)

@@ -201,6 +201,8 @@ def case_from_row(row: dict[str, str]) -> Case | Skipped:
         return _mpt_case(row, x)
     if group in ("L3", "MTNLG", "BLOOM"):
         return _large_run_case(row, x)
+    if group == "K22":
+        return _k22_case(row, x)
     return Skipped(rid, _skip_reason(row))
 
 
@@ -292,6 +294,29 @@ def _large_run_case(row: dict[str, str], x: float) -> Case:
              "(Megatron-Core's recipe for large models)"]  # fmt: skip
     case = Case(rid, group, row["source"], m, hw, over, n, s, cands,
                 load_stack(stack).options(), step, conv, notes, stack)  # fmt: skip
+    case.published_layout_fits = True
+    return case
+
+
+K22_STACK = "megatron-2022"
+"""Korthikanti et al. 2022 ran Megatron-LM of that year: the `megatron-2022` stack file is
+that paper's mechanisms (unfused attention with dropout, all-reduce after the backward)."""
+
+
+def _k22_case(row: dict[str, str], step: float) -> Case:
+    """Korthikanti et al. 2022 Table 5: the layout is Table 3's, interleaving 3 for 175B and
+    530B (Sec. 6), full recompute without sequence parallelism or selective recompute with it
+    (the paper's two columns), iteration time as reported."""
+    n, s, B = int(row["num_gpus"]), int(row["seq_len"]), int(row["global_batch"])
+    tp, pp, dp, mb = (int(row[k]) for k in ("tp", "pp", "dp", "micro_batch"))
+    selective = row["recompute"].startswith("selective")
+    vpp = 3 if row["model"].startswith(("GPT-3", "MT-NLG")) else 1
+    cands = _layouts(n, tp, pp, dp, B, "bf16", 0, (mb,), ("selective" if selective else "full",),
+                     (vpp,), selective)  # fmt: skip
+    case = Case(row["id"], "K22", row["source"], _gpt(row, row["model"]), "a100-80gb", {}, n, s,
+                cands, load_stack(K22_STACK).options(), step, "iteration time as reported",
+                ["layout as published (Table 3, interleaving 3 for 175B and 530B)"],
+                K22_STACK)  # fmt: skip
     case.published_layout_fits = True
     return case
 
