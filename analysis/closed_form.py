@@ -43,7 +43,6 @@ from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
 from simulator.costmodel.timing import ACT_BYTES, copy_time, op_times
 from simulator.model import ModelSpec
 from simulator.options import Options
-from simulator.parallel import BYTES_PER_PARAM
 from simulator.pipeline_split import split_arrays
 from simulator.plan import rules
 from simulator.plan.layer import kernel_order, layer_passes, messages, mlp_names
@@ -153,7 +152,8 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
                     nbytes, n, stride,
                 )  # fmt: skip
             tc = times[(lc.dim, lc.kind)]
-            if lc.dim == "tp" and not opts.overlap_tp_comm:
+            tp_hidden = opts.overlap_tp_comm or (backward and opts.overlap_tp_comm_backward)
+            if lc.dim == "tp" and not tp_hidden:
                 key = (lc.dim, lc.kind, backward)
                 plain[key] = plain.get(key, 0) + 1
                 continue
@@ -239,7 +239,7 @@ def evaluate(
 
     per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
     # the busiest pipeline rank sets the pace (uneven splits: `simulator.pipeline_split`)
-    n_layers, ends = _busiest_stage(stages, per_layer, t["emb"], t["head"], L.pp)
+    n_layers, ends, has_emb, has_head = _busiest_stage(stages, per_layer, t["emb"], t["head"], L.pp)
     last = n_layers * per_layer + ends
     total = model.num_hidden_layers * per_layer + t["head"] + t["emb"]
     # compute counts kernels slowed by the collectives beside them (`plan.rules.beside`)
@@ -253,8 +253,8 @@ def evaluate(
     plan = step_plan(
         model, precision, opts, tp=L.tp, cp=L.cp, dp=L.dp, pp=L.pp, vpp=L.vpp, zero=L.zero,
         dense=params - p_exp, expert=p_exp, edp=moe_terms.expert_dp(L), estride=L.etp * L.ep,
-        layers=n_layers, p2p_bytes=msg.p2p, act_per_layer=act,
-        logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp), microbatches=m,
+        layers=n_layers, has_emb=has_emb, has_head=has_head, p2p_bytes=msg.p2p,
+        act_per_layer=act, logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp), microbatches=m,
     )  # fmt: skip
 
     # pipeline: bubble and p2p sends
@@ -270,13 +270,16 @@ def evaluate(
     grp = Grouped(L)  # layouts whose step-level collectives are the same, priced once
     grad_sync = _sum_buckets(hw, plan.grads, grp)
     grad_win = rules.grad_window(n_layers, t["bwd"] + t["rc"], L.pp, L.vpp)
-    (tail,) = _gct(grp, hw, "all_reduce", (plan.grads[0].full(), L.dp, plan.grads[0].stride))
+    dense_b = next(b for b in plan.grads if b.name == "grad")
+    (tail,) = _gct(grp, hw, "all_reduce", (dense_b.full(), L.dp, dense_b.stride))
     grad_exp, grad_slow = rules.grad_exposed(
         grad_sync, grad_win, tail, phi, opts.overlap_grad_reduce, L.dp
     )
     ag_after = _sum_buckets(hw, plan.params, grp)
     if opts.overlap_param_gather:
-        ag_exposed, ag_slow = beside(ag_after, n_layers * t["fwd"], phi)
+        ag_exposed, ag_slow = beside(
+            ag_after, rules.param_window(n_layers, t["fwd"], L.pp, L.vpp), phi
+        )
     else:
         ag_exposed, ag_slow = ag_after, 0.0
     z3 = L.zero == 3
@@ -308,7 +311,9 @@ def evaluate(
     compute = m * compute_mb + dp_slow + z3_slow
     # the drain walks through every stage's last backward, each slowed by its own stage's
     # gradient reduction beside it: the other stages' slowdowns lengthen the bubble
-    bubble = bubble + rules.drain_slowdown(L.pp, np.where(z3, 0.0, grad_slow))
+    bubble = bubble + rules.drain_slowdown(
+        L.pp, L.vpp, np.where(z3, 0.0, grad_slow), grad_sync, grad_win
+    )
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]
     ep_exp = m * n_layers * t["ep_exposed"]
@@ -334,7 +339,7 @@ def evaluate(
         "comm_total/pp": p2p_steady + 2 * (L.pp - 1) * t_p2p,
         "comm_total/dp": dp_total,
         "comm_total/zero3": z3_total,
-        **_comm_bytes(L, precision, opts, m, n_layers, params, msg, t),
+        **_comm_bytes(L.zero, m, n_layers, plan, t),
         "compute_mb_s": compute_mb,
         "recompute_s": m * n_layers * t["rc"],
     }
@@ -357,13 +362,13 @@ def _moe_keys(model, per_step, t, ep_exp):
 def _zero3_per_microbatch(hw, units, grp=None):
     """ZeRO-3 seconds per micro-batch over the plan's units (two gathers and a reduce-scatter
     each, every one paying its own latency); the gathers nothing hides, per micro-batch (the
-    forward's first unit, the embedding, and the backward's first, the head or the last
+    forward's first unit, the embedding or a layer, and the backward's first, the head or a
     layer: nothing computes before them); the gathers past the prefetch limit
     (`Zero3Unit.ahead`: issued when the unit computes, in a collective of their own, the
-    compute waiting for them); and the backward's last reduce-scatter (the embedding's, after
-    the last compute of the step)."""
-    total = first = waited = tail = reduce = 0.0
-    ahead_of = {}
+    compute waiting for them); and the backward's last reduce-scatter (after the last compute
+    of the step)."""
+    total = first = waited = reduce = 0.0
+    ahead_of, rs_of = {}, {}
     units = list(units)
     # every unit's gathers (ahead of use, and the rest) and reduce-scatters: one call a kind
     gathers = _gct(grp, hw, "all_gather", *(
@@ -379,29 +384,48 @@ def _zero3_per_microbatch(hw, units, grp=None):
         waited = waited + u.count * 2 * rest
         reduce = reduce + u.count * rs
         ahead_of[u.name] = (ahead, u.count)
-        if u.name == "embedding":
-            tail = rs
+        rs_of[u.name] = rs
     head, has_head = ahead_of.get("head", (0.0, 0.0))
-    first = ahead_of.get("embedding", (0.0, 0.0))[0] + np.where(
-        np.asarray(has_head) > 0, head, ahead_of.get("layer", (0.0, 0.0))[0]
+    emb, has_emb = ahead_of.get("embedding", (0.0, 0.0))
+    layer = ahead_of.get("layer", (0.0, 0.0))[0]
+    # the backward's last reduce-scatter: the embedding's on the first stage, else a layer's
+    tail = np.where(np.asarray(has_emb) > 0, rs_of.get("embedding", 0.0), rs_of.get("layer", 0.0))
+    # each pass's first unit: forward, the embedding on the first stage, else a layer;
+    # backward, the head on the last stage, else a layer
+    first = np.where(np.asarray(has_emb) > 0, emb, layer) + np.where(
+        np.asarray(has_head) > 0, head, layer
     )
     return total, first, waited, tail, reduce
 
 
-def _comm_bytes(L, precision, opts, m, n_layers, params, msg, t):
-    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor);
-    one layer's TP and CP bytes from `t` (`_layer_wire`)."""
-    w = BYTES_PER_PARAM[precision]
-    g = opts.grad_reduce_bytes
+def _comm_bytes(zero, m, n_layers, plan, t):
+    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor):
+    one layer's TP and CP bytes from `t` (`_layer_wire`), the rest from the step plan's
+    entries."""
     tp = m * n_layers * t["wire_tp"]
     cp = m * n_layers * t["wire_cp"]
-    pp = np.where(L.pp > 1, m * 2 * L.vpp * msg.p2p, 0.0)
-    rs, ag = bus_factor("reduce_scatter", L.dp), bus_factor("all_gather", L.dp)
-    dp = np.select(
-        [L.zero == 0, L.zero == 3],
-        [params * g * bus_factor("all_reduce", L.dp), m * params * (2 * w * ag + g * rs)],
-        params * (g * rs + w * ag),
-    )
+    sends = plan.sends
+    pp = np.where(sends.where, m * sends.per_microbatch * sends.nbytes, 0.0)
+    factors: dict[tuple[str, int], object] = {}  # bus factor per (kind, group array)
+
+    def factor(kind, group):
+        key = (kind, id(group))
+        if key not in factors:
+            factors[key] = bus_factor(kind, group)
+        return factors[key]
+
+    z012 = 0.0
+    for b in (*plan.grads, *plan.params):
+        where = np.asarray(b.where, dtype=bool)
+        if where.any():  # an entry no layout runs adds nothing
+            z012 = z012 + np.where(where, b.total * factor(b.kind, b.group), 0.0)
+    z3 = 0.0
+    if np.any(zero == 3):
+        for u in plan.zero3:
+            ag, rs = factor("all_gather", u.group), factor("reduce_scatter", u.group)
+            z3 = z3 + u.count * (2 * u.gather * ag + u.reduce * rs)
+        z3 = m * z3
+    dp = np.where(zero == 3, z3, z012)
     return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
 
 
@@ -534,18 +558,21 @@ def _bucketed(hw, b, total, bucket, group, stride):
 
 
 def _busiest_stage(split, per_layer, emb, head, pp):
-    """(layers, embedding/head time) of the pipeline rank with the longest micro-batch: the
-    first (embedding), the last (output layer and loss) or the busiest middle rank."""
+    """(layers, embedding/head time, holds the embedding, holds the head) of the pipeline rank
+    with the longest micro-batch: the first (embedding), the last (output layer and loss) or
+    the busiest middle rank."""
     one = pp == 1
     t_first = split["first"] * per_layer + emb + np.where(one, head, 0.0)
     t_last = np.where(one, 0.0, split["last"] * per_layer + head)
     t_mid = split["middle"] * per_layer
-    n = np.where(t_last >= t_first, split["last"], split["first"])
-    ends = np.where(one, emb + head, np.where(t_last >= t_first, head, emb))
+    last = t_last >= t_first
+    n = np.where(last, split["last"], split["first"])
+    ends = np.where(one, emb + head, np.where(last, head, emb))
     best = np.maximum(t_first, t_last)
-    n = np.where(t_mid > best, split["middle"], n)
-    ends = np.where(t_mid > best, 0.0, ends)
-    return n, ends
+    mid = t_mid > best
+    n = np.where(mid, split["middle"], n)
+    ends = np.where(mid, 0.0, ends)
+    return n, ends, one | (~last & ~mid), one | (last & ~mid)
 
 
 def _memory(plan, L, m, split):

@@ -99,7 +99,8 @@ def stage_plan(w: Workload, opts: Options, stage: int, layers: int) -> StepPlan:
     return step_plan(
         m, p.precision, opts, tp=p.tp, cp=p.cp, dp=p.dp, pp=p.pp, vpp=p.vpp, zero=p.zero_stage,
         dense=stage_params(w, stage, layers), expert=0.0, edp=p.expert_dp,
-        estride=p.expert_tp * p.ep, layers=layers, p2p_bytes=p2p_bytes(w),
+        estride=p.expert_tp * p.ep, layers=layers, has_emb=stage == 0,
+        has_head=stage == p.pp - 1, p2p_bytes=p2p_bytes(w),
         act_per_layer=float(act), logits=float(logits),
     )  # fmt: skip
 
@@ -172,7 +173,7 @@ def stages_step(
         plan = stage_plan(w, opts, s, n)
         sync = _f(_sum_buckets(hw, plan.grads))
         win = rules.grad_window(n, t["bwd"] + t["rc"], pp, 1)
-        g0 = plan.grads[0]
+        g0 = next(b for b in plan.grads if b.name == "grad")  # the dense gradients'
         tail = group_collective_time(hw, "all_reduce", g0.full(), p.dp, g0.stride)
         g_exp, g_slow = rules.grad_exposed(sync, win, tail, phi, opts.overlap_grad_reduce, p.dp)
         ag = _f(_sum_buckets(hw, plan.params))

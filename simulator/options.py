@@ -40,6 +40,14 @@ class Options:
     gathered when it is needed, with the compute waiting (`plan.step.prefetch_share`)."""
     overlap_tp_comm: bool = False
     """TP collectives overlapped with GEMMs (Megatron --tp-comm-overlap, Transformer Engine)."""
+    overlap_tp_comm_backward: bool = True
+    """The backward's TP collectives overlapped with the weight-gradient GEMM beside them, also
+    without `overlap_tp_comm`: Megatron-LM's asynchronous tensor-parallel all-reduce (and, with
+    sequence parallelism, the all-gather / reduce-scatter) of the input gradient launched before
+    the dW GEMM (`LinearWithGradAccumulationAndAsyncCommunication`, default since Megatron-LM
+    late 2021; Korthikanti et al. 2022, Sec. 6.2: 'we overlap all-reduce communication with the
+    linear weight's gradient computation'). Stacks without it (torch TP, DeepSpeed, Megatron
+    before it) set it false."""
     overlap_p2p: bool = True
     """Pipeline send/recv overlapped with compute in steady state (Megatron default)."""
     grad_reduce_bytes: float = 4.0

@@ -3,8 +3,10 @@
 Both engines read the same step plan (`simulator.plan`); with contention off they must agree
 on each labelled part of the step, not only on its total. The grid is a sample that covers
 every overlap switch on and off, both attention kinds, ZeRO 0-3, the three recompute modes,
-interleaving (vpp), context parallelism, sequence parallelism and fp8, and the README's
-example run file (examples/llama3-70b.toml). Tolerance: each part within 2 % of the step.
+interleaving (vpp, with a gradient reduction shorter and longer than its window), context
+parallelism, sequence parallelism, fp8, uneven pipeline splits (default and pinned), a
+mixture-of-experts model with expert parallelism, and the README's example run file
+(examples/llama3-70b.toml). Tolerance: each part within 2 % of the step.
 """
 
 from __future__ import annotations
@@ -67,6 +69,28 @@ GRID = {
         "h100-sxm", "llama-2-13b", 32, 2048,
         dict(tp=4, pp=2, zero_stage=1, global_batch_size=64, precision="fp8"),
         dict(overlap_p2p=False),
+    ),
+    "interleaved-long-reduction": (  # the reduction outlasts its window: "drain" rule's limit
+        "h100-sxm", "llama-2-70b", 256, 2048,
+        dict(tp=8, pp=4, vpp=5, sequence_parallel=True, zero_stage=1, recompute="selective",
+             global_batch_size=512),
+        dict(),
+    ),
+    "uneven-split": (  # 40 layers on 3 stages: 13/14/13 (simulator/pipeline_split.py)
+        "h100-sxm", "llama-2-13b", 48, 4096,
+        dict(tp=4, pp=3, zero_stage=1, global_batch_size=96),
+        dict(),
+    ),
+    "uneven-pinned-vpp": (  # 8 layers pinned on the first stage, the rest over 2 x 2 chunks
+        "h100-sxm", "llama-2-7b", 48, 4096,
+        dict(tp=2, pp=3, vpp=2, sequence_parallel=True, first_stage_layers=8,
+             global_batch_size=96),
+        dict(overlap_tp_comm=True),
+    ),
+    "moe-ep-zero1": (  # expert all-to-alls, expert gradients over their own group
+        "h100-sxm", "mixtral-8x7b", 64, 4096,
+        dict(tp=2, pp=2, ep=4, sequence_parallel=True, zero_stage=1, global_batch_size=64),
+        dict(),
     ),
     "llama3-70b-example": (
         "h100-sxm", "llama3-70b", 2048, 8192,

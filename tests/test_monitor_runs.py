@@ -82,15 +82,15 @@ def test_link_throttled_mid_run_raises_the_step_time_alert(tmp_path):
         predicted_step_time_s=predicted, thresholds=parse_thresholds("step_time=+200%")
     )
     drop_at = 6
-    # 60 steps: the launcher polls every 0.2 s and a fast step takes ~10 ms here, so the
-    # drop lands some steps after `drop_at`; enough steps must remain for it to show
-    spec = base.with_(monitor=mon, steps=60, link_drop=LinkDrop(50e6 / 8, drop_at))
+    # rank 0 holds at `drop_at` until the launcher has applied the drop, so however late the
+    # launcher polls (every 0.2 s; a step takes ~10 ms), the drop lands at exactly that step
+    spec = base.with_(monitor=mon, steps=30, link_drop=LinkDrop(50e6 / 8, drop_at))
     out = run_one(spec, tmp_path / "drop")
     assert out.ok, out.failure
     [event] = out.events
     assert (event["event"], event["bytes_per_s"], event["step"]) == ("link_drop", 50e6 / 8, 6)
     applied = event["applied_at_step"]
-    assert applied >= drop_at
+    assert applied == drop_at
     slow = [a for a in out.alerts if a["metric"] == "step_time"]
     assert slow, out.alerts
     opened_at = min(a["first_step"] for a in slow) + DEFAULTS.window - 1

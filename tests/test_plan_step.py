@@ -3,6 +3,8 @@ bucket arithmetic is what both engines use."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -16,7 +18,7 @@ MODEL = load_model("llama-2-7b")
 def _plan(**k):
     base = dict(
         tp=2, cp=1, dp=8, pp=2, vpp=1, zero=1, dense=3e9, expert=0.0, edp=1, estride=2,
-        layers=16, p2p_bytes=1e7, act_per_layer=1e8, logits=1e8,
+        layers=16, has_emb=True, has_head=False, p2p_bytes=1e7, act_per_layer=1e8, logits=1e8,
     )  # fmt: skip
     base.update(k)
     return step_plan(MODEL, "bf16", Options(), **base)
@@ -58,7 +60,7 @@ def test_one_gradient_collective_per_zero_stage():
 
 
 def test_bucket_split_matches_count_and_remainder():
-    b = Buckets("grad", "all_reduce", 10.5, 4.0, 8, 1, True, "backward", True)
+    b = Buckets("grad", "all_reduce", 10.5, 4.0, "dp", 8, 1, True, "backward", True)
     pieces = [1.0, 2.0, 3.0, 0.5, 4.0]
     out = b.split(pieces, from_end=True)
     assert len(out) == b.count() == 3
@@ -72,3 +74,40 @@ def test_sends_per_microbatch_and_fill_drain():
     s = _plan(pp=4, vpp=3).sends
     assert (s.per_microbatch, s.fill_drain, bool(s.where)) == (6, 6, True)
     assert not bool(_plan(pp=1).sends.where)
+
+
+def test_a_bucketed_collective_added_to_the_plan_reaches_both_engines(monkeypatch):
+    """One more all-reduce per gradient bucket, added to the step plan only: both engines run
+    it (the SimPy engine bucket by bucket on the DP stream, the closed form as full buckets
+    plus the remainder), the DP communication doubles in both, and they still agree."""
+    import analysis.closed_form as cf_module
+    import simulator.des.step as des_module
+    from analysis.predict import analytic_arrays
+    from hwprofiles.catalogue import load_profile
+    from simulator.des.run import simulate_step
+    from simulator.parallel import ParallelConfig, Workload
+    from simulator.plan import step as plan_step
+
+    hw = load_profile("a100-80gb")
+    w = Workload(load_model("gpt3-1.3b"), ParallelConfig(global_batch_size=32).resolve(16), 2048)
+    opts = Options(overlap_grad_reduce=False, bucket_bytes=200e6)
+
+    def dp():
+        des = simulate_step(w, hw, opts, contention=False).step
+        cf = analytic_arrays(w, hw, opts)
+        return des.comm_total["dp"], cf["comm_total/dp"], des.breakdown["comm_dp"]
+
+    before = dp()
+    real = plan_step.step_plan
+
+    def with_extra(*args, **kwargs):
+        plan = real(*args, **kwargs)
+        ar = next(b for b in plan.grads if b.name == "grad" and b.kind == "all_reduce")
+        return replace(plan, grads=(*plan.grads, replace(ar, name="extra")))
+
+    monkeypatch.setattr(cf_module, "step_plan", with_extra)
+    monkeypatch.setattr(des_module, "step_plan", with_extra)
+    after = dp()
+    for b, a in zip(before, after, strict=True):
+        assert a == pytest.approx(2 * b, rel=1e-6)
+    assert after[0] == pytest.approx(after[1], rel=1e-6)

@@ -29,10 +29,12 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from analysis.cli.common import dumps, write_atomic
+from validation.monitor.config import DROP_APPLIED
 from validation.monitor.rules import Alert
 from validation.monitor.watch import LiveWatch
 from validation.spec import RunSpec
@@ -294,6 +296,7 @@ def launch(
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.glob("rank*"):
         stale.unlink()
+    (run_dir / DROP_APPLIED).unlink(missing_ok=True)
     write_atomic(run_dir / "spec.json", dumps(spec.to_dict()))
     net = net or loopback()
     t0 = time.monotonic()
@@ -302,7 +305,8 @@ def launch(
     if spec.monitor is not None:
         live = LiveWatch(
             spec.run_id, run_dir, spec.nproc, spec.monitor.thresholds,
-            spec.monitor.predicted_step_time_s, on_alert, spec.link_drop, net.set_rate,
+            spec.monitor.predicted_step_time_s, on_alert, spec.link_drop,
+            partial(_drop_rate, net, run_dir),
         )  # fmt: skip
     try:
         failure = _watch(w, t0, start_timeout_s, hang_timeout_s, live)
@@ -328,6 +332,12 @@ def launch(
         write_atomic(run_dir / "report.json", dumps({"run": spec.run_id, "alerts": alerts,
                                                      "events": events}))  # fmt: skip
     return Outcome(spec, run_dir, results, failure, time.monotonic() - t0, alerts, events)
+
+
+def _drop_rate(net: Network, run_dir: Path, bytes_per_s: float) -> None:
+    """Apply an injected link drop, then tell the holding rank it is in place."""
+    net.set_rate(bytes_per_s)
+    write_atomic(run_dir / DROP_APPLIED, "")
 
 
 def _watch(

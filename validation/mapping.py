@@ -64,6 +64,7 @@ def stack_options(device: str = "cpu", comm_interference: float | None = None) -
         zero3_copies=True,
         fused_cross_entropy=False,
         persistent_grads=False,
+        overlap_tp_comm_backward=False,  # torch TP collectives are synchronous
         overlap_param_gather=device != "cpu",
         optimizer_bytes_per_param=TORCH_ADAMW_BYTES_PER_PARAM,
         host_overheads=device == "cpu",

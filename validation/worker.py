@@ -33,6 +33,7 @@ import torch.distributed as dist
 from analysis.cli.common import dumps, write_atomic
 from hwprofiles.energy import measure, probe_energy_meter
 from validation.gpt import GPT, synthetic_batches
+from validation.monitor.config import DROP_APPLIED, DROP_WAIT_S
 from validation.monitor.rank import rank_monitor
 from validation.monitor.stepmon import StepMonitor
 from validation.spec import FAULT_EXIT_CODE, RunSpec
@@ -107,6 +108,7 @@ def make_step(
     bf16 = spec.precision == "bf16"
     fault = spec.fault if spec.fault is not None and spec.fault.rank == rank else None
     slow = spec.slow if spec.slow is not None and spec.slow.rank == rank else None
+    drop = spec.link_drop if rank == 0 else None  # the others wait at the step's barrier
     cuda = device.type == "cuda"
     tokens = spec.model.micro_batch_size * spec.model.seq_len
     meters: list[Any] = []
@@ -116,6 +118,8 @@ def make_step(
         if fault is not None and progress.step == fault.step:
             inject(fault.kind)
         progress.beat()
+        if drop is not None and progress.step == drop.step:
+            await_drop(progress.path.parent / DROP_APPLIED)
         x, y = batches[progress.step % N_BATCHES]
         if spec.nproc > 1:
             dist.barrier()
@@ -196,6 +200,14 @@ def probe_gemm(spec: RunSpec, device: torch.device) -> list[float]:
         if i >= 2:
             out.append(time.perf_counter() - t0)
     return out
+
+
+def await_drop(flag: Path, poll_s: float = 0.002) -> None:
+    """Hold (before the step's clock starts) until the launcher has applied the injected
+    link drop and written `flag`, for at most `DROP_WAIT_S`."""
+    end = time.monotonic() + DROP_WAIT_S
+    while not flag.exists() and time.monotonic() < end:
+        time.sleep(poll_s)
 
 
 def inject(kind: str) -> None:

@@ -51,12 +51,12 @@ def crossval_markdown(cv: dict[str, Any]) -> list[str]:
         "Known misses (mechanisms, not fitted away): the MT-NLG 530B production run",
         "(Megatron-DeepSpeed, full recompute, no sequence parallelism) is predicted about 20%",
         "too fast, while the same model and layout under Megatron-LM 2022 (K22-9: selective",
-        "recompute, sequence parallelism) is predicted about 9% too slow, so the production",
+        "recompute, sequence parallelism) is predicted within a few percent, so the production",
         "stack pays for something its stack file does not price (DeepSpeed's pipeline engine,",
         "its gradient path). Deep pipelines with many micro-batches (K22, GPT 1T on PP 64,",
         "512 micro-batches) are predicted too slow: the measured step equals llmcap's compute",
         "alone, so the 1F1B bubble of (p - 1) / m or the compute itself is over-priced there.",
-        "MosaicML's H100 FSDP rows at 8 GPUs are predicted too fast (to -22%).",
+        "MosaicML's H100 FSDP rows at 8 GPUs are predicted too fast (to about -25%).",
         "",
     ]
     return lines

@@ -100,6 +100,7 @@ class Step:
                 model, p.precision, opts, tp=p.tp, cp=p.cp, dp=p.dp, pp=p.pp, vpp=p.vpp,
                 zero=p.zero_stage, dense=wk.params, expert=wk.expert_params, edp=p.expert_dp,
                 estride=p.expert_tp * p.ep, layers=self.stage_layers[d.stage],
+                has_emb=d.stage == 0, has_head=d.stage == p.pp - 1,
                 p2p_bytes=float(builder.msg.p2p), act_per_layer=float(act),
                 logits=float(logits), microbatches=self.m,
             )
@@ -165,60 +166,58 @@ class Step:
         return self._colls[key]
 
     def _grad_sync(self, i: int, proc: simpy.Event) -> simpy.Event:
-        """Queue rank i's gradient buckets (the plan's `grads`) on its DP stream; returns the
-        last one's event."""
-        dev = self.devices[i]
+        """Queue every gradient collective of rank i's plan (`StepPlan.grads`, in its order)
+        on the DP stream, bucket by bucket; returns the last one's event."""
         done: simpy.Event = proc
         ready = self.grad_ready[i]
         overlap = self.opts.overlap_grad_reduce
-        expert = _active(self.plans[i].grads, "expert grad")
-        coll = None if expert is None else self._expert_coll(i, expert.kind, expert.total)
-        if coll is not None:
-            # the routed experts' gradients over their own group, first on the stream: they
-            # are final from the last backward's first layer on
-            job = Job(coll, f"expert {expert.kind}", "comm_dp", ready=ready[0 if overlap else -1])
-            done = dev.stream("dp").submit(job)
-        grads = _active(self.plans[i].grads, "grad")
-        if grads is None:
-            return self.sim.env.all_of([proc, done])
-        sizes = [x * self.g_bytes for x in self.work[i].grad_pieces]
-        for k, (nbytes, piece) in enumerate(grads.split(sizes, from_end=True)):
-            job = Job(
-                self._dp_coll(i, grads.kind, nbytes),
-                f"dp {grads.kind} {k}",
-                "comm_dp",
-                # without overlap every bucket waits for the whole backward
-                ready=ready[piece if overlap else -1],
-            )
-            done = dev.stream("dp").submit(job)
+        for b in _runs(self.plans[i].grads):
+            # each bucket as soon as the piece holding its last byte is final; without
+            # overlap every bucket waits for the whole backward
+            for k, (nbytes, piece) in enumerate(b.split(self._pieces(i, b, "grad"), True)):
+                done = self._submit(i, b, k, nbytes, ready=ready[piece if overlap else -1])
         return self.sim.env.all_of([proc, done])
 
     def _param_gather(self, i: int, issued: int = -1) -> simpy.Event:
-        """ZeRO-1/2: gather the updated parameters (the plan's `params`) in forward order
+        """ZeRO-1/2: gather the updated parameters (`StepPlan.params`) in forward order
         (overlapped: at the step's start, behind the first forward; otherwise after the
-        optimizer). Returns the last."""
-        dev = self.devices[i]
-        ev = dev.stream("dp").tail
-        dense = _active(self.plans[i].params, "param")
-        sizes = [x * self.w_bytes for x in self.work[i].units]
-        for k, (nbytes, unit) in enumerate(dense.split(sizes, from_end=False) if dense else []):
-            coll = self._dp_coll(i, "all_gather", nbytes)
-            job = Job(coll, f"dp param all_gather {k}", "comm_dp", issued=issued)
-            ev = dev.stream("dp").submit(job)
-            for u in range(unit + 1):
-                self.param_ready[i].setdefault(u, ev)
-        expert = _active(self.plans[i].params, "expert param")
-        coll = None if expert is None else self._expert_coll(i, "all_gather", expert.total)
-        if coll is not None:
-            job = Job(coll, "expert param all_gather", "comm_dp", issued=issued)
-            ev = dev.stream("dp").submit(job)
+        optimizer); each unit's first forward waits for the bucket holding it. Returns the
+        last one's event."""
+        ev = self.devices[i].stream("dp").tail
+        ready = self.param_ready[i]
+        for b in _runs(self.plans[i].params):
+            for k, (nbytes, unit) in enumerate(b.split(self._pieces(i, b, "param"), False)):
+                ev = self._submit(i, b, k, nbytes, issued=issued)
+                if b.dim == "dp":
+                    for u in range(unit + 1):
+                        ready.setdefault(u, ev)
+                else:  # needed by the first forward too: by its last unit at the latest
+                    ready[len(self.work[i].units) - 1] = ev
         return ev
 
-    def _expert_coll(self, i: int, kind: str, size: float) -> Collective | None:
-        """A collective of rank i's expert data-parallel group (etp * ep apart), or None."""
+    def _pieces(self, i: int, b: Buckets, what: str) -> list[float]:
+        """Bytes of entry `b` per piece, in the order they become ready: the dense gradients
+        as the last backward finalises them ("grad"), the dense parameters unit by unit in
+        forward order ("param"); the routed experts' as one piece (their gradients are final
+        from the last backward's first layer on)."""
+        if b.dim != "dp":
+            return [float(b.total)]
+        params = self.work[i].grad_pieces if what == "grad" else self.work[i].units
+        scale = float(b.total) / max(sum(params), 1e-30)
+        return [x * scale for x in params]
+
+    def _submit(self, i: int, b: Buckets, k: int, nbytes: float, **job: Any) -> simpy.Event:
+        """Bucket `k` of entry `b` on rank i's DP stream."""
+        if b.dim == "dp":
+            coll = self._dp_coll(i, b.kind, nbytes)
+        else:
+            coll = self._expert_coll(i, b.kind, nbytes)
+        name = f"{'dp' if b.dim == 'dp' else 'expert'} {b.name} {b.kind} {k}"
+        return self.devices[i].stream("dp").submit(Job(coll, name, "comm_dp", **job))
+
+    def _expert_coll(self, i: int, kind: str, size: float) -> Collective:
+        """A collective of rank i's expert data-parallel group (etp * ep apart)."""
         p = self.p
-        if size <= 0 or p.expert_dp <= 1:
-            return None
         rank = self.devices[i].rank
         stride = p.expert_tp * p.ep
         b = self.bs[i]
@@ -509,9 +508,6 @@ class Step:
         )
 
 
-def _active(entries: tuple[Buckets, ...], name: str) -> Buckets | None:
-    """The plan's entry called `name` that this layout runs, or None."""
-    for b in entries:
-        if b.name == name and bool(b.where):
-            return b
-    return None
+def _runs(entries: tuple[Buckets, ...]) -> list[Buckets]:
+    """The plan's entries this layout runs (a group of one moves nothing)."""
+    return [b for b in entries if bool(b.where) and b.group > 1 and b.total > 0]

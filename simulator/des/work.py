@@ -276,7 +276,7 @@ class WorkBuilder:
             if lc is None:
                 continue
             coll = self.collective(rank, lc)
-            if not opts.overlap_tp_comm:
+            if not (opts.overlap_tp_comm or (backward and opts.overlap_tp_comm_backward)):
                 out.append(Blocking(coll, "tp " + lc.kind, lc.category, layer))
             elif lc.partner != name:
                 pending[lc.partner] = (coll, lc.category)  # beside a later GEMM

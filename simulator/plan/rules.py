@@ -29,14 +29,29 @@ def beside(comm: Num, window: Num, phi: float) -> tuple[Num, Num]:
 # ---- the closed form's named approximations of the schedule the SimPy engine executes -------
 
 
+def chunk_passes(pp: Num, vpp: Num) -> Num:
+    """Chunk passes, in units of the stage's whole pass (all its layers), between the first
+    (or last) micro-batch's pass of the first chunk and that of the last chunk: with
+    interleaving each chunk's first forward (last backward) comes ``pp`` chunk passes after
+    the previous chunk's, so ``(1 + (vpp - 1) pp) / vpp``; 1 without."""
+    return (1 + (vpp - 1) * pp) / vpp
+
+
 def grad_window(layers: Num, bwd_per_layer: Num, pp: Num, vpp: Num) -> Num:
     """Rule "gradient window": the compute the data-parallel gradient reduction may overlap.
 
     The engine issues each bucket as soon as the last micro-batch's backward has produced it;
     the closed form takes the stage's last backward as one window (`layers` x one layer's
     backward and recompute). With interleaving each chunk's buckets start when that chunk's
-    last backward ends: ``(1 + (vpp - 1) pp) / vpp`` chunk backwards."""
-    return layers * bwd_per_layer * ((1 + (vpp - 1) * pp) / vpp)
+    last backward ends: `chunk_passes` chunk backwards."""
+    return layers * bwd_per_layer * chunk_passes(pp, vpp)
+
+
+def param_window(layers: Num, fwd_per_layer: Num, pp: Num, vpp: Num) -> Num:
+    """Rule "parameter window": ZeRO-1/2's gather of the updated parameters (issued at the
+    step's start, in forward order) may overlap the first micro-batch's forward, and with
+    interleaving everything up to the last chunk's first forward (`chunk_passes`)."""
+    return layers * fwd_per_layer * chunk_passes(pp, vpp)
 
 
 def grad_exposed(sync: Num, window: Num, tail: Num, phi: float, overlapped: bool, dp: Num):
@@ -73,11 +88,25 @@ def zero3_exposed(
     return np.minimum(exposed + first + waited, per_mb), slow
 
 
-def drain_slowdown(pp: Num, grad_slow: Num) -> Num:
-    """Rule "drain": every stage's last backward runs beside its own stage's gradient
-    reduction and the pipeline's drain walks through all of them, so (pp - 1) x one stage's
-    slowdown joins the bubble (the heaviest stage's own counts as compute)."""
-    return (pp - 1) * grad_slow
+def drain_slowdown(pp: Num, vpp: Num, grad_slow: Num, sync: Num, window: Num) -> Num:
+    """Rule "drain": the part of the other (pp - 1) stages' gradient-reduction slowdowns
+    (`grad_slow` each, the reduction of `sync` seconds beside a `window` of compute,
+    `grad_window`) that lengthens the pipeline's drain, so joins the bubble (the heaviest
+    stage's own counts as compute).
+
+    Without interleaving all of it: each stage's last backward is slowed by its own
+    reduction and the drain walks through all of them. With interleaving the stages' windows
+    are offset along the drain by one chunk pass each, and two limits hold in the SimPy
+    engine's schedule: a reduction much shorter than the window slows the stages one after
+    the other, so the slowdowns add up along the drain (all of it); one covering the whole
+    window slows the stages together, and only the last chunk's share of the window is
+    unmatched, ``f1 = 1 / (1 + (vpp - 1) pp)``. Between them the share is interpolated as
+    ``1 - x^2 (1 - f1)`` with ``x = min(1, sync / window)``: the quadratic is fitted to the
+    engine on six cases (Llama-2-70B on 256 H100 and Llama-3-70B on 2,048 H100, vpp 2 and 5,
+    reductions 0.4-1.5 x their window; docs/simulator.md), not derived."""
+    f1 = 1.0 / (1 + (vpp - 1) * pp)
+    x = np.minimum(1.0, sync / np.maximum(window, 1e-30))
+    return (pp - 1) * grad_slow * (1.0 - x * x * (1.0 - f1))
 
 
 def bubble(total: Num, busiest: Num, vpp: Num) -> Num:

@@ -59,8 +59,11 @@ class Buckets:
     """Bytes over all buckets (the stage rank's gradients or parameters)."""
     bucket: Num
     """Bytes per bucket (`Options.bucket_size`); `total` for one collective."""
+    dim: str
+    """Its group: "dp" (the data-parallel group, tp cp apart) or "expert_dp" (the routed
+    experts' data-parallel group, ep etp apart)."""
     group: Num
-    """Ranks in the group (dp, or the expert data-parallel degree)."""
+    """Ranks in the group."""
     stride: Num
     """Rank distance between the group's members."""
     where: Num
@@ -175,8 +178,7 @@ class StepPlan:
     """Everything one stage's rank does in a step beyond its layers' kernels."""
 
     grads: tuple[Buckets, ...]
-    """The gradient reduction(s), dense then experts, in the order both run on the DP stream
-    (the SimPy engine issues the experts' first: final from the last backward's first layer)."""
+    """The gradient reductions, in the order they run on the data-parallel stream."""
     params: tuple[Buckets, ...]
     """ZeRO-1/2's parameter all-gathers (dense, experts)."""
     zero3: tuple[Zero3Unit, ...]
@@ -273,33 +275,38 @@ def step_plan(
     edp: Num,
     estride: Num,
     layers: Num,
+    has_emb: Num,
+    has_head: Num,
     p2p_bytes: Num,
     act_per_layer: Num,
     logits: Num,
     microbatches: Num | None = None,
 ) -> StepPlan:
     """The step plan of one stage's rank holding `dense` and `expert` parameters (before ZeRO
-    sharding) and `layers` layers; `edp` ranks `estride` apart reduce its experts."""
+    sharding), `layers` layers, the embedding if `has_emb` and the output head if `has_head`
+    (the first / last pipeline stage); `edp` ranks `estride` apart reduce its experts."""
     w, g = BYTES_PER_PARAM[precision], opts.grad_reduce_bytes
     stride = tp * cp
     z12 = (zero == 1) | (zero == 2)
     bb = opts.bucket_size(dp)
     e_grad, e_param = expert * g, expert * w
+    # the experts' first: on the SimPy engine's DP stream their gradients are final from the
+    # last backward's first layer on
     grads = (
-        Buckets("grad", "all_reduce", dense * g, bb, dp, stride, zero == 0, "backward",
-                opts.overlap_grad_reduce),
-        Buckets("grad", "reduce_scatter", dense * g, bb, dp, stride, z12, "backward",
-                opts.overlap_grad_reduce),
-        Buckets("expert grad", "all_reduce", e_grad, _one(e_grad), edp, estride,
+        Buckets("expert grad", "all_reduce", e_grad, _one(e_grad), "expert_dp", edp, estride,
                 (zero == 0) & (expert > 0), "backward", opts.overlap_grad_reduce),
-        Buckets("expert grad", "reduce_scatter", e_grad, _one(e_grad), edp, estride,
-                z12 & (expert > 0), "backward", opts.overlap_grad_reduce),
+        Buckets("expert grad", "reduce_scatter", e_grad, _one(e_grad), "expert_dp", edp,
+                estride, z12 & (expert > 0), "backward", opts.overlap_grad_reduce),
+        Buckets("grad", "all_reduce", dense * g, bb, "dp", dp, stride, zero == 0, "backward",
+                opts.overlap_grad_reduce),
+        Buckets("grad", "reduce_scatter", dense * g, bb, "dp", dp, stride, z12, "backward",
+                opts.overlap_grad_reduce),
     )  # fmt: skip
     params = (
-        Buckets("param", "all_gather", dense * w, bb, dp, stride, z12, "forward",
+        Buckets("param", "all_gather", dense * w, bb, "dp", dp, stride, z12, "forward",
                 opts.overlap_param_gather),
-        Buckets("expert param", "all_gather", e_param, _one(e_param), edp, estride,
-                z12 & (expert > 0), "forward", opts.overlap_param_gather),
+        Buckets("expert param", "all_gather", e_param, _one(e_param), "expert_dp", edp,
+                estride, z12 & (expert > 0), "forward", opts.overlap_param_gather),
     )  # fmt: skip
     emb, head = end_params(model, tp, pp)
     lp = layer_unit_params(model, tp)
@@ -308,8 +315,8 @@ def step_plan(
     zero3 = tuple(
         Zero3Unit(name, p, n, p * w, p * g, dp, stride, prefetch,
                   prefetch_share(model, tp, lim, name))
-        for name, p, n in (("layer", lp, layers), ("embedding", emb, 1.0),
-                           ("head", head, np.where(pp == 1, 1.0, 0.0)))
+        for name, p, n in (("layer", lp, layers), ("embedding", emb, np.where(has_emb, 1.0, 0.0)),
+                           ("head", head, np.where(has_head, 1.0, 0.0)))
     )  # fmt: skip
     sends = PipelineSends(p2p_bytes, tp * cp * dp, 2 * vpp, 2 * (pp - 1), pp > 1, opts.overlap_p2p)
     st = sharded_state_bytes(dense, expert, precision, zero, dp, edp, opts)

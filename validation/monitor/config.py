@@ -46,10 +46,19 @@ class Slowdown:
     step: int = 0
 
 
+DROP_APPLIED = "link_drop.applied"
+"""File the launcher writes in the run directory once an injected link drop is in place."""
+DROP_WAIT_S = 30.0
+"""Longest rank 0 holds for the launcher to apply a link drop (s); past it the run goes on
+and the event's `applied_at_step` says where the drop really landed."""
+
+
 @dataclass(frozen=True)
 class LinkDrop:
     """The rate-limited links drop to `bytes_per_s` (per direction) once a rank starts step
-    `step` (needs `--link-bandwidth`, root)."""
+    `step` (needs `--link-bandwidth`, root). Rank 0 holds at the start of that step until the
+    launcher has applied the new rate (it writes `DROP_APPLIED` in the run directory), so the
+    drop lands at exactly that step however late the launcher polls."""
 
     bytes_per_s: float
     step: int
