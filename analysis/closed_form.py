@@ -406,16 +406,25 @@ def _comm_bytes(zero, m, n_layers, plan, t):
     cp = m * n_layers * t["wire_cp"]
     sends = plan.sends
     pp = np.where(sends.where, m * sends.per_microbatch * sends.nbytes, 0.0)
-    z012 = sum(
-        np.where(b.where, b.total * bus_factor(b.kind, b.group), 0.0)
-        for b in (*plan.grads, *plan.params)
-    )
-    z3 = m * sum(
-        u.count
-        * (2 * u.gather * bus_factor("all_gather", u.group)
-           + u.reduce * bus_factor("reduce_scatter", u.group))
-        for u in plan.zero3
-    )  # fmt: skip
+    factors: dict[tuple[str, int], object] = {}  # bus factor per (kind, group array)
+
+    def factor(kind, group):
+        key = (kind, id(group))
+        if key not in factors:
+            factors[key] = bus_factor(kind, group)
+        return factors[key]
+
+    z012 = 0.0
+    for b in (*plan.grads, *plan.params):
+        where = np.asarray(b.where, dtype=bool)
+        if where.any():  # an entry no layout runs adds nothing
+            z012 = z012 + np.where(where, b.total * factor(b.kind, b.group), 0.0)
+    z3 = 0.0
+    if np.any(zero == 3):
+        for u in plan.zero3:
+            ag, rs = factor("all_gather", u.group), factor("reduce_scatter", u.group)
+            z3 = z3 + u.count * (2 * u.gather * ag + u.reduce * rs)
+        z3 = m * z3
     dp = np.where(zero == 3, z3, z012)
     return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
 

@@ -18,9 +18,11 @@ micro-batches. The data-parallel all-reduce spans every replica, so
 The SimPy engine simulates one replica per distinct pool (the replicas of one pool are
 symmetric) and takes the same maximum; the closed form evaluates the same per-pool workloads.
 
-Pipeline stages on different pools are the other plan (`analysis.pipeline_pools`,
-`analysis.pool_plans` chooses). Not modelled here: a pool-to-pool uplink for the ring (the
-slower NIC only), and the slower NIC applied to a pool's own pipeline sends (an upper bound).
+With a pool-to-pool uplink (`simulator.costmodel.crosspool`), each of the tp x pp x cp rings
+crosses it once per direction, so the ring's rate is also capped at uplink / (tp pp cp).
+Pipeline stages on different pools are the other plan (`analysis.pipeline_pools`;
+`analysis.pool_plans` chooses). Not modelled here: the slower NIC is applied to a pool's own
+pipeline sends too (an upper bound on those).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 from analysis.predict import analytic_arrays
 from hwprofiles.errors import UserError
 from hwprofiles.profile import HardwareProfile
+from simulator.costmodel.crosspool import PoolLink
 from simulator.model import ModelSpec
 from simulator.options import Options
 from simulator.parallel import ParallelConfig, Workload
@@ -111,8 +114,11 @@ def hetero_step(
     options: Options | None = None,
     contention: bool = False,
     seed: int = 0,
+    uplink: PoolLink | None = None,
 ) -> dict[str, Any]:
-    """One training step of a job spread over pools (see the module docstring); JSON-ready."""
+    """One training step of a job spread over pools (see the module docstring); JSON-ready.
+    `uplink`: the pool-to-pool link; each of the tp x pp x cp rings crosses it once per
+    direction, so a ring's rate is at most its share (None: NICs only)."""
     if engine not in ("analytic", "des"):
         raise UserError("engine", engine, "must be analytic or des")
     if not parts:
@@ -136,6 +142,8 @@ def hetero_step(
     total = gbs // p.micro_batch_size
     unit = p.pp if p.vpp > 1 else 1
     slowest = min(per_gpu_scale_out(x.hardware) for x in parts)
+    if uplink is not None and len(parts) > 1:
+        slowest = min(slowest, uplink.bandwidth_bytes_per_s / mp)
     hws = [cross_pool_profile(x.hardware, slowest) for x in parts]
 
     def workload(m: int) -> Workload:
@@ -182,6 +190,8 @@ def hetero_step(
         "tokens_per_step": gbs * seq_len,
         "energy_per_step_j": energy,
         "cross_pool_scale_out_per_gpu_bytes_per_s": slowest,
+        "uplink_bytes_per_s": None if uplink is None else uplink.bandwidth_bytes_per_s,
+        "uplink_source": None if uplink is None else uplink.source,
         "layout": {
             "tp": p.tp,
             "pp": p.pp,

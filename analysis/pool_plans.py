@@ -130,7 +130,7 @@ def choose(
     data = None
     if mode != "pipeline":
         try:
-            data = hetero_step(model, parts, p, seq_len, "analytic", opts)
+            data = hetero_step(model, parts, p, seq_len, "analytic", opts, uplink=uplink)
         except UserError:
             if mode == "data":
                 raise

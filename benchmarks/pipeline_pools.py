@@ -68,9 +68,9 @@ def main() -> None:
               f"{t1 - t0:.2f} / {t2 - t1:.2f} |  cross-pool busy "
               f"{cf['cross_pool']['busy_share']:.2%} (CF) / {share:.2%} (DES)")  # fmt: skip
     t0 = time.perf_counter()
-    cf = hetero_step(model, parts, p, 4096, "analytic", opts)
+    cf = hetero_step(model, parts, p, 4096, "analytic", opts, uplink=up)
     t1 = time.perf_counter()
-    des = hetero_step(model, parts, p, 4096, "des", opts)
+    des = hetero_step(model, parts, p, 4096, "des", opts, uplink=up)
     t2 = time.perf_counter()
     gap = des["step_time_s"] / cf["step_time_s"] - 1
     print(f"| replicas over pools | {cf['step_time_s']:.3f} | {des['step_time_s']:.3f} | "

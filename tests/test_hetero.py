@@ -111,3 +111,17 @@ def test_run_file_pools(tmp_path) -> None:
     f.write_text(f.read_text().replace("gpus = 16\n", "gpus = 0\n", 1))
     bad = CliRunner().invoke(app, ["simulate", "--config", str(f)])
     assert bad.exit_code == 2 and "cluster.pool[0].gpus: 0 must be an integer >= 1" in bad.output
+
+
+def test_a_narrow_uplink_caps_the_cross_pool_ring() -> None:
+    from simulator.costmodel.crosspool import PoolLink
+
+    m = load_model("gpt3-1.3b")
+    parts = [PoolPart(H100, 16), PoolPart(A100, 16)]
+    p = ParallelConfig(micro_batch_size=1, global_batch_size=256, zero_stage=1)
+    wide = hetero_step(m, parts, p, 2048, uplink=PoolLink(1e15, "test"))
+    assert wide["cross_pool_scale_out_per_gpu_bytes_per_s"] == per_gpu_scale_out(A100)
+    narrow = hetero_step(m, parts, p, 2048, uplink=PoolLink(1e9, "test"))  # 1 GB/s, 1 ring
+    assert narrow["cross_pool_scale_out_per_gpu_bytes_per_s"] == pytest.approx(1e9)
+    assert narrow["step_time_s"] > wide["step_time_s"]
+    assert narrow["uplink_source"] == "test"

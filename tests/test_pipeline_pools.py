@@ -186,6 +186,7 @@ def test_cli_reports_stages_pools_and_the_cross_pool_link() -> None:
     [
         (["--pool-plan", "bogus"], "--pool-plan: 'bogus' must be one of auto, pipeline, data"),
         (["--pool-uplink", "-1"], "--pool-uplink: -1.0 must be a bandwidth > 0"),
+        (["--engine", "des", "--jitter", "0.1"], "jitter: 0.1 is not modelled for a job over"),
     ],
 )
 def test_cli_bad_pool_options(extra: list[str], message: str) -> None:

@@ -54,7 +54,7 @@ def test_a_collective_added_to_the_plan_reaches_both_engines(monkeypatch):
     w = Workload(
         load_model("llama-2-7b"), ParallelConfig(tp=8, global_batch_size=8).resolve(8), 2048
     )
-    opts = Options()
+    opts = Options(overlap_tp_comm_backward=False)  # every TP collective blocking: all exposed
 
     def tp_times():
         des = simulate_step(w, hw, opts, contention=False).step

@@ -253,10 +253,10 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             run_guarded(lambda: check_output(out, "--out", "dir"))  # before any run
         why = _auto_model(o)
-        if why:
-            err.print(why, markup=False, highlight=False)
         matrix = run_guarded(lambda: build_matrix(**o))
         eng = run_guarded(lambda: _choices(engines, "engines", ENGINES))
+        if why:  # said once the input is known good: a bad option stays a one-line error
+            err.print(why, markup=False, highlight=False)
         hw = run_guarded(
             lambda: resolve_hardware(
                 hardware or None,

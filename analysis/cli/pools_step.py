@@ -100,7 +100,9 @@ def run_plan(model, parts, parallel, seq_len, uplink, opts, mode, fixed_pp, engi
 
     choice = choose(model, parts, parallel, seq_len, uplink, opts, mode, fixed_pp)
     if choice["plan"] == "data":
-        out = hetero_step(model, parts, parallel, seq_len, engine, opts, contention, seed)
+        out = hetero_step(
+            model, parts, parallel, seq_len, engine, opts, contention, seed, uplink=uplink
+        )
         out["plan"] = "data"
         out["alternatives"] = choice["alternatives"]
         return out
@@ -171,8 +173,11 @@ def render(result: dict[str, Any]) -> None:
                 f"{p['step_time_s']:.3f} s"
             )
         bw = result["cross_pool_scale_out_per_gpu_bytes_per_s"]
+        up = result.get("uplink_bytes_per_s")
         typer.echo(
-            f"  cross-pool ring at the slowest NIC: {bw / 1e9:.1f} GB/s per GPU per direction"
+            f"  cross-pool ring at the slowest NIC or its uplink share: {bw / 1e9:.1f} GB/s per "
+            "GPU per direction"
+            + ("" if up is None else f" (uplink {up / 1e9:.0f} GB/s, {result['uplink_source']})")
         )
     others = [a for a in result.get("alternatives", [])][:4]
     for a in others:

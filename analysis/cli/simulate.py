@@ -131,6 +131,11 @@ def register(app: typer.Typer) -> None:
             if hardware is not None and ":" in hardware:
                 pools = hardware  # the flag wins over the file
             if pools is not None:  # a job over several pools
+                for name, value in (("jitter", jitter), ("speed_sigma", speed_sigma)):
+                    if value:
+                        raise UserError(name, value, "is not modelled for a job over pools (use 0)")
+                if trace is not None:
+                    raise UserError("trace", str(trace), "is not written for a job over pools")
                 result = simulate_pools(
                     file_spec, over, pools, engine, contention, seed, pool_plan, pool_uplink
                 )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import simpy
@@ -52,6 +53,12 @@ class Phase:
     route: Route
 
 
+@lru_cache(maxsize=256)
+def _bus_factor(kind: str, n: int) -> float:
+    """`bus_factor` of one (kind, group size), as a float (a few per step, asked for often)."""
+    return float(bus_factor(kind, n))
+
+
 @dataclass(frozen=True)
 class Collective:
     """One collective call as phases; `uncontended_s` is its alpha-beta time."""
@@ -65,7 +72,7 @@ class Collective:
     @property
     def wire_bytes(self) -> float:
         """Bytes each rank puts on the wire: size x nccl-tests bus factor."""
-        return self.size_bytes * float(bus_factor(self.kind, self.n)) if self.n > 1 else 0.0
+        return self.size_bytes * _bus_factor(self.kind, self.n) if self.n > 1 else 0.0
 
     @property
     def uncontended_s(self) -> float:
@@ -138,6 +145,24 @@ def for_group(
     """
     if n <= 1 or size <= 0:
         return Collective(kind, size, n, ())
+    key = (id(hw), kind, float(size), int(n), int(stride), id(route))
+    hit = _FOR_GROUP.get(key)
+    if hit is not None and hit[0] is hw and hit[1] is route:
+        return hit[2]
+    if len(_FOR_GROUP) > 4096:
+        _FOR_GROUP.clear()
+    coll = _for_group(hw, kind, size, n, stride, route)
+    _FOR_GROUP[key] = (hw, route, coll)  # the references keep both ids from being reused
+    return coll
+
+
+_FOR_GROUP: dict[tuple, tuple[HardwareProfile, Route, Collective]] = {}
+"""`for_group`'s answers (a step prices the same layer and send collectives many times)."""
+
+
+def _for_group(
+    hw: HardwareProfile, kind: str, size: float, n: int, stride: int, route: Route
+) -> Collective:
     t0 = float(group_collective_time(hw, kind, size, n, stride))
     steps = float(latency_steps(kind, n))
     algorithm = "ring"
