@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from analysis.closed_form import LAYER_SHAPE, Options, evaluate
@@ -79,3 +81,16 @@ def test_distinct_values_finds_equal_rows_exactly() -> None:
     first, index = _distinct_values(a, b)
     assert len(first) == 5  # (3, 1) twice; 3 + 1e-12 is another size
     assert np.array_equal(a[first][index], a) and np.array_equal(b[first][index], b)
+
+
+def test_chunks_cover_every_layout_once_without_a_tiny_tail() -> None:
+    from analysis.planner.search import chunk_bounds
+
+    assert chunk_bounds(33048, 16384) == [(0, 16384), (16384, 33048)]  # 280 joined the last
+    assert chunk_bounds(40, 8) == [(0, 8), (8, 16), (16, 24), (24, 32), (32, 40)]
+    assert chunk_bounds(0, 8) == []
+    for n in (1, 7, 9, 20, 100):
+        b = chunk_bounds(n, 8)
+        assert b[0][0] == 0 and b[-1][1] == n
+        assert all(x[1] == y[0] for x, y in itertools.pairwise(b))
+        assert all(hi - lo <= 8 * 1.25 for lo, hi in b)

@@ -111,3 +111,14 @@ def test_a_bucketed_collective_added_to_the_plan_reaches_both_engines(monkeypatc
     for b, a in zip(before, after, strict=True):
         assert a == pytest.approx(2 * b, rel=1e-6)
     assert after[0] == pytest.approx(after[1], rel=1e-6)
+
+
+def test_drain_rule_limits():
+    """Rule "drain": all of the other stages' slowdowns without interleaving; with it, all
+    for a reduction much shorter than its window, the last chunk's share for one covering it."""
+    from simulator.plan.rules import chunk_passes, drain_slowdown
+
+    assert drain_slowdown(4, 1, 0.1, 5.0, 1.0) == pytest.approx(0.3)  # vpp 1: whatever x
+    assert drain_slowdown(4, 5, 0.1, 1e-9, 1.0) == pytest.approx(0.3)  # x -> 0
+    assert drain_slowdown(4, 5, 0.1, 2.0, 1.0) == pytest.approx(0.3 / 17)  # x >= 1: 1/(1+16)
+    assert chunk_passes(4, 5) == pytest.approx(17 / 5) and chunk_passes(8, 1) == 1
