@@ -18,6 +18,7 @@ import numpy as np
 
 from analysis.closed_form import Options, evaluate, per_layer_times
 from analysis.layouts import Layouts
+from analysis.planner.heap import keep_freed_heap
 from analysis.planner.space import BatchPolicy, Enumeration, SearchSpace, enumerate_layouts
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
@@ -121,6 +122,7 @@ def evaluate_chunked(
     progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
     """`evaluate` over `layouts` in chunks, keeping only `keys` (bounded memory)."""
+    keep_freed_heap()  # the chunks' temporaries reuse the same pages (`planner.heap`)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     # the layers' times depend on a few columns: priced once over all chunks
     layers = per_layer_times(model, hw, seq_len, layouts, precision, options)
