@@ -42,10 +42,14 @@ def _isolated(hw_name: str):
 
 
 def _unsustained(acc, keep: float):
-    """`acc` with its matmul curves at the isolated-kernel rate (the sustained fraction undone)."""
+    """`acc` with its matmul curves at the isolated-kernel rate (the sustained fraction undone,
+    the per-kernel overhead kept)."""
 
     def scale(c: EfficiencyCurve) -> EfficiencyCurve:
-        return EfficiencyCurve(c.sizes, tuple(min(1.0, f / keep) for f in c.fractions), c.source)
+        # f(s) = M s / (s + H) -> (M / keep) s / (s + H / keep): the plateau without the
+        # sustained share, the same per-kernel overhead (H / (peak M) seconds)
+        sizes = tuple(x / keep for x in c.sizes)
+        return EfficiencyCurve(sizes, tuple(min(1.0, f / keep) for f in c.fractions), c.source)
 
     by_dtype = {k: scale(v) for k, v in acc.matmul_efficiency_by_dtype.items()}
     return replace(

@@ -49,7 +49,7 @@ def crossval_markdown(cv: dict[str, Any]) -> list[str]:
         "their own.",
         "",
         "Known misses (mechanisms, not fitted away): the MT-NLG 530B production run",
-        "(Megatron-DeepSpeed, full recompute, no sequence parallelism) is predicted about 20%",
+        "(Megatron-DeepSpeed, full recompute, no sequence parallelism) is predicted 15-20%",
         "too fast, while the same model and layout under Megatron-LM 2022 (K22-9: selective",
         "recompute, sequence parallelism) is predicted within a few percent, so the production",
         "stack pays for something its stack file does not price (DeepSpeed's pipeline engine,",

@@ -12,7 +12,8 @@ counts in hwprofiles/data/gemm_tiles.toml):
   Sec. 2.1, and CUTLASS's split-K/stream-K kernels); the fp32 partial sums of the GEMMs that
   split (a few MB) stay in the 40-50 MB L2 (A100/H100 architecture whitepapers) and are not
   priced (pricing them at the HBM rate was tried: 6.5% instead of 5.6% median error on the
-  DeepGEMM rows of `llmcap accuracy --components`);
+  DeepGEMM rows of `llmcap accuracy --components` when tried, with the kernel overhead then
+  scaled by the sustained fraction; 4.7% now);
 - the tensor cores run at the profile's large-GEMM rate (peak x measured maximum) times q;
 - operand loads (M K + K N elements) overlap the math (roofline: the slower of the two);
 - the output tile is written after its K loop (the epilogue), so writing the M N result is
