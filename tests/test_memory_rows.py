@@ -119,3 +119,10 @@ def test_torch_frees_gradients_and_holds_three_logits_at_the_loss_backward():
     assert float(gradients_at_peak(50.0, 20.0, 100.0, True, torch_opts)) == 20.0
     assert float(gradients_at_peak(150.0, 20.0, 100.0, True, torch_opts)) == 20.0 + 30.0
     assert float(gradients_at_peak(50.0, 20.0, 100.0, False, torch_opts)) == 50.0
+
+
+def test_accuracy_memory_prints_a_table_and_the_group_medians():
+    r = CliRunner().invoke(app, ["accuracy", "--memory"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "median |error| by group" in r.output
+    assert "measured here" in r.output and "ZeRO-F1-base" in r.output
