@@ -295,6 +295,9 @@ def evaluate(
     tail = z3_tail if opts.overlap_param_gather else 0.0  # else already all exposed
     z3_exposed = np.where(z3, np.minimum(m * z3_exposed_mb + tail, z3_total), 0.0)
     z3_slow = np.where(z3, m * z3_slow_mb, 0.0)
+    # every stage's passes wait for their ZeRO-3 gathers: the fill and drain stretch
+    z3_waits = first_gather + z3_waited if opts.overlap_param_gather else z3_mb - z3_rs
+    bubble = bubble + np.where(z3, rules.zero3_bubble(bubble, last, z3_waits, z3_slow_mb), 0.0)
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
     t_opt = copy_time(acc, plan.optimizer_params * opts.optimizer_bytes_per_param)

@@ -2,11 +2,11 @@
 
 Both engines read the same step plan (`simulator.plan`); with contention off they must agree
 on each labelled part of the step, not only on its total. The grid is a sample that covers
-every overlap switch on and off, both attention kinds, ZeRO 0-3, the three recompute modes,
-interleaving (vpp, with a gradient reduction shorter and longer than its window), context
-parallelism, sequence parallelism, fp8, uneven pipeline splits (default and pinned), a
-mixture-of-experts model with expert parallelism, and the README's example run file
-(examples/llama3-70b.toml). Tolerance: each part within 2 % of the step.
+every overlap switch on and off, both attention kinds, ZeRO 0-3 (3 also with a pipeline),
+the three recompute modes, interleaving (vpp, with a gradient reduction shorter and longer
+than its window), context parallelism, sequence parallelism, fp8, uneven pipeline splits
+(default and pinned), a mixture-of-experts model with expert parallelism, and the README's
+example run file (examples/llama3-70b.toml). Tolerance: each part within 2 % of the step.
 """
 
 from __future__ import annotations
@@ -59,6 +59,11 @@ GRID = {
         "a100-80gb", "gpt3-1.3b", 16, 2048,
         dict(zero_stage=3, global_batch_size=32),
         dict(overlap_param_gather=False),
+    ),
+    "zero3-pp4": (  # every stage's ZeRO-3 gathers in the fill and drain: "ZeRO-3 in the bubble"
+        "h100-sxm", "llama-2-7b", 32, 2048,
+        dict(pp=4, zero_stage=3, global_batch_size=64),
+        dict(),
     ),
     "cp-full-recompute": (
         "h100-sxm", "llama-3-8b", 32, 8192,

@@ -109,6 +109,21 @@ def drain_slowdown(pp: Num, vpp: Num, grad_slow: Num, sync: Num, window: Num) ->
     return (pp - 1) * grad_slow * (1.0 - x * x * (1.0 - f1))
 
 
+def zero3_bubble(bubble: Num, busiest: Num, waits_mb: Num, slow_mb: Num) -> Num:
+    """Rule "ZeRO-3 in the bubble": what ZeRO-3 adds to the pipeline's fill and drain.
+
+    Every stage gathers its own units on every pass: it waits for the gathers nothing hides
+    (`waits_mb` per micro-batch: each pass's first unit and those past the prefetch limit,
+    `zero3_exposed`; every gather without prefetching) and its compute is slowed by the rest
+    beside it (`slow_mb`). The fill and drain walk through the other stages' passes, each
+    stage waiting only for its neighbour's activations or gradients, not for its
+    reduce-scatters nor the collectives' tail after its compute; `bubble` prices those
+    passes without ZeRO-3, so it stretches by ``(waits_mb + slow_mb) / busiest``, every stage
+    taken as stretched like the busiest (`busiest`: its micro-batch without ZeRO-3).
+    Derived from the 1F1B schedule, not fitted."""
+    return bubble * (waits_mb + slow_mb) / np.maximum(busiest, 1e-30)
+
+
 def bubble(total: Num, busiest: Num, vpp: Num) -> Num:
     """Rule "1F1B bubble": (sum of the other stages' micro-batch times) / vpp, the 1F1B step
     ``sum_{i != busiest} t_i + m t_busiest`` (Narayanan et al. 2021, Sec. 2.2), interleaving
