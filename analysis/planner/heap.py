@@ -1,14 +1,17 @@
 """Keep freed heap memory in the process while the planner searches (glibc only).
 
-`evaluate` allocates and frees a few hundred temporary arrays per chunk of layouts (~128 KiB
-each at `search.CHUNK` float64 values). glibc's malloc hands the top of the heap back to the
-operating system as soon as it is free, so each chunk's arrays land on fresh pages and fault
-them in again. Asking malloc to keep some padding at the top of the heap (``M_TOP_PAD``, the
-same setting as the ``MALLOC_TOP_PAD_`` environment variable) reuses those pages instead.
+`evaluate` allocates and frees a few hundred temporary arrays per chunk of layouts (~256 KiB
+each at `search.CHUNK` float64 values). glibc's malloc serves arrays of that size with fresh
+`mmap` pages, or hands the top of the heap back to the operating system as soon as it is free,
+so each chunk's arrays fault their pages in again. Two `mallopt` settings reuse those pages
+instead: padding kept at the top of the heap (``M_TOP_PAD``, as the ``MALLOC_TOP_PAD_``
+environment variable), and arrays under 32 MiB served from the heap (``M_MMAP_THRESHOLD``:
+setting the padding freezes glibc's own threshold, which otherwise grows to that ceiling).
 Results are unchanged (only where the arrays live changes); the process keeps up to
-`TOP_PAD_BYTES` more memory. Measured (this repository, 2026-12-03, 2-core machine, load ~4):
-`evaluate_chunked` over Llama-3-70B's 33,048 layouts on 1,024 H100 took 29.5-31.7 ms of CPU
-with the padding against 37.3-39.0 ms without (`benchmarks/vs_commit.py` for the rate).
+`TOP_PAD_BYTES` more memory. Measured (2026-12-03, 2-core machine, load ~3-4, CPU time of
+`evaluate_chunked` over Llama-3-70B's 33,048 layouts on 1,024 H100): 37-39 ms without either
+setting at 16,384 layouts a chunk; 30-32 ms with 16 MiB of padding; 27 ms with 64 MiB and
+the threshold at 32,768 layouts a chunk.
 """
 
 from __future__ import annotations
@@ -19,18 +22,26 @@ import functools
 M_TOP_PAD = -2
 """glibc's `mallopt` parameter number for the top padding (glibc malloc/malloc.h)."""
 
-TOP_PAD_BYTES = 16 * 2**20
+M_MMAP_THRESHOLD = -3
+"""glibc's `mallopt` parameter number for the size above which a block gets its own mmap."""
+
+MMAP_THRESHOLD_BYTES = 32 * 2**20
+"""Blocks under this come from the heap: glibc's own ceiling for its growing threshold
+(DEFAULT_MMAP_THRESHOLD_MAX on 64-bit, glibc malloc/malloc.c)."""
+
+TOP_PAD_BYTES = 64 * 2**20
 """Bytes malloc keeps at the top of the heap: above one chunk's temporaries that are freed
-together (a planning choice; 16 MiB measured as fast as 64 MiB)."""
+together (a tuning choice: with 16 MiB, 32,768 layouts a chunk measured slower than 16,384)."""
 
 
 @functools.cache
 def keep_freed_heap() -> bool:
-    """Set the top padding once per process; False where the C library has no `mallopt`
-    (not glibc) or refuses it."""
+    """Set the top padding and the mmap threshold once per process; False where the C
+    library has no `mallopt` (not glibc) or refuses them."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return mallopt(M_TOP_PAD, TOP_PAD_BYTES) == 1
+    pad = mallopt(M_TOP_PAD, TOP_PAD_BYTES) == 1
+    return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1 and pad
