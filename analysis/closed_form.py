@@ -373,17 +373,10 @@ def _zero3_per_microbatch(hw, units, grp=None):
     total = first = waited = reduce = 0.0
     ahead_of, rs_of = {}, {}
     units = list(units)
-    # every unit's gathers (ahead of use, and the rest) and reduce-scatters: one call a kind
-    gathers = _gct(grp, hw, "all_gather", *(
-        (x * u.gather, u.group, u.stride) for u in units for x in (u.ahead, 1 - u.ahead)
-    ))  # fmt: skip
-    reduces = _gct(grp, hw, "reduce_scatter", *((u.reduce, u.group, u.stride) for u in units))
+    times = _zero3_unit_times(hw, units, grp)
     for i, u in enumerate(units):
-        a = u.ahead
-        ahead, rest = gathers[2 * i], gathers[2 * i + 1]
-        ahead, rest = np.where(a > 0, ahead, 0.0), np.where(a < 1, rest, 0.0)
-        rs = reduces[i]
-        total = total + u.count * (2 * (ahead + rest) + rs)
+        ahead, rest, rs, per_unit = times[4 * i : 4 * i + 4]
+        total = total + u.count * per_unit
         waited = waited + u.count * 2 * rest
         reduce = reduce + u.count * rs
         ahead_of[u.name] = (ahead, u.count)
@@ -399,6 +392,34 @@ def _zero3_per_microbatch(hw, units, grp=None):
         np.asarray(has_head) > 0, head, layer
     )
     return total, first, waited, tail, reduce
+
+
+def _zero3_unit_times(hw, units, grp=None):
+    """Per unit: (its gather ahead of use, the rest, its reduce-scatter, two gathers and the
+    reduce-scatter together), each gather 0 where the unit has none of that share; every
+    unit's gathers in one call, its reduce-scatters in another, once per group of layouts
+    with equal units (`grp`). A flat tuple, four per unit."""
+    fields = ("ahead", "gather", "reduce", "group", "stride")
+
+    def fn(*a):
+        cols = [a[i : i + 5] for i in range(0, len(a), 5)]
+        gathers = _gct(None, hw, "all_gather", *(
+            (share * g, n, st) for a_, g, _, n, st in cols for share in (a_, 1 - a_)
+        ))  # fmt: skip
+        reduces = _gct(None, hw, "reduce_scatter", *((r, n, st) for _, _, r, n, st in cols))
+        out = []
+        for i, (x, *_) in enumerate(cols):
+            ahead, rest = gathers[2 * i], gathers[2 * i + 1]
+            ahead, rest = np.where(x > 0, ahead, 0.0), np.where(x < 1, rest, 0.0)
+            rs = reduces[i]
+            out += [ahead, rest, rs, 2 * (ahead + rest) + rs]
+        shape = np.broadcast_shapes(*(np.shape(t) for t in out))
+        return np.stack([np.broadcast_to(t, shape) for t in out])
+
+    if not units:
+        return ()
+    args = [getattr(u, f) for u in units for f in fields]
+    return tuple(fn(*args) if grp is None else grp(fn, *args))
 
 
 def _comm_bytes(zero, m, n_layers, plan, t):
