@@ -58,10 +58,10 @@ def component_notes(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         if kind(r) not in COMPONENTS:
             continue
-        who = {"any": "every run's", "bf16": "bf16 runs'", "fp32": "fp32 runs'"}.get(
-            r["dtype"], f"{r['dtype']} runs'"
+        who = {"any": "every run's", "bf16": "the bf16 runs'", "fp32": "the fp32 runs'"}.get(
+            r["dtype"], f"the {r['dtype']} runs'"
         )
-        who = f"{r['scope']}'" if r["scope"] != "all runs" else who
+        who = f"the {r['scope']}'" if r["scope"] != "all runs" else who
         if r.get("remeasured"):
             out.append(
                 f"{r['probe']} ({r['what']}) re-measured in place before the runs: the profile "
@@ -70,7 +70,7 @@ def component_notes(rows: list[dict[str, Any]]) -> list[str]:
         elif r["drifted"]:
             out.append(
                 f"profile drifted for {r['probe']}: {r['what']} runs at {r['speed']:.2f}x the "
-                f"profile's speed (tolerance ±25%); the {who} comparisons are not headlined. "
+                f"profile's speed (tolerance ±25%); {who} comparisons are not headlined. "
                 "Recalibrate (llmcap calibrate --quick), or rerun with --remeasure-drifted"
             )
     return out
