@@ -243,3 +243,24 @@ def test_contention_puts_the_crossing_sends_on_the_uplink(w: Workload) -> None:
     assert on.step_time_s >= off.step_time_s * (1 - 1e-9)  # sharing never speeds it up
     names = [x["link"] for x in on.extra["links"]]
     assert any(str(n).startswith("uplink a100-80gb-h100-sxm") for n in names)
+
+
+def test_cli_pipeline_plan_searches_layouts_without_interleaving() -> None:
+    """`--pool-plan pipeline` with no layout given searches vpp 1 layouts (the only ones stages
+    over pools can run) instead of refusing the interleaved layout a one-pool search picks;
+    a pinned vpp > 1 is still refused in one line."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from analysis.cli.main import app
+
+    # a one-pool search of this job picks vpp 8 (checked on 2026-12-03)
+    args = ["simulate", "--model", "llama3-70b", "--hardware", "h100-sxm:256,a100-80gb:256",
+            "--pool-plan", "pipeline"]  # fmt: skip
+    r = CliRunner().invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["plan"] == "pipeline" and out["layout"]["vpp"] == 1 and out["layout"]["pp"] > 1
+    bad = CliRunner().invoke(app, [*args, "--pp", "4", "--vpp", "2"])
+    assert bad.exit_code == 2 and "vpp: 2 must be 1" in bad.output

@@ -74,6 +74,9 @@ def simulate_pools(
     over["cluster"]["hardware"] = specs[0].hardware
     over["cluster"]["gpus"] = total
     spec = merge(file_spec, over)
+    if mode == "pipeline" and spec.get("parallelism", {}).get("vpp") is None:
+        # stages over pools run without interleaving: search the layouts that can
+        spec["parallelism"] = {**spec.get("parallelism", {}), "vpp": 1}
     fixed_pp = spec.get("parallelism", {}).get("pp") is not None
     run = build_run(spec)
     parts = [PoolPart(load_profile(s.hardware), s.gpus) for s in specs]
