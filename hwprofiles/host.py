@@ -69,6 +69,11 @@ class HostProfile:
     fsdp_tensor_s: float | None = None
     """Further host seconds per parameter tensor of an FSDP2 unit per forward + backward (its
     per-tensor views, copies and gradient bookkeeping); None: not measured, not priced."""
+    fastest_s: Mapping[str, float] = field(default_factory=dict)
+    """The calibration's fastest sample (seconds per call) of the noisy probes the validation's
+    drift guard repeats the same way: "collective:<name>:<world size>:<bytes>" (world size >= 2,
+    network/collectives.csv) and "copy:<array bytes>" (compute/memory.csv). A fastest sample is
+    what one scheduler hiccup cannot move; empty where not recorded."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Field name -> citation for the numbers above."""
 
