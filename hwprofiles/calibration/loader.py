@@ -89,6 +89,8 @@ FRAMEWORK_FIELDS = (
     "dtensor_optimizer_tensor_s",
     "fsdp_unit_s",
     "fsdp_tensor_s",
+    "ddp_tensor_s",
+    "ddp_step_s",
 )
 """Host times per optimizer tensor and per FSDP2 unit (`framework` table, CPU profiles)."""
 
@@ -257,6 +259,8 @@ def _host(
         dtensor_optimizer_tensor_s=_opt_float(fw.get("dtensor_optimizer_tensor_s")),
         fsdp_unit_s=_opt_float(fw.get("fsdp_unit_s")),
         fsdp_tensor_s=_opt_float(fw.get("fsdp_tensor_s")),
+        ddp_tensor_s=_opt_float(fw.get("ddp_tensor_s")),
+        ddp_step_s=_opt_float(fw.get("ddp_step_s")),
         sources={
             **({"fresh_copy_bytes_per_s": str(mem["copy_source"])} if "copy_source" in mem else {}),
             **{k: str(fw["source"]) for k in FRAMEWORK_FIELDS if k in fw},
