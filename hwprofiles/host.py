@@ -11,8 +11,9 @@ core types and the collective model carry none of it:
 - the allocator: a copy into a newly allocated buffer page-faults on first touch on a host
   without a caching allocator (torch's CPU allocator), a separate rate from a copy into an
   existing buffer;
-- the framework's dispatch time per parameter tensor (torch's AdamW, as DTensors under FSDP2)
-  and per FSDP2 unit, which adds to the step where the host does not run ahead of the device;
+- the framework's dispatch time per parameter tensor (torch's AdamW, as DTensors under FSDP2;
+  DDP's gradient hooks) and per FSDP2 unit, which adds to the step where the host does not
+  run ahead of the device;
 - the collective library: gloo has no native reduce-scatter (`COLLECTIVES_AS_RUN`).
 
 The calibration loader (`hwprofiles/calibration/loader.py`) attaches one to the profiles it
@@ -69,6 +70,19 @@ class HostProfile:
     fsdp_tensor_s: float | None = None
     """Further host seconds per parameter tensor of an FSDP2 unit per forward + backward (its
     per-tensor views, copies and gradient bookkeeping); None: not measured, not priced."""
+    ddp_tensor_s: float | None = None
+    """Host seconds per parameter tensor per backward under torch DDP: its autograd hook
+    (gradient marked ready, copied into its bucket; the copy's bytes are priced apart);
+    None: not measured, not priced."""
+    ddp_step_s: float | None = None
+    """Host seconds per forward + backward under torch DDP beyond its per-tensor hooks: the
+    forward pre-hook, the bucket all-reduce's launch (a 1-rank group in the calibration) and
+    the reducer's finalisation; None: not measured, not priced."""
+    fastest_s: Mapping[str, float] = field(default_factory=dict)
+    """The calibration's fastest sample (seconds per call) of the noisy probes the validation's
+    drift guard repeats the same way: "collective:<name>:<world size>:<bytes>" (world size >= 2,
+    network/collectives.csv) and "copy:<array bytes>" (compute/memory.csv). A fastest sample is
+    what one scheduler hiccup cannot move; empty where not recorded."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Field name -> citation for the numbers above."""
 

@@ -173,6 +173,10 @@ def test_loader_builds_a_hardware_profile(profile_dir: Path, summary: dict[str, 
     acc = hw.accelerator
     assert acc.peak("bf16") == summary["compute"]["peak_flops"]["bf16"]
     assert "measured" in acc.sources["peak_flops"]
+    # the drift guard's fastest samples: every 2-rank collective row and every copy size
+    fastest = hw.host.fastest_s
+    assert any(k.startswith("collective:all_reduce:2:") for k in fastest)
+    assert any(k.startswith("copy:") for k in fastest) and all(v > 0 for v in fastest.values())
     # memory-bound kernels run at the measured elementwise rate, a fraction of STREAM bandwidth
     assert 0.0 < acc.memory_efficiency <= 1.0
     assert "elementwise" in acc.sources["memory_efficiency"]

@@ -102,3 +102,35 @@ def test_both_engines_add_the_host_time(zero: int) -> None:
         added = more[e].step_time_s - base[e].step_time_s
         assert added == pytest.approx(float(opt + hooks), rel=0.02), e
         assert more[e].breakdown["hooks"] == pytest.approx(float(hooks), rel=0.02, abs=1e-12)
+
+
+def test_ddp_hooks_are_a_line_in_tensors_and_priced_per_backward() -> None:
+    # DDP over 16, 32, 64 tensors: 0.2 ms per step + 8 us per tensor over the same unwrapped
+    rows = []
+    for n in (1, 2, 4):
+        tensors = 16 * n
+        rows.append(_row(f"ddp_unit_{2 * n}t", "plain", tensors, n * 0.4 * MS))
+        rows.append(
+            _row(f"ddp_unit_{2 * n}t", "ddp", tensors, n * 0.4 * MS + 0.2 * MS + tensors * 8e-6)
+        )
+    got = host_overheads(rows)
+    assert got["ddp_tensor_s"] == pytest.approx(8e-6)
+    assert got["ddp_step_s"] == pytest.approx(0.2 * MS)
+    model = dataclasses.replace(load_model("gpt3-125m"), fused_qkv=True)
+    tensors = model.num_param_tensors()
+    host = dataclasses.replace(HOST, ddp_tensor_s=8e-6, ddp_step_s=0.2 * MS)
+    on = Options(host_overheads=True, zero3_copies=True, grad_bucket_copies=True)
+    _, hooks = host_times(host, model, 12, np.array([0, 3]), 2, on)
+    # torch DDP (ZeRO-0 with its bucket copies): per micro-batch, every tensor + the fixed part
+    assert hooks[0] == pytest.approx(2 * (tensors * 8e-6 + 0.2 * MS))
+    assert hooks[1] == pytest.approx(2 * (13 * 500e-6 + tensors * 100e-6))  # FSDP2 unchanged
+    # a stack without DDP's buckets (not torch DDP) runs no DDP hooks
+    _, hooks = host_times(host, model, 12, 0, 1, Options(host_overheads=True))
+    assert hooks == 0
+    # both engines add it
+    hw = dataclasses.replace(load_profile("h100-sxm"), host=host)
+    par = ParallelConfig(dp=2, zero_stage=0, micro_batch_size=1, global_batch_size=2)
+    w = Workload(model, par.resolve(2), seq_len=256)
+    for e in ENGINES:
+        r = predict(w, hw, engine=e, options=on)
+        assert r.breakdown["hooks"] == pytest.approx(tensors * 8e-6 + 0.2 * MS, rel=0.02), e

@@ -264,3 +264,24 @@ def test_cli_pipeline_plan_searches_layouts_without_interleaving() -> None:
     assert out["plan"] == "pipeline" and out["layout"]["vpp"] == 1 and out["layout"]["pp"] > 1
     bad = CliRunner().invoke(app, [*args, "--pp", "4", "--vpp", "2"])
     assert bad.exit_code == 2 and "vpp: 2 must be 1" in bad.output
+
+
+def test_cli_auto_plan_also_tries_stages_over_pools_of_a_vpp_1_search() -> None:
+    """When the one-pool search picks an interleaved layout, `auto` still prices the pipeline
+    plans of a vpp 1 search and lists them among the plans tried (closed form)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from analysis.cli.main import app
+
+    args = ["simulate", "--model", "llama3-70b", "--hardware", "h100-sxm:256,a100-80gb:256"]
+    out = json.loads(CliRunner().invoke(app, [*args, "--json"]).output)
+    pipes = [a for a in out["alternatives"] if a["plan"] == "pipeline"]
+    assert pipes and all(a["tp"] >= 1 for a in pipes)
+    best = min(a["step_time_s"] for a in out["alternatives"])
+    assert out["step_time_s"] == pytest.approx(best)  # the faster plan is the one shown
+    forced = json.loads(
+        CliRunner().invoke(app, [*args, "--pool-plan", "pipeline", "--json"]).output
+    )
+    assert forced["step_time_s"] == pytest.approx(min(a["step_time_s"] for a in pipes))

@@ -74,7 +74,8 @@ def simulate_pools(
     over["cluster"]["hardware"] = specs[0].hardware
     over["cluster"]["gpus"] = total
     spec = merge(file_spec, over)
-    if mode == "pipeline" and spec.get("parallelism", {}).get("vpp") is None:
+    vpp_free = spec.get("parallelism", {}).get("vpp") is None
+    if mode == "pipeline" and vpp_free:
         # stages over pools run without interleaving: search the layouts that can
         spec["parallelism"] = {**spec.get("parallelism", {}), "vpp": 1}
     fixed_pp = spec.get("parallelism", {}).get("pp") is not None
@@ -92,6 +93,46 @@ def simulate_pools(
                    engine, contention, seed)  # fmt: skip
     out["model"] = w.model.name
     out["layout_note"] = run.layout_note
+    if mode == "auto" and vpp_free and w.parallel.vpp != 1:
+        # the one-pool search chose an interleaved layout, which stages over pools cannot
+        # run: search the vpp 1 layouts too, for the pipeline plans, and keep the faster
+        flat = {**spec, "parallelism": {**spec.get("parallelism", {}), "vpp": 1}}
+        out = _with_flat_pipeline(out, flat, parts, uplink, fixed_pp, engine, contention, seed)
+    return out
+
+
+def _with_flat_pipeline(
+    out: dict[str, Any], flat: dict[str, Any], parts: list[Any], uplink: Any, fixed_pp: bool,
+    engine: str, contention: bool, seed: int,
+) -> dict[str, Any]:  # fmt: skip
+    """`out` (the replicas plan of an interleaved layout) against the best pipeline plan of a
+    vpp 1 layout search (closed form against closed form): the faster, with the other kept
+    among the plans tried."""
+    from analysis.pool_plans import choose
+    from analysis.runconfig import build_run
+    from hwprofiles.errors import UserError
+
+    try:
+        run = build_run(flat)
+        w = run.workload
+        alt = choose(w.model, parts, w.parallel, w.seq_len, uplink, run.options, "pipeline",
+                     fixed_pp)  # fmt: skip
+    except UserError:  # no vpp 1 layout, or none that stages over pools can run
+        return out
+    best = alt["pipeline"]
+    tried = [dict(a, tp=w.parallel.tp) for a in alt["alternatives"] if a["plan"] == "pipeline"]
+    data_s = min(a["step_time_s"] for a in out["alternatives"] if a["plan"] == "data")
+    if best["fits_in_memory"] and best["step_time_s"] < data_s:
+        new = run_plan(w.model, parts, w.parallel, w.seq_len, uplink, run.options, "pipeline",
+                       fixed_pp, engine, contention, seed)  # fmt: skip
+        new["model"] = w.model.name
+        new["layout_note"] = f"{run.layout_note}; vpp 1, for stages over pools"
+        new["alternatives"] = sorted(
+            tried + [a for a in out["alternatives"] if a["plan"] == "data"],
+            key=lambda a: a["step_time_s"],
+        )
+        return new
+    out["alternatives"] = sorted(out["alternatives"] + tried[:3], key=lambda a: a["step_time_s"])
     return out
 
 
@@ -182,10 +223,11 @@ def render(result: dict[str, Any]) -> None:
             "GPU per direction"
             + ("" if up is None else f" (uplink {up / 1e9:.0f} GB/s, {result['uplink_source']})")
         )
-    others = [a for a in result.get("alternatives", [])][:4]
+    others = [a for a in result.get("alternatives", [])][:5]
     for a in others:
         what = "replicas over pools" if a["plan"] == "data" else (
-            f"pp {a['pp']}, {' then '.join(a['order'])}, layers {a['layers']}")  # fmt: skip
+            f"pp {a['pp']}, {' then '.join(a['order'])}, layers {a['layers']}"
+            + (f" (tp {a['tp']}, vpp 1 search)" if "tp" in a else ""))  # fmt: skip
         typer.echo(f"  plan tried: {what}: {a['step_time_s']:.3f} s (closed form)")
     for note in result.get("notes", []):
         typer.echo(f"  note: {note}")

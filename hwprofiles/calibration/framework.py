@@ -16,6 +16,11 @@ are measured with tensors and units too small for their arithmetic or bytes to c
                unit (the root counted as one) and a time per parameter tensor of a unit
                (FSDP2 gathers, views and reduces every tensor of a unit on its own), the
                least-squares line through the three sizes.
+    ddp_unit:  the same models wrapped whole in torch DDP instead, minus unwrapped: DDP's
+               autograd hook per parameter tensor (it marks the gradient ready and copies it
+               into its bucket) and a fixed time per step (its forward pre-hook, the
+               bucket's all-reduce launch and wait, the reducer's finalisation): the
+               least-squares line through the three sizes (16, 32, 64 tensors).
 
 A 1-rank gloo group in this process (a `HashStore`, no port) hosts the mesh; its collectives
 are local copies, so a unit's figure holds its hooks and the calls' own dispatch; the
@@ -78,7 +83,7 @@ def _optimizer_step(dtensor: bool) -> Callable[[], None]:
     return opt.step
 
 
-def _unit_step(fsdp: bool, linears: int) -> Callable[[], None]:
+def _unit_step(fsdp: bool, linears: int, ddp: bool = False) -> Callable[[], None]:
     import torch
 
     torch.manual_seed(0)
@@ -95,6 +100,10 @@ def _unit_step(fsdp: bool, linears: int) -> Callable[[], None]:
         for unit in units:
             fully_shard(unit, mesh=mesh)
         fully_shard(model, mesh=mesh)  # the root, as a training script wraps it
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model)
     x = torch.randn(TOKENS, WIDTH)
 
     def step() -> None:
@@ -122,6 +131,13 @@ def run_framework(repeats: Repeats, tick: Callable[[str], None]) -> list[dict[st
                 row = _row(f"fsdp_unit_{2 * linears}t", variant, UNITS + 1, timing)
                 rows.append(row)
     tick("framework fsdp_unit")
+    with one_rank_group():
+        for linears in LINEARS_PER_UNIT:
+            timing = time_op(_unit_step(False, linears, ddp=True), repeats, lambda: None)
+            rows.append(_row(f"ddp_unit_{2 * linears}t", "ddp", UNITS * 2 * linears, timing))
+            timing = time_op(_unit_step(False, linears), repeats, lambda: None)
+            rows.append(_row(f"ddp_unit_{2 * linears}t", "plain", UNITS * 2 * linears, timing))
+    tick("framework ddp_unit")
     return rows
 
 
@@ -137,8 +153,9 @@ def _row(bench: str, variant: str, items: int, timing: Any) -> dict[str, Any]:
 
 def host_overheads(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Per-item host seconds from the rows: the plain optimizer's per tensor, DTensor's per
-    tensor, and FSDP2's per unit and per parameter tensor of a unit (the least-squares line
-    through the unit sizes' extra time over the same layers unwrapped; never below 0)."""
+    tensor, FSDP2's per unit and per parameter tensor of a unit (the least-squares line
+    through the unit sizes' extra time over the same layers unwrapped; never below 0), and
+    DDP's per parameter tensor and per step (the same kind of line; never below 0)."""
     per = {(r["bench"], r["variant"]): float(r["seconds_per_item"]) for r in rows}
     out: dict[str, float] = {}
     if ("optimizer", "plain") in per:
@@ -158,4 +175,19 @@ def host_overheads(rows: list[dict[str, Any]]) -> dict[str, float]:
             intercept = float(np.mean(extra))
         out["fsdp_tensor_s"] = slope
         out["fsdp_unit_s"] = max(0.0, float(intercept))
+    rows_by = {(r["bench"], r["variant"]): r for r in rows}
+    ddp = [  # (tensors, extra seconds per step)
+        (int(rows_by[(b, "ddp")]["items"]),
+         float(rows_by[(b, "ddp")]["median_s"]) - float(rows_by[(b, "plain")]["median_s"]))
+        for b in (f"ddp_unit_{2 * n}t" for n in LINEARS_PER_UNIT)
+        if (b, "ddp") in rows_by and (b, "plain") in rows_by
+    ]  # fmt: skip
+    if len(ddp) >= 2:
+        tensors, extra = zip(*ddp, strict=True)
+        slope, intercept = np.polyfit(tensors, extra, 1)
+        slope = max(0.0, float(slope))
+        if slope == 0.0:
+            intercept = float(np.mean(extra))
+        out["ddp_tensor_s"] = slope
+        out["ddp_step_s"] = max(0.0, float(intercept))
     return out

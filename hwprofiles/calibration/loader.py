@@ -16,9 +16,11 @@ FSDP2 unit (CPU profiles) -> `optimizer_tensor_s`, `dtensor_optimizer_tensor_s`,
 
 from __future__ import annotations
 
+import csv
 import math
 import statistics
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,8 @@ FRAMEWORK_FIELDS = (
     "dtensor_optimizer_tensor_s",
     "fsdp_unit_s",
     "fsdp_tensor_s",
+    "ddp_tensor_s",
+    "ddp_step_s",
 )
 """Host times per optimizer tensor and per FSDP2 unit (`framework` table, CPU profiles)."""
 
@@ -236,7 +240,7 @@ def load_calibrated_profile(path: str | Path) -> HardwareProfile:
             steadiness=_steadiness(doc.get("stability", {})),
         ),
         collectives=fits,
-        host=_host(doc, dev["kind"], mem, fw),
+        host=replace(_host(doc, dev["kind"], mem, fw), fastest_s=_fastest(path)),
     )
 
 
@@ -255,11 +259,31 @@ def _host(
         dtensor_optimizer_tensor_s=_opt_float(fw.get("dtensor_optimizer_tensor_s")),
         fsdp_unit_s=_opt_float(fw.get("fsdp_unit_s")),
         fsdp_tensor_s=_opt_float(fw.get("fsdp_tensor_s")),
+        ddp_tensor_s=_opt_float(fw.get("ddp_tensor_s")),
+        ddp_step_s=_opt_float(fw.get("ddp_step_s")),
         sources={
             **({"fresh_copy_bytes_per_s": str(mem["copy_source"])} if "copy_source" in mem else {}),
             **{k: str(fw["source"]) for k in FRAMEWORK_FIELDS if k in fw},
         },
     )
+
+
+def _fastest(path: Path) -> dict[str, float]:
+    """`HostProfile.fastest_s` from the calibration's CSVs (absent files: none)."""
+    out: dict[str, float] = {}
+    coll, mem = path / "network" / "collectives.csv", path / "compute" / "memory.csv"
+    if coll.is_file():
+        with coll.open(newline="") as f:
+            for r in csv.DictReader(f):
+                if int(r["world_size"]) >= 2 and r.get("min_s"):
+                    key = f"collective:{r['collective']}:{r['world_size']}:{r['bytes']}"
+                    out[key] = float(r["min_s"])
+    if mem.is_file():
+        with mem.open(newline="") as f:
+            for r in csv.DictReader(f):
+                if r["op"] == "copy" and r.get("min_s"):
+                    out[f"copy:{r['array_bytes']}"] = float(r["min_s"])
+    return out
 
 
 def _link(name: str, table: Mapping[str, Any]) -> Link:

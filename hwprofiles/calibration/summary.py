@@ -326,7 +326,8 @@ def _framework(m: Measurements) -> dict[str, Any]:
         "measured": True,
         **host_overheads(rows),
         "source": "calibrated: AdamW over tiny tensors, plain and DTensor, and tiny FSDP2 "
-        "units against the same layers unwrapped (hwprofiles/calibration/framework.py)",
+        "units and DDP-wrapped models against the same layers unwrapped "
+        "(hwprofiles/calibration/framework.py)",
     }
 
 

@@ -91,7 +91,10 @@ def host_times(
     - hooks: torch FSDP2 runs each unit's forward and backward hooks every micro-batch, with
       a fixed time per unit and a time per parameter tensor of the unit; the units are the
       stage's layers plus the root module. Flat-parameter FSDP1 (ZeRO-3 without
-      `zero3_copies`) has neither DTensors nor these hooks and pays the plain figure.
+      `zero3_copies`) has neither DTensors nor these hooks and pays the plain figure. torch
+      DDP (ZeRO-0 with `grad_bucket_copies`) runs a hook per parameter tensor each backward
+      (`HostProfile.ddp_tensor_s`) and fixed work per step (`ddp_step_s`), whatever the
+      world size.
     A figure the host has not measured (None), or a profile without a host, prices nothing.
     """
     zero = np.asarray(zero)
@@ -105,5 +108,7 @@ def host_times(
     fsdp2 = (zero == 3) & opts.zero3_copies
     per_tensor = np.where(fsdp2, plain if dtensor is None else dtensor, plain)
     per_step = (n_layers + 1) * (host.fsdp_unit_s or 0.0) + tensors * (host.fsdp_tensor_s or 0.0)
-    hooks = np.where(fsdp2, microbatches * per_step, 0.0)
+    ddp = (zero == 0) & opts.grad_bucket_copies
+    per_ddp = tensors * (host.ddp_tensor_s or 0.0) + (host.ddp_step_s or 0.0)
+    hooks = np.where(fsdp2, microbatches * per_step, np.where(ddp, microbatches * per_ddp, 0.0))
     return tensors * per_tensor, hooks
