@@ -288,12 +288,13 @@ def evaluate(
     dp_slow = np.where(z3, 0.0, grad_slow + ag_slow)
     # ZeRO-3 / FSDP: every unit's gathers and reduce-scatter, per micro-batch
     z3_terms = _zero3_per_microbatch(hw, plan.zero3, grp)
-    z3_mb, first_gather, z3_waited, z3_tail, z3_rs, z3_fwd_first, z3_shared = z3_terms
+    z3_mb, first_gather, z3_waited, z3_tail, z3_rs, z3_fwd_first, z3_shared, z3_link = z3_terms
     if opts.overlap_param_gather:  # the forward's first gather shares the link ("one group")
         first_gather = first_gather + rules.zero3_link_shared(z3_fwd_first, z3_tail, m)
     z3_exposed_mb, z3_slow_mb = rules.zero3_exposed(
-        z3_mb, compute_mb, first_gather, phi, opts.overlap_param_gather, z3_waited, z3_shared
-    )
+        z3_mb, compute_mb, first_gather, phi, opts.overlap_param_gather, z3_waited, z3_shared,
+        z3_link,
+    )  # fmt: skip
     z3_total = np.where(z3, m * z3_mb, 0.0)
     tail = z3_tail if opts.overlap_param_gather else 0.0  # else already all exposed
     z3_exposed = np.where(z3, np.minimum(m * z3_exposed_mb + tail, z3_total), 0.0)
@@ -373,7 +374,7 @@ def _zero3_per_microbatch(hw, units, grp=None):
     (`Zero3Unit.ahead`: issued when the unit computes, in a collective of their own, the
     compute waiting for them); and the backward's last reduce-scatter (after the last compute
     of the step)."""
-    total = first = waited = shared = reduce = 0.0
+    total = first = waited = shared = reduce = latency = 0.0
     ahead_of, rs_of = {}, {}
     units = list(units)
     times = _zero3_unit_times(hw, units, grp)
@@ -388,6 +389,8 @@ def _zero3_per_microbatch(hw, units, grp=None):
         # together on the group's link ("one group, one link"); their bytes share it
         bw_rest = np.maximum(rest - np.where(rest > 0, lat[4 * i + 1], 0.0), 0.0)
         shared = shared + u.count * np.minimum(bw_rest, np.maximum(rs - lat[4 * i + 2], 0.0))
+        lat_g = np.where(ahead > 0, lat[4 * i], 0.0) + np.where(rest > 0, lat[4 * i + 1], 0.0)
+        latency = latency + u.count * (2 * lat_g + lat[4 * i + 2])
         ahead_of[u.name] = (ahead, u.count)
         rs_of[u.name] = rs
     head, has_head = ahead_of.get("head", (0.0, 0.0))
@@ -399,7 +402,10 @@ def _zero3_per_microbatch(hw, units, grp=None):
     # backward, the head on the last stage, else a layer
     fwd_first = np.where(np.asarray(has_emb) > 0, emb, layer)
     first = fwd_first + np.where(np.asarray(has_head) > 0, head, layer)
-    return total, first, waited, tail, reduce, fwd_first, shared
+    # the link's time per micro-batch: the two streams' bytes share it, their latency terms
+    # run side by side, and each stream is serial (its gathers, its reduce-scatters)
+    link = np.maximum(np.maximum(total - latency, total - reduce), reduce)
+    return total, first, waited, tail, reduce, fwd_first, shared, link
 
 
 def _zero3_unit_times(hw, units, grp=None):

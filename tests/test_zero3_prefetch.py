@@ -36,10 +36,10 @@ def test_limit_must_be_positive():
         Options(zero3_prefetch_params=0.0)
 
 
-@pytest.mark.parametrize("gpus,tol", [(64, 0.02), (512, 0.06)])
+@pytest.mark.parametrize("gpus,tol", [(64, 0.02), (512, 0.03)])
 def test_engines_agree_with_a_prefetch_limit(gpus, tol):
-    """512 GPUs: 511-step rings, latency-dominated: the closed form is 5.3 % above the engine
-    (docs/simulator.md, what still differs: ZeRO-3 latencies beside the shared link)."""
+    """512 GPUs: 511-step rings, latency-dominated: the closed form is 2.3 % above the engine
+    (docs/simulator.md, what still differs, item 7: "one group, one link")."""
     hw = load_profile("h100-sxm")
     layout = ParallelConfig(zero_stage=3, global_batch_size=gpus).resolve(gpus)
     w = Workload(load_model("gpt3-13b"), layout, 2048)

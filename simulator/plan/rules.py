@@ -73,6 +73,7 @@ def zero3_exposed(
     overlapped: bool,
     waited: Num = 0.0,
     shared: Num = 0.0,
+    link: Num | None = None,
 ):
     """Rule "one ZeRO-3 window": (exposed, compute slowdown) per micro-batch of the ZeRO-3
     gathers and reduce-scatters (`per_mb` seconds). Prefetched: `beside` the micro-batch's
@@ -83,10 +84,12 @@ def zero3_exposed(
     limit (`waited`, issued when their unit computes) are exposed whole and leave the window;
     in the backward each shares the group's link with the reduce-scatter issued with it
     (`shared` seconds of its bytes, rule "one group, one link"), which lengthens the wait by
-    as much. Not prefetched: all of it."""
+    as much. `link`: the link's busy time per micro-batch (default `per_mb`) when the
+    gathers' and reduce-scatters' latency terms run side by side. Not prefetched: all of it."""
     if not overlapped:
         return per_mb, 0.0
-    exposed, slow = beside(np.maximum(per_mb - waited - shared, 0.0), compute_mb, phi)
+    busy = per_mb if link is None else link
+    exposed, slow = beside(np.maximum(busy - waited - shared, 0.0), compute_mb, phi)
     return np.minimum(np.maximum(exposed, first) + waited + shared, per_mb), slow
 
 
