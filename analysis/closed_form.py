@@ -287,9 +287,12 @@ def evaluate(
     dp_exposed = np.where(z3, 0.0, grad_exp + ag_exposed)
     dp_slow = np.where(z3, 0.0, grad_slow + ag_slow)
     # ZeRO-3 / FSDP: every unit's gathers and reduce-scatter, per micro-batch
-    z3_mb, first_gather, z3_waited, z3_tail, z3_rs = _zero3_per_microbatch(hw, plan.zero3, grp)
+    z3_terms = _zero3_per_microbatch(hw, plan.zero3, grp)
+    z3_mb, first_gather, z3_waited, z3_tail, z3_rs, z3_fwd_first, z3_shared = z3_terms
+    if opts.overlap_param_gather:  # the forward's first gather shares the link ("one group")
+        first_gather = first_gather + rules.zero3_link_shared(z3_fwd_first, z3_tail, m)
     z3_exposed_mb, z3_slow_mb = rules.zero3_exposed(
-        z3_mb, compute_mb, first_gather, phi, opts.overlap_param_gather, z3_waited, z3_rs
+        z3_mb, compute_mb, first_gather, phi, opts.overlap_param_gather, z3_waited, z3_shared
     )
     z3_total = np.where(z3, m * z3_mb, 0.0)
     tail = z3_tail if opts.overlap_param_gather else 0.0  # else already all exposed
@@ -370,15 +373,21 @@ def _zero3_per_microbatch(hw, units, grp=None):
     (`Zero3Unit.ahead`: issued when the unit computes, in a collective of their own, the
     compute waiting for them); and the backward's last reduce-scatter (after the last compute
     of the step)."""
-    total = first = waited = reduce = 0.0
+    total = first = waited = shared = reduce = 0.0
     ahead_of, rs_of = {}, {}
     units = list(units)
     times = _zero3_unit_times(hw, units, grp)
+    # the latency terms alone (1-byte collectives): they do not occupy the link
+    lat = _zero3_unit_times(hw, [replace(u, gather=1.0, reduce=1.0) for u in units])
     for i, u in enumerate(units):
         ahead, rest, rs, per_unit = times[4 * i : 4 * i + 4]
         total = total + u.count * per_unit
         waited = waited + u.count * 2 * rest
         reduce = reduce + u.count * rs
+        # backward: the gather past the limit and the unit after's reduce-scatter start
+        # together on the group's link ("one group, one link"); their bytes share it
+        bw_rest = np.maximum(rest - np.where(rest > 0, lat[4 * i + 1], 0.0), 0.0)
+        shared = shared + u.count * np.minimum(bw_rest, np.maximum(rs - lat[4 * i + 2], 0.0))
         ahead_of[u.name] = (ahead, u.count)
         rs_of[u.name] = rs
     head, has_head = ahead_of.get("head", (0.0, 0.0))
@@ -388,10 +397,9 @@ def _zero3_per_microbatch(hw, units, grp=None):
     tail = np.where(np.asarray(has_emb) > 0, rs_of.get("embedding", 0.0), rs_of.get("layer", 0.0))
     # each pass's first unit: forward, the embedding on the first stage, else a layer;
     # backward, the head on the last stage, else a layer
-    first = np.where(np.asarray(has_emb) > 0, emb, layer) + np.where(
-        np.asarray(has_head) > 0, head, layer
-    )
-    return total, first, waited, tail, reduce
+    fwd_first = np.where(np.asarray(has_emb) > 0, emb, layer)
+    first = fwd_first + np.where(np.asarray(has_head) > 0, head, layer)
+    return total, first, waited, tail, reduce, fwd_first, shared
 
 
 def _zero3_unit_times(hw, units, grp=None):

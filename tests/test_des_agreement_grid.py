@@ -2,7 +2,8 @@
 
 Both engines read the same step plan (`simulator.plan`); with contention off they must agree
 on each labelled part of the step, not only on its total. The grid is a sample that covers
-every overlap switch on and off, both attention kinds, ZeRO 0-3 (3 also with a pipeline),
+every overlap switch on and off, both attention kinds, ZeRO 0-3 (3 also with a pipeline
+and communication-bound),
 the three recompute modes, interleaving (vpp, with a gradient reduction shorter and longer
 than its window), context parallelism, sequence parallelism, fp8, uneven pipeline splits
 (default and pinned), a mixture-of-experts model with expert parallelism, and the README's
@@ -63,6 +64,11 @@ GRID = {
     "zero3-pp4": (  # every stage's ZeRO-3 gathers in the fill and drain: "ZeRO-3 in the bubble"
         "h100-sxm", "llama-2-7b", 32, 2048,
         dict(pp=4, zero_stage=3, global_batch_size=64),
+        dict(),
+    ),
+    "zero3-comm-bound": (  # gathers + reduce-scatters outlast the compute: "one group, one link"
+        "h100-sxm", "llama-2-13b", 16, 2048,
+        dict(tp=2, zero_stage=3, global_batch_size=32),
         dict(),
     ),
     "cp-full-recompute": (

@@ -58,12 +58,14 @@ def test_invalid_variability_is_rejected():
         simulate_step(workload(4, global_batch_size=4), toy_hw(), OPTS, speed_sigma=-1)
 
 
-def test_contention_shows_on_shared_nics_and_is_reported():
-    # ZeRO-3's gathers and reduce-scatters run on two streams over the same NICs
+def test_one_groups_streams_share_their_nics_with_or_without_contention():
+    # ZeRO-3's gathers and reduce-scatters run on two streams over the same NICs: one data-
+    # parallel group, so they share its link even with contention off ("one group, one
+    # link"); contention on reports the saturated NICs
     w = workload(16, toy_model(layers=4), zero_stage=3, global_batch_size=32)
     off = simulate_step(w, toy_hw(), OPTS, contention=False)
     on = simulate_step(w, toy_hw(), OPTS, contention=True)
-    assert on.step_time_s > off.step_time_s
+    assert on.step_time_s == pytest.approx(off.step_time_s, rel=0.01)
     assert off.extra["saturated_links"] == []
     assert on.extra["saturated_links"], on.extra["links"]
     assert all("nics" in name for name in on.extra["saturated_links"])

@@ -36,15 +36,17 @@ def test_limit_must_be_positive():
         Options(zero3_prefetch_params=0.0)
 
 
-@pytest.mark.parametrize("gpus", [64, 512])
-def test_engines_agree_with_a_prefetch_limit(gpus):
+@pytest.mark.parametrize("gpus,tol", [(64, 0.02), (512, 0.06)])
+def test_engines_agree_with_a_prefetch_limit(gpus, tol):
+    """512 GPUs: 511-step rings, latency-dominated: the closed form is 5.3 % above the engine
+    (docs/simulator.md, what still differs: ZeRO-3 latencies beside the shared link)."""
     hw = load_profile("h100-sxm")
     layout = ParallelConfig(zero_stage=3, global_batch_size=gpus).resolve(gpus)
     w = Workload(load_model("gpt3-13b"), layout, 2048)
     opts = replace(DS, zero3_prefetch_params=5e6)
     des = simulate_step(w, hw, opts, contention=False)
     cf = analytic_arrays(w, hw, opts)
-    assert des.step_time_s / cf["step_time_s"] == pytest.approx(1.0, abs=0.02)
+    assert des.step_time_s / cf["step_time_s"] == pytest.approx(1.0, abs=tol)
     # the limit costs time: the same run with the whole unit prefetched is faster
     free = analytic_arrays(w, hw, replace(DS, zero3_prefetch_params=None))
     assert free["step_time_s"] < cf["step_time_s"]

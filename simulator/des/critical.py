@@ -53,13 +53,26 @@ class Busy:
         return self._upto(b) - self._upto(a) if b > a else 0.0
 
 
-def busy_by_rank(rows: list[Row]) -> dict[int, Busy]:
-    """Compute-kernel spans of every rank."""
+def busy_by_rank(rows: list[Row], stage_comm: bool = False) -> dict[int, Busy]:
+    """Compute-kernel spans of every rank; with `stage_comm`, merged with its TP/CP/EP
+    collectives' (time already counted as the rank's stage work)."""
+    cats = _STAGE_WORK if stage_comm else ("compute", "recompute")
     spans: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for r in rows:
-        if r.category in ("compute", "recompute"):
+        if r.category in cats and r.end > r.start:
             spans[r.rank].append((r.start, r.end))
-    return {k: Busy(v) for k, v in spans.items()}
+    return {k: Busy(_merge(v)) for k, v in spans.items()}
+
+
+def _merge(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Union of intervals as disjoint sorted intervals."""
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def breakdown(rows: list[Row], path: list[int]) -> tuple[dict[str, float], int]:
@@ -70,7 +83,8 @@ def breakdown(rows: list[Row], path: list[int]) -> tuple[dict[str, float], int]:
     them included), like the closed form's ``m * t_mb`` of its heaviest stage. A TP/CP
     collective is exposed only while its rank's compute stream was idle. The step-level parts
     (pipeline sends, DP and ZeRO-3 collectives, copies, hooks, optimizer) are measured along
-    the critical path, each exposed only while its rank was not computing. The pipeline
+    the critical path, each exposed only while its rank was neither computing nor running a
+    TP/CP/EP collective (counted once, as stage work). The pipeline
     bubble is the rest of the step: the time the bottleneck rank's pipeline kept it waiting.
     """
     busy = busy_by_rank(rows)
@@ -86,6 +100,9 @@ def breakdown(rows: list[Row], path: list[int]) -> tuple[dict[str, float], int]:
         if r.rank == bottleneck and r.category in ("comm_tp", "comm_cp", "comm_ep"):
             hidden = own.within(r.start, r.end) if own is not None else 0.0
             out[r.category] += max(0.0, r.end - r.start - hidden)
+    # step-level collectives are exposed only while their rank neither computed nor ran a
+    # stage collective (those are counted above)
+    work = busy_by_rank(rows, stage_comm=True)
     prev_end = 0.0
     for i in path:
         r = rows[i]
@@ -94,8 +111,8 @@ def breakdown(rows: list[Row], path: list[int]) -> tuple[dict[str, float], int]:
         if r.category in _STAGE_WORK:
             continue
         t = max(0.0, r.end - start)
-        if r.category.startswith("comm_") and r.rank in busy:
-            t -= busy[r.rank].within(start, r.end)
+        if r.category.startswith("comm_") and r.rank in work:
+            t -= work[r.rank].within(start, r.end)
         out[r.category] += t
     step = rows[path[-1]].end if path else 0.0
     out["pipeline_bubble"] = step - sum(v for k, v in out.items() if k != "pipeline_bubble")

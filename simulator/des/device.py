@@ -21,6 +21,7 @@ Power states are derived afterwards from the recorded activities (`power`).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,6 +111,8 @@ class Device:
         self._draws = np.empty(0)
         self._next = 0
         self._comm = 0
+        self._groups: dict[Hashable, int] = {}
+        """Running communication kernels per parallel group (see `comm`)."""
         self._kernel: _Kernel | None = None
 
     # ---- compute slowed by concurrent communication -----------------------------------------
@@ -128,14 +131,23 @@ class Device:
         self._schedule(k)
         return k.done
 
-    def comm(self, delta: int) -> None:
-        """A communication kernel starts (+1) or ends (-1) on this device."""
+    def comm(self, delta: int, group: Hashable | None = None) -> None:
+        """A communication kernel starts (+1) or ends (-1) on this device.
+
+        Kernels of one parallel `group` (e.g. ZeRO-3's gather and reduce-scatter) share that
+        group's link, so together they move the bytes of one at a time: they slow the compute
+        as one (the interference follows the traffic, `Options.comm_interference`)."""
         k = self._kernel
         if k is not None:
             now = self.sim.env.now
             k.work -= (now - k.since) * self.rate
             k.since = now
-        self._comm += delta
+        if group is None:
+            self._comm += delta
+        else:
+            before = self._groups.get(group, 0)
+            self._groups[group] = before + delta
+            self._comm += (before + delta > 0) - (before > 0)
         if k is not None:
             self._schedule(k)
 

@@ -8,14 +8,14 @@ transfer) appends one `Row` to `Recorder.rows`; `timeline` turns them into a Dat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Hashable
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import simpy
 
 from simulator.des.collectives import Collective, run
-from simulator.des.link import Network
+from simulator.des.link import Link, Network
 from simulator.des.topology import Route
 
 
@@ -81,13 +81,41 @@ class Sim:
     rec: Recorder
     private: Callable[[Route], bool] | None = None
     """Whether a route is used by one stream only (then no contention can happen on it)."""
+    group_net: Network | None = None
+    """Without contention: the links of each (rank, parallel group), shared by that group's
+    own collectives only (rule "one group, one link")."""
+    group_links: dict[tuple[Hashable, float], Link] = field(default_factory=dict)
 
-    def collective(self, coll: Collective) -> Generator[simpy.Event, Any, None]:
+    def collective(
+        self, coll: Collective, group: Hashable | None = None
+    ) -> Generator[simpy.Event, Any, None]:
+        """Run `coll`. With contention on, on the network; off, alone, except that collectives
+        naming the same `group` (one rank's parallel group, e.g. ZeRO-3's gathers and
+        reduce-scatters on two streams) share that group's link fairly: they cross the same
+        NICs, so running together they take the sum of their bandwidth times, never less."""
         net = self.net
         private = self.private
         if net is not None and private is not None and all(private(p.route) for p in coll.phases):
             net = None  # provably alone on its links: same time, fewer events
+        elif net is None and group is not None and coll.phases:
+            return self._on_group_link(coll, group)
         return run(self.env, net, coll)
+
+    def _on_group_link(
+        self, coll: Collective, group: Hashable
+    ) -> Generator[simpy.Event, Any, None]:
+        """`coll`'s latency terms alone, its bytes fair-shared on the group's link."""
+        if self.group_net is None:
+            self.group_net = Network(self.env)
+        for ph in coll.phases:
+            if ph.latency_s > 0:
+                yield self.env.timeout(ph.latency_s)
+            if ph.nbytes > 0:
+                key = (group, ph.route.rate)
+                link = self.group_links.get(key)
+                if link is None:
+                    link = self.group_links[key] = Link(f"group {group}", ph.route.rate)
+                yield self.group_net.transfer(((link, "tx", 1.0),), ph.nbytes, cap=ph.route.rate)
 
 
 @dataclass
@@ -104,17 +132,25 @@ class Job:
     """Row of the activity that issued the job (its earliest start)."""
     done: simpy.Event | None = None
     on_done: Callable[[int], None] | None = None
+    group: Hashable | None = None
+    """The (rank, parallel group) whose link the collective uses; without contention, jobs of
+    one group on different streams share it (`Sim.collective`)."""
 
 
 class Stream:
     """A FIFO stream of collectives on one device (like a CUDA stream running NCCL kernels)."""
 
     def __init__(
-        self, sim: Sim, rank: int, name: str, busy: Callable[[int], None] | None = None
+        self,
+        sim: Sim,
+        rank: int,
+        name: str,
+        busy: Callable[[int, Hashable | None], None] | None = None,
     ) -> None:
         self.sim = sim
         self.busy = busy
-        """Told +1 / -1 when a job starts / ends (the device slows its compute meanwhile)."""
+        """Told +1 / -1 and the job's group when a job starts / ends (the device slows its
+        compute meanwhile)."""
         self.rank = rank
         self.name = name
         self.last = -1
@@ -142,10 +178,10 @@ class Stream:
                 pred = rec.later(pred, job.ready.value if job.ready.value is not None else -1)
             start = env.now
             if self.busy is not None:
-                self.busy(1)
-            yield from self.sim.collective(job.coll)
+                self.busy(1, job.group)
+            yield from self.sim.collective(job.coll, job.group)
             if self.busy is not None:
-                self.busy(-1)
+                self.busy(-1, job.group)
             self.last = rec.add(
                 rank=self.rank,
                 stream=self.name,

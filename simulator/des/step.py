@@ -213,7 +213,8 @@ class Step:
         else:
             coll = self._expert_coll(i, b.kind, nbytes)
         name = f"{'dp' if b.dim == 'dp' else 'expert'} {b.name} {b.kind} {k}"
-        return self.devices[i].stream("dp").submit(Job(coll, name, "comm_dp", **job))
+        group = (self.devices[i].rank, b.dim)
+        return self.devices[i].stream("dp").submit(Job(coll, name, "comm_dp", group=group, **job))
 
     def _expert_coll(self, i: int, kind: str, size: float) -> Collective:
         """A collective of rank i's expert data-parallel group (etp * ep apart)."""
@@ -419,6 +420,7 @@ class Step:
             "comm_zero3",
             mb=mb,
             issued=issued,
+            group=(dev.rank, "dp"),
             on_done=lambda _r: dev.memory.alloc("zero3_buffers", nbytes),
         )
         return dev.stream("zero3 gather").submit(job)
@@ -434,6 +436,7 @@ class Step:
                 "comm_zero3",
                 mb=mb,
                 issued=issued,
+                group=(dev.rank, "dp"),
                 on_done=lambda _r: dev.memory.alloc("zero3_buffers", nbytes),
             )
             self.z3_events[key] = dev.stream("zero3 gather").submit(job)
@@ -449,6 +452,7 @@ class Step:
             "comm_zero3",
             mb=mb,
             issued=issued,
+            group=(dev.rank, "dp"),
             on_done=lambda _r: dev.memory.free("zero3_buffers", nbytes),
         )
         return dev.stream("zero3 reduce").submit(job)

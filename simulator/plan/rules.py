@@ -72,20 +72,33 @@ def zero3_exposed(
     phi: float,
     overlapped: bool,
     waited: Num = 0.0,
-    reduce_mb: Num = 0.0,
+    shared: Num = 0.0,
 ):
     """Rule "one ZeRO-3 window": (exposed, compute slowdown) per micro-batch of the ZeRO-3
     gathers and reduce-scatters (`per_mb` seconds). Prefetched: `beside` the micro-batch's
-    compute as one window, plus the first unit's gather (nothing before it to hide it), at
-    most `per_mb`; the engine overlaps unit by unit. The gathers past the stack's prefetch
+    compute as one window; what the compute cannot hide, or at least the first unit's gather
+    (nothing before it to hide it) when that is longer: in a communication-bound micro-batch
+    the link is busy throughout and the first gather runs behind the previous micro-batch's
+    collectives, not after them. At most `per_mb`. The gathers past the stack's prefetch
     limit (`waited`, issued when their unit computes) are exposed whole and leave the window;
-    while the compute waits for them the reduce-scatters (`reduce_mb`, their own stream) run
-    without slowing it. Not prefetched: all of it."""
+    in the backward each shares the group's link with the reduce-scatter issued with it
+    (`shared` seconds of its bytes, rule "one group, one link"), which lengthens the wait by
+    as much. Not prefetched: all of it."""
     if not overlapped:
         return per_mb, 0.0
-    free = np.minimum(waited, reduce_mb)
-    exposed, slow = beside(np.maximum(per_mb - waited - free, 0.0), compute_mb, phi)
-    return np.minimum(exposed + first + waited, per_mb), slow
+    exposed, slow = beside(np.maximum(per_mb - waited - shared, 0.0), compute_mb, phi)
+    return np.minimum(np.maximum(exposed, first) + waited + shared, per_mb), slow
+
+
+def zero3_link_shared(first_fwd: Num, last_reduce: Num, m: Num) -> Num:
+    """Rule "one group, one link" in ZeRO-3's first gather: (extra seconds per micro-batch)
+    of the forward's first gather (`first_fwd`), issued as the previous backward ends together
+    with that backward's last reduce-scatter (`last_reduce`). Both are collectives of the same
+    data-parallel group on the same links, so they share the bandwidth: the gather takes
+    ``min(first_fwd, last_reduce)`` longer (each at half rate until the shorter ends). Every
+    micro-batch but the first follows a backward (1F1B alternates); the warm-up forwards of
+    earlier pipeline stages are ignored (a slight over-count there). Derived, not fitted."""
+    return np.minimum(first_fwd, last_reduce) * np.maximum(m - 1, 0) / np.maximum(m, 1)
 
 
 def drain_slowdown(pp: Num, vpp: Num, grad_slow: Num, sync: Num, window: Num) -> Num:
