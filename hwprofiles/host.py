@@ -78,6 +78,12 @@ class HostProfile:
     """Host seconds per forward + backward under torch DDP beyond its per-tensor hooks: the
     forward pre-hook, the bucket all-reduce's launch (a 1-rank group in the calibration) and
     the reducer's finalisation; None: not measured, not priced."""
+    layer_host_s: float | None = None
+    """Host seconds per transformer layer per forward + backward of its non-GEMM operators
+    (norms, residual adds, activation), views and autograd nodes at a size where their bytes
+    are nil: the eager framework's per-call time that byte rates measured on large tensors
+    leave out (GEMM and attention timings hold their own calls' dispatch). Measured on a
+    GPT-2-style block; None: not measured, not priced."""
     fastest_s: Mapping[str, float] = field(default_factory=dict)
     """The calibration's fastest sample (seconds per call) of the noisy probes the validation's
     drift guard repeats the same way: "collective:<name>:<world size>:<bytes>" (world size >= 2,

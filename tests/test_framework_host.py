@@ -134,3 +134,18 @@ def test_ddp_hooks_are_a_line_in_tensors_and_priced_per_backward() -> None:
     for e in ENGINES:
         r = predict(w, hw, engine=e, options=on)
         assert r.breakdown["hooks"] == pytest.approx(tensors * 8e-6 + 0.2 * MS, rel=0.02), e
+
+
+def test_a_layers_non_gemm_dispatch_is_measured_and_priced_per_layer() -> None:
+    rows = [_row("layer", "full", 1, 0.7 * MS), _row("layer", "matmuls", 1, 0.45 * MS)]
+    assert host_overheads(rows)["layer_host_s"] == pytest.approx(0.25 * MS)
+    rows[0] = _row("layer", "full", 1, 0.4 * MS)  # noise: never a negative time
+    assert host_overheads(rows)["layer_host_s"] == 0.0
+    model = dataclasses.replace(load_model("gpt3-125m"), fused_qkv=True)
+    host = HostProfile(layer_host_s=0.25 * MS)
+    on = Options(host_overheads=True)
+    # every stack, per micro-batch, the stage's layers (6 of a pipeline stage)
+    _, hooks = host_times(host, model, 6, np.array([0, 3]), 2, on)
+    assert hooks == pytest.approx([2 * 6 * 0.25 * MS] * 2)
+    _, hooks = host_times(host, model, 6, 0, 2, Options())
+    assert hooks == 0

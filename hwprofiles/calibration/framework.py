@@ -21,6 +21,13 @@ are measured with tensors and units too small for their arithmetic or bytes to c
                into its bucket) and a fixed time per step (its forward pre-hook, the
                bucket's all-reduce launch and wait, the reducer's finalisation): the
                least-squares line through the three sizes (16, 32, 64 tensors).
+    layer:     forward + backward of a pre-LayerNorm GPT block (LayerNorm, QKV Linear, causal
+               SDPA, projection, residual add, LayerNorm, MLP up, GELU, down, residual add) of
+               hidden `LAYER_HIDDEN`, `LAYER_TOKENS` tokens, minus the same block without its
+               norms, adds and activation (its Linears and SDPA alone): the host time of a
+               layer's non-GEMM operators, views and their autograd nodes, which the byte
+               rates (measured at sizes where a call's dispatch does not count) leave out;
+               seconds per layer. A GEMM's and SDPA's own dispatch stays with their timings.
 
 A 1-rank gloo group in this process (a `HashStore`, no port) hosts the mesh; its collectives
 are local copies, so a unit's figure holds its hooks and the calls' own dispatch; the
@@ -48,6 +55,7 @@ UNITS = 8  # fully_shard units per model (the validation GPT has 5: 4 blocks + t
 WIDTH = 16  # Linear(16, 16): 272 parameters, 2 tensors
 LINEARS_PER_UNIT = (1, 2, 4)  # units of 2, 4 and 8 parameter tensors (a GPT block has 12)
 TOKENS = 8  # rows of the unit's input
+LAYER_HIDDEN, LAYER_HEADS, LAYER_TOKENS = 8, 2, 4  # a block whose bytes and FLOPs are nil
 
 
 @contextmanager
@@ -112,6 +120,33 @@ def _unit_step(fsdp: bool, linears: int, ddp: bool = False) -> Callable[[], None
     return step
 
 
+def _layer_step(full: bool) -> Callable[[], None]:
+    import torch
+    import torch.nn.functional as F
+
+    h, nh, t = LAYER_HIDDEN, LAYER_HEADS, LAYER_TOKENS
+    torch.manual_seed(0)
+    ln1, ln2 = torch.nn.LayerNorm(h), torch.nn.LayerNorm(h)
+    qkv, proj = torch.nn.Linear(h, 3 * h), torch.nn.Linear(h, h)
+    up, down = torch.nn.Linear(h, 4 * h), torch.nn.Linear(4 * h, h)
+    x = torch.randn(1, t, h, requires_grad=True)
+
+    def block() -> Any:
+        y = ln1(x) if full else x
+        heads = (z.view(1, t, nh, h // nh).transpose(1, 2) for z in qkv(y).split(h, dim=2))
+        att = F.scaled_dot_product_attention(*heads, is_causal=True)
+        a = att.transpose(1, 2).reshape(1, t, h)
+        if not full:
+            return down(up(proj(a)))
+        z = x + proj(a)
+        return z + down(F.gelu(up(ln2(z))))
+
+    def step() -> None:
+        block().sum().backward()
+
+    return step
+
+
 def run_framework(repeats: Repeats, tick: Callable[[str], None]) -> list[dict[str, Any]]:
     """Rows of `FRAMEWORK_COLUMNS`: seconds per call of each variant and per item (tensor
     or unit). CPU only: on an accelerator the host runs ahead of the kernels it launches."""
@@ -138,6 +173,9 @@ def run_framework(repeats: Repeats, tick: Callable[[str], None]) -> list[dict[st
             timing = time_op(_unit_step(False, linears), repeats, lambda: None)
             rows.append(_row(f"ddp_unit_{2 * linears}t", "plain", UNITS * 2 * linears, timing))
     tick("framework ddp_unit")
+    for variant, full in (("full", True), ("matmuls", False)):
+        rows.append(_row("layer", variant, 1, time_op(_layer_step(full), repeats, lambda: None)))
+    tick("framework layer")
     return rows
 
 
@@ -155,7 +193,8 @@ def host_overheads(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Per-item host seconds from the rows: the plain optimizer's per tensor, DTensor's per
     tensor, FSDP2's per unit and per parameter tensor of a unit (the least-squares line
     through the unit sizes' extra time over the same layers unwrapped; never below 0), and
-    DDP's per parameter tensor and per step (the same kind of line; never below 0)."""
+    DDP's per parameter tensor and per step (the same kind of line; never below 0), and a
+    layer's non-GEMM host time (>= 0)."""
     per = {(r["bench"], r["variant"]): float(r["seconds_per_item"]) for r in rows}
     out: dict[str, float] = {}
     if ("optimizer", "plain") in per:
@@ -190,4 +229,6 @@ def host_overheads(rows: list[dict[str, Any]]) -> dict[str, float]:
             intercept = float(np.mean(extra))
         out["ddp_tensor_s"] = slope
         out["ddp_step_s"] = max(0.0, float(intercept))
+    if ("layer", "full") in per and ("layer", "matmuls") in per:
+        out["layer_host_s"] = max(0.0, per[("layer", "full")] - per[("layer", "matmuls")])
     return out

@@ -91,6 +91,7 @@ FRAMEWORK_FIELDS = (
     "fsdp_tensor_s",
     "ddp_tensor_s",
     "ddp_step_s",
+    "layer_host_s",
 )
 """Host times per optimizer tensor and per FSDP2 unit (`framework` table, CPU profiles)."""
 
@@ -261,6 +262,7 @@ def _host(
         fsdp_tensor_s=_opt_float(fw.get("fsdp_tensor_s")),
         ddp_tensor_s=_opt_float(fw.get("ddp_tensor_s")),
         ddp_step_s=_opt_float(fw.get("ddp_step_s")),
+        layer_host_s=_opt_float(fw.get("layer_host_s")),
         sources={
             **({"fresh_copy_bytes_per_s": str(mem["copy_source"])} if "copy_source" in mem else {}),
             **{k: str(fw["source"]) for k in FRAMEWORK_FIELDS if k in fw},

@@ -94,7 +94,9 @@ def host_times(
       `zero3_copies`) has neither DTensors nor these hooks and pays the plain figure. torch
       DDP (ZeRO-0 with `grad_bucket_copies`) runs a hook per parameter tensor each backward
       (`HostProfile.ddp_tensor_s`) and fixed work per step (`ddp_step_s`), whatever the
-      world size.
+      world size. Every stack adds, per micro-batch, its `n_layers` layers' non-GEMM
+      operator dispatch (`layer_host_s`); counted under "hooks" (framework host time in the
+      forward and backward).
     A figure the host has not measured (None), or a profile without a host, prices nothing.
     """
     zero = np.asarray(zero)
@@ -111,4 +113,5 @@ def host_times(
     ddp = (zero == 0) & opts.grad_bucket_copies
     per_ddp = tensors * (host.ddp_tensor_s or 0.0) + (host.ddp_step_s or 0.0)
     hooks = np.where(fsdp2, microbatches * per_step, np.where(ddp, microbatches * per_ddp, 0.0))
+    hooks = hooks + microbatches * n_layers * (host.layer_host_s or 0.0)
     return tensors * per_tensor, hooks
