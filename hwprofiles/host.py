@@ -96,6 +96,15 @@ class HostProfile:
         """The collective the library really runs for `collective`."""
         return COLLECTIVES_AS_RUN.get(self.collective_backend, {}).get(collective, collective)
 
+    def contention_of(self, kernel: str, dtype: str) -> float | None:
+        """The measured contention factor for a probe kernel: "stream" (memory-bound) reads
+        `memory_contention`, else fp32's; any other kernel the GEMM factor of `dtype`. None:
+        not measured."""
+        if kernel == "stream":
+            mem = self.memory_contention
+            return mem if mem is not None else self.contention.get("fp32")
+        return self.contention.get(dtype)
+
 
 def under_load(hw: HardwareProfile, devices_busy: int, dtype: str) -> HardwareProfile:
     """`hw` as a job sees it with `devices_busy` devices of a node computing.

@@ -247,11 +247,7 @@ def check_contention(
     out = []
     for r in rows:
         kernel = "stream" if r["kernel"] == "stream" else f"gemm {r['dtype']}"
-        if r["kernel"] == "stream":
-            mem = host.memory_contention
-            was = mem if mem is not None else host.contention.get("fp32")
-        else:
-            was = host.contention.get(r["dtype"])
+        was = host.contention_of(r["kernel"], r["dtype"])
         if was is None:
             continue
         ratio = float(r["factor"]) / was

@@ -113,12 +113,7 @@ def recheck(hw: HardwareProfile, rows: list[dict[str, Any]]) -> list[dict[str, A
                 | {"profile_s": price, "speed": speed, "drifted": verdict(speed)}
             )
         elif k == "contention":
-            host = hw.host or HostProfile()
-            if r["kernel"] == "stream":
-                mem = host.memory_contention
-                was = mem if mem is not None else host.contention.get("fp32")
-            else:
-                was = host.contention.get(r["dtype"])
+            was = (hw.host or HostProfile()).contention_of(r["kernel"], r["dtype"])
             if was is None:
                 continue
             ratio = float(r["measured"]) / was

@@ -412,8 +412,13 @@ class Step:
         share = self.work[i].units_ahead[unit]
         if share >= 1.0:
             return None
-        dev = self.devices[i]
         nbytes = (1.0 - share) * self.work[i].units[unit] * self.w_bytes
+        return self._z3_submit_gather(i, nbytes, mb, issued)
+
+    def _z3_submit_gather(self, i: int, nbytes: float, mb: int, issued: int) -> simpy.Event:
+        """Submit a ZeRO-3 all-gather of `nbytes` on device `i`'s gather stream; its buffer is
+        allocated when it lands."""
+        dev = self.devices[i]
         job = Job(
             self._dp_coll(i, "all_gather", nbytes, "zero3 gather"),
             "zero3 all_gather",
@@ -428,18 +433,8 @@ class Step:
     def _z3_gather(self, i: int, kind: str, mb: int, unit: int, issued: int) -> simpy.Event:
         key = (i, kind, mb, unit)
         if key not in self.z3_events:
-            dev = self.devices[i]
             nbytes = self.work[i].units_ahead[unit] * self.work[i].units[unit] * self.w_bytes
-            job = Job(
-                self._dp_coll(i, "all_gather", nbytes, "zero3 gather"),
-                "zero3 all_gather",
-                "comm_zero3",
-                mb=mb,
-                issued=issued,
-                group=(dev.rank, "dp"),
-                on_done=lambda _r: dev.memory.alloc("zero3_buffers", nbytes),
-            )
-            self.z3_events[key] = dev.stream("zero3 gather").submit(job)
+            self.z3_events[key] = self._z3_submit_gather(i, nbytes, mb, issued)
         return self.z3_events[key]
 
     def _z3_reduce(self, i: int, mb: int, unit: int, issued: int) -> simpy.Event:
