@@ -26,13 +26,13 @@ ends, and contention between different groups' collectives (the SimPy engine mod
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 
 import numpy as np
 
 from analysis import closed_form_moe as moe_terms
 from analysis.grouped import Grouped
 from analysis.layouts import Layouts
+from analysis.step_comm import grouped_times, sum_buckets, where_needed, zero3_per_microbatch
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
 from simulator.costmodel.collectives import bus_factor
@@ -88,17 +88,6 @@ class _Kernels:
         return self._sum[name]
 
 
-def _where_needed(need, fn, *args):
-    """`fn(*args)` on the layouts where `need`, 0 elsewhere (arrays broadcast to `need`)."""
-    need = np.asarray(need, dtype=bool)
-    if need.all():
-        return fn(*args)
-    out = np.zeros(need.shape)
-    if need.any():
-        out[need] = fn(*(np.broadcast_to(a, need.shape)[need] for a in args))
-    return out
-
-
 def _stage_times(model, hw, s, L, precision, opts, msg):
     """Per micro-batch times on one device of a stage (arrays), split by part."""
     acc = hw.accelerator
@@ -147,7 +136,7 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
                 # priced only on the layouts that run it (a group of one costs nothing; the
                 # all-reduce is non-SP only, all-gather and reduce-scatter SP only)
                 need = (L.tp > 1) & (L.sp == sp) if lc.dim == "tp" else L.cp > 1
-                times[(lc.dim, lc.kind)] = _where_needed(
+                times[(lc.dim, lc.kind)] = where_needed(
                     need, lambda b, k, st, kind=lc.kind: group_collective_time(hw, kind, b, k, st),
                     nbytes, n, stride,
                 )  # fmt: skip
@@ -268,14 +257,14 @@ def evaluate(
     # parameter gathers behind the first forward
     phi = opts.comm_interference
     grp = Grouped(L)  # layouts whose step-level collectives are the same, priced once
-    grad_sync = _sum_buckets(hw, plan.grads, grp)
+    grad_sync = sum_buckets(hw, plan.grads, grp)
     grad_win = rules.grad_window(n_layers, t["bwd"] + t["rc"], L.pp, L.vpp)
     dense_b = next(b for b in plan.grads if b.name == "grad")
-    (tail,) = _gct(grp, hw, "all_reduce", (dense_b.full(), L.dp, dense_b.stride))
+    (tail,) = grouped_times(grp, hw, "all_reduce", (dense_b.full(), L.dp, dense_b.stride))
     grad_exp, grad_slow = rules.grad_exposed(
         grad_sync, grad_win, tail, phi, opts.overlap_grad_reduce, L.dp
     )
-    ag_after = _sum_buckets(hw, plan.params, grp)
+    ag_after = sum_buckets(hw, plan.params, grp)
     if opts.overlap_param_gather:
         ag_exposed, ag_slow = beside(
             ag_after, rules.param_window(n_layers, t["fwd"], L.pp, L.vpp), phi
@@ -287,7 +276,7 @@ def evaluate(
     dp_exposed = np.where(z3, 0.0, grad_exp + ag_exposed)
     dp_slow = np.where(z3, 0.0, grad_slow + ag_slow)
     # ZeRO-3 / FSDP: every unit's gathers and reduce-scatter, per micro-batch
-    z3_terms = _zero3_per_microbatch(hw, plan.zero3, grp)
+    z3_terms = zero3_per_microbatch(hw, plan.zero3, grp)
     z3_mb, first_gather, z3_waited, z3_tail, z3_rs, z3_fwd_first, z3_shared, z3_link = z3_terms
     if opts.overlap_param_gather:  # the forward's first gather shares the link ("one group")
         first_gather = first_gather + rules.zero3_link_shared(z3_fwd_first, z3_tail, m)
@@ -366,76 +355,6 @@ def _moe_keys(model, per_step, t, ep_exp):
     }
 
 
-def _zero3_per_microbatch(hw, units, grp=None):
-    """ZeRO-3 seconds per micro-batch over the plan's units (two gathers and a reduce-scatter
-    each, every one paying its own latency); the gathers nothing hides, per micro-batch (the
-    forward's first unit, the embedding or a layer, and the backward's first, the head or a
-    layer: nothing computes before them); the gathers past the prefetch limit
-    (`Zero3Unit.ahead`: issued when the unit computes, in a collective of their own, the
-    compute waiting for them); and the backward's last reduce-scatter (after the last compute
-    of the step)."""
-    total = first = waited = shared = reduce = latency = 0.0
-    ahead_of, rs_of = {}, {}
-    units = list(units)
-    times = _zero3_unit_times(hw, units, grp)
-    # the latency terms alone (1-byte collectives): they do not occupy the link
-    lat = _zero3_unit_times(hw, [replace(u, gather=1.0, reduce=1.0) for u in units])
-    for i, u in enumerate(units):
-        ahead, rest, rs, per_unit = times[4 * i : 4 * i + 4]
-        total = total + u.count * per_unit
-        waited = waited + u.count * 2 * rest
-        reduce = reduce + u.count * rs
-        # backward: the gather past the limit and the unit after's reduce-scatter start
-        # together on the group's link ("one group, one link"); their bytes share it
-        bw_rest = np.maximum(rest - np.where(rest > 0, lat[4 * i + 1], 0.0), 0.0)
-        shared = shared + u.count * np.minimum(bw_rest, np.maximum(rs - lat[4 * i + 2], 0.0))
-        lat_g = np.where(ahead > 0, lat[4 * i], 0.0) + np.where(rest > 0, lat[4 * i + 1], 0.0)
-        latency = latency + u.count * (2 * lat_g + lat[4 * i + 2])
-        ahead_of[u.name] = (ahead, u.count)
-        rs_of[u.name] = rs
-    head, has_head = ahead_of.get("head", (0.0, 0.0))
-    emb, has_emb = ahead_of.get("embedding", (0.0, 0.0))
-    layer = ahead_of.get("layer", (0.0, 0.0))[0]
-    # the backward's last reduce-scatter: the embedding's on the first stage, else a layer's
-    tail = np.where(np.asarray(has_emb) > 0, rs_of.get("embedding", 0.0), rs_of.get("layer", 0.0))
-    # each pass's first unit: forward, the embedding on the first stage, else a layer;
-    # backward, the head on the last stage, else a layer
-    fwd_first = np.where(np.asarray(has_emb) > 0, emb, layer)
-    first = fwd_first + np.where(np.asarray(has_head) > 0, head, layer)
-    # the link's time per micro-batch: the two streams' bytes share it, their latency terms
-    # run side by side, and each stream is serial (its gathers, its reduce-scatters)
-    link = np.maximum(np.maximum(total - latency, total - reduce), reduce)
-    return total, first, waited, tail, reduce, fwd_first, shared, link
-
-
-def _zero3_unit_times(hw, units, grp=None):
-    """Per unit: (its gather ahead of use, the rest, its reduce-scatter, two gathers and the
-    reduce-scatter together), each gather 0 where the unit has none of that share; every
-    unit's gathers in one call, its reduce-scatters in another, once per group of layouts
-    with equal units (`grp`). A flat tuple, four per unit."""
-    fields = ("ahead", "gather", "reduce", "group", "stride")
-
-    def fn(*a):
-        cols = [a[i : i + 5] for i in range(0, len(a), 5)]
-        gathers = _gct(None, hw, "all_gather", *(
-            (share * g, n, st) for a_, g, _, n, st in cols for share in (a_, 1 - a_)
-        ))  # fmt: skip
-        reduces = _gct(None, hw, "reduce_scatter", *((r, n, st) for _, _, r, n, st in cols))
-        out = []
-        for i, (x, *_) in enumerate(cols):
-            ahead, rest = gathers[2 * i], gathers[2 * i + 1]
-            ahead, rest = np.where(x > 0, ahead, 0.0), np.where(x < 1, rest, 0.0)
-            rs = reduces[i]
-            out += [ahead, rest, rs, 2 * (ahead + rest) + rs]
-        shape = np.broadcast_shapes(*(np.shape(t) for t in out))
-        return np.stack([np.broadcast_to(t, shape) for t in out])
-
-    if not units:
-        return ()
-    args = [getattr(u, f) for u in units for f in fields]
-    return tuple(fn(*args) if grp is None else grp(fn, *args))
-
-
 def _comm_bytes(zero, m, n_layers, plan, t):
     """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor):
     one layer's TP and CP bytes from `t` (`_layer_wire`), the rest from the step plan's
@@ -494,105 +413,6 @@ def _layer_wire(L, msg):
         return np.where(L.sp, per_layer[True][key], per_layer[False][key])
 
     return by_sp("tp"), by_sp("cp")
-
-
-def _sum_buckets(hw, entries, grp=None):
-    """Seconds of the plan's bucketed collectives, one after the other on the data-parallel
-    stream: full buckets and one remainder each, on the layouts that run them."""
-    entries = list(entries)
-    if grp is not None and entries:  # the planner's arrays: every entry at once
-        args = [x for b in entries for x in (b.where, b.total, b.bucket, b.group, b.stride)]
-        return grp(lambda *a: _buckets_at_once(hw, entries, a), *args)
-    total = 0.0
-    for b in entries:
-        args = (b.total, b.bucket, b.group, b.stride)
-        total = total + _where_needed(b.where, lambda *a, b=b: _bucketed(hw, b, *a), *args)
-    return total
-
-
-def _buckets_at_once(hw, entries, args):
-    """`_sum_buckets` of `entries` with their (where, total, bucket, group, stride) in `args`
-    (arrays over the layouts): each kind's full and remainder buckets in one call, priced on
-    the layouts that run them."""
-    rows = [args[i : i + 5] for i in range(0, len(args), 5)]
-    shape = np.broadcast_shapes(*(np.shape(x) for r in rows for x in r))
-    if shape == ():
-        fields = ("where", "total", "bucket", "group", "stride")
-        pairs = zip(entries, rows, strict=True)
-        return _sum_buckets(hw, [replace(b, **dict(zip(fields, r, strict=True))) for b, r in pairs])
-    picked = []  # (kind, where, the entry on those layouts, group, stride)
-    for b, (where, *cols) in zip(entries, rows, strict=True):
-        need = np.broadcast_to(np.asarray(where, dtype=bool), shape)
-        tot, bucket, group, stride = (np.broadcast_to(x, shape)[need] for x in cols)
-        picked.append((b.kind, need, replace(b, total=tot, bucket=bucket), group, stride))
-    times = {}
-    for kind in dict.fromkeys(p[0] for p in picked):
-        calls = [c for k, _, e, g, st in picked if k == kind
-                 for c in ((e.full(), g, st), (e.remainder(), g, st))]  # fmt: skip
-        times[kind] = iter(_priced(hw, kind, calls)) if calls else iter(())
-    total = np.zeros(shape)
-    for kind, need, e, _, _ in picked:
-        full, rest = next(times[kind]), next(times[kind])
-        out = np.zeros(shape)
-        out[need] = (e.count() - 1) * full + rest
-        total = total + out
-    return total
-
-
-def _gct(grp, hw, kind, *calls):
-    """`group_collective_time` of each (size, ranks, stride) of `calls`, all in one call,
-    once per group of layouts with equal arguments (`grp`); a tuple, one per call."""
-    args = [x for c in calls for x in c]
-
-    def fn(*a):
-        shape = np.broadcast_shapes(*(np.shape(x) for x in a))
-        return _priced(hw, kind, [[np.broadcast_to(x, shape) for x in a[i : i + 3]]
-                                  for i in range(0, len(a), 3)])  # fmt: skip
-
-    return tuple(fn(*args) if grp is None else grp(fn, *args))
-
-
-def _priced(hw, kind, calls):
-    """`group_collective_time` of several (size, ranks, stride), a list of arrays, from one
-    call over their distinct values laid end to end (the function is elementwise)."""
-    shapes = [np.broadcast_shapes(*(np.shape(x) for x in c)) for c in calls]
-    if all(sh == () for sh in shapes):
-        return [np.asarray(group_collective_time(hw, kind, *c), dtype=float) for c in calls]
-    cols = [
-        np.concatenate(
-            [np.broadcast_to(c[j], sh).reshape(-1) for c, sh in zip(calls, shapes, strict=True)]
-        )
-        for j in range(3)
-    ]
-    first, index = _distinct_values(*cols)  # the same (size, n, stride) priced once
-    t = np.asarray(group_collective_time(hw, kind, *(c[first] for c in cols)), dtype=float)
-    t, out, at = t[index], [], 0
-    for sh in shapes:
-        size = int(np.prod(sh))
-        out.append(t[at : at + size].reshape(sh))
-        at += size
-    return out
-
-
-def _distinct_values(*cols):
-    """(the first position of each distinct row of equal-length 1-D `cols`, each position's
-    row among those): a sort over the columns, exact equality."""
-    order = np.lexsort(cols[::-1])
-    new = np.zeros(order.size, dtype=bool)
-    new[:1] = True
-    for c in cols:
-        c = c[order]
-        new[1:] |= c[1:] != c[:-1]
-    inverse = np.empty(order.size, dtype=np.int64)
-    inverse[order] = np.cumsum(new) - 1
-    return order[new], inverse
-
-
-def _bucketed(hw, b, total, bucket, group, stride):
-    """(count - 1) full buckets and the remainder of entry `b` (its sizes on some layouts)."""
-    b = replace(b, total=total, bucket=bucket)
-    full, rest = _priced(hw, b.kind, [(b.full(), group, stride), (b.remainder(), group, stride)])
-    return (b.count() - 1) * full + rest
 
 
 def _busiest_stage(split, per_layer, emb, head, pp):

@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from analysis.closed_form import _stage_times, _sum_buckets
+from analysis.closed_form import _stage_times
 from analysis.layouts import Layouts
+from analysis.step_comm import sum_buckets
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
 from simulator.costmodel.crosspool import PoolLink, cross_send_time
@@ -171,12 +172,12 @@ def stages_step(
     exposed, slows, tails, energy, stages = [], [], [], [], []
     for s, (hw, t, n) in enumerate(zip(stage_hw, ts, split, strict=True)):
         plan = stage_plan(w, opts, s, n)
-        sync = _f(_sum_buckets(hw, plan.grads))
+        sync = _f(sum_buckets(hw, plan.grads))
         win = rules.grad_window(n, t["bwd"] + t["rc"], pp, 1)
         g0 = next(b for b in plan.grads if b.name == "grad")  # the dense gradients'
         tail = group_collective_time(hw, "all_reduce", g0.full(), p.dp, g0.stride)
         g_exp, g_slow = rules.grad_exposed(sync, win, tail, phi, opts.overlap_grad_reduce, p.dp)
-        ag = _f(_sum_buckets(hw, plan.params))
+        ag = _f(sum_buckets(hw, plan.params))
         a_exp, a_slow = beside(ag, n * t["fwd"], phi) if opts.overlap_param_gather else (ag, 0.0)
         exposed.append(_f(g_exp) + _f(a_exp))
         slows.append((_f(g_slow), _f(a_slow)))

@@ -74,7 +74,7 @@ def test_grouped_prices_once_per_group_and_only_where_arguments_agree() -> None:
 
 
 def test_distinct_values_finds_equal_rows_exactly() -> None:
-    from analysis.closed_form import _distinct_values
+    from analysis.step_comm import distinct_values as _distinct_values
 
     a = np.array([3.0, 1.0, 3.0, 2.0, 1.0, 3.0 + 1e-12])
     b = np.array([1, 1, 1, 2, 2, 1])
