@@ -18,6 +18,8 @@ REPEATS = Repeats(warmup=1, samples=5, min_samples=3, budget_s=0.2, sample_s=0.0
 """Per kernel of the re-probe: some tens of milliseconds each (the calibration's quick plan
 takes 5 samples and 0.25 s)."""
 COLLECTIVE_TIMEOUT_S = 120.0
+"""Longest a 2-rank gloo collective probe may take, start-up included (s): llmcap's own bound,
+far above the seconds a probe takes here, so only a hung rank reaches it."""
 
 
 def time_probes(specs: list[dict[str, Any]], threads: int = 1) -> list[float]:
