@@ -39,7 +39,7 @@ SETUPS: dict[str, dict[str, Any]] = {
 }
 STEPS = 3
 """Training steps per setup: the peak is read in the last, after the first has allocated the
-optimizer states and the gradients (llmcap's choice: the smallest count past that)."""
+optimizer states and the gradients (llmcap's choice, not tuned)."""
 
 
 def measure(setup: dict[str, Any]) -> dict[str, Any]:
