@@ -276,7 +276,7 @@ def evaluate(
     dp_exposed = np.where(z3, 0.0, grad_exp + ag_exposed)
     dp_slow = np.where(z3, 0.0, grad_slow + ag_slow)
     # ZeRO-3 / FSDP: every unit's gathers and reduce-scatter, per micro-batch
-    z3_terms = zero3_per_microbatch(hw, plan.zero3, grp)
+    z3_terms = zero3_per_microbatch(hw, plan.zero3, grp, where=z3)  # 0 elsewhere
     z3_mb, first_gather, z3_waited, z3_tail, z3_rs, z3_fwd_first, z3_shared, z3_link = z3_terms
     if opts.overlap_param_gather:  # the forward's first gather shares the link ("one group")
         first_gather = first_gather + rules.zero3_link_shared(z3_fwd_first, z3_tail, m)

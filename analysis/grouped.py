@@ -34,6 +34,19 @@ class Grouped:
         self.n = len(layouts)
         self._seen: dict[int, tuple[Any, Any]] = {}  # id -> (argument, its per-group values)
 
+    def restrict(self, mask: np.ndarray) -> Grouped:
+        """The same grouping of the layouts where `mask` (whole groups, or parts of them)."""
+        present = np.zeros(len(self.first), dtype=bool)
+        present[self.index[mask]] = True
+        sub = object.__new__(Grouped)
+        sub.n = int(np.count_nonzero(mask))
+        sub.index = (np.cumsum(present) - 1)[self.index[mask]]
+        # one kept layout of each group present (any will do: `_pick` checks the others)
+        sub.first = np.empty(int(np.count_nonzero(present)), dtype=np.int64)
+        sub.first[sub.index] = np.arange(sub.n)
+        sub._seen = {}
+        return sub
+
     def _pick(self, a: Any) -> Any:
         """`a`'s value per group (a scalar as is); None where it differs inside a group."""
         if np.ndim(a) == 0:

@@ -25,31 +25,27 @@ def where_needed(need, fn, *args):
     return out
 
 
-def zero3_per_microbatch(hw, units, grp=None):
+def zero3_per_microbatch(hw, units, grp=None, where=None):
     """ZeRO-3 seconds per micro-batch over the plan's units (two gathers and a reduce-scatter
     each, every one paying its own latency); the gathers nothing hides, per micro-batch (the
     forward's first unit, the embedding or a layer, and the backward's first, the head or a
     layer: nothing computes before them); the gathers past the prefetch limit
     (`Zero3Unit.ahead`: issued when the unit computes, in a collective of their own, the
     compute waiting for them); and the backward's last reduce-scatter (after the last compute
-    of the step)."""
+    of the step). `where`: the layouts that run ZeRO-3 (None: all); elsewhere every term is 0."""
+    units = list(units)
+    if where is not None and np.ndim(where):
+        return _on_some(hw, units, grp, np.asarray(where, dtype=bool))
     total = first = waited = shared = reduce = latency = 0.0
     ahead_of, rs_of = {}, {}
-    units = list(units)
-    times = zero3_unit_times(hw, units, grp)
-    # the latency terms alone (1-byte collectives): they do not occupy the link
-    lat = zero3_unit_times(hw, [replace(u, gather=1.0, reduce=1.0) for u in units])
+    rows = zero3_unit_rows(hw, units, grp)
     for i, u in enumerate(units):
-        ahead, rest, rs, per_unit = times[4 * i : 4 * i + 4]
+        per_unit, rest, rs, link_shared, lat, ahead = rows[6 * i : 6 * i + 6]
         total = total + u.count * per_unit
         waited = waited + u.count * 2 * rest
         reduce = reduce + u.count * rs
-        # backward: the gather past the limit and the unit after's reduce-scatter start
-        # together on the group's link ("one group, one link"); their bytes share it
-        bw_rest = np.maximum(rest - np.where(rest > 0, lat[4 * i + 1], 0.0), 0.0)
-        shared = shared + u.count * np.minimum(bw_rest, np.maximum(rs - lat[4 * i + 2], 0.0))
-        lat_g = np.where(ahead > 0, lat[4 * i], 0.0) + np.where(rest > 0, lat[4 * i + 1], 0.0)
-        latency = latency + u.count * (2 * lat_g + lat[4 * i + 2])
+        shared = shared + u.count * link_shared
+        latency = latency + u.count * lat
         ahead_of[u.name] = (ahead, u.count)
         rs_of[u.name] = rs
     head, has_head = ahead_of.get("head", (0.0, 0.0))
@@ -67,27 +63,66 @@ def zero3_per_microbatch(hw, units, grp=None):
     return total, first, waited, tail, reduce, fwd_first, shared, link
 
 
-def zero3_unit_times(hw, units, grp=None):
-    """Per unit: (its gather ahead of use, the rest, its reduce-scatter, two gathers and the
-    reduce-scatter together), each gather 0 where the unit has none of that share; every
-    unit's gathers in one call, its reduce-scatters in another, once per group of layouts
-    with equal units (`grp`). A flat tuple, four per unit."""
+def _on_some(hw, units, grp, where):
+    """`zero3_per_microbatch` priced on the layouts `where` only, 0 on the others."""
+    sel = np.flatnonzero(where)
+    if sel.size == where.size:
+        return zero3_per_microbatch(hw, units, grp)
+    if sel.size == 0:
+        return tuple(np.zeros(where.shape) for _ in range(8))  # the eight terms
+    n = where.size
+    fields = ("params", "count", "gather", "reduce", "group", "stride", "ahead")
+    sub = [
+        replace(u, **{f: _take(getattr(u, f), sel, n) for f in fields}) for u in units
+    ]  # fmt: skip
+    terms = zero3_per_microbatch(hw, sub, None if grp is None else grp.restrict(where))
+    out = []
+    for t in terms:
+        full = np.zeros(where.shape)
+        full[sel] = t
+        out.append(full)
+    return tuple(out)
+
+
+def _take(x, sel, n):
+    """`x` on the layouts `sel` (of `n`); a scalar as is."""
+    return np.asarray(x)[sel] if np.shape(x) == (n,) else x
+
+
+def zero3_unit_rows(hw, units, grp=None):
+    """Per unit, six rows: (two gathers and the reduce-scatter together, the gather past the
+    prefetch limit, the reduce-scatter, the backward's bytes shared on the link by that gather
+    and the reduce-scatter issued with it, the unit's latency terms, its gather ahead of use).
+    Each gather is 0 where the unit has none of that share. Every gather of every unit (and the
+    same with 1 byte: the latency terms alone, which do not occupy the link) in one call, the
+    reduce-scatters in another, once per group of layouts with equal units (`grp`). A flat
+    tuple, six per unit."""
     fields = ("ahead", "gather", "reduce", "group", "stride")
 
     def fn(*a):
         cols = [a[i : i + 5] for i in range(0, len(a), 5)]
+        shares = [(a_, g, n, st) for a_, g, _, n, st in cols]
         gathers = grouped_times(None, hw, "all_gather", *(
-            (share * g, n, st) for a_, g, _, n, st in cols for share in (a_, 1 - a_)
+            (share * size, n, st) for one in (False, True) for a_, g, n, st in shares
+            for share in (a_, 1 - a_) for size in ((1.0 if one else g),)
         ))  # fmt: skip
-        reduces = grouped_times(
-            None, hw, "reduce_scatter", *((r, n, st) for _, _, r, n, st in cols)
-        )
+        reduces = grouped_times(None, hw, "reduce_scatter", *(
+            (1.0 if one else r, n, st) for one in (False, True) for _, _, r, n, st in cols
+        ))  # fmt: skip
+        k = len(cols)
         out = []
         for i, (x, *_) in enumerate(cols):
             ahead, rest = gathers[2 * i], gathers[2 * i + 1]
             ahead, rest = np.where(x > 0, ahead, 0.0), np.where(x < 1, rest, 0.0)
-            rs = reduces[i]
-            out += [ahead, rest, rs, 2 * (ahead + rest) + rs]
+            lat_a, lat_r = gathers[2 * (k + i)], gathers[2 * (k + i) + 1]
+            lat_a, lat_r = np.where(x > 0, lat_a, 0.0), np.where(x < 1, lat_r, 0.0)
+            rs, lat_rs = reduces[i], reduces[k + i]
+            # backward: the gather past the limit and the unit after's reduce-scatter start
+            # together on the group's link ("one group, one link"); their bytes share it
+            bw_rest = np.maximum(rest - np.where(rest > 0, lat_r, 0.0), 0.0)
+            link_shared = np.minimum(bw_rest, np.maximum(rs - lat_rs, 0.0))
+            lat_g = np.where(ahead > 0, lat_a, 0.0) + np.where(rest > 0, lat_r, 0.0)
+            out += [2 * (ahead + rest) + rs, rest, rs, link_shared, 2 * lat_g + lat_rs, ahead]
         shape = np.broadcast_shapes(*(np.shape(t) for t in out))
         return np.stack([np.broadcast_to(t, shape) for t in out])
 

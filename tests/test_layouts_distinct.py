@@ -94,3 +94,31 @@ def test_chunks_cover_every_layout_once_without_a_tiny_tail() -> None:
         assert b[0][0] == 0 and b[-1][1] == n
         assert all(x[1] == y[0] for x, y in itertools.pairwise(b))
         assert all(hi - lo <= 8 * 1.25 for lo, hi in b)
+
+
+def test_restricted_grouping_and_zero3_terms_on_some_layouts_only() -> None:
+    """`Grouped.restrict` groups the kept layouts as before; ZeRO-3 terms priced on the ZeRO-3
+    layouts only equal the terms priced on all of them there, and are 0 elsewhere."""
+    from analysis.grouped import Grouped
+    from analysis.step_comm import zero3_per_microbatch
+    from simulator.plan.step import Zero3Unit
+
+    lay = _layouts()
+    grp = Grouped(lay, ("tp", "dp", "zero"))
+    keep = lay.zero == 3
+    sub = grp.restrict(keep)
+    assert np.array_equal(sub.index[sub.first], np.arange(len(sub.first)))
+    x = lay.dp.astype(float) * 8.0
+    assert np.array_equal(sub(lambda a: a + 1.0, x[keep]), x[keep] + 1.0)
+    hw = load_profile("h100-sxm")
+    ahead = np.where(lay.tp > 1, 0.4, 1.0)  # some units past the prefetch limit
+    units = [
+        Zero3Unit("layer", 1e8, lay.pp * 2.0, 2e8 * lay.tp, 4e8, lay.dp, lay.tp, 1, ahead),
+        Zero3Unit("embedding", 5e8, np.where(lay.pp > 1, 1.0, 0.0), 1e9, 2e9, lay.dp, lay.tp, 1),
+    ]
+    every = zero3_per_microbatch(hw, units, grp)
+    some = zero3_per_microbatch(hw, units, grp, where=keep)
+    assert len(every) == len(some) == 8
+    for a, b in zip(every, some, strict=True):
+        assert np.array_equal(np.where(keep, a, 0.0), b)
+    assert any(np.any(b[keep] > 0) for b in some)
