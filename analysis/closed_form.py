@@ -304,7 +304,9 @@ def evaluate(
     z3_slow = np.where(z3, m * z3_slow_mb, 0.0)
     # every stage's passes wait for their ZeRO-3 gathers: the fill and drain stretch
     z3_waits = first_gather + z3_waited if opts.overlap_param_gather else z3_mb - z3_rs
-    bubble = bubble + np.where(z3, rules.zero3_bubble(bubble, last, z3_waits, z3_slow_mb), 0.0)
+    fd_waits, fd_slow = rules.zero3_bubble(bubble, last, z3_waits, z3_slow_mb)
+    z3_exposed = z3_exposed + np.where(z3, fd_waits, 0.0)  # waits on the path: comm_zero3
+    bubble = bubble + np.where(z3, fd_slow, 0.0)  # the other stages' slowed passes
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
     t_opt = copy_time(acc, plan.optimizer_params * opts.optimizer_bytes_per_param)
