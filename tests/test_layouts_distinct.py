@@ -122,3 +122,29 @@ def test_restricted_grouping_and_zero3_terms_on_some_layouts_only() -> None:
     for a, b in zip(every, some, strict=True):
         assert np.array_equal(np.where(keep, a, 0.0), b)
     assert any(np.any(b[keep] > 0) for b in some)
+
+
+def test_pricing_together_gives_each_request_what_it_gets_alone() -> None:
+    """`price_together` merges several generators' calls of a kind into one pricing call;
+    `priced_where` prices several requests at once, 0 where not needed."""
+    from analysis.step_comm import grouped_times, grouped_times_gen, price_together, priced_where
+    from simulator.costmodel.network import group_collective_time as gct
+
+    hw = load_profile("h100-sxm")
+    size = np.array([1e6, 3e8, 1e6, 5e4])
+    n, st = np.array([8, 16, 64, 2]), np.array([1, 8, 8, 1])
+    a = grouped_times_gen(None, hw, "all_reduce", (size, n, st), (2 * size, n, st))
+    b = grouped_times_gen(None, hw, "all_gather", (size, n, 1))
+    c = grouped_times_gen(None, hw, "all_reduce", (size / 3, 8, st))
+    (a1, a2), (b1,), (c1,) = price_together(hw, a, b, c)
+    assert np.array_equal(a1, gct(hw, "all_reduce", size, n, st))
+    assert np.array_equal(a2, grouped_times(None, hw, "all_reduce", (2 * size, n, st))[0])
+    assert np.array_equal(b1, gct(hw, "all_gather", size, n, 1))
+    assert np.array_equal(c1, gct(hw, "all_reduce", size / 3, 8, st))
+    need = n > 8
+    x, y, z = priced_where(hw, [("reduce_scatter", need, size, n, st),
+                                ("reduce_scatter", n > 0, size, n, st),
+                                ("all_gather", n > 99, size, n, st)])  # fmt: skip
+    alone = gct(hw, "reduce_scatter", size, n, st)
+    assert np.array_equal(x, np.where(need, alone, 0.0)) and np.all(x[need] > 0)
+    assert np.array_equal(y, alone) and not np.any(z)
