@@ -263,6 +263,7 @@ def evaluate(
     bubble = rules.bubble(total, last, L.vpp)
     p2p_steady = sends.per_microbatch * m * t_p2p
     p2p_exposed = sends.fill_drain * t_p2p + (0.0 if sends.overlapped else p2p_steady)
+    bubble = bubble + rules.ring_sends(L.pp, L.vpp, t_p2p, sends.overlapped)
 
     # data parallel (ZeRO-0/1/2): the gradient buckets beside the last backward, ZeRO-1/2's
     # parameter gathers behind the first forward

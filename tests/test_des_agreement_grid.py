@@ -104,6 +104,11 @@ GRID = {
              global_batch_size=512),
         dict(),
     ),
+    "interleaved-deep-long-seq": (  # 10 chunks per rank at seq 8192: "interleaved ring"
+        "h100-sxm", "llama3-70b", 128, 8192,
+        dict(tp=1, pp=8, vpp=10, cp=8, global_batch_size=32),
+        dict(),
+    ),
     "uneven-split": (  # 40 layers on 3 stages: 13/14/13 (simulator/pipeline_split.py)
         "h100-sxm", "llama-2-13b", 48, 4096,
         dict(tp=4, pp=3, zero_stage=1, global_batch_size=96),

@@ -155,3 +155,14 @@ def test_zero3_bubble_rule_only_moves_zero3_with_a_pipeline(monkeypatch):
     assert after[0] == before[0]  # ZeRO-1: untouched
     assert after[1][0] > before[1][0]  # ZeRO-3: the slowdowns join the bubble
     assert after[1][1] > before[1][1]  # and the waits comm_zero3
+
+
+def test_ring_sends_rule_counts_the_interleaved_ring_hops():
+    """Rule "interleaved ring": the fill and drain carry 2 (pp vpp - 1) sends, 2 (pp - 1) of
+    them priced as comm_pp; the other 2 pp (vpp - 1) join the bubble; none without
+    interleaving or with blocking sends (already in each rank's own time)."""
+    from simulator.plan.rules import ring_sends
+
+    assert ring_sends(8, 10, 1e-3, True) == pytest.approx(2 * 8 * 9 * 1e-3)
+    assert ring_sends(8, 1, 1e-3, True) == 0.0
+    assert float(ring_sends(8, 10, 1e-3, False)) == 0.0

@@ -145,6 +145,26 @@ def zero3_bubble(bubble: Num, busiest: Num, waits_mb: Num, slow_mb: Num) -> tupl
     return scale * waits_mb, scale * slow_mb
 
 
+def ring_sends(pp: Num, vpp: Num, send: Num, overlapped: bool) -> Num:
+    """Rule "interleaved ring": what the point-to-point sends add to an interleaved fill and
+    drain (s).
+
+    The fill follows the first micro-batch's forward through all ``pp * vpp`` virtual
+    stages, and the drain the last micro-batch's backward back through them: the virtual
+    stages form a ring around the ``pp`` ranks, and each rank works through a group of
+    ``pp`` micro-batches per chunk (Megatron's interleaved order; Narayanan et al. 2021,
+    Sec. 2.2), exactly the ``pp`` chunk passes the ring takes to come back, so no slack
+    hides a send. `bubble` counts the chunk passes; the fill and drain also carry one
+    send per hop, ``2 (pp vpp - 1)`` of them, of which ``2 (pp - 1)`` are priced as
+    `PipelineSends.fill_drain`: the other ``2 pp (vpp - 1)`` lengthen the bubble (the
+    sending rank computes another micro-batch meanwhile, so the wait is the pipeline's).
+    Blocking sends (`overlap_p2p` off) are already in each rank's own time: nothing. Derived
+    from the schedule, not fitted."""
+    if not overlapped:
+        return np.zeros_like(np.asarray(send, dtype=float))
+    return 2 * pp * (vpp - 1) * send
+
+
 def bubble(total: Num, busiest: Num, vpp: Num) -> Num:
     """Rule "1F1B bubble": (sum of the other stages' micro-batch times) / vpp, the 1F1B step
     ``sum_{i != busiest} t_i + m t_busiest`` (Narayanan et al. 2021, Sec. 2.2), interleaving
