@@ -32,12 +32,18 @@ import numpy as np
 from analysis import closed_form_moe as moe_terms
 from analysis.grouped import Grouped
 from analysis.layouts import Layouts
-from analysis.step_comm import grouped_times, sum_buckets, where_needed, zero3_per_microbatch
+from analysis.step_comm import (
+    grouped_times_gen,
+    price_together,
+    priced_where,
+    sum_buckets_gen,
+    zero3_gen,
+)
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
 from simulator.costmodel.collectives import bus_factor
 from simulator.costmodel.framework import copies_time, copy_bytes, host_times
-from simulator.costmodel.network import group_collective_time, p2p_time
+from simulator.costmodel.network import p2p_time
 from simulator.costmodel.ops import embedding_ops
 from simulator.costmodel.stack import stack_head_ops, stack_layer_ops
 from simulator.costmodel.timing import ACT_BYTES, copy_time, op_times
@@ -119,11 +125,24 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
     names = mlp_names(kernel_order(list(kernel)))  # a MoE-only layer's stand-ins for mlp/*
     phi = opts.comm_interference
     size = {"tp": (msg.tp, L.tp, 1), "cp": (msg.cp, L.cp, L.tp)}
-    times: dict[tuple[str, str], object] = {}
     part = {(sp, key): 0.0 for sp in (False, True) for key in ("tp", "cp", "tp_x", "cp_x", "slow")}
     fwd_count = 1.0 + full  # full recompute repeats the forward's collectives
     sps = _present(L.sp)
     has_cp = bool(np.any(np.asarray(L.cp) > 1))  # cp = 1 everywhere: no exchange to price
+    # every collective of the layer priced up front, each kind in one call (`priced_where`),
+    # only on the layouts that run it (a group of one costs nothing; the all-reduce is non-SP
+    # only, all-gather and reduce-scatter SP only); the CP exchange does not depend on sp
+    first_sp: dict[tuple[str, str], int] = {}
+    for sp in sps:
+        for _, lc in layer_passes(sp, names):
+            if lc.dim == "cp" and (not has_cp or sp != sps[0]):
+                continue
+            first_sp.setdefault((lc.dim, lc.kind), sp)
+    requests = [
+        (kind, (L.tp > 1) & (L.sp == sp) if dim == "tp" else L.cp > 1, *size[dim])
+        for (dim, kind), sp in first_sp.items()
+    ]
+    times = dict(zip(first_sp, priced_where(hw, requests), strict=True))
     for sp in sps:
         # collectives not overlapped cost their time: tallied per (kind, direction) first, so
         # the arrays are touched once per kind rather than once per collective
@@ -131,15 +150,6 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
         for backward, lc in layer_passes(sp, names):
             if lc.dim == "cp" and (not has_cp or sp != sps[0]):
                 continue  # the CP exchange does not depend on sp: priced once, below
-            if (lc.dim, lc.kind) not in times:
-                nbytes, n, stride = size[lc.dim]
-                # priced only on the layouts that run it (a group of one costs nothing; the
-                # all-reduce is non-SP only, all-gather and reduce-scatter SP only)
-                need = (L.tp > 1) & (L.sp == sp) if lc.dim == "tp" else L.cp > 1
-                times[(lc.dim, lc.kind)] = where_needed(
-                    need, lambda b, k, st, kind=lc.kind: group_collective_time(hw, kind, b, k, st),
-                    nbytes, n, stride,
-                )  # fmt: skip
             tc = times[(lc.dim, lc.kind)]
             tp_hidden = opts.overlap_tp_comm or (backward and opts.overlap_tp_comm_backward)
             if lc.dim == "tp" and not tp_hidden:
@@ -252,31 +262,36 @@ def evaluate(
     bubble = rules.bubble(total, last, L.vpp)
     p2p_steady = sends.per_microbatch * m * t_p2p
     p2p_exposed = sends.fill_drain * t_p2p + (0.0 if sends.overlapped else p2p_steady)
+    bubble = bubble + rules.ring_sends(L.pp, L.vpp, t_p2p, sends.overlapped)
 
     # data parallel (ZeRO-0/1/2): the gradient buckets beside the last backward, ZeRO-1/2's
     # parameter gathers behind the first forward
     phi = opts.comm_interference
     grp = Grouped(L)  # layouts whose step-level collectives are the same, priced once
-    grad_sync = sum_buckets(hw, plan.grads, grp)
-    grad_win = rules.grad_window(n_layers, t["bwd"] + t["rc"], L.pp, L.vpp)
+    z3 = L.zero == 3
     dense_b = next(b for b in plan.grads if b.name == "grad")
-    (tail,) = grouped_times(grp, hw, "all_reduce", (dense_b.full(), L.dp, dense_b.stride))
+    # every step-level collective of a kind in one pricing call (`price_together`)
+    grad_sync, (tail,), ag_after, z3_terms = price_together(
+        hw,
+        sum_buckets_gen(hw, plan.grads, grp),
+        grouped_times_gen(grp, hw, "all_reduce", (dense_b.full(), L.dp, dense_b.stride)),
+        sum_buckets_gen(hw, plan.params, grp),
+        zero3_gen(hw, plan.zero3, grp, where=z3),  # 0 where not ZeRO-3
+    )
+    grad_win = rules.grad_window(n_layers, t["bwd"] + t["rc"], L.pp, L.vpp)
     grad_exp, grad_slow = rules.grad_exposed(
         grad_sync, grad_win, tail, phi, opts.overlap_grad_reduce, L.dp
     )
-    ag_after = sum_buckets(hw, plan.params, grp)
     if opts.overlap_param_gather:
         ag_exposed, ag_slow = beside(
             ag_after, rules.param_window(n_layers, t["fwd"], L.pp, L.vpp), phi
         )
     else:
         ag_exposed, ag_slow = ag_after, 0.0
-    z3 = L.zero == 3
     dp_total = np.where(z3, 0.0, grad_sync + ag_after)
     dp_exposed = np.where(z3, 0.0, grad_exp + ag_exposed)
     dp_slow = np.where(z3, 0.0, grad_slow + ag_slow)
     # ZeRO-3 / FSDP: every unit's gathers and reduce-scatter, per micro-batch
-    z3_terms = zero3_per_microbatch(hw, plan.zero3, grp)
     z3_mb, first_gather, z3_waited, z3_tail, z3_rs, z3_fwd_first, z3_shared, z3_link = z3_terms
     if opts.overlap_param_gather:  # the forward's first gather shares the link ("one group")
         first_gather = first_gather + rules.zero3_link_shared(z3_fwd_first, z3_tail, m)
@@ -290,7 +305,9 @@ def evaluate(
     z3_slow = np.where(z3, m * z3_slow_mb, 0.0)
     # every stage's passes wait for their ZeRO-3 gathers: the fill and drain stretch
     z3_waits = first_gather + z3_waited if opts.overlap_param_gather else z3_mb - z3_rs
-    bubble = bubble + np.where(z3, rules.zero3_bubble(bubble, last, z3_waits, z3_slow_mb), 0.0)
+    fd_waits, fd_slow = rules.zero3_bubble(bubble, last, z3_waits, z3_slow_mb)
+    z3_exposed = z3_exposed + np.where(z3, fd_waits, 0.0)  # waits on the path: comm_zero3
+    bubble = bubble + np.where(z3, fd_slow, 0.0)  # the other stages' slowed passes
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
     t_opt = copy_time(acc, plan.optimizer_params * opts.optimizer_bytes_per_param)
@@ -341,7 +358,17 @@ def evaluate(
     }
     out.update(_memory(plan.memory, L, m, stages))
     out.update(_energy(hw, out, m, n_layers, t))
-    return {k: np.broadcast_to(np.asarray(v, dtype=float), L.tp.shape) for k, v in out.items()}
+    return {k: _read_only(v, L.tp.shape) for k, v in out.items()}
+
+
+def _read_only(v, shape):
+    """`v` as a read-only float array of `shape` (broadcast where it is not of it yet)."""
+    a = np.asarray(v, dtype=float)
+    if a.shape != shape:
+        return np.broadcast_to(a, shape)
+    a = a.view()
+    a.flags.writeable = False
+    return a
 
 
 def _moe_keys(model, per_step, t, ep_exp):

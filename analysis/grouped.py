@@ -13,7 +13,7 @@ get alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,19 @@ class Grouped:
         self.n = len(layouts)
         self._seen: dict[int, tuple[Any, Any]] = {}  # id -> (argument, its per-group values)
 
+    def restrict(self, mask: np.ndarray) -> Grouped:
+        """The same grouping of the layouts where `mask` (whole groups, or parts of them)."""
+        present = np.zeros(len(self.first), dtype=bool)
+        present[self.index[mask]] = True
+        sub = object.__new__(Grouped)
+        sub.n = int(np.count_nonzero(mask))
+        sub.index = (np.cumsum(present) - 1)[self.index[mask]]
+        # one kept layout of each group present (any will do: `_pick` checks the others)
+        sub.first = np.empty(int(np.count_nonzero(present)), dtype=np.int64)
+        sub.first[sub.index] = np.arange(sub.n)
+        sub._seen = {}
+        return sub
+
     def _pick(self, a: Any) -> Any:
         """`a`'s value per group (a scalar as is); None where it differs inside a group."""
         if np.ndim(a) == 0:
@@ -47,6 +60,18 @@ class Grouped:
             rep = None
         self._seen[id(a)] = (a, rep)  # the reference keeps the id from being reused
         return rep
+
+    def defer(self, gen: Callable[..., Generator], *args: Any) -> Generator:
+        """`__call__` for a generator function `gen` (a pricing generator,
+        `analysis.step_comm.price_together`): its requests pass through, its result is spread
+        back over the layouts."""
+        if len(self.first) == self.n or all(np.ndim(a) == 0 for a in args):
+            return (yield from gen(*args))
+        picked = [self._pick(a) for a in args]
+        if any(p is None for p in picked):
+            return (yield from gen(*args))
+        out = np.asarray((yield from gen(*picked)))
+        return out[..., self.index] if out.ndim else out
 
     def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
         """`fn(*args)`, computed once per group where every argument allows it."""

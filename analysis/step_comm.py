@@ -14,6 +14,22 @@ import numpy as np
 from simulator.costmodel.network import group_collective_time
 
 
+def _shape(*xs):
+    """The shape `xs` broadcast to (`np.broadcast_shapes`, quicker when they agree)."""
+    shapes = {np.shape(x) for x in xs}
+    shapes.discard(())
+    if len(shapes) <= 1:
+        return shapes.pop() if shapes else ()
+    return np.broadcast_shapes(*shapes)
+
+
+def _bcast(x, shape):
+    """`x` broadcast to `shape` (read only; `x` itself where it has that shape already)."""
+    if isinstance(x, np.ndarray) and x.shape == shape:
+        return x
+    return np.broadcast_to(x, shape)
+
+
 def where_needed(need, fn, *args):
     """`fn(*args)` on the layouts where `need`, 0 elsewhere (arrays broadcast to `need`)."""
     need = np.asarray(need, dtype=bool)
@@ -25,31 +41,62 @@ def where_needed(need, fn, *args):
     return out
 
 
-def zero3_per_microbatch(hw, units, grp=None):
+def priced_where(hw, requests):
+    """`where_needed` of `group_collective_time` for several (kind, need, size, ranks, stride)
+    at once: each kind's calls in one `priced` call; a list of arrays over `need`'s shape, 0
+    where not needed."""
+    calls, spots = {}, []
+    for kind, need, *args in requests:
+        need = np.asarray(need, dtype=bool)
+        if need.all():
+            picked = args
+        elif need.any():
+            picked = [_bcast(a, need.shape)[need] for a in args]
+        else:
+            spots.append((None, need))
+            continue
+        calls.setdefault(kind, []).append(picked)
+        spots.append((kind, need))
+    times = {kind: iter(priced(hw, kind, c)) for kind, c in calls.items()}
+    out = []
+    for kind, need in spots:
+        t = None if kind is None else next(times[kind])
+        if kind is not None and need.all():
+            out.append(t)
+            continue
+        full = np.zeros(need.shape)
+        if t is not None:
+            full[need] = t
+        out.append(full)
+    return out
+
+
+def zero3_per_microbatch(hw, units, grp=None, where=None):
     """ZeRO-3 seconds per micro-batch over the plan's units (two gathers and a reduce-scatter
     each, every one paying its own latency); the gathers nothing hides, per micro-batch (the
     forward's first unit, the embedding or a layer, and the backward's first, the head or a
     layer: nothing computes before them); the gathers past the prefetch limit
     (`Zero3Unit.ahead`: issued when the unit computes, in a collective of their own, the
     compute waiting for them); and the backward's last reduce-scatter (after the last compute
-    of the step)."""
+    of the step). `where`: the layouts that run ZeRO-3 (None: all); elsewhere every term is 0."""
+    return price_together(hw, zero3_gen(hw, units, grp, where))[0]
+
+
+def zero3_gen(hw, units, grp=None, where=None):
+    """`zero3_per_microbatch` as a pricing generator (`price_together`)."""
+    units = list(units)
+    if where is not None and np.ndim(where):
+        return (yield from _on_some(hw, units, grp, np.asarray(where, dtype=bool)))
     total = first = waited = shared = reduce = latency = 0.0
     ahead_of, rs_of = {}, {}
-    units = list(units)
-    times = zero3_unit_times(hw, units, grp)
-    # the latency terms alone (1-byte collectives): they do not occupy the link
-    lat = zero3_unit_times(hw, [replace(u, gather=1.0, reduce=1.0) for u in units])
+    rows = yield from _zero3_rows(hw, units, grp)
     for i, u in enumerate(units):
-        ahead, rest, rs, per_unit = times[4 * i : 4 * i + 4]
+        per_unit, rest, rs, link_shared, lat, ahead = rows[6 * i : 6 * i + 6]
         total = total + u.count * per_unit
         waited = waited + u.count * 2 * rest
         reduce = reduce + u.count * rs
-        # backward: the gather past the limit and the unit after's reduce-scatter start
-        # together on the group's link ("one group, one link"); their bytes share it
-        bw_rest = np.maximum(rest - np.where(rest > 0, lat[4 * i + 1], 0.0), 0.0)
-        shared = shared + u.count * np.minimum(bw_rest, np.maximum(rs - lat[4 * i + 2], 0.0))
-        lat_g = np.where(ahead > 0, lat[4 * i], 0.0) + np.where(rest > 0, lat[4 * i + 1], 0.0)
-        latency = latency + u.count * (2 * lat_g + lat[4 * i + 2])
+        shared = shared + u.count * link_shared
+        latency = latency + u.count * lat
         ahead_of[u.name] = (ahead, u.count)
         rs_of[u.name] = rs
     head, has_head = ahead_of.get("head", (0.0, 0.0))
@@ -67,34 +114,75 @@ def zero3_per_microbatch(hw, units, grp=None):
     return total, first, waited, tail, reduce, fwd_first, shared, link
 
 
-def zero3_unit_times(hw, units, grp=None):
-    """Per unit: (its gather ahead of use, the rest, its reduce-scatter, two gathers and the
-    reduce-scatter together), each gather 0 where the unit has none of that share; every
-    unit's gathers in one call, its reduce-scatters in another, once per group of layouts
-    with equal units (`grp`). A flat tuple, four per unit."""
+def _on_some(hw, units, grp, where):
+    """`zero3_gen` priced on the layouts `where` only, 0 on the others."""
+    sel = np.flatnonzero(where)
+    if sel.size == where.size:
+        return (yield from zero3_gen(hw, units, grp))
+    if sel.size == 0:
+        return tuple(np.zeros(where.shape) for _ in range(8))  # the eight terms
+    n = where.size
+    fields = ("params", "count", "gather", "reduce", "group", "stride", "ahead")
+    sub = [
+        replace(u, **{f: _take(getattr(u, f), sel, n) for f in fields}) for u in units
+    ]  # fmt: skip
+    terms = yield from zero3_gen(hw, sub, None if grp is None else grp.restrict(where))
+    out = []
+    for t in terms:
+        full = np.zeros(where.shape)
+        full[sel] = t
+        out.append(full)
+    return tuple(out)
+
+
+def _take(x, sel, n):
+    """`x` on the layouts `sel` (of `n`); a scalar as is."""
+    return np.asarray(x)[sel] if np.shape(x) == (n,) else x
+
+
+def _zero3_rows(hw, units, grp=None):
+    """Per unit, six rows: (two gathers and the reduce-scatter together, the gather past the
+    prefetch limit, the reduce-scatter, the backward's bytes shared on the link by that gather
+    and the reduce-scatter issued with it, the unit's latency terms, its gather ahead of use).
+    Each gather is 0 where the unit has none of that share. Every gather of every unit (and the
+    same with 1 byte: the latency terms alone, which do not occupy the link) in one call, the
+    reduce-scatters in another, once per group of layouts with equal units (`grp`). A
+    pricing generator (`price_together`) of a flat tuple, six per unit."""
     fields = ("ahead", "gather", "reduce", "group", "stride")
 
     def fn(*a):
         cols = [a[i : i + 5] for i in range(0, len(a), 5)]
-        gathers = grouped_times(None, hw, "all_gather", *(
-            (share * g, n, st) for a_, g, _, n, st in cols for share in (a_, 1 - a_)
-        ))  # fmt: skip
-        reduces = grouped_times(
-            None, hw, "reduce_scatter", *((r, n, st) for _, _, r, n, st in cols)
+        shares = [(a_, g, n, st) for a_, g, _, n, st in cols]
+        gathers = _common([
+            (share * size, n, st) for one in (False, True) for a_, g, n, st in shares
+            for share in (a_, 1 - a_) for size in ((1.0 if one else g),)
+        ])  # fmt: skip
+        reduces = _common(
+            [(1.0 if one else r, n, st) for one in (False, True) for _, _, r, n, st in cols]
         )
+        times = yield {"all_gather": gathers, "reduce_scatter": reduces}
+        gathers, reduces = times["all_gather"], times["reduce_scatter"]
+        k = len(cols)
         out = []
         for i, (x, *_) in enumerate(cols):
             ahead, rest = gathers[2 * i], gathers[2 * i + 1]
             ahead, rest = np.where(x > 0, ahead, 0.0), np.where(x < 1, rest, 0.0)
-            rs = reduces[i]
-            out += [ahead, rest, rs, 2 * (ahead + rest) + rs]
-        shape = np.broadcast_shapes(*(np.shape(t) for t in out))
-        return np.stack([np.broadcast_to(t, shape) for t in out])
+            lat_a, lat_r = gathers[2 * (k + i)], gathers[2 * (k + i) + 1]
+            lat_a, lat_r = np.where(x > 0, lat_a, 0.0), np.where(x < 1, lat_r, 0.0)
+            rs, lat_rs = reduces[i], reduces[k + i]
+            # backward: the gather past the limit and the unit after's reduce-scatter start
+            # together on the group's link ("one group, one link"); their bytes share it
+            bw_rest = np.maximum(rest - np.where(rest > 0, lat_r, 0.0), 0.0)
+            link_shared = np.minimum(bw_rest, np.maximum(rs - lat_rs, 0.0))
+            lat_g = np.where(ahead > 0, lat_a, 0.0) + np.where(rest > 0, lat_r, 0.0)
+            out += [2 * (ahead + rest) + rs, rest, rs, link_shared, 2 * lat_g + lat_rs, ahead]
+        shape = _shape(*out)
+        return np.array([_bcast(t, shape) for t in out])
 
     if not units:
         return ()
     args = [getattr(u, f) for u in units for f in fields]
-    return tuple(fn(*args) if grp is None else grp(fn, *args))
+    return tuple((yield from (fn(*args) if grp is None else grp.defer(fn, *args))))
 
 
 def sum_buckets(hw, entries, grp=None):
@@ -102,8 +190,7 @@ def sum_buckets(hw, entries, grp=None):
     stream: full buckets and one remainder each, on the layouts that run them."""
     entries = list(entries)
     if grp is not None and entries:  # the planner's arrays: every entry at once
-        args = [x for b in entries for x in (b.where, b.total, b.bucket, b.group, b.stride)]
-        return grp(lambda *a: _buckets_at_once(hw, entries, a), *args)
+        return price_together(hw, sum_buckets_gen(hw, entries, grp))[0]
     total = 0.0
     for b in entries:
         args = (b.total, b.bucket, b.group, b.stride)
@@ -111,26 +198,35 @@ def sum_buckets(hw, entries, grp=None):
     return total
 
 
+def sum_buckets_gen(hw, entries, grp):
+    """`sum_buckets` over the groups of `grp`, as a pricing generator (`price_together`)."""
+    entries = list(entries)
+    if not entries:
+        return 0.0
+    args = [x for b in entries for x in (b.where, b.total, b.bucket, b.group, b.stride)]
+    return (yield from grp.defer(lambda *a: _buckets_at_once(hw, entries, a), *args))
+
+
 def _buckets_at_once(hw, entries, args):
     """`sum_buckets` of `entries` with their (where, total, bucket, group, stride) in `args`
     (arrays over the layouts): each kind's full and remainder buckets in one call, priced on
-    the layouts that run them."""
+    the layouts that run them. A pricing generator."""
     rows = [args[i : i + 5] for i in range(0, len(args), 5)]
-    shape = np.broadcast_shapes(*(np.shape(x) for r in rows for x in r))
+    shape = _shape(*(x for r in rows for x in r))
     if shape == ():
         fields = ("where", "total", "bucket", "group", "stride")
         pairs = zip(entries, rows, strict=True)
         return sum_buckets(hw, [replace(b, **dict(zip(fields, r, strict=True))) for b, r in pairs])
     picked = []  # (kind, where, the entry on those layouts, group, stride)
     for b, (where, *cols) in zip(entries, rows, strict=True):
-        need = np.broadcast_to(np.asarray(where, dtype=bool), shape)
-        tot, bucket, group, stride = (np.broadcast_to(x, shape)[need] for x in cols)
+        need = _bcast(np.asarray(where, dtype=bool), shape)
+        tot, bucket, group, stride = (_bcast(x, shape)[need] for x in cols)
         picked.append((b.kind, need, replace(b, total=tot, bucket=bucket), group, stride))
-    times = {}
+    calls = {}
     for kind in dict.fromkeys(p[0] for p in picked):
-        calls = [c for k, _, e, g, st in picked if k == kind
-                 for c in ((e.full(), g, st), (e.remainder(), g, st))]  # fmt: skip
-        times[kind] = iter(priced(hw, kind, calls)) if calls else iter(())
+        calls[kind] = [c for k, _, e, g, st in picked if k == kind
+                       for c in ((e.full(), g, st), (e.remainder(), g, st))]  # fmt: skip
+    times = {kind: iter(t) for kind, t in (yield calls).items()}
     total = np.zeros(shape)
     for kind, need, e, _, _ in picked:
         full, rest = next(times[kind]), next(times[kind])
@@ -143,26 +239,67 @@ def _buckets_at_once(hw, entries, args):
 def grouped_times(grp, hw, kind, *calls):
     """`group_collective_time` of each (size, ranks, stride) of `calls`, all in one call,
     once per group of layouts with equal arguments (`grp`); a tuple, one per call."""
+    return price_together(hw, grouped_times_gen(grp, hw, kind, *calls))[0]
+
+
+def grouped_times_gen(grp, hw, kind, *calls):
+    """`grouped_times` as a pricing generator (`price_together`)."""
     args = [x for c in calls for x in c]
 
     def fn(*a):
-        shape = np.broadcast_shapes(*(np.shape(x) for x in a))
-        return priced(hw, kind, [[np.broadcast_to(x, shape) for x in a[i : i + 3]]
-                                  for i in range(0, len(a), 3)])  # fmt: skip
+        return (yield {kind: _common([a[i : i + 3] for i in range(0, len(a), 3)])})[kind]
 
-    return tuple(fn(*args) if grp is None else grp(fn, *args))
+    return tuple((yield from (fn(*args) if grp is None else grp.defer(fn, *args))))
+
+
+def _common(calls):
+    """Each (size, ranks, stride) of `calls` broadcast to the shape common to all of them."""
+    shape = _shape(*(x for c in calls for x in c))
+    return [[_bcast(x, shape) for x in c] for c in calls]
+
+
+def price_together(hw, *gens):
+    """Run pricing generators side by side; their return values, in order.
+
+    A pricing generator yields ``{kind: [(size, ranks, stride), ...]}`` (the collectives it
+    needs priced), receives ``{kind: [seconds, ...]}`` back in the same order, and in the end
+    returns its result. Each round, every kind's calls from all the generators go to one
+    `priced` call (each distinct (size, ranks, stride) priced once; the function is
+    elementwise, so what else is in the call changes no number): one `group_collective_time`
+    per kind instead of one per generator and kind."""
+    out: list = [None] * len(gens)
+    live = {}
+    for i, g in enumerate(gens):
+        _advance(g, None, i, live, out)
+    while live:
+        merged: dict = {}
+        for req in live.values():
+            for kind, calls in req.items():
+                merged.setdefault(kind, []).extend(calls)
+        times = {kind: iter(priced(hw, kind, calls)) for kind, calls in merged.items()}
+        step, live = live, {}
+        for i, req in step.items():
+            reply = {kind: [next(times[kind]) for _ in calls] for kind, calls in req.items()}
+            _advance(gens[i], reply, i, live, out)
+    return out
+
+
+def _advance(gen, reply, i, live, out):
+    """Send `reply` to pricing generator `i`: its next request into `live`, or its result."""
+    try:
+        live[i] = gen.send(reply)
+    except StopIteration as done:
+        out[i] = done.value
 
 
 def priced(hw, kind, calls):
     """`group_collective_time` of several (size, ranks, stride), a list of arrays, from one
     call over their distinct values laid end to end (the function is elementwise)."""
-    shapes = [np.broadcast_shapes(*(np.shape(x) for x in c)) for c in calls]
+    shapes = [_shape(*c) for c in calls]
     if all(sh == () for sh in shapes):
         return [np.asarray(group_collective_time(hw, kind, *c), dtype=float) for c in calls]
     cols = [
-        np.concatenate(
-            [np.broadcast_to(c[j], sh).reshape(-1) for c, sh in zip(calls, shapes, strict=True)]
-        )
+        np.concatenate([_bcast(c[j], sh).reshape(-1) for c, sh in zip(calls, shapes, strict=True)])
         for j in range(3)
     ]
     first, index = distinct_values(*cols)  # the same (size, n, stride) priced once

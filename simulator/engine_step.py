@@ -22,7 +22,8 @@ BREAKDOWN: dict[str, str] = {
     "pipeline_bubble": "the rest of the step the pipeline keeps that stage waiting (fill, "
     "drain, imbalance)",
     "comm_pp": "pipeline sends on the critical path not hidden behind compute",
-    "comm_zero3": "ZeRO-3 gathers and reduce-scatters not hidden behind compute",
+    "comm_zero3": "ZeRO-3 gathers and reduce-scatters on the critical path not hidden behind "
+    "compute (a fill or drain pass of any stage waiting for its gather too, not the bubble)",
     "comm_dp": "data-parallel gradient reduction and ZeRO-1/2 parameter gathers not hidden",
     "copies": "the framework's buffer copies around the DP collectives",
     "hooks": "FSDP2's host time per unit",

@@ -69,7 +69,7 @@ GRID = {
         ),
     ),
     # ZeRO-3 with a pipeline: every stage's exposed gathers and slowed compute lengthen the
-    # fill and drain (plan.rules.zero3_bubble)
+    # fill and drain (plan.rules.zero3_bubble: waits in comm_zero3, slowdowns in the bubble)
     "zero3-pp2": ("h100-sxm", "llama-2-7b", 32, dict(pp=2, zero_stage=3, global_batch_size=64)),
 }
 

@@ -3,7 +3,7 @@
 Both engines read the same step plan (`simulator.plan`); with contention off they must agree
 on each labelled part of the step, not only on its total. The grid is a sample that covers
 every overlap switch on and off, both attention kinds, ZeRO 0-3 (3 also with a pipeline
-and communication-bound),
+and communication-bound, with and without a pipeline),
 the three recompute modes, interleaving (vpp, with a gradient reduction shorter and longer
 than its window), context parallelism, sequence parallelism, fp8, uneven pipeline splits
 (default and pinned), a mixture-of-experts model with expert parallelism, and the README's
@@ -71,6 +71,23 @@ GRID = {
         dict(tp=2, zero_stage=3, global_batch_size=32),
         dict(),
     ),
+    # communication-bound ZeRO-3 with a pipeline: the fill's and drain's gather waits are
+    # comm_zero3 in both engines (rule "ZeRO-3 in the fill and drain", docs/simulator.md)
+    "zero3-comm-bound-tp2-pp4": (
+        "h100-sxm", "llama-2-13b", 64, 2048,
+        dict(tp=2, pp=4, zero_stage=3, global_batch_size=128),
+        dict(),
+    ),
+    "zero3-comm-bound-tp4-pp4-a100": (
+        "a100-80gb", "gpt3-13b", 64, 2048,
+        dict(tp=4, pp=4, zero_stage=3, global_batch_size=128),
+        dict(),
+    ),
+    "zero3-comm-bound-70b-1024": (
+        "h100-sxm", "llama3-70b", 1024, 8192,
+        dict(tp=8, pp=8, zero_stage=3, global_batch_size=512),
+        dict(),
+    ),
     "cp-full-recompute": (
         "h100-sxm", "llama-3-8b", 32, 8192,
         dict(tp=2, cp=2, sequence_parallel=True, recompute="full", global_batch_size=32),
@@ -85,6 +102,11 @@ GRID = {
         "h100-sxm", "llama-2-70b", 256, 2048,
         dict(tp=8, pp=4, vpp=5, sequence_parallel=True, zero_stage=1, recompute="selective",
              global_batch_size=512),
+        dict(),
+    ),
+    "interleaved-deep-long-seq": (  # 10 chunks per rank at seq 8192: "interleaved ring"
+        "h100-sxm", "llama3-70b", 128, 8192,
+        dict(tp=1, pp=8, vpp=10, cp=8, global_batch_size=32),
         dict(),
     ),
     "uneven-split": (  # 40 layers on 3 stages: 13/14/13 (simulator/pipeline_split.py)

@@ -94,3 +94,57 @@ def test_chunks_cover_every_layout_once_without_a_tiny_tail() -> None:
         assert b[0][0] == 0 and b[-1][1] == n
         assert all(x[1] == y[0] for x, y in itertools.pairwise(b))
         assert all(hi - lo <= 8 * 1.25 for lo, hi in b)
+
+
+def test_restricted_grouping_and_zero3_terms_on_some_layouts_only() -> None:
+    """`Grouped.restrict` groups the kept layouts as before; ZeRO-3 terms priced on the ZeRO-3
+    layouts only equal the terms priced on all of them there, and are 0 elsewhere."""
+    from analysis.grouped import Grouped
+    from analysis.step_comm import zero3_per_microbatch
+    from simulator.plan.step import Zero3Unit
+
+    lay = _layouts()
+    grp = Grouped(lay, ("tp", "dp", "zero"))
+    keep = lay.zero == 3
+    sub = grp.restrict(keep)
+    assert np.array_equal(sub.index[sub.first], np.arange(len(sub.first)))
+    x = lay.dp.astype(float) * 8.0
+    assert np.array_equal(sub(lambda a: a + 1.0, x[keep]), x[keep] + 1.0)
+    hw = load_profile("h100-sxm")
+    ahead = np.where(lay.tp > 1, 0.4, 1.0)  # some units past the prefetch limit
+    units = [
+        Zero3Unit("layer", 1e8, lay.pp * 2.0, 2e8 * lay.tp, 4e8, lay.dp, lay.tp, 1, ahead),
+        Zero3Unit("embedding", 5e8, np.where(lay.pp > 1, 1.0, 0.0), 1e9, 2e9, lay.dp, lay.tp, 1),
+    ]
+    every = zero3_per_microbatch(hw, units, grp)
+    some = zero3_per_microbatch(hw, units, grp, where=keep)
+    assert len(every) == len(some) == 8
+    for a, b in zip(every, some, strict=True):
+        assert np.array_equal(np.where(keep, a, 0.0), b)
+    assert any(np.any(b[keep] > 0) for b in some)
+
+
+def test_pricing_together_gives_each_request_what_it_gets_alone() -> None:
+    """`price_together` merges several generators' calls of a kind into one pricing call;
+    `priced_where` prices several requests at once, 0 where not needed."""
+    from analysis.step_comm import grouped_times, grouped_times_gen, price_together, priced_where
+    from simulator.costmodel.network import group_collective_time as gct
+
+    hw = load_profile("h100-sxm")
+    size = np.array([1e6, 3e8, 1e6, 5e4])
+    n, st = np.array([8, 16, 64, 2]), np.array([1, 8, 8, 1])
+    a = grouped_times_gen(None, hw, "all_reduce", (size, n, st), (2 * size, n, st))
+    b = grouped_times_gen(None, hw, "all_gather", (size, n, 1))
+    c = grouped_times_gen(None, hw, "all_reduce", (size / 3, 8, st))
+    (a1, a2), (b1,), (c1,) = price_together(hw, a, b, c)
+    assert np.array_equal(a1, gct(hw, "all_reduce", size, n, st))
+    assert np.array_equal(a2, grouped_times(None, hw, "all_reduce", (2 * size, n, st))[0])
+    assert np.array_equal(b1, gct(hw, "all_gather", size, n, 1))
+    assert np.array_equal(c1, gct(hw, "all_reduce", size / 3, 8, st))
+    need = n > 8
+    x, y, z = priced_where(hw, [("reduce_scatter", need, size, n, st),
+                                ("reduce_scatter", n > 0, size, n, st),
+                                ("all_gather", n > 99, size, n, st)])  # fmt: skip
+    alone = gct(hw, "reduce_scatter", size, n, st)
+    assert np.array_equal(x, np.where(need, alone, 0.0)) and np.all(x[need] > 0)
+    assert np.array_equal(y, alone) and not np.any(z)

@@ -125,17 +125,19 @@ def test_drain_rule_limits():
 
 
 def test_zero3_bubble_rule_only_moves_zero3_with_a_pipeline(monkeypatch):
-    """Rule "ZeRO-3 in the bubble": the bubble grows by the share of a micro-batch the stages
-    wait for gathers or run slowed; nothing without a pipeline; the closed form applies it to
-    ZeRO-3 layouts only."""
+    """Rule "ZeRO-3 in the fill and drain": the fill and drain stretch by the share of a
+    micro-batch the stages wait for gathers (labelled comm_zero3) or run slowed (labelled
+    pipeline_bubble); nothing without a pipeline; the closed form applies it to ZeRO-3
+    layouts only."""
     from analysis.closed_form import Options as CfOptions
     from analysis.predict import analytic_arrays
     from hwprofiles.catalogue import load_profile
     from simulator.parallel import ParallelConfig, Workload
     from simulator.plan import rules
 
-    assert rules.zero3_bubble(0.2, 1.0, 0.05, 0.1) == pytest.approx(0.03)
-    assert rules.zero3_bubble(0.0, 1.0, 0.05, 0.1) == 0.0  # pp 1: no bubble to stretch
+    waits, slow = rules.zero3_bubble(0.2, 1.0, 0.05, 0.1)
+    assert (waits, slow) == (pytest.approx(0.01), pytest.approx(0.02))
+    assert rules.zero3_bubble(0.0, 1.0, 0.05, 0.1) == (0.0, 0.0)  # pp 1: nothing to stretch
 
     hw = load_profile("h100-sxm")
 
@@ -144,11 +146,23 @@ def test_zero3_bubble_rule_only_moves_zero3_with_a_pipeline(monkeypatch):
         for zero in (1, 3):
             layout = ParallelConfig(pp=2, zero_stage=zero, global_batch_size=64).resolve(32)
             cf = analytic_arrays(Workload(MODEL, layout, 2048), hw, CfOptions())
-            out.append(float(cf["breakdown/pipeline_bubble"]))
+            out.append((float(cf["breakdown/pipeline_bubble"]), float(cf["breakdown/comm_zero3"])))
         return out
 
     before = bubbles()
-    monkeypatch.setattr(rules, "zero3_bubble", lambda b, *a: 9.0 * b)
+    monkeypatch.setattr(rules, "zero3_bubble", lambda b, *a: (9.0 * b, 9.0 * b))
     after = bubbles()
     assert after[0] == before[0]  # ZeRO-1: untouched
-    assert after[1] > before[1]  # ZeRO-3: the rule is what it adds
+    assert after[1][0] > before[1][0]  # ZeRO-3: the slowdowns join the bubble
+    assert after[1][1] > before[1][1]  # and the waits comm_zero3
+
+
+def test_ring_sends_rule_counts_the_interleaved_ring_hops():
+    """Rule "interleaved ring": the fill and drain carry 2 (pp vpp - 1) sends, 2 (pp - 1) of
+    them priced as comm_pp; the other 2 pp (vpp - 1) join the bubble; none without
+    interleaving or with blocking sends (already in each rank's own time)."""
+    from simulator.plan.rules import ring_sends
+
+    assert ring_sends(8, 10, 1e-3, True) == pytest.approx(2 * 8 * 9 * 1e-3)
+    assert ring_sends(8, 1, 1e-3, True) == 0.0
+    assert float(ring_sends(8, 10, 1e-3, False)) == 0.0

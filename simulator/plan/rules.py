@@ -125,8 +125,9 @@ def drain_slowdown(pp: Num, vpp: Num, grad_slow: Num, sync: Num, window: Num) ->
     return (pp - 1) * grad_slow * (1.0 - x * x * (1.0 - f1))
 
 
-def zero3_bubble(bubble: Num, busiest: Num, waits_mb: Num, slow_mb: Num) -> Num:
-    """Rule "ZeRO-3 in the bubble": what ZeRO-3 adds to the pipeline's fill and drain.
+def zero3_bubble(bubble: Num, busiest: Num, waits_mb: Num, slow_mb: Num) -> tuple[Num, Num]:
+    """Rule "ZeRO-3 in the fill and drain": (waits, slowdown) that ZeRO-3 adds to the
+    pipeline's fill and drain.
 
     Every stage gathers its own units on every pass: it waits for the gathers nothing hides
     (`waits_mb` per micro-batch: each pass's first unit and those past the prefetch limit,
@@ -134,10 +135,34 @@ def zero3_bubble(bubble: Num, busiest: Num, waits_mb: Num, slow_mb: Num) -> Num:
     beside it (`slow_mb`). The fill and drain walk through the other stages' passes, each
     stage waiting only for its neighbour's activations or gradients, not for its
     reduce-scatters nor the collectives' tail after its compute; `bubble` prices those
-    passes without ZeRO-3, so it stretches by ``(waits_mb + slow_mb) / busiest``, every stage
-    taken as stretched like the busiest (`busiest`: its micro-batch without ZeRO-3).
-    Derived from the 1F1B schedule, not fitted."""
-    return bubble * (waits_mb + slow_mb) / np.maximum(busiest, 1e-30)
+    passes without ZeRO-3, so they stretch by ``waits_mb / busiest`` and ``slow_mb /
+    busiest`` of it, every stage taken as stretched like the busiest (`busiest`: its
+    micro-batch without ZeRO-3). Labels (docs/simulator.md, "one definition of each label"):
+    the waits are ZeRO-3 communication on the step's critical path, so `comm_zero3`, like
+    the fill's and drain's pipeline sends are `comm_pp`; the slowed passes are other stages'
+    compute, so `pipeline_bubble`. Derived from the 1F1B schedule, not fitted."""
+    scale = bubble / np.maximum(busiest, 1e-30)
+    return scale * waits_mb, scale * slow_mb
+
+
+def ring_sends(pp: Num, vpp: Num, send: Num, overlapped: bool) -> Num:
+    """Rule "interleaved ring": what the point-to-point sends add to an interleaved fill and
+    drain (s).
+
+    The fill follows the first micro-batch's forward through all ``pp * vpp`` virtual
+    stages, and the drain the last micro-batch's backward back through them: the virtual
+    stages form a ring around the ``pp`` ranks, and each rank works through a group of
+    ``pp`` micro-batches per chunk (Megatron's interleaved order; Narayanan et al. 2021,
+    Sec. 2.2), exactly the ``pp`` chunk passes the ring takes to come back, so no slack
+    hides a send. `bubble` counts the chunk passes; the fill and drain also carry one
+    send per hop, ``2 (pp vpp - 1)`` of them, of which ``2 (pp - 1)`` are priced as
+    `PipelineSends.fill_drain`: the other ``2 pp (vpp - 1)`` lengthen the bubble (the
+    sending rank computes another micro-batch meanwhile, so the wait is the pipeline's).
+    Blocking sends (`overlap_p2p` off) are already in each rank's own time: nothing. Derived
+    from the schedule, not fitted."""
+    if not overlapped:
+        return np.zeros_like(np.asarray(send, dtype=float))
+    return 2 * pp * (vpp - 1) * send
 
 
 def bubble(total: Num, busiest: Num, vpp: Num) -> Num:
