@@ -30,13 +30,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from analysis import closed_form_moe as moe_terms
-from analysis.grouped import Grouped
+from analysis.grouped import ZERO3_SHAPE, Grouped
 from analysis.layouts import Layouts
 from analysis.step_comm import (
     grouped_times_gen,
     price_together,
     priced_where,
     sum_buckets_gen,
+    take_on,
     zero3_gen,
 )
 from hwprofiles.profile import HardwareProfile
@@ -276,7 +277,7 @@ def evaluate(
         sum_buckets_gen(hw, plan.grads, grp),
         grouped_times_gen(grp, hw, "all_reduce", (dense_b.full(), L.dp, dense_b.stride)),
         sum_buckets_gen(hw, plan.params, grp),
-        zero3_gen(hw, plan.zero3, grp, where=z3),  # 0 where not ZeRO-3
+        zero3_gen(hw, plan.zero3, grp.coarser(L, ZERO3_SHAPE), where=z3),  # 0 elsewhere
     )
     grad_win = rules.grad_window(n_layers, t["bwd"] + t["rc"], L.pp, L.vpp)
     grad_exp, grad_slow = rules.grad_exposed(
@@ -403,13 +404,19 @@ def _comm_bytes(zero, m, n_layers, plan, t):
         where = np.asarray(b.where, dtype=bool)
         if where.any():  # an entry no layout runs adds nothing
             z012 = z012 + np.where(where, b.total * factor(b.kind, b.group), 0.0)
-    z3 = 0.0
-    if np.any(zero == 3):
+    dp = z012
+    sel = np.flatnonzero(zero == 3)
+    if sel.size:  # ZeRO-3's units, on the ZeRO-3 layouts only
+        n, taken = np.size(zero), {}
+        z3 = 0.0
         for u in plan.zero3:
-            ag, rs = factor("all_gather", u.group), factor("reduce_scatter", u.group)
-            z3 = z3 + u.count * (2 * u.gather * ag + u.reduce * rs)
-        z3 = m * z3
-    dp = np.where(zero == 3, z3, z012)
+            group = take_on(u.group, sel, n, taken)
+            ag, rs = factor("all_gather", group), factor("reduce_scatter", group)
+            count, gather, reduce = (take_on(x, sel, n, taken) for x in (u.count, u.gather,
+                                                                         u.reduce))  # fmt: skip
+            z3 = z3 + count * (2 * gather * ag + reduce * rs)
+        dp = np.array(np.broadcast_to(z012, np.shape(zero)), dtype=float)
+        dp[sel] = take_on(m, sel, n, taken) * z3
     return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
 
 

@@ -24,6 +24,10 @@ STEP_SHAPE = ("tp", "pp", "vpp", "cp", "dp", "zero", "first", "last", "ep", "etp
 """Layout columns that set the step-level collectives' sizes and groups (parameters per
 device, data-parallel group and stride, ZeRO stage); not the micro-batch size, sequence
 parallelism or recompute mode, which change only the layers' work."""
+ZERO3_SHAPE = ("tp", "cp", "dp", "pp")
+"""Layout columns that set a ZeRO-3 unit's collectives (`simulator.plan.step.Zero3Unit`: a
+unit's parameters per TP rank and their prefetch share, the head's own copy with pp > 1, the
+data-parallel group and its stride); a subset of `STEP_SHAPE` (`Grouped.coarser`)."""
 
 
 class Grouped:
@@ -33,6 +37,14 @@ class Grouped:
         self.first, self.index = layouts.groups(columns)
         self.n = len(layouts)
         self._seen: dict[int, tuple[Any, Any]] = {}  # id -> (argument, its per-group values)
+
+    def coarser(self, layouts: Layouts, columns: Sequence[str]) -> Grouped:
+        """The same layouts grouped by `columns`, a subset of the columns grouped by here (each
+        group here lies inside one of the new ones): the groups' first layouts grouped."""
+        first, index = layouts.take(self.first).groups(columns)
+        sub = object.__new__(Grouped)
+        sub.n, sub.first, sub.index, sub._seen = self.n, self.first[first], index[self.index], {}
+        return sub
 
     def restrict(self, mask: np.ndarray) -> Grouped:
         """The same grouping of the layouts where `mask` (whole groups, or parts of them)."""

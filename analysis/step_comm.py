@@ -121,10 +121,10 @@ def _on_some(hw, units, grp, where):
         return (yield from zero3_gen(hw, units, grp))
     if sel.size == 0:
         return tuple(np.zeros(where.shape) for _ in range(8))  # the eight terms
-    n = where.size
+    n, taken = where.size, {}  # an array the units share is taken once (one object)
     fields = ("params", "count", "gather", "reduce", "group", "stride", "ahead")
     sub = [
-        replace(u, **{f: _take(getattr(u, f), sel, n) for f in fields}) for u in units
+        replace(u, **{f: take_on(getattr(u, f), sel, n, taken) for f in fields}) for u in units
     ]  # fmt: skip
     terms = yield from zero3_gen(hw, sub, None if grp is None else grp.restrict(where))
     out = []
@@ -135,9 +135,14 @@ def _on_some(hw, units, grp, where):
     return tuple(out)
 
 
-def _take(x, sel, n):
-    """`x` on the layouts `sel` (of `n`); a scalar as is."""
-    return np.asarray(x)[sel] if np.shape(x) == (n,) else x
+def take_on(x, sel, n, taken):
+    """`x` on the layouts `sel` (of `n`); a scalar as is. `taken`: id -> (array, its take)."""
+    if np.shape(x) != (n,):
+        return x
+    hit = taken.get(id(x))
+    if hit is None or hit[0] is not x:
+        hit = taken[id(x)] = (x, np.asarray(x)[sel])
+    return hit[1]
 
 
 def _zero3_rows(hw, units, grp=None):

@@ -200,7 +200,8 @@ def nccl_time(
 def pick(candidates: list[tuple[Num, Num]]) -> Num:
     """The time of the candidate NCCL's tuner prices fastest: NCCL runs the algorithm its own
     model prefers (ncclTopoGetAlgoInfo), which is not always the one that would be fastest."""
-    model = np.stack(np.broadcast_arrays(*(m for m, _ in candidates)))
-    phys = np.stack(np.broadcast_arrays(*(p for _, p in candidates)))
-    best = np.argmin(model, axis=0)
-    return np.take_along_axis(phys, best[None, ...], axis=0)[0]
+    best_model, best = candidates[0]
+    for model, phys in candidates[1:]:  # as argmin over them: the first minimum, a NaN first
+        better = (model < best_model) | (np.isnan(model) & ~np.isnan(best_model))
+        best_model, best = np.where(better, model, best_model), np.where(better, phys, best)
+    return best

@@ -78,11 +78,12 @@ def group_collective_time(
     """
     collective = hw.collective_as_run(collective)  # gloo's reduce-scatter (hwprofiles.host)
     bw, alpha, n_nodes = group_link(hw, n, stride)
-    t = collective_time(collective, size_bytes, n, bw, alpha)
     across = np.asarray(n_nodes) > 1
-    if collective in ("all_reduce", "all_gather", "reduce_scatter") and (
-        np.any(across) or nccl_inside(hw)
-    ):
+    inside = nccl_inside(hw)
+    by_nccl = collective in ("all_reduce", "all_gather", "reduce_scatter")
+    # the link's alpha-beta, where NCCL does not price every group
+    t = None if by_nccl and inside else collective_time(collective, size_bytes, n, bw, alpha)
+    if by_nccl and (inside or np.any(across)):
         # the collective as NCCL runs it: its fastest algorithm (ring, tree, NVLS, NVLS-tree)
         # and protocol, with NCCL's base and per-step latencies (costmodel.nccl); inside a node
         # only on links NCCL drives (NVLink, PCIe, xGMI), a user or host link keeps alpha-beta
@@ -94,7 +95,7 @@ def group_collective_time(
             node.scale_out.latency_s, node.scale_up.name,
             generation(hw.accelerator.name, node.scale_up.name), algos,
         )  # fmt: skip
-        t = np.where(across, nccl, nccl if nccl_inside(hw) else t)
+        t = np.where(across, nccl, nccl if inside else t)
     if not hw.collectives:
         return t
     n_arr = np.asarray(n, dtype=float)
