@@ -319,7 +319,7 @@ def evaluate(
     t_copies = copies_time(
         acc, copy_bytes(params, L.dp, L.zero, m, w_bytes, g_bytes, opts), hw.host
     )
-    t_host_opt, t_hooks = host_times(hw.host, model, n_layers, L.zero, m, opts)
+    t_host_opt, t_hooks = host_times(hw.host, model, n_layers, L.zero, m, opts, precision)
     t_opt = t_opt + t_host_opt
 
     compute = m * compute_mb + dp_slow + z3_slow

@@ -184,7 +184,7 @@ def stages_step(
         acc = hw.accelerator
         dense = stage_params(w, s, n)
         copies = copy_bytes(dense, p.dp, p.zero_stage, m, plan.w_bytes, plan.g_bytes, opts)
-        t_host, t_hooks = host_times(hw.host, w.model, n, p.zero_stage, m, opts)
+        t_host, t_hooks = host_times(hw.host, w.model, n, p.zero_stage, m, opts, p.precision)
         t_opt = _f(copy_time(acc, plan.optimizer_params * opts.optimizer_bytes_per_param))
         tails.append(_f(copies_time(acc, copies, hw.host)) + _f(t_hooks) + t_opt + _f(t_host))
     # the busiest stage's slowdowns count as compute, the others' gradient slowdowns join the

@@ -40,6 +40,11 @@ COLLECTIVES_AS_RUN: Mapping[str, Mapping[str, str]] = {
 """Collective library -> {collective: the collective it really runs}, for the cost model."""
 
 
+def model_pass_key(signature: str, strategy: str, precision: str) -> str:
+    """The key of `HostProfile.model_pass_s`: e.g. "tiny/L2/T28|fsdp|bf16"."""
+    return f"{signature}|{strategy}|{precision}"
+
+
 @dataclass(frozen=True)
 class HostProfile:
     """What the host machine and its software add to a calibrated profile (SI units)."""
@@ -84,6 +89,15 @@ class HostProfile:
     are nil: the eager framework's per-call time that byte rates measured on large tensors
     leave out (GEMM and attention timings hold their own calls' dispatch). Measured on a
     GPT-2-style block; None: not measured, not priced."""
+    model_pass_s: Mapping[str, float] = field(default_factory=dict)
+    """Host seconds of one forward + backward of a whole model as the framework runs it, by
+    `model_pass_key` (model signature, strategy, precision): the same model built with
+    negligible widths (its modules, hooks, autocast and autograd nodes intact, its arithmetic
+    and bytes nil), measured before a validation run (`validation/hollow.py`). Where a key
+    matches, it replaces the generic per-layer, per-tensor and per-unit figures above, which
+    were measured on stand-in modules and miss what they do not model (each Linear's module
+    call and autograd node, the loss and the backward's start, the root unit's tied weights).
+    Empty: not measured."""
     fastest_s: Mapping[str, float] = field(default_factory=dict)
     """The calibration's fastest sample (seconds per call) of the noisy probes the validation's
     drift guard repeats the same way: "collective:<name>:<world size>:<bytes>" (world size >= 2,
@@ -91,6 +105,10 @@ class HostProfile:
     what one scheduler hiccup cannot move; empty where not recorded."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Field name -> citation for the numbers above."""
+
+    def model_pass(self, signature: str, strategy: str, precision: str) -> float | None:
+        """The measured host seconds of one forward + backward (`model_pass_s`), or None."""
+        return self.model_pass_s.get(model_pass_key(signature, strategy, precision))
 
     def collective_as_run(self, collective: str) -> str:
         """The collective the library really runs for `collective`."""

@@ -49,15 +49,42 @@ def _machine_as(hw: HardwareProfile):
 
 
 def test_probes_are_the_models_mlp_and_logits_gemms():
-    up, logits = probe_shapes(SMALL)
+    up, down, logits = probe_shapes(SMALL)
     assert (up.m, up.k, up.n) == (512, 256, 1024)
+    assert (down.m, down.k, down.n) == (512, 1024, 256)
     assert (logits.m, logits.k, logits.n) == (512, 256, 8192)
+
+
+def test_mlp_up_and_down_are_checked_as_the_pair_the_profile_averages():
+    """The profile holds the mean of the two equal-FLOP layers; a machine that runs up 2x
+    slower than down (bf16 without a matrix unit) must not read as drifted."""
+    from hwprofiles.profile import GemmTiming
+
+    machine = _calibrated()
+    up, down, logits = probe_shapes(SMALL)
+    timed = (
+        GemmTiming("fp32", int(up.flops), 1.5, 3.0),
+        GemmTiming("fp32", int(logits.flops), 4.0, 8.0),
+    )
+    hw = dataclasses.replace(
+        machine, accelerator=dataclasses.replace(machine.accelerator, gemm_timings=timed)
+    )
+    now = {up.name: 2.0, down.name: 1.0, logits.name: 4.0}
+    rows = check_drift(hw, SMALL, ("fp32",), timer=lambda pairs: [now[s.name] for s, _ in pairs])
+    assert [r["gemm"].rsplit(" ", 1)[0] for r in rows] == [
+        "small/mlp_up+mlp_down mean",
+        "small/logits",
+    ]
+    assert rows[0]["measured_s"] == pytest.approx(1.5) and not drifted_dtypes(rows)
+    slow = {k: 2 * v for k, v in now.items()}
+    rows = check_drift(hw, SMALL, ("fp32",), timer=lambda pairs: [slow[s.name] for s, _ in pairs])
+    assert drifted_dtypes(rows) == ["fp32"] and rows[0]["speed"] == pytest.approx(0.5)
 
 
 def test_a_true_profile_passes_and_a_3x_stale_one_is_flagged():
     machine = _calibrated()
     ok = check_drift(machine, SMALL, ("fp32", "bf16"), timer=_machine_as(machine))
-    assert {r["dtype"] for r in ok} == {"fp32", "bf16"} and len(ok) == 4
+    assert {r["dtype"] for r in ok} == {"fp32", "bf16"} and len(ok) == 4  # MLP pair + logits
     assert not drifted_dtypes(ok) and drift_notes(ok) == []
     assert all(r["speed"] == pytest.approx(1.0) for r in ok)
 

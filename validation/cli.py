@@ -342,6 +342,7 @@ def _guard(hw: Any, matrix: Matrix, err: Console, again: bool = False) -> tuple[
         with_contention,
     )
     from validation.guard import after_replacement, component_notes
+    from validation.hollow import with_passes
 
     err.print(status_line(hw), markup=False, highlight=False)
     if hw is None or hw.provenance.kind != "calibrated" or matrix.device != "cpu":
@@ -379,10 +380,32 @@ def _guard(hw: Any, matrix: Matrix, err: Console, again: bool = False) -> tuple[
     if again and any(r["drifted"] for r in held):
         hw = with_contention(hw, held)
         held = [r | {"remeasured": True} for r in held]
-    rows += parts + held
+    frame = _framework(hw, matrix, threads)
+    hw = with_passes(hw, {r["key"]: r["measured_s"] for r in frame})
+    _print_probes(frame, err, "measure")
+    rows += parts + held + frame
     for note in drift_notes(rows) + component_notes(rows):
         err.print(f"warning: {note}", markup=False, highlight=False)
     return hw, rows
+
+
+def _framework(hw: Any, matrix: Matrix, threads: int) -> list[dict[str, Any]]:
+    """The model's framework host time per forward + backward, measured now on its hollow
+    twin (`validation/hollow.py`), beside what the profile's generic terms price."""
+    from simulator.costmodel.framework import host_times
+    from validation.hollow import measure_passes, rows
+    from validation.mapping import model_spec, stack_options
+
+    passes = measure_passes(matrix.model, matrix.strategies, matrix.precisions, threads)
+    spec, opts = model_spec(matrix.model), stack_options("cpu")
+    generic = {}
+    for key in passes:
+        _, strategy, precision = key.split("|")
+        zero = 3 if strategy == "fsdp" else 0
+        layers = spec.num_hidden_layers
+        hooks = host_times(hw.host, spec, layers, zero, 1, opts, precision)[1]
+        generic[key] = float(hooks)
+    return rows(passes, generic)
 
 
 def _print_probes(rows: list[dict[str, Any]], err: Console, verb: str = "re-probe") -> None:

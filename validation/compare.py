@@ -252,8 +252,9 @@ def summarise(comparisons: list[Comparison], rate_limited: set[str]) -> list[dic
 def speed_probes(
     runs: dict[str, tuple[RunSpec, Measured]], hardware: HardwareProfile
 ) -> list[dict[str, Any]]:
-    """The machine's speed during each run against the calibration's: the probe GEMM
-    (`worker.probe_gemm`) as the profile prices it with the run's ranks busy, over its
+    """The machine's speed during each run against the calibration's: the probe GEMMs
+    (`worker.probe_gemm`: MLP up and down) as the profile prices them with the run's ranks
+    busy (its measured figure for the layers, else its curve), over their
     measured time (1.0 = as calibrated, 0.8 = the machine ran 20 % slower), overall and per
     round. A step-time error that follows this ratio is the machine's drift, not the model's.
     """
@@ -263,8 +264,9 @@ def speed_probes(
             continue
         cfg, dtype = spec.model, gemm_dtype(spec.precision)
         flops = 2.0 * cfg.micro_batch_size * cfg.seq_len * cfg.hidden_size * cfg.ffn_size
-        acc = under_load(hardware, spec.nproc, dtype).accelerator
-        predicted = float(compute_time(acc, flops, dtype))
+        loaded = under_load(hardware, spec.nproc, dtype)
+        timed = loaded.accelerator.measured_gemm(dtype, flops)  # the up/down mean, measured
+        predicted = timed.fwd_s if timed else float(compute_time(loaded.accelerator, flops, dtype))
         out.append(
             {
                 "run": rid,

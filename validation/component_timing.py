@@ -14,9 +14,13 @@ from typing import Any
 
 from hwprofiles.calibration.timing import Repeats
 
-REPEATS = Repeats(warmup=1, samples=5, min_samples=3, budget_s=0.2, sample_s=0.005)
+REPEATS = Repeats(warmup=5, samples=5, min_samples=3, budget_s=0.2, sample_s=0.005)
 """Per kernel of the re-probe: some tens of milliseconds each (the calibration's quick plan
-takes 5 samples and 0.25 s)."""
+takes 5 samples and 0.25 s). Five warm-up calls, not the calibration's one: a probe is often
+the first call of its kernel in a fresh process, which the calibration's never is (it runs
+after the curve benchmarks of the same kernel); on the AMD EPYC VM (2026-12-03, quiet) the
+tiny model's fp32 SDPA forward + backward read 557 us after one warm-up call and 411-435 us
+after more, against 409-411 us as the calibration times it, so every chain flagged it 0.8x."""
 COLLECTIVE_TIMEOUT_S = 120.0
 """Longest a 2-rank gloo collective probe may take, start-up included (s): llmcap's own bound,
 far above the seconds a probe takes here, so only a hung rank reaches it."""

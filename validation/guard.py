@@ -112,6 +112,8 @@ def recheck(hw: HardwareProfile, rows: list[dict[str, Any]]) -> list[dict[str, A
                 {key: v for key, v in r.items() if key != "remeasured"}
                 | {"profile_s": price, "speed": speed, "drifted": verdict(speed)}
             )
+        elif k == "framework":  # measured before the runs, not a profile figure
+            out.append(r)
         elif k == "contention":
             was = (hw.host or HostProfile()).contention_of(r["kernel"], r["dtype"])
             if was is None:

@@ -31,6 +31,7 @@ from validation.compare import (
 )
 from validation.drift import drift_notes, status_line
 from validation.guard import component_notes, recheck, withheld_runs
+from validation.hollow import with_passes
 from validation.monitor.config import MonitorSpec
 from validation.monitor.rules import Alert
 from validation.suite import Matrix, Record, SuiteResult, run_matrix
@@ -260,6 +261,9 @@ def repredict(
     stored = doc.get("drift", [])
     checkable = hardware is not None and hardware.provenance.kind == "calibrated"
     drift = recheck(hardware, stored) if checkable else []
+    passes = {r["key"]: r["measured_s"] for r in stored if r.get("probe") == "framework"}
+    if hardware is not None and passes:  # the framework host time measured before the runs
+        hardware = with_passes(hardware, passes)
     matrix, result = report.read_measurements(doc)
     measured_by = doc["command"].split(" && ")[0]
     command = f"{measured_by} && llmcap validate --repredict {out}"

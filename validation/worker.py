@@ -178,27 +178,36 @@ PROBE_CALLS = 10
 
 
 def probe_gemm(spec: RunSpec, device: torch.device) -> list[float]:
-    """Seconds per call of the model's MLP up-projection GEMM in the run's compute dtype
-    ((micro-batch x sequence) x hidden times hidden x MLP width), timed on every rank at
-    once: the machine's speed during this run, to set against the calibration's figure for
-    the same GEMM (a drift of the machine, not of the model, shows here)."""
+    """Seconds per call of the model's MLP GEMMs in the run's compute dtype, the up- and the
+    down-projection forward in turn, each in the layout `nn.Linear` runs it (X @ W^T), timed
+    on every rank at once: the machine's speed during this run, to set against the
+    calibration's figure for the same GEMMs, which is the mean of the two (equal FLOPs;
+    `profile.GemmTiming`). A drift of the machine, not of the model, shows here. (A plain
+    X @ W, as this probe ran before 2026-12-03, is another kernel on a CPU without a 16-bit
+    matrix unit, which the profile does not time: its bf16 speed read 3.9x.)"""
     cfg = spec.model
     dtype = torch.bfloat16 if spec.precision == "bf16" else torch.float32
     gen = torch.Generator(device=device).manual_seed(spec.seed)
-    tokens = cfg.micro_batch_size * cfg.seq_len
-    a = torch.randn(tokens, cfg.hidden_size, generator=gen, device=device).to(dtype)
-    b = torch.randn(cfg.hidden_size, cfg.ffn_size, generator=gen, device=device).to(dtype)
+    tokens, h, f = cfg.micro_batch_size * cfg.seq_len, cfg.hidden_size, cfg.ffn_size
+    x_up = torch.randn(tokens, h, generator=gen, device=device).to(dtype)
+    w_up = torch.randn(f, h, generator=gen, device=device).to(dtype)
+    x_down = torch.randn(tokens, f, generator=gen, device=device).to(dtype)
+    w_down = torch.randn(h, f, generator=gen, device=device).to(dtype)
+    pairs = [(x_up, w_up), (x_down, w_down)]
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     if spec.nproc > 1:
         dist.barrier()
     out = []
     for i in range(PROBE_CALLS + 2):
-        sync()
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        sync()
+        pair = 0.0
+        for x, w in pairs:
+            sync()
+            t0 = time.perf_counter()
+            torch.mm(x, w.t())
+            sync()
+            pair += time.perf_counter() - t0
         if i >= 2:
-            out.append(time.perf_counter() - t0)
+            out.append(pair / 2)  # per call, the mean of up and down
     return out
 
 

@@ -4,6 +4,15 @@ CONFIG RANK``. Started and supervised by `collectives.run_collective_group`; not
 Per collective and size: warm-up, then samples of `inner` back-to-back calls, each sample
 opened by a barrier. Every rank times its own samples; the slowest rank's time of each sample
 is kept (a collective is finished when its last rank is), as nccl-tests reports.
+
+With a gap (`GroupConfig.gap_s` > 0) each sample is one call, issued after a barrier and
+`gap_s` of compute on every rank (a small GEMM in a loop): the collective as a training step
+meets it, its ranks coming from compute rather than from the previous call. On a shared-core
+host the difference is the point: on the 2-vCPU VM (2026-12-03, quiet) a 0.4 MB gloo
+all-reduce took a median 0.8-0.9 ms back to back, 0.9-2.7 ms after 5 ms of compute and
+3.4 ms after 20 ms, bimodal (0.5-0.8 ms, or 3-4 ms when a rank's wake-up is late) with the
+ranks' arrival skew under 0.2 ms. Such rows carry the mean per call: the expected cost a step
+pays, hiccups included.
 """
 
 from __future__ import annotations
@@ -104,6 +113,34 @@ def _inject(fault: dict[str, Any] | None, rank: int) -> None:
         time.sleep(HANG_S)
 
 
+def _measure_met(
+    op: Callable[[], Any], rep: dict[str, Any], gap_s: float, sync: Callable[[], None], device: str
+) -> list[float]:
+    """Seconds of single calls, each after a barrier and `gap_s` of compute (the slowest
+    rank's time per call)."""
+    import torch
+    import torch.distributed as dist
+
+    a = torch.ones(64, 64, device=device)
+    for _ in range(max(1, rep["warmup"])):
+        op()
+    sync()
+    local = []
+    for _ in range(max(rep["min_samples"], rep["samples"])):
+        dist.barrier()
+        end = time.perf_counter() + gap_s
+        while time.perf_counter() < end:
+            a @ a
+        sync()
+        s0 = time.perf_counter()
+        op()
+        sync()
+        local.append(time.perf_counter() - s0)
+    times = torch.tensor(local, dtype=torch.float64, device=device)
+    dist.all_reduce(times, op=dist.ReduceOp.MAX)
+    return [float(t) for t in times.cpu().tolist()]
+
+
 def main(argv: list[str]) -> int:
     import torch
     import torch.distributed as dist
@@ -134,6 +171,25 @@ def main(argv: list[str]) -> int:
         for size in cfg["sizes"]:
             nbytes = message_bytes(int(size), ws)
             op = _make_op(collective, nbytes, rank, ws, device)
+            gap = float(cfg.get("gap_s") or 0.0)
+            if gap > 0:
+                samples = _measure_met(op, cfg["repeats"], gap, sync, device)
+                timing = Timing.from_samples(samples)
+                rows.append(
+                    {
+                        "collective": collective,
+                        "backend": cfg["backend"],
+                        "world_size": ws,
+                        "bytes": nbytes,
+                        "gap_s": gap,
+                        "mean_s": sum(samples) / len(samples),
+                        "median_s": timing.median_s,
+                        "min_s": timing.min_s,
+                        "max_s": timing.max_s,
+                        "count": len(samples),
+                    }
+                )
+                continue
             timing = _measure(op, cfg["repeats"], sync, device)
             _inject(cfg.get("fault"), rank)
             algbw = nbytes / timing.median_s

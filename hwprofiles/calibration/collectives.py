@@ -31,6 +31,20 @@ COLLECTIVE_COLUMNS = (
     "collective", "backend", "world_size", "bytes", "median_s", "min_s", "max_s", "count",
     "noisy", "algbw_bytes_per_s", "busbw_bytes_per_s",
 )  # fmt: skip
+MET_COLUMNS = (
+    "collective", "backend", "world_size", "bytes", "gap_s", "mean_s", "median_s", "min_s",
+    "max_s", "count",
+)  # fmt: skip
+"""Rows of collectives timed *as a training step meets them* (`GroupConfig.gap_s`)."""
+MET_COLLECTIVES = ("all_reduce", "all_gather")
+"""What DDP (all-reduce) and FSDP (all-gather; gloo reduce-scatters by all-reducing) call."""
+MET_SIZES = (64 * 1024, 256 * 1024, 1024 * 1024)
+"""The validation models' gradient buckets and FSDP units: 0.1-0.5 MB (tiny and small)."""
+MET_GAP_S = 5e-3
+"""Compute each rank runs before each timed call (s): between the tiny model's per-unit
+forward (~0.7 ms fp32) and its bf16 backward (~17 ms), as DDP's bucket and FSDP's units meet
+their collectives on the 2-vCPU VM."""
+MET_SAMPLES = 30
 ELEMENT_BYTES = 4  # collectives move fp32 buffers
 POLL_S = 0.05  # how often the supervisor checks its workers (s)
 
@@ -87,6 +101,10 @@ class GroupConfig:
     namespaces joined by shaped links); empty: plain processes on this host."""
     ifname: str | None = None
     """The network interface gloo must use (``GLOO_SOCKET_IFNAME``); None: gloo's choice."""
+    gap_s: float = 0.0
+    """0: back-to-back calls (nccl-tests' way). > 0: each timed call is one call, issued after
+    every rank computed for this long (a GEMM loop), as a training step meets its
+    collectives; rows of `MET_COLUMNS` with the mean per call (`collective_worker`)."""
 
 
 def _last_line(path: Path) -> str:

@@ -114,9 +114,18 @@ _CPU = {
         attention=(AttentionShape(1, 4, 256, 64), AttentionShape(1, 8, 512, 64)),
         memory_bytes=(1 * MiB, 16 * MiB, 256 * MiB),
         elementwise=((1024, 512), (2048, 1024)),
-        message_bytes=(1024, 64 * 1024, 1 * MiB, 16 * MiB),
+        # 256 KiB: the validation models' gradient buckets and FSDP units lie between 64 KiB
+        # and 1 MiB, where a 2-rank gloo call costs 0.3-0.9 ms plus the host's hiccups
+        message_bytes=(1024, 64 * 1024, 256 * 1024, 1 * MiB, 16 * MiB),
         repeats=Repeats(warmup=1, samples=5, min_samples=3, budget_s=0.25, sample_s=0.005),
-        comm_repeats=Repeats(warmup=2, samples=5, min_samples=3, budget_s=0.3, sample_s=0.005),
+        # 25 samples: a 2-rank gloo call on the 2-vCPU VM takes 0.3-0.9 ms, or 3-4 ms when a
+        # rank's wake-up misses (25-40 % of calls, at random: 40 calls of 64 KiB - 1 MiB,
+        # 2026-12-03 06:50 UTC, quiet: median 0.34-0.91 ms, mean 1.2-2.2 ms). A sample averages
+        # the calls of `sample_s`, so its median over 25 samples is the expected cost per call
+        # a step pays; over 5 samples it moved 2-3x between calibrations (all_gather 64 KiB:
+        # 0.66 ms in one, 1.40 ms in the next), and FSDP's 8 gathers and reductions per step
+        # with it (the 2-rank FSDP runs predicted 14-18 % too fast)
+        comm_repeats=Repeats(warmup=2, samples=25, min_samples=5, budget_s=1.0, sample_s=0.005),
         idle_s=0.5,
         workloads=_VALIDATION,
         workload_budget_s=20.0,

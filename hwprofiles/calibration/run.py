@@ -8,12 +8,20 @@ of that many threads); collectives run as real process groups, one per world siz
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from hwprofiles.calibration import attention, elementwise, gemm, memory
-from hwprofiles.calibration.collectives import COLLECTIVES, GroupConfig, run_collective_group
+from hwprofiles.calibration.collectives import (
+    COLLECTIVES,
+    MET_COLLECTIVES,
+    MET_GAP_S,
+    MET_SAMPLES,
+    MET_SIZES,
+    GroupConfig,
+    run_collective_group,
+)
 from hwprofiles.calibration.contention import measure_contention
 from hwprofiles.calibration.device import check_device, torch_threads
 from hwprofiles.calibration.framework import run_framework
@@ -34,6 +42,7 @@ from hwprofiles.calibration.power import (
     window_row,
 )
 from hwprofiles.calibration.summary import Measurements, summarise
+from hwprofiles.calibration.timing import Repeats
 from hwprofiles.calibration.workload import WORKLOADS, measure_workloads
 from hwprofiles.calibration.writer import check_target, write_profile
 from hwprofiles.energy import EnergyMeter, measure, probe_energy_meter
@@ -191,6 +200,17 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
         )
         tables["collectives"] += run_collective_group(group)
         tick(f"collectives world_size={ws}")
+        met = tuple(c for c in MET_COLLECTIVES if c in cfg.collectives)
+        if cfg.device == "cpu" and ws >= 2 and met and plan.level != "tiny":
+            as_met = replace(
+                group,
+                collectives=met,
+                sizes=MET_SIZES,
+                gap_s=MET_GAP_S,
+                repeats=Repeats(warmup=2, samples=MET_SAMPLES, min_samples=MET_SAMPLES),
+            )
+            tables.setdefault("collectives_met", []).extend(run_collective_group(as_met))
+            tick(f"collectives as met world_size={ws}")
     rpn = ranks_per_node(cfg.device, cfg.threads_per_rank)
     busy = min(rpn, max(cfg.world_sizes))
     if cfg.device == "cpu" and busy > 1:

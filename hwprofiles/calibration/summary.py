@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hwprofiles.calibration.collectives import bus_factor
@@ -37,6 +38,7 @@ FILES = {
     "elementwise": "compute/elementwise.csv",
     "memory": "compute/memory.csv",
     "collectives": "network/collectives.csv",
+    "collectives_met": "network/collectives_met.csv",
     "contention": "compute/contention.csv",
     "framework": "compute/framework.csv",
     "power": "power.csv",
@@ -188,24 +190,41 @@ def placeholder_links() -> dict[str, Link]:
     return {"scale_out": links[PLACEHOLDER_SCALE_OUT], "scale_up": links[PLACEHOLDER_SCALE_UP]}
 
 
+def as_met(
+    met: pd.DataFrame, collective: str, world_size: int, alpha_s: float, beta_s_per_byte: float
+) -> dict[str, Any]:
+    """The fit's latency as a training step meets the collective, where it was timed so
+    (`GroupConfig.gap_s`): the median over the timed sizes of (mean per call - bytes x the
+    back-to-back fit's beta), in place of the back-to-back fit's alpha; the latter is kept as
+    `alpha_back_to_back_s`. Nothing where it was not timed."""
+    if met.empty:
+        return {}
+    g = met[(met["collective"] == collective) & (met["world_size"] == world_size)]
+    if g.empty:
+        return {}
+    alpha = float(np.median(np.maximum(g["mean_s"] - g["bytes"] * beta_s_per_byte, 0.0)))
+    gap = float(g["gap_s"].max())
+    return {"alpha_s": alpha, "alpha_back_to_back_s": alpha_s, "alpha_gap_s": gap}
+
+
 def _network(m: Measurements, copy_bw: float) -> dict[str, Any]:
     placeholder = placeholder_links()
     col = pd.DataFrame(m.tables.get("collectives", []))
+    met = pd.DataFrame(m.tables.get("collectives_met", []))
     fits = []
     for (coll, ws), g in [] if col.empty else col.groupby(["collective", "world_size"]):
         ab = fit_alpha_beta(g["bytes"].tolist(), g["median_s"].tolist())
-        fits.append(
-            {
-                "collective": str(coll),
-                "world_size": int(ws),
-                "backend": str(g["backend"].iloc[0]),
-                "alpha_s": ab.alpha_s,
-                "beta_s_per_byte": ab.beta_s_per_byte,
-                "rel_rms": ab.rel_rms,
-                "points": ab.points,
-                "max_busbw_bytes_per_s": float(g["busbw_bytes_per_s"].max()),
-            }
-        )
+        fit = {
+            "collective": str(coll),
+            "world_size": int(ws),
+            "backend": str(g["backend"].iloc[0]),
+            "alpha_s": ab.alpha_s,
+            "beta_s_per_byte": ab.beta_s_per_byte,
+            "rel_rms": ab.rel_rms,
+            "points": ab.points,
+            "max_busbw_bytes_per_s": float(g["busbw_bytes_per_s"].max()),
+        }
+        fits.append(fit | as_met(met, str(coll), int(ws), ab.alpha_s, ab.beta_s_per_byte))
     ar = [f for f in fits if f["collective"] == "all_reduce" and f["world_size"] >= 2]
     if ar:
         top = max(ar, key=lambda f: f["world_size"])

@@ -9,6 +9,7 @@ Layout (split by what the numbers depend on, as Vidur does)::
     DIR/compute/elementwise.csv
     DIR/compute/memory.csv
     DIR/network/collectives.csv
+    DIR/network/collectives_met.csv    CPU, >= 2 ranks: collectives after compute
     DIR/power.csv                 only where energy was measured
 
 Everything is written into a hidden temporary directory beside DIR and renamed into place at
@@ -26,7 +27,7 @@ import pandas as pd
 import tomli_w
 
 from hwprofiles.calibration.attention import ATTENTION_COLUMNS, PASS_COLUMNS
-from hwprofiles.calibration.collectives import COLLECTIVE_COLUMNS
+from hwprofiles.calibration.collectives import COLLECTIVE_COLUMNS, MET_COLUMNS
 from hwprofiles.calibration.contention import CONTENTION_COLUMNS
 from hwprofiles.calibration.elementwise import ELEMENTWISE_COLUMNS
 from hwprofiles.calibration.framework import FRAMEWORK_COLUMNS
@@ -45,6 +46,7 @@ COLUMNS = {
     "elementwise": ELEMENTWISE_COLUMNS,
     "memory": MEMORY_COLUMNS,
     "collectives": COLLECTIVE_COLUMNS,
+    "collectives_met": MET_COLUMNS,
     "power": POWER_COLUMNS,
     "contention": CONTENTION_COLUMNS,
     "framework": FRAMEWORK_COLUMNS,

@@ -37,6 +37,7 @@ def copy_bytes(
     w_bytes: float,
     g_bytes: float,
     opts: Options,
+    precision: str = "",
 ) -> tuple[Num, Num]:
     """(bytes into existing buffers, bytes into fresh buffers) read + written per step by
     one device's framework copies.
@@ -79,6 +80,7 @@ def host_times(
     zero: Num,
     microbatches: Num,
     opts: Options,
+    precision: str = "",
 ) -> tuple[Num, Num]:
     """(optimizer, hooks): host seconds per step of one device's framework calls beyond their
     arithmetic and bytes, with `opts.host_overheads` (else zeros).
@@ -97,6 +99,9 @@ def host_times(
       world size. Every stack adds, per micro-batch, its `n_layers` layers' non-GEMM
       operator dispatch (`layer_host_s`); counted under "hooks" (framework host time in the
       forward and backward).
+    Where the host measured this whole model's forward + backward as the framework runs it
+    (`HostProfile.model_pass_s`: the stage holds every layer, and the strategy and
+    `precision` match), that figure replaces the hooks' generic terms.
     A figure the host has not measured (None), or a profile without a host, prices nothing.
     """
     zero = np.asarray(zero)
@@ -114,4 +119,15 @@ def host_times(
     per_ddp = tensors * (host.ddp_tensor_s or 0.0) + (host.ddp_step_s or 0.0)
     hooks = np.where(fsdp2, microbatches * per_step, np.where(ddp, microbatches * per_ddp, 0.0))
     hooks = hooks + microbatches * n_layers * (host.layer_host_s or 0.0)
+    if host.model_pass_s and np.all(np.asarray(n_layers) == model.num_hidden_layers):
+        sig = model_signature(model)
+        for kind, where in (("ddp", ddp), ("fsdp", fsdp2), ("plain", ~(ddp | fsdp2))):
+            measured = host.model_pass(sig, kind, precision)
+            if measured is not None:
+                hooks = np.where(where, microbatches * measured, hooks)
     return tensors * per_tensor, hooks
+
+
+def model_signature(model: ModelSpec) -> str:
+    """A model's structure as `HostProfile.model_pass_s` keys it: name, layers, tensors."""
+    return f"{model.name}/L{model.num_hidden_layers}/T{model.num_param_tensors()}"

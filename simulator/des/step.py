@@ -477,7 +477,13 @@ class Step:
             pred = yield from self._kernel(dev, t_copies, "buffer copies", "copies", pred)
         n_layers = self.stage_layers[dev.stage]
         t_host, t_hooks = host_times(
-            self.bs[i].hw.host, self.b.w.model, n_layers, p.zero_stage, self.m, self.opts
+            self.bs[i].hw.host,
+            self.b.w.model,
+            n_layers,
+            p.zero_stage,
+            self.m,
+            self.opts,
+            p.precision,
         )
         if float(t_hooks) > 0:  # FSDP2's hooks, host time per unit (costmodel.framework)
             pred = yield from self._kernel(dev, float(t_hooks), "framework hooks", "hooks", pred)

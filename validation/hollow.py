@@ -1,0 +1,143 @@
+"""The framework's host time of the validation model, measured right before its runs.
+
+On a CPU every operator runs on the thread that dispatches it, so eager PyTorch's per-call
+cost is part of the step. The calibration measures it on stand-in modules (a per-layer figure
+from a bare GPT block, per-tensor and per-unit figures for DDP and FSDP2 from stacks of
+Linears), which leave out what they do not build: each `nn.Linear`'s module call and autograd
+node (about 40 us per Linear forward + backward in fp32 on the AMD EPYC VM, 2026-12-03, their
+GEMM kernels excluded), the loss and the start of the backward pass (about 0.1 ms), FSDP2's
+root unit holding the tied embedding, autocast's dispatch in bf16. Summed, the tiny model's
+step was predicted 10-17 % too fast on a quiet machine (chain 9, 2026-12-03 06:22 UTC).
+
+So the comparison measures the model itself with its arithmetic taken out: the same `GPT`
+class, the same layer count and heads, wrapped by the same `worker.wrap_model` (DDP, or FSDP2
+per block plus the root) in a 1-rank gloo group, run as the worker runs a step (autocast in
+bf16, forward, backward, `zero_grad(set_to_none=True)`), at widths where no kernel's
+arithmetic or bytes count (`HOLLOW_HEAD_DIM`, `HOLLOW_VOCAB`, `HOLLOW_SEQ`). What remains is
+host time: dispatch, hooks, autograd bookkeeping, plus the nil-size kernels' own launch (a
+double count of about 1-2 us per kernel with the kernel rates, about 0.1-0.2 ms per step of
+the tiny model, stated rather than subtracted). The cost model then adds this figure to the
+kernels priced at the real sizes from the profile (`HostProfile.model_pass_s`), in place of
+the generic per-layer and per-unit terms.
+
+Sampling: the configurations are timed round-robin, `STEPS` steps per sample, `ROUNDS`
+rounds; each figure is the median of its samples (a slow spell lands on every configuration).
+About 1-3 s for the 2 x 2 configurations of the default matrix.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+from hwprofiles.host import HostProfile, model_pass_key
+from hwprofiles.profile import HardwareProfile
+from simulator.costmodel.framework import model_signature
+from validation.gptconfig import GPTConfig
+from validation.mapping import model_spec
+
+HOLLOW_HEAD_DIM = 2
+"""Width per attention head of the hollow model (hidden = heads x this)."""
+HOLLOW_VOCAB, HOLLOW_SEQ = 16, 4
+"""Vocabulary and tokens (one sequence) of the hollow model: kernels of a few hundred
+elements, whose time is their dispatch."""
+ROUNDS, STEPS, WARMUP = 7, 8, 3
+
+
+def hollow_config(cfg: GPTConfig) -> GPTConfig:
+    """`cfg`'s structure (layers, heads, MLP ratio) at nil widths."""
+    ratio = cfg.ffn_size // cfg.hidden_size
+    hidden = cfg.num_attention_heads * HOLLOW_HEAD_DIM
+    return GPTConfig(
+        name=f"{cfg.name}-hollow",
+        hidden_size=hidden,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        vocab_size=HOLLOW_VOCAB,
+        seq_len=HOLLOW_SEQ,
+        micro_batch_size=1,
+        intermediate_size=max(1, ratio) * hidden,
+    )
+
+
+def _step(cfg: GPTConfig, strategy: str, precision: str) -> Callable[[], None]:
+    import torch
+
+    from validation.gpt import GPT, synthetic_batches
+    from validation.spec import RunSpec
+    from validation.worker import wrap_model
+
+    hollow = hollow_config(cfg)
+    torch.manual_seed(0)
+    model = wrap_model(GPT(hollow), RunSpec(hollow, strategy, precision, 1), torch.device("cpu"))
+    x, y = synthetic_batches(hollow, 1, 0)[0]
+    bf16 = precision == "bf16"
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(x, y)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    return step
+
+
+def measure_passes(
+    cfg: GPTConfig,
+    strategies: Iterable[str],
+    precisions: Iterable[str],
+    threads: int = 1,
+    timer: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
+    """Host seconds of one forward + backward of `cfg`'s model per (strategy, precision),
+    keyed as `HostProfile.model_pass_s` keys them (module docstring)."""
+    from hwprofiles.calibration.device import torch_threads
+    from hwprofiles.calibration.framework import one_rank_group
+
+    sig = model_signature(model_spec(cfg))
+    keys = [(s, p) for s in dict.fromkeys(strategies) for p in dict.fromkeys(precisions)]
+    samples: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
+    with torch_threads(threads), one_rank_group():
+        steps = {k: _step(cfg, *k) for k in keys}
+        for fn in steps.values():
+            for _ in range(WARMUP):
+                fn()
+        for _ in range(ROUNDS):
+            for k, fn in steps.items():
+                t0 = timer()
+                for _ in range(STEPS):
+                    fn()
+                samples[k].append((timer() - t0) / STEPS)
+    return {model_pass_key(sig, s, p): statistics.median(v) for (s, p), v in samples.items()}
+
+
+def with_passes(hw: HardwareProfile, passes: dict[str, float]) -> HardwareProfile:
+    """`hw` whose host holds the measured passes (a profile without a host gets one)."""
+    host = hw.host or HostProfile()
+    merged = dict(host.model_pass_s) | passes
+    return replace(hw, host=replace(host, model_pass_s=merged))
+
+
+def rows(passes: dict[str, float], generic: dict[str, float]) -> list[dict[str, Any]]:
+    """Report rows (the pre-run probe table's shape): measured now vs the generic terms."""
+    out = []
+    for key, t in passes.items():
+        sig, strategy, precision = key.split("|")
+        g = generic.get(key, float("nan"))
+        out.append(
+            {
+                "probe": "framework",
+                "dtype": precision,
+                "what": f"{sig} {strategy} forward+backward host time (hollow model)",
+                "key": key,
+                "measured_s": t,
+                "profile_s": g,
+                "speed": g / t if t > 0 else float("inf"),
+                "drifted": False,
+                "scope": "all runs",
+            }
+        )
+    return out
