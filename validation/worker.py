@@ -190,7 +190,12 @@ def busy(seconds: float, clock: Callable[[], float], device: torch.device) -> No
 
 
 PROBE_CALLS = 10
-"""Timed calls of the speed probe's GEMM (after 2 untimed ones)."""
+"""Timed samples of the speed probe's GEMM pair (after 2 untimed ones)."""
+PROBE_SAMPLE_S = 2e-3
+"""A sample loops the pair for about this long, as the calibration times a kernel (looped
+samples, `hwprofiles/calibration/workload.py`): a single 50 us fp32 call timed alone read
+0.5-0.85x the calibration's figure in every chain of 2026-12-03 while the model's GEMMs
+re-probed the calibration's way read 0.97-0.99x."""
 
 
 def probe_gemm(spec: RunSpec, device: torch.device) -> list[float]:
@@ -213,17 +218,25 @@ def probe_gemm(spec: RunSpec, device: torch.device) -> list[float]:
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     if spec.nproc > 1:
         dist.barrier()
+
+    def pair_once() -> None:
+        for x, w in pairs:
+            torch.mm(x, w.t())
+
+    sync()
+    t0 = time.perf_counter()
+    pair_once()
+    sync()
+    inner = max(1, min(1000, round(PROBE_SAMPLE_S / max(time.perf_counter() - t0, 1e-9))))
     out = []
     for i in range(PROBE_CALLS + 2):
-        pair = 0.0
-        for x, w in pairs:
-            sync()
-            t0 = time.perf_counter()
-            torch.mm(x, w.t())
-            sync()
-            pair += time.perf_counter() - t0
-        if i >= 2:
-            out.append(pair / 2)  # per call, the mean of up and down
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            pair_once()
+        sync()
+        if i >= 2:  # per call, the mean of up and down
+            out.append((time.perf_counter() - t0) / (2 * inner))
     return out
 
 
