@@ -70,7 +70,7 @@ def test_passes_are_timed_round_robin_and_keyed(monkeypatch: pytest.MonkeyPatch)
                                 timer=lambda: next(ticks) * MS)  # fmt: skip
     sig = model_signature(model_spec(PRESETS["tiny"]))
     assert set(got) == {
-        model_pass_key(sig, s, p) for s in ("ddp", "fsdp") for p in ("fp32", "bf16")
+        model_pass_key(sig, s, p) for s in ("ddp", "fsdp") for p in ("fp32", "bf16", "optimizer")
     }
     assert all(v == pytest.approx(0.5 * MS) for v in got.values())
 
@@ -86,3 +86,15 @@ def test_rows_compare_with_the_generic_terms_and_survive_a_recheck() -> None:
     assert recheck(load_profile("h100-sxm"), rows) == rows  # kept as measured, never repriced
     hw = hollow.with_passes(load_profile("h100-sxm"), {key: 4.0 * MS})
     assert hw.host is not None and hw.host.model_pass("tiny/L2/T28", "fsdp", "bf16") == 4.0 * MS
+
+
+def test_a_measured_optimizer_step_replaces_the_per_tensor_figure() -> None:
+    spec = model_spec(PRESETS["tiny"])
+    opts = stack_options("cpu")
+    sig = model_signature(spec)
+    step = {model_pass_key(sig, "fsdp", "optimizer"): 7.0 * MS}
+    host = HostProfile(optimizer_tensor_s=0.04 * MS, model_pass_s=step)
+    opt, _ = host_times(host, spec, 2, np.array([0, 3]), 4, opts, "fp32")
+    # DDP keeps the per-tensor figure; FSDP's measured step is per step (not per micro-batch)
+    assert opt[0] == pytest.approx(spec.num_param_tensors() * 0.04 * MS)
+    assert opt[1] == pytest.approx(7.0 * MS)

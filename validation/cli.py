@@ -403,8 +403,8 @@ def _framework(hw: Any, matrix: Matrix, threads: int) -> list[dict[str, Any]]:
         _, strategy, precision = key.split("|")
         zero = 3 if strategy == "fsdp" else 0
         layers = spec.num_hidden_layers
-        hooks = host_times(hw.host, spec, layers, zero, 1, opts, precision)[1]
-        generic[key] = float(hooks)
+        optimizer, hooks = host_times(hw.host, spec, layers, zero, 1, opts, precision)
+        generic[key] = float(optimizer if precision == "optimizer" else hooks)
     return rows(passes, generic)
 
 

@@ -9,16 +9,18 @@ GEMM kernels excluded), the loss and the start of the backward pass (about 0.1 m
 root unit holding the tied embedding, autocast's dispatch in bf16. Summed, the tiny model's
 step was predicted 10-17 % too fast on a quiet machine (chain 9, 2026-12-03 06:22 UTC).
 
-So the comparison measures the model itself with its arithmetic taken out: the same `GPT`
-class, the same layer count and heads, wrapped by the same `worker.wrap_model` (DDP, or FSDP2
-per block plus the root) in a 1-rank gloo group, run as the worker runs a step (autocast in
-bf16, forward, backward, `zero_grad(set_to_none=True)`), at widths where no kernel's
-arithmetic or bytes count (`HOLLOW_HEAD_DIM`, `HOLLOW_VOCAB`, `HOLLOW_SEQ`). What remains is
-host time: dispatch, hooks, autograd bookkeeping, plus the nil-size kernels' own launch (a
-double count of about 1-2 us per kernel with the kernel rates, about 0.1-0.2 ms per step of
-the tiny model, stated rather than subtracted). The cost model then adds this figure to the
-kernels priced at the real sizes from the profile (`HostProfile.model_pass_s`), in place of
-the generic per-layer and per-unit terms.
+So the comparison measures the model itself with its arithmetic taken out, right before its
+runs (a calibration's framework figures can be taken in a slow spell of a shared host: on
+2026-12-03 one quick calibration priced the AdamW step 1.4x the machine's usual time): the
+same `GPT` class, the same layer count and heads, wrapped by the same `worker.wrap_model`
+(DDP, or FSDP2 per block plus the root) in a 1-rank gloo group, run as the worker runs a
+step (autocast in bf16, forward, backward, `zero_grad(set_to_none=True)`), at widths where
+no kernel's arithmetic or bytes count (`HOLLOW_HEAD_DIM`, `HOLLOW_VOCAB`, `HOLLOW_SEQ`).
+What remains is host time: dispatch, hooks, autograd bookkeeping, plus the nil-size kernels'
+own launch (a double count of about 1-2 us per kernel with the kernel rates, about 0.1-0.2 ms
+per step of the tiny model, stated rather than subtracted). The cost model then adds this
+figure to the kernels priced at the real sizes from the profile (`HostProfile.model_pass_s`),
+in place of the generic per-layer and per-unit terms.
 
 Sampling: the configurations are timed round-robin, `STEPS` steps per sample, `ROUNDS`
 rounds; each figure is the median of its samples (a slow spell lands on every configuration).
@@ -45,6 +47,8 @@ HOLLOW_VOCAB, HOLLOW_SEQ = 16, 4
 """Vocabulary and tokens (one sequence) of the hollow model: kernels of a few hundred
 elements, whose time is their dispatch."""
 ROUNDS, STEPS, WARMUP = 7, 8, 3
+OPTIMIZER = "optimizer"
+"""The key's precision field for the optimizer step (`HostProfile.model_pass_s`)."""
 
 
 def hollow_config(cfg: GPTConfig) -> GPTConfig:
@@ -85,6 +89,24 @@ def _step(cfg: GPTConfig, strategy: str, precision: str) -> Callable[[], None]:
     return step
 
 
+def _optimizer_step(cfg: GPTConfig, strategy: str) -> Callable[[], None]:
+    """torch's AdamW step over the hollow model's parameters (plain tensors under DDP,
+    DTensors under FSDP2), gradients in place: its host time per step."""
+    import torch
+
+    from validation.gpt import GPT, synthetic_batches
+    from validation.spec import RunSpec
+    from validation.worker import LEARNING_RATE, wrap_model
+
+    hollow = hollow_config(cfg)
+    torch.manual_seed(0)
+    model = wrap_model(GPT(hollow), RunSpec(hollow, strategy, "fp32", 1), torch.device("cpu"))
+    x, y = synthetic_batches(hollow, 1, 0)[0]
+    model(x, y).backward()
+    opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+    return opt.step
+
+
 def measure_passes(
     cfg: GPTConfig,
     strategies: Iterable[str],
@@ -92,16 +114,21 @@ def measure_passes(
     threads: int = 1,
     timer: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
-    """Host seconds of one forward + backward of `cfg`'s model per (strategy, precision),
-    keyed as `HostProfile.model_pass_s` keys them (module docstring)."""
+    """Host seconds of one forward + backward of `cfg`'s model per (strategy, precision), and
+    of its optimizer step per strategy (precision field `OPTIMIZER`), keyed as
+    `HostProfile.model_pass_s` keys them (module docstring)."""
     from hwprofiles.calibration.device import torch_threads
     from hwprofiles.calibration.framework import one_rank_group
 
     sig = model_signature(model_spec(cfg))
-    keys = [(s, p) for s in dict.fromkeys(strategies) for p in dict.fromkeys(precisions)]
+    strategies = list(dict.fromkeys(strategies))
+    keys = [(s, p) for s in strategies for p in dict.fromkeys(precisions)]
+    keys += [(s, OPTIMIZER) for s in strategies]
     samples: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
     with torch_threads(threads), one_rank_group():
-        steps = {k: _step(cfg, *k) for k in keys}
+        steps = {
+            k: _optimizer_step(cfg, k[0]) if k[1] == OPTIMIZER else _step(cfg, *k) for k in keys
+        }
         for fn in steps.values():
             for _ in range(WARMUP):
                 fn()
@@ -127,11 +154,12 @@ def rows(passes: dict[str, float], generic: dict[str, float]) -> list[dict[str, 
     for key, t in passes.items():
         sig, strategy, precision = key.split("|")
         g = generic.get(key, float("nan"))
+        step = "AdamW step" if precision == OPTIMIZER else "forward+backward"
         out.append(
             {
                 "probe": "framework",
-                "dtype": precision,
-                "what": f"{sig} {strategy} forward+backward host time (hollow model)",
+                "dtype": "any" if precision == OPTIMIZER else precision,
+                "what": f"{sig} {strategy} {step} host time (hollow model)",
                 "key": key,
                 "measured_s": t,
                 "profile_s": g,

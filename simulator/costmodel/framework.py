@@ -101,7 +101,8 @@ def host_times(
       forward and backward).
     Where the host measured this whole model's forward + backward as the framework runs it
     (`HostProfile.model_pass_s`: the stage holds every layer, and the strategy and
-    `precision` match), that figure replaces the hooks' generic terms.
+    `precision` match), that figure replaces the hooks' generic terms; its optimizer step
+    (precision field "optimizer") replaces the per-tensor optimizer figure.
     A figure the host has not measured (None), or a profile without a host, prices nothing.
     """
     zero = np.asarray(zero)
@@ -119,13 +120,17 @@ def host_times(
     per_ddp = tensors * (host.ddp_tensor_s or 0.0) + (host.ddp_step_s or 0.0)
     hooks = np.where(fsdp2, microbatches * per_step, np.where(ddp, microbatches * per_ddp, 0.0))
     hooks = hooks + microbatches * n_layers * (host.layer_host_s or 0.0)
+    optimizer = tensors * per_tensor
     if host.model_pass_s and np.all(np.asarray(n_layers) == model.num_hidden_layers):
         sig = model_signature(model)
         for kind, where in (("ddp", ddp), ("fsdp", fsdp2), ("plain", ~(ddp | fsdp2))):
             measured = host.model_pass(sig, kind, precision)
             if measured is not None:
                 hooks = np.where(where, microbatches * measured, hooks)
-    return tensors * per_tensor, hooks
+            step = host.model_pass(sig, kind, "optimizer")
+            if step is not None:
+                optimizer = np.where(where, step, optimizer)
+    return optimizer, hooks
 
 
 def model_signature(model: ModelSpec) -> str:
