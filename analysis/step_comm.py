@@ -169,12 +169,15 @@ def _zero3_rows(hw, units, grp=None):
         gathers, reduces = times["all_gather"], times["reduce_scatter"]
         k = len(cols)
         out = []
-        for i, (x, *_) in enumerate(cols):
+        for i, (x, g, r, *_) in enumerate(cols):
+            # a unit of no bytes (a tied output head) issues no collective, as in the SimPy
+            # engine (`des.collectives.for_group`): no latency either
+            on_a, on_r = (x > 0) & (g > 0), (x < 1) & (g > 0)
             ahead, rest = gathers[2 * i], gathers[2 * i + 1]
-            ahead, rest = np.where(x > 0, ahead, 0.0), np.where(x < 1, rest, 0.0)
+            ahead, rest = np.where(on_a, ahead, 0.0), np.where(on_r, rest, 0.0)
             lat_a, lat_r = gathers[2 * (k + i)], gathers[2 * (k + i) + 1]
-            lat_a, lat_r = np.where(x > 0, lat_a, 0.0), np.where(x < 1, lat_r, 0.0)
-            rs, lat_rs = reduces[i], reduces[k + i]
+            lat_a, lat_r = np.where(on_a, lat_a, 0.0), np.where(on_r, lat_r, 0.0)
+            rs, lat_rs = np.where(r > 0, reduces[i], 0.0), np.where(r > 0, reduces[k + i], 0.0)
             # backward: the gather past the limit and the unit after's reduce-scatter start
             # together on the group's link ("one group, one link"); their bytes share it
             bw_rest = np.maximum(rest - np.where(rest > 0, lat_r, 0.0), 0.0)
