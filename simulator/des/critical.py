@@ -64,6 +64,24 @@ def busy_by_rank(rows: list[Row], stage_comm: bool = False) -> dict[int, Busy]:
     return {k: Busy(_merge(v)) for k, v in spans.items()}
 
 
+class _BusyOnDemand(dict):
+    """`busy_by_rank`'s answer, each rank's `Busy` built when first asked for."""
+
+    def __init__(self, spans: dict[int, list[tuple[float, float]]]) -> None:
+        super().__init__()
+        self._spans = spans
+
+    def __contains__(self, rank: object) -> bool:
+        return rank in self._spans
+
+    def get(self, rank: int, default: Busy | None = None) -> Busy | None:  # type: ignore[override]
+        return self[rank] if rank in self._spans else default
+
+    def __missing__(self, rank: int) -> Busy:
+        busy = self[rank] = Busy(_merge(self._spans[rank]))
+        return busy
+
+
 def _merge(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """Union of intervals as disjoint sorted intervals."""
     out: list[tuple[float, float]] = []
@@ -87,11 +105,21 @@ def breakdown(rows: list[Row], path: list[int]) -> tuple[dict[str, float], int]:
     TP/CP/EP collective (counted once, as stage work). The pipeline
     bubble is the rest of the step: the time the bottleneck rank's pipeline kept it waiting.
     """
-    busy = busy_by_rank(rows)
+    # one pass over the rows: each rank's compute time, its compute spans, and those merged
+    # with its stage collectives (`busy_by_rank`, built only for the ranks asked about)
     compute_by_rank: dict[int, float] = defaultdict(float)
+    compute: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    stage: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for r in rows:
-        if r.category in ("compute", "recompute"):
-            compute_by_rank[r.rank] += r.end - r.start
+        cat = r.category
+        if cat in _STAGE_WORK:
+            if cat == "compute" or cat == "recompute":
+                compute_by_rank[r.rank] += r.end - r.start
+                if r.end > r.start:
+                    compute[r.rank].append((r.start, r.end))
+            if r.end > r.start:
+                stage[r.rank].append((r.start, r.end))
+    busy, work = _BusyOnDemand(dict(compute)), _BusyOnDemand(dict(stage))
     bottleneck = max(sorted(compute_by_rank), key=lambda k: compute_by_rank[k], default=-1)
     out = dict.fromkeys(BREAKDOWN, 0.0)
     out["compute"] = compute_by_rank.get(bottleneck, 0.0)
@@ -102,7 +130,6 @@ def breakdown(rows: list[Row], path: list[int]) -> tuple[dict[str, float], int]:
             out[r.category] += max(0.0, r.end - r.start - hidden)
     # step-level collectives are exposed only while their rank neither computed nor ran a
     # stage collective (those are counted above)
-    work = busy_by_rank(rows, stage_comm=True)
     prev_end = 0.0
     for i in path:
         r = rows[i]

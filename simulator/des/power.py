@@ -19,13 +19,17 @@ from simulator.des.engine import Row
 STATES = ("idle", "communicating", "memory_bound", "computing")
 
 
+_STATE_OF = {
+    **dict.fromkeys(("compute", "recompute"), STATES.index("computing")),
+    **dict.fromkeys(("optimizer", "copies", "hooks"), STATES.index("memory_bound")),
+}
+"""Index in `STATES` of the categories that are not communication."""
+_COMMUNICATING = STATES.index("communicating")
+
+
 def state_of(category: str) -> int:
     """Index in `STATES` of a recorded category."""
-    if category in ("compute", "recompute"):
-        return STATES.index("computing")
-    if category in ("optimizer", "copies", "hooks"):
-        return STATES.index("memory_bound")
-    return STATES.index("communicating")
+    return _STATE_OF.get(category, _COMMUNICATING)
 
 
 def activities(pm: PowerModel) -> np.ndarray:
@@ -40,7 +44,8 @@ def device_power(rows: Iterable[Row], horizon_s: float, pm: PowerModel) -> dict[
     Returns ``{"time_s": {state: s}, "energy_j": J, "log": [(t, watts), ...]}``; the log has an
     entry at each change of power.
     """
-    spans = [(r.start, r.end, state_of(r.category)) for r in rows if r.end > r.start]
+    state, comm = _STATE_OF.get, _COMMUNICATING
+    spans = [(r.start, r.end, state(r.category, comm)) for r in rows if r.end > r.start]
     arr = np.array(spans, dtype=float).reshape(-1, 3)
     edges = np.unique(np.concatenate([[0.0, horizon_s], arr[:, 0], arr[:, 1]]))
     edges = edges[(edges >= 0.0) & (edges <= horizon_s)]
