@@ -165,14 +165,17 @@ def _zero3_rows(hw, units, grp=None):
         times = yield {"all_gather": gathers, "reduce_scatter": reduces}
         gathers, reduces = times["all_gather"], times["reduce_scatter"]
         out = []
-        for i, (x, _, _, n, st) in enumerate(cols):
+        for i, (x, g, r, n, st) in enumerate(cols):
+            # a unit of no bytes (a tied output head) issues no collective, as in the SimPy
+            # engine (`des.collectives.for_group`): no latency either
+            on_a, on_r = (x > 0) & (g > 0), (x < 1) & (g > 0)
             ahead, rest = gathers[2 * i], gathers[2 * i + 1]
-            ahead, rest = np.where(x > 0, ahead, 0.0), np.where(x < 1, rest, 0.0)
+            ahead, rest = np.where(on_a, ahead, 0.0), np.where(on_r, rest, 0.0)
             # the latency terms (rule "latency part", as the SimPy engine splits them)
-            lat_a = np.where(x > 0, collective_latency(hw, "all_gather", n, st, ahead), 0.0)
-            lat_r = np.where(x < 1, collective_latency(hw, "all_gather", n, st, rest), 0.0)
-            rs = reduces[i]
-            lat_rs = collective_latency(hw, "reduce_scatter", n, st, rs)
+            lat_a = np.where(on_a, collective_latency(hw, "all_gather", n, st, ahead), 0.0)
+            lat_r = np.where(on_r, collective_latency(hw, "all_gather", n, st, rest), 0.0)
+            rs = np.where(r > 0, reduces[i], 0.0)
+            lat_rs = np.where(r > 0, collective_latency(hw, "reduce_scatter", n, st, rs), 0.0)
             # backward: the gather past the limit and the unit after's reduce-scatter start
             # together on the group's link ("one group, one link"); their bytes share it
             bw_rest = np.maximum(rest - np.where(rest > 0, lat_r, 0.0), 0.0)
