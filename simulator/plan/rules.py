@@ -56,13 +56,16 @@ def param_window(layers: Num, fwd_per_layer: Num, pp: Num, vpp: Num) -> Num:
 
 def grad_exposed(sync: Num, window: Num, tail: Num, phi: float, overlapped: bool, dp: Num):
     """Rule "last bucket": (exposed, compute slowdown) of a gradient reduction of `sync`
-    seconds. Overlapped: `beside` the whole reduction against the window, plus the last
-    bucket (`tail`, issued when the backward ends, nothing left to hide it), at most `sync`.
-    Not overlapped: all of it after the backward."""
+    seconds. Overlapped: the buckets but the last go `beside` the window; the last (`tail`, at
+    most `sync`) is issued when the backward ends, so nothing hides it and it slows no compute
+    (the SimPy engine runs it after the last kernel: exposed whole, no interference). A model
+    whose gradients fit one bucket (torch DDP's 25 MiB on the validation GPT) therefore
+    exposes all of it and slows nothing. Not overlapped: all of it after the backward."""
     if not overlapped:
         return sync, 0.0
-    exposed, slow = beside(sync, window, phi)
-    return np.minimum(exposed + np.where(dp > 1, tail, 0.0), sync), slow
+    last = np.where(dp > 1, np.minimum(tail, sync), 0.0)
+    exposed, slow = beside(sync - last, window, phi)
+    return np.minimum(exposed + last, sync), slow
 
 
 def zero3_exposed(
