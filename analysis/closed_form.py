@@ -25,7 +25,7 @@ ends, and contention between different groups' collectives (the SimPy engine mod
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
@@ -224,9 +224,12 @@ def evaluate(
     precision: str,
     options: Options | None = None,
     per_layer: Mapping[str, np.ndarray] | None = None,
+    keys: Collection[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Step time, its breakdown, memory and energy for every layout (arrays of equal length).
-    `per_layer`: `per_layer_times` of these layouts, where already computed."""
+    `per_layer`: `per_layer_times` of these layouts, where already computed. `keys`: only these
+    outputs (None: all); the totals, wire bytes, memory and energy no asked key needs are not
+    computed (the planner's search asks for the step time and the memory)."""
     opts = options or Options()
     L = layouts
     s = seq_len
@@ -301,6 +304,8 @@ def evaluate(
         z3_link,
     )  # fmt: skip
     z3_total = np.where(z3, m * z3_mb, 0.0)
+    bwd_mb = compute_mb * (t["bwd"] + t["rc"]) / np.maximum(t["fwd"] + t["bwd"] + t["rc"], 1e-30)
+    z3_tail = rules.zero3_drain_backlog(z3_tail, z3_link, z3_mb - z3_rs, bwd_mb, phi, L.pp)
     tail = z3_tail if opts.overlap_param_gather else 0.0  # else already all exposed
     z3_exposed = np.where(z3, np.minimum(m * z3_exposed_mb + tail, z3_total), 0.0)
     z3_slow = np.where(z3, m * z3_slow_mb, 0.0)
@@ -348,18 +353,28 @@ def evaluate(
         "breakdown/copies": t_copies,
         "breakdown/hooks": t_hooks,
         "breakdown/optimizer": t_opt,
-        "comm_total/tp": m * n_layers * t["tp_total"],
-        "comm_total/cp": m * n_layers * t["cp_total"],
-        "comm_total/pp": p2p_steady + 2 * (L.pp - 1) * t_p2p,
-        "comm_total/dp": dp_total,
-        "comm_total/zero3": z3_total,
-        **_comm_bytes(L.zero, m, n_layers, plan, t),
-        "compute_mb_s": compute_mb,
-        "recompute_s": m * n_layers * t["rc"],
     }
-    out.update(_memory(plan.memory, L, m, stages))
-    out.update(_energy(hw, out, m, n_layers, t))
-    return {k: _read_only(v, L.tp.shape) for k, v in out.items()}
+    wanted = None if keys is None else set(keys)
+
+    def asked(*prefixes: str) -> bool:
+        return wanted is None or any(k.startswith(prefixes) for k in wanted)
+
+    if asked("comm_total/"):
+        out["comm_total/tp"] = m * n_layers * t["tp_total"]
+        out["comm_total/cp"] = m * n_layers * t["cp_total"]
+        out["comm_total/pp"] = p2p_steady + 2 * (L.pp - 1) * t_p2p
+        out["comm_total/dp"] = dp_total
+        out["comm_total/zero3"] = z3_total
+    if asked("comm_bytes/"):
+        out.update(_comm_bytes(L.zero, m, n_layers, plan, t))
+    out["compute_mb_s"] = compute_mb
+    if asked("recompute_s"):
+        out["recompute_s"] = m * n_layers * t["rc"]
+    if asked("memory"):
+        out.update(_memory(plan.memory, L, m, stages))
+    if asked("energy"):
+        out.update(_energy(hw, out, m, n_layers, t))
+    return {k: _read_only(v, L.tp.shape) for k, v in out.items() if wanted is None or k in wanted}
 
 
 def _read_only(v, shape):

@@ -148,3 +148,16 @@ def test_pricing_together_gives_each_request_what_it_gets_alone() -> None:
     alone = gct(hw, "reduce_scatter", size, n, st)
     assert np.array_equal(x, np.where(need, alone, 0.0)) and np.all(x[need] > 0)
     assert np.array_equal(y, alone) and not np.any(z)
+
+
+def test_evaluate_asked_for_some_keys_gives_those_numbers_only() -> None:
+    """`evaluate(keys=...)` (the planner's search) returns just those keys, each equal to the
+    full evaluation's; what no asked key needs is skipped."""
+    model, hw = load_model("llama-2-7b"), load_profile("h100-sxm")
+    lay = _layouts()
+    full = evaluate(model, hw, 4096, lay, "bf16", Options())
+    keys = ("step_time_s", "memory_per_gpu_bytes", "energy_per_gpu_j")
+    some = evaluate(model, hw, 4096, lay, "bf16", Options(), keys=keys)
+    assert set(some) == set(keys) and len(full) > len(keys)
+    for k in keys:
+        assert some[k].tobytes() == full[k].tobytes()

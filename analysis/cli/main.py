@@ -35,6 +35,7 @@ from analysis.cli import (  # noqa: E402
     sweep,
 )
 from analysis.cli.common import EXIT_BUG, OPTIONAL, print_bug  # noqa: E402
+from analysis.planner.heap import keep_freed_heap  # noqa: E402
 
 for _mod in (simulate, scale, sweep, plan, cluster, models, hardware, calibrate, accuracy, stacks):
     _mod.register(app)
@@ -45,6 +46,9 @@ for _ep in sorted(entry_points(group="llmcap.commands"), key=lambda e: e.name):
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    # the command owns its process: keep freed heap pages for the planner's searches
+    # (`analysis.planner.heap`, glibc only); the library itself leaves malloc alone
+    keep_freed_heap()
     try:
         app()
     except ModuleNotFoundError as exc:

@@ -18,7 +18,7 @@ import numpy as np
 
 from analysis.closed_form import Options, evaluate, per_layer_times
 from analysis.layouts import Layouts
-from analysis.planner.heap import keep_freed_heap
+from analysis.planner.heap import heap_kept
 from analysis.planner.space import BatchPolicy, Enumeration, SearchSpace, enumerate_layouts
 from hwprofiles.profile import HardwareProfile
 from simulator.model import ModelSpec
@@ -29,10 +29,15 @@ USABLE_MEMORY_FRACTION = 0.9
 the CUDA/ROCm context, NCCL/RCCL buffers and allocator fragmentation take memory the cost model
 does not count (a few GiB on an 80 GB device)."""
 
-CHUNK = 32768
+CHUNK = 16384
 """Layouts per `evaluate` call: large enough to amortise numpy's per-call overhead (a few ms),
-small enough to bound the temporaries (~0.3 KB a layout in a few hundred arrays); with the
-heap kept (`planner.heap`) 32,768 measured faster than 16,384 (see benchmarks/search_rate.py)."""
+small enough to bound the temporaries (~0.3 KB a layout in a few hundred arrays), under glibc's
+default malloc (each chunk's temporaries faulted in afresh: smaller chunks measured faster)."""
+
+CHUNK_HEAP_KEPT = 32768
+"""`CHUNK` where the process keeps freed heap pages (`planner.heap.heap_kept`, as the `llmcap`
+command does): the pages are reused, and one call over more layouts measured faster (see
+`planner.heap` for the figures)."""
 
 Progress = Callable[[int], None]
 """Called with the number of layouts just evaluated (for a progress bar)."""
@@ -119,17 +124,19 @@ def evaluate_chunked(
     precision: str,
     options: Options,
     keys: Sequence[str] = ("step_time_s", "memory_per_gpu_bytes"),
-    chunk: int = CHUNK,
+    chunk: int | None = None,
     progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
-    """`evaluate` over `layouts` in chunks, keeping only `keys` (bounded memory)."""
-    keep_freed_heap()  # the chunks' temporaries reuse the same pages (`planner.heap`)
+    """`evaluate` over `layouts` in chunks of `chunk` layouts (default `CHUNK`, or
+    `CHUNK_HEAP_KEPT` where the heap is kept), keeping only `keys` (bounded memory)."""
+    if chunk is None:
+        chunk = CHUNK_HEAP_KEPT if heap_kept() else CHUNK
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     # the layers' times depend on a few columns: priced once over all chunks
     layers = per_layer_times(model, hw, seq_len, layouts, precision, options)
     for lo, hi in chunk_bounds(len(layouts), chunk):
         part = {k: v[lo:hi] if np.ndim(v) else v for k, v in layers.items()}
-        r = evaluate(model, hw, seq_len, _slice(layouts, lo, hi), precision, options, part)
+        r = evaluate(model, hw, seq_len, _slice(layouts, lo, hi), precision, options, part, keys)
         for k in keys:
             parts[k].append(np.array(r[k], dtype=float))
         if progress is not None:

@@ -56,13 +56,16 @@ def param_window(layers: Num, fwd_per_layer: Num, pp: Num, vpp: Num) -> Num:
 
 def grad_exposed(sync: Num, window: Num, tail: Num, phi: float, overlapped: bool, dp: Num):
     """Rule "last bucket": (exposed, compute slowdown) of a gradient reduction of `sync`
-    seconds. Overlapped: `beside` the whole reduction against the window, plus the last
-    bucket (`tail`, issued when the backward ends, nothing left to hide it), at most `sync`.
-    Not overlapped: all of it after the backward."""
+    seconds. Overlapped: the buckets but the last go `beside` the window; the last (`tail`, at
+    most `sync`) is issued when the backward ends, so nothing hides it and it slows no compute
+    (the SimPy engine runs it after the last kernel: exposed whole, no interference). A model
+    whose gradients fit one bucket (torch DDP's 25 MiB on the validation GPT) therefore
+    exposes all of it and slows nothing. Not overlapped: all of it after the backward."""
     if not overlapped:
         return sync, 0.0
-    exposed, slow = beside(sync, window, phi)
-    return np.minimum(exposed + np.where(dp > 1, tail, 0.0), sync), slow
+    last = np.where(dp > 1, np.minimum(tail, sync), 0.0)
+    exposed, slow = beside(sync - last, window, phi)
+    return np.minimum(exposed + last, sync), slow
 
 
 def zero3_exposed(
@@ -143,6 +146,26 @@ def zero3_bubble(bubble: Num, busiest: Num, waits_mb: Num, slow_mb: Num) -> tupl
     compute, so `pipeline_bubble`. Derived from the 1F1B schedule, not fitted."""
     scale = bubble / np.maximum(busiest, 1e-30)
     return scale * waits_mb, scale * slow_mb
+
+
+def zero3_drain_backlog(
+    tail: Num, link: Num, gathers: Num, bwd_compute: Num, phi: float, pp: Num
+) -> Num:
+    """Rule "ZeRO-3 drain backlog": (s) what the step waits, after the last compute, for the
+    ZeRO-3 reduce-scatters.
+
+    Without a pipeline (or when the backward's collectives fit beside its compute) it is
+    the last unit's reduce-scatter (`tail`): the micro-batches' link excess is already in
+    `zero3_exposed`. With a pipeline the step ends with the first stage's last backward,
+    at the end of the drain; its reduce-scatters share the link with its backward's
+    gathers, so in a communication-bound backward they trail its compute by what the
+    compute cannot hide of the backward's link time, half the gathers (`gathers`: a
+    micro-batch's, each unit gathered once per pass) and all the reduce-scatters
+    (`link - gathers / 2`), `beside` the backward's compute (`bwd_compute`, the busiest
+    stage's, every stage taken like it); the busiest stage's own trail is hidden by the
+    drain. Derived from the schedule, not fitted."""
+    exposed, _ = beside(np.maximum(link - gathers / 2, 0.0), bwd_compute, phi)
+    return np.where(np.asarray(pp) > 1, np.maximum(tail, exposed), tail)
 
 
 def ring_sends(pp: Num, vpp: Num, send: Num, overlapped: bool) -> Num:
