@@ -93,21 +93,22 @@ def zero3_gen(hw, units, grp=None, where=None):
     for i, u in enumerate(units):
         per_unit, rest, rs, link_shared, lat, ahead = rows[6 * i : 6 * i + 6]
         total = total + u.count * per_unit
-        waited = waited + u.count * 2 * rest
+        waited = waited + u.count * (1 + u.regather) * rest
         reduce = reduce + u.count * rs
         shared = shared + u.count * link_shared
         latency = latency + u.count * lat
-        ahead_of[u.name] = (ahead, u.count)
+        ahead_of[u.name] = (ahead, u.count, u.regather)
         rs_of[u.name] = rs
-    head, has_head = ahead_of.get("head", (0.0, 0.0))
-    emb, has_emb = ahead_of.get("embedding", (0.0, 0.0))
-    layer = ahead_of.get("layer", (0.0, 0.0))[0]
+    head, has_head, head_k = ahead_of.get("head", (0.0, 0.0, 1.0))
+    emb, has_emb, _ = ahead_of.get("embedding", (0.0, 0.0, 1.0))
+    layer = ahead_of.get("layer", (0.0, 0.0, 1.0))[0]
     # the backward's last reduce-scatter: the embedding's on the first stage, else a layer's
     tail = np.where(np.asarray(has_emb) > 0, rs_of.get("embedding", 0.0), rs_of.get("layer", 0.0))
     # each pass's first unit: forward, the embedding on the first stage, else a layer;
-    # backward, the head on the last stage, else a layer
+    # backward, the head on the last stage (nothing if it stays gathered: its backward hides
+    # the next unit's gather), else a layer
     fwd_first = np.where(np.asarray(has_emb) > 0, emb, layer)
-    first = fwd_first + np.where(np.asarray(has_head) > 0, head, layer)
+    first = fwd_first + np.where(np.asarray(has_head) > 0, head_k * head, layer)
     # the link's time per micro-batch: the two streams' bytes share it, their latency terms
     # run side by side, and each stream is serial (its gathers, its reduce-scatters)
     link = np.maximum(np.maximum(total - latency, total - reduce), reduce)
@@ -153,19 +154,19 @@ def _zero3_rows(hw, units, grp=None):
     occupy the link) by rule "latency part" (`collective_latency`). Every gather of every
     unit in one call, the reduce-scatters in another, once per group of layouts with equal
     units (`grp`). A pricing generator (`price_together`) of a flat tuple, six per unit."""
-    fields = ("ahead", "gather", "reduce", "group", "stride")
+    fields = ("ahead", "gather", "reduce", "group", "stride", "regather")
 
     def fn(*a):
-        cols = [a[i : i + 5] for i in range(0, len(a), 5)]
-        shares = [(a_, g, n, st) for a_, g, _, n, st in cols]
+        cols = [a[i : i + 6] for i in range(0, len(a), 6)]
+        shares = [(a_, g, n, st) for a_, g, _, n, st, _ in cols]
         gathers = _common([
             (share * g, n, st) for a_, g, n, st in shares for share in (a_, 1 - a_)
         ])  # fmt: skip
-        reduces = _common([(r, n, st) for _, _, r, n, st in cols])
+        reduces = _common([(r, n, st) for _, _, r, n, st, _ in cols])
         times = yield {"all_gather": gathers, "reduce_scatter": reduces}
         gathers, reduces = times["all_gather"], times["reduce_scatter"]
         out = []
-        for i, (x, g, r, n, st) in enumerate(cols):
+        for i, (x, g, r, n, st, k) in enumerate(cols):
             # a unit of no bytes (a tied output head) issues no collective, as in the SimPy
             # engine (`des.collectives.for_group`): no latency either
             on_a, on_r = (x > 0) & (g > 0), (x < 1) & (g > 0)
@@ -181,7 +182,12 @@ def _zero3_rows(hw, units, grp=None):
             bw_rest = np.maximum(rest - np.where(rest > 0, lat_r, 0.0), 0.0)
             link_shared = np.minimum(bw_rest, np.maximum(rs - lat_rs, 0.0))
             lat_g = np.where(ahead > 0, lat_a, 0.0) + np.where(rest > 0, lat_r, 0.0)
-            out += [2 * (ahead + rest) + rs, rest, rs, link_shared, 2 * lat_g + lat_rs, ahead]
+            # the forward's gather, and the backward's unless the unit stays gathered (k = 0)
+            gathers_k = 1 + k
+            out += [
+                gathers_k * (ahead + rest) + rs, rest, rs, k * link_shared,
+                gathers_k * lat_g + lat_rs, ahead,
+            ]  # fmt: skip
         shape = _shape(*out)
         return np.array([_bcast(t, shape) for t in out])
 

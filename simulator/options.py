@@ -99,6 +99,13 @@ class Options:
     buffer (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py: `all_gather_copy_in`,
     `foreach_all_gather_copy_out`, `foreach_reduce_scatter_copy_in`); flat-parameter FSDP1
     (MosaicML's stack) gathers into views and pays none of these."""
+    zero3_root_kept: bool = False
+    """ZeRO-3's root unit (the embedding and the output head, outside the wrapped layers) stays
+    gathered from its forward to its backward, so each micro-batch gathers it once, not
+    twice: torch FSDP2's `fully_shard(model)` default `reshard_after_forward=None` is False
+    for the root module ("the root module is typically required immediately when the backward
+    pass begins", torch.distributed.fsdp.fully_shard docs; `FSDPState._lazy_init` sets it).
+    Off: every unit is re-gathered for its backward (DeepSpeed ZeRO-3, FSDP1 FULL_SHARD)."""
     host_overheads: bool = False
     """Price the framework's fixed host time from the profile's measured figures
     (`hwprofiles.host.HostProfile`: `optimizer_tensor_s`, `dtensor_optimizer_tensor_s`,

@@ -72,3 +72,25 @@ def test_tied_head_issues_no_zero3_collective(vm_cpu):
     bytes: neither engine charges its gathers' or reduce-scatter's latency."""
     des, cf = _both(vm_cpu, "fsdp", "fp32", 2)
     assert cf.breakdown["comm_zero3"] == pytest.approx(des.breakdown["comm_zero3"], rel=0.02)
+
+
+@pytest.mark.parametrize(("kept", "gathers"), [(True, 5), (False, 6)])
+def test_fsdp2_root_is_gathered_once_per_microbatch(vm_cpu, kept, gathers):
+    """torch FSDP2 on the 2-layer GPT: the root (`fully_shard(model)`: embedding, final norm,
+    tied head) is not resharded after its forward, so one step gathers the root once and each
+    block twice (1 + 2 x 2 = 5 all-gathers) and reduce-scatters the root and each block (3);
+    with every unit resharded (`zero3_root_kept=False`) the root is gathered again (6)."""
+    from dataclasses import replace
+
+    from simulator.des import simulate_timeline
+
+    w = workload(PRESETS["tiny"], 2, "fsdp", "fp32")
+    hw = hardware_for_run(vm_cpu, 2, None, [])
+    opts = replace(stack_options("cpu", 1.0), zero3_root_kept=kept)
+    df = simulate_timeline(w, hw, opts, contention=False)
+    moved = df[(df.category == "comm_zero3") & (df.duration_s > 0)]
+    assert (moved.name == "zero3 all_gather").sum() == gathers
+    assert (moved.name == "zero3 reduce_scatter").sum() == 3
+    des = predict(w, hw, "des", options=opts, devices_busy=2, contention=False)
+    cf = predict(w, hw, "analytic", options=opts, devices_busy=2)
+    assert cf.breakdown["comm_zero3"] == pytest.approx(des.breakdown["comm_zero3"], rel=0.02)

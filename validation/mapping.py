@@ -53,7 +53,10 @@ def stack_options(device: str = "cpu", comm_interference: float | None = None) -
     nothing there: its streams are no-ops there, each unit's
     all-gather is issued when the unit runs and waited for, and the reduce-scatter is a
     blocking call (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py,
-    `foreach_reduce`: `reduce_scatter_comm(...)` without `async_op`).
+    `foreach_reduce`: `reduce_scatter_comm(...)` without `async_op`). The root module
+    (`fully_shard(model)`: embedding, final norm, tied head) keeps its parameters gathered
+    from its forward to its backward (`Options.zero3_root_kept`), so per micro-batch FSDP2
+    issues 1 + 2 x layers all-gathers and 1 + layers reduce-scatters.
     """
     extra = {} if comm_interference is None else {"comm_interference": comm_interference}
     return Options(
@@ -62,6 +65,7 @@ def stack_options(device: str = "cpu", comm_interference: float | None = None) -
         amp_casts=True,
         grad_bucket_copies=True,
         zero3_copies=True,
+        zero3_root_kept=True,  # fully_shard(model): the root is not resharded after forward
         fused_cross_entropy=False,
         persistent_grads=False,
         overlap_tp_comm_backward=False,  # torch TP collectives are synchronous

@@ -325,7 +325,7 @@ class Step:
             elif isinstance(ins, Zero3Gather):
                 ev = self._z3_gather(i, kind, mb, ins.unit, cursor)
                 # past the prefetch limit: the rest of the unit, fetched now, waited for
-                rest = self._z3_rest(i, mb, ins.unit, cursor)
+                rest = self._z3_rest(i, kind, mb, ins.unit, cursor)
                 if ins.prefetch >= 0 and self.plans[i].zero3[0].prefetch > 0:
                     self._z3_gather(i, kind, mb, ins.prefetch, cursor)
                 if not ev.processed:
@@ -407,12 +407,18 @@ class Step:
         self._event(key).succeed(row)
 
     # ---- ZeRO-3 --------------------------------------------------------------------------------
-    def _z3_rest(self, i: int, mb: int, unit: int, issued: int) -> simpy.Event | None:
+    def _z3_bytes(self, i: int, kind: str, unit: int) -> float:
+        """Bytes of unit `unit`'s gather before pass `kind` ("F" or "B"): none before the
+        backward of a unit that stays gathered (`plan.step.regathers`)."""
+        keep = 1.0 if kind == "F" else self.work[i].units_regather[unit]
+        return keep * self.work[i].units[unit] * self.w_bytes
+
+    def _z3_rest(self, i: int, kind: str, mb: int, unit: int, issued: int) -> simpy.Event | None:
         """The part of unit `unit`'s gather past the prefetch limit, issued now (None: none)."""
         share = self.work[i].units_ahead[unit]
         if share >= 1.0:
             return None
-        nbytes = (1.0 - share) * self.work[i].units[unit] * self.w_bytes
+        nbytes = (1.0 - share) * self._z3_bytes(i, kind, unit)
         return self._z3_submit_gather(i, nbytes, mb, issued)
 
     def _z3_submit_gather(self, i: int, nbytes: float, mb: int, issued: int) -> simpy.Event:
@@ -433,7 +439,7 @@ class Step:
     def _z3_gather(self, i: int, kind: str, mb: int, unit: int, issued: int) -> simpy.Event:
         key = (i, kind, mb, unit)
         if key not in self.z3_events:
-            nbytes = self.work[i].units_ahead[unit] * self.work[i].units[unit] * self.w_bytes
+            nbytes = self.work[i].units_ahead[unit] * self._z3_bytes(i, kind, unit)
             self.z3_events[key] = self._z3_submit_gather(i, nbytes, mb, issued)
         return self.z3_events[key]
 

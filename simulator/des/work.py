@@ -33,7 +33,7 @@ from simulator.plan.layer import (
     tp_collectives,
 )
 from simulator.plan.step import end_params as plan_end_params
-from simulator.plan.step import layer_unit_params
+from simulator.plan.step import layer_unit_params, regathers
 from simulator.plan.step import prefetch_share as share
 
 
@@ -150,6 +150,9 @@ class RankWork:
     units_ahead: list[float] = field(default_factory=list)
     """Share of each unit's ZeRO-3 gather issued ahead under the prefetch limit
     (`plan.step.prefetch_share`); the rest is gathered when the unit computes."""
+    units_regather: list[float] = field(default_factory=list)
+    """Gathers of each unit before its backward (`plan.step.regathers`: 0 if it stays
+    gathered from its forward, torch FSDP2's root)."""
     params: float = 0.0
     """Dense parameters (reduced over the data-parallel group)."""
     expert_params: float = 0.0
@@ -301,14 +304,17 @@ class WorkBuilder:
                 unit_of[(c, "emb")] = len(work.units)
                 work.units.append(emb_p)
                 work.units_ahead.append(float(share(self.w.model, p.tp, lim, "embedding")))
+                work.units_regather.append(regathers(self.opts, "embedding"))
             for layer in range(first, first + self.split[v]):
                 unit_of[(c, f"L{layer}")] = len(work.units)
                 work.units.append(float(layer_unit_params(self.w.model, p.tp)))
                 work.units_ahead.append(float(share(self.w.model, p.tp, lim)))
+                work.units_regather.append(regathers(self.opts, "layer"))
             if v == V - 1:
                 unit_of[(c, "head")] = len(work.units)
                 work.units.append(head_p)
                 work.units_ahead.append(float(share(self.w.model, p.tp, lim, "head")))
+                work.units_regather.append(regathers(self.opts, "head"))
         work.params = sum(work.units)
         layers = sum(self.split[c * p.pp + stage] for c in range(p.vpp))
         work.expert_params = moe.expert_params(self.w, layers)

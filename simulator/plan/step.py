@@ -133,6 +133,9 @@ class Zero3Unit:
     ahead: Num = 1.0
     """Share of the unit's gather issued ahead under the stack's prefetch limit
     (`prefetch_share`); the rest is gathered when the unit computes, the compute waiting."""
+    regather: Num = 1.0
+    """Gathers before the unit's backward per micro-batch (`regathers`): 1 resharded after its
+    forward, 0 kept gathered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,14 @@ class StepPlan:
     """Bytes per gathered weight (the compute dtype)."""
     g_bytes: float
     """Bytes per reduced gradient element (`Options.grad_reduce_bytes`)."""
+
+
+def regathers(opts: Options, unit: str) -> float:
+    """Gathers a ZeRO-3 unit (`Zero3Unit.name`) needs before its backward, per micro-batch:
+    0 for the root unit's embedding and head with `Options.zero3_root_kept` (torch FSDP2
+    keeps the root gathered from forward to backward), else 1 (resharded after the forward,
+    gathered again). Both engines read it."""
+    return 0.0 if opts.zero3_root_kept and unit in ("embedding", "head") else 1.0
 
 
 def end_params(model: ModelSpec, tp: Num, pp: Num) -> tuple[Num, Num]:
@@ -314,7 +325,7 @@ def step_plan(
     lim = opts.zero3_prefetch_params if prefetch else None
     zero3 = tuple(
         Zero3Unit(name, p, n, p * w, p * g, dp, stride, prefetch,
-                  prefetch_share(model, tp, lim, name))
+                  prefetch_share(model, tp, lim, name), regathers(opts, name))
         for name, p, n in (("layer", lp, layers), ("embedding", emb, np.where(has_emb, 1.0, 0.0)),
                            ("head", head, np.where(has_head, 1.0, 0.0)))
     )  # fmt: skip
