@@ -304,6 +304,8 @@ def evaluate(
         z3_link,
     )  # fmt: skip
     z3_total = np.where(z3, m * z3_mb, 0.0)
+    bwd_mb = compute_mb * (t["bwd"] + t["rc"]) / np.maximum(t["fwd"] + t["bwd"] + t["rc"], 1e-30)
+    z3_tail = rules.zero3_drain_backlog(z3_tail, z3_link, z3_mb - z3_rs, bwd_mb, phi, L.pp)
     tail = z3_tail if opts.overlap_param_gather else 0.0  # else already all exposed
     z3_exposed = np.where(z3, np.minimum(m * z3_exposed_mb + tail, z3_total), 0.0)
     z3_slow = np.where(z3, m * z3_slow_mb, 0.0)

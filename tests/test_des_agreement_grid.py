@@ -140,12 +140,7 @@ def _both(hw_name, model, gpus, seq, layout, options):
     return simulate_step(w, hw, opts, contention=False), analytic_arrays(w, hw, opts)
 
 
-KNOWN_OFF = {
-    "zero3-comm-bound-tp2-pp4": "comm_zero3 +2.04 % of the step: the DES's steady state "
-    "exposes 0.0126 s of ZeRO-3 per micro-batch where the closed form's link bound gives "
-    "0.0111 s, and its drain ends on the first stage's reduce-scatter backlog "
-    "(docs/simulator.md, item 7 (ii))",
-}
+KNOWN_OFF: dict[str, str] = {}
 """Grid cases outside 2 %, with why; strict: the test fails once they agree."""
 
 

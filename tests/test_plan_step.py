@@ -166,3 +166,16 @@ def test_ring_sends_rule_counts_the_interleaved_ring_hops():
     assert ring_sends(8, 10, 1e-3, True) == pytest.approx(2 * 8 * 9 * 1e-3)
     assert ring_sends(8, 1, 1e-3, True) == 0.0
     assert float(ring_sends(8, 10, 1e-3, False)) == 0.0
+
+
+def test_zero3_drain_backlog_only_with_a_pipeline_and_a_comm_bound_backward():
+    """Rule "ZeRO-3 drain backlog": with a pipeline, the first stage's reduce-scatters trail
+    its last backward by what the compute cannot hide of the backward's link time; at least
+    the last reduce-scatter; without a pipeline the last reduce-scatter alone."""
+    from simulator.plan.rules import beside, zero3_drain_backlog
+
+    # link 0.066 s per micro-batch, gathers 0.033 (half in the backward), backward 0.03 s
+    want = beside(0.066 - 0.0165, 0.03, 0.18)[0]
+    assert float(zero3_drain_backlog(0.003, 0.066, 0.033, 0.03, 0.18, 4)) == pytest.approx(want)
+    assert float(zero3_drain_backlog(0.003, 0.066, 0.033, 0.03, 0.18, 1)) == 0.003
+    assert float(zero3_drain_backlog(0.003, 0.02, 0.01, 0.03, 0.18, 4)) == 0.003  # hidden

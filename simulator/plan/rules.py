@@ -148,6 +148,26 @@ def zero3_bubble(bubble: Num, busiest: Num, waits_mb: Num, slow_mb: Num) -> tupl
     return scale * waits_mb, scale * slow_mb
 
 
+def zero3_drain_backlog(
+    tail: Num, link: Num, gathers: Num, bwd_compute: Num, phi: float, pp: Num
+) -> Num:
+    """Rule "ZeRO-3 drain backlog": (s) what the step waits, after the last compute, for the
+    ZeRO-3 reduce-scatters.
+
+    Without a pipeline (or when the backward's collectives fit beside its compute) it is
+    the last unit's reduce-scatter (`tail`): the micro-batches' link excess is already in
+    `zero3_exposed`. With a pipeline the step ends with the first stage's last backward,
+    at the end of the drain; its reduce-scatters share the link with its backward's
+    gathers, so in a communication-bound backward they trail its compute by what the
+    compute cannot hide of the backward's link time, half the gathers (`gathers`: a
+    micro-batch's, each unit gathered once per pass) and all the reduce-scatters
+    (`link - gathers / 2`), `beside` the backward's compute (`bwd_compute`, the busiest
+    stage's, every stage taken like it); the busiest stage's own trail is hidden by the
+    drain. Derived from the schedule, not fitted."""
+    exposed, _ = beside(np.maximum(link - gathers / 2, 0.0), bwd_compute, phi)
+    return np.where(np.asarray(pp) > 1, np.maximum(tail, exposed), tail)
+
+
 def ring_sends(pp: Num, vpp: Num, send: Num, overlapped: bool) -> Num:
     """Rule "interleaved ring": what the point-to-point sends add to an interleaved fill and
     drain (s).
