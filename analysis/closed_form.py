@@ -54,7 +54,7 @@ from simulator.pipeline_split import split_arrays
 from simulator.plan import rules
 from simulator.plan.layer import kernel_order, layer_passes, messages, mlp_names
 from simulator.plan.rules import beside
-from simulator.plan.step import activations, step_plan
+from simulator.plan.step import activations, kept_params, step_plan
 
 GEMM_FWD_PLUS_BWD = 3.0
 """A GEMM's forward plus backward time over its forward time: the backward computes dX and dW,
@@ -321,8 +321,9 @@ def evaluate(
     # the framework's buffer copies around the DP collectives (torch DDP buckets, FSDP2), and
     # its host time per parameter tensor (in the optimizer) and per FSDP2 unit (hooks)
     w_bytes, g_bytes = plan.w_bytes, plan.g_bytes
+    kept = kept_params(plan.zero3)  # FSDP2's root, gathered once per micro-batch
     t_copies = copies_time(
-        acc, copy_bytes(params, L.dp, L.zero, m, w_bytes, g_bytes, opts), hw.host
+        acc, copy_bytes(params, L.dp, L.zero, m, w_bytes, g_bytes, opts, kept=kept), hw.host
     )
     t_host_opt, t_hooks = host_times(hw.host, model, n_layers, L.zero, m, opts, precision)
     t_opt = t_opt + t_host_opt

@@ -44,7 +44,14 @@ from simulator.parallel import Workload
 from simulator.plan import rules
 from simulator.plan.layer import messages
 from simulator.plan.rules import beside
-from simulator.plan.step import StepPlan, activations, end_params, layer_unit_params, step_plan
+from simulator.plan.step import (
+    StepPlan,
+    activations,
+    end_params,
+    kept_params,
+    layer_unit_params,
+    step_plan,
+)
 
 USABLE_MEMORY_FRACTION = 0.9
 """Share of device memory a stage may use (the planner's margin, `analysis.planner.search`)."""
@@ -183,7 +190,10 @@ def stages_step(
         slows.append((_f(g_slow), _f(a_slow)))
         acc = hw.accelerator
         dense = stage_params(w, s, n)
-        copies = copy_bytes(dense, p.dp, p.zero_stage, m, plan.w_bytes, plan.g_bytes, opts)
+        copies = copy_bytes(
+            dense, p.dp, p.zero_stage, m, plan.w_bytes, plan.g_bytes, opts,
+            kept=kept_params(plan.zero3),
+        )  # fmt: skip
         t_host, t_hooks = host_times(hw.host, w.model, n, p.zero_stage, m, opts, p.precision)
         t_opt = _f(copy_time(acc, plan.optimizer_params * opts.optimizer_bytes_per_param))
         tails.append(_f(copies_time(acc, copies, hw.host)) + _f(t_hooks) + t_opt + _f(t_host))

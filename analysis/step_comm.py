@@ -123,7 +123,7 @@ def _on_some(hw, units, grp, where):
     if sel.size == 0:
         return tuple(np.zeros(where.shape) for _ in range(8))  # the eight terms
     n, taken = where.size, {}  # an array the units share is taken once (one object)
-    fields = ("params", "count", "gather", "reduce", "group", "stride", "ahead")
+    fields = ("params", "count", "gather", "reduce", "group", "stride", "ahead", "regather")
     sub = [
         replace(u, **{f: take_on(getattr(u, f), sel, n, taken) for f in fields}) for u in units
     ]  # fmt: skip

@@ -13,7 +13,11 @@ given (the "before").
 - des: one GPT-3 175B step on 1,024 A100s (TP 8, PP 8, DP 16, global batch 1536, 25 MiB DDP
   buckets, contention on; Narayanan et al. 2021, Table 1 layout), CPU seconds.
 
-Run: ``python benchmarks/vs_commit.py --refs f8890de [--rounds 3] [--json]``
+Allocator: every tree runs with the environment's malloc settings (like for like). With
+``--as-cli`` each tree that has `analysis.planner.heap.keep_freed_heap` calls it first, as the
+`llmcap` command does at its entry point (trees from before it run on glibc's defaults).
+
+Run: ``python benchmarks/vs_commit.py --refs f8890de [--rounds 3] [--json] [--as-cli]``
 """
 
 from __future__ import annotations
@@ -28,6 +32,14 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+AS_CLI = """
+try:  # as the llmcap command runs the planner (analysis.cli.main.main)
+    from analysis.planner.heap import keep_freed_heap
+    keep_freed_heap()
+except ImportError:
+    pass
+"""
 
 SEARCH = """
 import json, time
@@ -92,6 +104,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--search-only", action="store_true", help="skip the DES measurement")
+    ap.add_argument("--as-cli", action="store_true", help="keep the heap as `llmcap` does")
     args = ap.parse_args()
     refs = args.refs.split(",")
     with tempfile.TemporaryDirectory(prefix="llmcap-bench-") as tmp:
@@ -100,7 +113,7 @@ def main() -> None:
         best: dict[str, dict[str, float]] = {k: {} for k in trees}
         for _ in range(args.rounds):
             for name, tree in trees.items():
-                s = run(tree, SEARCH)
+                s = run(tree, (AS_CLI if args.as_cli else "") + SEARCH)
                 d = {"wall_s": float("nan"), "step_time_s": float("nan")}
                 if not args.search_only:
                     d = run(tree, DES)

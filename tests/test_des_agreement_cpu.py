@@ -94,3 +94,14 @@ def test_fsdp2_root_is_gathered_once_per_microbatch(vm_cpu, kept, gathers):
     des = predict(w, hw, "des", options=opts, devices_busy=2, contention=False)
     cf = predict(w, hw, "analytic", options=opts, devices_busy=2)
     assert cf.breakdown["comm_zero3"] == pytest.approx(des.breakdown["comm_zero3"], rel=0.02)
+
+
+def test_kept_root_is_copied_out_once():
+    """FSDP2 copies each gather's shard in and the gathered buffer out: a unit gathered once
+    per micro-batch (`kept`) saves one of each (`costmodel.framework.copy_bytes`)."""
+    from simulator.costmodel.framework import copy_bytes
+
+    o = stack_options("cpu")
+    full = copy_bytes(100.0, 4, 3, 1, 2, 4, o)[1]
+    kept = copy_bytes(100.0, 4, 3, 1, 2, 4, o, kept=30.0)[1]
+    assert full - kept == pytest.approx(2 * 30.0 * (2 / 4 + 2))  # x2: read + write

@@ -38,6 +38,7 @@ def copy_bytes(
     g_bytes: float,
     opts: Options,
     precision: str = "",
+    kept: Num = 0.0,
 ) -> tuple[Num, Num]:
     """(bytes into existing buffers, bytes into fresh buffers) read + written per step by
     one device's framework copies.
@@ -50,13 +51,16 @@ def copy_bytes(
     - torch FSDP2 (ZeRO-3, `zero3_copies`), per micro-batch: two gathers, each copying the
       local shard in (``w * params / dp``; skipped with one rank) and the gathered buffer out
       into the parameters (``w * params``); one reduce-scatter copying the gradients in
-      (``g * params``) and its shard out (``g * params / dp``).
+      (``g * params``) and its shard out (``g * params / dp``). `kept`: parameters gathered
+      once per micro-batch, not twice (the root unit, `Options.zero3_root_kept`;
+      `plan.step.kept_params`).
     """
     dp = np.asarray(dp, dtype=float)
     zero = np.asarray(zero)
     ddp = 2 * g_bytes * params if opts.grad_bucket_copies else 0.0
     shard_in = np.where(dp > 1, w_bytes * params / dp, 0.0)
     z3_mb = 2 * (shard_in + w_bytes * params) + g_bytes * params * (1 + 1 / dp)
+    z3_mb = z3_mb - np.where(dp > 1, w_bytes / dp, 0.0) * kept - w_bytes * kept
     z3 = microbatches * z3_mb if opts.zero3_copies else 0.0
     persistent = np.where(zero == 0, 2.0 * ddp, 0.0)  # x2: read + write
     fresh = np.where(zero == 3, 2.0 * z3, 0.0)

@@ -45,7 +45,7 @@ from simulator.des.work import (
     Zero3ReduceScatter,
 )
 from simulator.pipeline_split import physical_stage_layers
-from simulator.plan.step import Buckets, StepPlan, activations, step_plan
+from simulator.plan.step import Buckets, StepPlan, activations, kept_params, step_plan
 
 Gen = Generator[simpy.Event, Any, Any]
 _STREAMS = {"comm_tp": "tp", "comm_cp": "cp", "comm_ep": "ep"}
@@ -478,7 +478,9 @@ class Step:
         wk = self.work[i]
         shape = (wk.params + wk.expert_params, p.dp, p.zero_stage, self.m, self.w_bytes,
                  self.g_bytes)  # fmt: skip
-        t_copies = float(copies_time(acc, copy_bytes(*shape, self.opts), self.bs[i].hw.host))
+        kept = kept_params(self.plans[i].zero3)
+        copies = copy_bytes(*shape, self.opts, kept=kept)
+        t_copies = float(copies_time(acc, copies, self.bs[i].hw.host))
         if t_copies > 0:  # the framework's buffer copies (costmodel.framework)
             pred = yield from self._kernel(dev, t_copies, "buffer copies", "copies", pred)
         n_layers = self.stage_layers[dev.stage]

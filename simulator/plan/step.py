@@ -204,6 +204,12 @@ def regathers(opts: Options, unit: str) -> float:
     return 0.0 if opts.zero3_root_kept and unit in ("embedding", "head") else 1.0
 
 
+def kept_params(units: tuple[Zero3Unit, ...]) -> Num:
+    """Parameters of the ZeRO-3 units that stay gathered from forward to backward (gathered
+    once per micro-batch, `regathers`): for the framework's copies (`copy_bytes(kept=)`)."""
+    return sum((u.params * u.count * (1.0 - u.regather) for u in units), 0.0)
+
+
 def end_params(model: ModelSpec, tp: Num, pp: Num) -> tuple[Num, Num]:
     """(embedding, output head) parameters per TP rank beyond the layers: the first stage holds
     the embedding; with pp > 1 the last stage holds its own copy of the output matrix, V*h/tp
