@@ -1,0 +1,35 @@
+"""Per-run errors of a `llmcap validate` report (analytic engine), for issue 21's table:
+step time per run and its median, the bf16/fp32 time ratio per strategy and ranks and its
+median, and what the report headlined.
+
+    python benchmarks/chain_errors.py DIR/report.json
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def main(path: str) -> int:
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    rows = [c for c in doc["comparisons"] if c["engine"] == "analytic"]
+    for metric in ("step_time_s", "bf16_fp32_time_ratio"):
+        got = sorted((c for c in rows if c["metric"] == metric), key=lambda c: c["run"])
+        if not got:
+            continue
+        cells = ", ".join(f"{c['run']} {c['error'] * 100:+.1f} %" for c in got)
+        med = statistics.median(abs(c["error"]) for c in got) * 100
+        print(f"{metric}: {cells}; median {med:.1f} %")
+    head = [s for s in doc["summary"] if s["engine"] == "analytic"]
+    held = ", ".join(
+        f"{s['metric']} {s['count']} runs {s['median_abs_error'] * 100:.1f} %" for s in head
+    )
+    print(f"headlined: {held or 'none (drift flagged)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
