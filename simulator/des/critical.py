@@ -142,5 +142,8 @@ def breakdown(rows: list[Row], path: list[int]) -> tuple[dict[str, float], int]:
             t -= work[r.rank].within(start, r.end)
         out[r.category] += t
     step = rows[path[-1]].end if path else 0.0
-    out["pipeline_bubble"] = step - sum(v for k, v in out.items() if k != "pipeline_bubble")
+    bubble = step - sum(v for k, v in out.items() if k != "pipeline_bubble")
+    # the remainder of a sum of floats: rounding alone (|x| < 1e-9 of the step) is no bubble,
+    # and must not print as -0.0 or -1e-18 in a breakdown
+    out["pipeline_bubble"] = 0.0 if abs(bubble) <= 1e-9 * step else bubble
     return out, bottleneck
