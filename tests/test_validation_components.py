@@ -189,7 +189,13 @@ def test_repredict_on_a_stale_profile_is_not_headlined(tmp_path):
         machine, TINY, ["fp32", "bf16"], False, timer=_machine_as(machine)
     )
     (tmp_path / "report.json").write_text(json.dumps(doc))
-    fake = lambda w, hw, e, options, devices_busy=None: _step(0.2, n=w.parallel.dp)  # noqa: E731
+    # a step of memory-bound work: a stale memory rate moves it (`guard.material`)
+    rate = machine.accelerator.memory_bandwidth_bytes_per_s * machine.accelerator.memory_efficiency
+
+    def fake(w, hw, e, options, devices_busy=None):
+        acc = hw.accelerator
+        return _step(0.2 * rate / (acc.memory_bandwidth_bytes_per_s * acc.memory_efficiency),
+                     n=w.parallel.dp)  # fmt: skip
 
     v = repredict(tmp_path, machine, engines=("analytic",), predictor=fake)
     assert v.doc["summary"] and not any("drifted" in n for n in v.doc["notes"])
@@ -336,3 +342,33 @@ def test_auto_model_shrinks_only_for_bf16_without_a_matrix_unit(monkeypatch):
     assert "no 16-bit matrix unit" in _auto_model(o) and o["model"] == "tiny"
     o = {"model": "small", "precision": "fp32,bf16", "device": "cpu"}
     assert _auto_model(o) == "" and o["model"] == "small"
+
+
+def test_a_drift_withholds_only_the_runs_whose_prediction_it_moves():
+    """`guard.material`: a drifted copy probe keeps out of the headline only the runs whose
+    predicted step its measured rate moves by more than 5 %; a drifted GEMM always does."""
+    from validation.guard import MATERIAL, material
+
+    hw = _calibrated()
+    specs = [RunSpec(SMALL, "ddp", "fp32", 1), RunSpec(SMALL, "fsdp", "fp32", 1)]
+    copy = {"probe": "copy", "dtype": "any", "scope": "all runs", "what": "buffer copy",
+            "measured_s": 2e-11, "profile_s": 1e-11, "speed": 0.5, "drifted": True}  # fmt: skip
+    calls = []
+
+    def step_time(runs, profile):
+        # the profile's own copy rate: 1.0 s; the measured one in place: +2 % DDP, +20 % FSDP
+        calls.append(profile)
+        moved = profile.accelerator.copy_bytes_per_s != hw.accelerator.copy_bytes_per_s
+        return {s.run_id: 1.0 + (0.02 if s.strategy == "ddp" else 0.2) * moved for s in runs}
+
+    off, notes = material([copy], specs, hw, step_time)
+    assert off == {"fsdp-fp32-n1"} and len(calls) == 2
+    assert notes == [
+        "ddp-fp32-n1 headlined although a component it rests on drifted: the measured "
+        f"figure in place moves its predicted step by +2.0 % (within ±{MATERIAL * 100:.0f} %)"
+    ]
+    gemm = {"dtype": "fp32", "gemm": "small/mlp_up 512x256x1024", "measured_s": 2e-3,
+            "profile_s": 1e-3, "speed": 0.5, "drifted": True}  # fmt: skip
+    off, notes = material([copy, gemm], specs, hw, step_time)
+    assert off == {"ddp-fp32-n1", "fsdp-fp32-n1"} and notes == []
+    assert material([dict(copy, drifted=False)], specs, hw, step_time) == (set(), [])

@@ -30,10 +30,11 @@ from validation.compare import (
     summarise,
 )
 from validation.drift import drift_notes, status_line
-from validation.guard import component_notes, recheck, withheld_runs
+from validation.guard import component_notes, material, recheck
 from validation.hollow import with_passes
 from validation.monitor.config import MonitorSpec
 from validation.monitor.rules import Alert
+from validation.spec import RunSpec
 from validation.suite import Matrix, Record, SuiteResult, run_matrix
 
 NO_HARDWARE = "none"
@@ -193,7 +194,13 @@ def finish(
         notes += why
         comparisons = compare(result.measured(), predictions, engines)
         limited = {r.spec.run_id for r in result.records if r.spec.link_bytes_per_s}
-        off = withheld_runs(drift, specs)
+
+        def step_time(runs: list[RunSpec], hw: HardwareProfile) -> dict[str, float]:
+            got, _ = predict_runs(runs, hw, ("analytic",), predictor, link_fits=result.link_fits)
+            return {rid: r.step_time_s for (rid, _), r in got.items()}
+
+        off, kept_notes = material(drift, specs, hardware, step_time)
+        notes += kept_notes
         kept = {s.run_id for s in specs if s.run_id not in off}
         summary = summarise(
             [c for c in comparisons if c.run in kept and c.baseline in (None, *kept)], limited
