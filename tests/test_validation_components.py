@@ -372,3 +372,13 @@ def test_a_drift_withholds_only_the_runs_whose_prediction_it_moves():
     off, notes = material([copy, gemm], specs, hw, step_time)
     assert off == {"ddp-fp32-n1", "fsdp-fp32-n1"} and notes == []
     assert material([dict(copy, drifted=False)], specs, hw, step_time) == (set(), [])
+
+
+def test_a_run_measured_in_a_slow_spell_is_not_headlined():
+    from validation.guard import drifted_during
+
+    rows = [{"run": "a", "speed": 0.95}, {"run": "b", "speed": 0.69}, {"run": "c", "speed": 1.4}]
+    off, notes = drifted_during(rows)
+    assert off == {"b", "c"} and len(notes) == 2
+    assert notes[0].startswith("b not headlined: the machine ran its probe GEMMs at 0.69x")
+    assert drifted_during([]) == (set(), [])

@@ -100,6 +100,26 @@ def material(
     return off, notes
 
 
+def drifted_during(speed: list[dict[str, Any]]) -> tuple[set[str], list[str]]:
+    """Runs measured while the machine ran beyond the tolerance from its calibrated speed,
+    by the probe GEMMs each run times right after its steps (`compare.speed_probes`), and a
+    note naming each: the pre-run probes cannot see a slow spell that starts later (on
+    2026-12-03 08:00 UTC a fresh chain's 1-rank bf16 DDP step took 44 ms against 28-31 ms in
+    the chains before, its probe reading 0.69x)."""
+    from validation.drift import TOLERANCE
+
+    off, notes = set(), []
+    for row in speed:
+        s = float(row["speed"])
+        if not (1 / (1 + TOLERANCE) <= s <= 1 + TOLERANCE):
+            off.add(row["run"])
+            notes.append(
+                f"{row['run']} not headlined: the machine ran its probe GEMMs at {s:.2f}x the "
+                f"calibrated speed right after the run's steps (tolerance ±{TOLERANCE:.0%})"
+            )
+    return off, notes
+
+
 def component_notes(rows: list[dict[str, Any]]) -> list[str]:
     """One line per drifted component probe (which runs are withheld), one per component
     re-measured in place."""

@@ -30,7 +30,7 @@ from validation.compare import (
     summarise,
 )
 from validation.drift import drift_notes, status_line
-from validation.guard import component_notes, material, recheck
+from validation.guard import component_notes, drifted_during, material, recheck
 from validation.hollow import with_passes
 from validation.monitor.config import MonitorSpec
 from validation.monitor.rules import Alert
@@ -201,6 +201,10 @@ def finish(
 
         off, kept_notes = material(drift, specs, hardware, step_time)
         notes += kept_notes
+        calibrated = hardware.provenance.kind == "calibrated"
+        during = speed_probes(result.measured(), hardware) if calibrated else []
+        slow, slow_notes = drifted_during(during)
+        off, notes = off | slow, notes + slow_notes
         kept = {s.run_id for s in specs if s.run_id not in off}
         summary = summarise(
             [c for c in comparisons if c.run in kept and c.baseline in (None, *kept)], limited
