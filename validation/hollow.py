@@ -47,6 +47,10 @@ HOLLOW_VOCAB, HOLLOW_SEQ = 16, 4
 """Vocabulary and tokens (one sequence) of the hollow model: kernels of a few hundred
 elements, whose time is their dispatch."""
 ROUNDS, STEPS, WARMUP = 7, 8, 3
+"""Sampling choices, not measurements: 7 interleaved rounds (a median over an odd count),
+8 steps per sample (a sample of the tiny model's 2-6 ms hollow pass lasts 15-50 ms, long
+beside the clock's resolution), 3 warm-up steps (the first calls allocate); about 4 s for
+the default 2 strategies x 2 precisions plus 2 optimizer steps on the AMD EPYC VM."""
 OPTIMIZER = "optimizer"
 """The key's precision field for the optimizer step (`HostProfile.model_pass_s`)."""
 
