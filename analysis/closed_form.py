@@ -32,6 +32,7 @@ import numpy as np
 from analysis import closed_form_moe as moe_terms
 from analysis.grouped import ZERO3_SHAPE, Grouped
 from analysis.layouts import Layouts
+from analysis.pipeline_passes import Grads, pass_times, uneven_chunks
 from analysis.step_comm import (
     grouped_times_gen,
     price_together,
@@ -126,7 +127,9 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
     names = mlp_names(kernel_order(list(kernel)))  # a MoE-only layer's stand-ins for mlp/*
     phi = opts.comm_interference
     size = {"tp": (msg.tp, L.tp, 1), "cp": (msg.cp, L.cp, L.tp)}
-    part = {(sp, key): 0.0 for sp in (False, True) for key in ("tp", "cp", "tp_x", "cp_x", "slow")}
+    part = {
+        (sp, key): 0.0 for sp in (False, True) for key in ("tp", "cp", "tp_x", "cp_x", "slow", "fx")
+    }
     fwd_count = 1.0 + full  # full recompute repeats the forward's collectives
     sps = _present(L.sp)
     has_cp = bool(np.any(np.asarray(L.cp) > 1))  # cp = 1 everywhere: no exchange to price
@@ -163,10 +166,14 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
                 part[(s_, lc.dim)] = part[(s_, lc.dim)] + count * tc
                 part[(s_, lc.dim + "_x")] = part[(s_, lc.dim + "_x")] + count * exp
                 part[(s_, "slow")] = part[(s_, "slow")] + count * slow
+                if not backward:  # the forward pass's own (recompute's are the backward's)
+                    part[(s_, "fx")] = part[(s_, "fx")] + exp + slow
         for (dim, kind, backward), k in plain.items():
             t = (k if backward else k * fwd_count) * times[(dim, kind)]
             part[(sp, dim)] = part[(sp, dim)] + t
             part[(sp, dim + "_x")] = part[(sp, dim + "_x")] + t
+            if not backward:
+                part[(sp, "fx")] = part[(sp, "fx")] + k * times[(dim, kind)]
 
     def by_sp(key):
         if len(sps) == 1:
@@ -187,6 +194,13 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
         "cp_exposed": by_sp("cp_x"),
         "head": head_f + head_b,
         "emb": emb_f + emb_b,
+        # the forward pass's share (`pipeline_passes`): its own collectives' exposed time
+        # and slowdown, the expert all-to-alls' in proportion, the embedding's and head's
+        "fwd_pass": fwd
+        + by_sp("fx")
+        + (ep["ep_exposed"] + ep["ep_slow"]) * fwd / np.maximum(layer, 1e-30),
+        "head_f": head_f,
+        "emb_f": emb_f,
     }
 
 
@@ -225,11 +239,14 @@ def evaluate(
     options: Options | None = None,
     per_layer: Mapping[str, np.ndarray] | None = None,
     keys: Collection[str] | None = None,
+    recursion: bool = True,
 ) -> dict[str, np.ndarray]:
     """Step time, its breakdown, memory and energy for every layout (arrays of equal length).
     `per_layer`: `per_layer_times` of these layouts, where already computed. `keys`: only these
     outputs (None: all); the totals, wire bytes, memory and energy no asked key needs are not
-    computed (the planner's search asks for the step time and the memory)."""
+    computed (the planner's search asks for the step time and the memory). `recursion`:
+    False prices interleaving with uneven chunks by the `bubble` rule too, not by the pass
+    recursion (the planner's first pass over every layout, `search.evaluate_chunked`)."""
     opts = options or Options()
     L = layouts
     s = seq_len
@@ -286,6 +303,28 @@ def evaluate(
     grad_exp, grad_slow = rules.grad_exposed(
         grad_sync, grad_win, tail, phi, opts.overlap_grad_reduce, L.dp
     )
+    # rule "pass recursion" (`simulator.plan.makespan`): interleaving with uneven chunks;
+    # each rank's own reduction beside its own drain (`rules.reduction_per_rank`)
+    uneven = uneven_chunks(model.num_hidden_layers, L) if recursion else np.zeros(L.pp.shape, bool)
+    # the routed experts' gradients reduce over their own group, after the dense ones
+    # (`simulator.des.step`): those layouts keep the busiest stage's rules
+    own_dp = uneven & ~z3 & (p_exp == 0)
+    if uneven.any():
+        grads = Grads(
+            np.where(own_dp, grad_sync, 0.0), tail, L.dp,
+            mem.stage_params(model, L.tp, 1, 0, L.ep, L.etp) / params,
+            mem.stage_params(model, L.tp, 0, 1, L.ep, L.etp) / params,
+            phi, opts.overlap_grad_reduce,
+        )  # fmt: skip
+        passes = pass_times(
+            model.num_hidden_layers, L, m, t, per_layer, t_p2p, not sends.overlapped, uneven, grads
+        )
+        if not sends.overlapped:  # the sends on the pipeline's longest path
+            p2p_exposed = np.where(uneven, passes.sends * t_p2p, p2p_exposed)
+        grad_slow = np.where(own_dp, passes.slow, grad_slow)
+        grad_exp = np.where(own_dp, passes.reduced - passes.end, grad_exp)
+        pipe = passes.end - m * last - p2p_exposed - passes.slow
+        bubble = np.where(uneven, np.maximum(pipe, 0.0), bubble)
     if opts.overlap_param_gather:
         ag_exposed, ag_slow = beside(
             ag_after, rules.param_window(n_layers, t["fwd"], L.pp, L.vpp), phi
@@ -332,7 +371,7 @@ def evaluate(
     # the drain walks through every stage's last backward, each slowed by its own stage's
     # gradient reduction beside it: the other stages' slowdowns lengthen the bubble
     bubble = bubble + rules.drain_slowdown(
-        L.pp, L.vpp, np.where(z3, 0.0, grad_slow), grad_sync, grad_win
+        L.pp, L.vpp, np.where(z3 | own_dp, 0.0, grad_slow), grad_sync, grad_win
     )
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]

@@ -5,9 +5,10 @@ on each labelled part of the step, not only on its total. The grid is a sample t
 every overlap switch on and off, both attention kinds, ZeRO 0-3 (3 also with a pipeline
 and communication-bound, with and without a pipeline),
 the three recompute modes, interleaving (vpp, with a gradient reduction shorter and longer
-than its window), context parallelism, sequence parallelism, fp8, uneven pipeline splits
-(default and pinned), a mixture-of-experts model with expert parallelism, and the README's
-example run file (examples/llama3-70b.toml). Tolerance: each part within 2 % of the step.
+than its window, and with chunks of uneven layer counts), context parallelism, sequence
+parallelism, fp8, uneven pipeline splits (default and pinned), a mixture-of-experts model
+with expert parallelism, and the README's example run file (examples/llama3-70b.toml).
+Tolerance: each part within 2 % of the step.
 """
 
 from __future__ import annotations
@@ -107,6 +108,22 @@ GRID = {
     "interleaved-deep-long-seq": (  # 10 chunks per rank at seq 8192: "interleaved ring"
         "h100-sxm", "llama3-70b", 128, 8192,
         dict(tp=1, pp=8, vpp=10, cp=8, global_batch_size=32),
+        dict(),
+    ),
+    "interleaved-uneven-chunks": (  # 80 layers on 8 x 8 chunks of 1-2: "pass recursion"
+        "h100-sxm", "llama3-70b", 128, 8192,
+        dict(tp=1, pp=8, vpp=8, cp=8, global_batch_size=32),
+        dict(),
+    ),
+    "uneven-chunks-zero1-blocking": (  # 80 layers on 8 x 4, ZeRO-1, blocking sends
+        "h100-sxm", "llama3-70b", 128, 8192,
+        dict(tp=1, pp=8, vpp=4, cp=8, zero_stage=1, global_batch_size=32),
+        dict(overlap_p2p=False),
+    ),
+    "uneven-chunks-moe": (  # 32 layers on 2 x 3 chunks, experts over their own group
+        "h100-sxm", "mixtral-8x7b", 64, 4096,
+        dict(tp=2, pp=2, vpp=3, ep=4, sequence_parallel=True, zero_stage=1,
+             global_batch_size=64),
         dict(),
     ),
     "uneven-split": (  # 40 layers on 3 stages: 13/14/13 (simulator/pipeline_split.py)

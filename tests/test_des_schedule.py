@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.des.schedule import interleaved, one_f_one_b, schedule
+from simulator.plan.schedule import interleaved, one_f_one_b, schedule
 
 
 @pytest.mark.parametrize("pp,m", [(1, 4), (4, 8), (4, 2), (8, 96)])

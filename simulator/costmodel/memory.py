@@ -86,6 +86,16 @@ def stack_extra_bytes(
     return cache, buckets
 
 
+def stage_params(
+    model: ModelSpec, tp: Num, layers: Num, ends: Num, ep: Num = 1, etp: Num | None = None
+) -> Num:
+    """Parameters on one device of a pipeline stage of `layers` layers (before ZeRO), with
+    the embedding or output matrix where `ends` is 1 (the first and last stage; Megatron
+    keeps the output matrix's own copy on the last, `params_per_device`)."""
+    lp = (model.layer_params() - model.expert_layer_params()) / tp + _expert_layer(model, ep, etp)
+    return layers * lp + ends * model.embedding_params() / tp
+
+
 def params_per_device(
     model: ModelSpec,
     tp: Num,

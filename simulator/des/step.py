@@ -32,7 +32,6 @@ from simulator.costmodel.timing import copy_time
 from simulator.des.collectives import Collective, for_group
 from simulator.des.device import Device
 from simulator.des.engine import Job, Sim
-from simulator.des.schedule import schedule
 from simulator.des.work import (
     Blocking,
     Compute,
@@ -45,6 +44,7 @@ from simulator.des.work import (
     Zero3ReduceScatter,
 )
 from simulator.pipeline_split import physical_stage_layers
+from simulator.plan.schedule import schedule
 from simulator.plan.step import Buckets, StepPlan, activations, kept_params, step_plan
 
 Gen = Generator[simpy.Event, Any, Any]
@@ -385,10 +385,12 @@ class Step:
         proc = self._transfer(i, key, coll, cursor)
         if self.opts.overlap_p2p:
             self.sim.env.process(proc)
-        else:
-            yield from proc
+        else:  # a blocking send holds its rank: the rank's next pass follows the send
+            self.devices[i].last = yield from proc
 
-    def _transfer(self, i: int, key: tuple[str, int, int], coll: Collective, cursor: int) -> Gen:
+    def _transfer(
+        self, i: int, key: tuple[str, int, int], coll: Collective, cursor: int
+    ) -> Generator[simpy.Event, Any, int]:
         env, rec = self.sim.env, self.sim.rec
         start = env.now
         yield from self.sim.collective(coll)
@@ -405,6 +407,7 @@ class Step:
             wire_bytes=coll.wire_bytes,
         )
         self._event(key).succeed(row)
+        return row
 
     # ---- ZeRO-3 --------------------------------------------------------------------------------
     def _z3_bytes(self, i: int, kind: str, unit: int) -> float:

@@ -68,6 +68,42 @@ def grad_exposed(sync: Num, window: Num, tail: Num, phi: float, overlapped: bool
     return np.minimum(exposed + last, sync), slow
 
 
+def reduction_per_rank(
+    end: Num, arrive: Num, rest: Num, sync: Num, tail: Num, overlapped: bool, dp: Num
+) -> Num:
+    """Rule "each rank's own reduction" (with `pass recursion`): (s) when each rank's
+    gradient reduction ends (ranks x layouts).
+
+    Every rank reduces its own gradients on its own data-parallel stream (`sync` seconds
+    for the busiest stage's parameters). Overlapped, a piece (a layer's gradients, the
+    embedding's) can go once the last micro-batch's backward has made it final (`arrive`,
+    pieces x ranks x layouts), so the queue ends at ``max_k (arrive_k + rest_k * sync)``,
+    `rest_k` the rank's parameters from piece k on over the busiest stage's; and no
+    earlier than one last bucket (`tail`) after the rank's `end` (ranks x layouts). Not
+    overlapped, each rank's whole reduction follows its end. The step ends with the last
+    rank's reduction, which need not be the busiest rank's nor the last to compute.
+    Derived from the schedule, not fitted."""
+    own = np.asarray(rest)[0] * sync  # all of the rank's gradients
+    if not overlapped:
+        return end + own
+    queue = np.max(arrive + rest * sync, axis=0)
+    return np.maximum(queue, end + np.where(dp > 1, np.minimum(tail, own), 0.0))
+
+
+def drain_stretch(sync: Num, tail: Num, work: Num, phi: float, dp: Num, share: Num) -> Num:
+    """Rule "each rank's drain slowed by its own reduction" (with `pass recursion`): the
+    factor (ranks x layouts) by which a rank's drain passes (`work` seconds of compute, from
+    its last chunk's final backward on, `makespan.drain_work`) stretch while its overlapped
+    reduction runs beside them: the rank's reduction (`share` of the busiest stage's
+    `sync`) but its last bucket (`tail`) goes `beside` that compute. The SimPy engine slows
+    each kernel while a collective runs; in place of the fitted `drain_slowdown`. Derived,
+    not fitted."""
+    own = share * sync
+    last = np.where(dp > 1, np.minimum(tail, own), 0.0)
+    _, slow = beside(own - last, work, phi)
+    return 1.0 + slow / np.maximum(work, 1e-30)
+
+
 def zero3_exposed(
     per_mb: Num,
     compute_mb: Num,

@@ -13,6 +13,8 @@ micro-batch; backward of v needs v+1's backward (and its own forward).
 
 from __future__ import annotations
 
+import numpy as np
+
 Pass = tuple[str, int, int]
 
 
@@ -54,3 +56,28 @@ def schedule(pp: int, vpp: int, m: int, rank: int) -> list[Pass]:
     if vpp > 1:
         return interleaved(pp, vpp, m, rank)
     return one_f_one_b(pp, m, rank)
+
+
+def order_arrays(pp: int, vpp: int, m: int, rank: int) -> tuple[np.ndarray, ...]:
+    """`schedule(pp, vpp, m, rank)` as arrays (backward: bool, chunk, micro-batch), built
+    arithmetically for the closed form's pass recursion (`simulator.plan.makespan`):
+    warm-up forwards, then one forward and one backward in turn, then the last backwards."""
+    if vpp > 1 and m % pp:
+        raise ValueError(f"interleaved 1F1B: micro-batches {m} must be a multiple of pp = {pp}")
+    total = m * vpp
+    if vpp > 1:
+        warmup = total if m == pp else min((pp - rank - 1) * 2 + (vpp - 1) * pp, total)
+    else:
+        warmup = min(pp - rank - 1, m)
+    group = pp * vpp
+    k = np.arange(total)
+    mb = (k // group) * pp + k % pp
+    c_f = (k % group) // pp
+    pos_f = np.where(k < warmup, k, warmup + 2 * (k - warmup))
+    pos_b = np.where(k < total - warmup, warmup + 2 * k + 1, total + k)
+    backward = np.zeros(2 * total, dtype=bool)
+    chunk = np.empty(2 * total, dtype=np.int64)
+    micro = np.empty(2 * total, dtype=np.int64)
+    chunk[pos_f], micro[pos_f] = c_f, mb
+    backward[pos_b], chunk[pos_b], micro[pos_b] = True, vpp - 1 - c_f, mb
+    return backward, chunk, micro

@@ -1,0 +1,256 @@
+"""The closed form's pipeline by the pass recursion (`simulator.plan.makespan`), where the
+`bubble` rule's single busiest stage cannot stand for the schedule.
+
+Interleaved layouts whose chunks hold different layer counts (80 layers on 8 x 8 virtual
+stages: chunks of 1 and 2 layers) make a different rank critical in each phase of the
+schedule; for them the pipeline's end is the recursion's, over every virtual stage's
+forward and backward pass time. Layouts sharing (pp, vpp, pinned layers, micro-batches up to
+the recursion's cut) are evaluated together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.layouts import Layouts
+from simulator.pipeline_split import stage_layers
+from simulator.plan.makespan import STEADY_GROUPS, Ends, drain_work, extend, makespan
+from simulator.plan.rules import drain_stretch, reduction_per_rank
+
+
+def uneven_chunks(layers: int, L: Layouts) -> np.ndarray:
+    """Interleaved layouts (vpp > 1) whose virtual stages do not all hold the same layers."""
+    out = np.zeros(L.pp.shape, dtype=bool)
+    inter = L.vpp > 1
+    if not inter.any():
+        return out
+    first, last = _pins(L)
+    cols = [np.asarray(c, dtype=np.int64)[inter] for c in (L.pp, L.vpp, first, last)]
+    uniq, inverse = _distinct(cols)
+    flags = np.array([len(set(_split(layers, *k))) > 1 for k in uniq])
+    out[inter] = flags[inverse]
+    return out
+
+
+def _distinct(cols: list[np.ndarray]) -> tuple[list[tuple[int, ...]], np.ndarray]:
+    """The distinct rows of integer columns and each row's index among them (one integer
+    per row, then a 1-D unique: far faster than `unique(axis=0)`)."""
+    base = max(int(c.max(initial=0)) for c in cols) + 1
+    code = np.zeros(cols[0].shape, dtype=np.int64)
+    for c in cols:
+        code = code * base + c
+    uniq, inverse = np.unique(code, return_inverse=True)
+    rows = []
+    for u in uniq.tolist():
+        row = []
+        for _ in cols:
+            u, x = divmod(u, base)
+            row.append(x)
+        rows.append(tuple(row[::-1]))
+    return rows, inverse.reshape(-1)
+
+
+@dataclass(frozen=True)
+class PassTimes:
+    """The pipeline by the pass recursion and each rank's gradient reduction, per layout
+    (0 on the layouts not asked for)."""
+
+    end: np.ndarray
+    """The last rank's end of its passes (s), its drain slowed by its reduction."""
+    reduced: np.ndarray
+    """When the last rank's gradient reduction ends (s, `rules.reduction_per_rank`)."""
+    slow: np.ndarray
+    """The bottleneck rank's compute slowdown by its reduction beside it (s)."""
+    sends: np.ndarray
+    """Blocking sends only: how many lie on the longest path to the last rank's end."""
+
+
+def pass_times(
+    layers: int,
+    L: Layouts,
+    m: np.ndarray,
+    t: Mapping[str, np.ndarray],
+    per_layer: np.ndarray,
+    send: np.ndarray,
+    blocking: bool,
+    where: np.ndarray,
+    grads: Grads,
+) -> PassTimes:
+    """`PassTimes` of the layouts `where`: chunk passes of ``n_v`` layers at `per_layer`
+    each (its forward share `t["fwd_pass"]`), the embedding's and head's passes on the first
+    and last virtual stage, one `send` per hop; `grads` the busiest stage's gradient
+    reduction.
+
+    Each rank's drain is first stretched by its own reduction beside it
+    (`rules.drain_stretch`, from the drain's compute, `drain_work`); layouts of a group
+    with the same pass times share one evaluation."""
+    shape = L.pp.shape
+    out = PassTimes(*(np.zeros(shape) for _ in range(4)))
+    idx = np.flatnonzero(where)
+    if idx.size == 0:
+        return out
+    first, last = _pins(L)
+    mi = np.asarray(m, dtype=np.int64)
+    cut = np.where(mi >= STEADY_GROUPS * L.pp, 0, mi)  # past the cut: one group for all m
+    cols = [np.asarray(c, dtype=np.int64)[idx] for c in (L.pp, L.vpp, first, last, cut)]
+    uniq, inverse = _distinct(cols)
+    f_layer = _at(t["fwd_pass"], shape)
+    b_layer = _at(per_layer, shape) - f_layer
+    emb, head = _at(t["emb"], shape), _at(t["head"], shape)
+    emb_f, head_f = _at(t["emb_f"], shape), _at(t["head_f"], shape)
+    send = _at(send, shape)
+    for g, (pp, vpp, fi, la, _) in enumerate(uniq):
+        rows = idx[inverse == g]
+        split = _split(layers, pp, vpp, fi, la)
+        n = np.array(split, dtype=float)[:, None]  # (V, 1)
+        fwd, bwd = n * f_layer[rows], n * b_layer[rows]
+        fwd[0] += emb_f[rows]
+        bwd[0] += emb[rows] - emb_f[rows]
+        fwd[-1] += head_f[rows]
+        bwd[-1] += head[rows] - head_f[rows]
+        chunk = _Chunks(split, pp, b_layer[rows], head[rows] - head_f[rows], bwd, grads.at(rows))
+        work = drain_work(pp, vpp, bwd)
+        stretch = None
+        if grads.overlapped:
+            stretch = drain_stretch(*chunk.reduction(), work, grads.phi, chunk.dp, chunk.share())
+        e = _makespan_distinct(pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
+        done = reduction_per_rank(
+            e.end, *chunk.pieces(e.final), *chunk.reduction(), grads.overlapped, chunk.dp
+        )
+        out.end[rows] = e.end.max(axis=0)
+        if e.sends is not None:
+            top = np.argmax(e.end, axis=0)[None]
+            out.sends[rows] = np.take_along_axis(e.sends, top, axis=0)[0]
+        out.reduced[rows] = done.max(axis=0)
+        if stretch is not None:  # the rank with the most compute, as the engines count it
+            total = (fwd + bwd).reshape(vpp, pp, -1).sum(axis=0) * mi[rows]
+            slowed = (stretch - 1.0) * work
+            out.slow[rows] = np.take_along_axis(
+                slowed, np.argmax(total + slowed, axis=0)[None], axis=0
+            )[0]
+    return out
+
+
+_CACHE: dict[tuple, tuple[np.ndarray, ...]] = {}
+"""`makespan` per (pp, vpp, m0, blocking, pass times) already evaluated: the planner prices
+the same chunks' times again in every chunk of layouts and every candidate."""
+CACHE_ROWS = 50_000
+"""At most this many layouts' results are kept (a few MB; cleared when full)."""
+
+
+def _makespan_distinct(pp, vpp, m, fwd, bwd, send, blocking, stretch) -> Ends:
+    """`makespan` of the rows once per distinct (pass times, stretch): many layouts of a
+    group differ only in what the pipeline does not see (data parallelism, ZeRO, batch),
+    and the results are kept (`_CACHE`)."""
+    cols = [fwd, bwd, send[None]] + ([] if stretch is None else [stretch])
+    theta = np.ascontiguousarray(np.concatenate(cols, axis=0).T)  # (n, features)
+    row = theta.view(np.dtype((np.void, theta.dtype.itemsize * theta.shape[1]))).ravel()
+    _, first, inv = np.unique(row, return_index=True, return_inverse=True)
+    m0 = min(int(m.min()), STEADY_GROUPS * pp)
+    keys = [(pp, vpp, m0, blocking, row[i].tobytes()) for i in first]
+    todo = [j for j, k in enumerate(keys) if k not in _CACHE]
+    if todo and len(_CACHE) + len(todo) > CACHE_ROWS:
+        _CACHE.clear()
+        todo = list(range(len(keys)))
+    if todo:
+        c = first[todo]
+        e = makespan(pp, vpp, m0, fwd[:, c], bwd[:, c], send[c], blocking,
+                     None if stretch is None else stretch[:, c])  # fmt: skip
+        for k, j in enumerate(todo):
+            _CACHE[keys[j]] = (
+                e.end[:, k], e.final[:, k], e.period[k],
+                None if e.sends is None else e.sends[:, k],
+                None if e.sends_per_mb is None else e.sends_per_mb[k],
+            )  # fmt: skip
+    got = [_CACHE[k] for k in keys]
+    col = lambda i: np.stack([x[i] for x in got], axis=-1)[..., inv.reshape(-1)]  # noqa: E731
+    spread = Ends(
+        col(0), col(1), col(2), *((None, None) if got[0][3] is None else (col(3), col(4)))
+    )
+    return extend(spread, m, m0)
+
+
+@dataclass(frozen=True)
+class Grads:
+    """The busiest stage's gradient reduction, per layout (`rules.grad_exposed`'s inputs),
+    and the shares of one layer's and of the embedding's (or output matrix's) parameters
+    in its parameters."""
+
+    sync: np.ndarray
+    tail: np.ndarray
+    dp: np.ndarray
+    layer_share: np.ndarray
+    end_share: np.ndarray
+    phi: float
+    overlapped: bool
+
+    def at(self, rows: np.ndarray) -> Grads:
+        pick = lambda x: np.broadcast_to(np.asarray(x, dtype=float), self.dp.shape)[rows]  # noqa: E731
+        return Grads(
+            pick(self.sync), pick(self.tail), pick(self.dp), pick(self.layer_share),
+            pick(self.end_share), self.phi, self.overlapped,
+        )  # fmt: skip
+
+
+class _Chunks:
+    """One group's chunks: when each rank's gradient pieces become final, and their shares."""
+
+    def __init__(self, split, pp, b_layer, head_b, bwd, grads: Grads) -> None:
+        self.split, self.pp, self.b_layer, self.head_b = split, pp, b_layer, head_b
+        self.bwd = bwd
+        self.g = grads
+        self.dp = grads.dp
+
+    def pieces(self, final: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(arrive, rest), shape ``(pieces, pp, n)``: each rank's pieces in the order the
+        last micro-batch's backward makes them final (padding: never, nothing)."""
+        V, pp, g = len(self.split), self.pp, self.g
+        per_rank = []
+        for r in range(pp):
+            got: list[tuple[np.ndarray, np.ndarray]] = []
+            for v in range(V - pp + r, -1, -pp):  # the rank's chunks, last first
+                t0 = final[v] + (self.head_b if v == V - 1 else 0.0)
+                if v == V - 1:
+                    got.append((t0, g.end_share))
+                got += [(t0 + k * self.b_layer, g.layer_share) for k in range(1, self.split[v] + 1)]
+                if v == 0:
+                    got.append((final[v] + self.bwd[v], g.end_share))
+            per_rank.append(got)
+        k = max(len(x) for x in per_rank)
+        n = final.shape[1]
+        arrive = np.full((k, pp, n), -np.inf)
+        share = np.zeros((k, pp, n))
+        for r, got in enumerate(per_rank):
+            arrive[: len(got), r] = [a for a, _ in got]
+            share[: len(got), r] = [x for _, x in got]
+        return arrive, np.cumsum(share[::-1], axis=0)[::-1]
+
+    def reduction(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.g.sync, self.g.tail
+
+    def share(self) -> np.ndarray:
+        """Each rank's parameters over the busiest stage's, shape ``(pp, n)``."""
+        V, pp, g = len(self.split), self.pp, self.g
+        layers = np.array([sum(self.split[r::pp]) for r in range(pp)], dtype=float)[:, None]
+        ends = np.zeros((pp, 1))
+        ends[0] += 1.0
+        ends[pp - 1] += 1.0 if V > 1 else 0.0
+        return layers * g.layer_share + ends * g.end_share
+
+
+def _split(layers: int, pp: int, vpp: int, first: int, last: int) -> tuple[int, ...]:
+    return stage_layers(layers, pp, vpp, first or None, last or None)
+
+
+def _pins(L: Layouts) -> tuple[np.ndarray, np.ndarray]:
+    zero = np.zeros(L.pp.shape, dtype=np.int64)
+    first = zero if L.first is None else np.broadcast_to(L.first, L.pp.shape)
+    last = zero if L.last is None else np.broadcast_to(L.last, L.pp.shape)
+    return first, last
+
+
+def _at(v, shape) -> np.ndarray:
+    return np.broadcast_to(np.asarray(v, dtype=float), shape)

@@ -1,0 +1,265 @@
+"""Rule "pass recursion": the pipeline's fill and drain from the pass order itself.
+
+Every pipeline rank runs its passes in `schedule`'s order (1F1B, or Megatron-LM's interleaved
+1F1B). A pass starts when its rank is free and its input has arrived: the forward of virtual
+stage ``v`` needs ``v - 1``'s forward of the same micro-batch and one send, the backward needs
+``v + 1``'s backward and one send. So each pass ends at
+
+    end(p) = max(free(previous pass of the rank), end(input pass) + send) + duration(p)
+
+and ``free`` is ``end`` plus the send when sends block the rank (`Options.overlap_p2p` off).
+That is a max-plus linear recursion over the pass graph, the schedule the SimPy engine
+executes (`simulator.des.step`), evaluated here for many layouts at once: passes are taken
+level by level (a level's passes depend only on earlier levels), each level one vectorised
+step over (passes x layouts).
+
+The closed form's `bubble` rule, ``(sum of the other stages) / vpp``, is this recursion's
+value when every chunk takes the same time and sends are free. With uneven chunks (80 layers on 64
+virtual stages: chunks of 1 and 2 layers) a different rank is critical in each phase of the
+interleaved schedule, which no single-stage formula represents; there the closed form
+evaluates this recursion (`analysis.closed_form`).
+
+Long schedules are cut: once the schedule has settled into its steady state, each further
+micro-batch adds one period, so the makespan of ``m`` micro-batches is that of
+``m0 = STEADY_GROUPS * pp`` plus ``(m - m0)`` periods, the period read off the recursion
+itself (`makespan`; tests/test_makespan.py checks the cut against the whole recursion,
+tests/test_des_agreement_grid.py the closed form built on it against the SimPy engine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from simulator.plan.schedule import order_arrays
+
+STEADY_GROUPS = 5
+"""Groups of `pp` micro-batches evaluated before the recursion is cut (a choice: the
+interleaved warm-up holds ``2 (pp - r - 1) + (vpp - 1) pp`` chunk passes, under two groups'
+worth, so five leave the steady state three groups to settle). Checked against the whole
+recursion in tests/test_makespan.py: exact to 1e-9 on chunks of whole layers (uneven splits,
+a heavy head) with free sends, within 0.03 % with blocking sends, within 0.5 % on arbitrary
+random chunk times (whose period can take several groups to repeat)."""
+PROBE = (2, 4)
+"""Groups whose first forwards on the first rank time the steady state's period."""
+
+
+@dataclass(frozen=True)
+class PassGraph:
+    """The passes of all ranks of one (pp, vpp, m): index arrays over passes, with one extra
+    slot (index ``P``) that always reads 0, for "no previous pass" and "no input"."""
+
+    pp: int
+    vpp: int
+    m: int
+    v: np.ndarray  # virtual stage of each pass
+    backward: np.ndarray  # bool: a backward pass
+    prev: np.ndarray  # the rank's previous pass (P: none)
+    dep: np.ndarray  # the pass whose output it needs (P: none)
+    sends: np.ndarray  # bool: a send follows the pass
+    last: np.ndarray  # each rank's last pass
+    probe: tuple[int, int]  # rank 0's chunk-0 forwards of the `PROBE` micro-batches
+    final: np.ndarray  # each virtual stage's backward of the last micro-batch
+    rank: np.ndarray  # each pass's rank
+    drain: np.ndarray  # bool: the rank's passes from its last chunk's final backward on
+    levels: tuple[tuple[int, int], ...]  # passes are numbered level by level: each a slice
+    kind: np.ndarray  # row of [fwd; bwd] each pass reads: v, or V + v for a backward
+    drain_at: np.ndarray  # indices of the drain's passes
+
+
+@lru_cache(maxsize=512)
+def pass_graph(pp: int, vpp: int, m: int) -> PassGraph:
+    """The pass graph of `schedule(pp, vpp, m, rank)` over all ranks (cached)."""
+    V = pp * vpp
+    parts = [order_arrays(pp, vpp, m, r) for r in range(pp)]
+    per = 2 * m * vpp  # passes per rank
+    P = per * pp
+    backward = np.concatenate([b for b, _, _ in parts])
+    rank = np.repeat(np.arange(pp), per)
+    v = np.concatenate([c for _, c, _ in parts]) * pp + rank
+    mb = np.concatenate([x for _, _, x in parts])
+    at = np.empty((2, V, m), dtype=np.int64)  # (backward, v, micro-batch) -> pass
+    at[backward.astype(np.int64), v, mb] = np.arange(P)
+    idx = np.arange(P)
+    prev = np.where(idx % per == 0, -1, idx - 1)
+    has_input = np.where(backward, v < V - 1, v > 0)
+    src_v = np.clip(np.where(backward, v + 1, v - 1), 0, V - 1)
+    dep = np.where(has_input, at[backward.astype(np.int64), src_v, mb], -1)
+    # a rank's drain: its passes from its last chunk's final backward on
+    start = at[1, (vpp - 1) * pp + np.arange(pp), m - 1]
+    drain = idx >= start[rank]
+    level = _levels(prev, dep)
+    # renumber the passes level by level: a level is then a slice, not a gather
+    order = np.argsort(level, kind="stable")
+    new = np.empty(P + 1, dtype=np.int64)
+    new[order] = np.arange(P)
+    new[P] = P  # the slot that reads 0 stays last
+    slot = lambda a: new[np.where(np.asarray(a) < 0, P, a)]  # noqa: E731
+    cuts = np.flatnonzero(np.diff(level[order])) + 1
+    bounds = list(zip([0, *cuts.tolist()], [*cuts.tolist(), P], strict=True))
+    v, backward = v[order], backward[order]
+    probe = [at[0, 0, min(k * pp, m - 1)] for k in PROBE]
+    return PassGraph(
+        pp, vpp, m, v, backward, slot(prev)[order], slot(dep)[order],
+        np.where(backward, v > 0, v < V - 1), slot(idx[per - 1 :: per]),
+        (int(new[probe[0]]), int(new[probe[1]])), slot(at[1, :, m - 1]),
+        rank[order], drain[order], tuple(bounds),
+        v + V * backward, np.flatnonzero(drain[order]),
+    )  # fmt: skip
+
+
+def _levels(prev: np.ndarray, dep: np.ndarray) -> np.ndarray:
+    """Each pass's level: 0 without predecessors, else one more than theirs (Kahn's order;
+    a pass has at most two predecessors, its rank's previous pass and its input, and is the
+    input of at most one other)."""
+    P = len(prev)
+    nxt = np.full(P, -1)
+    nxt[prev[prev >= 0] + 0] = np.flatnonzero(prev >= 0)
+    feeds = np.full(P, -1)
+    feeds[dep[dep >= 0]] = np.flatnonzero(dep >= 0)
+    need = ((prev >= 0).astype(int) + (dep >= 0)).tolist()
+    nxt_l, feeds_l = nxt.tolist(), feeds.tolist()
+    level = [0] * P
+    ready = [i for i in range(P) if need[i] == 0]
+    done = 0
+    while ready:
+        i = ready.pop()
+        done += 1
+        up = level[i] + 1
+        for j in (nxt_l[i], feeds_l[i]):
+            if j >= 0:
+                if level[j] < up:
+                    level[j] = up
+                need[j] -= 1
+                if not need[j]:
+                    ready.append(j)
+    if done != P:
+        raise RuntimeError(f"pipeline schedule: the pass order deadlocks ({done} of {P} passes)")
+    return np.array(level)
+
+
+def durations(
+    g: PassGraph, fwd: np.ndarray, bwd: np.ndarray, slow: np.ndarray | None = None
+) -> np.ndarray:
+    """Every pass's duration, shape ``(P, n)``: its chunk's forward or backward (`fwd`,
+    `bwd`, shape ``(V, n)``), the drain's passes stretched by `slow` (shape ``(pp, n)``,
+    a factor per rank: its gradient reduction running beside them)."""
+    dur = np.concatenate([fwd, bwd])[g.kind]
+    if slow is not None:
+        dur[g.drain_at] *= slow[g.rank[g.drain_at]]
+    return dur
+
+
+def recursion(
+    g: PassGraph,
+    fwd: np.ndarray,
+    bwd: np.ndarray,
+    send: np.ndarray,
+    blocking: bool,
+    slow: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(every pass's end, the rank free again: after its send when sends block; with
+    blocking sends, how many sends lie on the longest path to it, else None), shape
+    ``(P, n)`` in `g`'s pass order, for `n` layouts: `fwd`, `bwd` the chunk pass times per
+    virtual stage, shape ``(V, n)``; `send` one send's time, shape ``(n,)``; `slow` as in
+    `durations`."""
+    n = send.shape[0]
+    P = g.v.shape[0]
+    dur = durations(g, fwd, bwd, slow)
+    has_dep = (g.dep < P)[:, None]
+    arrive = np.where(has_dep, send, 0.0)  # a send before the input is here
+    end = np.zeros((P + 1, n))
+    if not blocking:  # free again at the pass's end
+        for lo, hi in g.levels:
+            start = end[g.dep[lo:hi]]
+            start += arrive[lo:hi]
+            np.maximum(start, end[g.prev[lo:hi]], out=start)
+            np.add(start, dur[lo:hi], out=end[lo:hi])
+        return end[:P], None
+    hold = dur + g.sends[:, None] * send
+    free = np.zeros((P + 1, n))
+    hops = np.zeros((P + 1, n))  # sends on the longest path to each pass's start
+    own = np.append(g.sends, False)[:, None].astype(float)  # the slot P sends nothing
+    for lo, hi in g.levels:
+        prev, dep = g.prev[lo:hi], g.dep[lo:hi]
+        ready, came = free[prev], end[dep] + arrive[lo:hi]
+        start = np.maximum(ready, came)
+        hops[lo:hi] = np.where(came > ready, hops[dep] + has_dep[lo:hi], hops[prev] + own[prev])
+        end[lo:hi] = start + dur[lo:hi]
+        free[lo:hi] = start + hold[lo:hi]
+    return free[:P], hops[:P] + own[:P]
+
+
+@dataclass(frozen=True)
+class Ends:
+    """The recursion's result for `n` layouts, per pipeline rank (shape ``(pp, n)``)."""
+
+    end: np.ndarray
+    """The rank free again after its last pass (and its send, when sends block)."""
+    final: np.ndarray
+    """Start of each virtual stage's backward of the last micro-batch, shape ``(V, n)``:
+    during it that chunk's gradients become final, layer by layer (when its rank's
+    data-parallel reduction may take them)."""
+    period: np.ndarray
+    """The steady state's time per micro-batch, shape ``(n,)``; 0 when not reached."""
+    sends: np.ndarray | None = None
+    """With blocking sends: how many lie on the longest path to each rank's `end`."""
+    sends_per_mb: np.ndarray | None = None
+    """With blocking sends: how many the steady state adds per micro-batch, shape ``(n,)``."""
+
+
+def makespan(
+    pp: int,
+    vpp: int,
+    m: int,
+    fwd: np.ndarray,
+    bwd: np.ndarray,
+    send: np.ndarray,
+    blocking: bool,
+    slow: np.ndarray | None = None,
+) -> Ends:
+    """The pipeline's `Ends` for ``min(m, STEADY_GROUPS pp)`` micro-batches, with the steady
+    state's period when that is the cut (`extend` adds the rest); `slow` stretches each
+    rank's drain (`durations`).
+
+    The period is read off the recursion itself, as the time between the first rank's
+    first-chunk forwards of the `PROBE` groups (with uneven chunks it can exceed the busiest
+    rank's own work: the ring of virtual stages holds only so many micro-batches in
+    flight)."""
+    cut = STEADY_GROUPS * pp  # a multiple of pp, as interleaving needs
+    m0 = min(m, cut)
+    g = pass_graph(pp, vpp, m0)
+    free, hops = recursion(g, fwd, bwd, send, blocking, slow)
+    v = np.arange(pp * vpp)
+    # every last-micro-batch backward is in its rank's drain
+    final = free[g.final] - bwd * (1.0 if slow is None else np.tile(slow, (vpp, 1)))
+    if blocking:
+        final = final - send * (v > 0)[:, None]
+    end = free[g.last]
+    on_path = None if hops is None else hops[g.last]
+    if m0 < cut:
+        zero = np.zeros(send.shape)
+        return Ends(end, final, zero, on_path, None if hops is None else zero)
+    steps = (PROBE[1] - PROBE[0]) * pp
+    period = (free[g.probe[1]] - free[g.probe[0]]) / steps
+    per_mb = None if hops is None else (hops[g.probe[1]] - hops[g.probe[0]]) / steps
+    return Ends(end, final, period, on_path, per_mb)
+
+
+def extend(e: Ends, m: np.ndarray, m0: int) -> Ends:
+    """`e`, evaluated for `m0` micro-batches, for `m` (``m >= m0``, or all equal to it):
+    every micro-batch past the cut adds one period (and its sends)."""
+    more = m - m0
+    sends = None if e.sends is None else e.sends + more * e.sends_per_mb
+    return Ends(e.end + more * e.period, e.final + more * e.period, e.period, sends)
+
+
+def drain_work(pp: int, vpp: int, bwd: np.ndarray) -> np.ndarray:
+    """Each rank's compute in its drain (`PassGraph.drain`), shape ``(pp, n)``: its last
+    chunk's final backward, then the last group's ``pp`` backwards of each other chunk
+    (Megatron's interleaved order takes micro-batches in groups of pp; 1F1B: the last
+    backward alone)."""
+    per_rank = bwd.reshape(vpp, pp, -1)
+    return per_rank[-1] + pp * per_rank[:-1].sum(axis=0)
