@@ -117,9 +117,9 @@ def pass_times(
         if grads.overlapped:
             stretch = drain_stretch(*chunk.reduction(), work, grads.phi, chunk.dp, chunk.share())
         e = _makespan_distinct(pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
-        done = reduction_per_rank(
-            e.end, *chunk.pieces(e.final), *chunk.reduction(), grads.overlapped, chunk.dp
-        )
+        own = chunk.share() * chunk.g.sync
+        queue = chunk.queue(e.final) if grads.overlapped else None
+        done = reduction_per_rank(e.end, queue, own, chunk.g.tail, chunk.dp)
         out.end[rows] = e.end.max(axis=0)
         if e.sends is not None:
             top = np.argmax(e.end, axis=0)[None]
@@ -204,29 +204,26 @@ class _Chunks:
         self.g = grads
         self.dp = grads.dp
 
-    def pieces(self, final: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(arrive, rest), shape ``(pieces, pp, n)``: each rank's pieces in the order the
-        last micro-batch's backward makes them final (padding: never, nothing)."""
+    def queue(self, final: np.ndarray) -> np.ndarray:
+        """When each rank's gradient reduction queue would end, ``max_k (arrive_k + rest_k
+        sync)`` over its pieces (`rules.reduction_per_rank`), shape ``(pp, n)``: in the last
+        micro-batch's backward, chunk by chunk (last chunk first), the output matrix first
+        (last rank), then the layers one by one, the embedding last (first rank). Within a
+        chunk the term is linear in the layer's index, so its first and last layer bound
+        it."""
         V, pp, g = len(self.split), self.pp, self.g
-        per_rank = []
-        for r in range(pp):
-            got: list[tuple[np.ndarray, np.ndarray]] = []
-            for v in range(V - pp + r, -1, -pp):  # the rank's chunks, last first
-                t0 = final[v] + (self.head_b if v == V - 1 else 0.0)
-                if v == V - 1:
-                    got.append((t0, g.end_share))
-                got += [(t0 + k * self.b_layer, g.layer_share) for k in range(1, self.split[v] + 1)]
-                if v == 0:
-                    got.append((final[v] + self.bwd[v], g.end_share))
-            per_rank.append(got)
-        k = max(len(x) for x in per_rank)
-        n = final.shape[1]
-        arrive = np.full((k, pp, n), -np.inf)
-        share = np.zeros((k, pp, n))
-        for r, got in enumerate(per_rank):
-            arrive[: len(got), r] = [a for a, _ in got]
-            share[: len(got), r] = [x for _, x in got]
-        return arrive, np.cumsum(share[::-1], axis=0)[::-1]
+        vpp = V // pp
+        ls, es, b = g.layer_share * g.sync, g.end_share * g.sync, self.b_layer
+        nv = np.array(self.split, dtype=float).reshape(vpp, pp)[:, :, None]
+        t0 = final.reshape(vpp, pp, -1).copy()
+        t0[-1, -1] += self.head_b  # the head's backward comes first in its chunk
+        # what the rank still reduces after a chunk's pieces: the chunks after it, the
+        # embedding (first rank)
+        after = (np.cumsum(nv, axis=0) - nv) * ls + es * (np.arange(pp) == 0)[None, :, None]
+        q = (np.maximum(t0 + b + nv * ls, t0 + nv * b + ls) + after).max(axis=0)
+        q[-1] = np.maximum(q[-1], t0[-1, -1] + es + nv[-1, -1] * ls + after[-1, -1])
+        q[0] = np.maximum(q[0], final[0] + self.bwd[0] + es)
+        return q
 
     def reduction(self) -> tuple[np.ndarray, np.ndarray]:
         return self.g.sync, self.g.tail

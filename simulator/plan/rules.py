@@ -68,25 +68,20 @@ def grad_exposed(sync: Num, window: Num, tail: Num, phi: float, overlapped: bool
     return np.minimum(exposed + last, sync), slow
 
 
-def reduction_per_rank(
-    end: Num, arrive: Num, rest: Num, sync: Num, tail: Num, overlapped: bool, dp: Num
-) -> Num:
+def reduction_per_rank(end: Num, queue: Num | None, own: Num, tail: Num, dp: Num) -> Num:
     """Rule "each rank's own reduction" (with `pass recursion`): (s) when each rank's
     gradient reduction ends (ranks x layouts).
 
-    Every rank reduces its own gradients on its own data-parallel stream (`sync` seconds
-    for the busiest stage's parameters). Overlapped, a piece (a layer's gradients, the
-    embedding's) can go once the last micro-batch's backward has made it final (`arrive`,
-    pieces x ranks x layouts), so the queue ends at ``max_k (arrive_k + rest_k * sync)``,
-    `rest_k` the rank's parameters from piece k on over the busiest stage's; and no
-    earlier than one last bucket (`tail`) after the rank's `end` (ranks x layouts). Not
-    overlapped, each rank's whole reduction follows its end. The step ends with the last
-    rank's reduction, which need not be the busiest rank's nor the last to compute.
-    Derived from the schedule, not fitted."""
-    own = np.asarray(rest)[0] * sync  # all of the rank's gradients
-    if not overlapped:
+    Every rank reduces its own gradients (`own` seconds) on its own data-parallel stream.
+    Overlapped, a piece (a layer's gradients, the embedding's) can go once the last
+    micro-batch's backward has made it final, at `arrive_k`, so the queue ends at
+    `queue` ``= max_k (arrive_k + rest_k)``, `rest_k` the time to reduce piece k and all
+    later ones (`pipeline_passes._Chunks.queue`); and no earlier than one last bucket
+    (`tail`) after the rank's `end`. Not overlapped (`queue` None), the whole reduction
+    follows the rank's end. The step ends with the last rank's reduction, which need not
+    be the busiest rank's nor the last to compute. Derived from the schedule, not fitted."""
+    if queue is None:
         return end + own
-    queue = np.max(arrive + rest * sync, axis=0)
     return np.maximum(queue, end + np.where(dp > 1, np.minimum(tail, own), 0.0))
 
 
