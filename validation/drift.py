@@ -235,8 +235,8 @@ def remeasure(
 
 Contention = Callable[[tuple[str, ...], int, int], list[dict[str, Any]]]
 """`contention.measure_contention(dtypes, threads, ranks)`' rows; tests pass a fake."""
-CONTENTION_ROUNDS = 1
-"""Alone/busy pairs of the contention re-probe (the calibration takes 3)."""
+CONTENTION_ROUNDS = 3
+"""Alone/busy pairs of the contention re-probe (the quick calibration takes 9)."""
 
 
 def check_contention(

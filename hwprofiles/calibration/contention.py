@@ -16,10 +16,13 @@ its memory and copy rates by them when a job keeps more than one device of a nod
 (`HostProfile.contention`, `memory_contention`; `hwprofiles.host`). An earlier version timed one
 mix of both, whose bf16 figure (0.95) was set by the streaming pass and hid the GEMMs' 0.5.
 
-The alone and busy runs alternate, `rounds` times each, and the factor is the ratio of their
-medians: a shared VM's speed drifts over tens of seconds (one alone-then-busy pair on
-2026-11-29 read 1.0 for fp32, a busy run faster than the alone one, while the validation
-runs of the same hour showed 3-18 % contention), and alternating spreads the drift over both.
+The `n` ranks are started once per kernel and kept; the alone and busy windows then alternate,
+`rounds` pairs, and the factor is the median over the pairs of each pair's ratio: a shared
+VM's speed drifts over seconds to minutes (one alone-then-busy pair on 2026-11-29 read 1.0
+for fp32, a busy run faster than the alone one, while the validation runs of the same hour
+showed 3-18 % contention), and a pair's two windows, a fraction of a second apart, see the
+same drift. Until 2026-12-03 every window started fresh processes (torch imported each
+time, three pairs): the fp32 factor of five quick calibrations in one morning read 0.76-1.00.
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ STEP_TARGET_S = 0.05
 """Aimed time of one GEMM step (s): rows are cut until a step takes about this long. On an
 AMD EPYC (Zen 3) VM without AMX or AVX-512 BF16 (2026-12-02) a bf16 step of 512 rows took
 5-14 s, about 100x the fp32 one, and the fixed-size benchmark overran its 120 s timeout."""
-WINDOW_S = 0.5
-"""Aimed length of one timed window (s): repetitions are chosen from a probe to fill it."""
+WINDOW_S = 0.25
+"""Aimed length of one timed window (s): repetitions are chosen from a probe to fill it (a
+choice: short enough that a pair's two windows see the same host speed, long enough that a
+window holds several steps)."""
 PROBE_ROWS = 16
 CONTENTION_COLUMNS = (
     "kernel", "dtype", "ranks", "threads_per_rank", "tokens", "reps", "rounds", "alone_s",
@@ -66,31 +71,41 @@ def _gemm_step(dtype_key: str, rows: int) -> Any:
     return step
 
 
-def _kernel(
-    kernel: str, dtype_key: str, threads: int, reps: int, rows: int, barrier: Any, out: Any
-) -> None:
+def _step_of(kernel: str, dtype_key: str, rows: int) -> Any:
+    import torch
+
+    if kernel == "gemm":
+        return _gemm_step(dtype_key, rows)
+    g = torch.Generator().manual_seed(0)
+    state = torch.zeros(STREAM_ELEMENTS)
+    grad = torch.randn(STREAM_ELEMENTS, generator=g)
+
+    def step() -> Any:  # streams 80 MiB (32 + 48), like an AdamW moment
+        return state.mul_(0.9).add_(grad, alpha=0.1)
+
+    return step
+
+
+def _worker(
+    kernel: str, dtype_key: str, threads: int, reps: int, rows: int, orders: Any, barrier: Any,
+    out: Any,
+) -> None:  # fmt: skip
+    """One rank, kept for every window: on "alone" it times `reps` steps by itself, on
+    "busy" after a barrier with the other ranks, on None it exits."""
     import torch
 
     torch.set_num_threads(threads)
-    if kernel == "gemm":
-        step = _gemm_step(dtype_key, rows)
-    else:
-        g = torch.Generator().manual_seed(0)
-        state = torch.zeros(STREAM_ELEMENTS)
-        grad = torch.randn(STREAM_ELEMENTS, generator=g)
-
-        def step() -> Any:  # streams 80 MiB (32 + 48), like an AdamW moment
-            return state.mul_(0.9).add_(grad, alpha=0.1)
-
+    step = _step_of(kernel, dtype_key, rows)
     with torch.no_grad():
         for _ in range(min(3, reps)):
             step()
-        if barrier is not None:
-            barrier.wait()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            step()
-        out.put(time.perf_counter() - t0)
+        while (order := orders.get()) is not None:
+            if order == "busy":
+                barrier.wait()
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                step()
+            out.put(time.perf_counter() - t0)
 
 
 def _sized(kernel: str, dtype_key: str, threads: int, max_reps: int) -> tuple[int, int]:
@@ -114,27 +129,38 @@ def _sized(kernel: str, dtype_key: str, threads: int, max_reps: int) -> tuple[in
     return rows, reps
 
 
-def _run(
-    n: int, kernel: str, dtype_key: str, threads: int, reps: int, timeout_s: float, rows: int = 0
-) -> float:
+def _pairs(
+    n: int, kernel: str, dtype_key: str, threads: int, reps: int, rows: int, rounds: int,
+    timeout_s: float,
+) -> tuple[list[float], list[float]]:  # fmt: skip
+    """(alone, busy) window times of `rounds` alternating pairs, the ranks started once."""
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    barrier = ctx.Barrier(n) if n > 1 else None
+    out = ctx.Queue()
+    barrier = ctx.Barrier(n)
+    orders = [ctx.Queue() for _ in range(n)]
     procs = [
-        ctx.Process(target=_kernel, args=(kernel, dtype_key, threads, reps, rows, barrier, q))
-        for _ in range(n)
+        ctx.Process(target=_worker, args=(kernel, dtype_key, threads, reps, rows, q, barrier, out))
+        for q in orders
     ]
     for p in procs:
         p.start()
+    alone, busy = [], []
     try:
-        times = [q.get(timeout=timeout_s) for _ in procs]
+        for _ in range(rounds):
+            orders[0].put("alone")
+            alone.append(out.get(timeout=timeout_s))
+            for q in orders:
+                q.put("busy")
+            busy.append(statistics.median(out.get(timeout=timeout_s) for _ in procs))
     finally:
+        for q in orders:
+            q.put(None)
         for p in procs:
             p.join(timeout=5)
             if p.is_alive():
                 p.kill()
                 p.join()
-    return statistics.median(times)
+    return alone, busy
 
 
 def measure_contention(
@@ -145,17 +171,16 @@ def measure_contention(
     timeout_s: float = 120,
     rounds: int = 3,
 ) -> list[dict[str, Any]]:
-    """One row per GEMM dtype and one for the fp32 streaming pass: median time alone and with
-    `n` ranks busy over `rounds` alternating pairs of runs, and the throughput factor."""
+    """One row per GEMM dtype and one for the fp32 streaming pass: median window time alone
+    and with `n` ranks busy over `rounds` alternating pairs, and the throughput factor, the
+    median of the pairs' ratios (at most 1)."""
     cases = [("gemm", d) for d in dtypes if d != "tf32"] + [("stream", "fp32")]
     rows = []
     for kernel, dt in cases:
         tokens, k_reps = _sized(kernel, dt, threads_per_rank, reps)
-        alone_s, busy_s = [], []
-        for _ in range(rounds):
-            alone_s.append(_run(1, kernel, dt, threads_per_rank, k_reps, timeout_s, tokens))
-            busy_s.append(_run(n, kernel, dt, threads_per_rank, k_reps, timeout_s, tokens))
+        alone_s, busy_s = _pairs(n, kernel, dt, threads_per_rank, k_reps, tokens, rounds, timeout_s)
         alone, busy = statistics.median(alone_s), statistics.median(busy_s)
+        ratio = statistics.median(a / b for a, b in zip(alone_s, busy_s, strict=True))
         rows.append(
             {
                 "kernel": kernel,
@@ -167,7 +192,7 @@ def measure_contention(
                 "rounds": rounds,
                 "alone_s": alone,
                 "busy_s": busy,
-                "factor": min(1.0, alone / busy),
+                "factor": min(1.0, ratio),
             }
         )
     return rows

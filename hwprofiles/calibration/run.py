@@ -214,7 +214,9 @@ def measure_all(cfg: CalibrationConfig, progress: ProgressHook | None = None) ->
     rpn = ranks_per_node(cfg.device, cfg.threads_per_rank)
     busy = min(rpn, max(cfg.world_sizes))
     if cfg.device == "cpu" and busy > 1:
-        reps, rounds = (10, 1) if plan.level == "tiny" else (40, 3)
+        # alternating alone/busy pairs (`contention.py`): more of them, each shorter, since
+        # 2026-12-03 (the ranks are started once, not per window)
+        reps, rounds = (10, 3) if plan.level == "tiny" else (40, 9)
         tables["contention"] = measure_contention(
             dtypes, cfg.threads_per_rank, busy, reps, rounds=rounds
         )
