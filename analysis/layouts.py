@@ -90,17 +90,23 @@ class Layouts:
 
     def groups(self, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(the first layout of each distinct combination of `columns`, the index of each
-        layout's combination among those). The combinations are coded as one integer (mixed
-        radix over the columns' ranges), so this is one 1-D unique."""
-        cols = [np.asarray(getattr(self, k), dtype=np.int64) for k in columns]
-        lows = [int(c.min(initial=0)) for c in cols]
-        radix = [int(c.max(initial=0)) - lo + 1 for c, lo in zip(cols, lows, strict=True)]
-        if math.prod(radix) >= 2**62:  # too many combinations for one int64 code
-            _, first, index = np.unique(np.stack(cols, axis=1), axis=0, return_index=True,
-                                        return_inverse=True)  # fmt: skip
-            return first, index.reshape(-1)
-        code = np.zeros(len(self), dtype=np.int64)
-        for c, lo, r in zip(cols, lows, radix, strict=True):
-            code = code * r + (c - lo)
-        _, first, index = np.unique(code, return_index=True, return_inverse=True)
+        layout's combination among those): `group_index` over the columns."""
+        return group_index([getattr(self, k) for k in columns])
+
+
+def group_index(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(the first row of each distinct combination of the integer `columns`, the index of
+    each row's combination among those). The combinations are coded as one integer (mixed
+    radix over the columns' ranges), so this is one 1-D unique."""
+    cols = [np.asarray(c, dtype=np.int64) for c in columns]
+    lows = [int(c.min(initial=0)) for c in cols]
+    radix = [int(c.max(initial=0)) - lo + 1 for c, lo in zip(cols, lows, strict=True)]
+    if math.prod(radix) >= 2**62:  # too many combinations for one int64 code
+        _, first, index = np.unique(np.stack(cols, axis=1), axis=0, return_index=True,
+                                    return_inverse=True)  # fmt: skip
         return first, index.reshape(-1)
+    code = np.zeros(cols[0].shape, dtype=np.int64)
+    for c, lo, r in zip(cols, lows, radix, strict=True):
+        code = code * r + (c - lo)
+    _, first, index = np.unique(code, return_index=True, return_inverse=True)
+    return first, index.reshape(-1)

@@ -7,9 +7,10 @@ drifted: a GEMM or attention probe of its compute dtype, a memory-bound or copy 
 run), a cast probe (bf16 runs), a collective probe (runs of more than one rank on loopback);
 for a component probe, only where its measured figure moves the run's predicted step by more
 than `MATERIAL` (`material`).
-Host-contention rows are noted, never withheld: one alone/busy pair is too noisy to gate on
-(on the quiet machine of 2026-12-03 the streaming factor read 0.51 and 1.00 in two chains a
-few minutes apart against the profile's 0.67; docs/validation.md).
+Host-contention rows are noted, never withheld: the re-probe's few alone/busy pairs
+(`drift.CONTENTION_ROUNDS`) are too noisy to gate on (on the quiet machine of 2026-12-03 the
+streaming factor read 0.51 and 1.00 in two chains a few minutes apart, from one pair each,
+against the profile's 0.67; docs/validation.md).
 
 `recheck` sets a report's stored probes against another profile (`llmcap validate
 --repredict`): the measurements stay what the machine ran before those runs; the profile's

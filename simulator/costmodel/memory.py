@@ -92,8 +92,13 @@ def stage_params(
     """Parameters on one device of a pipeline stage of `layers` layers (before ZeRO), with
     the embedding or output matrix where `ends` is 1 (the first and last stage; Megatron
     keeps the output matrix's own copy on the last, `params_per_device`)."""
-    lp = (model.layer_params() - model.expert_layer_params()) / tp + _expert_layer(model, ep, etp)
-    return layers * lp + ends * model.embedding_params() / tp
+    return layers * _layer_per_device(model, tp, ep, etp) + ends * model.embedding_params() / tp
+
+
+def _layer_per_device(model: ModelSpec, tp: Num, ep: Num, etp: Num | None) -> Num:
+    """One layer's parameters on one device: the dense ones over tp, the routed experts over
+    ep x etp (`_expert_layer`)."""
+    return (model.layer_params() - model.expert_layer_params()) / tp + _expert_layer(model, ep, etp)
 
 
 def params_per_device(
@@ -113,7 +118,7 @@ def params_per_device(
     layers are taken as evenly split. A mixture-of-experts model's routed experts are split
     over ep x etp (etp default 1) instead of tp (`expert_params_per_device`).
     """
-    lp = (model.layer_params() - model.expert_layer_params()) / tp + _expert_layer(model, ep, etp)
+    lp = _layer_per_device(model, tp, ep, etp)
     whole = (model.embedding_params() + model.lm_head_params()) / tp
     ends = model.embedding_params() / tp
     if split is None:

@@ -20,35 +20,17 @@ Pass = tuple[str, int, int]
 
 def one_f_one_b(pp: int, m: int, rank: int) -> list[Pass]:
     """Non-interleaved 1F1B order of rank `rank` for `m` micro-batches."""
-    warmup = min(pp - rank - 1, m)
-    order: list[Pass] = [("F", 0, i) for i in range(warmup)]
-    for i in range(m - warmup):
-        order.append(("F", 0, warmup + i))
-        order.append(("B", 0, i))
-    order += [("B", 0, i) for i in range(m - warmup, m)]
-    return order
+    return _passes(order_arrays(pp, 1, m, rank))
 
 
 def interleaved(pp: int, vpp: int, m: int, rank: int) -> list[Pass]:
     """Interleaved 1F1B order (Megatron-LM); needs `m` to be a multiple of `pp`."""
-    if m % pp:
-        raise ValueError(f"interleaved 1F1B: micro-batches {m} must be a multiple of pp = {pp}")
-    total = m * vpp
-    warmup = total if m == pp else min((pp - rank - 1) * 2 + (vpp - 1) * pp, total)
-    group = pp * vpp
+    return _passes(order_arrays(pp, vpp, m, rank))
 
-    def fwd(k: int) -> Pass:
-        return ("F", (k % group) // pp, (k // group) * pp + k % pp)
 
-    def bwd(k: int) -> Pass:
-        return ("B", vpp - 1 - (k % group) // pp, (k // group) * pp + k % pp)
-
-    order = [fwd(k) for k in range(warmup)]
-    for k in range(total - warmup):
-        order.append(fwd(k + warmup))
-        order.append(bwd(k))
-    order += [bwd(k) for k in range(total - warmup, total)]
-    return order
+def _passes(arrays: tuple[np.ndarray, ...]) -> list[Pass]:
+    backward, chunk, micro = (a.tolist() for a in arrays)
+    return [("B" if b else "F", c, x) for b, c, x in zip(backward, chunk, micro, strict=True)]
 
 
 def schedule(pp: int, vpp: int, m: int, rank: int) -> list[Pass]:
@@ -59,9 +41,12 @@ def schedule(pp: int, vpp: int, m: int, rank: int) -> list[Pass]:
 
 
 def order_arrays(pp: int, vpp: int, m: int, rank: int) -> tuple[np.ndarray, ...]:
-    """`schedule(pp, vpp, m, rank)` as arrays (backward: bool, chunk, micro-batch), built
-    arithmetically for the closed form's pass recursion (`simulator.plan.makespan`):
-    warm-up forwards, then one forward and one backward in turn, then the last backwards."""
+    """The pass order of `rank` as arrays (backward: bool, chunk, micro-batch), the one
+    definition both engines read (`schedule` lists it for the SimPy engine; the closed form's
+    pass recursion, `simulator.plan.makespan`, takes the arrays): warm-up forwards, then one
+    forward and one backward in turn, then the last backwards. Forward number k is chunk
+    ``(k mod pp vpp) // pp`` of micro-batch ``(k // pp vpp) pp + k mod pp``; backward k the
+    same micro-batch's chunk counted from the last."""
     if vpp > 1 and m % pp:
         raise ValueError(f"interleaved 1F1B: micro-batches {m} must be a multiple of pp = {pp}")
     total = m * vpp
