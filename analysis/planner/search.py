@@ -155,12 +155,13 @@ def evaluate_chunked(
 RULE_LOW = 0.9
 """Re-price by the pass recursion the layouts whose `bubble`-rule price is within this
 factor of the `top_n`-th best (tokens per second): a choice, checked by regret. The rule
-prices interleaved layouts with uneven chunks from 0.75x to 1.27x of the recursion (every
+prices interleaved layouts with uneven chunks from 0.79x to 1.33x of the recursion (every
 7th such layout of Llama-3-70B and GPT-3 175B on 1,024 H100, Llama-2-13B and Mixtral 8x7B
 on 256; the extremes match the SimPy engine within 2 %, docs/simulator.md item 9), but the
 layouts it overprices by more than 10 % are far from the best: over 16 searches (those 4
 models, H100 and A100, 256 and 1,024 GPUs) 0.9 found the same best layout as re-pricing
-every fitting one (`tests/test_planner_refine.py`); 1.0 missed one by 0.65 %. Layouts
+every fitting one; 1.0 missed one by 0.65 % (`python benchmarks/rule_vs_recursion.py
+[--window W]`; `tests/test_planner_refine.py` checks one search). Layouts
 below the window keep the rule's price."""
 
 
@@ -180,7 +181,7 @@ def refine(
     pass recursion's price on every interleaved layout with uneven chunks that could be among
     the `top_n` fitting layouts by tokens per second: those whose rule price is within
     `RULE_LOW` of the `top_n`-th best, repeated until no new one qualifies. Layouts further
-    down keep the rule's price (off by up to ~25 % there, either way). The pass recursion
+    down keep the rule's price (up to 33 % high or 21 % low there). The pass recursion
     costs milliseconds per (pp, vpp, micro-batches) group; pricing all ~15,000 such
     layouts of a 1,024-GPU search took 3 s, this window ~0.1 s."""
     from analysis.pipeline_passes import uneven_chunks
