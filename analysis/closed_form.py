@@ -25,11 +25,12 @@ ends, and contention between different groups' collectives (the SimPy engine mod
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 
 from analysis import closed_form_moe as moe_terms
+from analysis.closed_form_outputs import comm_bytes, energy, layer_wire, moe_keys, present
 from analysis.grouped import ZERO3_SHAPE, Grouped
 from analysis.layouts import Layouts
 from analysis.pipeline_passes import Grads, pass_times, uneven_chunks
@@ -38,12 +39,11 @@ from analysis.step_comm import (
     price_together,
     priced_where,
     sum_buckets_gen,
-    take_on,
     zero3_gen,
 )
+from analysis.step_compose import Fixed, Pipe, by_recursion, compose
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel import memory as mem
-from simulator.costmodel.collectives import bus_factor
 from simulator.costmodel.framework import copies_time, copy_bytes, host_times
 from simulator.costmodel.network import p2p_time
 from simulator.costmodel.ops import embedding_ops
@@ -55,7 +55,10 @@ from simulator.pipeline_split import split_arrays
 from simulator.plan import rules
 from simulator.plan.layer import kernel_order, layer_passes, messages, mlp_names
 from simulator.plan.rules import beside
-from simulator.plan.step import activations, kept_params, step_plan
+from simulator.plan.step import activations, kept_params, stage_memory, step_plan
+
+Refine = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""`evaluate`'s `refine`: (step times, which are still bounds) -> which of those to price."""
 
 GEMM_FWD_PLUS_BWD = 3.0
 """A GEMM's forward plus backward time over its forward time: the backward computes dX and dW,
@@ -64,12 +67,6 @@ of FLOPs" of the forward, Narayanan et al. 2021, appendix on floating-point oper
 ATTENTION_FWD_PLUS_BWD = 3.5
 """Fused attention's forward plus backward over its forward: the backward is 2.5x the forward's
 FLOPs (5 matmuls against 2; Dao 2023, FlashAttention-2, arXiv 2307.08691, Sec. 4.1)."""
-
-
-def _present(flags) -> list[bool]:
-    """Which of False, True occur in a boolean layout array (skip the branch no layout takes)."""
-    arr = np.asarray(flags, dtype=bool)
-    return [v for v in (False, True) if bool(np.any(arr == v))]
 
 
 class _Kernels:
@@ -131,7 +128,7 @@ def _stage_times(model, hw, s, L, precision, opts, msg):
         (sp, key): 0.0 for sp in (False, True) for key in ("tp", "cp", "tp_x", "cp_x", "slow", "fx")
     }
     fwd_count = 1.0 + full  # full recompute repeats the forward's collectives
-    sps = _present(L.sp)
+    sps = present(L.sp)
     has_cp = bool(np.any(np.asarray(L.cp) > 1))  # cp = 1 everywhere: no exchange to price
     # every collective of the layer priced up front, each kind in one call (`priced_where`),
     # only on the layouts that run it (a group of one costs nothing; the all-reduce is non-SP
@@ -225,9 +222,71 @@ def per_layer_times(
     e = ACT_BYTES[precision]
     msg = messages(model, U.mb, s, U.tp, U.cp, e)
     t = _stage_times(model, hw, s, U, precision, opts, msg)
-    t["wire_tp"], t["wire_cp"] = _layer_wire(U, msg)
+    t["wire_tp"], t["wire_cp"] = layer_wire(U, msg)
     t["act"] = activations(model, U.mb, s, U.tp, U.cp, U.sp, U.recompute, e, opts, U.ep, U.etp)
     return {k: np.asarray(v)[index] if np.ndim(v) else v for k, v in t.items()}
+
+
+def _busiest_plan(model, s, L, precision, opts, t):
+    """(micro-batches, the split, one layer's time, `_busiest_stage`, its
+    parameters, its experts' parameters, its step plan): the step plan of the busiest rank
+    (`simulator.plan.step`: DP buckets, ZeRO-3 units, pipeline sends, memory), evaluated by
+    the closed form, executed by the SimPy engine."""
+    m = L.gbs / (L.mb * L.dp)
+    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])  # the plan's sizes
+    stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
+    per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
+    # the busiest pipeline rank sets the pace (uneven splits: `simulator.pipeline_split`)
+    busiest = _busiest_stage(stages, per_layer, t["emb"], t["head"], L.pp)
+    n_layers, _, has_emb, has_head = busiest
+    params = mem.params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
+    p_exp = moe_terms.expert_params(model, L, stages)
+    plan = step_plan(
+        model, precision, opts, tp=L.tp, cp=L.cp, dp=L.dp, pp=L.pp, vpp=L.vpp, zero=L.zero,
+        dense=params - p_exp, expert=p_exp, edp=moe_terms.expert_dp(L), estride=L.etp * L.ep,
+        layers=n_layers, has_emb=has_emb, has_head=has_head, p2p_bytes=msg.p2p,
+        act_per_layer=t["act"], logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp),
+        microbatches=m,
+    )  # fmt: skip
+    return m, stages, per_layer, busiest, params, p_exp, plan
+
+
+def memory_and_floor(
+    model: ModelSpec,
+    hw: HardwareProfile,
+    seq_len: int,
+    layouts: Layouts,
+    precision: str,
+    options: Options,
+    per_layer: Mapping[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(`evaluate`'s memory per GPU, bytes; a lower bound of its step time, s) of every
+    layout, from the busiest rank's memory (`plan.step.stage_memory`) without pricing the
+    step: its compute and exposed TP/CP/EP time over all micro-batches, the `bubble` rule's
+    fill and drain where it prices the pipeline, and the optimizer's streaming (every other
+    part of the step is at least 0; the pass recursion's bubble too). What the planner reads
+    first: a layout whose bound cannot beat the best priced is not priced
+    (`analysis.planner.bounds`)."""
+    L, opts, t = layouts, options, per_layer
+    m = L.gbs / (L.mb * L.dp)
+    stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
+    layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
+    n_layers, ends, _, _ = _busiest_stage(stages, layer, t["emb"], t["head"], L.pp)
+    params = mem.params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
+    p_exp = moe_terms.expert_params(model, L, stages)
+    memory, local = stage_memory(
+        model, precision, opts, tp=L.tp, pp=L.pp, dp=L.dp, zero=L.zero, dense=params - p_exp,
+        expert=p_exp, edp=moe_terms.expert_dp(L), layers=n_layers, act_per_layer=t["act"],
+        logits=mem.logits_bytes(model, L.mb, seq_len, L.tp, L.cp), microbatches=m,
+    )  # fmt: skip
+    t_opt = copy_time(hw.accelerator, local * opts.optimizer_bytes_per_param)
+    last = n_layers * layer + ends
+    # the `bubble` rule's fill and drain, where it prices the pipeline (not the recursion's)
+    total = model.num_hidden_layers * layer + t["head"] + t["emb"]
+    rule = ~uneven_chunks(model.num_hidden_layers, L)
+    fill = np.where(rule, rules.bubble(total, last, L.vpp), 0.0)
+    floor = m * last + fill + t_opt
+    return _memory(memory, L, m, stages)["memory_per_gpu_bytes"], floor
 
 
 def evaluate(
@@ -240,42 +299,32 @@ def evaluate(
     per_layer: Mapping[str, np.ndarray] | None = None,
     keys: Collection[str] | None = None,
     recursion: bool = True,
+    lower: bool = False,
+    refine: Refine | None = None,
 ) -> dict[str, np.ndarray]:
     """Step time, its breakdown, memory and energy for every layout (arrays of equal length).
     `per_layer`: `per_layer_times` of these layouts, where already computed. `keys`: only these
     outputs (None: all); the totals, wire bytes, memory and energy no asked key needs are not
     computed (the planner's search asks for the step time and the memory). `recursion`:
     False prices interleaving with uneven chunks by the `bubble` rule too, not by the pass
-    recursion (the planner's first pass over every layout, `search.evaluate_chunked`)."""
+    recursion. `refine` (the planner's branch and bound, `planner.bounds.Refine`): those
+    layouts are first priced at a lower bound of the recursion's step (no recursion:
+    `pipeline_passes.pass_times(lower=True)`); called with the step times and which of them
+    are still bounds, `refine` returns which of those to price by the recursion, until it
+    returns none; the others keep their bound."""
     opts = options or Options()
     L = layouts
     s = seq_len
     acc = hw.accelerator
     acc.peak(precision)  # clear error if the device lacks this dtype
-    m = L.gbs / (L.mb * L.dp)
-    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])  # the plan's sizes
     t = per_layer if per_layer is not None else per_layer_times(model, hw, s, L, precision, opts)
-    stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
-
-    per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
-    # the busiest pipeline rank sets the pace (uneven splits: `simulator.pipeline_split`)
-    n_layers, ends, has_emb, has_head = _busiest_stage(stages, per_layer, t["emb"], t["head"], L.pp)
+    m, stages, per_layer, (n_layers, ends, _, _), params, p_exp, plan = _busiest_plan(
+        model, s, L, precision, opts, t
+    )
     last = n_layers * per_layer + ends
     total = model.num_hidden_layers * per_layer + t["head"] + t["emb"]
     # compute counts kernels slowed by the collectives beside them (`plan.rules.beside`)
     compute_mb = n_layers * (t["fwd"] + t["bwd"] + t["rc"] + t["slow"]) + ends
-
-    # the step plan of the busiest rank (`simulator.plan.step`): DP buckets, ZeRO-3 units,
-    # pipeline sends, memory; evaluated here, executed by the SimPy engine
-    params = mem.params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
-    p_exp = moe_terms.expert_params(model, L, stages)
-    act = t["act"]  # one layer's stored activations (`plan.step.activations`)
-    plan = step_plan(
-        model, precision, opts, tp=L.tp, cp=L.cp, dp=L.dp, pp=L.pp, vpp=L.vpp, zero=L.zero,
-        dense=params - p_exp, expert=p_exp, edp=moe_terms.expert_dp(L), estride=L.etp * L.ep,
-        layers=n_layers, has_emb=has_emb, has_head=has_head, p2p_bytes=msg.p2p,
-        act_per_layer=act, logits=mem.logits_bytes(model, L.mb, s, L.tp, L.cp), microbatches=m,
-    )  # fmt: skip
 
     # pipeline: bubble and p2p sends
     sends = plan.sends
@@ -309,6 +358,7 @@ def evaluate(
     # the routed experts' gradients reduce over their own group, after the dense ones
     # (`simulator.des.step`): those layouts keep the busiest stage's rules
     own_dp = uneven & ~z3 & (p_exp == 0)
+    rule = pipe = Pipe(bubble, p2p_exposed, grad_exp, grad_slow)
     if uneven.any():
         grads = Grads(
             np.where(own_dp, grad_sync, 0.0), tail, L.dp,
@@ -316,15 +366,17 @@ def evaluate(
             mem.stage_params(model, L.tp, 0, 1, L.ep, L.etp) / params,
             phi, opts.overlap_grad_reduce,
         )  # fmt: skip
-        passes = pass_times(
-            model.num_hidden_layers, L, m, t, per_layer, t_p2p, not sends.overlapped, uneven, grads
-        )
-        if not sends.overlapped:  # the sends on the pipeline's longest path
-            p2p_exposed = np.where(uneven, passes.sends * t_p2p, p2p_exposed)
-        grad_slow = np.where(own_dp, passes.slow, grad_slow)
-        grad_exp = np.where(own_dp, passes.reduced - passes.end, grad_exp)
-        pipe = passes.end - m * last - p2p_exposed - passes.slow
-        bubble = np.where(uneven, np.maximum(pipe, 0.0), bubble)
+
+        def recurse(where: np.ndarray, low: bool) -> Pipe:
+            passes = pass_times(
+                model.num_hidden_layers, L, m, t, per_layer, t_p2p, not sends.overlapped,
+                where, grads, low,
+            )  # fmt: skip
+            return by_recursion(
+                rule, passes, where, own_dp, m * last, t_p2p, not sends.overlapped, low
+            )
+
+        pipe = recurse(uneven, refine is not None)
     if opts.overlap_param_gather:
         ag_exposed, ag_slow = beside(
             ag_after, rules.param_window(n_layers, t["fwd"], L.pp, L.vpp), phi
@@ -332,8 +384,6 @@ def evaluate(
     else:
         ag_exposed, ag_slow = ag_after, 0.0
     dp_total = np.where(z3, 0.0, grad_sync + ag_after)
-    dp_exposed = np.where(z3, 0.0, grad_exp + ag_exposed)
-    dp_slow = np.where(z3, 0.0, grad_slow + ag_slow)
     # ZeRO-3 / FSDP: every unit's gathers and reduce-scatter, per micro-batch
     z3_mb, first_gather, z3_waited, z3_tail, z3_rs, z3_fwd_first, z3_shared, z3_link = z3_terms
     if opts.overlap_param_gather:  # the forward's first gather shares the link ("one group")
@@ -346,13 +396,8 @@ def evaluate(
     bwd_mb = compute_mb * (t["bwd"] + t["rc"]) / np.maximum(t["fwd"] + t["bwd"] + t["rc"], 1e-30)
     z3_tail = rules.zero3_drain_backlog(z3_tail, z3_link, z3_mb - z3_rs, bwd_mb, phi, L.pp)
     tail = z3_tail if opts.overlap_param_gather else 0.0  # else already all exposed
-    z3_exposed = np.where(z3, np.minimum(m * z3_exposed_mb + tail, z3_total), 0.0)
-    z3_slow = np.where(z3, m * z3_slow_mb, 0.0)
-    # every stage's passes wait for their ZeRO-3 gathers: the fill and drain stretch
+    # every stage's passes wait for their ZeRO-3 gathers (`rules.zero3_bubble`, `compose`)
     z3_waits = first_gather + z3_waited if opts.overlap_param_gather else z3_mb - z3_rs
-    fd_waits, fd_slow = rules.zero3_bubble(bubble, last, z3_waits, z3_slow_mb)
-    z3_exposed = z3_exposed + np.where(z3, fd_waits, 0.0)  # waits on the path: comm_zero3
-    bubble = bubble + np.where(z3, fd_slow, 0.0)  # the other stages' slowed passes
 
     # optimizer: streaming in place over the local (ZeRO-sharded) parameters and states
     t_opt = copy_time(acc, plan.optimizer_params * opts.optimizer_bytes_per_param)
@@ -367,29 +412,43 @@ def evaluate(
     t_host_opt, t_hooks = host_times(hw.host, model, n_layers, L.zero, m, opts, precision)
     t_opt = t_opt + t_host_opt
 
-    compute = m * compute_mb + dp_slow + z3_slow
-    # the drain walks through every stage's last backward, each slowed by its own stage's
-    # gradient reduction beside it: the other stages' slowdowns lengthen the bubble
-    bubble = bubble + rules.drain_slowdown(
-        L.pp, L.vpp, np.where(z3 | own_dp, 0.0, grad_slow), grad_sync, grad_win
-    )
     tp_exp = m * n_layers * t["tp_exposed"]
     cp_exp = m * n_layers * t["cp_exposed"]
     ep_exp = m * n_layers * t["ep_exposed"]
-    step = compute + tp_exp + cp_exp + ep_exp + bubble + p2p_exposed + z3_exposed
-    step = step + dp_exposed + t_copies + t_hooks + t_opt
+    fixed = Fixed(
+        z3=z3, last=last, z3_waits=z3_waits, z3_slow_mb=z3_slow_mb,
+        z3_exposed=np.where(z3, np.minimum(m * z3_exposed_mb + tail, z3_total), 0.0),
+        ag_exposed=ag_exposed, ag_slow=ag_slow, compute=m * compute_mb,
+        z3_slow=np.where(z3, m * z3_slow_mb, 0.0),
+        drain=rules.drain_slowdown(
+            L.pp, L.vpp, np.where(z3 | own_dp, 0.0, rule.grad_slow), grad_sync, grad_win
+        ),
+        before=(tp_exp, cp_exp, ep_exp), after=(t_copies, t_hooks, t_opt),
+    )  # fmt: skip
+    parts = compose(pipe, fixed)
+    if refine is not None and uneven.any():  # branch and bound (`planner.bounds`)
+        bounded = uneven.copy()
+        while True:
+            rows = refine(parts["step_time_s"], bounded)
+            if len(rows) == 0:
+                break
+            where = np.zeros(bounded.shape, dtype=bool)
+            where[rows] = True
+            pipe = pipe.merged(recurse(where, False), where)
+            parts = compose(pipe, fixed)
+            bounded &= ~where
 
     out: dict[str, np.ndarray] = {
-        "step_time_s": step,
+        "step_time_s": parts["step_time_s"],
         "num_microbatches": m,
-        "breakdown/compute": compute,
+        "breakdown/compute": parts["compute"],
         "breakdown/comm_tp": tp_exp,
         "breakdown/comm_cp": cp_exp,
-        **_moe_keys(model, m * n_layers, t, ep_exp),
-        "breakdown/pipeline_bubble": bubble,
-        "breakdown/comm_pp": p2p_exposed,
-        "breakdown/comm_zero3": z3_exposed,
-        "breakdown/comm_dp": dp_exposed,
+        **moe_keys(model, m * n_layers, t, ep_exp),
+        "breakdown/pipeline_bubble": parts["pipeline_bubble"],
+        "breakdown/comm_pp": parts["comm_pp"],
+        "breakdown/comm_zero3": parts["comm_zero3"],
+        "breakdown/comm_dp": parts["comm_dp"],
         "breakdown/copies": t_copies,
         "breakdown/hooks": t_hooks,
         "breakdown/optimizer": t_opt,
@@ -406,14 +465,14 @@ def evaluate(
         out["comm_total/dp"] = dp_total
         out["comm_total/zero3"] = z3_total
     if asked("comm_bytes/"):
-        out.update(_comm_bytes(L.zero, m, n_layers, plan, t))
+        out.update(comm_bytes(L.zero, m, n_layers, plan, t))
     out["compute_mb_s"] = compute_mb
     if asked("recompute_s"):
         out["recompute_s"] = m * n_layers * t["rc"]
     if asked("memory"):
         out.update(_memory(plan.memory, L, m, stages))
     if asked("energy"):
-        out.update(_energy(hw, out, m, n_layers, t))
+        out.update(energy(hw, out, m, n_layers, t))
     return {k: _read_only(v, L.tp.shape) for k, v in out.items() if wanted is None or k in wanted}
 
 
@@ -425,83 +484,6 @@ def _read_only(v, shape):
     a = a.view()
     a.flags.writeable = False
     return a
-
-
-def _moe_keys(model, per_step, t, ep_exp):
-    """The expert-parallel all-to-alls' breakdown, totals and bytes (MoE models only)."""
-    if not model.is_moe:
-        return {}
-    return {
-        "breakdown/comm_ep": ep_exp,
-        "comm_total/ep": per_step * t["ep_total"],
-        "comm_bytes/ep": per_step * t["ep_wire"],
-    }
-
-
-def _comm_bytes(zero, m, n_layers, plan, t):
-    """Bytes each GPU puts on the wire per step, by parallel dimension (size x bus factor):
-    one layer's TP and CP bytes from `t` (`_layer_wire`), the rest from the step plan's
-    entries."""
-    tp = m * n_layers * t["wire_tp"]
-    cp = m * n_layers * t["wire_cp"]
-    sends = plan.sends
-    pp = np.where(sends.where, m * sends.per_microbatch * sends.nbytes, 0.0)
-    factors: dict[tuple[str, int], object] = {}  # bus factor per (kind, group array)
-
-    def factor(kind, group):
-        key = (kind, id(group))
-        if key not in factors:
-            factors[key] = bus_factor(kind, group)
-        return factors[key]
-
-    z012 = 0.0
-    for b in (*plan.grads, *plan.params):
-        where = np.asarray(b.where, dtype=bool)
-        if where.any():  # an entry no layout runs adds nothing
-            z012 = z012 + np.where(where, b.total * factor(b.kind, b.group), 0.0)
-    dp = z012
-    sel = np.flatnonzero(zero == 3)
-    if sel.size:  # ZeRO-3's units, on the ZeRO-3 layouts only
-        n, taken = np.size(zero), {}
-        z3 = 0.0
-        for u in plan.zero3:
-            group = take_on(u.group, sel, n, taken)
-            ag, rs = factor("all_gather", group), factor("reduce_scatter", group)
-            count, gather, reduce = (take_on(x, sel, n, taken) for x in (u.count, u.gather,
-                                                                         u.reduce))  # fmt: skip
-            z3 = z3 + count * (2 * gather * ag + reduce * rs)
-        dp = np.array(np.broadcast_to(z012, np.shape(zero)), dtype=float)
-        dp[sel] = take_on(m, sel, n, taken) * z3
-    return {"comm_bytes/tp": tp, "comm_bytes/cp": cp, "comm_bytes/pp": pp, "comm_bytes/dp": dp}
-
-
-def _layer_wire(L, msg):
-    """Bytes one layer's TP and CP collectives put on the wire per micro-batch, each size x
-    its bus factor (arrays over the layouts)."""
-    full = L.recompute == 2
-    fwd_count = 1.0 + full
-    has_cp = bool(np.any(np.asarray(L.cp) > 1))
-    sps = _present(L.sp)
-    per_layer = {}
-    wire: dict[tuple[str, str], object] = {}
-    for sp in sps:
-        total = {"tp": 0.0, "cp": 0.0}
-        for backward, lc in layer_passes(sp):
-            if lc.dim == "cp" and not has_cp:
-                continue
-            if (lc.dim, lc.kind) not in wire:  # bytes on the wire of one such collective
-                nbytes, n = (msg.tp, L.tp) if lc.dim == "tp" else (msg.cp, L.cp)
-                wire[(lc.dim, lc.kind)] = nbytes * bus_factor(lc.kind, n)
-            count = 1.0 if backward else fwd_count
-            total[lc.dim] = total[lc.dim] + count * wire[(lc.dim, lc.kind)]
-        per_layer[sp] = total
-
-    def by_sp(key):
-        if len(sps) == 1:
-            return per_layer[sps[0]][key]
-        return np.where(L.sp, per_layer[True][key], per_layer[False][key])
-
-    return by_sp("tp"), by_sp("cp")
 
 
 def _busiest_stage(split, per_layer, emb, head, pp):
@@ -536,31 +518,3 @@ def _memory(plan, L, m, split):
         "memory/zero3_buffers": plan.zero3_buffers,
         "memory_per_gpu_bytes": total,
     }
-
-
-def _energy(hw, out, m, n_layers, t):
-    """Energy per GPU per step: compute at full activity, exposed comm at comm activity,
-    optimizer, buffer copies and framework hooks at memory-bound activity, bubbles and waits
-    at idle (PowerModel states)."""
-    pw = hw.power
-    step = out["step_time_s"]
-    busy = out["breakdown/compute"]
-    comm = sum(
-        out[k]
-        for k in (
-            "breakdown/comm_tp",
-            "breakdown/comm_cp",
-            "breakdown/comm_pp",
-            "breakdown/comm_zero3",
-            "breakdown/comm_dp",
-        )
-    ) + out.get("breakdown/comm_ep", 0.0)
-    opt = out["breakdown/optimizer"] + out["breakdown/copies"] + out["breakdown/hooks"]
-    idle = np.maximum(0.0, step - busy - comm - opt)
-    energy = (
-        pw.power(1.0) * busy
-        + pw.power(pw.comm_activity) * comm
-        + pw.power(pw.memory_bound_activity) * opt
-        + pw.power(0.0) * idle
-    )
-    return {"energy_per_gpu_j": energy}

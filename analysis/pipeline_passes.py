@@ -17,21 +17,29 @@ import numpy as np
 
 from analysis.layouts import Layouts, group_index
 from simulator.pipeline_split import stage_layers
-from simulator.plan.makespan import STEADY_GROUPS, Ends, drain_work, extend, makespan
+from simulator.plan.makespan import (
+    STEADY_GROUPS,
+    Ends,
+    bound,
+    drain_work,
+    extend,
+    makespan,
+)
 from simulator.plan.rules import drain_stretch, reduction_per_rank
 
 
 def uneven_chunks(layers: int, L: Layouts) -> np.ndarray:
     """Interleaved layouts (vpp > 1) whose virtual stages do not all hold the same layers."""
-    out = np.zeros(L.pp.shape, dtype=bool)
-    inter = L.vpp > 1
-    if not inter.any():
-        return out
     first, last = _pins(L)
-    cols = [np.asarray(c, dtype=np.int64)[inter] for c in (L.pp, L.vpp, first, last)]
-    uniq, inverse = _distinct(cols)
-    flags = np.array([len(set(_split(layers, *k))) > 1 for k in uniq])
-    out[inter] = flags[inverse]
+    pinned = (first != 0) | (last != 0)
+    # the default split is even exactly when pp * vpp divides the layers (pp > 1)
+    out = (L.vpp > 1) & (L.pp > 1) & ~pinned & (layers % (L.pp * L.vpp) != 0)
+    inter = (L.vpp > 1) & pinned
+    if inter.any():
+        cols = [np.asarray(c, dtype=np.int64)[inter] for c in (L.pp, L.vpp, first, last)]
+        uniq, inverse = _distinct(cols)
+        flags = np.array([len(set(_split(layers, *k))) > 1 for k in uniq])
+        out[inter] = flags[inverse]
     return out
 
 
@@ -66,6 +74,7 @@ def pass_times(
     blocking: bool,
     where: np.ndarray,
     grads: Grads,
+    lower: bool = False,
 ) -> PassTimes:
     """`PassTimes` of the layouts `where`: chunk passes of ``n_v`` layers at `per_layer`
     each (its forward share `t["fwd_pass"]`), the embedding's and head's passes on the first
@@ -74,7 +83,13 @@ def pass_times(
 
     Each rank's drain is first stretched by its own reduction beside it
     (`rules.drain_stretch`, from the drain's compute, `drain_work`); layouts of a group
-    with the same pass times share one evaluation."""
+    with the same pass times share one evaluation; the recursion's ends are held at or above
+    `makespan.bound` (where the recursion's cut falls short of the whole schedule).
+    `lower`: lower bounds of `end` and `reduced` instead, from `makespan.bound` (paths of
+    the pass graph that need no recursion: the planner's first pass, `planner.bounds`),
+    the reduction's queue no earlier than the rank's last chunk's last backward starts plus
+    its whole reduction; `slow` and `sends` 0 (the unclipped bubble of
+    `step_compose.by_recursion` cancels `slow`)."""
     shape = L.pp.shape
     out = PassTimes(*(np.zeros(shape) for _ in range(4)))
     idx = np.flatnonzero(where)
@@ -83,14 +98,15 @@ def pass_times(
     first, last = _pins(L)
     mi = np.asarray(m, dtype=np.int64)
     cut = np.where(mi >= STEADY_GROUPS * L.pp, 0, mi)  # past the cut: one group for all m
-    cols = [np.asarray(c, dtype=np.int64)[idx] for c in (L.pp, L.vpp, first, last, cut)]
-    uniq, inverse = _distinct(cols)
+    keys = (L.pp, L.vpp, first, last) if lower else (L.pp, L.vpp, first, last, cut)
+    uniq, inverse = _distinct([np.asarray(c, dtype=np.int64)[idx] for c in keys])
     f_layer = _at(t["fwd_pass"], shape)
     b_layer = _at(per_layer, shape) - f_layer
     emb, head = _at(t["emb"], shape), _at(t["head"], shape)
     emb_f, head_f = _at(t["emb_f"], shape), _at(t["head_f"], shape)
     send = _at(send, shape)
-    for g, (pp, vpp, fi, la, _) in enumerate(uniq):
+    grads = grads.spread()
+    for g, (pp, vpp, fi, la, *_) in enumerate(uniq):
         rows = idx[inverse == g]
         split = _split(layers, pp, vpp, fi, la)
         n = np.array(split, dtype=float)[:, None]  # (V, 1)
@@ -104,15 +120,23 @@ def pass_times(
         stretch = None
         if grads.overlapped:
             stretch = drain_stretch(*chunk.reduction(), work, grads.phi, chunk.dp, chunk.share())
-        e = _makespan_distinct(pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
+        e = bound(pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
         own = chunk.share() * chunk.g.sync
-        queue = chunk.queue(e.final) if grads.overlapped else None
+        if lower:
+            queue = e.final[(vpp - 1) * pp :] + own if grads.overlapped else None
+        else:
+            low = e
+            e = _makespan_distinct(pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
+            e = Ends(np.maximum(e.end, low.end), np.maximum(e.final, low.final), e.period, e.sends)
+            queue = chunk.queue(e.final) if grads.overlapped else None
         done = reduction_per_rank(e.end, queue, own, chunk.g.tail, chunk.dp)
         out.end[rows] = e.end.max(axis=0)
+        out.reduced[rows] = done.max(axis=0)
+        if lower:
+            continue
         if e.sends is not None:
             top = np.argmax(e.end, axis=0)[None]
             out.sends[rows] = np.take_along_axis(e.sends, top, axis=0)[0]
-        out.reduced[rows] = done.max(axis=0)
         if stretch is not None:  # the rank with the most compute, as the engines count it
             total = (fwd + bwd).reshape(vpp, pp, -1).sum(axis=0) * mi[rows]
             slowed = (stretch - 1.0) * work
@@ -179,10 +203,19 @@ class Grads:
     overlapped: bool
 
     def at(self, rows: np.ndarray) -> Grads:
+        """These layouts' (`rows`) reductions; on `spread` ones, without copying."""
         pick = lambda x: np.broadcast_to(np.asarray(x, dtype=float), self.dp.shape)[rows]  # noqa: E731
         return Grads(
             pick(self.sync), pick(self.tail), pick(self.dp), pick(self.layer_share),
             pick(self.end_share), self.phi, self.overlapped,
+        )  # fmt: skip
+
+    def spread(self) -> Grads:
+        """The same, every field an array over all layouts (once, before many `at`)."""
+        full = lambda x: np.broadcast_to(np.asarray(x, dtype=float), self.dp.shape)  # noqa: E731
+        return Grads(
+            full(self.sync), full(self.tail), full(self.dp), full(self.layer_share),
+            full(self.end_share), self.phi, self.overlapped,
         )  # fmt: skip
 
 
@@ -194,6 +227,7 @@ class _Chunks:
         self.bwd = bwd
         self.g = grads
         self.dp = grads.dp
+        self._share: np.ndarray | None = None
 
     def queue(self, final: np.ndarray) -> np.ndarray:
         """When each rank's gradient reduction queue would end, ``max_k (arrive_k + rest_k
@@ -221,11 +255,13 @@ class _Chunks:
 
     def share(self) -> np.ndarray:
         """Each rank's parameters over the busiest stage's, shape ``(pp, n)``."""
-        pp, g = self.pp, self.g
-        layers = np.array([sum(self.split[r::pp]) for r in range(pp)], dtype=float)[:, None]
-        ends = np.zeros((pp, 1))
-        ends[[0, -1]] = 1.0  # the embedding; the output matrix (pp > 1 with interleaving)
-        return layers * g.layer_share + ends * g.end_share
+        if self._share is None:
+            pp, g = self.pp, self.g
+            layers = np.array([sum(self.split[r::pp]) for r in range(pp)], dtype=float)[:, None]
+            ends = np.zeros((pp, 1))
+            ends[[0, -1]] = 1.0  # the embedding; the output matrix (pp > 1 with interleaving)
+            self._share = layers * g.layer_share + ends * g.end_share
+        return self._share
 
 
 def _split(layers: int, pp: int, vpp: int, first: int, last: int) -> tuple[int, ...]:

@@ -1,15 +1,16 @@
 """The `bubble` rule against the pass recursion on interleaved layouts with uneven chunks, and
-the planner's re-pricing window (`analysis.planner.search.RULE_LOW`) against re-pricing them
-all: the figures behind RULE_LOW's docstring and docs/simulator.md item 9.
+the planner's branch and bound (`analysis.planner.bounds`) against pricing every layout: the
+figures behind docs/simulator.md item 9 and docs/performance.md's pruning paragraph.
 
-    python benchmarks/rule_vs_recursion.py            # ratios, then regret (~2 minutes)
-    python benchmarks/rule_vs_recursion.py --window 1.0
+    python benchmarks/rule_vs_recursion.py            # ratios, then pruning (~2 minutes)
 
 1. For every 7th such layout of four searches (Llama-3-70B and GPT-3 175B on 1,024 H100,
    Llama-2-13B and Mixtral 8x7B on 256; bf16, default batch), the step priced by the rule
    over the step priced by the recursion: min, 1st percentile, median, max.
-2. For 16 searches (those four models, H100 and A100, 256 and 1,024 GPUs), the best layout's
-   tokens per second with the window over that with every fitting layout re-priced.
+2. For 16 searches (those four models, H100 and A100, 256 and 1,024 GPUs): whether the
+   search's best five are those of pricing every layout (they must be: both bounds stay
+   under the price), the share of layouts it priced, and how many it priced by the
+   recursion out of the fitting ones with uneven chunks.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import analysis.planner.bounds as bounds
 import analysis.planner.search as search
 from analysis.closed_form import Options, evaluate
 from analysis.pipeline_passes import uneven_chunks
@@ -52,8 +54,9 @@ def ratios() -> None:
         )
 
 
-def regret(window: float) -> None:
-    worst, n = 0.0, 0
+def pruning() -> None:
+    n = same = 0
+    priced = layouts = recursed = uneven = 0
     for name, seq in MODELS:
         model = load_model(name)
         for hw_name in ("h100-sxm", "a100-80gb"):
@@ -63,22 +66,44 @@ def regret(window: float) -> None:
                 e = enumerate_layouts(model, gpus, hw.node.gpus_per_node, seq, batch)
                 if len(e.layouts) == 0:
                     continue
-                search.RULE_LOW = 0.0  # every fitting uneven layout re-priced
-                every = search.search_candidate(model, hw, gpus, "bf16", seq, batch, enumeration=e)
-                search.RULE_LOW = window
+                made: list = []
+                count = _counting(made)
                 got = search.search_candidate(model, hw, gpus, "bf16", seq, batch, enumeration=e)
-                if every.best is None:
+                bounds.Refine = count.__base__
+                if got.best is None:
                     continue
-                miss = every.best["tokens_per_s"] / got.best["tokens_per_s"] - 1
-                n, worst = n + 1, max(worst, miss)
-                if miss > 1e-9:
-                    print(f"{name} {hw_name} {gpus}: window misses the best by {miss * 100:.2f} %")
-    print(f"window {window}: {n} searches, worst regret {worst * 100:.2f} %")
+                r = search.evaluate_chunked(model, hw, seq, e.layouts, "bf16", Options())
+                fits = r["memory_per_gpu_bytes"] <= got.usable_memory_bytes
+                tps = np.where(fits, e.layouts.gbs * seq / r["step_time_s"], -np.inf)
+                want = [e.layouts.row(int(i)) for i in np.argsort(-tps, kind="stable")[:5]]
+                ok = want == [{k: row[k] for k in want[0]} for row in got.top]
+                n, same = n + 1, same + ok
+                priced += sum(len(c.gbs) for c in made)
+                layouts += len(e.layouts)
+                recursed += sum(c.priced for c in made)
+                uneven += int((uneven_chunks(model.num_hidden_layers, e.layouts) & fits).sum())
+                if not ok:
+                    print(f"{name} {hw_name} {gpus}: the best five differ")
+    print(
+        f"{n} searches, {same} with the best five of pricing every layout; priced "
+        f"{priced / layouts:.1%} of {layouts:,} layouts; by the recursion {recursed:,} of "
+        f"{uneven:,} fitting layouts with uneven chunks"
+    )
+
+
+def _counting(made: list):
+    """`bounds.Refine`, recording every instance (the layouts each call priced)."""
+
+    class Counting(bounds.Refine):
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            made.append(self)
+
+    bounds.Refine = Counting
+    return Counting
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--window", type=float, default=search.RULE_LOW)
-    args = ap.parse_args()
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     ratios()
-    regret(args.window)
+    pruning()

@@ -3,7 +3,8 @@
 The same layouts (every valid layout of Llama-3-70B on 1,024 H100-SXM GPUs, bf16, seq 8192,
 ~4M-token batch) are evaluated three ways:
 
-1. vectorised: `analysis.planner.search.evaluate_chunked` (what the planner runs);
+1. vectorised: `analysis.planner.search.evaluate_chunked`, every layout priced (the planner
+   prices only those that could be best, `analysis.planner.bounds`);
 2. a plain Python loop calling `analysis.closed_form.evaluate` once per layout (a sample of
    them: the loop is slow, its per-layout cost is flat, so a sample gives its rate);
 3. end to end: `analysis.planner.plan` for the Llama-3-70B question (4 hardware x 5 cluster

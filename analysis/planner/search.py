@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from analysis.closed_form import Options, evaluate, per_layer_times
-from analysis.layouts import Layouts
+from analysis.layouts import Layouts, chunk_bounds
+from analysis.planner.bounds import best_layouts
 from analysis.planner.heap import heap_kept
 from analysis.planner.space import BatchPolicy, Enumeration, SearchSpace, enumerate_layouts
 from hwprofiles.profile import HardwareProfile
@@ -102,20 +103,6 @@ def _slice(layouts: Layouts, lo: int, hi: int) -> Layouts:
     return Layouts(**{k: getattr(layouts, k)[lo:hi] for k in Layouts.__dataclass_fields__})
 
 
-def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
-    """(start, end) of each chunk of `n` layouts: `chunk` each, the last one taking a
-    remainder of under a quarter chunk rather than leaving it alone (each `evaluate` call
-    costs a few ms of fixed overhead; memory stays under 1.25 chunks)."""
-    out, lo = [], 0
-    while lo < n:
-        hi = min(lo + chunk, n)
-        if n - hi < chunk // 4:
-            hi = n
-        out.append((lo, hi))
-        lo = hi
-    return out
-
-
 def evaluate_chunked(
     model: ModelSpec,
     hw: HardwareProfile,
@@ -150,60 +137,6 @@ def evaluate_chunked(
         if progress is not None:
             progress(hi - lo)
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
-
-
-RULE_LOW = 0.9
-"""Re-price by the pass recursion the layouts whose `bubble`-rule price is within this
-factor of the `top_n`-th best (tokens per second): a choice, checked by regret. The rule
-prices interleaved layouts with uneven chunks from 0.79x to 1.33x of the recursion (every
-7th such layout of Llama-3-70B and GPT-3 175B on 1,024 H100, Llama-2-13B and Mixtral 8x7B
-on 256; the extremes match the SimPy engine within 2 %, docs/simulator.md item 9), but the
-layouts it overprices by more than 10 % are far from the best: over 16 searches (those 4
-models, H100 and A100, 256 and 1,024 GPUs) 0.9 found the same best layout as re-pricing
-every fitting one; 1.0 missed one by 0.65 % (`python benchmarks/rule_vs_recursion.py
-[--window W]`; `tests/test_planner_refine.py` checks one search). Layouts
-below the window keep the rule's price."""
-
-
-def refine(
-    model: ModelSpec,
-    hw: HardwareProfile,
-    seq_len: int,
-    layouts: Layouts,
-    precision: str,
-    options: Options,
-    step: np.ndarray,
-    fits: np.ndarray,
-    top_n: int,
-    layers: dict[str, np.ndarray] | None = None,
-) -> np.ndarray:
-    """`step` (priced by the `bubble` rule everywhere: `evaluate(recursion=False)`) with the
-    pass recursion's price on every interleaved layout with uneven chunks that could be among
-    the `top_n` fitting layouts by tokens per second: those whose rule price is within
-    `RULE_LOW` of the `top_n`-th best, repeated until no new one qualifies. Layouts further
-    down keep the rule's price (up to 33 % high or 21 % low there). The pass recursion
-    costs milliseconds per (pp, vpp, micro-batches) group; pricing all ~15,000 such
-    layouts of a 1,024-GPU search took 3 s, this window ~0.1 s."""
-    from analysis.pipeline_passes import uneven_chunks
-
-    step = np.array(step, dtype=float)
-    todo = uneven_chunks(model.num_hidden_layers, layouts) & fits
-    if not todo.any():
-        return step
-    rate = layouts.gbs / step  # tokens per second over seq_len: the ranking's order
-    while True:
-        kth = np.sort(np.where(fits, rate, -np.inf))[::-1][min(top_n, int(fits.sum())) - 1]
-        pick = np.flatnonzero(todo & (rate >= RULE_LOW * kth))
-        if pick.size == 0:
-            return step
-        sub = layouts.take(pick)
-        part = (
-            None if layers is None else {k: v[pick] if np.ndim(v) else v for k, v in layers.items()}
-        )
-        r = evaluate(model, hw, seq_len, sub, precision, options, part, keys=("step_time_s",))
-        step[pick] = r["step_time_s"]
-        rate[pick] = layouts.gbs[pick] / step[pick]
-        todo[pick] = False
 
 
 def unsupported(hw: HardwareProfile, gpus: int, precision: str) -> str | None:
@@ -248,13 +181,13 @@ def search_candidate(
         return out
     opts = options or Options()
     layers = per_layer_times(model, hw, seq_len, e.layouts, precision, opts)
-    r = evaluate_chunked(
-        model, hw, seq_len, e.layouts, precision, opts, progress=progress, recursion=False,
-        layers=layers,
+    mem, step = best_layouts(
+        model, hw, seq_len, e.layouts, precision, opts, layers, out.usable_memory_bytes, top_n,
+        CHUNK_HEAP_KEPT if heap_kept() else CHUNK,
     )  # fmt: skip
-    mem, step = r["memory_per_gpu_bytes"], r["step_time_s"]
+    if progress is not None:
+        progress(len(e.layouts))
     fits = mem <= out.usable_memory_bytes
-    step = refine(model, hw, seq_len, e.layouts, precision, opts, step, fits, top_n, layers)
     out.fit = int(fits.sum())
     out.min_memory_bytes = float(mem.min())
     if out.valid - out.fit:
@@ -267,7 +200,7 @@ def search_candidate(
             f"{out.usable_memory_bytes / 2**30:.1f} GiB"
         )
         return out
-    tps = np.where(fits, e.layouts.gbs * seq_len / step, -np.inf)
+    tps = np.where(fits & ~np.isnan(step), e.layouts.gbs * seq_len / step, -np.inf)
     order = np.argsort(-tps, kind="stable")[: min(top_n, out.fit)]
     out.top = [
         e.layouts.row(int(i))

@@ -243,9 +243,25 @@ def makespan(
         zero = np.zeros(send.shape)
         return Ends(end, final, zero, on_path, None if hops is None else zero)
     steps = (PROBE[1] - PROBE[0]) * pp
-    period = (free[g.probe[1]] - free[g.probe[0]]) / steps
+    # no faster than the busiest rank's work per micro-batch: the probe can fall short of it
+    # while the schedule still takes up its ring's slack (126 layers on 8 x 2 chunks of 7-8:
+    # 47.3 against 48 per micro-batch, settled only by the sixth group)
+    probe = (free[g.probe[1]] - free[g.probe[0]]) / steps
+    period = np.maximum(probe, busiest(pp, vpp, fwd, bwd, send, blocking))
     per_mb = None if hops is None else (hops[g.probe[1]] - hops[g.probe[0]]) / steps
     return Ends(end, final, period, on_path, per_mb)
+
+
+def busiest(
+    pp: int, vpp: int, fwd: np.ndarray, bwd: np.ndarray, send: np.ndarray, blocking: bool
+) -> np.ndarray:
+    """The busiest rank's passes per micro-batch (s, shape ``(n,)``), with its sends when
+    they block: a floor under the steady state's period (every micro-batch passes every
+    rank)."""
+    V = pp * vpp
+    v = np.arange(V)[:, None]
+    work = fwd + bwd + (send * ((v < V - 1).astype(float) + (v > 0)) if blocking else 0.0)
+    return work.reshape(vpp, pp, -1).sum(axis=0).max(axis=0)
 
 
 def extend(e: Ends, m: np.ndarray, m0: int) -> Ends:
@@ -263,3 +279,81 @@ def drain_work(pp: int, vpp: int, bwd: np.ndarray) -> np.ndarray:
     backward alone)."""
     per_rank = bwd.reshape(vpp, pp, -1)
     return per_rank[-1] + pp * per_rank[:-1].sum(axis=0)
+
+
+@lru_cache(maxsize=1024)
+def _last_walk(pp: int, vpp: int, m: int) -> np.ndarray:
+    """How many passes of each virtual stage's forward and backward (shape ``(2 V,)``: the
+    forwards, then the backwards) run on rank 0 before the last micro-batch's first forward,
+    and on rank ``pp - 1`` between that micro-batch's last forward and its backward: with
+    the walk through every stage between them, a path to the last backward's start."""
+    V = pp * vpp
+    out = np.zeros(2 * V)
+    for rank, first, last in ((0, 0, None), (pp - 1, vpp - 1, vpp - 1)):
+        backward, chunk, micro = order_arrays(pp, vpp, m, rank)
+        fwd_at = np.flatnonzero(~backward & (chunk == first) & (micro == m - 1))[0]
+        lo, hi = (0, fwd_at) if last is None else (fwd_at + 1, None)
+        if last is not None:
+            hi = np.flatnonzero(backward & (chunk == last) & (micro == m - 1))[0]
+        stage = chunk[lo:hi] * pp + rank + V * backward[lo:hi]
+        np.add.at(out, stage, 1.0)
+    return out
+
+
+def bound(
+    pp: int,
+    vpp: int,
+    m: np.ndarray,
+    fwd: np.ndarray,
+    bwd: np.ndarray,
+    send: np.ndarray,
+    blocking: bool,
+    slow: np.ndarray | None = None,
+) -> Ends:
+    """A lower bound of `makespan`'s `Ends` (each of ``end`` and ``final`` at most the
+    recursion's; ``period`` and ``sends`` 0), for `m` micro-batches per layout (shape
+    ``(n,)``, multiples of `pp`), from paths of the pass graph that need no recursion
+    (what the planner prices every layout by first, `analysis.planner.search.refine`):
+
+    - rank ``r`` starts no earlier than the first micro-batch's forward reaches it,
+      ``a_r = sum_{s<r} (fwd_s + send)``, and then runs all its passes (``W_r``, its drain
+      stretched by `slow`, its sends when they block);
+    - the last micro-batch's backward of virtual stage ``v`` follows that of ``v + 1`` and a
+      send, and starts no earlier than ``a_r + W_r`` less the passes after it: its own and
+      the last group's ``pp`` backwards of each lower chunk (`drain_work`'s passes);
+    - the last micro-batch's forward starts after rank 0's passes before it, walks up every
+      virtual stage, and its backward of the last stage follows rank ``pp - 1``'s passes
+      between the two (`_last_walk`: the fill and drain of a single group, m = pp).
+
+    Exact when no rank waits once it has started, and for one group of chunks of equal
+    time; tests/test_makespan.py checks that it never exceeds the recursion."""
+    V, n = pp * vpp, send.shape[0]
+    b3 = bwd.reshape(vpp, pp, n)
+    bs = b3 if slow is None else b3 * slow  # the drain's backwards, stretched
+    per_mb = (fwd.reshape(vpp, pp, n) + b3).sum(axis=0)
+    tail = bs  # each rank's drain, last chunk first: the pass (and its held send)
+    if blocking:  # every pass but the first stage's backward and the last's forward sends
+        r = np.arange(pp)
+        per_mb = per_mb + (2 * vpp - (r == 0) - (r == pp - 1))[:, None] * send
+        tail = bs + send * (np.arange(V) > 0).reshape(vpp, pp, 1)
+    work = m * per_mb  # W_r, (pp, n)
+    if slow is not None:
+        work = work + (slow - 1.0) * (b3[-1] + pp * b3[:-1].sum(axis=0))  # `drain_work`
+    busy = work
+    busy[1:] += np.cumsum(fwd[: pp - 1] + send, axis=0)  # the first forward reaches rank r
+    after = pp * (np.cumsum(tail, axis=0) - tail)  # the lower chunks' last group
+    final = (busy - tail - after).reshape(V, n)
+    # the last micro-batch's forward walks up every stage after rank 0's passes before it,
+    # and rank pp - 1's passes between its last forward and backward (`_last_walk`)
+    ms, at = np.unique(np.asarray(m, dtype=np.int64), return_inverse=True)
+    k = np.stack([_last_walk(pp, vpp, int(x)) for x in ms])[at.reshape(-1)]  # (n, 2 V)
+    walk = (k.T * np.concatenate([fwd, bwd])).sum(axis=0) + fwd.sum(axis=0) + (V - 1) * send
+    np.maximum(final[-1], walk, out=final[-1])
+    # the last micro-batch's backward walks down the stages: final[u] >= final[w] + the
+    # passes and sends from w down to u + 1, i.e. max over w >= u of (final[w] + c[w]) - c[u]
+    c = np.cumsum(bs.reshape(V, n) + send, axis=0)
+    final = np.maximum.accumulate((final + c)[::-1], axis=0)[::-1] - c
+    end = np.maximum(busy, final[:pp] + tail[0])
+    zero = np.zeros(n)
+    sends = (np.zeros((pp, n)), zero) if blocking else (None, None)
+    return Ends(end, final, zero, *sends)

@@ -336,6 +336,34 @@ def step_plan(
                            ("head", head, np.where(has_head, 1.0, 0.0)))
     )  # fmt: skip
     sends = PipelineSends(p2p_bytes, tp * cp * dp, 2 * vpp, 2 * (pp - 1), pp > 1, opts.overlap_p2p)
+    memory, local = stage_memory(
+        model, precision, opts, tp=tp, pp=pp, dp=dp, zero=zero, dense=dense, expert=expert,
+        edp=edp, layers=layers, act_per_layer=act_per_layer, logits=logits,
+        microbatches=microbatches,
+    )  # fmt: skip
+    return StepPlan(grads, params, zero3, sends, memory, local, w, g)
+
+
+def stage_memory(
+    model: ModelSpec,
+    precision: str,
+    opts: Options,
+    *,
+    tp: Num,
+    pp: Num,
+    dp: Num,
+    zero: Num,
+    dense: Num,
+    expert: Num,
+    edp: Num,
+    layers: Num,
+    act_per_layer: Num,
+    logits: Num,
+    microbatches: Num | None = None,
+) -> tuple[StageMemory, Num]:
+    """(`StepPlan.memory`, `StepPlan.optimizer_params`) of the rank `step_plan` describes,
+    alone: what the planner reads of every layout before pricing any
+    (`analysis.closed_form.memory_and_floor`)."""
     st = sharded_state_bytes(dense, expert, precision, zero, dp, edp, opts)
     wb, gb, _ = param_state_bytes(precision)  # the gathered unit in the compute dtype
     z3_buf = np.where(zero == 3, 2 * model.layer_params() / tp * (wb + gb), 0.0)
@@ -349,7 +377,7 @@ def step_plan(
         grad_mem = gradients_at_peak(grad_mem, buckets, layers * act_per_layer + head, single, opts)
     memory = StageMemory(st["weights"], grad_mem, st["optimizer"], act_per_layer, head, z3_buf)
     local = dense / zero_shards(zero, dp)[2] + expert / zero_shards(zero, edp)[2]
-    return StepPlan(grads, params, zero3, sends, memory, local, w, g)
+    return memory, local
 
 
 def _one(total: Num) -> Num:
@@ -367,5 +395,6 @@ __all__ = [
     "end_params",
     "layer_unit_params",
     "logits_bytes",
+    "stage_memory",
     "step_plan",
 ]
