@@ -227,20 +227,25 @@ def per_layer_times(
     return {k: np.asarray(v)[index] if np.ndim(v) else v for k, v in t.items()}
 
 
-def _busiest_plan(model, s, L, precision, opts, t):
-    """(micro-batches, the split, one layer's time, `_busiest_stage`, its
-    parameters, its experts' parameters, its step plan): the step plan of the busiest rank
-    (`simulator.plan.step`: DP buckets, ZeRO-3 units, pipeline sends, memory), evaluated by
-    the closed form, executed by the SimPy engine."""
+def _busiest(model, L, t):
+    """(micro-batches, the split, one layer's time, `_busiest_stage`, the busiest rank's
+    parameters, its experts' parameters)."""
     m = L.gbs / (L.mb * L.dp)
-    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])  # the plan's sizes
     stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
     per_layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
     # the busiest pipeline rank sets the pace (uneven splits: `simulator.pipeline_split`)
     busiest = _busiest_stage(stages, per_layer, t["emb"], t["head"], L.pp)
-    n_layers, _, has_emb, has_head = busiest
     params = mem.params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
-    p_exp = moe_terms.expert_params(model, L, stages)
+    return m, stages, per_layer, busiest, params, moe_terms.expert_params(model, L, stages)
+
+
+def _busiest_plan(model, s, L, precision, opts, t):
+    """`_busiest` and the busiest rank's step plan (`simulator.plan.step`: DP buckets, ZeRO-3
+    units, pipeline sends, memory), evaluated by the closed form, executed by the SimPy
+    engine."""
+    m, stages, per_layer, busiest, params, p_exp = _busiest(model, L, t)
+    msg = messages(model, L.mb, s, L.tp, L.cp, ACT_BYTES[precision])  # the plan's sizes
+    n_layers, _, has_emb, has_head = busiest
     plan = step_plan(
         model, precision, opts, tp=L.tp, cp=L.cp, dp=L.dp, pp=L.pp, vpp=L.vpp, zero=L.zero,
         dense=params - p_exp, expert=p_exp, edp=moe_terms.expert_dp(L), estride=L.etp * L.ep,
@@ -268,12 +273,7 @@ def memory_and_floor(
     first: a layout whose bound cannot beat the best priced is not priced
     (`analysis.planner.bounds`)."""
     L, opts, t = layouts, options, per_layer
-    m = L.gbs / (L.mb * L.dp)
-    stages = split_arrays(model.num_hidden_layers, L.pp, L.vpp, L.first, L.last)
-    layer = t["layer"] + t["slow"] + t["tp_exposed"] + t["cp_exposed"] + t["ep_exposed"]
-    n_layers, ends, _, _ = _busiest_stage(stages, layer, t["emb"], t["head"], L.pp)
-    params = mem.params_per_device(model, L.tp, L.pp, stages, L.ep, L.etp)
-    p_exp = moe_terms.expert_params(model, L, stages)
+    m, stages, layer, (n_layers, ends, _, _), params, p_exp = _busiest(model, L, t)
     memory, local = stage_memory(
         model, precision, opts, tp=L.tp, pp=L.pp, dp=L.dp, zero=L.zero, dense=params - p_exp,
         expert=p_exp, edp=moe_terms.expert_dp(L), layers=n_layers, act_per_layer=t["act"],
@@ -299,7 +299,6 @@ def evaluate(
     per_layer: Mapping[str, np.ndarray] | None = None,
     keys: Collection[str] | None = None,
     recursion: bool = True,
-    lower: bool = False,
     refine: Refine | None = None,
 ) -> dict[str, np.ndarray]:
     """Step time, its breakdown, memory and energy for every layout (arrays of equal length).
