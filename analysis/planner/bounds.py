@@ -5,17 +5,18 @@ price. Two lower bounds of the step let it skip most of the pricing, with the sa
 as pricing everything:
 
 1. `closed_form.memory_and_floor`, for every layout: the busiest rank's compute and exposed
-   TP/CP/EP time, and the optimizer (every other part of the step is at least 0). Layouts
-   are priced best floor first; once a layout's floor rate (``gbs / floor``) falls below
-   the `top_n`-th best rate priced, no layout after it can be among the best. Over the
-   Llama-3-70B question of benchmarks/search_rate.py (4 hardware x 5 cluster sizes x 2
-   precisions) 13 % of the layouts had to be priced (0.1-62 % by candidate: the fewer
+   TP/CP/EP time, the `bubble` rule's fill and drain where it prices the pipeline, and the
+   optimizer (every other part of the step is at least 0). Layouts are priced best floor
+   first; once a layout's floor rate (``gbs / floor``) falls below the `top_n`-th best rate
+   priced, no layout after it can be among the best. Over the Llama-3-70B question of
+   benchmarks/search_rate.py (4 hardware x 5 cluster sizes x 2 precisions) 9.5 % of the
+   layouts were priced (5.7-37 % by candidate, at least the first `FIRST`: the fewer
    micro-batches per GPU, the more the step is communication and bubble, the more are
-   priced).
+   priced; 2026-12-03).
 2. Among those priced, interleaved layouts with uneven chunks are first priced at a lower
    bound of the pass recursion (`evaluate(refine=...)`, `pipeline_passes.pass_times(lower=
    True)`), and by the recursion only where that bound reaches the `top_n`-th best rate,
-   best bound first, `BATCH` x `top_n` at a time (`Refine`).
+   best bound first, in rounds of `BATCH` x `top_n`, doubling (`Refine`).
 
 Both bounds are at most the price (the recursion's ends are held at or above
 `makespan.bound`, which bounds the weaker one; tests/test_planner_refine.py checks the
@@ -38,7 +39,9 @@ where the bound is loose, as on 4,096 B200 for Llama-3-70B, fixed rounds took 69
 FIRST = 2048
 """Layouts priced in the first `evaluate` call, best floor first: enough that the `top_n`-th
 best rate they set rules most others out, few enough to cost little more than `evaluate`'s
-fixed few milliseconds (a speed choice)."""
+fixed few milliseconds (a speed choice: Llama-3-70B on 1,024 H100 has 1,633 layouts that
+could be best, priced in one call at 2,048 and two at 1,024, 33 against 45 ms; the
+`plan()` of benchmarks/search_rate.py took the same time with either, 2026-12-03)."""
 TIE = 1e-9
 """Relative margin under the `top_n`-th best rate within which a bound is still priced: the
 floor and the step sum the same times in different orders (rounding), and a layout tied
