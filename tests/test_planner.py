@@ -214,6 +214,10 @@ def test_progress_counts_the_layouts_evaluated(a100, llama8b):
     r = plan(req, progress=lambda d, t: seen.append((d, t)))
     assert seen and seen[-1] == (r.layouts_evaluated, r.layouts_evaluated)
     assert r.layouts_evaluated > 0
+    # only the layouts that could be best are priced in full (`planner.bounds`)
+    fitting = sum(c.search.fit for c in r.candidates)
+    assert 0 < r.layouts_priced <= fitting
+    assert r.to_dict()["layouts_priced"] == r.layouts_priced
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert len(seen) > 2, "progress is reported while searching, not only at the end"
 

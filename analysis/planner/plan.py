@@ -248,6 +248,7 @@ def plan(
         recommended=ranking[0] if (ranking and constrained) else None,
         closest=closest,
         layouts_evaluated=sum(c.search.valid for c in cands),
+        layouts_priced=sum(c.search.priced for c in cands),
     )
     begin("SimPy re-check")
     result.recheck_note = _recheck(req, cands, ranking)

@@ -216,6 +216,9 @@ class PlanResult:
     closest: int | None = None
     """When a constraint was given and nothing meets it: the candidate that comes closest."""
     layouts_evaluated: int = 0
+    """Valid layouts searched (memory and a floor under the step of each)."""
+    layouts_priced: int = 0
+    """Of those, the layouts whose step was priced in full (`planner.bounds`)."""
     recheck_note: str = ""
     notes: list[str] = field(default_factory=list)
     smallest: list[Smallest] = field(default_factory=list)
@@ -305,6 +308,7 @@ class PlanResult:
         return {
             "inputs": self.inputs(),
             "layouts_evaluated": self.layouts_evaluated,
+            "layouts_priced": self.layouts_priced,
             "recommended": self.recommended,
             "recommendation": self.summary(self.recommended),
             "closest_candidate": self.summary(self.closest),

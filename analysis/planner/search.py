@@ -57,6 +57,9 @@ class CandidateSearch:
     """Layouts that pass the divisibility rules (these were evaluated)."""
     fit: int = 0
     """Valid layouts that fit in memory."""
+    priced: int = 0
+    """Fitting layouts whose step was priced; the others' floor could not beat the best
+    (`planner.bounds`)."""
     rejected: dict[str, int] = field(default_factory=dict)
     """Rule -> layouts it rejected (divisibility rules, then memory)."""
     min_memory_bytes: float | None = None
@@ -189,6 +192,7 @@ def search_candidate(
         progress(len(e.layouts))
     fits = mem <= out.usable_memory_bytes
     out.fit = int(fits.sum())
+    out.priced = int(np.isfinite(step).sum())
     out.min_memory_bytes = float(mem.min())
     if out.valid - out.fit:
         out.rejected["memory: needs more than the usable device memory"] = out.valid - out.fit

@@ -55,7 +55,11 @@ def inputs_blocks(result: PlanResult, date: str) -> list[Block]:
         ),
         ("PUE", f"{q.pue:g}"),
         ("usable memory", f"{q.usable_memory_fraction:.0%} of each device"),
-        ("layouts evaluated", f"{result.layouts_evaluated:,}"),
+        (
+            "layouts searched",
+            f"{result.layouts_evaluated:,} ({result.layouts_priced:,} priced in full; the "
+            "others' floor could not beat the best)",
+        ),
         ("date", date),
     ]
     return [("h", 2, "Question"), ("table", ["input", "value"], rows)]

@@ -85,7 +85,10 @@ def render_plan(
     skipped = len(result.candidates) - len(result.feasible)
     if skipped:
         con.print(f"{skipped} candidate(s) without a feasible layout (see the report or --json)")
-    con.print(f"{result.recheck_note}; {result.layouts_evaluated:,} layouts evaluated")
+    con.print(
+        f"{result.recheck_note}; {result.layouts_evaluated:,} layouts searched, "
+        f"{result.layouts_priced:,} priced in full (the others' floor could not beat the best)"
+    )
     for note in result.notes:
         con.print(f"note: {escape(note)}", highlight=False)
     if out_dir is not None:
