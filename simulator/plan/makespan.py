@@ -281,6 +281,13 @@ def drain_work(pp: int, vpp: int, bwd: np.ndarray) -> np.ndarray:
     return per_rank[-1] + pp * per_rank[:-1].sum(axis=0)
 
 
+WALK_GROUPS = 2
+"""`bound` takes the walk of the last micro-batch (`_last_walk`) up to this many groups of `pp`
+micro-batches: it is what bounds a single group's fill and drain, and past two groups the
+ranks' own work bounds the step as closely (a speed choice: each new micro-batch count costs
+the pass order of two ranks)."""
+
+
 @lru_cache(maxsize=1024)
 def _last_walk(pp: int, vpp: int, m: int) -> np.ndarray:
     """How many passes of each virtual stage's forward and backward (shape ``(2 V,)``: the
@@ -345,10 +352,14 @@ def bound(
     final = (busy - tail - after).reshape(V, n)
     # the last micro-batch's forward walks up every stage after rank 0's passes before it,
     # and rank pp - 1's passes between its last forward and backward (`_last_walk`)
-    ms, at = np.unique(np.asarray(m, dtype=np.int64), return_inverse=True)
-    k = np.stack([_last_walk(pp, vpp, int(x)) for x in ms])[at.reshape(-1)]  # (n, 2 V)
-    walk = (k.T * np.concatenate([fwd, bwd])).sum(axis=0) + fwd.sum(axis=0) + (V - 1) * send
-    np.maximum(final[-1], walk, out=final[-1])
+    # (a few groups at most: with more, the ranks' own work dominates and the walk adds little)
+    mi = np.asarray(m, dtype=np.int64)
+    if mi.min() <= WALK_GROUPS * pp:
+        ms, at = np.unique(np.minimum(mi, WALK_GROUPS * pp), return_inverse=True)
+        k = np.stack([_last_walk(pp, vpp, int(x)) for x in ms])[at.reshape(-1)]  # (n, 2 V)
+        walk = (k.T * np.concatenate([fwd, bwd])).sum(axis=0) + fwd.sum(axis=0) + (V - 1) * send
+        walk = np.where(mi <= WALK_GROUPS * pp, walk, 0.0)
+        np.maximum(final[-1], walk, out=final[-1])
     # the last micro-batch's backward walks down the stages: final[u] >= final[w] + the
     # passes and sends from w down to u + 1, i.e. max over w >= u of (final[w] + c[w]) - c[u]
     c = np.cumsum(bs.reshape(V, n) + send, axis=0)
