@@ -59,10 +59,6 @@ class HostProfile:
     memory_contention: float | None = None
     """The same for memory-bound streaming (memory bandwidth, copies); None: the dtype's
     `contention` factor."""
-    dispatch_contention: float | None = None
-    """The same for the framework's per-call host time (operators dispatched on no data):
-    it scales the host times below; None: not measured, host times not scaled. Measured by
-    calibration for CPU ranks, which share the host's cores with each other's dispatch."""
     fresh_copy_bytes_per_s: float | None = None
     """A copy into a newly allocated buffer (read + written per second). On a host without a
     caching allocator every fresh page faults on first touch; None: as
@@ -125,8 +121,6 @@ class HostProfile:
         if kernel == "stream":
             mem = self.memory_contention
             return mem if mem is not None else self.contention.get("fp32")
-        if kernel == "dispatch":
-            return self.dispatch_contention
         return self.contention.get(dtype)
 
 
@@ -137,13 +131,13 @@ def under_load(hw: HardwareProfile, devices_busy: int, dtype: str) -> HardwarePr
     without one by `dtype`'s), memory bandwidth and copy rates by `memory_contention` (else
     `dtype`'s factor), and the times of attention and GEMMs measured at a workload's shapes by
     their dtype's factor, when more than one device of the node is busy; unchanged otherwise
-    (and for a profile without a host); host times (framework dispatch) by
-    `dispatch_contention` where measured.
+    (and for a profile without a host). Host times (framework dispatch) are not scaled: their
+    contention is not measured.
     """
     host = hw.host
     if devices_busy <= 1 or host is None:
         return hw
-    if not host.contention and host.memory_contention is None and not host.dispatch_contention:
+    if not host.contention and host.memory_contention is None:
         return hw
     default = host.contention.get(dtype, 1.0)
 
@@ -168,23 +162,6 @@ def under_load(hw: HardwareProfile, devices_busy: int, dtype: str) -> HardwarePr
         ),
     )
     fresh = host.fresh_copy_bytes_per_s
-    host = replace(host, fresh_copy_bytes_per_s=fresh and fresh * fm)
-    return replace(hw, accelerator=slowed, host=_dispatch_slowed(host))
-
-
-HOST_TIMES = (
-    "optimizer_tensor_s", "dtensor_optimizer_tensor_s", "fsdp_unit_s", "fsdp_tensor_s",
-    "ddp_tensor_s", "ddp_step_s", "layer_host_s",
-)  # fmt: skip
-"""`HostProfile`'s host seconds that `dispatch_contention` scales (and `model_pass_s`)."""
-
-
-def _dispatch_slowed(host: HostProfile) -> HostProfile:
-    """`host` with its host times divided by `dispatch_contention` (unchanged where it is
-    not measured)."""
-    f = host.dispatch_contention
-    if not f:
-        return host
-    times = {k: getattr(host, k) and getattr(host, k) / f for k in HOST_TIMES}
-    passes = {k: v / f for k, v in host.model_pass_s.items()}
-    return replace(host, model_pass_s=passes, **times)
+    return replace(
+        hw, accelerator=slowed, host=replace(host, fresh_copy_bytes_per_s=fresh and fresh * fm)
+    )

@@ -36,25 +36,6 @@ def test_gemm_and_memory_factors_apply_to_their_own_rates() -> None:
     assert under_load(hw, 1, "bf16") is hw  # one busy device: no contention
 
 
-def test_dispatch_contention_scales_the_host_times() -> None:
-    """Ranks sharing a host's cores slow each other's framework dispatch too: the host
-    times (per tensor, per unit, per layer, a whole model's pass) by the dispatch factor."""
-    hw = _cpu(
-        contention={"fp32": 1.0}, dispatch_contention=0.8, optimizer_tensor_s=1e-5,
-        fsdp_unit_s=2e-4, ddp_step_s=1e-3, model_pass_s={"tiny|ddp|fp32": 2e-3},
-    )  # fmt: skip
-    busy = under_load(hw, 2, "fp32").host
-    assert busy.optimizer_tensor_s == pytest.approx(1.25e-5)
-    assert busy.fsdp_unit_s == pytest.approx(2.5e-4)
-    assert busy.ddp_step_s == pytest.approx(1.25e-3)
-    assert busy.model_pass_s["tiny|ddp|fp32"] == pytest.approx(2.5e-3)
-    assert busy.dtensor_optimizer_tensor_s is None  # not measured stays unpriced
-    assert under_load(hw, 1, "fp32") is hw
-    older = under_load(_cpu(contention={"fp32": 0.9}, ddp_step_s=1e-3), 2, "fp32")
-    assert older.host.ddp_step_s == 1e-3  # not measured: host times as they were
-    assert hw.host.contention_of("dispatch", "fp32") == 0.8
-
-
 def test_an_older_profile_has_one_mix_factor_for_everything() -> None:
     hw = _cpu(contention={"fp32": 0.9, "bf16": 0.8})
     busy = under_load(hw, 2, "bf16").accelerator

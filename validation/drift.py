@@ -263,7 +263,7 @@ def check_contention(
         rows = measure(dtypes, threads, ranks)
     out = []
     for r in rows:
-        kernel = r["kernel"] if r["kernel"] in ("stream", "dispatch") else f"gemm {r['dtype']}"
+        kernel = "stream" if r["kernel"] == "stream" else f"gemm {r['dtype']}"
         was = host.contention_of(r["kernel"], r["dtype"])
         if was is None:
             continue
@@ -286,13 +286,11 @@ def with_contention(hw: HardwareProfile, rows: list[dict[str, Any]]) -> Hardware
     """`hw` with the host-contention factors of `rows` (`check_contention`) in place."""
     gemm = {r["dtype"]: r["measured"] for r in rows if r["kernel"].startswith("gemm")}
     stream = [r["measured"] for r in rows if r["kernel"] == "stream"]
-    dispatch = [r["measured"] for r in rows if r["kernel"] == "dispatch"]
     host = hw.host or HostProfile()
     host = dataclasses.replace(
         host,
         contention={**host.contention, **gemm},
         memory_contention=stream[0] if stream else host.memory_contention,
-        dispatch_contention=dispatch[0] if dispatch else host.dispatch_contention,
     )
     return dataclasses.replace(hw, host=host)
 

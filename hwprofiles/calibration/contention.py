@@ -49,7 +49,6 @@ WINDOW_S = 0.25
 choice: short enough that a pair's two windows see the same host speed, long enough that a
 window holds several steps)."""
 PROBE_ROWS = 16
-DISPATCH_CALLS = 200
 CONTENTION_COLUMNS = (
     "kernel", "dtype", "ranks", "threads_per_rank", "tokens", "reps", "rounds", "alone_s",
     "busy_s", "factor",
@@ -77,15 +76,6 @@ def _step_of(kernel: str, dtype_key: str, rows: int) -> Any:
 
     if kernel == "gemm":
         return _gemm_step(dtype_key, rows)
-    if kernel == "dispatch":  # the framework's per-call host time: operators on no data
-        tiny = torch.zeros(16)
-
-        def calls() -> Any:
-            for _ in range(DISPATCH_CALLS):
-                tiny.add_(1.0)
-            return tiny
-
-        return calls
     g = torch.Generator().manual_seed(0)
     state = torch.zeros(STREAM_ELEMENTS)
     grad = torch.randn(STREAM_ELEMENTS, generator=g)
@@ -126,14 +116,6 @@ def _sized(kernel: str, dtype_key: str, threads: int, max_reps: int) -> tuple[in
 
     from hwprofiles.calibration.device import torch_threads
 
-    if kernel == "dispatch":  # as many repetitions of the calls as fill a window
-        with torch_threads(threads), torch.no_grad():
-            step = _step_of(kernel, dtype_key, 0)
-            step()
-            t0 = time.perf_counter()
-            step()
-            once = max(time.perf_counter() - t0, 1e-9)
-        return 0, int(max(1, WINDOW_S / once))
     if kernel != "gemm":
         return 0, max_reps
     with torch_threads(threads), torch.no_grad():
@@ -189,12 +171,10 @@ def measure_contention(
     timeout_s: float = 120,
     rounds: int = 3,
 ) -> list[dict[str, Any]]:
-    """One row per GEMM dtype, one for the fp32 streaming pass and one for the framework's
-    dispatch (`DISPATCH_CALLS` in-place adds on 16 values: host time per call, no data):
-    median window time alone and with `n` ranks busy over `rounds` alternating pairs, and
-    the throughput factor, the median of the pairs' ratios (at most 1)."""
+    """One row per GEMM dtype and one for the fp32 streaming pass: median window time alone
+    and with `n` ranks busy over `rounds` alternating pairs, and the throughput factor, the
+    median of the pairs' ratios (at most 1)."""
     cases = [("gemm", d) for d in dtypes if d != "tf32"] + [("stream", "fp32")]
-    cases.append(("dispatch", "fp32"))
     rows = []
     for kernel, dt in cases:
         tokens, k_reps = _sized(kernel, dt, threads_per_rank, reps)

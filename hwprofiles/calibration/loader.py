@@ -255,7 +255,6 @@ def _host(
         collective_backend="nccl" if kind == "cuda" else "gloo",
         contention=dict(contention.get("factor", {})),
         memory_contention=_opt_float(contention.get("memory_factor")),
-        dispatch_contention=_opt_float(contention.get("dispatch_factor")),
         fresh_copy_bytes_per_s=_opt_float(mem.get("fresh_copy_bytes_per_s")),
         optimizer_tensor_s=_opt_float(fw.get("optimizer_tensor_s")),
         dtensor_optimizer_tensor_s=_opt_float(fw.get("dtensor_optimizer_tensor_s")),

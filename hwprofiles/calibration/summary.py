@@ -318,25 +318,21 @@ def round_floats(x: Any, digits: int = SIG_DIGITS) -> Any:
 
 def _contention(m: Measurements) -> dict[str, Any]:
     """Throughput factors with every rank of the host busy (1.0: none measured): per dtype
-    for GEMMs (`factor`), for memory-bound streaming (`memory_factor`) and for the
-    framework's per-call dispatch (`dispatch_factor`)."""
+    for GEMMs (`factor`), and for memory-bound streaming (`memory_factor`)."""
     rows = m.tables.get("contention") or []
     if not rows:
         return {"measured": False, "note": "one rank per host: no contention to measure"}
     gemm = [r for r in rows if r.get("kernel", "gemm") == "gemm"]
     stream = [r for r in rows if r.get("kernel") == "stream"]
-    dispatch = [r for r in rows if r.get("kernel") == "dispatch"]
     out = {
         "measured": True,
         "ranks": int(rows[0]["ranks"]),
         "factor": {r["dtype"]: r["factor"] for r in gemm},
-        "source": "calibrated: each dtype's GEMMs, an fp32 streaming pass and the framework's "
-        "dispatch alone vs on every rank at once (hwprofiles/calibration/contention.py)",
+        "source": "calibrated: each dtype's GEMMs and an fp32 streaming pass alone vs on "
+        "every rank at once (hwprofiles/calibration/contention.py)",
     }
     if stream:
         out["memory_factor"] = stream[0]["factor"]
-    if dispatch:
-        out["dispatch_factor"] = dispatch[0]["factor"]
     return out
 
 
