@@ -6,7 +6,7 @@ the pass recursion (`simulator.plan.makespan`, interleaving with uneven chunks) 
 planner's first pass, by a lower bound of the recursion (`makespan.bound`). Everything else
 in the step (`Fixed`) does not depend on which, so a few layouts can be re-priced by the
 recursion and the step composed again (`compose`) without pricing the rest anew: the
-planner's branch and bound (`analysis.planner.search.refine`).
+planner's branch and bound (`analysis.planner.bounds`).
 """
 
 from __future__ import annotations

@@ -320,7 +320,7 @@ def bound(
     """A lower bound of `makespan`'s `Ends` (each of ``end`` and ``final`` at most the
     recursion's; ``period`` and ``sends`` 0), for `m` micro-batches per layout (shape
     ``(n,)``, multiples of `pp`), from paths of the pass graph that need no recursion
-    (what the planner prices every layout by first, `analysis.planner.search.refine`):
+    (what the planner prices the uneven-chunk layouts by first, `analysis.planner.bounds`):
 
     - rank ``r`` starts no earlier than the first micro-batch's forward reaches it,
       ``a_r = sum_{s<r} (fwd_s + send)``, and then runs all its passes (``W_r``, its drain
