@@ -13,13 +13,13 @@ not, the slowdown is in the distributed runtime, not in the host's compute.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hwprofiles.calibration.contention import alternate
 
 REPS = {"fp32": 30, "bf16": 8}
 """Steps per timed window (~0.3 s each on the 2-vCPU AMD EPYC VM, 2026-12-03)."""
@@ -28,6 +28,7 @@ REPS = {"fp32": 30, "bf16": 8}
 def _worker(precision: str, reps: int, orders, barrier, out) -> None:
     import torch
 
+    from hwprofiles.calibration.contention import serve
     from validation.gpt import GPT
     from validation.gptconfig import PRESETS
 
@@ -45,42 +46,7 @@ def _worker(precision: str, reps: int, orders, barrier, out) -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(3):
-        step()
-    while (order := orders.get()) is not None:
-        if order == "busy":
-            barrier.wait()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            step()
-        out.put(time.perf_counter() - t0)
-
-
-def pairs(precision: str, rounds: int) -> tuple[list[float], list[float]]:
-    """(alone, busy) window seconds of `rounds` alternating pairs, the two ranks kept."""
-    ctx = mp.get_context("spawn")
-    out, barrier = ctx.Queue(), ctx.Barrier(2)
-    orders = [ctx.Queue() for _ in range(2)]
-    procs = [
-        ctx.Process(target=_worker, args=(precision, REPS[precision], q, barrier, out))
-        for q in orders
-    ]
-    for p in procs:
-        p.start()
-    alone, busy = [], []
-    try:
-        for _ in range(rounds):
-            orders[0].put("alone")
-            alone.append(out.get(timeout=120))
-            for q in orders:
-                q.put("busy")
-            busy.append(statistics.median(out.get(timeout=120) for _ in procs))
-    finally:
-        for q in orders:
-            q.put(None)
-        for p in procs:
-            p.join(timeout=10)
-    return alone, busy
+    serve(step, reps, orders, barrier, out)
 
 
 def main() -> None:
@@ -88,7 +54,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=9)
     args = ap.parse_args()
     for precision in REPS:
-        alone, busy = pairs(precision, args.pairs)
+        alone, busy = alternate(2, _worker, (precision, REPS[precision]), args.pairs, 120.0)
         ratios = [a / b for a, b in zip(alone, busy, strict=True)]
         reps, factor = REPS[precision], statistics.median(ratios)
         print(

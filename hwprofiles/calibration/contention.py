@@ -90,22 +90,28 @@ def _worker(
     kernel: str, dtype_key: str, threads: int, reps: int, rows: int, orders: Any, barrier: Any,
     out: Any,
 ) -> None:  # fmt: skip
-    """One rank, kept for every window: on "alone" it times `reps` steps by itself, on
-    "busy" after a barrier with the other ranks, on None it exits."""
+    """One rank of `measure_contention` (`serve` of its kernel's step)."""
     import torch
 
     torch.set_num_threads(threads)
     step = _step_of(kernel, dtype_key, rows)
     with torch.no_grad():
-        for _ in range(min(3, reps)):
+        serve(step, reps, orders, barrier, out)
+
+
+def serve(step: Any, reps: int, orders: Any, barrier: Any, out: Any) -> None:
+    """One rank, kept for every window, after a few untimed `step`s: on "alone" it times
+    `reps` steps by itself, on "busy" after a barrier with the other ranks, on None it
+    returns (`alternate` gives the orders)."""
+    for _ in range(min(3, reps)):
+        step()
+    while (order := orders.get()) is not None:
+        if order == "busy":
+            barrier.wait()
+        t0 = time.perf_counter()
+        for _ in range(reps):
             step()
-        while (order := orders.get()) is not None:
-            if order == "busy":
-                barrier.wait()
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                step()
-            out.put(time.perf_counter() - t0)
+        out.put(time.perf_counter() - t0)
 
 
 def _sized(kernel: str, dtype_key: str, threads: int, max_reps: int) -> tuple[int, int]:
@@ -129,19 +135,16 @@ def _sized(kernel: str, dtype_key: str, threads: int, max_reps: int) -> tuple[in
     return rows, reps
 
 
-def _pairs(
-    n: int, kernel: str, dtype_key: str, threads: int, reps: int, rows: int, rounds: int,
-    timeout_s: float,
-) -> tuple[list[float], list[float]]:  # fmt: skip
-    """(alone, busy) window times of `rounds` alternating pairs, the ranks started once."""
+def alternate(
+    n: int, target: Any, args: tuple, rounds: int, timeout_s: float
+) -> tuple[list[float], list[float]]:
+    """(alone, busy) window times of `rounds` alternating pairs: `n` ranks started once,
+    each ``target(*args, orders, barrier, out)`` (a top-level function that `serve`s)."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     barrier = ctx.Barrier(n)
     orders = [ctx.Queue() for _ in range(n)]
-    procs = [
-        ctx.Process(target=_worker, args=(kernel, dtype_key, threads, reps, rows, q, barrier, out))
-        for q in orders
-    ]
+    procs = [ctx.Process(target=target, args=(*args, q, barrier, out)) for q in orders]
     for p in procs:
         p.start()
     alone, busy = [], []
@@ -178,7 +181,8 @@ def measure_contention(
     rows = []
     for kernel, dt in cases:
         tokens, k_reps = _sized(kernel, dt, threads_per_rank, reps)
-        alone_s, busy_s = _pairs(n, kernel, dt, threads_per_rank, k_reps, tokens, rounds, timeout_s)
+        args = (kernel, dt, threads_per_rank, k_reps, tokens)
+        alone_s, busy_s = alternate(n, _worker, args, rounds, timeout_s)
         alone, busy = statistics.median(alone_s), statistics.median(busy_s)
         ratio = statistics.median(a / b for a, b in zip(alone_s, busy_s, strict=True))
         rows.append(
