@@ -203,7 +203,7 @@ class Grads:
     overlapped: bool
 
     def at(self, rows: np.ndarray) -> Grads:
-        """These layouts' (`rows`) reductions; on `spread` ones, without copying."""
+        """These layouts' (`rows`) reductions (cheaper on a `spread` one: no broadcast)."""
         pick = lambda x: np.broadcast_to(np.asarray(x, dtype=float), self.dp.shape)[rows]  # noqa: E731
         return Grads(
             pick(self.sync), pick(self.tail), pick(self.dp), pick(self.layer_share),

@@ -332,8 +332,10 @@ def bound(
       virtual stage, and its backward of the last stage follows rank ``pp - 1``'s passes
       between the two (`_last_walk`: the fill and drain of a single group, m = pp).
 
-    Exact when no rank waits once it has started, and for one group of chunks of equal
-    time; tests/test_makespan.py checks that it never exceeds the recursion."""
+    Exact when no rank waits once it has started: on chunks of equal time with sends, one
+    interleaved group matched the recursion and more groups fell short by the steady state's
+    send round trips (2026-12-03); tests/test_makespan.py checks that it never exceeds the
+    recursion."""
     V, n = pp * vpp, send.shape[0]
     b3 = bwd.reshape(vpp, pp, n)
     bs = b3 if slow is None else b3 * slow  # the drain's backwards, stretched
