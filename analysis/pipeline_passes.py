@@ -120,14 +120,17 @@ def pass_times(
         stretch = None
         if grads.overlapped:
             stretch = drain_stretch(*chunk.reduction(), work, grads.phi, chunk.dp, chunk.share())
-        e = bound(pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
         own = chunk.share() * chunk.g.sync
         if lower:
+            e = bound(pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
             queue = e.final[(vpp - 1) * pp :] + own if grads.overlapped else None
         else:
-            low = e
             e = _makespan_distinct(pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
-            e = Ends(np.maximum(e.end, low.end), np.maximum(e.final, low.final), e.period, e.sends)
+            if mi[rows].max() > STEADY_GROUPS * pp:  # cut: held at or above the bound
+                low = bound(pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
+                e = Ends(
+                    np.maximum(e.end, low.end), np.maximum(e.final, low.final), e.period, e.sends
+                )
             queue = chunk.queue(e.final) if grads.overlapped else None
         done = reduction_per_rank(e.end, queue, own, chunk.g.tail, chunk.dp)
         out.end[rows] = e.end.max(axis=0)

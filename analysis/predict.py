@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+import numpy as np
 
 from analysis.closed_form import Options, evaluate
 from analysis.energy_levels import run_levels, step_levels
@@ -30,18 +33,15 @@ OPTIONAL_ARCH_FIELDS = frozenset(list(_DEFAULTS)[list(_DEFAULTS).index("head_dim
 """ModelSpec fields for decoupled heads, MoE and MLA: shown in `inputs` only when set."""
 
 
-def _single_gpu_time(w: Workload, hw: HardwareProfile, opts: Options) -> float:
-    """Ideal time of the same global batch on one GPU: no communication, no memory limit."""
-    p = w.parallel
-    one = ParallelConfig(
+def _one_gpu(p: ParallelConfig) -> ParallelConfig:
+    """The same global batch on one GPU: no communication, no memory limit."""
+    return ParallelConfig(
         micro_batch_size=p.micro_batch_size,
         global_batch_size=p.global_batch_size,
         precision=p.precision,
         recompute="none",
         dp=1,
     ).resolve(1)
-    r = evaluate(w.model, hw, w.seq_len, Layouts.from_configs([one]), p.precision, opts)
-    return float(r["step_time_s"][0])
 
 
 def analytic_arrays(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str, float]:
@@ -49,6 +49,70 @@ def analytic_arrays(w: Workload, hw: HardwareProfile, opts: Options) -> dict[str
         w.model, hw, w.seq_len, Layouts.from_configs([w.parallel]), w.parallel.precision, opts
     )
     return {k: float(v[0]) for k, v in r.items()}
+
+
+def _loaded(hw: HardwareProfile, busy: int, precision: str) -> HardwareProfile:
+    """`hw` as a step in `precision` runs on it with `busy` devices of one host computing
+    (CPU ranks slow each other down, `under_load`), drawing its compute power by dtype
+    (hwprofiles/data/power.toml: the board draws less than TDP while computing)."""
+    hw = under_load(hw, busy, precision)
+    return replace(hw, power=compute_power_model(hw, precision))
+
+
+def _evaluate(model, hw, seq_len, configs, precision, opts) -> dict[str, np.ndarray]:
+    return evaluate(model, hw, seq_len, Layouts.from_configs(configs), precision, opts)
+
+
+@dataclass(frozen=True)
+class ClosedForms:
+    """The closed form's evaluations behind one `predict`."""
+
+    step: dict[str, float]
+    """The step (`evaluate`'s keys, one layout), on the hardware under load."""
+    single_gpu_step_time_s: float
+    """The same global batch on one GPU (s): the seed document's speed-up reference."""
+    energy_fp32_j: float | None
+    """The same step in fp32, all GPUs (J): the seed document's energy comparison (mixed
+    precisions, on hardware with an fp32 peak)."""
+
+
+def closed_forms(
+    workloads: Sequence[Workload],
+    hardware: HardwareProfile,
+    options: Options | None = None,
+    devices_busy: int | None = None,
+) -> list[ClosedForms]:
+    """`ClosedForms` of each workload on `hardware`, as `predict` computes them; workloads of
+    one model, sequence length, precision and load are evaluated together. `evaluate` costs
+    about the same for one layout as for sixteen (9-10 ms of CPU, Llama-3-70B on H100,
+    2026-12-03), so the planner costs all its candidates on one hardware in three calls,
+    not three each."""
+    opts = options or Options()
+    groups: dict[tuple[int, int, str, int], list[int]] = {}
+    for i, w in enumerate(workloads):
+        busy = devices_busy or min(hardware.node.gpus_per_node, w.num_gpus)
+        groups.setdefault((id(w.model), w.seq_len, w.parallel.precision, busy), []).append(i)
+    out: list[ClosedForms] = []
+    at: dict[int, ClosedForms] = {}
+    for (_, seq, precision, busy), idx in groups.items():
+        ws = [workloads[i] for i in idx]
+        model, pars = ws[0].model, [w.parallel for w in ws]
+        step = _evaluate(model, _loaded(hardware, busy, precision), seq, pars, precision, opts)
+        one = [_one_gpu(p) for p in pars]
+        t1 = _evaluate(model, hardware, seq, one, precision, opts)["step_time_s"]
+        e32 = None
+        if precision in MIXED_PRECISIONS and "fp32" in hardware.accelerator.peak_flops:
+            fp32 = [replace(p, precision="fp32") for p in pars]
+            hw32 = _loaded(hardware, busy, "fp32")
+            e32 = _evaluate(model, hw32, seq, fp32, "fp32", opts)["energy_per_gpu_j"]
+        for j, i in enumerate(idx):
+            at[i] = ClosedForms(
+                {k: float(v[j]) for k, v in step.items()},
+                float(t1[j]),
+                None if e32 is None else float(e32[j]) * workloads[i].num_gpus,
+            )
+    out = [at[i] for i in range(len(workloads))]
+    return out
 
 
 def predict(
@@ -59,6 +123,7 @@ def predict(
     tokens: float | None = None,
     devices_busy: int | None = None,
     reliability: ReliabilityOptions | None = None,
+    closed: ClosedForms | None = None,
     **engine_options: Any,
 ) -> StepResult:
     """Predict one training step of `workload` on `hardware`.
@@ -70,7 +135,8 @@ def predict(
     profiles whose host has measured contention (`hwprofiles.host`: CPU ranks sharing a
     machine). With `tokens`,
     `reliability` sets failures, checkpoints and restarts of the whole run (closed form; the
-    SimPy engine also samples the run over seeds for P10/P50/P90).
+    SimPy engine also samples the run over seeds for P10/P50/P90). `closed`: this
+    workload's `closed_forms` on `hardware`, where already computed (the planner's batch).
     """
     if engine not in ENGINES:
         raise UserError(f"engine: {engine!r} must be one of {ENGINES}")
@@ -80,9 +146,8 @@ def predict(
     # devices of one node that compute at once (CPU ranks on one host slow each other down)
     alone = hardware
     busy = devices_busy or min(hardware.node.gpus_per_node, w.num_gpus)
-    hardware = under_load(hardware, busy, p.precision)
-    # the board draws less than TDP while computing, by dtype (hwprofiles/data/power.toml)
-    hardware = replace(hardware, power=compute_power_model(hardware, p.precision))
+    hardware = _loaded(alone, busy, p.precision)
+    cf = closed or closed_forms([w], alone, opts, devices_busy)[0]
     extra: dict[str, Any] = {}
     if engine == "des":
         from simulator.des.run import simulate_step
@@ -90,18 +155,12 @@ def predict(
         des = simulate_step(w, hardware, opts, **engine_options)
         r, extra = des.step, des.extra
     else:
-        r = EngineStep.from_arrays(analytic_arrays(w, hardware, opts))
+        r = EngineStep.from_arrays(cf.step)
     tokens_step = w.tokens_per_step
     mf = model_flops_per_token(model, w.seq_len) * tokens_step
     hf = mf + recompute_flops_per_token(model, w.seq_len, p.recompute) * tokens_step
     n = w.num_gpus
-    t1 = _single_gpu_time(w, alone, opts)
-    e_fp32 = None
-    if p.precision in MIXED_PRECISIONS and "fp32" in hardware.accelerator.peak_flops:
-        w32 = replace(w, parallel=replace(p, precision="fp32"))
-        hw32 = under_load(alone, busy, "fp32")
-        hw32 = replace(hw32, power=compute_power_model(hw32, "fp32"))
-        e_fp32 = analytic_arrays(w32, hw32, opts)["energy_per_gpu_j"] * n
+    t1, e_fp32 = cf.single_gpu_step_time_s, cf.energy_fp32_j
     energy = r.energy_per_gpu_j * n
     extra["comm_bytes_per_gpu"] = dict(r.comm_bytes)
     res = StepResult(
@@ -146,7 +205,7 @@ def predict(
             p.precision + "_llmcap": energy / tokens_step,
         }
         d["compute_power_w"] = {
-            "fp32": float(hw32.power.power(1.0)),
+            "fp32": float(_loaded(alone, busy, "fp32").power.power(1.0)),
             p.precision: float(hardware.power.power(1.0)),
         }
     res.power = step_levels(res, hardware, (reliability or ReliabilityOptions()).pue)
@@ -254,4 +313,4 @@ def _provenance(hw: HardwareProfile, engine: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["ENGINES", "Options", "predict"]
+__all__ = ["ENGINES", "ClosedForms", "Options", "closed_forms", "predict"]

@@ -25,10 +25,12 @@ from analysis.planner.search import layout_workload, search_candidate, unsupport
 from analysis.planner.smallest import smallest_cluster
 from analysis.planner.space import Enumeration, enumerate_layouts
 from analysis.planner.tco import ownership_cost, unpriced_reason
-from analysis.predict import predict
+from analysis.predict import ClosedForms, closed_forms, predict
 from hwprofiles.ownership import load_ownership
 from hwprofiles.prices import Price
+from hwprofiles.profile import HardwareProfile
 from simulator.limits import DesTooLarge
+from simulator.parallel import Workload
 
 DES_AGREEMENT = (0.8, 1.25)
 """DES / closed-form step-time ratios inside this band count as agreeing (a reporting threshold:
@@ -102,11 +104,25 @@ def search_all(
     return out
 
 
-def _cost(req: PlanRequest, c: Candidate) -> None:
+def _cost_all(req: PlanRequest, cands: list[Candidate]) -> None:
+    """`_cost` each candidate, the closed form's evaluations of one hardware's candidates
+    together (`closed_forms`: three calls per hardware and precision, not three each)."""
+    by_hw: dict[str, list[Candidate]] = {}
+    for c in cands:
+        by_hw.setdefault(c.hardware, []).append(c)
+    for name, group in by_hw.items():
+        hw = next(h for h in req.hardware if h.name == name)
+        ws = [layout_workload(req.model, c.search.best, c.precision, req.sequence_length)
+              for c in group]  # fmt: skip
+        for c, w, cf in zip(group, ws, closed_forms(ws, hw, req.options), strict=True):
+            _cost(req, c, hw, w, cf)
+
+
+def _cost(
+    req: PlanRequest, c: Candidate, hw: HardwareProfile, w: Workload, closed: ClosedForms
+) -> None:
     """Predict the best layout (closed form) and cost the token budget."""
-    hw = next(h for h in req.hardware if h.name == c.hardware)
-    w = layout_workload(req.model, c.search.best, c.precision, req.sequence_length)
-    c.step = predict(w, hw, "analytic", req.options, tokens=req.tokens)
+    c.step = predict(w, hw, "analytic", req.options, tokens=req.tokens, closed=closed)
     c.cost = training_cost(
         tokens=req.tokens,
         tokens_per_step=c.step.tokens_per_step,
@@ -230,9 +246,7 @@ def plan(
     begin("searching layouts")
     cands = search_all(req, prices, progress)
     begin("costing the best layouts")
-    for c in cands:
-        if c.search.feasible:
-            _cost(req, c)
+    _cost_all(req, [c for c in cands if c.search.feasible])
     times = [c.cost.time_to_train_s if c.feasible else np.nan for c in cands]  # type: ignore[union-attr]
     money = [_money(c) if c.feasible else np.nan for c in cands]
     for c, on in zip(
