@@ -22,10 +22,12 @@ from simulator.plan.makespan import (
     Ends,
     bound,
     drain_work,
+    ends_of,
     extend,
-    makespan,
+    pass_graph,
 )
 from simulator.plan.rules import drain_stretch, reduction_per_rank
+from simulator.plan.union import recursions
 
 
 def uneven_chunks(layers: int, L: Layouts) -> np.ndarray:
@@ -106,6 +108,7 @@ def pass_times(
     emb_f, head_f = _at(t["emb_f"], shape), _at(t["head_f"], shape)
     send = _at(send, shape)
     grads = grads.spread()
+    groups = []
     for g, (pp, vpp, fi, la, *_) in enumerate(uniq):
         rows = idx[inverse == g]
         split = _split(layers, pp, vpp, fi, la)
@@ -120,14 +123,21 @@ def pass_times(
         stretch = None
         if grads.overlapped:
             stretch = drain_stretch(*chunk.reduction(), work, grads.phi, chunk.dp, chunk.share())
+        args = (pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
+        todo = None if lower else _Distinct(*args)
+        groups.append((rows, chunk, work, args, todo))
+    if not lower:  # every group's recursions in one sweep (`union.recursions`)
+        _evaluate([d for *_, d in groups if d is not None and d.todo], blocking)
+    for rows, chunk, work, args, todo in groups:
+        pp, vpp, m_, fwd, bwd, _, _, stretch = args
         own = chunk.share() * chunk.g.sync
-        if lower:
-            e = bound(pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
+        if todo is None:
+            e = bound(*args)
             queue = e.final[(vpp - 1) * pp :] + own if grads.overlapped else None
         else:
-            e = _makespan_distinct(pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
-            if mi[rows].max() > STEADY_GROUPS * pp:  # cut: held at or above the bound
-                low = bound(pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
+            e = todo.ends()
+            if m_.max() > STEADY_GROUPS * pp:  # cut: held at or above the bound
+                low = bound(*args)
                 e = Ends(
                     np.maximum(e.end, low.end), np.maximum(e.final, low.final), e.period, e.sends
                 )
@@ -141,7 +151,7 @@ def pass_times(
             top = np.argmax(e.end, axis=0)[None]
             out.sends[rows] = np.take_along_axis(e.sends, top, axis=0)[0]
         if stretch is not None:  # the rank with the most compute, as the engines count it
-            total = (fwd + bwd).reshape(vpp, pp, -1).sum(axis=0) * mi[rows]
+            total = (fwd + bwd).reshape(vpp, pp, -1).sum(axis=0) * m_
             slowed = (stretch - 1.0) * work
             out.slow[rows] = np.take_along_axis(
                 slowed, np.argmax(total + slowed, axis=0)[None], axis=0
@@ -159,36 +169,53 @@ V = 16-128 virtual stages, so at most ~15-50 MB. A Llama-3-70B `plan()` over 4 h
 cluster sizes x 2 precisions evaluates 5,549 (2026-12-03)."""
 
 
-def _makespan_distinct(pp, vpp, m, fwd, bwd, send, blocking, stretch) -> Ends:
-    """`makespan` of the rows once per distinct (pass times, stretch): many layouts of a
-    group differ only in what the pipeline does not see (data parallelism, ZeRO, batch),
-    and the results are kept (`_CACHE`)."""
-    cols = [fwd, bwd, send[None]] + ([] if stretch is None else [stretch])
-    theta = np.ascontiguousarray(np.concatenate(cols, axis=0).T)  # (n, features)
-    row = theta.view(np.dtype((np.void, theta.dtype.itemsize * theta.shape[1]))).ravel()
-    _, first, inv = np.unique(row, return_index=True, return_inverse=True)
-    m0 = min(int(m.min()), STEADY_GROUPS * pp)
-    keys = [(pp, vpp, m0, blocking, row[i].tobytes()) for i in first]
-    todo = [j for j, k in enumerate(keys) if k not in _CACHE]
-    if todo and len(_CACHE) + len(todo) > CACHE_ROWS:
-        _CACHE.clear()
-        todo = list(range(len(keys)))
-    if todo:
-        c = first[todo]
-        e = makespan(pp, vpp, m0, fwd[:, c], bwd[:, c], send[c], blocking,
-                     None if stretch is None else stretch[:, c])  # fmt: skip
-        for k, j in enumerate(todo):
-            _CACHE[keys[j]] = (
+class _Distinct:
+    """One group's `makespan`, once per distinct (pass times, stretch): many layouts of a
+    group differ only in what the pipeline does not see (data parallelism, ZeRO, batch), and
+    the results are kept (`_CACHE`)."""
+
+    def __init__(self, pp, vpp, m, fwd, bwd, send, blocking, stretch) -> None:
+        cols = [fwd, bwd, send[None]] + ([] if stretch is None else [stretch])
+        theta = np.ascontiguousarray(np.concatenate(cols, axis=0).T)  # (n, features)
+        row = theta.view(np.dtype((np.void, theta.dtype.itemsize * theta.shape[1]))).ravel()
+        _, first, self.inv = np.unique(row, return_index=True, return_inverse=True)
+        self.m, self.m0 = m, min(int(m.min()), STEADY_GROUPS * pp)
+        self.keys = [(pp, vpp, self.m0, blocking, row[i].tobytes()) for i in first]
+        # what is already known is held here: the cache may be cleared before `ends`
+        self.known = {k: _CACHE[k] for k in self.keys if k in _CACHE}
+        self.todo = [j for j, k in enumerate(self.keys) if k not in self.known]
+        c = first[self.todo]
+        self.item = (
+            pass_graph(pp, vpp, self.m0), fwd[:, c], bwd[:, c], send[c],
+            None if stretch is None else stretch[:, c],
+        )  # fmt: skip
+
+    def store(self, e: Ends) -> None:
+        for k, j in enumerate(self.todo):
+            if len(_CACHE) >= CACHE_ROWS:
+                _CACHE.clear()
+            self.known[self.keys[j]] = _CACHE[self.keys[j]] = (
                 e.end[:, k], e.final[:, k], e.period[k],
                 None if e.sends is None else e.sends[:, k],
                 None if e.sends_per_mb is None else e.sends_per_mb[k],
             )  # fmt: skip
-    got = [_CACHE[k] for k in keys]
-    col = lambda i: np.stack([x[i] for x in got], axis=-1)[..., inv.reshape(-1)]  # noqa: E731
-    spread = Ends(
-        col(0), col(1), col(2), *((None, None) if got[0][3] is None else (col(3), col(4)))
-    )
-    return extend(spread, m, m0)
+
+    def ends(self) -> Ends:
+        got = [self.known[k] for k in self.keys]
+        inv = self.inv.reshape(-1)
+        col = lambda i: np.stack([x[i] for x in got], axis=-1)[..., inv]  # noqa: E731
+        spread = Ends(
+            col(0), col(1), col(2), *((None, None) if got[0][3] is None else (col(3), col(4)))
+        )
+        return extend(spread, self.m, self.m0)
+
+
+def _evaluate(groups: list[_Distinct], blocking: bool) -> None:
+    """The recursions the groups still need, all in one sweep (`union.recursions`)."""
+    items = [d.item for d in groups]
+    for d, it, (free, hops) in zip(groups, items, recursions(items, blocking), strict=True):
+        g, fwd, bwd, send, slow = it
+        d.store(ends_of(g, free, hops, fwd, bwd, send, slow))
 
 
 @dataclass(frozen=True)

@@ -169,3 +169,27 @@ def test_order_arrays_is_the_engines_schedule(pp, vpp):
             b, c, mb = order_arrays(pp, vpp, m, r)
             got = [("B" if x else "F", int(y), int(z)) for x, y, z in zip(b, c, mb, strict=True)]
             assert got == schedule(pp, vpp, m, r)
+
+
+@pytest.mark.parametrize("blocking", [False, True])
+def test_graphs_side_by_side_give_each_its_own_recursion(blocking):
+    """`union.recursions` (several graphs in one sweep, the planner's exact pass) returns
+    what `recursion` returns for each graph alone, bit for bit: graphs of different depth,
+    layout counts and stretched drains."""
+    from simulator.plan.union import recursions
+
+    rng = np.random.default_rng(7)
+    items = []
+    for pp, vpp, m, n in [(2, 3, 4, 1), (4, 2, 16, 3), (8, 8, 16, 2), (3, 1, 7, 5)]:
+        g = pass_graph(pp, vpp, m)
+        fwd = rng.uniform(0.5, 2.0, (pp * vpp, n))
+        slow = rng.uniform(1.0, 1.5, (pp, n)) if n > 2 else None
+        items.append((g, fwd, 2 * fwd, rng.uniform(0.0, 0.3, n), slow))
+    together = recursions(items, blocking)
+    for (g, fwd, bwd, send, slow), (free, hops) in zip(items, together, strict=True):
+        one, one_hops = recursion(g, fwd, bwd, send, blocking, slow)
+        np.testing.assert_array_equal(free, one)
+        if blocking:
+            np.testing.assert_array_equal(hops, one_hops)
+        else:
+            assert hops is None and one_hops is None

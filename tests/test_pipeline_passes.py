@@ -43,3 +43,37 @@ def test_queue_is_the_max_over_pieces(layers, pp, vpp):
     np.testing.assert_allclose(
         chunks.queue(final), _by_piece(split, pp, b_layer, head_b, bwd, g, final)
     )
+
+
+def test_a_cache_cleared_mid_call_keeps_every_result(monkeypatch):
+    """The recursion's results are kept across calls (`_CACHE`), cleared when full; a clear
+    between two groups of one call must not lose what the first group found there."""
+    import analysis.pipeline_passes as passes
+    from analysis.closed_form import Options, evaluate
+    from analysis.layouts import Layouts
+    from hwprofiles.catalogue import load_profile
+    from simulator.models_catalogue import load_model
+    from simulator.parallel import ParallelConfig
+
+    model, hw = load_model("llama-3-70b"), load_profile("h100-sxm")
+    configs = [
+        ParallelConfig(tp=8, pp=pp, vpp=vpp, micro_batch_size=1, global_batch_size=gbs)
+        .resolve(1024)
+        for pp, vpp in [(4, 3), (8, 3), (8, 6), (16, 3)]  # 80 layers: uneven chunks
+        for gbs in (512, 1024)
+    ]  # fmt: skip
+    L = Layouts.from_configs(configs)
+
+    def steps():
+        return evaluate(model, hw, 8192, L, "bf16", Options(), keys=("step_time_s",))
+
+    passes._CACHE.clear()
+    fresh = steps()["step_time_s"]
+    cached = steps()["step_time_s"]  # every result from the cache
+    monkeypatch.setattr(passes, "CACHE_ROWS", 1)  # cleared before every store
+    passes._CACHE.clear()
+    steps()  # one result left in the cache, from the last group
+    tiny = steps()["step_time_s"]
+    assert np.array_equal(fresh, cached) and np.array_equal(fresh, tiny)
+    assert len(passes._CACHE) == 1
+    passes._CACHE.clear()

@@ -228,10 +228,23 @@ def makespan(
     first-chunk forwards of the `PROBE` groups (with uneven chunks it can exceed the busiest
     rank's own work: the ring of virtual stages holds only so many micro-batches in
     flight)."""
+    g = pass_graph(pp, vpp, min(m, STEADY_GROUPS * pp))
+    return ends_of(g, *recursion(g, fwd, bwd, send, blocking, slow), fwd, bwd, send, slow)
+
+
+def ends_of(
+    g: PassGraph,
+    free: np.ndarray,
+    hops: np.ndarray | None,
+    fwd: np.ndarray,
+    bwd: np.ndarray,
+    send: np.ndarray,
+    slow: np.ndarray | None = None,
+) -> Ends:
+    """`makespan`'s `Ends` from the `recursion` of its graph `g` (``free``, ``hops``)."""
+    pp, vpp, m0 = g.pp, g.vpp, g.m
     cut = STEADY_GROUPS * pp  # a multiple of pp, as interleaving needs
-    m0 = min(m, cut)
-    g = pass_graph(pp, vpp, m0)
-    free, hops = recursion(g, fwd, bwd, send, blocking, slow)
+    blocking = hops is not None
     v = np.arange(pp * vpp)
     # every last-micro-batch backward is in its rank's drain
     final = free[g.final] - bwd * (1.0 if slow is None else np.tile(slow, (vpp, 1)))
