@@ -193,3 +193,28 @@ def test_graphs_side_by_side_give_each_its_own_recursion(blocking):
             np.testing.assert_array_equal(hops, one_hops)
         else:
             assert hops is None and one_hops is None
+
+
+@pytest.mark.parametrize("pp,vpp,m", [(4, 3, 8), (8, 8, 16), (3, 1, 7)])
+def test_each_level_needs_only_earlier_levels(pp, vpp, m):
+    """Passes are numbered level by level: each pass's previous pass and input lie in an
+    earlier level (or are the slot that reads 0), and every level is as early as it can be
+    (some pass in it needs the level before)."""
+    g = pass_graph(pp, vpp, m)
+    P = g.v.shape[0]
+    for k, (lo, hi) in enumerate(g.levels):
+        for a in (g.prev[lo:hi], g.dep[lo:hi]):
+            assert np.all((a < lo) | (a == P))
+        if k:
+            before = g.levels[k - 1]
+            needs = np.concatenate([g.prev[lo:hi], g.dep[lo:hi]])
+            assert np.any((needs >= before[0]) & (needs < before[1]))
+
+
+def test_a_pass_order_that_deadlocks_is_an_error():
+    """Two ranks whose first passes each wait for the other's second: no level exists."""
+    from simulator.plan.makespan import _levels
+
+    with pytest.raises(RuntimeError, match="deadlocks"):
+        _levels(np.array([3, -1, 1, -1]), 2)
+    np.testing.assert_array_equal(_levels(np.array([-1, -1, 1, -1]), 2), [0, 1, 2, 3])

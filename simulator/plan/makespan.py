@@ -90,7 +90,7 @@ def pass_graph(pp: int, vpp: int, m: int) -> PassGraph:
     # a rank's drain: its passes from its last chunk's final backward on
     start = at[1, (vpp - 1) * pp + np.arange(pp), m - 1]
     drain = idx >= start[rank]
-    level = _levels(prev, dep)
+    level = _levels(dep, per)
     # renumber the passes level by level: a level is then a slice, not a gather
     order = np.argsort(level, kind="stable")
     new = np.empty(P + 1, dtype=np.int64)
@@ -110,33 +110,33 @@ def pass_graph(pp: int, vpp: int, m: int) -> PassGraph:
     )  # fmt: skip
 
 
-def _levels(prev: np.ndarray, dep: np.ndarray) -> np.ndarray:
-    """Each pass's level: 0 without predecessors, else one more than theirs (Kahn's order;
-    a pass has at most two predecessors, its rank's previous pass and its input, and is the
-    input of at most one other)."""
-    P = len(prev)
-    nxt = np.full(P, -1)
-    nxt[prev[prev >= 0] + 0] = np.flatnonzero(prev >= 0)
-    feeds = np.full(P, -1)
-    feeds[dep[dep >= 0]] = np.flatnonzero(dep >= 0)
-    need = ((prev >= 0).astype(int) + (dep >= 0)).tolist()
-    nxt_l, feeds_l = nxt.tolist(), feeds.tolist()
-    level = [0] * P
-    ready = [i for i in range(P) if need[i] == 0]
+def _levels(dep: np.ndarray, per: int) -> np.ndarray:
+    """Each pass's level: 0 without predecessors, else one more than theirs (its rank's
+    previous pass and its input). Passes are numbered rank by rank, `per` each, in the
+    rank's order; each rank is walked as far as its inputs are known, round after round."""
+    P = len(dep)
+    dep_l = dep.tolist()
+    level = [-1] * P
+    at = list(range(0, P, per))  # each rank's next pass
     done = 0
-    while ready:
-        i = ready.pop()
-        done += 1
-        up = level[i] + 1
-        for j in (nxt_l[i], feeds_l[i]):
-            if j >= 0:
-                if level[j] < up:
-                    level[j] = up
-                need[j] -= 1
-                if not need[j]:
-                    ready.append(j)
-    if done != P:
-        raise RuntimeError(f"pipeline schedule: the pass order deadlocks ({done} of {P} passes)")
+    while done < P:
+        moved = 0
+        for r, i in enumerate(at):
+            lo, hi = r * per, (r + 1) * per
+            last = level[i - 1] if i > lo else -1
+            while i < hi:
+                d = dep_l[i]
+                if d >= 0:
+                    if level[d] < 0:
+                        break  # its input is not placed yet
+                    last = max(last, level[d])
+                level[i] = last = last + 1
+                i += 1
+            moved += i - at[r]
+            at[r] = i
+        if not moved:
+            raise RuntimeError(f"pipeline schedule: the pass order deadlocks ({done} of {P})")
+        done += moved
     return np.array(level)
 
 
