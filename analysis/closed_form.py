@@ -25,7 +25,8 @@ ends, and contention between different groups' collectives (the SimPy engine mod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
+from typing import Protocol
 
 import numpy as np
 
@@ -57,8 +58,19 @@ from simulator.plan.layer import kernel_order, layer_passes, messages, mlp_names
 from simulator.plan.rules import beside
 from simulator.plan.step import activations, kept_params, stage_memory, step_plan
 
-Refine = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""`evaluate`'s `refine`: (step times, which are still bounds) -> which of those to price."""
+
+class Refine(Protocol):
+    """`evaluate`'s `refine` (the planner's branch and bound, `planner.bounds.Refine`)."""
+
+    def skip(self, step: np.ndarray, uneven: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which `uneven` layouts cannot be among the best, a lower bound of every step),
+        from the step times of the others (`step` on them)."""
+        ...
+
+    def __call__(self, step: np.ndarray, bounded: np.ndarray) -> np.ndarray:
+        """Which layouts `bounded` (step times still lower bounds) to price exactly."""
+        ...
+
 
 GEMM_FWD_PLUS_BWD = 3.0
 """A GEMM's forward plus backward time over its forward time: the backward computes dX and dW,
@@ -375,7 +387,8 @@ def evaluate(
                 rule, passes, where, own_dp, m * last, t_p2p, not sends.overlapped, low
             )
 
-        pipe = recurse(uneven, refine is not None)
+        if refine is None:
+            pipe = recurse(uneven, False)
     if opts.overlap_param_gather:
         ag_exposed, ag_slow = beside(
             ag_after, rules.param_window(n_layers, t["fwd"], L.pp, L.vpp), phi
@@ -424,18 +437,26 @@ def evaluate(
         ),
         before=(tp_exp, cp_exp, ep_exp), after=(t_copies, t_hooks, t_opt),
     )  # fmt: skip
-    parts = compose(pipe, fixed)
     if refine is not None and uneven.any():  # branch and bound (`planner.bounds`)
+        # the uneven layouts that could still be best are priced at a lower bound of the
+        # recursion (`pass_times(lower=True)`), the others at `refine`'s floor; then by the
+        # recursion those whose bound reaches the best rates, until none does
+        skip, floor = refine.skip(compose(rule, fixed)["step_time_s"], uneven)
+        if (uneven & ~skip).any():
+            pipe = recurse(uneven & ~skip, True)
         bounded = uneven.copy()
         while True:
+            parts = compose(pipe, fixed)
+            parts["step_time_s"] = np.where(skip, floor, parts["step_time_s"])
             rows = refine(parts["step_time_s"], bounded)
             if len(rows) == 0:
                 break
             where = np.zeros(bounded.shape, dtype=bool)
             where[rows] = True
             pipe = pipe.merged(recurse(where, False), where)
-            parts = compose(pipe, fixed)
             bounded &= ~where
+    else:
+        parts = compose(pipe, fixed)
 
     out: dict[str, np.ndarray] = {
         "step_time_s": parts["step_time_s"],

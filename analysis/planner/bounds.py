@@ -68,11 +68,18 @@ class Refine:
     """`evaluate`'s `refine` for one call: which uneven-chunk layouts, still at their
     bound, to price by the recursion (those whose bound reaches the `k`-th best rate)."""
 
-    def __init__(self, gbs: np.ndarray, top: TopRates) -> None:
-        self.gbs, self.top = gbs, top
+    def __init__(self, gbs: np.ndarray, top: TopRates, floor: np.ndarray) -> None:
+        self.gbs, self.top, self.floor = gbs, top, floor
         self.bounded = np.zeros(gbs.shape, dtype=bool)  # left at their bound, when done
         self.priced = 0
         self.rounds = 0
+
+    def skip(self, step: np.ndarray, uneven: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The uneven layouts whose floor cannot reach the `k`-th best rate of the others
+        (`step`: priced) and of those priced before (they stay at their floor, no bound of
+        the recursion is needed for them); the floors."""
+        kth = self.top.kth(self.gbs[~uneven] / step[~uneven])
+        return uneven & (self.gbs / self.floor < kth * (1 - TIE)), self.floor
 
     def __call__(self, step: np.ndarray, bounded: np.ndarray) -> np.ndarray:
         rate = self.gbs / step
@@ -121,7 +128,7 @@ def best_layouts(
         end = min(pos + (FIRST if pos == 0 else chunk), order.size)
         end = pos + int(np.count_nonzero(ceiling[pos:end] >= top.kth() * (1 - TIE)))
         rows = order[pos:end]
-        refine = Refine(gbs[rows], top)
+        refine = Refine(gbs[rows], top, floor[rows])
         step[rows] = evaluate(
             model, hw, seq_len, layouts.take(rows), precision, options,
             {k: v[rows] if np.ndim(v) else v for k, v in layers.items()},
