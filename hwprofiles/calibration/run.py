@@ -44,7 +44,7 @@ from hwprofiles.calibration.power import (
 from hwprofiles.calibration.summary import Measurements, summarise
 from hwprofiles.calibration.timing import Repeats
 from hwprofiles.calibration.workload import WORKLOADS, measure_workloads
-from hwprofiles.calibration.writer import check_target, write_profile
+from hwprofiles.calibration.writer import as_stored, check_target, write_profile
 from hwprofiles.energy import EnergyMeter, measure, probe_energy_meter
 from hwprofiles.errors import UserError
 
@@ -267,6 +267,7 @@ def calibrate(
     check_target(out, force)
     m = measure_all(cfg, progress)
     m.name = m.name or out.name
+    m.tables = as_stored(m.tables)  # fitted from what the CSVs keep
     summary = summarise(m)
     write_profile(out, summary, m.tables, force)
     return summary
