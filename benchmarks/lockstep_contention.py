@@ -9,7 +9,9 @@ backward, AdamW; one thread per rank) timed five ways, in rounds that alternate 
   (no gradient all-reduce), a `dist.barrier` before each, as the validation's diagnostic;
 - sync: the same with the all-reduce (the validation's timed step).
 
-Per mode: the median step (the slower rank's per step in lockstep modes) over rounds' medians.
+Per mode: the median step (the slower rank's per step in lockstep modes) over rounds' medians,
+and each rank's own steps (their median): where the two differ, the excess is one rank
+waiting for the slower, step by step (the maximum of two noisy times), not both slower.
 If lockstep is as slow as no_sync, the 2-rank runs' excess (docs/validation.md, session 6)
 comes from the ranks computing at the same moments, not from the distributed runtime.
 
@@ -102,6 +104,7 @@ def main() -> None:
     for p in procs:
         p.start()
     per_mode: dict[str, list[float]] = {m: [] for m in MODES}
+    each: dict[str, list[float]] = {m: [] for m in MODES}  # every rank's own steps
     try:
         for _ in range(args.rounds):
             for mode in MODES:
@@ -113,6 +116,7 @@ def main() -> None:
                 else:  # the slower rank's, step by step
                     steps = [max(a, b) for a, b in zip(got[0], got[1], strict=True)]
                 per_mode[mode].append(statistics.median(steps))
+                each[mode].append(statistics.median(got[0] + got[1]))
     finally:
         for q in orders:
             q.put(None)
@@ -123,7 +127,11 @@ def main() -> None:
     for mode in MODES:
         med = statistics.median(per_mode[mode])
         rounds = " ".join(f"{x * 1e3:.1f}" for x in per_mode[mode])
-        print(f"{mode:>9}: {med * 1e3:7.2f} ms  x alone {med / base:5.2f}  (rounds: {rounds})")
+        own = statistics.median(each[mode]) / base
+        print(
+            f"{mode:>9}: {med * 1e3:7.2f} ms  x alone {med / base:5.2f}  each rank's own "
+            f"{own:5.2f}  (rounds: {rounds})"
+        )
 
 
 if __name__ == "__main__":
