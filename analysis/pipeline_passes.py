@@ -185,7 +185,7 @@ class _Distinct:
         self.known = {k: _CACHE[k] for k in self.keys if k in _CACHE}
         self.todo = [j for j, k in enumerate(self.keys) if k not in self.known]
         c = first[self.todo]
-        self.item = (
+        self.item = None if not self.todo else (
             pass_graph(pp, vpp, self.m0), fwd[:, c], bwd[:, c], send[c],
             None if stretch is None else stretch[:, c],
         )  # fmt: skip

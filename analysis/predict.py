@@ -92,7 +92,6 @@ def closed_forms(
     for i, w in enumerate(workloads):
         busy = devices_busy or min(hardware.node.gpus_per_node, w.num_gpus)
         groups.setdefault((id(w.model), w.seq_len, w.parallel.precision, busy), []).append(i)
-    out: list[ClosedForms] = []
     at: dict[int, ClosedForms] = {}
     for (_, seq, precision, busy), idx in groups.items():
         ws = [workloads[i] for i in idx]
@@ -111,8 +110,7 @@ def closed_forms(
                 float(t1[j]),
                 None if e32 is None else float(e32[j]) * workloads[i].num_gpus,
             )
-    out = [at[i] for i in range(len(workloads))]
-    return out
+    return [at[i] for i in range(len(workloads))]
 
 
 def predict(
