@@ -34,7 +34,7 @@ from analysis import closed_form_moe as moe_terms
 from analysis.closed_form_outputs import comm_bytes, energy, layer_wire, moe_keys, present
 from analysis.grouped import ZERO3_SHAPE, Grouped
 from analysis.layouts import Layouts
-from analysis.pipeline_passes import Grads, pass_times, uneven_chunks
+from analysis.pipeline_passes import Grads, pass_times, pins, uneven_chunks
 from analysis.step_comm import (
     grouped_times_gen,
     price_together,
@@ -293,12 +293,18 @@ def memory_and_floor(
     )  # fmt: skip
     t_opt = copy_time(hw.accelerator, local * opts.optimizer_bytes_per_param)
     last = n_layers * layer + ends
-    # the `bubble` rule's fill and drain, where it prices the pipeline (not the recursion's)
+    # the `bubble` rule's fill and drain, where it prices the pipeline
     total = model.num_hidden_layers * layer + t["head"] + t["emb"]
-    rule = ~uneven_chunks(model.num_hidden_layers, L)
-    fill = np.where(rule, rules.bubble(total, last, L.vpp), 0.0)
-    floor = m * last + fill + t_opt
-    return _memory(memory, L, m, stages)["memory_per_gpu_bytes"], floor
+    uneven = uneven_chunks(model.num_hidden_layers, L)
+    pipe = m * last + np.where(uneven, 0.0, rules.bubble(total, last, L.vpp))
+    # where the pass recursion prices it: the last rank starts after the first micro-batch's
+    # forwards on the stages before it and ends before their backwards of the last one
+    # (`makespan.bound`'s first path), each chunk at least the smallest's layers
+    first, pin = pins(L)
+    smallest = np.where((first != 0) | (pin != 0), 0, model.num_hidden_layers // (L.pp * L.vpp))
+    last_rank = m * (stages["last"] * layer + t["head"]) + (L.pp - 1) * smallest * layer + t["emb"]
+    pipe = np.where(uneven, np.maximum(pipe, last_rank), pipe)
+    return _memory(memory, L, m, stages)["memory_per_gpu_bytes"], pipe + t_opt
 
 
 def evaluate(

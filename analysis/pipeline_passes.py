@@ -32,7 +32,7 @@ from simulator.plan.union import recursions
 
 def uneven_chunks(layers: int, L: Layouts) -> np.ndarray:
     """Interleaved layouts (vpp > 1) whose virtual stages do not all hold the same layers."""
-    first, last = _pins(L)
+    first, last = pins(L)
     pinned = (first != 0) | (last != 0)
     # the default split is even exactly when pp * vpp divides the layers (pp > 1)
     out = (L.vpp > 1) & (L.pp > 1) & ~pinned & (layers % (L.pp * L.vpp) != 0)
@@ -97,7 +97,7 @@ def pass_times(
     idx = np.flatnonzero(where)
     if idx.size == 0:
         return out
-    first, last = _pins(L)
+    first, last = pins(L)
     mi = np.asarray(m, dtype=np.int64)
     cut = np.where(mi >= STEADY_GROUPS * L.pp, 0, mi)  # past the cut: one group for all m
     keys = (L.pp, L.vpp, first, last) if lower else (L.pp, L.vpp, first, last, cut)
@@ -298,7 +298,8 @@ def _split(layers: int, pp: int, vpp: int, first: int, last: int) -> tuple[int, 
     return stage_layers(layers, pp, vpp, first or None, last or None)
 
 
-def _pins(L: Layouts) -> tuple[np.ndarray, np.ndarray]:
+def pins(L: Layouts) -> tuple[np.ndarray, np.ndarray]:
+    """Layers pinned to the first and last pipeline stage per layout (0: not pinned)."""
     zero = np.zeros(L.pp.shape, dtype=np.int64)
     first = zero if L.first is None else np.broadcast_to(L.first, L.pp.shape)
     last = zero if L.last is None else np.broadcast_to(L.last, L.pp.shape)
