@@ -5,8 +5,10 @@ price. Two lower bounds of the step let it skip most of the pricing, with the sa
 as pricing everything:
 
 1. `closed_form.memory_and_floor`, for every layout: the busiest rank's compute and exposed
-   TP/CP/EP time, the `bubble` rule's fill and drain where it prices the pipeline, and the
-   optimizer (every other part of the step is at least 0). Layouts are priced best floor
+   TP/CP/EP time, the `bubble` rule's fill and drain where it prices the pipeline (where the
+   pass recursion does, at least the last rank's work plus the first micro-batch's forwards
+   and the last one's backwards on the stages before it), and the optimizer (every other part
+   of the step is at least 0). Layouts are priced best floor
    first; once a layout's floor rate (``gbs / floor``) falls below the `top_n`-th best rate
    priced, no layout after it can be among the best. Over the Llama-3-70B question of
    benchmarks/search_rate.py (4 hardware x 5 cluster sizes x 2 precisions) 9.5 % of the
