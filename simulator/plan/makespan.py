@@ -67,6 +67,9 @@ class PassGraph:
     levels: tuple[tuple[int, int], ...]  # passes are numbered level by level: each a slice
     kind: np.ndarray  # row of [fwd; bwd] each pass reads: v, or V + v for a backward
     drain_at: np.ndarray  # indices of the drain's passes
+    widths: np.ndarray  # passes per level
+    level_of: np.ndarray  # each pass's level (non-decreasing: passes are numbered by level)
+    at_level: np.ndarray  # each pass's place within its level
 
 
 @lru_cache(maxsize=512)
@@ -97,8 +100,10 @@ def pass_graph(pp: int, vpp: int, m: int) -> PassGraph:
     new[order] = np.arange(P)
     new[P] = P  # the slot that reads 0 stays last
     slot = lambda a: new[np.where(np.asarray(a) < 0, P, a)]  # noqa: E731
-    cuts = np.flatnonzero(np.diff(level[order])) + 1
-    bounds = list(zip([0, *cuts.tolist()], [*cuts.tolist(), P], strict=True))
+    level_of = level[order]
+    widths = np.bincount(level_of)  # levels are 0, 1, ... without gaps
+    lo = np.cumsum(widths) - widths
+    bounds = list(zip(lo.tolist(), (lo + widths).tolist(), strict=True))
     v, backward = v[order], backward[order]
     probe = [at[0, 0, min(k * pp, m - 1)] for k in PROBE]
     return PassGraph(
@@ -106,7 +111,8 @@ def pass_graph(pp: int, vpp: int, m: int) -> PassGraph:
         np.where(backward, v > 0, v < V - 1), slot(idx[per - 1 :: per]),
         (int(new[probe[0]]), int(new[probe[1]])), slot(at[1, :, m - 1]),
         rank[order], drain[order], tuple(bounds),
-        v + V * backward, np.flatnonzero(drain[order]),
+        v + V * backward, np.flatnonzero(drain[order]), widths, level_of,
+        np.arange(P) - lo[level_of],
     )  # fmt: skip
 
 

@@ -26,18 +26,15 @@ Item = tuple[PassGraph, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 def _positions(items: Sequence[Item]) -> tuple[list[np.ndarray], list[tuple[int, int]], int]:
     """Each graph's flat position of every (pass, layout), shape ``(P, n)``; the slices of
     the levels; the number of elements (the slot that reads 0 comes after them)."""
-    depth = max(len(it[0].levels) for it in items)
+    depth = max(len(it[0].widths) for it in items)
     count = np.zeros((depth, len(items)), dtype=np.int64)
     for k, (g, fwd, *_) in enumerate(items):
-        widths = np.array([hi - lo for lo, hi in g.levels])
-        count[: len(widths), k] = widths * fwd.shape[1]
-    start = np.concatenate([[0], np.cumsum(count.ravel())])[:-1].reshape(count.shape)
+        count[: len(g.widths), k] = g.widths * fwd.shape[1]
+    start = (np.cumsum(count.ravel()) - count.ravel()).reshape(count.shape)
     pos = []
     for k, (g, fwd, *_) in enumerate(items):
         n = fwd.shape[1]
-        lo = np.array([a for a, _ in g.levels])
-        level = np.repeat(np.arange(len(lo)), [hi - a for a, hi in g.levels])
-        first = start[level, k] + (np.arange(len(level)) - lo[level]) * n
+        first = start[g.level_of, k] + g.at_level * n
         pos.append(first[:, None] + np.arange(n))
     ends = np.cumsum(count.sum(axis=1))
     return pos, list(zip([0, *ends[:-1].tolist()], ends.tolist(), strict=True)), int(ends[-1])
