@@ -16,6 +16,9 @@ given (the "before").
   searched another candidate (Llama-3-70B on 512 A100-80GB: imports, data tables and code
   paths warm, this candidate's pipeline graphs and results not), as `llmcap plan` meets
   every candidate after its first;
+- with ``--plan``, also a whole `analysis.planner.plan` of the Llama-3-70B question of
+  benchmarks/search_rate.py (4 hardware x 5 cluster sizes x 2 precisions, no SimPy re-check):
+  CPU seconds, best and median over the rounds (what `llmcap plan` runs);
 - des: one GPT-3 175B step on 1,024 A100s (TP 8, PP 8, DP 16, global batch 1536, 25 MiB DDP
   buckets, contention on; Narayanan et al. 2021, Table 1 layout), CPU seconds.
 
@@ -23,7 +26,8 @@ Allocator: every tree runs with the environment's malloc settings (like for like
 ``--as-cli`` each tree that has `analysis.planner.heap.keep_freed_heap` calls it first, as the
 `llmcap` command does at its entry point (trees from before it run on glibc's defaults).
 
-Run: ``python benchmarks/vs_commit.py --refs f8890de [--rounds 3] [--json] [--as-cli]``
+Run: ``python benchmarks/vs_commit.py --refs f8890de [--rounds 3] [--json] [--as-cli]
+[--search-only] [--after-other] [--plan]``
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,6 +88,19 @@ e = enumerate_layouts(model, 1024, hw.node.gpus_per_node, seq, batch)
 t0 = time.process_time()
 search_candidate(model, hw, 1024, "bf16", seq, batch, enumeration=e, options=Options())
 print(json.dumps({"after_other_per_s": len(e.layouts) / (time.process_time() - t0)}))
+"""
+
+PLAN = """
+import json, time
+from analysis.planner import PlanRequest, plan
+from hwprofiles.catalogue import load_profile
+from simulator.models_catalogue import load_model
+hardware = tuple(load_profile(h) for h in ("h100-sxm", "a100-80gb", "b200", "mi300x"))
+req = PlanRequest(model=load_model("llama3-70b"), tokens=2e12, hardware=hardware,
+    gpus=(256, 512, 1024, 2048, 4096), precisions=("bf16", "fp8"), recheck=0)
+t0 = time.process_time()
+plan(req)
+print(json.dumps({"plan_s": time.process_time() - t0}))
 """
 
 DES = """
@@ -133,17 +151,21 @@ def main() -> None:
     ap.add_argument("--search-only", action="store_true", help="skip the DES measurement")
     ap.add_argument("--as-cli", action="store_true", help="keep the heap as `llmcap` does")
     ap.add_argument("--after-other", action="store_true", help="first call after another")
+    ap.add_argument("--plan", action="store_true", help="also time a whole plan()")
     args = ap.parse_args()
     refs = args.refs.split(",")
     with tempfile.TemporaryDirectory(prefix="llmcap-bench-") as tmp:
         trees = {ref: export(ref, Path(tmp)) for ref in refs}
         trees["this tree"] = ROOT
         best: dict[str, dict[str, float]] = {k: {} for k in trees}
+        plans: dict[str, list[float]] = {}
         for _ in range(args.rounds):
             for name, tree in trees.items():
                 s = run(tree, (AS_CLI if args.as_cli else "") + SEARCH)
                 if args.after_other:
                     s |= run(tree, (AS_CLI if args.as_cli else "") + AFTER_OTHER)
+                if args.plan:
+                    plans.setdefault(name, []).append(run(tree, PLAN)["plan_s"])
                 d = {"wall_s": float("nan"), "step_time_s": float("nan")}
                 if not args.search_only:
                     d = run(tree, DES)
@@ -162,6 +184,12 @@ def main() -> None:
         b["first_call_ratio"] = round(b["first_per_s"] / max(base["first_per_s"], 1e-30), 3)
         b["des_wall_ratio"] = round(b["des_wall_s"] / base["des_wall_s"], 3)
         b["after_other_ratio"] = round(b["after_per_s"] / max(base["after_per_s"], 1e-30), 3)
+    for name, times in plans.items():
+        best[name]["plan_best_s"], best[name]["plan_median_s"] = min(times), median(times)
+    for b in best.values():
+        if plans:
+            b["plan_ratio_best"] = round(base["plan_best_s"] / b["plan_best_s"], 3)
+            b["plan_ratio_median"] = round(base["plan_median_s"] / b["plan_median_s"], 3)
     load = os.getloadavg()[0]
     if args.json:
         print(json.dumps({"load_1min": load, "results": best}, indent=1))
@@ -176,6 +204,12 @@ def main() -> None:
             f"{b['search_rate_ratio']:>9.3f} {b['first_per_s']:>10.0f} "
             f"{b['first_call_ratio']:>9.3f} {b['des_wall_s']:>7.2f} {b['des_wall_ratio']:>9.3f}"
             + (f" after another: {b['after_other_ratio']:.3f}" if args.after_other else "")
+            + (
+                f" plan(): {b['plan_best_s']:.2f} s best, {b['plan_median_s']:.2f} s median, "
+                f"x before {b['plan_ratio_best']:.3f} / {b['plan_ratio_median']:.3f}"
+                if plans
+                else ""
+            )
         )
 
 
