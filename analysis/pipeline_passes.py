@@ -25,9 +25,9 @@ from simulator.plan.makespan import (
     ends_of,
     extend,
     pass_graph,
+    recursions,
 )
 from simulator.plan.rules import drain_stretch, reduction_per_rank
-from simulator.plan.union import recursions
 
 
 def uneven_chunks(layers: int, L: Layouts) -> np.ndarray:
@@ -126,7 +126,7 @@ def pass_times(
         args = (pp, vpp, mi[rows], fwd, bwd, send[rows], blocking, stretch)
         todo = None if lower else _Distinct(*args)
         groups.append((rows, chunk, work, args, todo))
-    if not lower:  # every group's recursions in one sweep (`union.recursions`)
+    if not lower:  # every group's recursions in one sweep (`makespan.recursions`)
         _evaluate([d for *_, d in groups if d is not None and d.todo], blocking)
     for rows, chunk, work, args, todo in groups:
         pp, vpp, m_, fwd, bwd, _, _, stretch = args
@@ -211,7 +211,7 @@ class _Distinct:
 
 
 def _evaluate(groups: list[_Distinct], blocking: bool) -> None:
-    """The recursions the groups still need, all in one sweep (`union.recursions`)."""
+    """The recursions the groups still need, all in one sweep (`makespan.recursions`)."""
     items = [d.item for d in groups]
     for d, it, (free, hops) in zip(groups, items, recursions(items, blocking), strict=True):
         g, fwd, bwd, send, slow = it

@@ -14,6 +14,7 @@ from simulator.plan.makespan import (
     makespan,
     pass_graph,
     recursion,
+    recursions,
 )
 
 
@@ -173,11 +174,9 @@ def test_order_arrays_is_the_engines_schedule(pp, vpp):
 
 @pytest.mark.parametrize("blocking", [False, True])
 def test_graphs_side_by_side_give_each_its_own_recursion(blocking):
-    """`union.recursions` (several graphs in one sweep, the planner's exact pass) returns
-    what `recursion` returns for each graph alone, bit for bit: graphs of different depth,
-    layout counts and stretched drains."""
-    from simulator.plan.union import recursions
-
+    """`recursions` (several graphs in one sweep, the planner's exact pass) returns what
+    `recursion` returns for each graph alone, bit for bit: graphs of different depth, layout
+    counts and stretched drains, laid side by side."""
     rng = np.random.default_rng(7)
     items = []
     for pp, vpp, m, n in [(2, 3, 4, 1), (4, 2, 16, 3), (8, 8, 16, 2), (3, 1, 7, 5)]:

@@ -28,6 +28,7 @@ tests/test_des_agreement_grid.py the closed form built on it against the SimPy e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -170,32 +171,76 @@ def recursion(
     blocking sends, how many sends lie on the longest path to it, else None), shape
     ``(P, n)`` in `g`'s pass order, for `n` layouts: `fwd`, `bwd` the chunk pass times per
     virtual stage, shape ``(V, n)``; `send` one send's time, shape ``(n,)``; `slow` as in
-    `durations`."""
-    n = send.shape[0]
-    P = g.v.shape[0]
-    dur = durations(g, fwd, bwd, slow)
-    has_dep = (g.dep < P)[:, None]
-    arrive = np.where(has_dep, send, 0.0)  # a send before the input is here
-    end = np.zeros((P + 1, n))
+    `durations`. (`recursions` of this one graph.)"""
+    return recursions([(g, fwd, bwd, send, slow)], blocking)[0]
+
+
+Item = tuple[PassGraph, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+"""(graph, fwd, bwd, send, slow) as `recursion` takes them."""
+
+
+def _positions(items: Sequence[Item]) -> tuple[list[np.ndarray], list[tuple[int, int]], int]:
+    """Each graph's flat position of every (pass, layout), shape ``(P, n)``; the slices of
+    the levels; the number of elements (the slot that reads 0 comes after them)."""
+    depth = max(len(it[0].widths) for it in items)
+    count = np.zeros((depth, len(items)), dtype=np.int64)
+    for k, (g, fwd, *_) in enumerate(items):
+        count[: len(g.widths), k] = g.widths * fwd.shape[1]
+    start = (np.cumsum(count.ravel()) - count.ravel()).reshape(count.shape)
+    pos = []
+    for k, (g, fwd, *_) in enumerate(items):
+        n = fwd.shape[1]
+        first = start[g.level_of, k] + g.at_level * n
+        pos.append(first[:, None] + np.arange(n))
+    ends = np.cumsum(count.sum(axis=1))
+    return pos, list(zip([0, *ends[:-1].tolist()], ends.tolist(), strict=True)), int(ends[-1])
+
+
+def recursions(items: Sequence[Item], blocking: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """`recursion` of each item, evaluated in one sweep.
+
+    A sweep takes one numpy step per level of its graph, whatever the number of layouts (5-25
+    us each, over 100-700 levels; the planner's calls hold a few layouts per graph). So the
+    graphs are laid side by side in one flat array, level by level: level ``l`` of every
+    graph is one contiguous slice, and the sweep costs one step per level of the deepest
+    graph, not one per level of each. Elements (graph k, pass i, layout j) are ordered by
+    (level of i, k, i, j); one last element reads 0 (no previous pass, no input)."""
+    if not items:
+        return []
+    pos, levels, N = _positions(items)
+    dep, prev = np.full(N + 1, N), np.full(N + 1, N)
+    dur, arrive = np.zeros(N + 1), np.zeros(N + 1)
+    has_dep = np.zeros(N + 1)
+    hold, own = (np.zeros(N + 1), np.zeros(N + 1)) if blocking else (None, None)
+    for (g, fwd, bwd, send, slow), p in zip(items, pos, strict=True):
+        P = g.v.shape[0]
+        ext = np.vstack([p, np.full((1, p.shape[1]), N)])  # the graph's slot P reads 0
+        dep[p], prev[p] = ext[g.dep], ext[g.prev]
+        d = durations(g, fwd, bwd, slow)
+        dep_here = (g.dep < P)[:, None]
+        # a send before the input is here
+        dur[p], arrive[p], has_dep[p] = d, np.where(dep_here, send, 0.0), dep_here
+        if blocking:
+            hold[p] = d + g.sends[:, None] * send
+            own[p] = np.append(g.sends, False)[g.prev][:, None]  # the previous pass sends
+    end = np.zeros(N + 1)
     if not blocking:  # free again at the pass's end
-        for lo, hi in g.levels:
-            start = end[g.dep[lo:hi]]
+        for lo, hi in levels:
+            start = end[dep[lo:hi]]
             start += arrive[lo:hi]
-            np.maximum(start, end[g.prev[lo:hi]], out=start)
+            np.maximum(start, end[prev[lo:hi]], out=start)
             np.add(start, dur[lo:hi], out=end[lo:hi])
-        return end[:P], None
-    hold = dur + g.sends[:, None] * send
-    free = np.zeros((P + 1, n))
-    hops = np.zeros((P + 1, n))  # sends on the longest path to each pass's start
-    own = np.append(g.sends, False)[:, None].astype(float)  # the slot P sends nothing
-    for lo, hi in g.levels:
-        prev, dep = g.prev[lo:hi], g.dep[lo:hi]
-        ready, came = free[prev], end[dep] + arrive[lo:hi]
+        return [(end[p], None) for p in pos]
+    free = np.zeros(N + 1)
+    hops = np.zeros(N + 1)  # sends on the longest path to each pass's start
+    for lo, hi in levels:
+        pv, dp = prev[lo:hi], dep[lo:hi]
+        ready, came = free[pv], end[dp] + arrive[lo:hi]
         start = np.maximum(ready, came)
-        hops[lo:hi] = np.where(came > ready, hops[dep] + has_dep[lo:hi], hops[prev] + own[prev])
+        hops[lo:hi] = np.where(came > ready, hops[dp] + has_dep[lo:hi], hops[pv] + own[lo:hi])
         end[lo:hi] = start + dur[lo:hi]
         free[lo:hi] = start + hold[lo:hi]
-    return free[:P], hops[:P] + own[:P]
+    return [(free[p], hops[p] + g.sends[:, None]) for (g, *_), p in zip(items, pos, strict=True)]
 
 
 @dataclass(frozen=True)
