@@ -25,10 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hwprofiles.host import under_load
 from hwprofiles.profile import HardwareProfile
-from simulator.costmodel.timing import compute_time, gemm_dtype
 from simulator.result import StepResult
+from validation.inplace import probe_flops, probe_profile_s
 from validation.linkcal import LinkFit
 from validation.mapping import cpu_comm_interference, hardware_for_run, stack_options, workload
 from validation.measure import Measured
@@ -88,10 +87,12 @@ def predict_runs(
     engines: tuple[str, ...] = ENGINES,
     predictor: Predictor | None = None,
     link_fits: Sequence[LinkFit] = (),
+    per_run: dict[str, HardwareProfile] | None = None,
 ) -> tuple[dict[tuple[str, str], StepResult], list[str]]:
     """Predict every run with every engine: ``{(run id, engine): StepResult}`` and notes
     on engines that could not predict (an engine that fails once is not tried again).
-    `link_fits`: collectives measured through the runs' rate-limited links (`linkcal`)."""
+    `link_fits`: collectives measured through the runs' rate-limited links (`linkcal`);
+    `per_run`: a run's own profile (`validation.inplace.at_rates`) in place of `hardware`."""
     predictor = predictor or default_predictor()
     out: dict[tuple[str, str], StepResult] = {}
     notes: list[str] = []
@@ -103,7 +104,8 @@ def predict_runs(
                 for f in link_fits
                 if f.link_bytes_per_s == spec.link_bytes_per_s and f.collective != "none"
             ]
-            hw = hardware_for_run(hardware, spec.nproc, spec.link_bytes_per_s, fits)
+            own = (per_run or {}).get(spec.run_id, hardware)
+            hw = hardware_for_run(own, spec.nproc, spec.link_bytes_per_s, fits)
             phi = None
             if spec.device == "cpu":
                 phi = cpu_comm_interference(hardware, spec.nproc, spec.link_bytes_per_s)
@@ -262,15 +264,11 @@ def speed_probes(
     for rid, (spec, m) in sorted(runs.items()):
         if m.probe_gemm_s is None:
             continue
-        cfg, dtype = spec.model, gemm_dtype(spec.precision)
-        flops = 2.0 * cfg.micro_batch_size * cfg.seq_len * cfg.hidden_size * cfg.ffn_size
-        loaded = under_load(hardware, spec.nproc, dtype)
-        timed = loaded.accelerator.measured_gemm(dtype, flops)  # the up/down mean, measured
-        predicted = timed.fwd_s if timed else float(compute_time(loaded.accelerator, flops, dtype))
+        predicted = probe_profile_s(hardware, spec)
         out.append(
             {
                 "run": rid,
-                "probe_flops": flops,
+                "probe_flops": probe_flops(spec),
                 "measured_s": m.probe_gemm_s,
                 "predicted_s": predicted,
                 "speed": predicted / m.probe_gemm_s,

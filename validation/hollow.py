@@ -53,6 +53,9 @@ beside the clock's resolution), 3 warm-up steps (the first calls allocate); abou
 the default 2 strategies x 2 precisions plus 2 optimizer steps on the AMD EPYC VM."""
 OPTIMIZER = "optimizer"
 """The key's precision field for the optimizer step (`HostProfile.model_pass_s`)."""
+BARE = "bare"
+"""The key's strategy field for the bare hollow step (`bare_step`): the reference against
+which `validation.inrun` reads the host's speed during a run."""
 
 
 def hollow_config(cfg: GPTConfig) -> GPTConfig:
@@ -93,6 +96,32 @@ def _step(cfg: GPTConfig, strategy: str, precision: str) -> Callable[[], None]:
     return step
 
 
+def bare_step(cfg: GPTConfig, precision: str, device: object = "cpu") -> Callable[[], None]:
+    """One training step of `cfg`'s hollow twin, not wrapped (no DDP or FSDP, so no process
+    group): autocast in bf16, forward, backward, AdamW, `zero_grad(set_to_none=True)`. Timed
+    before the runs here and between a run's steps by `validation.inrun`."""
+    import torch
+
+    from validation.gpt import GPT, synthetic_batches
+    from validation.worker import LEARNING_RATE
+
+    hollow = hollow_config(cfg)
+    dev = torch.device(device)  # type: ignore[call-overload]
+    model = GPT(hollow).to(dev)
+    x, y = synthetic_batches(hollow, 1, 0, dev)[0]
+    opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+    bf16 = precision == "bf16"
+
+    def step() -> None:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = model(x, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
 def _optimizer_step(cfg: GPTConfig, strategy: str) -> Callable[[], None]:
     """torch's AdamW step over the hollow model's parameters (plain tensors under DDP,
     DTensors under FSDP2), gradients in place: its host time per step."""
@@ -128,11 +157,10 @@ def measure_passes(
     strategies = list(dict.fromkeys(strategies))
     keys = [(s, p) for s in strategies for p in dict.fromkeys(precisions)]
     keys += [(s, OPTIMIZER) for s in strategies]
+    keys += [(BARE, p) for p in dict.fromkeys(precisions)]
     samples: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
     with torch_threads(threads), one_rank_group():
-        steps = {
-            k: _optimizer_step(cfg, k[0]) if k[1] == OPTIMIZER else _step(cfg, *k) for k in keys
-        }
+        steps = {k: _builder(k)(cfg, *k) for k in keys}
         for fn in steps.values():
             for _ in range(WARMUP):
                 fn()
@@ -143,6 +171,14 @@ def measure_passes(
                     fn()
                 samples[k].append((timer() - t0) / STEPS)
     return {model_pass_key(sig, s, p): statistics.median(v) for (s, p), v in samples.items()}
+
+
+def _builder(key: tuple[str, str]) -> Callable[..., Callable[[], None]]:
+    if key[0] == BARE:
+        return lambda cfg, _, precision: bare_step(cfg, precision)
+    if key[1] == OPTIMIZER:
+        return lambda cfg, strategy, _: _optimizer_step(cfg, strategy)
+    return _step
 
 
 def with_passes(hw: HardwareProfile, passes: dict[str, float]) -> HardwareProfile:
@@ -159,6 +195,8 @@ def rows(passes: dict[str, float], generic: dict[str, float]) -> list[dict[str, 
         sig, strategy, precision = key.split("|")
         g = generic.get(key, float("nan"))
         step = "AdamW step" if precision == OPTIMIZER else "forward+backward"
+        if strategy == BARE:
+            step = "step, unwrapped (in-run reference)"
         out.append(
             {
                 "probe": "framework",

@@ -83,6 +83,11 @@ class Measured:
     """Median seconds of the speed probe's GEMM over ranks and rounds (`worker.probe_gemm`)."""
     probe_round_s: tuple[float, ...] = ()
     """The probe's median per round."""
+    inrun_gemm_s: float | None = None
+    """In-run GEMM probe (`validation.inrun`), seconds per call: each rank's median over its
+    timed steps, the slowest rank's (the step waits for it)."""
+    inrun_host_s: float | None = None
+    """In-run host probe (the bare hollow step), seconds, taken the same way."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -99,7 +104,14 @@ class Measured:
         return cls(**(args | {"step": Spread(**d["step"])}))
 
 
-_POOLED = ("step_times_s", "pair_sync_s", "pair_nosync_s", "probe_gemm_s")
+_POOLED = (
+    "step_times_s",
+    "pair_sync_s",
+    "pair_nosync_s",
+    "probe_gemm_s",
+    "inrun_gemm_s",
+    "inrun_host_s",
+)
 _SUMMED = ("timed_window_s", "timed_cpu_s", "timed_machine_busy_s", "energy_j", "energy_window_s")
 
 
@@ -168,7 +180,19 @@ def measured(outcome: Outcome) -> Measured:
         loss_last=ranks[0]["loss_last"],
         round_medians_s=_round_medians(steps, int(ranks[0].get("rounds", 1))),
         **_probe(ranks),
+        **_inrun(ranks),
     )
+
+
+def _inrun(ranks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The in-run probes: per rank the median over its steps, the slowest rank's; nothing
+    where a rank did not take them (runs measured before they existed)."""
+    out = {}
+    for key in ("inrun_gemm_s", "inrun_host_s"):
+        per_rank = [r.get(key) or [] for r in ranks]
+        if all(per_rank):
+            out[key] = max(statistics.median(xs) for xs in per_rank)
+    return out
 
 
 def _probe(ranks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from validation.compare import (
     summarise,
 )
 from validation.drift import drift_notes, status_line
-from validation.guard import component_notes, drifted_during, material, recheck
+from validation.guard import component_notes, drifted_during, kind, material, recheck
 from validation.hollow import with_passes
 from validation.monitor.config import MonitorSpec
 from validation.monitor.rules import Alert
@@ -177,7 +177,12 @@ def finish(
     """Predict the measured runs, compare, and write ``report.json`` and ``report.md``."""
     notes: list[str] = [status_line(hardware), *result.notes, *(extra_notes or [])]
     drift = drift or []
-    notes += drift_notes(drift) + component_notes(drift)
+    in_run, per_run = [], {}
+    if hardware is not None and result.measured():
+        in_run, per_run = rates_in_place(result.measured(), hardware)
+    everyone = bool(per_run) and len(per_run) == len(result.measured())
+    gate = [r for r in drift if not everyone or kind(r) not in IN_RUN]
+    notes += drift_notes(gate) + component_notes(gate)
     busiest = max(matrix.nprocs) * matrix.threads_per_rank
     cores = int(machine.get("cpu_cores", 0) or 0)
     if matrix.device == "cpu" and cores and busiest > cores:
@@ -189,9 +194,19 @@ def finish(
     if hardware is not None and result.measured():
         specs = [spec for spec, _ in result.measured().values()]
         predictions, why = predict_runs(
-            specs, hardware, engines, predictor, link_fits=result.link_fits
+            specs, hardware, engines, predictor, link_fits=result.link_fits, per_run=per_run
         )
         notes += why
+        if in_run:
+            as_calibrated, _ = predict_runs(
+                specs, hardware, ("analytic",), predictor, link_fits=result.link_fits
+            )
+            for row in in_run:
+                rid = row["run"]
+                row["measured_step_s"] = result.measured()[rid][1].step.median_s
+                row["predicted_as_calibrated_s"] = as_calibrated[(rid, "analytic")].step_time_s
+                row["predicted_in_place_s"] = predictions[(rid, "analytic")].step_time_s
+            notes.append(IN_PLACE_NOTE.format(n=len(per_run), total=len(specs)))
         comparisons = compare(result.measured(), predictions, engines)
         limited = {r.spec.run_id for r in result.records if r.spec.link_bytes_per_s}
 
@@ -199,10 +214,11 @@ def finish(
             got, _ = predict_runs(runs, hw, ("analytic",), predictor, link_fits=result.link_fits)
             return {rid: r.step_time_s for (rid, _), r in got.items()}
 
-        off, kept_notes = material(drift, specs, hardware, step_time)
+        off, kept_notes = material(gate, specs, hardware, step_time)
         notes += kept_notes
         calibrated = hardware.provenance.kind == "calibrated"
         during = speed_probes(result.measured(), hardware) if calibrated else []
+        during = [row for row in during if row["run"] not in per_run]
         slow, slow_notes = drifted_during(during)
         off, notes = off | slow, notes + slow_notes
         kept = {s.run_id for s in specs if s.run_id not in off}
@@ -236,11 +252,39 @@ def finish(
         notes=notes,
         command=command,
     )
+    if in_run:
+        doc["in_run"] = in_run
     if drift:
         doc["drift"] = drift
     write_atomic(out / "report.json", dumps(doc))
     write_atomic(out / "report.md", report.markdown(doc))
     return Validation(doc, result)
+
+
+IN_RUN = ("gemm", "attention", "framework")
+"""Pre-run probe kinds whose rates the in-run probes measure again (`validation.inrun`):
+their drift does not withhold a run priced in place."""
+IN_PLACE_NOTE = (
+    "{n} of {total} runs predicted at the component rates measured between their own steps "
+    "(GEMM and host speed, `validation.inrun`; table 'In-run component rates'), not at the "
+    "calibration's: what is confirmed is the composition of the step from its components"
+)
+
+
+def rates_in_place(
+    runs: dict[str, tuple[RunSpec, Any]], hardware: HardwareProfile
+) -> tuple[list[dict[str, Any]], dict[str, HardwareProfile]]:
+    """Each run's in-run rates (`inplace.rates`) and its profile with them in place; runs
+    without in-run probes (measured before they existed) are left out of both."""
+    from validation.inplace import at_rates, rates
+
+    rows, per_run = [], {}
+    for rid, (spec, m) in sorted(runs.items()):
+        r = rates(hardware, spec, m)
+        if r is not None:
+            rows.append(r)
+            per_run[rid] = at_rates(hardware, spec, r)
+    return rows, per_run
 
 
 def read_report(out: Path) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import torch.distributed as dist
 from analysis.cli.common import dumps, write_atomic
 from hwprofiles.energy import measure, probe_energy_meter
 from validation.gpt import GPT, synthetic_batches
+from validation.inrun import InRunProbes
 from validation.monitor.config import DROP_APPLIED, DROP_WAIT_S
 from validation.monitor.rank import rank_monitor
 from validation.monitor.stepmon import StepMonitor
@@ -292,15 +293,26 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
     meter, why = probe_energy_meter(spec.device, index=local_rank) if metered else (None, "")
     if meter is not None and spec.device == "cuda":  # a package meter on a CPU is shared
         step.meters.append(meter)  # type: ignore[attr-defined]
+    probes = InRunProbes(spec.model, spec.precision, device, spec.seed + rank)
     progress.beat("timed")
     times: list[float] = []
+    inrun: list[tuple[float, float]] = []
     busy0, cpu0 = machine_busy_s(), time.process_time()
+    # the probes' own CPU time, wall time and energy are taken out of the window's figures
+    probe_cpu = probe_wall = probe_j = 0.0
     with measure(meter) as window:
         for _ in range(spec.steps):
             dt, loss = step(True)
             times.append(dt)
             losses.append(loss)
-    busy1, cpu_s = machine_busy_s(), time.process_time() - cpu0
+            c0, w0 = time.process_time(), time.perf_counter()
+            e0 = meter.read_j() if meter is not None else 0.0
+            inrun.append(probes.sample())  # outside the step's clock (`validation.inrun`)
+            probe_j += (meter.read_j() if meter is not None else 0.0) - e0
+            probe_cpu += time.process_time() - c0
+            probe_wall += time.perf_counter() - w0
+    busy1, cpu_s = machine_busy_s(), time.process_time() - cpu0 - probe_cpu
+    window_s = window.seconds - probe_wall
     pairs_sync: list[float] = []
     pairs_nosync: list[float] = []
     if spec.measures_comm_by_no_sync:
@@ -326,16 +338,20 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
         "pair_sync_s": pairs_sync,
         "pair_nosync_s": pairs_nosync,
         "probe_gemm_s": probe,
+        "inrun_gemm_s": [g for g, _ in inrun],
+        "inrun_host_s": [h for _, h in inrun],
         "loss_first": losses[0],
         "loss_last": losses[-1],
         "peak_memory_bytes": mem,
         "peak_memory_kind": mem_kind,
-        "timed_window_s": window.seconds,
+        "timed_window_s": window_s,
         "timed_cpu_s": cpu_s,
-        "timed_machine_busy_s": busy1 - busy0 if busy0 is not None and busy1 is not None else None,
+        "timed_machine_busy_s": busy1 - busy0 - probe_cpu * spec.nproc
+        if busy0 is not None and busy1 is not None
+        else None,
         "energy_metered": metered,
-        "energy_j": window.joules,
-        "energy_window_s": window.seconds,
+        "energy_j": window.joules - probe_j if window.joules is not None else None,
+        "energy_window_s": window_s,
         "energy_meter": window.meter,
         "energy_reason": why,
     }

@@ -1,0 +1,95 @@
+"""Component rates measured inside a run, between its timed steps.
+
+A calibration, the pre-run probes and a run's steps happen at different moments, and on a
+shared host the machine's speed moves between them: on the 2-vCPU AMD EPYC VM the same step
+ran in two speed states about 1.5x apart, switching within seconds (docs/validation.md,
+session 7), and in one chain the pre-run GEMM probes read 1.45x the calibration while the
+probe right after the runs read 0.99x (chain 42, 2026-12-03). A prediction priced at the
+calibration's rates then misses by the machine's state, not by the model.
+
+So every rank times two components after each timed step, outside its timed region (the
+next step's barrier re-aligns the ranks), with the same processes, threads and neighbours as
+the step, and on every rank at once where the run has several:
+
+- `gemm`: the model's MLP up- and down-projection forward in the run's compute dtype, in
+  `nn.Linear`'s layout (X @ W^T), looped for about `GEMM_SAMPLE_S`; seconds per call, the
+  mean of the two (equal FLOPs; the profile's `GemmTiming` holds their mean);
+- `host`: one training step of the model's *bare hollow twin* (`hollow.bare_step`: the same
+  GPT class, layers and heads at nil widths, not wrapped by DDP or FSDP, forward + backward +
+  AdamW + `zero_grad`, autocast in bf16): host time, i.e. Python and torch dispatch.
+
+`validation.inplace` then prices each run with these rates in place of the profile's:
+GEMM and attention times scaled by the profile's GEMM figure over the in-run `gemm` (the
+profile's figure with the run's ranks busy, `hwprofiles.host.under_load`), and the model's
+host times (`HostProfile.model_pass_s`, measured on the wrapped hollow model before the runs)
+by the in-run `host` over the same bare step timed beside them before the runs. Nothing here
+times the step itself: what is confirmed is still the composition of component rates into a
+step (overlap, communication, framework costs), now at the rates of the moment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from validation.gptconfig import GPTConfig
+
+GEMM_SAMPLE_S = 1e-3
+"""A `gemm` sample loops the pair for about this long (s): long beside the clock, short
+beside the tiny model's 10-90 ms step (a choice, not a measurement)."""
+WARMUP = 3
+"""Untimed samples before the first timed one (the first calls allocate)."""
+
+
+class InRunProbes:
+    """The two in-run component probes of one rank (module docstring)."""
+
+    def __init__(self, cfg: GPTConfig, precision: str, device: torch.device, seed: int) -> None:
+        from validation.hollow import bare_step
+
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        gen = torch.Generator(device=device).manual_seed(seed)
+        tokens, h, f = cfg.micro_batch_size * cfg.seq_len, cfg.hidden_size, cfg.ffn_size
+
+        def rand(*shape: int) -> torch.Tensor:
+            return torch.randn(*shape, generator=gen, device=device).to(dtype)
+
+        self._pairs = [(rand(tokens, h), rand(f, h)), (rand(tokens, f), rand(h, f))]
+        self._sync: Callable[[], None] = (
+            (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+        )
+        self._host = bare_step(cfg, precision, device)
+        self._inner = 1
+        t0 = time.perf_counter()
+        self._pair_once()
+        self._sync()
+        self._inner = max(1, min(1000, round(GEMM_SAMPLE_S / max(time.perf_counter() - t0, 1e-9))))
+        for _ in range(WARMUP):
+            self.sample()
+
+    def _pair_once(self) -> None:
+        for x, w in self._pairs:
+            torch.mm(x, w.t())
+
+    def gemm(self) -> float:
+        """Seconds per GEMM call (the mean of up and down), one looped sample."""
+        self._sync()
+        t0 = time.perf_counter()
+        for _ in range(self._inner):
+            self._pair_once()
+        self._sync()
+        return (time.perf_counter() - t0) / (2 * self._inner)
+
+    def host(self) -> float:
+        """Seconds of one step of the bare hollow twin."""
+        self._sync()
+        t0 = time.perf_counter()
+        self._host()
+        self._sync()
+        return time.perf_counter() - t0
+
+    def sample(self) -> tuple[float, float]:
+        """One (gemm, host) sample."""
+        return self.gemm(), self.host()
