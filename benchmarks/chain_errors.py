@@ -23,6 +23,16 @@ def main(path: str) -> int:
         cells = ", ".join(f"{c['run']} {c['error'] * 100:+.1f} %" for c in got)
         med = statistics.median(abs(c["error"]) for c in got) * 100
         print(f"{metric}: {cells}; median {med:.1f} %")
+    in_run = sorted(doc.get("in_run", []), key=lambda r: r["run"])
+    if in_run:  # the headline above is in place; what the calibration's rates alone gave:
+        errs = [r["predicted_as_calibrated_s"] / r["measured_step_s"] - 1 for r in in_run]
+        cells = ", ".join(f"{r['run']} {e * 100:+.1f} %" for r, e in zip(in_run, errs, strict=True))
+        med = statistics.median(abs(e) for e in errs) * 100
+        print(f"step_time_s as calibrated: {cells}; median {med:.1f} %")
+        rates = ", ".join(
+            f"{r['run']} {r['gemm_speed']:.2f}/{r['host_factor']:.2f}" for r in in_run
+        )
+        print(f"in-run GEMM speed / host factor: {rates}")
     head = [s for s in doc["summary"] if s["engine"] == "analytic"]
     held = ", ".join(
         f"{s['metric']} {s['count']} runs {s['median_abs_error'] * 100:.1f} %" for s in head

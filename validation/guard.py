@@ -213,10 +213,15 @@ def probe_rows(doc: dict[str, Any]) -> list[list[str]]:
             meas, prof = (
                 (f"{1 / r['measured_s'] / 1e9:.3g} GB/s", f"{1 / r['profile_s'] / 1e9:.3g} GB/s")
                 if rate
-                else (f"{r['measured_s'] * 1e3:.3g} ms", f"{r['profile_s'] * 1e3:.3g} ms")
+                else (f"{r['measured_s'] * 1e3:.3g} ms", _ms(r["profile_s"]))
             )
             speed = r["speed"]
         state = "DRIFTED" if r["drifted"] else "re-measured" if r.get("remeasured") else "ok"
         dtype = "" if r["dtype"] == "any" or k == "contention" else f" {r['dtype']}"
-        out.append([f"{k}{dtype}", str(what), meas, prof, f"{speed:.2f}x", state])
+        shown = "–" if speed is None else f"{speed:.2f}x"
+        out.append([f"{k}{dtype}", str(what), meas, prof, shown, state])
     return out
+
+
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1e3:.3g} ms"

@@ -193,7 +193,7 @@ def rows(passes: dict[str, float], generic: dict[str, float]) -> list[dict[str, 
     out = []
     for key, t in passes.items():
         sig, strategy, precision = key.split("|")
-        g = generic.get(key, float("nan"))
+        g = generic.get(key)  # None for the bare step: no profile term prices it
         step = "AdamW step" if precision == OPTIMIZER else "forward+backward"
         if strategy == BARE:
             step = "step, unwrapped (in-run reference)"
@@ -205,7 +205,7 @@ def rows(passes: dict[str, float], generic: dict[str, float]) -> list[dict[str, 
                 "key": key,
                 "measured_s": t,
                 "profile_s": g,
-                "speed": g / t if t > 0 else float("inf"),
+                "speed": None if g is None else g / t if t > 0 else float("inf"),
                 "drifted": False,
                 "scope": "all runs",
             }

@@ -96,3 +96,41 @@ def at_rates(hw: HardwareProfile, spec: RunSpec, r: dict[str, Any]) -> HardwareP
         }
         host = dataclasses.replace(host, model_pass_s=passes)
     return dataclasses.replace(hw, accelerator=acc, host=host)
+
+
+IN_RUN_HEADER = [
+    "run",
+    "GEMM in run",
+    "profile's GEMM",
+    "GEMM speed",
+    "host step in run",
+    "before the runs",
+    "host factor",
+    "measured step",
+    "predicted as calibrated",
+    "predicted in place",
+]
+
+
+def in_run_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """The report's "In-run component rates" table (`validate.finish` writes `in_run`)."""
+    from validation.report import _t
+
+    def err(p: float, m: float) -> str:
+        return f"{_t(p)} ({(p / m - 1) * 100:+.1f} %)"
+
+    return [
+        [
+            r["run"],
+            _t(r["gemm_measured_s"]),
+            _t(r["gemm_profile_s"]),
+            f"{r['gemm_speed']:.2f}x",
+            _t(r["host_measured_s"]),
+            _t(r["host_before_s"]),
+            f"{r['host_factor']:.2f}x",
+            _t(r["measured_step_s"]),
+            err(r["predicted_as_calibrated_s"], r["measured_step_s"]),
+            err(r["predicted_in_place_s"], r["measured_step_s"]),
+        ]
+        for r in doc.get("in_run", [])
+    ]

@@ -36,9 +36,13 @@ import torch
 
 from validation.gptconfig import GPTConfig
 
-GEMM_SAMPLE_S = 1e-3
+GEMM_SAMPLE_S = 3e-3
 """A `gemm` sample loops the pair for about this long (s): long beside the clock, short
 beside the tiny model's 10-90 ms step (a choice, not a measurement)."""
+GEMM_WARM_S = 2e-3
+"""Untimed pairs before each `gemm` sample, for about this long (s; `InRunProbes.gemm`)."""
+HOST_STEPS = 2
+"""Timed bare hollow steps per `host` sample (a choice: 8-14 ms of the tiny model's)."""
 WARMUP = 3
 """Untimed samples before the first timed one (the first calls allocate)."""
 
@@ -56,25 +60,33 @@ class InRunProbes:
         def rand(*shape: int) -> torch.Tensor:
             return torch.randn(*shape, generator=gen, device=device).to(dtype)
 
-        self._pairs = [(rand(tokens, h), rand(f, h)), (rand(tokens, f), rand(h, f))]
+        self._pairs = [
+            (rand(tokens, h), rand(f, h).t(), torch.empty(tokens, f, device=device, dtype=dtype)),
+            (rand(tokens, f), rand(h, f).t(), torch.empty(tokens, h, device=device, dtype=dtype)),
+        ]
         self._sync: Callable[[], None] = (
             (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
         )
         self._host = bare_step(cfg, precision, device)
-        self._inner = 1
-        t0 = time.perf_counter()
-        self._pair_once()
-        self._sync()
-        self._inner = max(1, min(1000, round(GEMM_SAMPLE_S / max(time.perf_counter() - t0, 1e-9))))
+        self._inner = self._warm = 1
         for _ in range(WARMUP):
             self.sample()
+        pair_s = 2 * self.gemm()
+        self._inner = max(1, min(1000, round(GEMM_SAMPLE_S / pair_s)))
+        self._warm = max(1, min(1000, round(GEMM_WARM_S / pair_s)))
 
     def _pair_once(self) -> None:
-        for x, w in self._pairs:
-            torch.mm(x, w.t())
+        for x, wt, out in self._pairs:
+            torch.mm(x, wt, out=out)
 
     def gemm(self) -> float:
-        """Seconds per GEMM call (the mean of up and down), one looped sample."""
+        """Seconds per GEMM call (the mean of up and down), one looped sample after
+        `GEMM_WARM_S` of untimed pairs: right after a step the pair runs slower and speeds up
+        over about 2 ms (the tiny model's fp32 pair: 384, 222, 213 ... 157 us for the 1st,
+        2nd, 3rd ... 12th pair after a step, against about 150 us looped; medians of 30 steps,
+        AMD EPYC VM, 2026-12-03), while the calibration times it looped, settled."""
+        for _ in range(self._warm):
+            self._pair_once()
         self._sync()
         t0 = time.perf_counter()
         for _ in range(self._inner):
@@ -83,12 +95,17 @@ class InRunProbes:
         return (time.perf_counter() - t0) / (2 * self._inner)
 
     def host(self) -> float:
-        """Seconds of one step of the bare hollow twin."""
-        self._sync()
-        t0 = time.perf_counter()
+        """Seconds of one step of the bare hollow twin: the mean of `HOST_STEPS` after one
+        untimed one (its reference before the runs is timed in runs of 8 steps, settled;
+        right after a step and the GEMM probe, the first read 5-20 % above the next on the
+        AMD EPYC VM, 2026-12-03)."""
         self._host()
         self._sync()
-        return time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(HOST_STEPS):
+            self._host()
+        self._sync()
+        return (time.perf_counter() - t0) / HOST_STEPS
 
     def sample(self) -> tuple[float, float]:
         """One (gemm, host) sample."""

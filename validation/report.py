@@ -16,6 +16,7 @@ from simulator.result import round_sig
 from validation.compare import TARGET_ABS_ERROR, Comparison
 from validation.gptconfig import GPTConfig
 from validation.guard import PROBE_HEADER, probe_rows
+from validation.inplace import IN_RUN_HEADER, in_run_rows
 from validation.launcher import Failure
 from validation.linkcal import LinkFit, fits_from_rows
 from validation.mapping import TCP_PAYLOAD_PER_FRAME, model_spec
@@ -489,6 +490,9 @@ def markdown(doc: dict[str, Any], title: str | None = None) -> str:
     if doc.get("drift"):
         out += ["", "### Component rates re-probed before the runs (vs the profile)", ""]
         out.append(_md_table(PROBE_HEADER, probe_rows(doc)))
+    if doc.get("in_run"):
+        out += ["", "### In-run component rates (between the steps; the prediction's rates)", ""]
+        out.append(_md_table(IN_RUN_HEADER, in_run_rows(doc)))
     if doc.get("speed"):
         out += ["", "### Machine speed during each run (probe GEMM vs calibration)", ""]
         out.append(_md_table(SPEED_HEADER, speed_rows(doc)))
@@ -507,6 +511,7 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
         ("error summary", SUM_HEADER, summary_rows(doc)),
         ("where the error comes from", DIAG_HEADER, diagnostic_rows(doc)),
         ("component rates before the runs", PROBE_HEADER, probe_rows(doc)),
+        ("in-run component rates", IN_RUN_HEADER, in_run_rows(doc)),
         ("machine speed vs calibration", SPEED_HEADER, speed_rows(doc)),
         ("collectives through the links", LINK_HEADER, link_rows(doc)),
         ("measured vs predicted", CMP_HEADER, comparison_rows(doc)),
