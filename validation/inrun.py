@@ -7,16 +7,26 @@ session 7), and in one chain the pre-run GEMM probes read 1.45x the calibration 
 probe right after the runs read 0.99x (chain 42, 2026-12-03). A prediction priced at the
 calibration's rates then misses by the machine's state, not by the model.
 
-So every rank times two components after each timed step, outside its timed region (the
-next step's barrier re-aligns the ranks), with the same processes, threads and neighbours as
-the step, and on every rank at once where the run has several:
+So every rank times the components below after each timed step, outside its timed region
+(the next step's barrier re-aligns the ranks), with the same processes, threads and
+neighbours as the step, and on every rank at once where the run has several:
 
-- `gemm`: the model's MLP up- and down-projection forward in the run's compute dtype, in
-  `nn.Linear`'s layout (X @ W^T), looped for about `GEMM_SAMPLE_S`; seconds per call, the
-  mean of the two (equal FLOPs; the profile's `GemmTiming` holds their mean);
 - `host`: one training step of the model's *bare hollow twin* (`hollow.bare_step`: the same
   GPT class, layers and heads at nil widths, not wrapped by DDP or FSDP, forward + backward +
-  AdamW + `zero_grad`, autocast in bf16): host time, i.e. Python and torch dispatch.
+  AdamW + `zero_grad`, autocast in bf16), after an untimed one: host time, i.e. Python and
+  torch dispatch, timed as its reference before the runs is (settled);
+- `gemm` (as met): right after that burst of dispatch, the model's MLP up- and
+  down-projection forward once each in the run's compute dtype, in `nn.Linear`'s layout
+  (X @ W^T); seconds per call, the mean of the two (equal FLOPs; the profile's `GemmTiming`
+  holds their mean). In a step every GEMM follows the dispatch of the operators before it,
+  and runs slower than the same GEMM looped, which is how a calibration times it: the tiny
+  model's fp32 step spent 3.4 ms in its 26 GEMM calls where the same calls looped took
+  1.7 ms (1.96x; `torch.profiler` self time over 20 steps, AMD EPYC VM, 2026-12-03), and the
+  MLP pair took 384, 222, 213 ... 157 us for the 1st, 2nd, 3rd ... 12th pair after a step
+  against 150 us looped;
+- `gemm_settled`: the same pair looped for `GEMM_SAMPLE_S` after `GEMM_WARM_S` of untimed
+  pairs, as the calibration times it: the machine's speed against the calibration's, free
+  of the as-met penalty (a diagnostic; not used to price).
 
 `validation.inplace` then prices each run with these rates in place of the profile's:
 GEMM and attention times scaled by the profile's GEMM figure over the in-run `gemm` (the
@@ -24,7 +34,8 @@ profile's figure with the run's ranks busy, `hwprofiles.host.under_load`), and t
 host times (`HostProfile.model_pass_s`, measured on the wrapped hollow model before the runs)
 by the in-run `host` over the same bare step timed beside them before the runs. Nothing here
 times the step itself: what is confirmed is still the composition of component rates into a
-step (overlap, communication, framework costs), now at the rates of the moment.
+step (overlap, communication, framework costs), at the rates of the moment and as the step
+meets its GEMMs.
 """
 
 from __future__ import annotations
@@ -48,7 +59,7 @@ WARMUP = 3
 
 
 class InRunProbes:
-    """The two in-run component probes of one rank (module docstring)."""
+    """The in-run component probes of one rank (module docstring)."""
 
     def __init__(self, cfg: GPTConfig, precision: str, device: torch.device, seed: int) -> None:
         from validation.hollow import bare_step
@@ -68,10 +79,11 @@ class InRunProbes:
             (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
         )
         self._host = bare_step(cfg, precision, device)
+        self._as_met = [(x, wt) for x, wt, _ in self._pairs]  # outputs allocated, as in a step
         self._inner = self._warm = 1
         for _ in range(WARMUP):
             self.sample()
-        pair_s = 2 * self.gemm()
+        pair_s = 2 * self.settled()
         self._inner = max(1, min(1000, round(GEMM_SAMPLE_S / pair_s)))
         self._warm = max(1, min(1000, round(GEMM_WARM_S / pair_s)))
 
@@ -79,12 +91,9 @@ class InRunProbes:
         for x, wt, out in self._pairs:
             torch.mm(x, wt, out=out)
 
-    def gemm(self) -> float:
-        """Seconds per GEMM call (the mean of up and down), one looped sample after
-        `GEMM_WARM_S` of untimed pairs: right after a step the pair runs slower and speeds up
-        over about 2 ms (the tiny model's fp32 pair: 384, 222, 213 ... 157 us for the 1st,
-        2nd, 3rd ... 12th pair after a step, against about 150 us looped; medians of 30 steps,
-        AMD EPYC VM, 2026-12-03), while the calibration times it looped, settled."""
+    def settled(self) -> float:
+        """Seconds per GEMM call (the mean of up and down), looped after `GEMM_WARM_S` of
+        untimed pairs, as the calibration times it."""
         for _ in range(self._warm):
             self._pair_once()
         self._sync()
@@ -107,6 +116,18 @@ class InRunProbes:
         self._sync()
         return (time.perf_counter() - t0) / HOST_STEPS
 
-    def sample(self) -> tuple[float, float]:
-        """One (gemm, host) sample."""
-        return self.gemm(), self.host()
+    def as_met(self) -> float:
+        """Seconds per GEMM call (the mean of up and down), the pair once, unlooped."""
+        self._sync()
+        t0 = time.perf_counter()
+        for x, wt in self._as_met:
+            torch.mm(x, wt)
+        self._sync()
+        return (time.perf_counter() - t0) / 2
+
+    def sample(self) -> tuple[float, float, float]:
+        """One (gemm as met, host, gemm settled) sample, in the order of the module
+        docstring: the as-met pair right after the host probe's dispatch."""
+        host = self.host()
+        met = self.as_met()
+        return met, host, self.settled()
