@@ -6,12 +6,12 @@ the same components ran at between the run's own steps. `rates` sets the two sid
     gemm_speed  = profile's seconds for the probe GEMM (ranks busy) / in-run seconds
     host_factor = in-run bare hollow step / the same step timed before the runs
 
-and `at_rates` puts them in place: the run's compute dtype's GEMM and attention times over
-`gemm_speed` (its measured rows and its peak, so the curve too), the model's host times
-(`HostProfile.model_pass_s`, the wrapped hollow model's forward + backward and optimizer
-step, measured before the runs) times `host_factor`. Memory-bound kernels, casts, copies and
-collectives keep the profile's rates (the pre-run probes check them). Attention follows the
-GEMM probe: on a CPU its kernels are matrix products (a stated approximation, not measured).
+and `at_rates` puts the GEMM rate in place: the run's compute dtype's GEMM and attention
+times over `gemm_speed` (its measured rows and its peak, so the curve too). Attention follows
+the GEMM probe: on a CPU its kernels are matrix products (a stated approximation, not
+measured). The host factor is reported, not used (`validation.inrun`: scaling the host times
+by it made three chains worse). Memory-bound kernels, casts, copies, collectives and the
+model's host times keep the figures of the profile and of the pre-run probes.
 """
 
 from __future__ import annotations
@@ -52,27 +52,26 @@ def bare_key(spec: RunSpec) -> str:
 
 def rates(hw: HardwareProfile, spec: RunSpec, m: Measured) -> dict[str, Any] | None:
     """The run's in-run rates against the profile's (module docstring); None without the
-    in-run probes or the bare step's reference."""
-    ref = hw.host.model_pass_s.get(bare_key(spec)) if hw.host is not None else None
-    if m.inrun_gemm_s is None or m.inrun_host_s is None or not ref:
+    in-run probes (a run measured before they existed)."""
+    if m.inrun_gemm_s is None:
         return None
     gemm_ref = probe_profile_s(hw, spec)
+    ref = hw.host.model_pass_s.get(bare_key(spec)) if hw.host is not None else None
+    host = m.inrun_host_s
     return {
         "run": spec.run_id,
         "gemm_measured_s": m.inrun_gemm_s,
         "gemm_profile_s": gemm_ref,
         "gemm_speed": gemm_ref / m.inrun_gemm_s,
-        "gemm_settled_speed": gemm_ref / m.inrun_gemm_settled_s if m.inrun_gemm_settled_s else None,
-        "host_measured_s": m.inrun_host_s,
+        "host_measured_s": host,
         "host_before_s": ref,
-        "host_factor": m.inrun_host_s / ref,
+        "host_factor": host / ref if host is not None and ref else None,
     }
 
 
 def at_rates(hw: HardwareProfile, spec: RunSpec, r: dict[str, Any]) -> HardwareProfile:
-    """`hw` with the run's in-run rates `r` (`rates`) in place (module docstring)."""
-    dtype, speed, factor = gemm_dtype(spec.precision), r["gemm_speed"], r["host_factor"]
-    acc = hw.accelerator
+    """`hw` with the run's in-run GEMM rate (`rates`) in place (module docstring)."""
+    dtype, speed = gemm_dtype(spec.precision), r["gemm_speed"]
 
     def slower(timings: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(
@@ -82,32 +81,24 @@ def at_rates(hw: HardwareProfile, spec: RunSpec, r: dict[str, Any]) -> HardwareP
             for t in timings
         )
 
+    acc = hw.accelerator
     acc = dataclasses.replace(
         acc,
         peak_flops={k: v * speed if k == dtype else v for k, v in acc.peak_flops.items()},
         gemm_timings=slower(acc.gemm_timings),
         attention_timings=slower(acc.attention_timings),
     )
-    host = hw.host
-    if host is not None:
-        sig = model_signature(model_spec(spec.model)) + "|"
-        passes = {
-            k: v * factor if k.startswith(sig) and k != bare_key(spec) else v
-            for k, v in host.model_pass_s.items()
-        }
-        host = dataclasses.replace(host, model_pass_s=passes)
-    return dataclasses.replace(hw, accelerator=acc, host=host)
+    return dataclasses.replace(hw, accelerator=acc)
 
 
 IN_RUN_HEADER = [
     "run",
-    "GEMM in run (as met)",
+    "GEMM in run",
     "profile's GEMM",
     "GEMM speed",
-    "settled",
     "host step in run",
     "before the runs",
-    "host factor",
+    "host factor (not priced)",
     "measured step",
     "predicted as calibrated",
     "predicted in place",
@@ -127,10 +118,9 @@ def in_run_rows(doc: dict[str, Any]) -> list[list[str]]:
             _t(r["gemm_measured_s"]),
             _t(r["gemm_profile_s"]),
             f"{r['gemm_speed']:.2f}x",
-            "–" if r.get("gemm_settled_speed") is None else f"{r['gemm_settled_speed']:.2f}x",
-            _t(r["host_measured_s"]),
-            _t(r["host_before_s"]),
-            f"{r['host_factor']:.2f}x",
+            _t(r["host_measured_s"]) if r["host_measured_s"] else "–",
+            _t(r["host_before_s"]) if r["host_before_s"] else "–",
+            "–" if r["host_factor"] is None else f"{r['host_factor']:.2f}x",
             _t(r["measured_step_s"]),
             err(r["predicted_as_calibrated_s"], r["measured_step_s"]),
             err(r["predicted_in_place_s"], r["measured_step_s"]),

@@ -7,35 +7,38 @@ session 7), and in one chain the pre-run GEMM probes read 1.45x the calibration 
 probe right after the runs read 0.99x (chain 42, 2026-12-03). A prediction priced at the
 calibration's rates then misses by the machine's state, not by the model.
 
-So every rank times the components below after each timed step, outside its timed region
-(the next step's barrier re-aligns the ranks), with the same processes, threads and
-neighbours as the step, and on every rank at once where the run has several:
+So every rank times two components after each timed step, outside its timed region (the
+next step's barrier re-aligns the ranks), with the same processes, threads and neighbours as
+the step, and on every rank at once where the run has several:
 
-- `host`: one training step of the model's *bare hollow twin* (`hollow.bare_step`: the same
-  GPT class, layers and heads at nil widths, not wrapped by DDP or FSDP, forward + backward +
-  AdamW + `zero_grad`, autocast in bf16), after an untimed one: host time, i.e. Python and
-  torch dispatch, timed as its reference before the runs is (settled);
-- `gemm` (as met): right after that burst of dispatch, the model's MLP up- and
-  down-projection forward once each in the run's compute dtype, in `nn.Linear`'s layout
-  (X @ W^T); seconds per call, the mean of the two (equal FLOPs; the profile's `GemmTiming`
-  holds their mean). In a step every GEMM follows the dispatch of the operators before it,
-  and runs slower than the same GEMM looped, which is how a calibration times it: the tiny
-  model's fp32 step spent 3.4 ms in its 26 GEMM calls where the same calls looped took
-  1.7 ms (1.96x; `torch.profiler` self time over 20 steps, AMD EPYC VM, 2026-12-03), and the
-  MLP pair took 384, 222, 213 ... 157 us for the 1st, 2nd, 3rd ... 12th pair after a step
-  against 150 us looped;
-- `gemm_settled`: the same pair looped for `GEMM_SAMPLE_S` after `GEMM_WARM_S` of untimed
-  pairs, as the calibration times it: the machine's speed against the calibration's, free
-  of the as-met penalty (a diagnostic; not used to price).
+- `gemm`: the model's MLP up- and down-projection forward in the run's compute dtype, in
+  `nn.Linear`'s layout (X @ W^T), looped for about `GEMM_SAMPLE_S` after `GEMM_WARM_S` of
+  untimed pairs, as the calibration times it; seconds per call, the mean of the two (equal
+  FLOPs; the profile's `GemmTiming` holds their mean). Right after a step the pair runs
+  slower and speeds up over about 2 ms (the tiny model's fp32 pair: 384, 222, 213 ... 157 us
+  for the 1st, 2nd, 3rd ... 12th pair after a step, against about 150 us looped; medians of
+  30 steps, AMD EPYC VM, 2026-12-03): the warm-up keeps that out, so the probe reads the
+  machine's speed against the calibration's and nothing else.
+- `host`: a step of the model's *bare hollow twin* (`hollow.bare_step`: the same GPT class,
+  layers and heads at nil widths, not wrapped by DDP or FSDP, forward + backward + AdamW +
+  `zero_grad`, autocast in bf16), after an untimed one: host time, i.e. Python and torch
+  dispatch. Reported beside its reference timed before the runs; not used to price (below).
 
-`validation.inplace` then prices each run with these rates in place of the profile's:
-GEMM and attention times scaled by the profile's GEMM figure over the in-run `gemm` (the
-profile's figure with the run's ranks busy, `hwprofiles.host.under_load`), and the model's
-host times (`HostProfile.model_pass_s`, measured on the wrapped hollow model before the runs)
-by the in-run `host` over the same bare step timed beside them before the runs. Nothing here
-times the step itself: what is confirmed is still the composition of component rates into a
-step (overlap, communication, framework costs), at the rates of the moment and as the step
-meets its GEMMs.
+`validation.inplace` prices each run with the in-run GEMM rate in place of the profile's:
+GEMM and attention times scaled by the profile's GEMM figure (with the run's ranks busy,
+`hwprofiles.host.under_load`) over the in-run `gemm`. Nothing here times the step itself:
+what is confirmed is still the composition of component rates into a step (overlap,
+communication, framework costs), at the GEMM rate of the moment.
+
+Two more ways were tried on three chains (2026-12-03, 16:41-17:05 UTC) and not kept:
+- scaling the model's host times by the in-run `host` over its reference made the median
+  step error worse in all three (8.1 -> 14.9, 11.9 -> 13.9, 12.2 -> 16.3 %): the bare
+  step's speed between the steps does not follow the wrapped model's host time inside them;
+- timing the pair once, unlooped, right after the host probe's dispatch ("as the step meets
+  it": a step's GEMMs do run slower than looped, 3.4 ms against 1.7 ms over the tiny fp32
+  step's 26 GEMM calls, `torch.profiler` self time) read 0.30-0.35x in fp32 and priced the
+  fp32 DDP runs 21-34 % too slow: one pair after a burst of dispatch is slower than a
+  step's average GEMM.
 """
 
 from __future__ import annotations
@@ -79,11 +82,10 @@ class InRunProbes:
             (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
         )
         self._host = bare_step(cfg, precision, device)
-        self._as_met = [(x, wt) for x, wt, _ in self._pairs]  # outputs allocated, as in a step
         self._inner = self._warm = 1
         for _ in range(WARMUP):
             self.sample()
-        pair_s = 2 * self.settled()
+        pair_s = 2 * self.gemm()
         self._inner = max(1, min(1000, round(GEMM_SAMPLE_S / pair_s)))
         self._warm = max(1, min(1000, round(GEMM_WARM_S / pair_s)))
 
@@ -91,7 +93,7 @@ class InRunProbes:
         for x, wt, out in self._pairs:
             torch.mm(x, wt, out=out)
 
-    def settled(self) -> float:
+    def gemm(self) -> float:
         """Seconds per GEMM call (the mean of up and down), looped after `GEMM_WARM_S` of
         untimed pairs, as the calibration times it."""
         for _ in range(self._warm):
@@ -105,9 +107,7 @@ class InRunProbes:
 
     def host(self) -> float:
         """Seconds of one step of the bare hollow twin: the mean of `HOST_STEPS` after one
-        untimed one (its reference before the runs is timed in runs of 8 steps, settled;
-        right after a step and the GEMM probe, the first read 5-20 % above the next on the
-        AMD EPYC VM, 2026-12-03)."""
+        untimed one (its reference before the runs is timed in runs of 8 steps, settled)."""
         self._host()
         self._sync()
         t0 = time.perf_counter()
@@ -116,18 +116,6 @@ class InRunProbes:
         self._sync()
         return (time.perf_counter() - t0) / HOST_STEPS
 
-    def as_met(self) -> float:
-        """Seconds per GEMM call (the mean of up and down), the pair once, unlooped."""
-        self._sync()
-        t0 = time.perf_counter()
-        for x, wt in self._as_met:
-            torch.mm(x, wt)
-        self._sync()
-        return (time.perf_counter() - t0) / 2
-
-    def sample(self) -> tuple[float, float, float]:
-        """One (gemm as met, host, gemm settled) sample, in the order of the module
-        docstring: the as-met pair right after the host probe's dispatch."""
-        host = self.host()
-        met = self.as_met()
-        return met, host, self.settled()
+    def sample(self) -> tuple[float, float]:
+        """One (gemm, host) sample."""
+        return self.gemm(), self.host()

@@ -84,12 +84,10 @@ class Measured:
     probe_round_s: tuple[float, ...] = ()
     """The probe's median per round."""
     inrun_gemm_s: float | None = None
-    """In-run GEMM probe as the step meets it (`validation.inrun`), seconds per call: each
-    rank's median over its timed steps, the slowest rank's (the step waits for it)."""
+    """In-run GEMM probe (`validation.inrun`), seconds per call: each rank's median over its
+    timed steps, the slowest rank's (the step waits for it)."""
     inrun_host_s: float | None = None
     """In-run host probe (the bare hollow step), seconds, taken the same way."""
-    inrun_gemm_settled_s: float | None = None
-    """The in-run GEMM probe looped as the calibration times it, taken the same way."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -113,7 +111,6 @@ _POOLED = (
     "probe_gemm_s",
     "inrun_gemm_s",
     "inrun_host_s",
-    "inrun_gemm_settled_s",
 )
 _SUMMED = ("timed_window_s", "timed_cpu_s", "timed_machine_busy_s", "energy_j", "energy_window_s")
 
@@ -191,7 +188,7 @@ def _inrun(ranks: list[dict[str, Any]]) -> dict[str, Any]:
     """The in-run probes: per rank the median over its steps, the slowest rank's; nothing
     where a rank did not take them (runs measured before they existed)."""
     out = {}
-    for key in ("inrun_gemm_s", "inrun_host_s", "inrun_gemm_settled_s"):
+    for key in ("inrun_gemm_s", "inrun_host_s"):
         per_rank = [r.get(key) or [] for r in ranks]
         if all(per_rank):
             out[key] = max(statistics.median(xs) for xs in per_rank)

@@ -296,7 +296,7 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
     probes = InRunProbes(spec.model, spec.precision, device, spec.seed + rank)
     progress.beat("timed")
     times: list[float] = []
-    inrun: list[tuple[float, float, float]] = []
+    inrun: list[tuple[float, float]] = []
     busy0, cpu0 = machine_busy_s(), time.process_time()
     # the probes' own CPU time, wall time and energy are taken out of the window's figures
     probe_cpu = probe_wall = probe_j = 0.0
@@ -338,9 +338,8 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
         "pair_sync_s": pairs_sync,
         "pair_nosync_s": pairs_nosync,
         "probe_gemm_s": probe,
-        "inrun_gemm_s": [g for g, _, _ in inrun],
-        "inrun_host_s": [h for _, h, _ in inrun],
-        "inrun_gemm_settled_s": [s for _, _, s in inrun],
+        "inrun_gemm_s": [g for g, _ in inrun],
+        "inrun_host_s": [h for _, h in inrun],
         "loss_first": losses[0],
         "loss_last": losses[-1],
         "peak_memory_bytes": mem,
