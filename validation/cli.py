@@ -393,7 +393,7 @@ def _framework(hw: Any, matrix: Matrix, threads: int) -> list[dict[str, Any]]:
     """The model's framework host time per forward + backward, measured now on its hollow
     twin (`validation/hollow.py`), beside what the profile's generic terms price."""
     from simulator.costmodel.framework import host_times
-    from validation.hollow import BARE, measure_passes, rows
+    from validation.hollow import measure_passes, rows
     from validation.mapping import model_spec, stack_options
 
     passes = measure_passes(matrix.model, matrix.strategies, matrix.precisions, threads)
@@ -401,8 +401,6 @@ def _framework(hw: Any, matrix: Matrix, threads: int) -> list[dict[str, Any]]:
     generic = {}
     for key in passes:
         _, strategy, precision = key.split("|")
-        if strategy == BARE:  # the in-run probes' reference: no generic term prices it
-            continue
         zero = 3 if strategy == "fsdp" else 0
         layers = spec.num_hidden_layers
         optimizer, hooks = host_times(hw.host, spec, layers, zero, 1, opts, precision)

@@ -53,9 +53,6 @@ beside the clock's resolution), 3 warm-up steps (the first calls allocate); abou
 the default 2 strategies x 2 precisions plus 2 optimizer steps on the AMD EPYC VM."""
 OPTIMIZER = "optimizer"
 """The key's precision field for the optimizer step (`HostProfile.model_pass_s`)."""
-BARE = "bare"
-"""The key's strategy field for the bare hollow step (`bare_step`): the reference against
-which `validation.inrun` reads the host's speed during a run."""
 
 
 def hollow_config(cfg: GPTConfig) -> GPTConfig:
@@ -74,7 +71,11 @@ def hollow_config(cfg: GPTConfig) -> GPTConfig:
     )
 
 
-def _step(cfg: GPTConfig, strategy: str, precision: str) -> Callable[[], None]:
+def wrapped_step(
+    cfg: GPTConfig, strategy: str, precision: str, group: Any = None
+) -> Callable[[], None]:
+    """A forward + backward + `zero_grad` of `cfg`'s hollow twin wrapped as the worker wraps
+    the model, over a 1-rank group (the caller's `group`, else the default group)."""
     import torch
 
     from validation.gpt import GPT, synthetic_batches
@@ -83,7 +84,8 @@ def _step(cfg: GPTConfig, strategy: str, precision: str) -> Callable[[], None]:
 
     hollow = hollow_config(cfg)
     torch.manual_seed(0)
-    model = wrap_model(GPT(hollow), RunSpec(hollow, strategy, precision, 1), torch.device("cpu"))
+    spec = RunSpec(hollow, strategy, precision, 1)
+    model = wrap_model(GPT(hollow), spec, torch.device("cpu"), group)
     x, y = synthetic_batches(hollow, 1, 0)[0]
     bf16 = precision == "bf16"
 
@@ -96,35 +98,10 @@ def _step(cfg: GPTConfig, strategy: str, precision: str) -> Callable[[], None]:
     return step
 
 
-def bare_step(cfg: GPTConfig, precision: str, device: object = "cpu") -> Callable[[], None]:
-    """One training step of `cfg`'s hollow twin, not wrapped (no DDP or FSDP, so no process
-    group): autocast in bf16, forward, backward, AdamW, `zero_grad(set_to_none=True)`. Timed
-    before the runs here and between a run's steps by `validation.inrun`."""
-    import torch
-
-    from validation.gpt import GPT, synthetic_batches
-    from validation.worker import LEARNING_RATE
-
-    hollow = hollow_config(cfg)
-    dev = torch.device(device)  # type: ignore[call-overload]
-    model = GPT(hollow).to(dev)
-    x, y = synthetic_batches(hollow, 1, 0, dev)[0]
-    opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
-    bf16 = precision == "bf16"
-
-    def step() -> None:
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = model(x, y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    return step
-
-
-def _optimizer_step(cfg: GPTConfig, strategy: str) -> Callable[[], None]:
+def optimizer_step(cfg: GPTConfig, strategy: str, group: Any = None) -> Callable[[], None]:
     """torch's AdamW step over the hollow model's parameters (plain tensors under DDP,
-    DTensors under FSDP2), gradients in place: its host time per step."""
+    DTensors under FSDP2), gradients in place: its host time per step; wrapped over `group`
+    as `wrapped_step`."""
     import torch
 
     from validation.gpt import GPT, synthetic_batches
@@ -133,7 +110,8 @@ def _optimizer_step(cfg: GPTConfig, strategy: str) -> Callable[[], None]:
 
     hollow = hollow_config(cfg)
     torch.manual_seed(0)
-    model = wrap_model(GPT(hollow), RunSpec(hollow, strategy, "fp32", 1), torch.device("cpu"))
+    spec = RunSpec(hollow, strategy, "fp32", 1)
+    model = wrap_model(GPT(hollow), spec, torch.device("cpu"), group)
     x, y = synthetic_batches(hollow, 1, 0)[0]
     model(x, y).backward()
     opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
@@ -157,7 +135,6 @@ def measure_passes(
     strategies = list(dict.fromkeys(strategies))
     keys = [(s, p) for s in strategies for p in dict.fromkeys(precisions)]
     keys += [(s, OPTIMIZER) for s in strategies]
-    keys += [(BARE, p) for p in dict.fromkeys(precisions)]
     samples: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
     with torch_threads(threads), one_rank_group():
         steps = {k: _builder(k)(cfg, *k) for k in keys}
@@ -174,11 +151,9 @@ def measure_passes(
 
 
 def _builder(key: tuple[str, str]) -> Callable[..., Callable[[], None]]:
-    if key[0] == BARE:
-        return lambda cfg, _, precision: bare_step(cfg, precision)
     if key[1] == OPTIMIZER:
-        return lambda cfg, strategy, _: _optimizer_step(cfg, strategy)
-    return _step
+        return lambda cfg, strategy, _: optimizer_step(cfg, strategy)
+    return wrapped_step
 
 
 def with_passes(hw: HardwareProfile, passes: dict[str, float]) -> HardwareProfile:
@@ -193,10 +168,8 @@ def rows(passes: dict[str, float], generic: dict[str, float]) -> list[dict[str, 
     out = []
     for key, t in passes.items():
         sig, strategy, precision = key.split("|")
-        g = generic.get(key)  # None for the bare step: no profile term prices it
+        g = generic.get(key)
         step = "AdamW step" if precision == OPTIMIZER else "forward+backward"
-        if strategy == BARE:
-            step = "step, unwrapped (in-run reference)"
         out.append(
             {
                 "probe": "framework",

@@ -1,17 +1,18 @@
 """A run priced at the component rates measured inside it (`validation.inrun`).
 
-The profile prices a run at the rates the calibration measured; the in-run probes say what
-the same components ran at between the run's own steps. `rates` sets the two side by side:
+The profile prices a run at the rates the calibration measured, and its host times at those
+the pre-run probe measured; the in-run probes say what the same components ran at between
+the run's own steps. `rates` sets them side by side:
 
-    gemm_speed  = profile's seconds for the probe GEMM (ranks busy) / in-run seconds
-    host_factor = in-run bare hollow step / the same step timed before the runs
+    gemm_speed = profile's seconds for the probe GEMM (ranks busy) / in-run seconds
+    pass, optimizer = the hollow twin's host times in the run / before the runs
 
-and `at_rates` puts the GEMM rate in place: the run's compute dtype's GEMM and attention
-times over `gemm_speed` (its measured rows and its peak, so the curve too). Attention follows
-the GEMM probe: on a CPU its kernels are matrix products (a stated approximation, not
-measured). The host factor is reported, not used (`validation.inrun`: scaling the host times
-by it made three chains worse). Memory-bound kernels, casts, copies, collectives and the
-model's host times keep the figures of the profile and of the pre-run probes.
+and `at_rates` puts them in place: the run's compute dtype's GEMM and attention times over
+`gemm_speed` (its measured rows and its peak, so the curve too), and the model's host times
+(`HostProfile.model_pass_s`) for the run's strategy and precision replaced by the in-run
+ones. Attention follows the GEMM probe: on a CPU its kernels are matrix products (a stated
+approximation, not measured). Memory-bound kernels, casts, copies and collectives keep the
+profile's rates (the pre-run probes check them).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hwprofiles.host import model_pass_key, under_load
 from hwprofiles.profile import HardwareProfile
 from simulator.costmodel.framework import model_signature
 from simulator.costmodel.timing import compute_time, gemm_dtype
+from validation.hollow import with_passes
 from validation.mapping import model_spec
 from validation.measure import Measured
 from validation.spec import RunSpec
@@ -43,11 +45,15 @@ def probe_profile_s(hw: HardwareProfile, spec: RunSpec) -> float:
     return timed.fwd_s if timed else float(compute_time(acc, probe_flops(spec), dtype))
 
 
-def bare_key(spec: RunSpec) -> str:
-    """`HostProfile.model_pass_s` key of the bare hollow step timed before the runs."""
-    from validation.hollow import BARE
+def pass_keys(spec: RunSpec) -> tuple[str, str]:
+    """`HostProfile.model_pass_s` keys of the run's forward + backward and optimizer step."""
+    from validation.hollow import OPTIMIZER
 
-    return model_pass_key(model_signature(model_spec(spec.model)), BARE, spec.precision)
+    sig = model_signature(model_spec(spec.model))
+    return (
+        model_pass_key(sig, spec.strategy, spec.precision),
+        model_pass_key(sig, spec.strategy, OPTIMIZER),
+    )
 
 
 def rates(hw: HardwareProfile, spec: RunSpec, m: Measured) -> dict[str, Any] | None:
@@ -56,21 +62,22 @@ def rates(hw: HardwareProfile, spec: RunSpec, m: Measured) -> dict[str, Any] | N
     if m.inrun_gemm_s is None:
         return None
     gemm_ref = probe_profile_s(hw, spec)
-    ref = hw.host.model_pass_s.get(bare_key(spec)) if hw.host is not None else None
-    host = m.inrun_host_s
+    passes = hw.host.model_pass_s if hw.host is not None else {}
+    before = [passes.get(k) for k in pass_keys(spec)]
     return {
         "run": spec.run_id,
         "gemm_measured_s": m.inrun_gemm_s,
         "gemm_profile_s": gemm_ref,
         "gemm_speed": gemm_ref / m.inrun_gemm_s,
-        "host_measured_s": host,
-        "host_before_s": ref,
-        "host_factor": host / ref if host is not None and ref else None,
+        "pass_measured_s": m.inrun_pass_s,
+        "pass_before_s": before[0],
+        "optimizer_measured_s": m.inrun_optimizer_s,
+        "optimizer_before_s": before[1],
     }
 
 
 def at_rates(hw: HardwareProfile, spec: RunSpec, r: dict[str, Any]) -> HardwareProfile:
-    """`hw` with the run's in-run GEMM rate (`rates`) in place (module docstring)."""
+    """`hw` with the run's in-run rates `r` (`rates`) in place (module docstring)."""
     dtype, speed = gemm_dtype(spec.precision), r["gemm_speed"]
 
     def slower(timings: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -88,17 +95,23 @@ def at_rates(hw: HardwareProfile, spec: RunSpec, r: dict[str, Any]) -> HardwareP
         gemm_timings=slower(acc.gemm_timings),
         attention_timings=slower(acc.attention_timings),
     )
+    measured = zip(pass_keys(spec), (r["pass_measured_s"], r["optimizer_measured_s"]), strict=True)
+    passes = {k: t for k, t in measured if t is not None}
+    if passes:
+        return with_passes(dataclasses.replace(hw, accelerator=acc), passes)
     return dataclasses.replace(hw, accelerator=acc)
 
 
+HOST_KEYS = ("pass_measured_s", "pass_before_s", "optimizer_measured_s", "optimizer_before_s")
 IN_RUN_HEADER = [
     "run",
     "GEMM in run",
     "profile's GEMM",
     "GEMM speed",
-    "host step in run",
+    "host pass in run",
     "before the runs",
-    "host factor (not priced)",
+    "optimizer in run",
+    "before the runs ",
     "measured step",
     "predicted as calibrated",
     "predicted in place",
@@ -118,9 +131,7 @@ def in_run_rows(doc: dict[str, Any]) -> list[list[str]]:
             _t(r["gemm_measured_s"]),
             _t(r["gemm_profile_s"]),
             f"{r['gemm_speed']:.2f}x",
-            _t(r["host_measured_s"]) if r["host_measured_s"] else "–",
-            _t(r["host_before_s"]) if r["host_before_s"] else "–",
-            "–" if r["host_factor"] is None else f"{r['host_factor']:.2f}x",
+            *(_t(r[k]) if r[k] else "–" for k in HOST_KEYS),
             _t(r["measured_step_s"]),
             err(r["predicted_as_calibrated_s"], r["measured_step_s"]),
             err(r["predicted_in_place_s"], r["measured_step_s"]),

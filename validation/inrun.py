@@ -7,7 +7,7 @@ session 7), and in one chain the pre-run GEMM probes read 1.45x the calibration 
 probe right after the runs read 0.99x (chain 42, 2026-12-03). A prediction priced at the
 calibration's rates then misses by the machine's state, not by the model.
 
-So every rank times two components after each timed step, outside its timed region (the
+So every rank times three components after each timed step, outside its timed region (the
 next step's barrier re-aligns the ranks), with the same processes, threads and neighbours as
 the step, and on every rank at once where the run has several:
 
@@ -19,22 +19,30 @@ the step, and on every rank at once where the run has several:
   for the 1st, 2nd, 3rd ... 12th pair after a step, against about 150 us looped; medians of
   30 steps, AMD EPYC VM, 2026-12-03): the warm-up keeps that out, so the probe reads the
   machine's speed against the calibration's and nothing else.
-- `host`: a step of the model's *bare hollow twin* (`hollow.bare_step`: the same GPT class,
-  layers and heads at nil widths, not wrapped by DDP or FSDP, forward + backward + AdamW +
-  `zero_grad`, autocast in bf16), after an untimed one: host time, i.e. Python and torch
-  dispatch. Reported beside its reference timed before the runs; not used to price (below).
+- `pass` and `optimizer` (CPU runs): the model's *hollow twin* (`validation.hollow`: the
+  same GPT class, layers and heads at nil widths, so what is timed is host time, i.e. Python
+  and torch dispatch) wrapped as the run wraps its model (DDP, or FSDP2 per block plus the
+  root) over a 1-rank process group of this rank: its forward + backward + `zero_grad`, and
+  its AdamW step, each the mean of `HOST_STEPS` after an untimed one. These are the model's
+  framework host times (`HostProfile.model_pass_s`) that `llmcap validate` otherwise
+  measures once before the runs, now measured between the run's steps, on every rank at
+  once: the host's speed state of the moment (one back-to-back series of the pre-run
+  measurement read the DDP fp32 pass at 3.0-4.2 ms and the FSDP AdamW step at 11.6-16.7 ms,
+  3 s apart, quiet VM, 2026-12-03) and, under several ranks, their contention for the
+  host, which the calibration does not measure for host time.
 
-`validation.inplace` prices each run with the in-run GEMM rate in place of the profile's:
-GEMM and attention times scaled by the profile's GEMM figure (with the run's ranks busy,
-`hwprofiles.host.under_load`) over the in-run `gemm`. Nothing here times the step itself:
-what is confirmed is still the composition of component rates into a step (overlap,
-communication, framework costs), at the GEMM rate of the moment.
+`validation.inplace` prices each run with these rates in place of the profile's: GEMM and
+attention times scaled by the profile's GEMM figure (with the run's ranks busy,
+`hwprofiles.host.under_load`) over the in-run `gemm`, and the model's host times replaced by
+the in-run `pass` and `optimizer`. Nothing here times the step itself: what is confirmed is
+still the composition of component rates into a step (overlap, communication, memory-bound
+kernels, framework costs), at the rates of the moment.
 
-Two more ways were tried on three chains (2026-12-03, 16:41-17:05 UTC) and not kept:
-- scaling the model's host times by the in-run `host` over its reference made the median
-  step error worse in all three (8.1 -> 14.9, 11.9 -> 13.9, 12.2 -> 16.3 %): the bare
-  step's speed between the steps does not follow the wrapped model's host time inside them;
-- timing the pair once, unlooped, right after the host probe's dispatch ("as the step meets
+Two other ways were tried on three chains (2026-12-03, 16:41-17:05 UTC) and not kept:
+- a step of the *unwrapped* hollow model between the steps, with the pre-run host times
+  scaled by its speed against the same step timed before the runs: the median step error got
+  worse in all three (8.1 -> 14.9, 11.9 -> 13.9, 12.2 -> 16.3 %);
+- timing the GEMM pair once, unlooped, right after a burst of dispatch ("as the step meets
   it": a step's GEMMs do run slower than looped, 3.4 ms against 1.7 ms over the tiny fp32
   step's 26 GEMM calls, `torch.profiler` self time) read 0.30-0.35x in fp32 and priced the
   fp32 DDP runs 21-34 % too slow: one pair after a burst of dispatch is slower than a
@@ -48,7 +56,7 @@ from collections.abc import Callable
 
 import torch
 
-from validation.gptconfig import GPTConfig
+from validation.spec import RunSpec
 
 GEMM_SAMPLE_S = 3e-3
 """A `gemm` sample loops the pair for about this long (s): long beside the clock, short
@@ -56,19 +64,19 @@ beside the tiny model's 10-90 ms step (a choice, not a measurement)."""
 GEMM_WARM_S = 2e-3
 """Untimed pairs before each `gemm` sample, for about this long (s; `InRunProbes.gemm`)."""
 HOST_STEPS = 2
-"""Timed bare hollow steps per `host` sample (a choice: 8-14 ms of the tiny model's)."""
+"""Timed calls per host-probe sample (a choice: 6-30 ms of the tiny model's hollow twin)."""
 WARMUP = 3
 """Untimed samples before the first timed one (the first calls allocate)."""
 
 
 class InRunProbes:
-    """The in-run component probes of one rank (module docstring)."""
+    """The in-run component probes of one rank of the run `spec` (module docstring).
+    Every rank of the run builds them at once (each makes the same 1-rank process groups)."""
 
-    def __init__(self, cfg: GPTConfig, precision: str, device: torch.device, seed: int) -> None:
-        from validation.hollow import bare_step
-
+    def __init__(self, spec: RunSpec, device: torch.device, rank: int) -> None:
+        cfg, precision = spec.model, spec.precision
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        gen = torch.Generator(device=device).manual_seed(seed)
+        gen = torch.Generator(device=device).manual_seed(spec.seed + rank)
         tokens, h, f = cfg.micro_batch_size * cfg.seq_len, cfg.hidden_size, cfg.ffn_size
 
         def rand(*shape: int) -> torch.Tensor:
@@ -81,7 +89,16 @@ class InRunProbes:
         self._sync: Callable[[], None] = (
             (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
         )
-        self._host = bare_step(cfg, precision, device)
+        self._pass = self._opt = None
+        if device.type == "cpu":
+            import torch.distributed as dist
+
+            from validation.hollow import optimizer_step, wrapped_step
+
+            groups = [dist.new_group([r]) for r in range(dist.get_world_size())]
+            with torch.random.fork_rng():  # the hollow twin seeds torch's generator
+                self._pass = wrapped_step(cfg, spec.strategy, precision, groups[rank])
+                self._opt = optimizer_step(cfg, spec.strategy, groups[rank])
         self._inner = self._warm = 1
         for _ in range(WARMUP):
             self.sample()
@@ -105,17 +122,17 @@ class InRunProbes:
         self._sync()
         return (time.perf_counter() - t0) / (2 * self._inner)
 
-    def host(self) -> float:
-        """Seconds of one step of the bare hollow twin: the mean of `HOST_STEPS` after one
-        untimed one (its reference before the runs is timed in runs of 8 steps, settled)."""
-        self._host()
-        self._sync()
+    @staticmethod
+    def _host(fn: Callable[[], object] | None) -> float | None:
+        """Seconds per call of `fn`: the mean of `HOST_STEPS` after an untimed one."""
+        if fn is None:
+            return None
+        fn()
         t0 = time.perf_counter()
         for _ in range(HOST_STEPS):
-            self._host()
-        self._sync()
+            fn()
         return (time.perf_counter() - t0) / HOST_STEPS
 
-    def sample(self) -> tuple[float, float]:
-        """One (gemm, host) sample."""
-        return self.gemm(), self.host()
+    def sample(self) -> tuple[float, float | None, float | None]:
+        """One (gemm, pass, optimizer) sample; None for the host probes of a GPU run."""
+        return self.gemm(), self._host(self._pass), self._host(self._opt)

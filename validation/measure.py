@@ -86,8 +86,11 @@ class Measured:
     inrun_gemm_s: float | None = None
     """In-run GEMM probe (`validation.inrun`), seconds per call: each rank's median over its
     timed steps, the slowest rank's (the step waits for it)."""
-    inrun_host_s: float | None = None
-    """In-run host probe (the bare hollow step), seconds, taken the same way."""
+    inrun_pass_s: float | None = None
+    """In-run host time of the wrapped hollow twin's forward + backward, seconds, taken the
+    same way (CPU runs)."""
+    inrun_optimizer_s: float | None = None
+    """In-run host time of the hollow twin's AdamW step, taken the same way (CPU runs)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -110,7 +113,8 @@ _POOLED = (
     "pair_nosync_s",
     "probe_gemm_s",
     "inrun_gemm_s",
-    "inrun_host_s",
+    "inrun_pass_s",
+    "inrun_optimizer_s",
 )
 _SUMMED = ("timed_window_s", "timed_cpu_s", "timed_machine_busy_s", "energy_j", "energy_window_s")
 
@@ -188,7 +192,7 @@ def _inrun(ranks: list[dict[str, Any]]) -> dict[str, Any]:
     """The in-run probes: per rank the median over its steps, the slowest rank's; nothing
     where a rank did not take them (runs measured before they existed)."""
     out = {}
-    for key in ("inrun_gemm_s", "inrun_host_s"):
+    for key in ("inrun_gemm_s", "inrun_pass_s", "inrun_optimizer_s"):
         per_rank = [r.get(key) or [] for r in ranks]
         if all(per_rank):
             out[key] = max(statistics.median(xs) for xs in per_rank)

@@ -85,8 +85,11 @@ class Progress:
         os.pwrite(self._fd, data, 0)
 
 
-def wrap_model(model: torch.nn.Module, spec: RunSpec, device: torch.device) -> torch.nn.Module:
-    """DDP (gradient buckets, all-reduce in fp32) or FSDP2 full-shard per transformer block.
+def wrap_model(
+    model: torch.nn.Module, spec: RunSpec, device: torch.device, group: Any = None
+) -> torch.nn.Module:
+    """DDP (gradient buckets, all-reduce in fp32) or FSDP2 full-shard per transformer block,
+    over the default process group or `group` (the in-run probes' 1-rank groups).
 
     Under bf16 FSDP gathers parameters in bf16 and reduce-scatters gradients in fp32, the
     mixed-precision convention llmcap's cost model assumes (16-bit weights, fp32 gradients).
@@ -95,11 +98,14 @@ def wrap_model(model: torch.nn.Module, spec: RunSpec, device: torch.device) -> t
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index] if device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
-    from torch.distributed.device_mesh import init_device_mesh
+        return DistributedDataParallel(model, device_ids=ids, process_group=group)
+    from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    mesh = init_device_mesh(device.type, (spec.nproc,))
+    if group is None:
+        mesh = init_device_mesh(device.type, (spec.nproc,))
+    else:
+        mesh = DeviceMesh.from_group(group, device.type)
     mp = MixedPrecisionPolicy()
     if spec.precision == "bf16":
         mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
@@ -293,10 +299,10 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
     meter, why = probe_energy_meter(spec.device, index=local_rank) if metered else (None, "")
     if meter is not None and spec.device == "cuda":  # a package meter on a CPU is shared
         step.meters.append(meter)  # type: ignore[attr-defined]
-    probes = InRunProbes(spec.model, spec.precision, device, spec.seed + rank)
+    probes = InRunProbes(spec, device, rank)
     progress.beat("timed")
     times: list[float] = []
-    inrun: list[tuple[float, float]] = []
+    inrun: list[tuple[float, float | None, float | None]] = []
     busy0, cpu0 = machine_busy_s(), time.process_time()
     # the probes' own CPU time, wall time and energy are taken out of the window's figures
     probe_cpu = probe_wall = probe_j = 0.0
@@ -338,8 +344,9 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
         "pair_sync_s": pairs_sync,
         "pair_nosync_s": pairs_nosync,
         "probe_gemm_s": probe,
-        "inrun_gemm_s": [g for g, _ in inrun],
-        "inrun_host_s": [h for _, h in inrun],
+        "inrun_gemm_s": [g for g, _, _ in inrun],
+        "inrun_pass_s": [h for _, h, _ in inrun if h is not None],
+        "inrun_optimizer_s": [o for _, _, o in inrun if o is not None],
         "loss_first": losses[0],
         "loss_last": losses[-1],
         "peak_memory_bytes": mem,
