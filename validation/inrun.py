@@ -7,9 +7,13 @@ session 7), and in one chain the pre-run GEMM probes read 1.45x the calibration 
 probe right after the runs read 0.99x (chain 42, 2026-12-03). A prediction priced at the
 calibration's rates then misses by the machine's state, not by the model.
 
-So every rank times three components after each timed step, outside its timed region (the
-next step's barrier re-aligns the ranks), with the same processes, threads and neighbours as
-the step, and on every rank at once where the run has several:
+So every rank times three components after each timed step, outside its timed region, with
+the same processes, threads and neighbours as the step, and on every rank at once where the
+run has several; then it runs one untimed step, so that every timed step follows a step as
+it does in a run without probes (a step right after the probes ran 0.92-1.19x, median about
+1.05x, the step after a step in four alternating rounds of 12 each for DDP fp32 and FSDP
+bf16, AMD EPYC VM, 2026-12-03: the probes leave the caches holding their data, not the
+model's). The components:
 
 - `gemm`: the model's MLP up- and down-projection forward in the run's compute dtype, in
   `nn.Linear`'s layout (X @ W^T), looped for about `GEMM_SAMPLE_S` after `GEMM_WARM_S` of

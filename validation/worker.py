@@ -304,7 +304,8 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
     times: list[float] = []
     inrun: list[tuple[float, float | None, float | None]] = []
     busy0, cpu0 = machine_busy_s(), time.process_time()
-    # the probes' own CPU time, wall time and energy are taken out of the window's figures
+    # the probes' own CPU time, wall time and energy, and those of the untimed step after
+    # them, are taken out of the window's figures
     probe_cpu = probe_wall = probe_j = 0.0
     with measure(meter) as window:
         for _ in range(spec.steps):
@@ -314,6 +315,7 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
             c0, w0 = time.process_time(), time.perf_counter()
             e0 = meter.read_j() if meter is not None else 0.0
             inrun.append(probes.sample())  # outside the step's clock (`validation.inrun`)
+            step(True)  # untimed: the next timed step follows a step, not the probes
             probe_j += (meter.read_j() if meter is not None else 0.0) - e0
             probe_cpu += time.process_time() - c0
             probe_wall += time.perf_counter() - w0
