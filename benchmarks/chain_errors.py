@@ -29,6 +29,7 @@ def main(path: str) -> int:
         cells = ", ".join(f"{r['run']} {e * 100:+.1f} %" for r, e in zip(in_run, errs, strict=True))
         med = statistics.median(abs(e) for e in errs) * 100
         print(f"step_time_s as calibrated: {cells}; median {med:.1f} %")
+
         def ratio(r: dict, k: str) -> str:
             now, before = r[f"{k}_measured_s"], r[f"{k}_before_s"]
             return f"{now / before:.2f}" if now and before else "-"
@@ -38,6 +39,12 @@ def main(path: str) -> int:
             for r in in_run
         )
         print(f"in-run GEMM speed / pass, optimizer over before the runs: {rates}")
+        colls = ", ".join(
+            f"{r['run']} {c['collective']} {c['measured_s'] / c['profile_s']:.2f}"
+            for r in in_run
+            for c in r.get("collectives", [])
+        )
+        print(f"in-run collectives over the profile's: {colls or '-'}")
     head = [s for s in doc["summary"] if s["engine"] == "analytic"]
     held = ", ".join(
         f"{s['metric']} {s['count']} runs {s['median_abs_error'] * 100:.1f} %" for s in head

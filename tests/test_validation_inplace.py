@@ -20,7 +20,7 @@ from validation.hollow import OPTIMIZER, with_passes
 from validation.inrun import InRunProbes
 from validation.launcher import Outcome
 from validation.mapping import model_spec
-from validation.measure import Measured, Spread, measured
+from validation.measure import Measured, Spread, measured, merge_rounds
 from validation.spec import RunSpec
 
 TINY = PRESETS["tiny"]
@@ -28,13 +28,16 @@ SIG = model_signature(model_spec(TINY))
 
 
 def _profile() -> object:
-    """The datasheet CPU profile with the tiny model's passes measured "before the runs"."""
+    """The datasheet CPU profile, marked calibrated, with the tiny model's passes measured
+    "before the runs"."""
     passes = {
         model_pass_key(SIG, "ddp", "fp32"): 2e-3,
         model_pass_key(SIG, "ddp", OPTIMIZER): 1e-3,
         "other/L1/T3|ddp|fp32": 7e-3,
     }
-    return with_passes(load_profile("cpu"), passes)
+    hw = load_profile("cpu")
+    hw = dataclasses.replace(hw, provenance=dataclasses.replace(hw.provenance, kind="calibrated"))
+    return with_passes(hw, passes)
 
 
 def _measured(
@@ -61,8 +64,9 @@ def test_probes_sample_the_models_gemm_and_its_wrapped_hollow_twin(strategy: str
             assert all(x.dtype == want == out.dtype for x, _, out in p._pairs)
             # up (tokens x hidden @ hidden x ffn) and down, as nn.Linear lays them out
             assert [tuple(out.shape) for *_, out in p._pairs] == [(128, 256), (128, 64)]
-            gemm, host, opt = p.sample()
+            gemm, host, opt, colls = p.sample()
             assert gemm > 0 and host > 0 and opt > 0 and p._inner >= 1 and p._warm >= 1
+            assert colls == {}  # one rank: no collective
 
 
 def _rank(gemm: list[float], host: list[float], opt: list[float] | None = None) -> dict:
@@ -80,9 +84,15 @@ def _rank(gemm: list[float], host: list[float], opt: list[float] | None = None) 
 def test_a_runs_in_run_rates_are_its_slowest_ranks_medians() -> None:
     spec = RunSpec(TINY, "ddp", "fp32", 2, steps=3, comm_pairs=0)
     ranks = {0: _rank([1.0, 2.0, 9.0], [5.0, 4.0, 3.0]), 1: _rank([3.0, 3.0, 1.0], [1.0] * 3)}
+    ranks[0]["inrun_collective_s"] = {"all_reduce": [1.0, 5.0, 1.0]}
+    ranks[1]["inrun_collective_s"] = {"all_reduce": [2.0, 1.0, 3.0]}
     m = measured(Outcome(spec, Path("."), ranks, None, 1.0))
     assert (m.inrun_gemm_s, m.inrun_pass_s) == (3.0, 4.0)  # rank 1's GEMM, rank 0's host
+    # collectives: the slowest rank per call, the mean over the calls (hiccups included)
+    assert m.inrun_collective_s == {"all_reduce": pytest.approx((2.0 + 5.0 + 3.0) / 3)}
     assert Measured.from_dict(m.to_dict()) == m
+    merged = measured(merge_rounds([Outcome(spec, Path("."), ranks, None, 1.0)] * 2))
+    assert merged.inrun_collective_s == m.inrun_collective_s
     older = {r: {k: v for k, v in d.items() if not k.startswith("inrun")} for r, d in ranks.items()}
     m = measured(Outcome(spec, Path("."), older, None, 1.0))
     assert m.inrun_gemm_s is None and m.inrun_pass_s is None and m.inrun_optimizer_s is None
@@ -154,3 +164,35 @@ def test_runs_priced_in_place_are_headlined_through_a_gemm_drift(tmp_path: Path)
     )  # fmt: skip
     assert "in_run" not in v.doc
     assert not [s for s in v.doc["summary"] if s["metric"] == "step_time_s"]
+    # a datasheet profile is not re-priced at the in-run rates
+    sheet = dataclasses.replace(hw, provenance=dataclasses.replace(hw.provenance, kind="datasheet"))
+    v = finish(
+        matrix, SuiteResult([Record(spec, m, wall_s=1.0)]), sheet, {"cpu_cores": "2"},
+        out=tmp_path, command="c", engines=("analytic",),
+    )  # fmt: skip
+    assert "in_run" not in v.doc
+
+
+def test_in_run_collectives_are_the_strategys_at_the_models_sizes_and_scale_their_fits() -> None:
+    from validation.components import block_params, gradient_bytes
+    from validation.inrun import collective_sizes
+
+    ddp, fsdp = (RunSpec(TINY, s, "bf16", 2, steps=2) for s in ("ddp", "fsdp"))
+    assert collective_sizes(RunSpec(TINY, "ddp", "fp32", 1)) == []
+    ((name, n),) = collective_sizes(ddp)
+    assert name == "all_reduce" and gradient_bytes(TINY) <= n < gradient_bytes(TINY) + 8
+    assert [c for c, _ in collective_sizes(fsdp)] == ["all_gather", "reduce_scatter"]
+    assert all(n >= 4 * block_params(TINY) for _, n in collective_sizes(fsdp))
+
+    hw = _profile()
+    r = inplace.rates(hw, fsdp, _measured(fsdp, 1e-3))
+    assert r["collectives"] == []  # none measured: the fits stay
+    m = dataclasses.replace(_measured(fsdp, 1e-3), inrun_collective_s={"all_gather": 0.0})
+    (row,) = inplace.rates(hw, fsdp, m)["collectives"]
+    m = dataclasses.replace(m, inrun_collective_s={"all_gather": 3 * row["profile_s"]})
+    slow = inplace.at_rates(hw, fsdp, inplace.rates(hw, fsdp, m))
+    from validation.components import profile_time
+
+    assert profile_time(slow, row) == pytest.approx(3 * row["profile_s"])
+    other = {**row, "collective": "reduce_scatter"}
+    assert profile_time(slow, other) == pytest.approx(profile_time(hw, other))

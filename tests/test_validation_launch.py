@@ -38,6 +38,9 @@ def test_two_rank_gloo_run_completes(tmp_path):
         assert len(res["step_times_s"]) == 4 and all(t > 0 for t in res["step_times_s"])
         assert len(res["pair_sync_s"]) == len(res["pair_nosync_s"]) == 2
         assert len(res["probe_gemm_s"]) == 10 and all(t > 0 for t in res["probe_gemm_s"])
+        # the in-run probes: one sample per timed step, every rank (validation.inrun)
+        for key in ("inrun_gemm_s", "inrun_pass_s", "inrun_optimizer_s"):
+            assert len(res[key]) == 4 and all(t > 0 for t in res[key]), key
         assert 5.0 < res["loss_last"] < 7.5  # ln(512) = 6.24 for random tokens
     assert len(_rank_pids(tmp_path)) == 2
     assert not any(pid_alive(pid) for pid in _rank_pids(tmp_path))
@@ -96,6 +99,7 @@ def test_cli_end_to_end_fsdp_bf16(tmp_path):
     assert cmp_["error"] == pytest.approx(cmp_["predicted"] / cmp_["measured"] - 1, rel=1e-4)
     assert (tmp_path / "report.md").is_file()
     assert json.loads((tmp_path / "report.json").read_text()) == doc
+    assert "in_run" not in doc  # a datasheet profile is not priced at in-run rates
 
 
 def test_cli_failed_rank_exits_non_zero_and_keeps_completed_runs(tmp_path):

@@ -8,11 +8,12 @@ the run's own steps. `rates` sets them side by side:
     pass, optimizer = the hollow twin's host times in the run / before the runs
 
 and `at_rates` puts them in place: the run's compute dtype's GEMM and attention times over
-`gemm_speed` (its measured rows and its peak, so the curve too), and the model's host times
+`gemm_speed` (its measured rows and its peak, so the curve too), the model's host times
 (`HostProfile.model_pass_s`) for the run's strategy and precision replaced by the in-run
-ones. Attention follows the GEMM probe: on a CPU its kernels are matrix products (a stated
-approximation, not measured). Memory-bound kernels, casts, copies and collectives keep the
-profile's rates (the pre-run probes check them).
+ones, and each collective's alpha-beta fit scaled by its in-run time over the fit's at the
+probed size (`components.replaced`). Attention follows the GEMM probe: on a CPU its kernels
+are matrix products (a stated approximation, not measured). Memory-bound kernels, casts and
+copies keep the profile's rates (the pre-run probes check them).
 """
 
 from __future__ import annotations
@@ -73,7 +74,25 @@ def rates(hw: HardwareProfile, spec: RunSpec, m: Measured) -> dict[str, Any] | N
         "pass_before_s": before[0],
         "optimizer_measured_s": m.inrun_optimizer_s,
         "optimizer_before_s": before[1],
+        "collectives": [
+            row | {"measured_s": m.inrun_collective_s[row["collective"]]}
+            for row in _collective_rows(hw, spec)
+            if row["collective"] in m.inrun_collective_s
+        ],
     }
+
+
+def _collective_rows(hw: HardwareProfile, spec: RunSpec) -> list[dict[str, Any]]:
+    """The in-run collectives as `components` probe rows, with the profile's price."""
+    from validation.components import profile_time
+    from validation.inrun import collective_sizes
+
+    rows = []
+    for name, nbytes in collective_sizes(spec):
+        row = {"probe": "collective", "collective": name, "bytes": nbytes,
+               "world_size": spec.nproc, "drifted": True}  # fmt: skip
+        rows.append(row | {"profile_s": profile_time(hw, row)})
+    return rows
 
 
 def at_rates(hw: HardwareProfile, spec: RunSpec, r: dict[str, Any]) -> HardwareProfile:
@@ -95,11 +114,14 @@ def at_rates(hw: HardwareProfile, spec: RunSpec, r: dict[str, Any]) -> HardwareP
         gemm_timings=slower(acc.gemm_timings),
         attention_timings=slower(acc.attention_timings),
     )
+    out = dataclasses.replace(hw, accelerator=acc)
+    if r.get("collectives"):  # each fit scaled by in-run / fit at the probed size
+        from validation.components import replaced
+
+        out = replaced(out, r["collectives"])
     measured = zip(pass_keys(spec), (r["pass_measured_s"], r["optimizer_measured_s"]), strict=True)
     passes = {k: t for k, t in measured if t is not None}
-    if passes:
-        return with_passes(dataclasses.replace(hw, accelerator=acc), passes)
-    return dataclasses.replace(hw, accelerator=acc)
+    return with_passes(out, passes) if passes else out
 
 
 HOST_KEYS = ("pass_measured_s", "pass_before_s", "optimizer_measured_s", "optimizer_before_s")
@@ -112,6 +134,7 @@ IN_RUN_HEADER = [
     "before the runs",
     "optimizer in run",
     "before the runs ",
+    "collectives in run / profile",
     "measured step",
     "predicted as calibrated",
     "predicted in place",
@@ -132,6 +155,11 @@ def in_run_rows(doc: dict[str, Any]) -> list[list[str]]:
             _t(r["gemm_profile_s"]),
             f"{r['gemm_speed']:.2f}x",
             *(_t(r[k]) if r[k] else "–" for k in HOST_KEYS),
+            ", ".join(
+                f"{c['collective']} {_t(c['measured_s'])} / {_t(c['profile_s'])}"
+                for c in r.get("collectives", [])
+            )
+            or "–",
             _t(r["measured_step_s"]),
             err(r["predicted_as_calibrated_s"], r["measured_step_s"]),
             err(r["predicted_in_place_s"], r["measured_step_s"]),

@@ -7,7 +7,7 @@ session 7), and in one chain the pre-run GEMM probes read 1.45x the calibration 
 probe right after the runs read 0.99x (chain 42, 2026-12-03). A prediction priced at the
 calibration's rates then misses by the machine's state, not by the model.
 
-So every rank times three components after each timed step, outside its timed region, with
+So every rank times its components after each timed step, outside its timed region, with
 the same processes, threads and neighbours as the step, and on every rank at once where the
 run has several; then it runs one untimed step, so that every timed step follows a step as
 it does in a run without probes (a step right after the probes ran 0.92-1.19x, median about
@@ -35,10 +35,20 @@ model's). The components:
   3 s apart, quiet VM, 2026-12-03) and, under several ranks, their contention for the
   host, which the calibration does not measure for host time.
 
+- `collectives` (runs of several ranks): each collective the run's strategy issues (DDP: the
+  gradient all-reduce; FSDP: a block's all-gather and reduce-scatter), at the model's sizes,
+  timed as the calibration times collectives *as a step meets them*
+  (`hwprofiles.calibration.collectives.MET_GAP_S`): one call after a barrier and that long
+  of compute on every rank; the slowest rank's time per call. On this VM a gloo call's
+  wake-up latency moves with the host (0.3-4 ms for the same call), and FSDP's 2-rank runs
+  spent 10-26 ms more per step in their 8 collectives than the calibration priced (chains
+  47-51, 2026-12-03).
+
 `validation.inplace` prices each run with these rates in place of the profile's: GEMM and
 attention times scaled by the profile's GEMM figure (with the run's ranks busy,
-`hwprofiles.host.under_load`) over the in-run `gemm`, and the model's host times replaced by
-the in-run `pass` and `optimizer`. Nothing here times the step itself: what is confirmed is
+`hwprofiles.host.under_load`) over the in-run `gemm`, the model's host times replaced by
+the in-run `pass` and `optimizer`, and each collective's alpha-beta fit scaled by its in-run
+time over the fit's. Nothing here times the step itself: what is confirmed is
 still the composition of component rates into a step (overlap, communication, memory-bound
 kernels, framework costs), at the rates of the moment.
 
@@ -60,6 +70,8 @@ from collections.abc import Callable
 
 import torch
 
+from hwprofiles.calibration.collective_worker import make_op
+from hwprofiles.calibration.collectives import MET_GAP_S
 from validation.spec import RunSpec
 
 GEMM_SAMPLE_S = 3e-3
@@ -94,6 +106,11 @@ class InRunProbes:
             (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
         )
         self._pass = self._opt = None
+        self._colls = [
+            (name, make_op(name, nbytes, rank, spec.nproc, device.type))
+            for name, nbytes in collective_sizes(spec)
+        ]
+        self._gap = torch.ones(64, 64, device=device)
         if device.type == "cpu":
             import torch.distributed as dist
 
@@ -137,6 +154,43 @@ class InRunProbes:
             fn()
         return (time.perf_counter() - t0) / HOST_STEPS
 
-    def sample(self) -> tuple[float, float | None, float | None]:
-        """One (gemm, pass, optimizer) sample; None for the host probes of a GPU run."""
-        return self.gemm(), self._host(self._pass), self._host(self._opt)
+    def collectives(self) -> dict[str, float]:
+        """Seconds of one call of each collective, after a barrier and `MET_GAP_S` of
+        compute (this rank's time; `measure` keeps the slowest rank's)."""
+        import torch.distributed as dist
+
+        out = {}
+        for name, op in self._colls:
+            dist.barrier()
+            end = time.perf_counter() + MET_GAP_S
+            while time.perf_counter() < end:
+                self._gap @ self._gap
+            self._sync()
+            t0 = time.perf_counter()
+            op()
+            self._sync()
+            out[name] = time.perf_counter() - t0
+        return out
+
+    def sample(self) -> tuple[float, float | None, float | None, dict[str, float]]:
+        """One (gemm, pass, optimizer, collectives) sample; None for the host probes of a
+        GPU run, no collective in a 1-rank run."""
+        return self.gemm(), self._host(self._pass), self._host(self._opt), self.collectives()
+
+
+def collective_sizes(spec: RunSpec) -> list[tuple[str, int]]:
+    """(collective, bytes) the in-run probe times for `spec`, in the calibration's size
+    convention (`collective_worker.make_op`: the whole buffer, fp32 elements): DDP's
+    all-reduce of the model's fp32 gradients (one bucket at most); FSDP's all-gather and
+    reduce-scatter of one block's parameters. None for one rank."""
+    from hwprofiles.calibration.collectives import message_bytes
+    from validation.components import block_params, gradient_bytes
+
+    if spec.nproc < 2:
+        return []
+    if spec.strategy == "ddp":
+        sizes = [("all_reduce", gradient_bytes(spec.model))]
+    else:
+        block = 4 * block_params(spec.model)
+        sizes = [("all_gather", block), ("reduce_scatter", block)]
+    return [(name, message_bytes(n, spec.nproc)) for name, n in sizes]

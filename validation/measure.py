@@ -15,7 +15,7 @@ Communication share, two methods, both *exposed* communication (what the step wa
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from validation.launcher import Outcome
@@ -91,6 +91,9 @@ class Measured:
     same way (CPU runs)."""
     inrun_optimizer_s: float | None = None
     """In-run host time of the hollow twin's AdamW step, taken the same way (CPU runs)."""
+    inrun_collective_s: dict[str, float] = field(default_factory=dict)
+    """In-run seconds per call of each collective (runs of several ranks): the slowest rank's
+    per step, the mean over the steps (as the calibration's collectives as met)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -132,6 +135,10 @@ def merge_rounds(outcomes: list[Outcome]) -> Outcome:
         rec = dict(recs[0])
         for k in _POOLED:
             rec[k] = [x for r in recs for x in r.get(k, [])]
+        colls = recs[0].get("inrun_collective_s") or {}
+        rec["inrun_collective_s"] = {
+            c: [x for r in recs for x in r["inrun_collective_s"][c]] for c in colls
+        }
         for k in _SUMMED:
             vals = [r.get(k) for r in recs]
             rec[k] = None if any(v is None for v in vals) else sum(vals)
@@ -196,6 +203,11 @@ def _inrun(ranks: list[dict[str, Any]]) -> dict[str, Any]:
         per_rank = [r.get(key) or [] for r in ranks]
         if all(per_rank):
             out[key] = max(statistics.median(xs) for xs in per_rank)
+    per_rank_c = [r.get("inrun_collective_s") or {} for r in ranks]
+    if all(per_rank_c):
+        out["inrun_collective_s"] = {
+            c: statistics.mean(slowest_rank([pr[c] for pr in per_rank_c])) for c in per_rank_c[0]
+        }
     return out
 
 

@@ -178,7 +178,8 @@ def finish(
     notes: list[str] = [status_line(hardware), *result.notes, *(extra_notes or [])]
     drift = drift or []
     in_run, per_run = [], {}
-    if hardware is not None and result.measured():
+    calibrated = hardware is not None and hardware.provenance.kind == "calibrated"
+    if calibrated and result.measured():  # a datasheet profile is what it says, not re-priced
         in_run, per_run = rates_in_place(result.measured(), hardware)
     everyone = bool(per_run) and len(per_run) == len(result.measured())
     gate = [r for r in drift if not everyone or kind(r) not in IN_RUN]
@@ -216,7 +217,6 @@ def finish(
 
         off, kept_notes = material(gate, specs, hardware, step_time)
         notes += kept_notes
-        calibrated = hardware.provenance.kind == "calibrated"
         during = speed_probes(result.measured(), hardware) if calibrated else []
         during = [row for row in during if row["run"] not in per_run]
         slow, slow_notes = drifted_during(during)

@@ -302,7 +302,7 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
     probes = InRunProbes(spec, device, rank)
     progress.beat("timed")
     times: list[float] = []
-    inrun: list[tuple[float, float | None, float | None]] = []
+    inrun: list[tuple[float, float | None, float | None, dict[str, float]]] = []
     busy0, cpu0 = machine_busy_s(), time.process_time()
     # the probes' own CPU time, wall time and energy, and those of the untimed step after
     # them, are taken out of the window's figures
@@ -346,9 +346,10 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
         "pair_sync_s": pairs_sync,
         "pair_nosync_s": pairs_nosync,
         "probe_gemm_s": probe,
-        "inrun_gemm_s": [g for g, _, _ in inrun],
-        "inrun_pass_s": [h for _, h, _ in inrun if h is not None],
-        "inrun_optimizer_s": [o for _, _, o in inrun if o is not None],
+        "inrun_gemm_s": [x[0] for x in inrun],
+        "inrun_pass_s": [x[1] for x in inrun if x[1] is not None],
+        "inrun_optimizer_s": [x[2] for x in inrun if x[2] is not None],
+        "inrun_collective_s": {k: [x[3][k] for x in inrun] for k in (inrun[0][3] if inrun else {})},
         "loss_first": losses[0],
         "loss_last": losses[-1],
         "peak_memory_bytes": mem,

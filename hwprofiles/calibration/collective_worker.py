@@ -44,7 +44,7 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _make_op(collective: str, nbytes: int, rank: int, ws: int, device: str) -> Callable[[], Any]:
+def make_op(collective: str, nbytes: int, rank: int, ws: int, device: str) -> Callable[[], Any]:
     import torch
     import torch.distributed as dist
 
@@ -170,7 +170,7 @@ def main(argv: list[str]) -> int:
             continue  # a send needs a peer
         for size in cfg["sizes"]:
             nbytes = message_bytes(int(size), ws)
-            op = _make_op(collective, nbytes, rank, ws, device)
+            op = make_op(collective, nbytes, rank, ws, device)
             gap = float(cfg.get("gap_s") or 0.0)
             if gap > 0:
                 samples = _measure_met(op, cfg["repeats"], gap, sync, device)
