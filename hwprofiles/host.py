@@ -131,8 +131,9 @@ def under_load(hw: HardwareProfile, devices_busy: int, dtype: str) -> HardwarePr
     without one by `dtype`'s), memory bandwidth and copy rates by `memory_contention` (else
     `dtype`'s factor), and the times of attention and GEMMs measured at a workload's shapes by
     their dtype's factor, when more than one device of the node is busy; unchanged otherwise
-    (and for a profile without a host). Host times (framework dispatch) are not scaled: their
-    contention is not measured.
+    (and for a profile without a host). Host times (framework dispatch) are not scaled: the
+    calibration does not measure their contention (a validation run measures them inside
+    itself, ranks busy, `validation.inrun`).
     """
     host = hw.host
     if devices_busy <= 1 or host is None:
