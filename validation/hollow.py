@@ -137,7 +137,10 @@ def measure_passes(
     keys += [(s, OPTIMIZER) for s in strategies]
     samples: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
     with torch_threads(threads), one_rank_group():
-        steps = {k: _builder(k)(cfg, *k) for k in keys}
+        steps = {
+            k: optimizer_step(cfg, k[0]) if k[1] == OPTIMIZER else wrapped_step(cfg, *k)
+            for k in keys
+        }
         for fn in steps.values():
             for _ in range(WARMUP):
                 fn()
@@ -148,12 +151,6 @@ def measure_passes(
                     fn()
                 samples[k].append((timer() - t0) / STEPS)
     return {model_pass_key(sig, s, p): statistics.median(v) for (s, p), v in samples.items()}
-
-
-def _builder(key: tuple[str, str]) -> Callable[..., Callable[[], None]]:
-    if key[1] == OPTIMIZER:
-        return lambda cfg, strategy, _: optimizer_step(cfg, strategy)
-    return wrapped_step
 
 
 def with_passes(hw: HardwareProfile, passes: dict[str, float]) -> HardwareProfile:

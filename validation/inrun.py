@@ -40,9 +40,10 @@ model's). The components:
   timed as the calibration times collectives *as a step meets them*
   (`hwprofiles.calibration.collectives.MET_GAP_S`): one call after a barrier and that long
   of compute on every rank; the slowest rank's time per call. On this VM a gloo call's
-  wake-up latency moves with the host (0.3-4 ms for the same call), and FSDP's 2-rank runs
-  spent 10-26 ms more per step in their 8 collectives than the calibration priced (chains
-  47-51, 2026-12-03).
+  wake-up latency moves with the host (0.5-0.8 ms, or 3-4 ms when a rank wakes late;
+  `hwprofiles.calibration.collective_worker`), and before this probe FSDP's 2-rank runs
+  were the worst predicted: 3-24 % slower than priced, median 14 % (chains 47-51,
+  2026-12-03).
 
 `validation.inplace` prices each run with these rates in place of the profile's: GEMM and
 attention times scaled by the profile's GEMM figure (with the run's ranks busy,
@@ -70,7 +71,7 @@ from collections.abc import Callable
 
 import torch
 
-from hwprofiles.calibration.collective_worker import make_op
+from hwprofiles.calibration.collective_worker import make_op, met_call
 from hwprofiles.calibration.collectives import MET_GAP_S
 from validation.spec import RunSpec
 
@@ -90,18 +91,14 @@ class InRunProbes:
     Every rank of the run builds them at once (each makes the same 1-rank process groups)."""
 
     def __init__(self, spec: RunSpec, device: torch.device, rank: int) -> None:
+        from hwprofiles.calibration.workload import operands
+        from simulator.costmodel.timing import gemm_dtype
+        from validation.drift import probe_shapes
+
         cfg, precision = spec.model, spec.precision
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        gen = torch.Generator(device=device).manual_seed(spec.seed + rank)
-        tokens, h, f = cfg.micro_batch_size * cfg.seq_len, cfg.hidden_size, cfg.ffn_size
-
-        def rand(*shape: int) -> torch.Tensor:
-            return torch.randn(*shape, generator=gen, device=device).to(dtype)
-
-        self._pairs = [
-            (rand(tokens, h), rand(f, h).t(), torch.empty(tokens, f, device=device, dtype=dtype)),
-            (rand(tokens, f), rand(h, f).t(), torch.empty(tokens, h, device=device, dtype=dtype)),
-        ]
+        up, down = probe_shapes(cfg)[:2]  # forward, in nn.Linear's layout, as calibrated
+        dtype = gemm_dtype(precision)
+        self._pairs = [operands(s, dtype, s.m, device.type) for s in (up, down)]
         self._sync: Callable[[], None] = (
             (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
         )
@@ -157,20 +154,7 @@ class InRunProbes:
     def collectives(self) -> dict[str, float]:
         """Seconds of one call of each collective, after a barrier and `MET_GAP_S` of
         compute (this rank's time; `measure` keeps the slowest rank's)."""
-        import torch.distributed as dist
-
-        out = {}
-        for name, op in self._colls:
-            dist.barrier()
-            end = time.perf_counter() + MET_GAP_S
-            while time.perf_counter() < end:
-                self._gap @ self._gap
-            self._sync()
-            t0 = time.perf_counter()
-            op()
-            self._sync()
-            out[name] = time.perf_counter() - t0
-        return out
+        return {name: met_call(op, MET_GAP_S, self._gap, self._sync) for name, op in self._colls}
 
     def sample(self) -> tuple[float, float | None, float | None, dict[str, float]]:
         """One (gemm, pass, optimizer, collectives) sample; None for the host probes of a

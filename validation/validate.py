@@ -266,7 +266,8 @@ IN_RUN = ("gemm", "attention", "framework")
 their drift does not withhold a run priced in place."""
 IN_PLACE_NOTE = (
     "{n} of {total} runs predicted at the component rates measured between their own steps "
-    "(GEMM and host speed, `validation.inrun`; table 'In-run component rates'), not at the "
+    "(GEMM rate, framework host times, collectives; `validation.inrun`; table 'In-run "
+    "component rates'), not at the "
     "calibration's: what is confirmed is the composition of the step from its components"
 )
 

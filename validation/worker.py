@@ -356,6 +356,7 @@ def train_and_measure(spec: RunSpec, progress: Progress) -> dict[str, Any]:
         "peak_memory_kind": mem_kind,
         "timed_window_s": window_s,
         "timed_cpu_s": cpu_s,
+        # the other ranks' probes taken as this rank's (they run the same probes at once)
         "timed_machine_busy_s": busy1 - busy0 - probe_cpu * spec.nproc
         if busy0 is not None and busy1 is not None
         else None,

@@ -113,6 +113,22 @@ def _inject(fault: dict[str, Any] | None, rank: int) -> None:
         time.sleep(HANG_S)
 
 
+def met_call(op: Callable[[], Any], gap_s: float, a: Any, sync: Callable[[], None]) -> float:
+    """This rank's seconds for one call of `op` after a barrier and `gap_s` of compute
+    (`a @ a` in a loop): the collective as a training step meets it."""
+    import torch.distributed as dist
+
+    dist.barrier()
+    end = time.perf_counter() + gap_s
+    while time.perf_counter() < end:
+        a @ a
+    sync()
+    s0 = time.perf_counter()
+    op()
+    sync()
+    return time.perf_counter() - s0
+
+
 def _measure_met(
     op: Callable[[], Any], rep: dict[str, Any], gap_s: float, sync: Callable[[], None], device: str
 ) -> list[float]:
@@ -125,17 +141,7 @@ def _measure_met(
     for _ in range(max(1, rep["warmup"])):
         op()
     sync()
-    local = []
-    for _ in range(max(rep["min_samples"], rep["samples"])):
-        dist.barrier()
-        end = time.perf_counter() + gap_s
-        while time.perf_counter() < end:
-            a @ a
-        sync()
-        s0 = time.perf_counter()
-        op()
-        sync()
-        local.append(time.perf_counter() - s0)
+    local = [met_call(op, gap_s, a, sync) for _ in range(max(rep["min_samples"], rep["samples"]))]
     times = torch.tensor(local, dtype=torch.float64, device=device)
     dist.all_reduce(times, op=dist.ReduceOp.MAX)
     return [float(t) for t in times.cpu().tolist()]

@@ -114,11 +114,11 @@ the `small` MLP up-projection in bf16 took 716 ms as a plain ``A @ B``, 48 ms as
 and 35 ms with A transposed; in fp32 the three were within 15 % of each other."""
 
 
-def operands(shape: GemmShape, dtype: str, rows: int) -> tuple[Any, Any, Any]:
+def operands(shape: GemmShape, dtype: str, rows: int, device: str = "cpu") -> tuple[Any, Any, Any]:
     """A, B and the result C of the shape's GEMM on `rows` of its m rows, in its pass's layout
-    (`LAYOUTS`). The weight gradient (m = in, n = out, k = tokens) runs as torch runs it,
-    [out, tokens] @ [tokens, in]: its m rows are the result's columns, which scale its time as
-    rows do."""
+    (`LAYOUTS`), on `device`. The weight gradient (m = in, n = out, k = tokens) runs as torch
+    runs it, [out, tokens] @ [tokens, in]: its m rows are the result's columns, which scale
+    its time as rows do."""
     import torch
 
     from hwprofiles.calibration.device import randn, torch_dtype
@@ -126,14 +126,14 @@ def operands(shape: GemmShape, dtype: str, rows: int) -> tuple[Any, Any, Any]:
     layout = LAYOUTS.get(shape.pass_, "nn")
     dt = torch_dtype(dtype)
     if layout == "tn":
-        a = randn((shape.k, shape.n), dtype, "cpu", seed=0).t()  # dY^T
-        b = randn((shape.k, rows), dtype, "cpu", seed=1)  # X
-        c = torch.empty(shape.n, rows, dtype=dt)
+        a = randn((shape.k, shape.n), dtype, device, seed=0).t()  # dY^T
+        b = randn((shape.k, rows), dtype, device, seed=1)  # X
+        c = torch.empty(shape.n, rows, dtype=dt, device=device)
     else:
-        a = randn((rows, shape.k), dtype, "cpu", seed=0)
-        w = randn((shape.n, shape.k) if layout == "nt" else (shape.k, shape.n), dtype, "cpu", 1)
+        a = randn((rows, shape.k), dtype, device, seed=0)
+        w = randn((shape.n, shape.k) if layout == "nt" else (shape.k, shape.n), dtype, device, 1)
         b = w.t() if layout == "nt" else w
-        c = torch.empty(rows, shape.n, dtype=dt)
+        c = torch.empty(rows, shape.n, dtype=dt, device=device)
     return a, b, c
 
 
